@@ -1,0 +1,94 @@
+"""PyTorch: TorchScript the model and archive it with our handler into model.mar."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from build_hooks.spec import ModelSpec
+
+MAR_NAME = "model.mar"
+# The prebuilt PyTorch container serves the archive named "model".
+MODEL_NAME = "model"
+HANDLER = Path(__file__).with_name("torchserve_handler.py")
+# Zip entries carry this date, so the archive's bytes do not depend on when it was built.
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+FIXED_CREATED_ON = "01/01/1980 00:00:00"
+
+
+def to_torchscript(spec: ModelSpec):
+    """torch.jit.script, falling back to trace on an example tile with a clear message."""
+    import torch
+
+    try:
+        return torch.jit.script(spec.model)
+    except Exception as error:  # noqa: BLE001 - any scripting failure falls back to tracing
+        print(
+            f"build: torch.jit.script failed ({type(error).__name__}: {str(error).splitlines()[0]}); "
+            "falling back to torch.jit.trace on an example tile. Control flow that depends on "
+            "the input will be frozen to the traced path.",
+            file=sys.stderr,
+        )
+        example = torch.zeros(1, len(spec.input_bands), 8, 8)
+        return torch.jit.trace(spec.model, example, check_trace=True)
+
+
+def normalize_zip(source: Path, target: Path, rewrite: dict[str, bytes] | None = None) -> None:
+    """Rewrite a zip with sorted entries, fixed dates and permissions: same content, same bytes."""
+    rewrite = rewrite or {}
+    with zipfile.ZipFile(source) as zin:
+        entries = sorted((i for i in zin.infolist() if not i.is_dir()), key=lambda i: i.filename)
+        with zipfile.ZipFile(target, "w") as zout:
+            for info in entries:
+                data = rewrite.get(info.filename, zin.read(info.filename))
+                fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_DATE)
+                fixed.compress_type = zipfile.ZIP_DEFLATED
+                fixed.external_attr = 0o644 << 16
+                fixed.create_system = 3
+                zout.writestr(fixed, data, compresslevel=6)
+
+
+def export_pytorch(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
+    """Write out_dir/model.mar (deterministic bytes) and return its path."""
+    import torch
+    from model_archiver.model_archiver_config import ModelArchiverConfig
+    from model_archiver.model_packaging import generate_model_archive
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        scripted = to_torchscript(spec)
+        raw = io.BytesIO()
+        torch.jit.save(scripted, raw)
+        # TorchScript's own zip is normalized too, so its bytes depend on the model only.
+        (tmp_path / "raw.pt").write_bytes(raw.getvalue())
+        normalize_zip(tmp_path / "raw.pt", tmp_path / "model.pt")
+        (tmp_path / "ee_contract.json").write_text(json.dumps(contract, indent=2, sort_keys=True))
+        shutil.copy(HANDLER, tmp_path / "handler.py")
+        export = tmp_path / "export"
+        export.mkdir()
+        generate_model_archive(
+            ModelArchiverConfig(
+                model_name=MODEL_NAME,
+                handler=str(tmp_path / "handler.py"),
+                version="1.0",
+                serialized_file=str(tmp_path / "model.pt"),
+                extra_files=str(tmp_path / "ee_contract.json"),
+                export_path=str(export),
+                force=True,
+            )
+        )
+        mar = export / MAR_NAME
+        with zipfile.ZipFile(mar) as zin:
+            manifest = json.loads(zin.read("MAR-INF/MANIFEST.json"))
+        manifest["createdOn"] = FIXED_CREATED_ON
+        rewritten = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        target = out_dir / MAR_NAME
+        normalize_zip(mar, target, {"MAR-INF/MANIFEST.json": rewritten})
+    return target
+

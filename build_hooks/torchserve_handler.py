@@ -1,0 +1,166 @@
+"""TorchServe handler that answers the requests Earth Engine sends a PyTorch model.
+
+Shipped inside model.mar with `ee_contract.json` (payload format, bands, limits). Vertex
+AI's prebuilt PyTorch container runs TorchServe with the JSON service envelope, so each
+element of `data` is one instance of `{"instances": [...]}`; without the envelope (plain
+TorchServe) the handler unwraps the request bodies itself.
+
+Payloads (Earth Engine, "Hosted Model Payload Formats"):
+- ND_ARRAYS: an instance is the tile as nested lists, [bands][y][x], as numpy's tolist().
+- RAW_JSON: an instance is {band: [[...]]}, every number sent as a JSON string.
+A prediction is [y][x] for a one-value band and [y][x][values] for an array band;
+RAW_JSON answers {band: ...}, ND_ARRAYS the single output band's array.
+"""
+
+import json
+import logging
+import os
+
+import numpy as np
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+from ts.utils.util import PredictionException
+
+logger = logging.getLogger(__name__)
+
+CONTRACT_FILE = "ee_contract.json"
+
+
+class EarthEngineHandler(BaseHandler):
+    def initialize(self, context):
+        super().initialize(context)
+        model_dir = context.system_properties.get("model_dir")
+        with open(os.path.join(model_dir, CONTRACT_FILE)) as handle:
+            contract = json.load(handle)
+        self.payload_format = contract["payload_format"]
+        self.bands = contract["input_bands"]
+        self.output_bands = contract["output_bands"]
+        self.max_instances = int(contract["max_instances"])
+        self.max_pixels = int(contract["max_pixels"])
+        self.torch_threads = int(os.environ.get("EEV_TORCH_THREADS", "0"))
+        if self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
+
+    # -- request decoding ------------------------------------------------------------
+
+    def _tile(self, instance, index):
+        """One instance -> float32 array [bands, y, x], or a 400 naming what is wrong."""
+        if self.payload_format == "ND_ARRAYS":
+            if not isinstance(instance, list):
+                raise PredictionException(
+                    f"instance {index}: ND_ARRAYS expects nested lists [bands][y][x], "
+                    f"got {type(instance).__name__}",
+                    400,
+                )
+            try:
+                tile = np.asarray(instance, dtype=np.float32)
+            except (ValueError, TypeError) as error:
+                raise PredictionException(
+                    f"instance {index}: not a rectangular array of numbers ({error})", 400
+                ) from None
+        else:
+            if not isinstance(instance, dict):
+                raise PredictionException(
+                    f"instance {index}: RAW_JSON expects an object keyed by band "
+                    f"({', '.join(self.bands)}), got {type(instance).__name__}",
+                    400,
+                )
+            missing = [b for b in self.bands if b not in instance]
+            if missing:
+                raise PredictionException(
+                    f"instance {index}: missing band(s) {', '.join(missing)}; "
+                    f"expected {', '.join(self.bands)}",
+                    400,
+                )
+            try:
+                tile = np.stack(
+                    [np.asarray(instance[b], dtype=np.str_).astype(np.float32) for b in self.bands]
+                )
+            except (ValueError, TypeError) as error:
+                raise PredictionException(
+                    f"instance {index}: band values must be [y][x] numbers or numeric strings ({error})",
+                    400,
+                ) from None
+        if tile.ndim != 3 or tile.shape[0] != len(self.bands):
+            raise PredictionException(
+                f"instance {index}: shape {list(tile.shape)}, expected "
+                f"[{len(self.bands)} bands, y, x] for bands {', '.join(self.bands)}",
+                400,
+            )
+        if tile.shape[1] * tile.shape[2] > self.max_pixels:
+            raise PredictionException(
+                f"instance {index}: {tile.shape[1]}x{tile.shape[2]} pixels is over the limit of "
+                f"{self.max_pixels} per tile; use a smaller inputTileSize",
+                413,
+            )
+        return tile
+
+    def preprocess(self, data):
+        if not isinstance(data, list) or not data:
+            raise PredictionException("expected a non-empty list of instances", 400)
+        if len(data) > self.max_instances:
+            raise PredictionException(
+                f"{len(data)} instances in one batch is over the limit of {self.max_instances}", 413
+            )
+        tiles = [self._tile(instance, i) for i, instance in enumerate(data)]
+        shapes = {t.shape for t in tiles}
+        if len(shapes) == 1:
+            return torch.from_numpy(np.stack(tiles))
+        # Tiles of several sizes (edge tiles) run one by one.
+        return [torch.from_numpy(t[None]) for t in tiles]
+
+    def inference(self, data, *args, **kwargs):
+        with torch.inference_mode():
+            if isinstance(data, list):
+                return [self.model(t)[0] for t in data]
+            return self.model(data)
+
+    # -- response encoding -----------------------------------------------------------
+
+    def _prediction(self, values):
+        """[values, y, x] -> one instance's prediction in Earth Engine's layout."""
+        pixels = np.moveaxis(values, 0, -1)  # [y, x, values]
+        out, start = {}, 0
+        for band in self.output_bands:
+            part = pixels[..., start : start + band["length"]]
+            start += band["length"]
+            out[band["name"]] = (part[..., 0] if band["dimensions"] == 0 else part).tolist()
+        if self.payload_format == "ND_ARRAYS":
+            return out[self.output_bands[0]["name"]]
+        return out
+
+    def postprocess(self, data):
+        if isinstance(data, list):
+            return [self._prediction(t.numpy()) for t in data]
+        return [self._prediction(t) for t in data.numpy()]
+
+    def handle(self, data, context):
+        self.context = context
+        if _is_raw_request(data):
+            # Plain TorchServe without the JSON envelope: one response per request.
+            return [{"predictions": self._handle_instances(_instances(row))} for row in data]
+        return self._handle_instances(data)
+
+    def _handle_instances(self, instances):
+        return self.postprocess(self.inference(self.preprocess(instances)))
+
+
+def _is_raw_request(data):
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and isinstance(data[0], dict)
+        and set(data[0]) <= {"body", "data"}
+    )
+
+
+def _instances(row):
+    body = row.get("body") if row.get("body") is not None else row.get("data")
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = json.loads(body)
+        except ValueError as error:
+            raise PredictionException(f"request body is not JSON ({error})", 400) from None
+    if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
+        raise PredictionException('request body must be {"instances": [...]}', 400)
+    return body["instances"]

@@ -1,0 +1,38 @@
+"""Synthesize every target's stacks from the rollout config (`cdktf synth` runs this).
+
+The config comes from $ROLLOUT_CONFIG, else `rollout.toml` beside this file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from build_hooks.manifest import ManifestError
+from stacks.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    config_path = Path(os.environ.get("ROLLOUT_CONFIG", ROOT / "rollout.toml"))
+    outdir = Path(os.environ.get("CDKTF_OUTDIR", ROOT / "cdktf.out"))
+    try:
+        rollout = load_config(config_path)
+        # Imported after validation: a config error should not wait for the provider bindings.
+        from stacks.app import ArtifactMismatch, build_app, load_artifact
+
+        manifest = load_artifact(rollout)
+    except (ConfigError, ManifestError, ArtifactMismatch) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    build_app(rollout, manifest, outdir=outdir).synth()
+    names = ", ".join(t.name for t in rollout.targets)
+    print(f"synthesized {4 * len(rollout.targets)} stacks for {names} "
+          f"(artifact sha256 {manifest.sha256[:12]}) into {outdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,450 @@
+"""The rollout config: one TOML file describing the model and every target project.
+
+Every rule is checked when the file is loaded, before any stack is built, and a broken
+rule stops synth with a message that names the field and the values it accepts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+GRPC_PORT = 8500
+
+
+class ConfigError(ValueError):
+    """A rollout config that cannot be used; the message names every offending field."""
+
+
+class PayloadFormat(str, Enum):
+    """Earth Engine's payload formats for Vertex AI hosted models (`payloadFormat`)."""
+
+    SERIALIZED_TF_TENSORS = "SERIALIZED_TF_TENSORS"
+    RAW_JSON = "RAW_JSON"
+    ND_ARRAYS = "ND_ARRAYS"
+    GRPC_TF_TENSORS = "GRPC_TF_TENSORS"
+    GRPC_SERIALIZED_TF_TENSORS = "GRPC_SERIALIZED_TF_TENSORS"
+    GRPC_SERIALIZED_TF_EXAMPLES = "GRPC_SERIALIZED_TF_EXAMPLES"
+
+    @property
+    def is_grpc(self) -> bool:
+        return self.value.startswith("GRPC_")
+
+
+# Which payload formats each framework's artifact can answer. Earth Engine sends gRPC
+# only to TensorFlow models; SERIALIZED_TF_TENSORS carries TensorProtos, which only a
+# TensorFlow serving signature decodes.
+FRAMEWORK_PAYLOADS: dict[str, tuple[PayloadFormat, ...]] = {
+    "tensorflow": (
+        PayloadFormat.SERIALIZED_TF_TENSORS,
+        PayloadFormat.GRPC_TF_TENSORS,
+        PayloadFormat.GRPC_SERIALIZED_TF_TENSORS,
+        PayloadFormat.GRPC_SERIALIZED_TF_EXAMPLES,
+    ),
+    "pytorch": (PayloadFormat.ND_ARRAYS, PayloadFormat.RAW_JSON),
+}
+
+# Vertex AI machine-spec accelerator types (google.cloud.aiplatform.v1 AcceleratorType).
+ACCELERATOR_TYPES = (
+    "NVIDIA_TESLA_P100",
+    "NVIDIA_TESLA_V100",
+    "NVIDIA_TESLA_P4",
+    "NVIDIA_TESLA_T4",
+    "NVIDIA_TESLA_A100",
+    "NVIDIA_A100_80GB",
+    "NVIDIA_L4",
+    "NVIDIA_H100_80GB",
+    "NVIDIA_H100_MEGA_80GB",
+    "NVIDIA_H200_141GB",
+    "NVIDIA_B200",
+    "TPU_V2",
+    "TPU_V3",
+    "TPU_V4_POD",
+    "TPU_V5_LITEPOD",
+)
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,20}[a-z0-9]$")
+MODEL_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+REGION_RE = re.compile(r"^[a-z]+-[a-z]+[1-9][0-9]?$")
+MACHINE_TYPE_RE = re.compile(
+    r"^(n1|n2|n2d|n4|e2|c2|c2d|c3|c3d|c4|a2|a3|a4|g2|ct5lp)-"
+    r"(standard|highmem|highcpu|highgpu|megagpu|ultragpu|edgegpu|hightpu)-[0-9]+[a-z]*$"
+)
+SERVICE_ACCOUNT_RE = re.compile(
+    r"^([a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com"
+    r"|[0-9]+-compute@developer\.gserviceaccount\.com)$"
+)
+IAM_MEMBER_RE = re.compile(r"^(user|serviceAccount|group|domain):[^\s:]+$")
+KMS_KEY_RE = re.compile(
+    r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/keyRings/[^/]+/cryptoKeys/[^/]+$"
+)
+LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Vertex AI's prebuilt prediction images: <region>-docker.pkg.dev/vertex-ai/prediction/
+# tf2-cpu.2-15:latest, pytorch-gpu.2-4:latest, ...
+PREBUILT_IMAGE_RE = re.compile(
+    r"^(us|europe|asia)-docker\.pkg\.dev/vertex-ai(-restricted)?/prediction/"
+    r"(?P<family>tf2|pytorch)-(?P<device>cpu|gpu)\.[0-9]+-[0-9]+(:[A-Za-z0-9._-]+)?$"
+)
+IMAGE_FAMILY = {"tensorflow": "tf2", "pytorch": "pytorch"}
+
+
+def check_bucket_name(name: str) -> str:
+    """Apply Cloud Storage's bucket naming rules, so GCS never refuses the name at apply."""
+    allowed = "3-63 characters of a-z, 0-9, '-', '_' and '.', starting and ending with a letter or digit"
+    if not 3 <= len(name) <= 222:
+        raise ValueError(f"{name!r} has {len(name)} characters; allowed: {allowed}")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*[a-z0-9]", name):
+        raise ValueError(f"{name!r} is not a valid bucket name; allowed: {allowed}")
+    components = name.split(".")
+    if len(components) == 1 and len(name) > 63:
+        raise ValueError(f"{name!r} has {len(name)} characters; allowed: {allowed}")
+    if any(not 1 <= len(c) <= 63 for c in components):
+        raise ValueError(f"{name!r} has a dot-separated part that is empty or over 63 characters")
+    if ".." in name or "-." in name or ".-" in name:
+        raise ValueError(f"{name!r} has '..', '-.' or '.-', which Cloud Storage refuses")
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        raise ValueError(f"{name!r} is an IP address, which Cloud Storage refuses as a bucket name")
+    if name.startswith("goog") or "google" in name or "g00gle" in name:
+        raise ValueError(f"{name!r} starts with 'goog' or contains 'google', which Cloud Storage refuses")
+    return name
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelConfig(_Frozen):
+    """What is built, uploaded and served: one model, the same for every target."""
+
+    name: str
+    """Model name: the Vertex model ID prefix and the artifact folder in the bucket."""
+    framework: Literal["tensorflow", "pytorch"]
+    """Which framework exports the model and which prebuilt container serves it."""
+    source: str
+    """Where the model comes from: `builtin:<example>` or `package.module:factory`."""
+    payload_format: PayloadFormat = PayloadFormat.SERIALIZED_TF_TENSORS
+    """The `payloadFormat` Earth Engine will be told to use in `ee.Model.fromVertexAi`."""
+    artifact_dir: Path
+    """Where `nox -s build` writes the artifact and its manifest.json (relative to the config)."""
+    serving_image: str
+    """Container image that serves the artifact (a Vertex AI prebuilt prediction image)."""
+    custom_image: bool = False
+    """Set when `serving_image` is your own container rather than a Vertex AI prebuilt one."""
+    grpc: bool = False
+    """Open gRPC port 8500 on the container (`--container-grpc-ports=8500`)."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables for the serving container."""
+    predict_route: str | None = None
+    """HTTP predict route of a custom container; prebuilt images bring their own."""
+    health_route: str | None = None
+    """HTTP health route of a custom container; prebuilt images bring their own."""
+    tile_size: int = Field(default=256, ge=1, le=2048)
+    """`inputTileSize` (square) the build verifies the artifact with."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not MODEL_NAME_RE.match(v):
+            raise ValueError(f"{v!r}: allowed: 2-40 characters of a-z, 0-9 and '-', starting with a letter")
+        return v
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if not re.fullmatch(r"builtin:[a-z0-9-]+|[A-Za-z_][\w.]*:[A-Za-z_]\w*", v):
+            raise ValueError(f"{v!r}: allowed: 'builtin:<example>' or 'package.module:factory'")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not ENV_NAME_RE.match(key):
+                raise ValueError(f"{key!r}: allowed: letters, digits and '_', not starting with a digit")
+            if key.startswith("AIP_"):
+                raise ValueError(f"{key!r}: names starting with AIP_ are reserved by Vertex AI")
+        return v
+
+    @field_validator("predict_route", "health_route")
+    @classmethod
+    def _route(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/"):
+            raise ValueError(f"{v!r}: allowed: an HTTP path starting with '/'")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        allowed = FRAMEWORK_PAYLOADS[self.framework]
+        if self.payload_format not in allowed:
+            raise ValueError(
+                f"payload_format {self.payload_format.value!r} does not fit framework "
+                f"{self.framework!r}; allowed: {', '.join(p.value for p in allowed)}"
+            )
+        if self.payload_format.is_grpc and not self.grpc:
+            raise ValueError(
+                f"payload_format {self.payload_format.value!r} needs the gRPC port: set grpc = true "
+                f"(uploads with --container-grpc-ports={GRPC_PORT})"
+            )
+        if not self.custom_image:
+            match = PREBUILT_IMAGE_RE.match(self.serving_image)
+            family = IMAGE_FAMILY[self.framework]
+            if not match or match["family"] != family:
+                raise ValueError(
+                    f"serving_image {self.serving_image!r} is not a Vertex AI prebuilt {self.framework} "
+                    f"image; allowed: '<us|europe|asia>-docker.pkg.dev/vertex-ai/prediction/"
+                    f"{family}-<cpu|gpu>.<major>-<minor>:latest', or set custom_image = true"
+                )
+            if self.predict_route or self.health_route:
+                raise ValueError(
+                    "predict_route/health_route are set by Vertex AI for prebuilt images; "
+                    "allowed only with custom_image = true"
+                )
+        return self
+
+    @property
+    def image_device(self) -> str | None:
+        """'cpu' or 'gpu' for a prebuilt image, None for a custom one."""
+        match = PREBUILT_IMAGE_RE.match(self.serving_image)
+        return match["device"] if match and not self.custom_image else None
+
+    @property
+    def grpc_ports(self) -> list[int]:
+        return [GRPC_PORT] if self.grpc else []
+
+
+class TargetConfig(_Frozen):
+    """One Google Cloud project (dev, staging, prod, ...) the model is rolled out to."""
+
+    name: str
+    """Short target name; prefixes the four stacks (`<name>-bucket`, ...)."""
+    project: str
+    """Google Cloud project ID."""
+    region: str
+    """Vertex AI region; also the bucket's location."""
+    bucket: str
+    """Bucket that holds the model artifacts (created, versioned, never force-destroyed)."""
+    machine_type: str = "n1-standard-4"
+    """Compute machine type for each serving replica."""
+    accelerator_type: str | None = None
+    """GPU/TPU type per replica; requires accelerator_count >= 1 and a -gpu serving image."""
+    accelerator_count: int = Field(default=0, ge=0, le=16)
+    """Accelerators per replica."""
+    min_replicas: int = Field(default=1, ge=1, le=1000)
+    """Replicas always running."""
+    max_replicas: int = Field(default=1, ge=1, le=1000)
+    """Upper bound for autoscaling."""
+    traffic_percent: int = Field(default=100, ge=0, le=100)
+    """Share of the endpoint's traffic the new model gets; the rest stays on the previous one."""
+    service_account: str | None = None
+    """Service account the serving container runs as (Vertex default when unset)."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Labels on the bucket, endpoint, model and deployment."""
+    kms_key: str | None = None
+    """Cloud KMS key (CMEK) for the bucket and the endpoint; must be in the target region."""
+    predict_members: tuple[str, ...] = ()
+    """IAM members (user:, serviceAccount:, group:, domain:) allowed to call the endpoint from Earth Engine."""
+    state_bucket: str | None = None
+    """GCS bucket for Terraform remote state (prefix per stack); local state when unset."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"{v!r}: allowed: 2-22 characters of a-z, 0-9 and '-', starting with a letter")
+        return v
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        if not PROJECT_RE.match(v):
+            raise ValueError(
+                f"{v!r} is not a Google Cloud project ID; allowed: 6-30 characters of a-z, 0-9 and '-', "
+                "starting with a letter, not ending with '-'"
+            )
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not REGION_RE.match(v):
+            raise ValueError(
+                f"{v!r} is not a region; allowed: the '<area>-<direction><n>' form such as "
+                "'us-central1' or 'europe-west4'"
+            )
+        return v
+
+    @field_validator("bucket", "state_bucket")
+    @classmethod
+    def _bucket(cls, v: str | None) -> str | None:
+        return None if v is None else check_bucket_name(v)
+
+    @field_validator("machine_type")
+    @classmethod
+    def _machine_type(cls, v: str) -> str:
+        if not MACHINE_TYPE_RE.match(v):
+            raise ValueError(
+                f"{v!r} is not a Vertex AI machine type; allowed: '<family>-<kind>-<n>' such as "
+                "'n1-standard-4', 'e2-standard-8', 'g2-standard-12', 'a2-highgpu-1g'"
+            )
+        return v
+
+    @field_validator("accelerator_type")
+    @classmethod
+    def _accelerator_type(cls, v: str | None) -> str | None:
+        if v is not None and v not in ACCELERATOR_TYPES:
+            raise ValueError(f"{v!r}; allowed: {', '.join(ACCELERATOR_TYPES)}")
+        return v
+
+    @field_validator("service_account")
+    @classmethod
+    def _service_account(cls, v: str | None) -> str | None:
+        if v is not None and not SERVICE_ACCOUNT_RE.match(v):
+            raise ValueError(
+                f"{v!r}; allowed: '<name>@<project>.iam.gserviceaccount.com' or "
+                "'<number>-compute@developer.gserviceaccount.com'"
+            )
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > 60:
+            raise ValueError(f"{len(v)} labels; allowed: at most 60 (a few are added by this tool)")
+        for key, value in v.items():
+            if not LABEL_KEY_RE.match(key):
+                raise ValueError(f"key {key!r}; allowed: 1-63 of a-z, 0-9, '_', '-', starting with a letter")
+            if not LABEL_VALUE_RE.match(value):
+                raise ValueError(f"value {value!r} of {key!r}; allowed: 0-63 of a-z, 0-9, '_', '-'")
+        return v
+
+    @field_validator("kms_key")
+    @classmethod
+    def _kms_key(cls, v: str | None) -> str | None:
+        if v is not None and not KMS_KEY_RE.match(v):
+            raise ValueError(
+                f"{v!r}; allowed: 'projects/<p>/locations/<region>/keyRings/<ring>/cryptoKeys/<key>'"
+            )
+        return v
+
+    @field_validator("predict_members")
+    @classmethod
+    def _members(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for member in v:
+            if not IAM_MEMBER_RE.match(member):
+                raise ValueError(
+                    f"{member!r}; allowed: 'user:<email>', 'serviceAccount:<email>', "
+                    "'group:<email>' or 'domain:<domain>'"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TargetConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) is greater than max_replicas ({self.max_replicas}); "
+                "allowed: 1 <= min_replicas <= max_replicas"
+            )
+        if self.accelerator_count and not self.accelerator_type:
+            raise ValueError(
+                f"accelerator_count is {self.accelerator_count} but accelerator_type is unset; "
+                f"allowed accelerator_type: {', '.join(ACCELERATOR_TYPES)}"
+            )
+        if self.accelerator_type and not self.accelerator_count:
+            raise ValueError(
+                f"accelerator_type is {self.accelerator_type!r} but accelerator_count is 0; "
+                "allowed: accelerator_count from 1 to 16"
+            )
+        if self.kms_key:
+            location = KMS_KEY_RE.match(self.kms_key)["location"]
+            if location != self.region:
+                raise ValueError(
+                    f"kms_key is in {location!r} but the target region is {self.region!r}; "
+                    "allowed: a key in the same region as the bucket and endpoint"
+                )
+        return self
+
+
+class RolloutConfig(_Frozen):
+    """The whole rollout: one model, promoted through an ordered list of targets."""
+
+    model: ModelConfig
+    targets: Annotated[tuple[TargetConfig, ...], Field(min_length=1)]
+    """Targets in promotion order (dev first)."""
+    path: Path | None = None
+    """Where the config was read from; artifact_dir is relative to its folder."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RolloutConfig:
+        seen: set[str] = set()
+        buckets: set[str] = set()
+        for index, target in enumerate(self.targets):
+            if target.name in seen:
+                raise ValueError(f"targets.{index}.name: {target.name!r} is used twice; allowed: unique names")
+            if target.bucket in buckets:
+                raise ValueError(
+                    f"targets.{index}.bucket: {target.bucket!r} is used by another target; "
+                    "allowed: one bucket per target"
+                )
+            seen.add(target.name)
+            buckets.add(target.bucket)
+            if target.accelerator_type and self.model.image_device == "cpu":
+                raise ValueError(
+                    f"targets.{index}.accelerator_type: {target.accelerator_type} needs a GPU image but "
+                    f"model.serving_image {self.model.serving_image!r} is a CPU image; allowed: "
+                    "no accelerator, or a '-gpu.' prebuilt image"
+                )
+        return self
+
+    @property
+    def artifact_dir(self) -> Path:
+        base = self.path.parent if self.path else Path.cwd()
+        return (base / self.model.artifact_dir).resolve()
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "enum":
+            message = f"{item['input']!r}; allowed: {item['ctx']['expected']}"
+        elif item["type"] == "literal_error":
+            message = f"{item['input']!r}; allowed: {item['ctx']['expected']}"
+        elif item["type"] == "extra_forbidden":
+            message = "unknown field; check the spelling against README.md"
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict, path: Path | None = None) -> RolloutConfig:
+    """Validate an already-parsed config mapping."""
+    try:
+        return RolloutConfig.model_validate({**data, "path": path})
+    except ValidationError as error:
+        where = f" {path}" if path else ""
+        raise ConfigError(f"invalid rollout config{where}:\n{_describe(error)}") from None
+
+
+def load_config(path: str | Path) -> RolloutConfig:
+    """Read and validate a rollout config file (TOML)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"rollout config {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"rollout config {path} is not valid TOML: {error}") from None
+    return parse_config(data, path.resolve())

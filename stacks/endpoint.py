@@ -1,0 +1,56 @@
+"""The Vertex AI endpoint Earth Engine calls, and who may call it."""
+
+from __future__ import annotations
+
+from cdktf import TerraformOutput
+from cdktf_cdktf_provider_google.project_iam_custom_role import ProjectIamCustomRole
+from cdktf_cdktf_provider_google.project_iam_member import ProjectIamMember
+from cdktf_cdktf_provider_google.provider import GoogleProvider
+from cdktf_cdktf_provider_google.vertex_ai_endpoint import VertexAiEndpoint
+from constructs import Construct
+
+from stacks.base import BaseStack
+from stacks.wiring import EndpointConfig
+
+# Earth Engine calls the endpoint with the credentials of whoever runs the computation,
+# so those principals need exactly this permission on the endpoint's project.
+PREDICT_PERMISSIONS = ["aiplatform.endpoints.predict"]
+
+
+class EndpointStack(BaseStack):
+    def __init__(self, scope: Construct, id: str, *, config: EndpointConfig) -> None:
+        super().__init__(scope, id, backend=config.backend)
+        GoogleProvider(self, "google", project=config.project, region=config.region)
+        endpoint = VertexAiEndpoint(
+            self,
+            "endpoint",
+            name=config.endpoint_id,
+            display_name=config.display_name,
+            description="Vertex AI endpoint called by Earth Engine (ee.Model.fromVertexAi).",
+            location=config.region,
+            region=config.region,
+            project=config.project,
+            labels=config.labels,
+            encryption_spec={"kms_key_name": config.kms_key} if config.kms_key else None,
+        )
+        if config.predict_members:
+            role = ProjectIamCustomRole(
+                self,
+                "predict_role",
+                project=config.project,
+                role_id=config.predict_role_id,
+                title="Earth Engine Vertex AI predict",
+                description="Call Vertex AI endpoints from Earth Engine (ee.Model.fromVertexAi).",
+                permissions=PREDICT_PERMISSIONS,
+            )
+            for index, member in enumerate(config.predict_members):
+                ProjectIamMember(
+                    self, f"predict_member_{index}", project=config.project, role=role.name, member=member
+                )
+        TerraformOutput(
+            self,
+            "endpoint",
+            value=f"projects/{config.project}/locations/{config.region}/endpoints/{config.endpoint_id}",
+            description="Pass this to ee.Model.fromVertexAi(endpoint=...).",
+        )
+        self.endpoint = endpoint

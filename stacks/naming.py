@@ -1,0 +1,50 @@
+"""Deterministic names and IDs, all from one place.
+
+Every name the stacks and hooks use is derived here from the config and the artifact hash,
+never drawn at random, so a re-synth or a re-apply addresses the very same resources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+STACK_KINDS = ("bucket", "model", "endpoint", "deployment")
+
+
+def stack_name(target: str, kind: str) -> str:
+    """`dev-bucket`, `dev-model`, ...: the stack names are part of the state layout."""
+    if kind not in STACK_KINDS:
+        raise ValueError(f"unknown stack kind {kind!r}; allowed: {', '.join(STACK_KINDS)}")
+    return f"{target}-{kind}"
+
+
+def _numeric_id(*parts: str) -> str:
+    """A 10-digit decimal ID with no leading zero, as Vertex AI wants for endpoint and
+    deployed-model IDs, stable for the same parts."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return str(1_000_000_000 + int.from_bytes(digest[:8], "big") % 9_000_000_000)
+
+
+def model_id(model_name: str, sha256: str) -> str:
+    """Vertex model ID: `<name>-<first 12 hex of the artifact sha256>` (<= 63 of [a-z0-9-])."""
+    return f"{model_name}-{sha256[:12]}"
+
+
+def endpoint_id(project: str, region: str, model_name: str) -> str:
+    """Vertex endpoint ID for the model in one project and region."""
+    return _numeric_id("endpoint", project, region, model_name)
+
+
+def deployed_model_id(endpoint: str, model: str) -> str:
+    """ID of one model's deployment on one endpoint."""
+    return _numeric_id("deployed-model", endpoint, model)
+
+
+def artifact_prefix(model_name: str, sha256: str) -> str:
+    """Content-addressed folder in the bucket: a new artifact never overwrites an old one."""
+    return f"models/{model_name}/{sha256}"
+
+
+def default_labels(model_name: str, target: str) -> dict[str, str]:
+    """Labels every resource carries, besides the target's own."""
+    return {"managed-by": "ee-vertex-cdktf", "ee-model": model_name, "rollout-target": target}

@@ -1,0 +1,250 @@
+"""Everything one target's stacks need, derived once from the config and the manifest.
+
+The stacks take these frozen objects and nothing else, so what a stack renders is a pure
+function of them; the deterministic names all come from `stacks.naming`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from build_hooks.manifest import ARTIFACT_SUBDIR, Manifest
+from stacks import naming
+from stacks.config import RolloutConfig, TargetConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class StackLayout:
+    """Where synth writes stacks and where their local state lives."""
+
+    outdir: Path
+    state_dir: Path
+
+    def stack_dir(self, stack: str) -> Path:
+        return self.outdir / "stacks" / stack
+
+    def relative(self, stack: str, path: Path) -> str:
+        """A path as seen from the stack's directory, where terraform runs; relative so
+        the synthesized JSON is the same on every machine."""
+        return os.path.relpath(path, self.stack_dir(stack))
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Terraform state: local file by default, or GCS with one prefix per stack."""
+
+    local_path: str | None = None
+    gcs_bucket: str | None = None
+    gcs_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactObject:
+    name: str
+    """Object name in the bucket (under the content-addressed prefix)."""
+    source: str
+    """Local file, relative to the stack directory."""
+
+
+@dataclass(frozen=True)
+class BucketConfig:
+    stack: str
+    project: str
+    region: str
+    bucket: str
+    labels: dict[str, str]
+    kms_key: str | None
+    objects: tuple[ArtifactObject, ...]
+    backend: Backend
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    stack: str
+    project: str
+    region: str
+    endpoint_id: str
+    display_name: str
+    labels: dict[str, str]
+    kms_key: str | None
+    predict_members: tuple[str, ...]
+    predict_role_id: str
+    backend: Backend
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    """How terraform's local-exec provisioners reach our Python hooks."""
+
+    working_dir: str
+    """Project root, relative to the stack directory."""
+
+
+@dataclass(frozen=True)
+class ModelStackConfig:
+    stack: str
+    model_input: dict
+    """The full desired state of the uploaded model: the terraform_data `input`."""
+    replace_on: tuple[str, ...]
+    """Keys of model_input whose change uploads a new model."""
+    hooks: HookConfig
+    backend: Backend
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    stack: str
+    deployment_input: dict
+    """The full desired state of the deployment: the terraform_data `input`."""
+    traffic_input: dict
+    """Traffic share and replica bounds, which change in place without a redeploy."""
+    hooks: HookConfig
+    backend: Backend
+
+
+@dataclass(frozen=True)
+class TargetStacks:
+    target: TargetConfig
+    bucket: BucketConfig
+    model: ModelStackConfig
+    endpoint: EndpointConfig
+    deployment: DeploymentConfig
+
+
+def spec_alias(container: dict) -> str:
+    """Model-version alias for one container spec: the same artifact served by another
+    image, env or port set becomes a new version of the same model ID."""
+    digest = hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()
+    return f"spec-{digest[:10]}"
+
+
+def _backend(rollout: RolloutConfig, target: TargetConfig, stack: str, layout: StackLayout) -> Backend:
+    if target.state_bucket:
+        return Backend(gcs_bucket=target.state_bucket, gcs_prefix=f"{rollout.model.name}/{stack}")
+    return Backend(local_path=layout.relative(stack, layout.state_dir / f"{stack}.tfstate"))
+
+
+def target_stacks(
+    rollout: RolloutConfig, manifest: Manifest, target: TargetConfig, layout: StackLayout
+) -> TargetStacks:
+    model = rollout.model
+    labels = {**naming.default_labels(model.name, target.name), **target.labels}
+    names = {kind: naming.stack_name(target.name, kind) for kind in naming.STACK_KINDS}
+    prefix = naming.artifact_prefix(model.name, manifest.sha256)
+    artifact_root = rollout.artifact_dir / ARTIFACT_SUBDIR
+
+    bucket = BucketConfig(
+        stack=names["bucket"],
+        project=target.project,
+        region=target.region,
+        bucket=target.bucket,
+        labels=labels,
+        kms_key=target.kms_key,
+        objects=tuple(
+            ArtifactObject(
+                name=f"{prefix}/{f.path}",
+                source=layout.relative(names["bucket"], artifact_root / f.path),
+            )
+            for f in manifest.files
+        ),
+        backend=_backend(rollout, target, names["bucket"], layout),
+    )
+
+    endpoint_id = naming.endpoint_id(target.project, target.region, model.name)
+    endpoint = EndpointConfig(
+        stack=names["endpoint"],
+        project=target.project,
+        region=target.region,
+        endpoint_id=endpoint_id,
+        display_name=f"{model.name}-{target.name}",
+        labels=labels,
+        kms_key=target.kms_key,
+        predict_members=target.predict_members,
+        predict_role_id=f"eeVertexPredict_{model.name.replace('-', '_')}",
+        backend=_backend(rollout, target, names["endpoint"], layout),
+    )
+
+    container = {
+        "image_uri": model.serving_image,
+        "env": [{"name": k, "value": v} for k, v in sorted(model.env.items())],
+        "grpc_ports": model.grpc_ports,
+        "predict_route": model.predict_route,
+        "health_route": model.health_route,
+    }
+    model_id = naming.model_id(model.name, manifest.sha256)
+    alias = spec_alias(container)
+    location = f"projects/{target.project}/locations/{target.region}"
+    model_input = {
+        "project": target.project,
+        "region": target.region,
+        "model_id": model_id,
+        "version_alias": alias,
+        "model": f"{location}/models/{model_id}@{alias}",
+        "display_name": model.name,
+        "description": f"{model.framework} model for Earth Engine ({manifest.payload_format}), "
+        f"artifact sha256 {manifest.sha256}",
+        "framework": model.framework,
+        "payload_format": manifest.payload_format,
+        "artifact_uri": f"gs://{target.bucket}/{prefix}/",
+        "artifact_sha256": manifest.sha256,
+        "container": container,
+        "input_bands": list(manifest.input_bands),
+        "output_bands": [b.name for b in manifest.output_bands],
+        "labels": labels,
+    }
+    hooks = HookConfig(working_dir=layout.relative(names["model"], PROJECT_ROOT))
+    model_stack = ModelStackConfig(
+        stack=names["model"],
+        model_input=model_input,
+        replace_on=("project", "region", "model_id", "version_alias", "artifact_uri", "artifact_sha256"),
+        hooks=hooks,
+        backend=_backend(rollout, target, names["model"], layout),
+    )
+
+    machine_spec = {
+        "machine_type": target.machine_type,
+        "accelerator_type": target.accelerator_type,
+        "accelerator_count": target.accelerator_count,
+    }
+    endpoint_name = f"{location}/endpoints/{endpoint_id}"
+    deployed_id = naming.deployed_model_id(
+        endpoint_name, json.dumps([model_input["model"], machine_spec, target.service_account])
+    )
+    deployment_input = {
+        "project": target.project,
+        "region": target.region,
+        "endpoint": endpoint_name,
+        "model": model_input["model"],
+        "deployed_model_id": deployed_id,
+        "display_name": f"{model_id}-{target.name}",
+        "machine_spec": machine_spec,
+        "service_account": target.service_account,
+        "min_replica_count": target.min_replicas,
+        "max_replica_count": target.max_replicas,
+        "traffic_percent": target.traffic_percent,
+        "grpc_ports": model.grpc_ports,
+    }
+    traffic_input = {
+        "project": target.project,
+        "region": target.region,
+        "endpoint": endpoint_name,
+        "deployed_model_id": deployed_id,
+        "traffic_percent": target.traffic_percent,
+        "min_replica_count": target.min_replicas,
+        "max_replica_count": target.max_replicas,
+    }
+    deployment = DeploymentConfig(
+        stack=names["deployment"],
+        deployment_input=deployment_input,
+        traffic_input=traffic_input,
+        hooks=HookConfig(working_dir=layout.relative(names["deployment"], PROJECT_ROOT)),
+        backend=_backend(rollout, target, names["deployment"], layout),
+    )
+    return TargetStacks(target=target, bucket=bucket, model=model_stack, endpoint=endpoint, deployment=deployment)
+
