@@ -13,6 +13,9 @@ from build_hooks.manifest import ManifestError
 from stacks.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent
+# cdktf 0.21 runs on the machine's Node.js through jsii; jsii's banner about Node 20's end
+# of life would bury the synth output. Node 20 synthesizes these stacks correctly.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
 def main() -> int:

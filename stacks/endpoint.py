@@ -49,7 +49,7 @@ class EndpointStack(BaseStack):
                 )
         TerraformOutput(
             self,
-            "endpoint",
+            "endpoint_name",
             value=f"projects/{config.project}/locations/{config.region}/endpoints/{config.endpoint_id}",
             description="Pass this to ee.Model.fromVertexAi(endpoint=...).",
         )

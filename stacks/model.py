@@ -28,7 +28,7 @@ class ModelStack(BaseStack):
         model.add_override("triggers_replace", {k: config.model_input[k] for k in config.replace_on})
         TerraformOutput(
             self,
-            "model",
+            "model_version",
             value=config.model_input["model"],
             description="Vertex AI model version (model ID @ spec alias) that the deployment serves.",
         )

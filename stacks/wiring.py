@@ -124,6 +124,10 @@ def spec_alias(container: dict) -> str:
     return f"spec-{digest[:10]}"
 
 
+def _without_none(values: dict) -> dict:
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def _backend(rollout: RolloutConfig, target: TargetConfig, stack: str, layout: StackLayout) -> Backend:
     if target.state_bucket:
         return Backend(gcs_bucket=target.state_bucket, gcs_prefix=f"{rollout.model.name}/{stack}")
@@ -170,13 +174,15 @@ def target_stacks(
         backend=_backend(rollout, target, names["endpoint"], layout),
     )
 
-    container = {
+    # Unset optional values are left out rather than null: cdktf drops nulls, and the
+    # hooks read them with .get().
+    container = _without_none({
         "image_uri": model.serving_image,
         "env": [{"name": k, "value": v} for k, v in sorted(model.env.items())],
         "grpc_ports": model.grpc_ports,
         "predict_route": model.predict_route,
         "health_route": model.health_route,
-    }
+    })
     model_id = naming.model_id(model.name, manifest.sha256)
     alias = spec_alias(container)
     location = f"projects/{target.project}/locations/{target.region}"
@@ -207,19 +213,20 @@ def target_stacks(
         backend=_backend(rollout, target, names["model"], layout),
     )
 
-    machine_spec = {
+    machine_spec = _without_none({
         "machine_type": target.machine_type,
         "accelerator_type": target.accelerator_type,
         "accelerator_count": target.accelerator_count,
-    }
+    })
     endpoint_name = f"{location}/endpoints/{endpoint_id}"
     deployed_id = naming.deployed_model_id(
         endpoint_name, json.dumps([model_input["model"], machine_spec, target.service_account])
     )
-    deployment_input = {
+    deployment_input = _without_none({
         "project": target.project,
         "region": target.region,
         "endpoint": endpoint_name,
+        "model_name": model.name,
         "model": model_input["model"],
         "deployed_model_id": deployed_id,
         "display_name": f"{model_id}-{target.name}",
@@ -229,11 +236,12 @@ def target_stacks(
         "max_replica_count": target.max_replicas,
         "traffic_percent": target.traffic_percent,
         "grpc_ports": model.grpc_ports,
-    }
+    })
     traffic_input = {
         "project": target.project,
         "region": target.region,
         "endpoint": endpoint_name,
+        "model_name": model.name,
         "deployed_model_id": deployed_id,
         "traffic_percent": target.traffic_percent,
         "min_replica_count": target.min_replicas,

@@ -1,0 +1,76 @@
+"""Sessions: build, synth (the main job), tests, plan, verify."""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2024.10.9"
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["synth", "tests"]
+
+PYTHON = "3.11"
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+ENV = {
+    # cdktf 0.21 runs through jsii on the machine's Node.js; silence its Node 20 banner.
+    "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PYTHONHASHSEED": "0",
+}
+
+
+def install(session: nox.Session, *extras: str) -> None:
+    """Install the project's pinned dependencies for these extras (the project itself runs
+    from the checkout)."""
+    optional = PYPROJECT["project"]["optional-dependencies"]
+    requirements = list(PYPROJECT["project"]["dependencies"])
+    for extra in extras:
+        requirements += optional[extra]
+    session.install(*requirements)
+
+
+def _configs(session: nox.Session) -> list[str]:
+    return list(session.posargs) or ["rollout.toml"]
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Export the model(s) of the given rollout configs (default rollout.toml) to artifacts."""
+    install(session, "build")
+    session.run("python", "-m", "build_hooks", *_configs(session), env=ENV)
+
+
+@nox.session(python=PYTHON)
+def synth(session: nox.Session) -> None:
+    """Build the artifact, then synthesize every target's stacks into cdktf.out/."""
+    install(session, "build", "synth")
+    for config in _configs(session):
+        session.run("python", "-m", "build_hooks", config, env=ENV)
+        session.run("python", "main.py", env={**ENV, "ROLLOUT_CONFIG": config})
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pass pytest arguments after --)."""
+    install(session, "build", "synth", "deploy", "serve", "test")
+    session.run("python", "-m", "pytest", *session.posargs, env=ENV)
+
+
+@nox.session(python=PYTHON, default=False)
+def plan(session: nox.Session) -> None:
+    """Synthesize, then terraform init/validate/plan every stack (embedded Terraform)."""
+    install(session, "build", "synth", "deploy")
+    config = _configs(session)[0]
+    session.run("python", "-m", "build_hooks", config, env=ENV)
+    session.run("python", "main.py", env={**ENV, "ROLLOUT_CONFIG": config})
+    session.run("python", "-m", "stacks.terraform", "plan", "cdktf.out", env=ENV)
+
+
+@nox.session(python=PYTHON, default=False)
+def verify(session: nox.Session) -> None:
+    """Serve the built artifacts locally (TorchServe, TensorFlow) and check them against
+    the framework model on Earth Engine-shaped requests."""
+    install(session, "build", "serve")
+    for config in list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]:
+        session.run("python", "-m", "build_hooks", config, env=ENV)
+        session.run("python", "-m", "build_hooks.verify", config, env=ENV)

@@ -1,0 +1,1 @@
+"""Hooks that Terraform's local-exec provisioners run: `python -m stacks.hooks <action>`."""
