@@ -104,13 +104,13 @@ def check_bucket_name(name: str) -> str:
         raise ValueError(f"{name!r} has {len(name)} characters; allowed: {allowed}")
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*[a-z0-9]", name):
         raise ValueError(f"{name!r} is not a valid bucket name; allowed: {allowed}")
+    if ".." in name or "-." in name or ".-" in name:
+        raise ValueError(f"{name!r} has '..', '-.' or '.-', which Cloud Storage refuses; allowed: {allowed}")
     components = name.split(".")
     if len(components) == 1 and len(name) > 63:
         raise ValueError(f"{name!r} has {len(name)} characters; allowed: {allowed}")
-    if any(not 1 <= len(c) <= 63 for c in components):
-        raise ValueError(f"{name!r} has a dot-separated part that is empty or over 63 characters")
-    if ".." in name or "-." in name or ".-" in name:
-        raise ValueError(f"{name!r} has '..', '-.' or '.-', which Cloud Storage refuses")
+    if any(len(c) > 63 for c in components):
+        raise ValueError(f"{name!r} has a dot-separated part over 63 characters; allowed: {allowed}")
     try:
         ipaddress.ip_address(name)
     except ValueError:

@@ -147,30 +147,32 @@ def _delete_version(c: Clients, model) -> bool:
 # -- deployments -----------------------------------------------------------------------
 
 
+def _apportion(weights: dict[str, int], total: int) -> dict[str, int]:
+    """Share `total` whole percent in proportion to weights (equally if all are zero);
+    the rounding remainder goes to the largest weights, ties by ID, so it is stable."""
+    if not weights:
+        return {}
+    if not sum(weights.values()):
+        weights = {k: 1 for k in weights}
+    weight_sum = sum(weights.values())
+    shares = {k: total * w // weight_sum for k, w in weights.items()}
+    for k in sorted(weights, key=lambda k: (-weights[k], k))[: total - sum(shares.values())]:
+        shares[k] += 1
+    return shares
+
+
 def split_with(current: dict[str, int], deployed_id: str, percent: int) -> dict[str, int]:
     """The endpoint's traffic split with `deployed_id` at `percent`; the others share the
-    rest in proportion to what they had (equally if they had nothing). Sums to 100."""
+    rest in proportion to what they had. With nobody else, it takes 100."""
     others = {k: v for k, v in current.items() if k != deployed_id}
     if not others:
         return {deployed_id: 100}
-    rest = 100 - percent
-    total = sum(others.values())
-    weights = others if total else {k: 1 for k in others}
-    weight_sum = sum(weights.values())
-    shares = {k: rest * w // weight_sum for k, w in weights.items()}
-    # Hand out the rounding remainder in a stable order, largest weight first.
-    for k in sorted(weights, key=lambda k: (-weights[k], k))[: rest - sum(shares.values())]:
-        shares[k] += 1
-    return {deployed_id: percent, **shares}
+    return {deployed_id: percent, **_apportion(others, 100 - percent)}
 
 
 def split_without(current: dict[str, int], deployed_id: str) -> dict[str, int]:
-    """The split once `deployed_id` is gone: its share goes to the others pro rata."""
-    others = {k: v for k, v in current.items() if k != deployed_id}
-    if not others:
-        return {}
-    leader = max(sorted(others), key=lambda k: others[k])
-    return split_with(others, leader, others[leader] + (100 - sum(others.values())))
+    """The split once `deployed_id` is gone: the others share 100 pro rata."""
+    return _apportion({k: v for k, v in current.items() if k != deployed_id}, 100)
 
 
 def _endpoint(c: Clients, spec: dict):

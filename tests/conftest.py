@@ -1,0 +1,81 @@
+"""Shared fixtures: real artifacts built once per session, stacks synthesized once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from stacks.config import RolloutConfig, parse_config  # noqa: E402
+
+
+def example_data(name: str) -> dict:
+    path = ROOT / ("rollout.toml" if name == "pytorch" else "examples/tensorflow.toml")
+    return tomllib.loads(path.read_text())
+
+
+def config_in(tmp: Path, data: dict, artifact: str = "artifact") -> RolloutConfig:
+    """The example config with its artifact redirected into tmp."""
+    data = json.loads(json.dumps(data))
+    data["model"]["artifact_dir"] = str(tmp / artifact)
+    return parse_config(data, tmp / "rollout.toml")
+
+
+@pytest.fixture(scope="session")
+def torch_build(tmp_path_factory):
+    """The built-in PyTorch example, really built: (config, manifest)."""
+    from build_hooks.build import build
+
+    tmp = tmp_path_factory.mktemp("torch")
+    config = config_in(tmp, example_data("pytorch"))
+    return config, build(config, log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def tf_build(tmp_path_factory):
+    """The built-in Keras example (gRPC serialized tensors), really built."""
+    from build_hooks.build import build
+
+    tmp = tmp_path_factory.mktemp("tf")
+    config = config_in(tmp, example_data("tensorflow"))
+    return config, build(config, log=lambda *_: None)
+
+
+def synth(config, manifest, outdir: Path, state_dir: Path) -> Path:
+    from stacks.app import build_app
+
+    build_app(config, manifest, outdir=outdir, state_dir=state_dir).synth()
+    return outdir
+
+
+@pytest.fixture(scope="session")
+def torch_synth(torch_build, tmp_path_factory) -> Path:
+    config, manifest = torch_build
+    tmp = tmp_path_factory.mktemp("synth-torch")
+    return synth(config, manifest, tmp / "cdktf.out", tmp / "state")
+
+
+@pytest.fixture(scope="session")
+def tf_synth(tf_build, tmp_path_factory) -> Path:
+    config, manifest = tf_build
+    tmp = tmp_path_factory.mktemp("synth-tf")
+    return synth(config, manifest, tmp / "cdktf.out", tmp / "state")
+
+
+def stack_json(outdir: Path, stack: str) -> dict:
+    return json.loads((outdir / "stacks" / stack / "cdk.tf.json").read_text())
+
+
+def copy_stack(outdir: Path, stack: str, dest: Path) -> Path:
+    shutil.copytree(outdir / "stacks" / stack, dest / stack)
+    return dest / stack

@@ -1,0 +1,204 @@
+"""The synthesized Terraform JSON, one behaviour per test."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from conftest import ROOT, stack_json, synth
+from stacks import naming
+
+
+def resource(config: dict, kind: str, name: str) -> dict:
+    return config["resource"][kind][name]
+
+
+def test_four_stacks_per_target(torch_synth):
+    stacks = sorted(p.name for p in (torch_synth / "stacks").iterdir())
+    assert stacks == [f"{t}-{k}" for t in ("dev", "prod") for k in sorted(naming.STACK_KINDS)]
+
+
+def test_dependencies_bucket_model_deployment_endpoint(torch_synth):
+    manifest = json.loads((torch_synth / "manifest.json").read_text())["stacks"]
+    assert manifest["dev-bucket"]["dependencies"] == []
+    assert manifest["dev-endpoint"]["dependencies"] == []
+    assert manifest["dev-model"]["dependencies"] == ["dev-bucket"]
+    assert sorted(manifest["dev-deployment"]["dependencies"]) == ["dev-endpoint", "dev-model"]
+
+
+def test_bucket_secure_defaults(torch_synth):
+    bucket = resource(stack_json(torch_synth, "dev-bucket"), "google_storage_bucket", "artifacts")
+    assert {k: bucket[k] for k in ("name", "location", "uniform_bucket_level_access",
+                                   "public_access_prevention", "versioning", "force_destroy")} == {
+        "name": "acme-geo-dev-ee-models",
+        "location": "US-CENTRAL1",
+        "uniform_bucket_level_access": True,
+        "public_access_prevention": "enforced",
+        "versioning": {"enabled": True},
+        "force_destroy": False,
+    }
+    assert "encryption" not in bucket
+
+
+def test_bucket_cmek_when_configured(torch_synth):
+    bucket = resource(stack_json(torch_synth, "prod-bucket"), "google_storage_bucket", "artifacts")
+    assert bucket["encryption"] == {
+        "default_kms_key_name": "projects/acme-geo-prod/locations/europe-west4/keyRings/ml/cryptoKeys/models"
+    }
+    endpoint = resource(stack_json(torch_synth, "prod-endpoint"), "google_vertex_ai_endpoint", "endpoint")
+    assert endpoint["encryption_spec"]["kms_key_name"].endswith("/cryptoKeys/models")
+
+
+def test_bucket_labels_merge_target_and_tool_labels(torch_synth):
+    bucket = resource(stack_json(torch_synth, "dev-bucket"), "google_storage_bucket", "artifacts")
+    assert bucket["labels"] == {
+        "env": "dev", "team": "geo-ml", "managed-by": "ee-vertex-cdktf",
+        "ee-model": "landcover-torch", "rollout-target": "dev",
+    }
+
+
+def test_artifact_objects_are_content_addressed_and_kept(torch_build, torch_synth):
+    _, manifest = torch_build
+    objects = stack_json(torch_synth, "dev-bucket")["resource"]["google_storage_bucket_object"]
+    assert [(o["name"], o["deletion_policy"]) for o in objects.values()] == [
+        (f"models/landcover-torch/{manifest.sha256}/model.mar", "ABANDON")
+    ]
+    source = (torch_synth / "stacks" / "dev-bucket" / next(iter(objects.values()))["source"]).resolve()
+    assert source.read_bytes()[:2] == b"PK"  # the real .mar (a zip)
+
+
+def test_savedmodel_uploads_every_file(tf_build, tf_synth):
+    _, manifest = tf_build
+    objects = stack_json(tf_synth, "staging-bucket")["resource"]["google_storage_bucket_object"]
+    names = sorted(o["name"] for o in objects.values())
+    prefix = f"models/landcover-keras/{manifest.sha256}/"
+    assert names == sorted(prefix + f.path for f in manifest.files)
+    assert prefix + "saved_model.pb" in names
+
+
+def test_model_input_carries_grpc_port_8500(tf_build, tf_synth):
+    _, manifest = tf_build
+    model = resource(stack_json(tf_synth, "staging-model"), "terraform_data", "model")
+    assert model["input"]["container"]["grpc_ports"] == [8500]
+    assert model["input"]["payload_format"] == "GRPC_SERIALIZED_TF_TENSORS"
+    assert model["input"]["artifact_uri"] == f"gs://acme-geo-staging-ee-models/models/landcover-keras/{manifest.sha256}/"
+    assert model["triggers_replace"]["artifact_sha256"] == manifest.sha256
+
+
+def test_model_input_shows_every_setting(torch_build, torch_synth):
+    _, manifest = torch_build
+    model = resource(stack_json(torch_synth, "dev-model"), "terraform_data", "model")
+    assert model["input"]["model_id"] == f"landcover-torch-{manifest.sha256[:12]}"
+    assert model["input"]["container"] == {
+        "image_uri": "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
+        "env": [{"name": "EEV_TORCH_THREADS", "value": "4"}],
+        "grpc_ports": [],
+    }
+    assert model["input"]["input_bands"] == ["B2", "B3", "B4", "B5", "B6", "B7"]
+    assert model["lifecycle"] == {"create_before_destroy": True}
+
+
+def test_model_hooks_upload_and_delete_from_state(torch_synth):
+    model = resource(stack_json(torch_synth, "dev-model"), "terraform_data", "model")
+    hooks = [p["local-exec"] for p in model["provisioner"]]
+    assert [(h["command"].split()[-1], h.get("when")) for h in hooks] == [
+        ("model-upload", None), ("model-delete", "destroy")
+    ]
+    assert all(h["environment"] == {"EEV_HOOK_INPUT": "${jsonencode(self.input)}"} for h in hooks)
+    # The working dir is the project root, as seen from the stack directory.
+    assert (torch_synth / "stacks" / "dev-model" / hooks[0]["working_dir"]).resolve() == ROOT
+
+
+def test_deployment_input_and_in_place_settings(torch_synth):
+    config = stack_json(torch_synth, "prod-deployment")
+    deployment = resource(config, "terraform_data", "deployment")
+    traffic = resource(config, "terraform_data", "traffic")
+    assert deployment["input"]["machine_spec"] == {"machine_type": "n1-standard-8", "accelerator_count": 0}
+    assert deployment["input"]["service_account"] == "vertex-serving@acme-geo-prod.iam.gserviceaccount.com"
+    assert (deployment["input"]["min_replica_count"], deployment["input"]["max_replica_count"]) == (2, 10)
+    # Replicas and traffic change in place (the traffic hook); the rest redeploys.
+    assert not {"traffic_percent", "min_replica_count", "max_replica_count"} & set(deployment["triggers_replace"])
+    assert traffic["triggers_replace"]["traffic_percent"] == 100
+    assert traffic["depends_on"] == ["terraform_data.deployment"]
+
+
+def test_deterministic_ids(torch_build, torch_synth):
+    _, manifest = torch_build
+    deployment = resource(stack_json(torch_synth, "dev-deployment"), "terraform_data", "deployment")["input"]
+    endpoint = resource(stack_json(torch_synth, "dev-endpoint"), "google_vertex_ai_endpoint", "endpoint")
+    assert endpoint["name"] == naming.endpoint_id("acme-geo-dev", "us-central1", "landcover-torch")
+    assert re.fullmatch(r"[1-9][0-9]{9}", endpoint["name"])
+    assert deployment["endpoint"].endswith(f"/endpoints/{endpoint['name']}")
+    assert re.fullmatch(r"[1-9][0-9]{9}", deployment["deployed_model_id"])
+
+
+def test_predict_members_get_a_predict_only_role(torch_synth):
+    config = stack_json(torch_synth, "dev-endpoint")["resource"]
+    role = config["google_project_iam_custom_role"]["predict_role"]
+    assert role["permissions"] == ["aiplatform.endpoints.predict"]
+    members = [m["member"] for m in config["google_project_iam_member"].values()]
+    assert members == ["group:geo-ml@example.com"]
+
+
+def test_synth_is_deterministic_and_machine_independent(torch_build, torch_synth, tmp_path):
+    config, manifest = torch_build
+    again = synth(config, manifest, tmp_path / "cdktf.out", tmp_path / "state")
+    for stack in ("dev-bucket", "dev-model", "dev-deployment", "prod-endpoint"):
+        first = stack_json(torch_synth, stack)
+        second = stack_json(again, stack)
+        # Only the relative paths to this synth's folders may differ.
+        assert _strip_paths(first) == _strip_paths(second)
+    text = (again / "stacks" / "dev-bucket" / "cdk.tf.json").read_text()
+    assert str(tmp_path) not in text and "/work/" not in text
+
+
+def _strip_paths(config: dict) -> str:
+    return re.sub(r'"(\.\./)+[^"]*"', '"<path>"', json.dumps(config, sort_keys=True))
+
+
+def test_state_backend_is_local_per_stack_or_gcs(torch_build, tmp_path):
+    config, manifest = torch_build
+    local = stack_json(synth(config, manifest, tmp_path / "a", tmp_path / "state"), "dev-model")
+    assert Path(local["terraform"]["backend"]["local"]["path"]).name == "dev-model.tfstate"
+
+    from stacks.config import parse_config
+
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["targets"][0]["state_bucket"] = "acme-tf-state"
+    remote = parse_config(data, config.path)
+    gcs = stack_json(synth(remote, manifest, tmp_path / "b", tmp_path / "state"), "dev-model")
+    assert gcs["terraform"]["backend"]["gcs"] == {"bucket": "acme-tf-state", "prefix": "landcover-torch/dev-model"}
+
+
+def test_main_reports_missing_artifact(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "rollout.toml"
+    config.write_text((ROOT / "rollout.toml").read_text().replace('"build/landcover-torch"', '"nowhere"'))
+    result = subprocess.run(
+        [sys.executable, "main.py"], cwd=ROOT, capture_output=True, text=True,
+        env={"ROLLOUT_CONFIG": str(config), "CDKTF_OUTDIR": str(tmp_path / "out"), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2
+    assert "model.artifact_dir: no manifest.json" in result.stderr and "nox -s build" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_main_reports_tampered_artifact(torch_build, tmp_path):
+    from build_hooks.manifest import ManifestError
+    from stacks.app import load_artifact
+    import pytest
+    import shutil
+
+    config, _ = torch_build
+    copy = tmp_path / "artifact"
+    shutil.copytree(config.artifact_dir, copy)
+    (copy / "artifact" / "model.mar").write_bytes(b"edited")
+    from stacks.config import parse_config
+
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["model"]["artifact_dir"] = str(copy)
+    with pytest.raises(ManifestError, match="do not match manifest.json"):
+        load_artifact(parse_config(data, config.path))
