@@ -134,6 +134,40 @@ def request_body(payload_format: str, tiles: np.ndarray, bands: Sequence[str]) -
     raise ValueError(f"{payload_format!r} has no HTTP JSON body; allowed: SERIALIZED_TF_TENSORS, RAW_JSON, ND_ARRAYS")
 
 
+def tf_example(features: dict[str, np.ndarray]) -> bytes:
+    """Serialize a tf.Example with one float list per feature (flattened row-major)."""
+    entries = b""
+    for name in sorted(features):
+        values = np.ascontiguousarray(features[name], dtype="<f4").ravel()
+        float_list = _field(1, values.tobytes())  # FloatList.value, packed
+        feature = _field(2, float_list)  # Feature.float_list
+        entries += _field(1, _field(1, name.encode()) + _field(2, feature))  # map entry
+    return _field(1, entries)  # Example.features
+
+
+def grpc_inputs(payload_format: str, tiles: np.ndarray, bands: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named tensors of the TensorFlow Serving PredictRequest Earth Engine sends."""
+    if payload_format == "GRPC_TF_TENSORS":
+        return {b: tiles[:, i].astype(np.float32) for i, b in enumerate(bands)}
+    if payload_format == "GRPC_SERIALIZED_TF_TENSORS":
+        return {b: np.asarray([_b64(tensor_proto(t[i])) for t in tiles], dtype=object) for i, b in enumerate(bands)}
+    if payload_format == "GRPC_SERIALIZED_TF_EXAMPLES":
+        examples = [tf_example({b: t[i] for i, b in enumerate(bands)}) for t in tiles]
+        return {"input": np.asarray(examples, dtype=object)}
+    raise ValueError(f"{payload_format!r} is not a gRPC payload format")
+
+
+def decode_grpc_outputs(payload_format: str, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """PredictResponse tensors -> {band: [N, y, x(, length)]}."""
+    if payload_format == "GRPC_SERIALIZED_TF_TENSORS":
+        return {k: np.stack([parse_tensor_proto(_unb64(_text(v))) for v in vs]) for k, vs in outputs.items()}
+    return {k: np.asarray(v, dtype=np.float32) for k, v in outputs.items()}
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def decode_predictions(payload_format: str, predictions: list, output_bands: Sequence[dict]) -> dict[str, np.ndarray]:
     """`predictions` of a predict response -> {band: [N, y, x] or [N, y, x, length]}."""
     names = [b["name"] for b in output_bands]
