@@ -86,6 +86,10 @@ class TorchServe:
                     f"inference_address=http://127.0.0.1:{self.port}",
                     f"management_address=http://127.0.0.1:{self.management_port}",
                     f"metrics_address=http://127.0.0.1:{metrics}",
+                    f"grpc_inference_address=127.0.0.1",
+                    f"grpc_management_address=127.0.0.1",
+                    f"grpc_inference_port={free_port()}",
+                    f"grpc_management_port={free_port()}",
                     # As in Vertex AI's prebuilt PyTorch container: {"instances": [...]} in,
                     # {"predictions": [...]} out, one handler input per instance.
                     "service_envelope=json",
@@ -168,8 +172,11 @@ class TorchServe:
                 except ProcessLookupError:
                     break
                 deadline = time.monotonic() + wait
-                while time.monotonic() < deadline and _group_alive(self.process.pid):
-                    time.sleep(0.2)
+                while time.monotonic() < deadline:
+                    self.process.poll()  # reap the leader, or the group never looks empty
+                    if not _group_alive(self.process.pid):
+                        break
+                    time.sleep(0.1)
             self.process.wait(timeout=10)
         if getattr(self, "log", None):
             self.log.close()

@@ -24,6 +24,8 @@ from ts.utils.util import PredictionException
 logger = logging.getLogger(__name__)
 
 CONTRACT_FILE = "ee_contract.json"
+# Oversized payloads get 422: TorchServe's frontend turns a worker's 413 into a 507.
+TOO_LARGE = 422
 
 
 class EarthEngineHandler(BaseHandler):
@@ -91,7 +93,7 @@ class EarthEngineHandler(BaseHandler):
             raise PredictionException(
                 f"instance {index}: {tile.shape[1]}x{tile.shape[2]} pixels is over the limit of "
                 f"{self.max_pixels} per tile; use a smaller inputTileSize",
-                413,
+                TOO_LARGE,
             )
         return tile
 
@@ -100,7 +102,7 @@ class EarthEngineHandler(BaseHandler):
             raise PredictionException("expected a non-empty list of instances", 400)
         if len(data) > self.max_instances:
             raise PredictionException(
-                f"{len(data)} instances in one batch is over the limit of {self.max_instances}", 413
+                f"{len(data)} instances in one batch is over the limit of {self.max_instances}", TOO_LARGE
             )
         tiles = [self._tile(instance, i) for i, instance in enumerate(data)]
         shapes = {t.shape for t in tiles}

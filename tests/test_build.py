@@ -1,0 +1,159 @@
+"""Build hooks: deterministic artifacts, incremental rebuilds, TensorFlow signatures."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from build_hooks import build as build_module
+from build_hooks import earth_engine as ee
+from build_hooks.build import build
+from build_hooks.manifest import read_manifest
+from build_hooks.verify import reference
+from conftest import config_in, example_data
+
+
+def test_pytorch_artifact_is_byte_identical_across_builds(torch_build, tmp_path):
+    config, first = torch_build
+    again = config_in(tmp_path, example_data("pytorch"), artifact="again")
+    second = build(again, force=True, log=lambda *_: None)
+    assert second.sha256 == first.sha256
+    assert (again.artifact_dir / "artifact/model.mar").read_bytes() == (
+        config.artifact_dir / "artifact/model.mar"
+    ).read_bytes()
+
+
+def test_mar_is_named_model_with_our_handler_and_fixed_dates(torch_build):
+    config, _ = torch_build
+    with zipfile.ZipFile(config.artifact_dir / "artifact/model.mar") as mar:
+        manifest = json.loads(mar.read("MAR-INF/MANIFEST.json"))
+        assert manifest["model"]["modelName"] == "model"
+        assert manifest["model"]["handler"] == "handler.py"
+        assert manifest["createdOn"] == "01/01/1980 00:00:00"
+        assert {i.date_time for i in mar.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        contract = json.loads(mar.read("ee_contract.json"))
+    assert contract["payload_format"] == "ND_ARRAYS"
+    assert contract["input_bands"] == ["B2", "B3", "B4", "B5", "B6", "B7"]
+
+
+def test_savedmodel_is_byte_identical_across_builds(tf_build, tmp_path):
+    config, first = tf_build
+    again = config_in(tmp_path, example_data("tensorflow"), artifact="again")
+    second = build(again, force=True, log=lambda *_: None)
+    assert second.sha256 == first.sha256
+    assert [f.path for f in second.files] == [
+        "fingerprint.pb", "saved_model.pb",
+        "variables/variables.data-00000-of-00001", "variables/variables.index",
+    ]
+
+
+def test_rebuild_with_unchanged_inputs_does_no_export(torch_build, monkeypatch):
+    config, first = torch_build
+    mtime = (config.artifact_dir / "manifest.json").stat().st_mtime_ns
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported although nothing changed")
+
+    monkeypatch.setattr(build_module, "_export_in_subprocess", no_export)
+    messages = []
+    assert build(config, log=messages.append) == first
+    assert "up to date" in messages[0]
+    assert (config.artifact_dir / "manifest.json").stat().st_mtime_ns == mtime
+
+
+def test_changed_inputs_or_edited_artifact_rebuild(tmp_path):
+    data = example_data("pytorch")
+    config = config_in(tmp_path, data)
+    first = build(config, log=lambda *_: None)
+    data["model"]["tile_size"] = 128
+    changed = config_in(tmp_path, data)
+    assert build_module.source_fingerprint(changed) != first.source_fingerprint
+    assert build_module.up_to_date(changed, build_module.source_fingerprint(changed)) is None
+    # An artifact edited after the build is rebuilt too.
+    (config.artifact_dir / "artifact/model.mar").write_bytes(b"edited")
+    assert build_module.up_to_date(config, first.source_fingerprint) is None
+    rebuilt = build(config, log=lambda *_: None)
+    assert rebuilt.sha256 == first.sha256
+
+
+def test_unscriptable_model_is_traced_with_a_message(tmp_path, capfd):
+    data = example_data("pytorch")
+    data["model"].update(source="tests.fixture_models:traced_only", name="traced")
+    manifest = build(config_in(tmp_path, data), log=lambda *_: None)
+    assert manifest.input_bands == ("red", "nir")
+    assert "torch.jit.script failed" in capfd.readouterr().err
+
+
+def test_unknown_builtin_names_the_allowed_ones(tmp_path):
+    data = example_data("pytorch")
+    data["model"]["source"] = "builtin:resnet"
+    with pytest.raises(RuntimeError, match="allowed: builtin:keras-landcover, builtin:pytorch-landcover"):
+        build(config_in(tmp_path, data), log=lambda *_: None)
+
+
+def test_framework_mismatch_is_reported(tmp_path):
+    data = example_data("pytorch")
+    data["model"]["source"] = "builtin:keras-landcover"
+    with pytest.raises(RuntimeError, match="model.framework: the config says 'pytorch'"):
+        build(config_in(tmp_path, data), log=lambda *_: None)
+
+
+# -- TensorFlow serving signatures, one per payload format ---------------------------------
+
+
+def tf_artifact(tmp_path, payload_format, source="builtin:keras-landcover", tile=16):
+    data = example_data("tensorflow")
+    data["model"].update(payload_format=payload_format, source=source, tile_size=tile)
+    config = config_in(tmp_path, data)
+    manifest = build(config, log=lambda *_: None)
+    from build_hooks.serving import SavedModelServer
+
+    return config, manifest, SavedModelServer(config.artifact_dir / "artifact")
+
+
+def test_signature_answers_serialized_tf_tensors_over_http(tmp_path):
+    config, manifest, server = tf_artifact(tmp_path, "SERIALIZED_TF_TENSORS")
+    bands = list(manifest.input_bands)
+    tiles = ee.example_tiles(bands, 16, count=3, seed=5)
+    body = ee.request_body("SERIALIZED_TF_TENSORS", tiles, bands)
+    assert set(body["instances"][0]) == set(bands)  # one key per band, base64 TensorProto each
+    response = server.predict_json(body)
+    got = ee.decode_predictions("SERIALIZED_TF_TENSORS", response["predictions"],
+                                [b.model_dump() for b in manifest.output_bands])
+    want = reference(config, manifest, tiles)
+    assert got["probabilities"].shape == (3, 16, 16, 3)
+    np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-5)
+
+
+def test_signature_accepts_websafe_and_standard_base64(tmp_path):
+    _, manifest, server = tf_artifact(tmp_path, "SERIALIZED_TF_TENSORS")
+    bands = list(manifest.input_bands)
+    tiles = ee.example_tiles(bands, 16, count=1, seed=9)
+    body = ee.request_body("SERIALIZED_TF_TENSORS", tiles, bands)
+    websafe = {"instances": [{k: v.replace("+", "-").replace("/", "_").rstrip("=")
+                              for k, v in body["instances"][0].items()}]}
+    assert server.predict_json(websafe) == server.predict_json(body)
+
+
+@pytest.mark.parametrize("payload_format", ["GRPC_TF_TENSORS", "GRPC_SERIALIZED_TF_EXAMPLES"])
+def test_grpc_signatures_answer_earth_engine_tensors(tmp_path, payload_format):
+    config, manifest, server = tf_artifact(tmp_path, payload_format, source="tests.fixture_models:keras_two_outputs")
+    bands = list(manifest.input_bands)
+    tiles = ee.example_tiles(bands, 16, count=2, seed=3)
+    got = ee.decode_grpc_outputs(payload_format, server.predict_tensors(ee.grpc_inputs(payload_format, tiles, bands)))
+    want = reference(config, manifest, tiles)
+    assert got["classes"].shape == (2, 16, 16, 3) and got["score"].shape == (2, 16, 16)
+    for band in ("classes", "score"):
+        np.testing.assert_allclose(got[band], want[band], atol=1e-5)
+
+
+def test_manifest_records_bands_and_shapes(tf_build):
+    config, manifest = tf_build
+    assert read_manifest(config.artifact_dir) == manifest
+    assert manifest.payload_format == "GRPC_SERIALIZED_TF_TENSORS"
+    assert [b.model_dump() for b in manifest.output_bands] == [
+        {"name": "probabilities", "dimensions": 1, "length": 3}
+    ]

@@ -1,0 +1,108 @@
+"""model.mar in a real TorchServe (Java frontend, Python worker), on Earth Engine requests."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import numpy as np
+import pytest
+
+from build_hooks import earth_engine as ee
+from build_hooks.build import build
+from build_hooks.serving import TorchServe
+from build_hooks.verify import reference
+from conftest import config_in, example_data
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def served(torch_build):
+    config, manifest = torch_build
+    with TorchServe(config.artifact_dir / "artifact/model.mar", batch_size=4) as server:
+        yield config, manifest, server
+
+
+def predict(served, tiles):
+    config, manifest, server = served
+    bands = list(manifest.input_bands)
+    status, body = server.predict(ee.request_body(manifest.payload_format, tiles, bands))
+    assert status == 200, body
+    return ee.decode_predictions(manifest.payload_format, body["predictions"],
+                                 [b.model_dump() for b in manifest.output_bands])
+
+
+def test_single_tile(served):
+    config, manifest, _ = served
+    tiles = ee.example_tiles(manifest.input_bands, 64, count=1, seed=1)
+    got = predict(served, tiles)["probabilities"]
+    assert got.shape == (1, 64, 64, 3)
+    np.testing.assert_allclose(got, reference(config, manifest, tiles)["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(got.sum(axis=-1), 1.0, atol=1e-5)  # softmax over classes
+
+
+def test_batch_of_tiles_in_one_request(served):
+    config, manifest, _ = served
+    tiles = ee.example_tiles(manifest.input_bands, 32, count=5, seed=2)
+    got = predict(served, tiles)["probabilities"]
+    np.testing.assert_allclose(got, reference(config, manifest, tiles)["probabilities"], atol=1e-5)
+
+
+def test_concurrent_requests_batched_by_torchserve(served):
+    config, manifest, _ = served
+    tiles = [ee.example_tiles(manifest.input_bands, 16, count=1 + i % 2, seed=10 + i) for i in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda t: predict(served, t), tiles))
+    for t, got in zip(tiles, results):
+        np.testing.assert_allclose(got["probabilities"], reference(config, manifest, t)["probabilities"], atol=1e-5)
+
+
+def test_edge_tiles_of_different_sizes(served):
+    config, manifest, server = served
+    bands = list(manifest.input_bands)
+    full = ee.example_tiles(bands, 16, seed=3)[0]
+    edge = full[:, :, :5]
+    status, body = server.predict({"instances": [full.tolist(), edge.tolist()]})
+    assert status == 200, body
+    assert np.asarray(body["predictions"][1]).shape == (16, 5, 3)
+    want = reference(config, manifest, edge[None])["probabilities"][0]
+    np.testing.assert_allclose(np.asarray(body["predictions"][1]), want, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "instances,status,message",
+    [
+        ([[[1.0, 2.0]]], 400, "expected [6 bands, y, x]"),
+        ([{"B2": [[1.0]]}], 400, "ND_ARRAYS expects nested lists"),
+        ([[[[1.0], [2.0, 3.0]]] * 6], 400, "not a rectangular array"),
+        ([[[["a"]]] * 6], 400, "not a rectangular array"),
+        ([[[[0.1]]] * 6] * 65, 422, "over the limit of 64"),
+    ],
+    ids=["wrong-band-count", "object-instead-of-array", "ragged", "text", "too-many-instances"],
+)
+def test_malformed_requests_get_4xx_and_the_worker_survives(served, instances, status, message):
+    _, manifest, server = served
+    pids = server.worker_pids()
+    got_status, body = server.predict({"instances": instances})
+    assert got_status == status
+    assert message in body["message"]
+    tiles = ee.example_tiles(manifest.input_bands, 8, count=1)
+    assert predict(served, tiles)["probabilities"].shape == (1, 8, 8, 3)
+    assert server.worker_pids() == pids
+
+
+def test_raw_json_payload(tmp_path):
+    data = example_data("pytorch")
+    data["model"]["payload_format"] = "RAW_JSON"
+    config = config_in(tmp_path, data)
+    manifest = build(config, log=lambda *_: None)
+    bands = list(manifest.input_bands)
+    tiles = ee.example_tiles(bands, 16, count=2, seed=4)
+    with TorchServe(config.artifact_dir / "artifact/model.mar") as server:
+        status, body = server.predict(ee.request_body("RAW_JSON", tiles, bands))
+        assert status == 200, body
+        assert set(body["predictions"][0]) == {"probabilities"}
+        got = ee.decode_predictions("RAW_JSON", body["predictions"], [b.model_dump() for b in manifest.output_bands])
+        np.testing.assert_allclose(got["probabilities"], reference(config, manifest, tiles)["probabilities"], atol=1e-5)
+        status, body = server.predict({"instances": [{"B2": [["0.1"]]}]})
+        assert status == 400 and "missing band(s) B3, B4, B5, B6, B7" in body["message"]
