@@ -126,6 +126,25 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class PreviousArtifact(_Frozen):
+    """The artifact that served before the current one; it keeps the traffic a canary
+    target does not give to the current artifact. Unset fields default to the current
+    model's values."""
+
+    sha256: str
+    """sha256 of the previous artifact (its manifest's `sha256`)."""
+    serving_image: str | None = None
+    env: dict[str, str] | None = None
+    grpc: bool | None = None
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha(cls, v: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{64}", v):
+            raise ValueError(f"{v!r}: allowed: the 64 lowercase hex digits of the artifact's sha256")
+        return v
+
+
 class ModelConfig(_Frozen):
     """What is built, uploaded and served: one model, the same for every target."""
 
@@ -153,6 +172,8 @@ class ModelConfig(_Frozen):
     """HTTP health route of a custom container; prebuilt images bring their own."""
     tile_size: int = Field(default=256, ge=1, le=2048)
     """`inputTileSize` (square) the build verifies the artifact with."""
+    previous: PreviousArtifact | None = None
+    """The artifact being replaced, kept serving on targets with traffic_percent < 100."""
 
     @field_validator("name")
     @classmethod
@@ -400,6 +421,12 @@ class RolloutConfig(_Frozen):
                 )
             seen.add(target.name)
             buckets.add(target.bucket)
+            if target.traffic_percent < 100 and self.model.previous is None:
+                raise ValueError(
+                    f"targets.{index}.traffic_percent: {target.traffic_percent} leaves "
+                    f"{100 - target.traffic_percent}% for the previous artifact, but model.previous is "
+                    "unset; allowed: 100, or set [model.previous] sha256 = '<previous artifact sha256>'"
+                )
             if target.accelerator_type and self.model.image_device == "cpu":
                 raise ValueError(
                     f"targets.{index}.accelerator_type: {target.accelerator_type} needs a GPU image but "

@@ -1,8 +1,10 @@
-"""The deployment of the model on the endpoint, and its traffic share.
+"""The deployments of the model on the endpoint, and the endpoint's traffic split.
 
-Two terraform_data resources: `deployment` holds what cannot change without a redeploy
-(model, machine spec, service account) and is replaced when that changes; `traffic`
-holds the traffic share and replica bounds, which the hook changes in place.
+One `terraform_data` per deployment, named by its deployed-model ID (the current artifact,
+and the previous one while a canary runs), each deploying on create and undeploying on
+destroy. `traffic` holds the whole split and the replica bounds; it depends on every
+deployment and is created before the old one is destroyed, so a new artifact serves
+before the old one is let go.
 """
 
 from __future__ import annotations
@@ -20,33 +22,36 @@ IN_PLACE = ("traffic_percent", "min_replica_count", "max_replica_count")
 class DeploymentStack(BaseStack):
     def __init__(self, scope: Construct, id: str, *, config: DeploymentConfig) -> None:
         super().__init__(scope, id, backend=config.backend)
-        deployment = TerraformResource(
-            self,
-            "deployment",
-            terraform_resource_type="terraform_data",
-            provisioners=[
-                hook("deploy", config.hooks),
-                hook("undeploy", config.hooks, when="destroy"),
-            ],
-            # The new deployment serves before the old one is undeployed.
-            lifecycle={"create_before_destroy": True},
-        )
-        deployment.add_override("input", config.deployment_input)
-        deployment.add_override(
-            "triggers_replace", {k: v for k, v in config.deployment_input.items() if k not in IN_PLACE}
-        )
+        deployments = []
+        for spec in config.deployments:
+            deployment = TerraformResource(
+                self,
+                f"deployment_{spec['deployed_model_id']}",
+                terraform_resource_type="terraform_data",
+                provisioners=[
+                    hook("deploy", config.hooks),
+                    hook("undeploy", config.hooks, when="destroy"),
+                ],
+                lifecycle={"create_before_destroy": True},
+            )
+            deployment.add_override("input", spec)
+            deployment.add_override("triggers_replace", {k: v for k, v in spec.items() if k not in IN_PLACE})
+            deployments.append(deployment)
         traffic = TerraformResource(
             self,
             "traffic",
             terraform_resource_type="terraform_data",
             provisioners=[hook("traffic", config.hooks)],
-            depends_on=[deployment],
+            depends_on=deployments,
+            # The new split is in place (and what is no longer declared undeployed) before
+            # Terraform destroys the deployments that left the config.
+            lifecycle={"create_before_destroy": True},
         )
         traffic.add_override("input", config.traffic_input)
         traffic.add_override("triggers_replace", config.traffic_input)
         TerraformOutput(
             self,
-            "deployed_model_id",
-            value=config.deployment_input["deployed_model_id"],
-            description="ID of this model's deployment on the endpoint.",
+            "traffic_split",
+            value=config.traffic_input["split"],
+            description="Deployed-model ID -> percent of the endpoint's traffic.",
         )

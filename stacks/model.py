@@ -1,5 +1,5 @@
-"""The model upload: a terraform_data resource that holds the full desired model and
-drives an idempotent hook, since the google provider cannot upload a custom model."""
+"""The model upload: terraform_data resources that hold each model version's full desired
+state and drive idempotent hooks, since the google provider cannot upload a custom model."""
 
 from __future__ import annotations
 
@@ -9,26 +9,34 @@ from constructs import Construct
 from stacks.base import BaseStack, hook
 from stacks.wiring import ModelStackConfig
 
+# What makes a model version: any change uploads a new one.
+REPLACE_ON = ("project", "region", "model_id", "version_alias", "artifact_uri", "artifact_sha256")
+
+
+def model_resource_id(spec: dict) -> str:
+    """Terraform name of one model version: the model ID and spec alias, so the previous
+    artifact keeps its address while a canary runs."""
+    return f"model_{spec['model_id']}_{spec['version_alias']}".replace("-", "_")
+
 
 class ModelStack(BaseStack):
     def __init__(self, scope: Construct, id: str, *, config: ModelStackConfig) -> None:
         super().__init__(scope, id, backend=config.backend)
-        model = TerraformResource(
-            self,
-            "model",
-            terraform_resource_type="terraform_data",
-            provisioners=[
-                hook("model-upload", config.hooks),
-                hook("model-delete", config.hooks, when="destroy"),
-            ],
-            # The new model exists before the old one is let go.
-            lifecycle={"create_before_destroy": True},
-        )
-        model.add_override("input", config.model_input)
-        model.add_override("triggers_replace", {k: config.model_input[k] for k in config.replace_on})
+        for spec in config.models:
+            model = TerraformResource(
+                self,
+                model_resource_id(spec),
+                terraform_resource_type="terraform_data",
+                provisioners=[
+                    hook("model-upload", config.hooks),
+                    hook("model-delete", config.hooks, when="destroy"),
+                ],
+            )
+            model.add_override("input", spec)
+            model.add_override("triggers_replace", {k: spec[k] for k in REPLACE_ON})
         TerraformOutput(
             self,
             "model_version",
-            value=config.model_input["model"],
-            description="Vertex AI model version (model ID @ spec alias) that the deployment serves.",
+            value=config.models[0]["model"],
+            description="Vertex AI model version (model ID @ spec alias) of the current artifact.",
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from build_hooks.manifest import ARTIFACT_SUBDIR, Manifest
 from stacks import naming
-from stacks.config import RolloutConfig, TargetConfig
+from stacks.config import GRPC_PORT, RolloutConfig, TargetConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,10 +89,9 @@ class HookConfig:
 @dataclass(frozen=True)
 class ModelStackConfig:
     stack: str
-    model_input: dict
-    """The full desired state of the uploaded model: the terraform_data `input`."""
-    replace_on: tuple[str, ...]
-    """Keys of model_input whose change uploads a new model."""
+    models: tuple[dict, ...]
+    """Full desired state of each model version to keep uploaded (the current artifact, and
+    the previous one while a canary splits traffic): the terraform_data `input`s."""
     hooks: HookConfig
     backend: Backend
 
@@ -100,10 +99,12 @@ class ModelStackConfig:
 @dataclass(frozen=True)
 class DeploymentConfig:
     stack: str
-    deployment_input: dict
-    """The full desired state of the deployment: the terraform_data `input`."""
+    deployments: tuple[dict, ...]
+    """Full desired state of each deployment on the endpoint (current, and previous during
+    a canary), keyed in Terraform by deployed-model ID."""
     traffic_input: dict
-    """Traffic share and replica bounds, which change in place without a redeploy."""
+    """The whole traffic split and replica bounds; changed in place, and the point where
+    deployments no longer declared are undeployed."""
     hooks: HookConfig
     backend: Backend
 
@@ -122,6 +123,77 @@ def spec_alias(container: dict) -> str:
     image, env or port set becomes a new version of the same model ID."""
     digest = hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()
     return f"spec-{digest[:10]}"
+
+
+def _model_input(
+    rollout: RolloutConfig, target: TargetConfig, labels: dict[str, str], sha256: str, manifest: Manifest | None
+) -> dict:
+    """The full desired state of one uploaded model version."""
+    model = rollout.model
+    previous = model.previous if manifest is None else None
+    image = (previous and previous.serving_image) or model.serving_image
+    env = model.env if previous is None or previous.env is None else previous.env
+    grpc = model.grpc if previous is None or previous.grpc is None else previous.grpc
+    # Unset optional values are left out rather than null: cdktf drops nulls, and the
+    # hooks read them with .get().
+    container = _without_none({
+        "image_uri": image,
+        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "grpc_ports": [GRPC_PORT] if grpc else [],
+        "predict_route": model.predict_route,
+        "health_route": model.health_route,
+    })
+    model_id = naming.model_id(model.name, sha256)
+    alias = spec_alias(container)
+    location = f"projects/{target.project}/locations/{target.region}"
+    spec = {
+        "project": target.project,
+        "region": target.region,
+        "model_id": model_id,
+        "version_alias": alias,
+        "model": f"{location}/models/{model_id}@{alias}",
+        "display_name": model.name,
+        "description": f"{model.framework} model for Earth Engine ({model.payload_format.value}), "
+        f"artifact sha256 {sha256}",
+        "framework": model.framework,
+        "payload_format": model.payload_format.value,
+        "artifact_uri": f"gs://{target.bucket}/{naming.artifact_prefix(model.name, sha256)}/",
+        "artifact_sha256": sha256,
+        "container": container,
+        "labels": labels,
+    }
+    if manifest is not None:
+        spec["input_bands"] = list(manifest.input_bands)
+        spec["output_bands"] = [b.name for b in manifest.output_bands]
+    return spec
+
+
+def _deployment_input(target: TargetConfig, model: dict, endpoint_name: str, percent: int) -> dict:
+    """The full desired state of one model version's deployment on the endpoint."""
+    machine_spec = _without_none({
+        "machine_type": target.machine_type,
+        "accelerator_type": target.accelerator_type,
+        "accelerator_count": target.accelerator_count,
+    })
+    deployed_id = naming.deployed_model_id(
+        endpoint_name, json.dumps([model["model"], machine_spec, target.service_account])
+    )
+    return _without_none({
+        "project": target.project,
+        "region": target.region,
+        "endpoint": endpoint_name,
+        "model_name": model["display_name"],
+        "model": model["model"],
+        "artifact_sha256": model["artifact_sha256"],
+        "deployed_model_id": deployed_id,
+        "display_name": f"{model['model_id']}-{target.name}",
+        "machine_spec": machine_spec,
+        "service_account": target.service_account,
+        "min_replica_count": target.min_replicas,
+        "max_replica_count": target.max_replicas,
+        "traffic_percent": percent,
+        "grpc_ports": model["container"]["grpc_ports"],
+    })
 
 
 def _without_none(values: dict) -> dict:
@@ -174,82 +246,36 @@ def target_stacks(
         backend=_backend(rollout, target, names["endpoint"], layout),
     )
 
-    # Unset optional values are left out rather than null: cdktf drops nulls, and the
-    # hooks read them with .get().
-    container = _without_none({
-        "image_uri": model.serving_image,
-        "env": [{"name": k, "value": v} for k, v in sorted(model.env.items())],
-        "grpc_ports": model.grpc_ports,
-        "predict_route": model.predict_route,
-        "health_route": model.health_route,
-    })
-    model_id = naming.model_id(model.name, manifest.sha256)
-    alias = spec_alias(container)
     location = f"projects/{target.project}/locations/{target.region}"
-    model_input = {
-        "project": target.project,
-        "region": target.region,
-        "model_id": model_id,
-        "version_alias": alias,
-        "model": f"{location}/models/{model_id}@{alias}",
-        "display_name": model.name,
-        "description": f"{model.framework} model for Earth Engine ({manifest.payload_format}), "
-        f"artifact sha256 {manifest.sha256}",
-        "framework": model.framework,
-        "payload_format": manifest.payload_format,
-        "artifact_uri": f"gs://{target.bucket}/{prefix}/",
-        "artifact_sha256": manifest.sha256,
-        "container": container,
-        "input_bands": list(manifest.input_bands),
-        "output_bands": [b.name for b in manifest.output_bands],
-        "labels": labels,
-    }
-    hooks = HookConfig(working_dir=layout.relative(names["model"], PROJECT_ROOT))
+    endpoint_name = f"{location}/endpoints/{endpoint_id}"
+    current = _model_input(rollout, target, labels, manifest.sha256, manifest)
+    deployments = [_deployment_input(target, current, endpoint_name, target.traffic_percent)]
+    models = [current]
+    if target.traffic_percent < 100 and model.previous:
+        previous = _model_input(rollout, target, labels, model.previous.sha256, None)
+        models.append(previous)
+        deployments.append(
+            _deployment_input(target, previous, endpoint_name, 100 - target.traffic_percent)
+        )
     model_stack = ModelStackConfig(
         stack=names["model"],
-        model_input=model_input,
-        replace_on=("project", "region", "model_id", "version_alias", "artifact_uri", "artifact_sha256"),
-        hooks=hooks,
+        models=tuple(models),
+        hooks=HookConfig(working_dir=layout.relative(names["model"], PROJECT_ROOT)),
         backend=_backend(rollout, target, names["model"], layout),
     )
-
-    machine_spec = _without_none({
-        "machine_type": target.machine_type,
-        "accelerator_type": target.accelerator_type,
-        "accelerator_count": target.accelerator_count,
-    })
-    endpoint_name = f"{location}/endpoints/{endpoint_id}"
-    deployed_id = naming.deployed_model_id(
-        endpoint_name, json.dumps([model_input["model"], machine_spec, target.service_account])
-    )
-    deployment_input = _without_none({
-        "project": target.project,
-        "region": target.region,
-        "endpoint": endpoint_name,
-        "model_name": model.name,
-        "model": model_input["model"],
-        "deployed_model_id": deployed_id,
-        "display_name": f"{model_id}-{target.name}",
-        "machine_spec": machine_spec,
-        "service_account": target.service_account,
-        "min_replica_count": target.min_replicas,
-        "max_replica_count": target.max_replicas,
-        "traffic_percent": target.traffic_percent,
-        "grpc_ports": model.grpc_ports,
-    })
     traffic_input = {
         "project": target.project,
         "region": target.region,
         "endpoint": endpoint_name,
         "model_name": model.name,
-        "deployed_model_id": deployed_id,
-        "traffic_percent": target.traffic_percent,
+        "split": {d["deployed_model_id"]: d["traffic_percent"] for d in deployments},
+        "models": [m["model"] for m in models],
         "min_replica_count": target.min_replicas,
         "max_replica_count": target.max_replicas,
     }
     deployment = DeploymentConfig(
         stack=names["deployment"],
-        deployment_input=deployment_input,
+        deployments=tuple(deployments),
         traffic_input=traffic_input,
         hooks=HookConfig(working_dir=layout.relative(names["deployment"], PROJECT_ROOT)),
         backend=_backend(rollout, target, names["deployment"], layout),

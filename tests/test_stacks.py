@@ -14,6 +14,17 @@ def resource(config: dict, kind: str, name: str) -> dict:
     return config["resource"][kind][name]
 
 
+def data_resources(config: dict, prefix: str) -> list[dict]:
+    """terraform_data resources whose name starts with prefix, in name order."""
+    found = config["resource"]["terraform_data"]
+    return [found[k] for k in sorted(found) if k.startswith(prefix)]
+
+
+def only(config: dict, prefix: str) -> dict:
+    (found,) = data_resources(config, prefix)
+    return found
+
+
 def test_four_stacks_per_target(torch_synth):
     stacks = sorted(p.name for p in (torch_synth / "stacks").iterdir())
     assert stacks == [f"{t}-{k}" for t in ("dev", "prod") for k in sorted(naming.STACK_KINDS)]
@@ -79,7 +90,7 @@ def test_savedmodel_uploads_every_file(tf_build, tf_synth):
 
 def test_model_input_carries_grpc_port_8500(tf_build, tf_synth):
     _, manifest = tf_build
-    model = resource(stack_json(tf_synth, "staging-model"), "terraform_data", "model")
+    model = only(stack_json(tf_synth, "staging-model"), "model_")
     assert model["input"]["container"]["grpc_ports"] == [8500]
     assert model["input"]["payload_format"] == "GRPC_SERIALIZED_TF_TENSORS"
     assert model["input"]["artifact_uri"] == f"gs://acme-geo-staging-ee-models/models/landcover-keras/{manifest.sha256}/"
@@ -88,7 +99,7 @@ def test_model_input_carries_grpc_port_8500(tf_build, tf_synth):
 
 def test_model_input_shows_every_setting(torch_build, torch_synth):
     _, manifest = torch_build
-    model = resource(stack_json(torch_synth, "dev-model"), "terraform_data", "model")
+    model = only(stack_json(torch_synth, "dev-model"), "model_")
     assert model["input"]["model_id"] == f"landcover-torch-{manifest.sha256[:12]}"
     assert model["input"]["container"] == {
         "image_uri": "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
@@ -96,11 +107,10 @@ def test_model_input_shows_every_setting(torch_build, torch_synth):
         "grpc_ports": [],
     }
     assert model["input"]["input_bands"] == ["B2", "B3", "B4", "B5", "B6", "B7"]
-    assert model["lifecycle"] == {"create_before_destroy": True}
 
 
 def test_model_hooks_upload_and_delete_from_state(torch_synth):
-    model = resource(stack_json(torch_synth, "dev-model"), "terraform_data", "model")
+    model = only(stack_json(torch_synth, "dev-model"), "model_")
     hooks = [p["local-exec"] for p in model["provisioner"]]
     assert [(h["command"].split()[-1], h.get("when")) for h in hooks] == [
         ("model-upload", None), ("model-delete", "destroy")
@@ -112,20 +122,22 @@ def test_model_hooks_upload_and_delete_from_state(torch_synth):
 
 def test_deployment_input_and_in_place_settings(torch_synth):
     config = stack_json(torch_synth, "prod-deployment")
-    deployment = resource(config, "terraform_data", "deployment")
+    deployment = only(config, "deployment_")
     traffic = resource(config, "terraform_data", "traffic")
     assert deployment["input"]["machine_spec"] == {"machine_type": "n1-standard-8", "accelerator_count": 0}
     assert deployment["input"]["service_account"] == "vertex-serving@acme-geo-prod.iam.gserviceaccount.com"
     assert (deployment["input"]["min_replica_count"], deployment["input"]["max_replica_count"]) == (2, 10)
     # Replicas and traffic change in place (the traffic hook); the rest redeploys.
     assert not {"traffic_percent", "min_replica_count", "max_replica_count"} & set(deployment["triggers_replace"])
-    assert traffic["triggers_replace"]["traffic_percent"] == 100
-    assert traffic["depends_on"] == ["terraform_data.deployment"]
+    deployed_id = deployment["input"]["deployed_model_id"]
+    assert traffic["triggers_replace"]["split"] == {deployed_id: 100}
+    assert traffic["depends_on"] == [f"terraform_data.deployment_{deployed_id}"]
+    assert traffic["lifecycle"] == {"create_before_destroy": True}
 
 
 def test_deterministic_ids(torch_build, torch_synth):
     _, manifest = torch_build
-    deployment = resource(stack_json(torch_synth, "dev-deployment"), "terraform_data", "deployment")["input"]
+    deployment = only(stack_json(torch_synth, "dev-deployment"), "deployment_")["input"]
     endpoint = resource(stack_json(torch_synth, "dev-endpoint"), "google_vertex_ai_endpoint", "endpoint")
     assert endpoint["name"] == naming.endpoint_id("acme-geo-dev", "us-central1", "landcover-torch")
     assert re.fullmatch(r"[1-9][0-9]{9}", endpoint["name"])
@@ -202,3 +214,34 @@ def test_main_reports_tampered_artifact(torch_build, tmp_path):
     data["model"]["artifact_dir"] = str(copy)
     with pytest.raises(ManifestError, match="do not match manifest.json"):
         load_artifact(parse_config(data, config.path))
+
+
+def test_canary_keeps_the_previous_artifact_declared(torch_build, tmp_path):
+    from stacks.config import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    previous = "ab" * 32
+    data["model"]["previous"] = {"sha256": previous}
+    data["targets"][0]["traffic_percent"] = 10
+    canary = parse_config(data, config.path)
+    out = synth(canary, manifest, tmp_path / "out", tmp_path / "state")
+
+    models = data_resources(stack_json(out, "dev-model"), "model_")
+    assert [m["input"]["artifact_sha256"] for m in models] == sorted([manifest.sha256, previous], key=lambda sha: f"model_landcover_torch_{sha[:12]}")
+    deployments = {d["input"]["artifact_sha256"]: d["input"] for d in data_resources(stack_json(out, "dev-deployment"), "deployment_")}
+    split = resource(stack_json(out, "dev-deployment"), "terraform_data", "traffic")["input"]["split"]
+    assert split == {deployments[manifest.sha256]["deployed_model_id"]: 10, deployments[previous]["deployed_model_id"]: 90}
+    # prod is at 100%: the previous artifact is promoted away there.
+    assert len(data_resources(stack_json(out, "prod-deployment"), "deployment_")) == 1
+
+
+def test_canary_without_previous_is_an_error(torch_build):
+    import pytest
+    from stacks.config import ConfigError, parse_config
+
+    config, _ = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["targets"][0]["traffic_percent"] = 10
+    with pytest.raises(ConfigError, match="targets.0.traffic_percent: 10 leaves 90% for the previous artifact"):
+        parse_config(data, config.path)

@@ -24,11 +24,11 @@ def test_model_and_deployment_stacks_init_and_plan(embedded, torch_synth, stack,
     assert summary == f"Plan: {adds} to add, 0 to change, 0 to destroy."
     shown = terraform.run(["show", "-json", "plan.tfplan"], stack_dir)
     planned = json.loads(shown.stdout)["planned_values"]["root_module"]["resources"]
-    inputs = {r["name"]: r["values"]["input"] for r in planned}
+    inputs = {r["name"].split("_")[0]: r["values"]["input"] for r in planned}
     if stack == "dev-model":
         assert inputs["model"]["container"]["image_uri"].endswith("pytorch-cpu.2-4:latest")
     else:
-        assert inputs["traffic"]["traffic_percent"] == 100
+        assert list(inputs["traffic"]["split"].values()) == [100]
 
 
 def test_google_provider_stacks_say_why_they_are_skipped(embedded, torch_synth):

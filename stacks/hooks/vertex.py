@@ -192,8 +192,7 @@ def deploy(spec: dict, c: Clients | None = None) -> None:
     endpoint = _endpoint(c, spec)
     deployed_id = spec["deployed_model_id"]
     if any(d.id == deployed_id for d in endpoint.deployed_models):
-        log(f"{spec['model']} is already deployed as {deployed_id}; checking traffic and replicas")
-        traffic(spec, c)
+        log(f"{spec['model']} is already deployed as {deployed_id}; nothing to do")
         return
     current = dict(endpoint.traffic_split)
     split = split_with(current, deployed_id, spec["traffic_percent"])
@@ -249,30 +248,32 @@ def undeploy(spec: dict, c: Clients | None = None) -> bool:
 
 
 def traffic(spec: dict, c: Clients | None = None) -> None:
-    """Set this deployment's traffic share and replica bounds on the live endpoint.
+    """Bring the endpoint to the declared traffic split and replica bounds.
 
-    At 100%, the other deployments of the same model name (earlier artifacts) are
-    undeployed and their model versions deleted: that is the promotion."""
+    Deployments of this model that the config no longer declares (the artifact a
+    promotion replaced) are undeployed here, after the split has moved off them, and
+    their model versions deleted when nothing else serves them."""
     from google.cloud.aiplatform_v1 import types
     from google.protobuf import field_mask_pb2
 
     c = c or clients(spec["region"])
     endpoint = _endpoint(c, spec)
-    deployed_id = spec["deployed_model_id"]
-    mine = next((d for d in endpoint.deployed_models if d.id == deployed_id), None)
-    if mine is None:
-        raise RuntimeError(f"{deployed_id} is not deployed on {spec['endpoint']}; re-apply the deployment stack")
+    deployed = {d.id: d for d in endpoint.deployed_models}
+    missing = sorted(set(spec["split"]) - set(deployed))
+    if missing:
+        raise RuntimeError(
+            f"{', '.join(missing)} not deployed on {spec['endpoint']}; re-apply the deployment stack"
+        )
 
-    resources = mine.dedicated_resources
-    if (resources.min_replica_count, resources.max_replica_count) != (
-        spec["min_replica_count"], spec["max_replica_count"]
-    ):
+    bounds = (spec["min_replica_count"], spec["max_replica_count"])
+    for deployed_id in sorted(spec["split"]):
+        resources = deployed[deployed_id].dedicated_resources
+        if (resources.min_replica_count, resources.max_replica_count) == bounds:
+            continue
         mutated = types.DeployedModel(
             id=deployed_id,
             dedicated_resources=types.DedicatedResources(
-                machine_spec=resources.machine_spec,
-                min_replica_count=spec["min_replica_count"],
-                max_replica_count=spec["max_replica_count"],
+                machine_spec=resources.machine_spec, min_replica_count=bounds[0], max_replica_count=bounds[1]
             ),
         )
         wait(
@@ -283,29 +284,36 @@ def traffic(spec: dict, c: Clients | None = None) -> None:
                     paths=["dedicated_resources.min_replica_count", "dedicated_resources.max_replica_count"]
                 ),
             ),
-            f"set replicas of {deployed_id} to {spec['min_replica_count']}-{spec['max_replica_count']}",
+            f"set replicas of {deployed_id} to {bounds[0]}-{bounds[1]}",
         )
 
-    current = dict(endpoint.traffic_split)
-    split = split_with(current, deployed_id, spec["traffic_percent"])
-    if split != current:
-        log(f"traffic split on {spec['endpoint']}: {current} -> {split}")
-        endpoint.traffic_split = split
+    current = {k: v for k, v in endpoint.traffic_split.items() if v}
+    wanted = {k: v for k, v in spec["split"].items() if v}
+    if current != wanted:
+        log(f"traffic split on {spec['endpoint']}: {current} -> {wanted}")
+        endpoint.traffic_split = {**{k: 0 for k in deployed}, **spec["split"]}
         c.endpoints.update_endpoint(
             endpoint=endpoint, update_mask=field_mask_pb2.FieldMask(paths=["traffic_split"])
         )
     else:
-        log(f"traffic split on {spec['endpoint']} is already {split}")
+        log(f"traffic split on {spec['endpoint']} is already {wanted}")
 
-    if spec["traffic_percent"] == 100:
-        prefix = f"/models/{spec['model_name']}-"
-        for old in list(_endpoint(c, spec).deployed_models):
-            if old.id != deployed_id and prefix in old.model:
-                undeploy({**spec, "deployed_model_id": old.id}, c)
-                version = f"{old.model}@{old.model_version_id}" if old.model_version_id else old.model
-                superseded = _get(c.models.get_model, version)
-                if superseded is not None and not superseded.deployed_models:
-                    _delete_version(c, superseded)
+    prefix = f"/models/{spec['model_name']}-"
+    for old_id, old in sorted(deployed.items()):
+        if old_id in spec["split"] or prefix not in old.model:
+            continue
+        undeploy({**spec, "deployed_model_id": old_id}, c)
+        version = f"{old.model}@{old.model_version_id}" if old.model_version_id else old.model
+        superseded = _get(c.models.get_model, version)
+        if superseded is not None and not superseded.deployed_models and not _declared(superseded, spec["models"]):
+            _delete_version(c, superseded)
+
+
+def _declared(model, declared: list[str]) -> bool:
+    """Is this model version one the config still declares (by ID@alias)?"""
+    return any(
+        name.split("@")[0] == model.name and name.split("@")[1] in model.version_aliases for name in declared
+    )
 
 
 HOOKS = {
