@@ -11,7 +11,7 @@ CLASSES = 3  # bare, vegetation, water
 HIDDEN = 16
 
 
-def pytorch_landcover() -> ModelSpec:
+def pytorch_landcover(seed: int = 20231) -> ModelSpec:
     import torch
     from torch import nn
 
@@ -26,7 +26,7 @@ def pytorch_landcover() -> ModelSpec:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.softmax(self.conv2(torch.relu(self.conv1(x))), dim=1)
 
-    generator = torch.Generator().manual_seed(20231)
+    generator = torch.Generator().manual_seed(seed)
     model = LandCover()
     with torch.no_grad():
         for parameter in model.parameters():
@@ -40,11 +40,11 @@ def pytorch_landcover() -> ModelSpec:
     )
 
 
-def keras_landcover() -> ModelSpec:
+def keras_landcover(seed: int = 20231) -> ModelSpec:
     import keras
     import numpy as np
 
-    rng = np.random.default_rng(20231)
+    rng = np.random.default_rng(seed)
     inputs = keras.Input(shape=(None, None, len(BANDS)), name="pixels")
     hidden = keras.layers.Conv2D(HIDDEN, 1, activation="relu", name="conv1")(inputs)
     outputs = keras.layers.Conv2D(CLASSES, 1, activation="softmax", name="conv2")(hidden)
@@ -58,4 +58,10 @@ def keras_landcover() -> ModelSpec:
     )
 
 
-BUILTIN = {"pytorch-landcover": pytorch_landcover, "keras-landcover": keras_landcover}
+BUILTIN = {
+    "pytorch-landcover": pytorch_landcover,
+    "keras-landcover": keras_landcover,
+    # The same models retrained (other weights): a second artifact for rollout rehearsals.
+    "pytorch-landcover-v2": lambda: pytorch_landcover(seed=7),
+    "keras-landcover-v2": lambda: keras_landcover(seed=7),
+}

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -207,7 +208,7 @@ class SavedModelServer:
         tf = self.tf
         instances = body["instances"]
         names = list(self.signature.structured_input_signature[1])
-        inputs = {n: tf.constant([instance[n] for instance in instances]) for n in names}
+        inputs = {n: tf.constant([_b64_value(instance[n]) for instance in instances]) for n in names}
         outputs = {k: v.numpy() for k, v in self.signature(**inputs).items()}
         rows = []
         for i in range(len(instances)):
@@ -219,6 +220,13 @@ class SavedModelServer:
         """gRPC Predict: named tensors in, named tensors out."""
         tf = self.tf
         return {k: v.numpy() for k, v in self.signature(**{n: tf.constant(t) for n, t in inputs.items()}).items()}
+
+
+def _b64_value(value):
+    """TensorFlow Serving's REST encoding of binary strings: {"b64": "..."}."""
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    return value
 
 
 def _plain(value):

@@ -1,10 +1,14 @@
 """The deployments of the model on the endpoint, and the endpoint's traffic split.
 
-One `terraform_data` per deployment, named by its deployed-model ID (the current artifact,
-and the previous one while a canary runs), each deploying on create and undeploying on
-destroy. `traffic` holds the whole split and the replica bounds; it depends on every
-deployment and is created before the old one is destroyed, so a new artifact serves
-before the old one is let go.
+- `deployment_<deployed-model ID>`, one per deployment (the current artifact, and the
+  previous one while a canary runs): deploys on create, idempotently.
+- `traffic`: the whole split and the replica bounds. It depends on every deployment, so it
+  runs once they all serve; it moves the traffic and then undeploys what the config no
+  longer declares. Undeploying there, not in each deployment's destroy hook, is what makes
+  a new artifact serve before the old one is let go, whatever order Terraform picks for
+  creating the new deployment and destroying the old one.
+- `release`: on destroy of the stack, undeploys every deployment of the model from the
+  endpoint (before the model stack, which depends on nothing here, deletes the models).
 """
 
 from __future__ import annotations
@@ -28,11 +32,7 @@ class DeploymentStack(BaseStack):
                 self,
                 f"deployment_{spec['deployed_model_id']}",
                 terraform_resource_type="terraform_data",
-                provisioners=[
-                    hook("deploy", config.hooks),
-                    hook("undeploy", config.hooks, when="destroy"),
-                ],
-                lifecycle={"create_before_destroy": True},
+                provisioners=[hook("deploy", config.hooks)],
             )
             deployment.add_override("input", spec)
             deployment.add_override("triggers_replace", {k: v for k, v in spec.items() if k not in IN_PLACE})
@@ -43,12 +43,17 @@ class DeploymentStack(BaseStack):
             terraform_resource_type="terraform_data",
             provisioners=[hook("traffic", config.hooks)],
             depends_on=deployments,
-            # The new split is in place (and what is no longer declared undeployed) before
-            # Terraform destroys the deployments that left the config.
-            lifecycle={"create_before_destroy": True},
         )
         traffic.add_override("input", config.traffic_input)
         traffic.add_override("triggers_replace", config.traffic_input)
+        release = TerraformResource(
+            self,
+            "release",
+            terraform_resource_type="terraform_data",
+            provisioners=[hook("release", config.hooks, when="destroy")],
+        )
+        release.add_override("input", config.release_input)
+        release.add_override("triggers_replace", config.release_input)
         TerraformOutput(
             self,
             "traffic_split",

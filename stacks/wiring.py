@@ -105,6 +105,8 @@ class DeploymentConfig:
     traffic_input: dict
     """The whole traffic split and replica bounds; changed in place, and the point where
     deployments no longer declared are undeployed."""
+    release_input: dict
+    """Endpoint and model name: what destroying the stack undeploys."""
     hooks: HookConfig
     backend: Backend
 
@@ -277,6 +279,7 @@ def target_stacks(
         stack=names["deployment"],
         deployments=tuple(deployments),
         traffic_input=traffic_input,
+        release_input={k: traffic_input[k] for k in ("project", "region", "endpoint", "model_name")},
         hooks=HookConfig(working_dir=layout.relative(names["deployment"], PROJECT_ROOT)),
         backend=_backend(rollout, target, names["deployment"], layout),
     )

@@ -132,7 +132,12 @@ def test_deployment_input_and_in_place_settings(torch_synth):
     deployed_id = deployment["input"]["deployed_model_id"]
     assert traffic["triggers_replace"]["split"] == {deployed_id: 100}
     assert traffic["depends_on"] == [f"terraform_data.deployment_{deployed_id}"]
-    assert traffic["lifecycle"] == {"create_before_destroy": True}
+    hooks = {k: [p["local-exec"]["command"].split()[-1] for p in r["provisioner"]]
+             for k, r in config["resource"]["terraform_data"].items()}
+    assert hooks == {f"deployment_{deployed_id}": ["deploy"], "traffic": ["traffic"], "release": ["release"]}
+    release = resource(config, "terraform_data", "release")
+    assert release["provisioner"][0]["local-exec"]["when"] == "destroy"
+    assert release["input"]["endpoint"] == deployment["input"]["endpoint"]
 
 
 def test_deterministic_ids(torch_build, torch_synth):

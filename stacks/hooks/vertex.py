@@ -30,11 +30,11 @@ class Clients:
     endpoints: object
 
 
-def clients(region: str) -> Clients:
+def clients(region: str, api_endpoint: str | None = None) -> Clients:
     from google.api_core.client_options import ClientOptions
     from google.cloud import aiplatform_v1
 
-    endpoint = os.environ.get("EEV_VERTEX_API_ENDPOINT") or f"{region}-aiplatform.googleapis.com"
+    endpoint = api_endpoint or os.environ.get("EEV_VERTEX_API_ENDPOINT") or f"{region}-aiplatform.googleapis.com"
     options = ClientOptions(api_endpoint=endpoint)
     kwargs: dict = {"client_options": options, "transport": "rest"}
     if endpoint.startswith("http://"):
@@ -316,10 +316,29 @@ def _declared(model, declared: list[str]) -> bool:
     )
 
 
+def release(spec: dict, c: Clients | None = None) -> int:
+    """Undeploy every deployment of this model from the endpoint (destroying the stack)."""
+    c = c or clients(spec["region"])
+    endpoint = _get(c.endpoints.get_endpoint, spec["endpoint"])
+    if endpoint is None:
+        log(f"{spec['endpoint']} does not exist; nothing to undeploy")
+        return 0
+    prefix = f"/models/{spec['model_name']}-"
+    ours = [d.id for d in endpoint.deployed_models if prefix in d.model]
+    # Smallest share first, so whatever still serves keeps traffic until the end.
+    split = dict(endpoint.traffic_split)
+    for deployed_id in sorted(ours, key=lambda k: (split.get(k, 0), k)):
+        undeploy({**spec, "deployed_model_id": deployed_id}, c)
+    if not ours:
+        log(f"nothing of {spec['model_name']} is deployed on {spec['endpoint']}")
+    return len(ours)
+
+
 HOOKS = {
     "model-upload": model_upload,
     "model-delete": model_delete,
     "deploy": deploy,
     "undeploy": undeploy,
     "traffic": traffic,
+    "release": release,
 }

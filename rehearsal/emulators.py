@@ -1,0 +1,109 @@
+"""Start the local GCS (gcp-storage-emulator) and Vertex AI emulators as child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from build_hooks.serving import free_port, http_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Emulators:
+    """GCS on one loopback port, Vertex AI on another; state under `workdir`."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir.resolve()
+        self.gcs_port = free_port()
+        self.vertex_port = free_port()
+        self.gcs: subprocess.Popen | None = None
+        self.vertex: subprocess.Popen | None = None
+
+    @property
+    def gcs_url(self) -> str:
+        return f"http://127.0.0.1:{self.gcs_port}"
+
+    @property
+    def vertex_url(self) -> str:
+        return f"http://127.0.0.1:{self.vertex_port}"
+
+    def env(self) -> dict[str, str]:
+        """What the hooks (and google-cloud-storage) need to talk to the emulators."""
+        return {
+            "EEV_VERTEX_API_ENDPOINT": self.vertex_url,
+            "STORAGE_EMULATOR_HOST": self.gcs_url,
+            "EEV_PYTHON": sys.executable,
+            "EEV_OPERATION_TIMEOUT": "300",
+        }
+
+    def __enter__(self) -> Emulators:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.gcs = self._spawn(
+            "gcs",
+            [sys.executable, "-m", "gcp_storage_emulator", "-d", str(self.workdir / "gcs"), "start",
+             "--host", "127.0.0.1", "--port", str(self.gcs_port), "-q"],
+        )
+        self._wait(f"{self.gcs_url}/storage/v1/b?project=rehearsal", self.gcs)
+        self.start_vertex()
+        return self
+
+    def start_vertex(self) -> None:
+        self.vertex = self._spawn(
+            "vertex",
+            [sys.executable, "-m", "rehearsal.vertex_emulator", "--port", str(self.vertex_port),
+             "--data-dir", str(self.workdir / "vertex"), "--storage", self.gcs_url],
+        )
+        self._wait(f"{self.vertex_url}/emulator/health", self.vertex, timeout=300)
+
+    def stop_vertex(self) -> None:
+        _stop(self.vertex)
+        self.vertex = None
+
+    def restart_vertex(self) -> None:
+        self.stop_vertex()
+        self.start_vertex()
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.workdir / f"{name}.log", "a")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def _wait(self, url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"emulator exited ({process.returncode}); see {self.workdir}/*.log")
+            try:
+                if http_json(url, timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{url} did not answer in {timeout:.0f}s")
+
+    def fault(self, **faults: str) -> None:
+        status, body = http_json(f"{self.vertex_url}/emulator/faults", faults)
+        assert status == 200, body
+
+    def calls(self) -> dict[str, int]:
+        return http_json(f"{self.vertex_url}/emulator/calls")[1]
+
+    def __exit__(self, *exc) -> None:
+        _stop(self.vertex)
+        _stop(self.gcs)
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
