@@ -1,4 +1,4 @@
-"""Sessions: build, synth (the main job), tests, plan, verify."""
+"""Sessions: build, synth (the main job), tests, plan, verify, rehearse, bench, review."""
 
 from __future__ import annotations
 
@@ -74,3 +74,13 @@ def verify(session: nox.Session) -> None:
     for config in list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]:
         session.run("python", "-m", "build_hooks", config, env=ENV)
         session.run("python", "-m", "build_hooks.verify", config, env=ENV)
+
+
+@nox.session(python=PYTHON, default=False)
+def rehearse(session: nox.Session) -> None:
+    """The whole rollout offline: local GCS and Vertex AI emulators, the real clients, real
+    Terraform (apply, canary, failed deploy, promotion, destroy). Pass configs and
+    --max-targets N after --; default: both examples."""
+    install(session, "build", "synth", "deploy", "serve", "rehearse")
+    args = list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]
+    session.run("python", "-m", "rehearsal", *args, env=ENV)

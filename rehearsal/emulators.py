@@ -93,6 +93,10 @@ class Emulators:
     def calls(self) -> dict[str, int]:
         return http_json(f"{self.vertex_url}/emulator/calls")[1]
 
+    def journal(self) -> list[dict]:
+        """Every mutating Vertex AI call so far, in order: method, resource, detail."""
+        return http_json(f"{self.vertex_url}/emulator/journal")[1]["journal"]
+
     def __exit__(self, *exc) -> None:
         _stop(self.vertex)
         _stop(self.gcs)

@@ -152,8 +152,14 @@ def _run(data: dict, targets: list[str], workdir: Path, emulators: Emulators, pr
     del promoted["model"]["previous"]
     promoted["targets"][0]["traffic_percent"] = 100
     rollout.synth(promoted)
+    start = len(emulators.journal())
     rollout.apply(head)
     check(rollout.deployed(head) == {new_id: 100}, f"after promotion: {rollout.deployed(head)}")
+    promotion = [(c["method"], c["detail"]) for c in emulators.journal()[start:]]
+    # Traffic moves first, then the old deployment goes, then its model.
+    check([m for m, _ in promotion] == ["updateEndpoint", "undeployModel", "deleteModel"]
+          and promotion[1][1] == old_id, f"promotion called Vertex AI in this order: {promotion}")
+    report.facts["promotion_calls"] = [m for m, _ in promotion]
     project = data["targets"][0]["project"]
     models = [m for m in rollout.models() if f"projects/{project}/" in m]
     check(models == [f"projects/{project}/locations/{data['targets'][0]['region']}/models/"
@@ -171,6 +177,7 @@ def _run(data: dict, targets: list[str], workdir: Path, emulators: Emulators, pr
             served_by(target, second, want_second)
 
     # 7. destroy
+    start = len(emulators.journal())
     for target in targets:
         rollout.destroy(target)
         check(rollout.deployed(target) == {}, f"{target}: still deployed after destroy: {rollout.deployed(target)}")
@@ -179,6 +186,14 @@ def _run(data: dict, targets: list[str], workdir: Path, emulators: Emulators, pr
         artifacts = rollout.artifacts_in_bucket(target)
         check(any(first.sha256 in a for a in artifacts) or target != head, f"{target}: first artifact gone: {artifacts}")
         check(any(second.sha256 in a for a in artifacts), f"{target}: next artifact gone from the bucket: {artifacts}")
+    destroy = [c["method"] for c in emulators.journal()[start:]]
+    deletes = [i for i, m in enumerate(destroy) if m.startswith("deleteModel")]
+    undeploys = [i for i, m in enumerate(destroy) if m == "undeployModel"]
+    check(len(undeploys) == len(targets) and len(deletes) == len(targets),
+          f"destroy: one undeploy and one model delete per target expected, got {destroy}")
+    # Per target: the undeploy (deployment stack) comes before the delete (model stack).
+    check(all(u < d for u, d in zip(undeploys, deletes)), f"destroy deleted a model before undeploying it: {destroy}")
+    report.facts["destroy_calls"] = destroy
     report.facts["destroyed"] = targets
 
 

@@ -8,7 +8,7 @@
   mutateDeployedModel (operations); predict, routed by the traffic split;
 - operations: get (under /v1 and /ui, as the REST clients poll);
 - /emulator/faults (POST {"deployModel": "fail_after_serving"}) injects a deploy that dies
-  half-way; /emulator/calls counts mutating calls.
+  half-way; /emulator/calls counts mutating calls, /emulator/journal lists them in order.
 
 Deployed models really serve: the artifact is read from the (emulated) bucket at
 `artifactUri`; a model.mar runs in TorchServe, a SavedModel in TensorFlow. State lives in
@@ -130,8 +130,10 @@ class Emulator:
         self.state["next_id"] += 1
         return str(self.state["next_id"])
 
-    def count(self, method: str) -> None:
+    def count(self, method: str, resource: str, detail: str = "") -> None:
+        """Count a mutating call and append it to the journal (what was called, in order)."""
         self.state["calls"][method] = self.state["calls"].get(method, 0) + 1
+        self.state.setdefault("journal", []).append({"method": method, "resource": resource, "detail": detail})
 
     def restore_servers(self) -> None:
         """After a restart, serve again every deployed model."""
@@ -241,7 +243,7 @@ class Emulator:
             "versionCreateTime": now(),
         }
         self.state["models"][base]["versions"].append(version)
-        self.count("uploadModel")
+        self.count("uploadModel", f"{base}@{version_id}")
         return self.operation(parent, lambda: {"model": base, "modelVersionId": version_id},
                               TYPE + "UploadModelResponse")
 
@@ -260,7 +262,7 @@ class Emulator:
             if any(self._model_view(v)["deployedModels"] for v in versions):
                 raise ApiError(400, f"a version of {base} is still deployed")
             del self.state["models"][base]
-        self.count("deleteModelVersion" if version_only else "deleteModel")
+        self.count("deleteModelVersion" if version_only else "deleteModel", f"{base}@{target['versionId']}")
         parent = base.rsplit("/models/", 1)[0]
         return self.operation(parent, lambda: {}, "type.googleapis.com/google.protobuf.Empty")
 
@@ -281,7 +283,7 @@ class Emulator:
             raise ApiError(409, f"Endpoint {name} already exists")
         endpoint = {**body, "name": name, "deployedModels": [], "trafficSplit": {}, "createTime": now()}
         self.state["endpoints"][name] = endpoint
-        self.count("createEndpoint")
+        self.count("createEndpoint", name)
         return self.operation(parent, lambda: copy.deepcopy(endpoint), TYPE + "Endpoint")
 
     def delete_endpoint(self, name: str) -> dict:
@@ -289,7 +291,7 @@ class Emulator:
         if endpoint["deployedModels"]:
             raise ApiError(400, f"Endpoint {name} still has deployed models")
         del self.state["endpoints"][name]
-        self.count("deleteEndpoint")
+        self.count("deleteEndpoint", name)
         return self.operation(name.rsplit("/endpoints/", 1)[0], lambda: {}, "type.googleapis.com/google.protobuf.Empty")
 
     def _check_split(self, endpoint: dict, split: dict[str, int], extra: set[str] = frozenset()) -> dict[str, int]:
@@ -314,7 +316,7 @@ class Emulator:
                 endpoint[key] = body.get(key)
             else:
                 raise ApiError(400, f"updateMask path {path!r} is not supported")
-        self.count("updateEndpoint")
+        self.count("updateEndpoint", name, json.dumps(endpoint["trafficSplit"], sort_keys=True))
         self.save()
         return copy.deepcopy(endpoint)
 
@@ -341,7 +343,7 @@ class Emulator:
             "createTime": now(),
         }
         fault = self.faults.pop("deployModel", None)
-        self.count("deployModel")
+        self.count("deployModel", name, f"{deployed_id} <- {version['name']}@{version['versionId']}")
 
         def work():
             self._serve(name, record)
@@ -369,7 +371,7 @@ class Emulator:
             split = {k: v for k, v in endpoint["trafficSplit"].items() if k != deployed_id}
         endpoint["deployedModels"] = rest
         endpoint["trafficSplit"] = split
-        self.count("undeployModel")
+        self.count("undeployModel", name, deployed_id)
 
         def work():
             self._unserve(name, deployed_id)
@@ -387,7 +389,7 @@ class Emulator:
         for key in ("minReplicaCount", "maxReplicaCount"):
             if key in resources:
                 record["dedicatedResources"][key] = resources[key]
-        self.count("mutateDeployedModel")
+        self.count("mutateDeployedModel", name, record["id"])
         return self.operation(name, lambda: {"deployedModel": copy.deepcopy(record)},
                               TYPE + "MutateDeployedModelResponse")
 
@@ -526,6 +528,8 @@ class Emulator:
             return 200, {"faults": self.faults}
         if path == "/emulator/calls":
             return 200, dict(self.state["calls"])
+        if path == "/emulator/journal":
+            return 200, {"journal": list(self.state.get("journal", []))}
         if path == "/emulator/state":
             return 200, copy.deepcopy(self.state)
         if path == "/emulator/health":

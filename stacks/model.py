@@ -40,3 +40,9 @@ class ModelStack(BaseStack):
             value=config.models[0]["model"],
             description="Vertex AI model version (model ID @ spec alias) of the current artifact.",
         )
+        TerraformOutput(
+            self,
+            "earth_engine_bands",
+            value=config.bands,
+            description="Bands Earth Engine sends (inputProperties order) and gets back (outputBands).",
+        )

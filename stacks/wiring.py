@@ -92,6 +92,9 @@ class ModelStackConfig:
     models: tuple[dict, ...]
     """Full desired state of each model version to keep uploaded (the current artifact, and
     the previous one while a canary splits traffic): the terraform_data `input`s."""
+    bands: dict
+    """The current artifact's Earth Engine bands (an output, not part of any input: the
+    previous artifact's bands are not known here, and are no reason to touch its model)."""
     hooks: HookConfig
     backend: Backend
 
@@ -164,9 +167,6 @@ def _model_input(
         "container": container,
         "labels": labels,
     }
-    if manifest is not None:
-        spec["input_bands"] = list(manifest.input_bands)
-        spec["output_bands"] = [b.name for b in manifest.output_bands]
     return spec
 
 
@@ -262,6 +262,10 @@ def target_stacks(
     model_stack = ModelStackConfig(
         stack=names["model"],
         models=tuple(models),
+        bands={
+            "input_bands": list(manifest.input_bands),
+            "output_bands": {b.name: b.model_dump(exclude_none=True) for b in manifest.output_bands},
+        },
         hooks=HookConfig(working_dir=layout.relative(names["model"], PROJECT_ROOT)),
         backend=_backend(rollout, target, names["model"], layout),
     )

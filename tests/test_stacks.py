@@ -106,7 +106,9 @@ def test_model_input_shows_every_setting(torch_build, torch_synth):
         "env": [{"name": "EEV_TORCH_THREADS", "value": "4"}],
         "grpc_ports": [],
     }
-    assert model["input"]["input_bands"] == ["B2", "B3", "B4", "B5", "B6", "B7"]
+    bands = stack_json(torch_synth, "dev-model")["output"]["earth_engine_bands"]["value"]
+    assert bands["input_bands"] == ["B2", "B3", "B4", "B5", "B6", "B7"]
+    assert bands["output_bands"] == {"probabilities": {"name": "probabilities", "dimensions": 1, "length": 3}}
 
 
 def test_model_hooks_upload_and_delete_from_state(torch_synth):
