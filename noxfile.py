@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2024.10.9"
@@ -84,3 +86,28 @@ def rehearse(session: nox.Session) -> None:
     install(session, "build", "synth", "deploy", "serve", "rehearse")
     args = list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]
     session.run("python", "-m", "rehearsal", *args, env=ENV)
+
+
+@nox.session(python=PYTHON, default=False)
+def review(session: nox.Session) -> None:
+    """Synthesize, then write each stack's plan JSON and a readable summary to review/;
+    then the checkov scan (its own session: checkov's pins clash with TensorFlow's)."""
+    install(session, "build", "synth", "deploy")
+    config = _configs(session)[0]
+    session.run("python", "-m", "build_hooks", config, env=ENV)
+    session.run("python", "main.py", env={**ENV, "ROLLOUT_CONFIG": config})
+    session.run("python", "-m", "stacks.review", "cdktf.out", "--out", "review", env=ENV)
+    session.notify("scan")
+
+
+@nox.session(python=PYTHON, default=False)
+def scan(session: nox.Session) -> None:
+    """checkov on the synthesized stacks in cdktf.out (run `nox -s synth` or `review` first):
+    no failed check allowed; then the scan's own tests (a weakened stack must fail)."""
+    install(session, "scan")
+    if not Path("cdktf.out/manifest.json").exists():
+        session.error("cdktf.out/ is missing: run `nox -s synth` (or `nox -s review`) first")
+    checkov = str(Path(session.bin) / "checkov")
+    env = {**ENV, "CHECKOV": checkov, "EEV_SCAN_OUTDIR": "cdktf.out"}
+    session.run("python", "-m", "stacks.scan", "cdktf.out", "--out", "review/checkov.json", env=env)
+    session.run("python", "-m", "pytest", "-q", "tests/test_scan.py", env=env)

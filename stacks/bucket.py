@@ -29,6 +29,11 @@ class BucketStack(BaseStack):
             force_destroy=False,
             labels=config.labels,
             encryption={"default_kms_key_name": config.kms_key} if config.kms_key else None,
+            logging=(
+                {"log_bucket": config.access_log_bucket, "log_object_prefix": f"{config.bucket}/"}
+                if config.access_log_bucket
+                else None
+            ),
         )
         for index, obj in enumerate(config.objects):
             StorageBucketObject(

@@ -274,7 +274,11 @@ class TargetConfig(_Frozen):
     labels: dict[str, str] = Field(default_factory=dict)
     """Labels on the bucket, endpoint, model and deployment."""
     kms_key: str | None = None
-    """Cloud KMS key (CMEK) for the bucket and the endpoint; must be in the target region."""
+    """Cloud KMS key (CMEK) for the bucket, the endpoint and the uploaded models; must be in
+    the target region."""
+    access_log_bucket: str | None = None
+    """Existing bucket that receives the artifact bucket's usage logs (GCS access logging,
+    object prefix `<bucket>/`); no access logs when unset."""
     predict_members: tuple[str, ...] = ()
     """IAM members (user:, serviceAccount:, group:, domain:) allowed to call the endpoint from Earth Engine."""
     state_bucket: str | None = None
@@ -307,7 +311,7 @@ class TargetConfig(_Frozen):
             )
         return v
 
-    @field_validator("bucket", "state_bucket")
+    @field_validator("bucket", "state_bucket", "access_log_bucket")
     @classmethod
     def _bucket(cls, v: str | None) -> str | None:
         return None if v is None else check_bucket_name(v)
@@ -395,6 +399,11 @@ class TargetConfig(_Frozen):
                     f"kms_key is in {location!r} but the target region is {self.region!r}; "
                     "allowed: a key in the same region as the bucket and endpoint"
                 )
+        if self.access_log_bucket == self.bucket:
+            raise ValueError(
+                f"access_log_bucket is the artifact bucket {self.bucket!r}; "
+                "allowed: another bucket (a bucket cannot hold its own access logs usefully)"
+            )
         return self
 
 

@@ -10,7 +10,7 @@ from stacks.base import BaseStack, hook
 from stacks.wiring import ModelStackConfig
 
 # What makes a model version: any change uploads a new one.
-REPLACE_ON = ("project", "region", "model_id", "version_alias", "artifact_uri", "artifact_sha256")
+REPLACE_ON = ("project", "region", "model_id", "version_alias", "artifact_uri", "artifact_sha256", "kms_key")
 
 
 def model_resource_id(spec: dict) -> str:
@@ -33,7 +33,7 @@ class ModelStack(BaseStack):
                 ],
             )
             model.add_override("input", spec)
-            model.add_override("triggers_replace", {k: spec[k] for k in REPLACE_ON})
+            model.add_override("triggers_replace", {k: spec[k] for k in REPLACE_ON if k in spec})
         TerraformOutput(
             self,
             "model_version",

@@ -60,6 +60,7 @@ class BucketConfig:
     bucket: str
     labels: dict[str, str]
     kms_key: str | None
+    access_log_bucket: str | None
     objects: tuple[ArtifactObject, ...]
     backend: Backend
 
@@ -167,6 +168,8 @@ def _model_input(
         "container": container,
         "labels": labels,
     }
+    if target.kms_key:
+        spec["kms_key"] = target.kms_key
     return spec
 
 
@@ -224,6 +227,7 @@ def target_stacks(
         bucket=target.bucket,
         labels=labels,
         kms_key=target.kms_key,
+        access_log_bucket=target.access_log_bucket,
         objects=tuple(
             ArtifactObject(
                 name=f"{prefix}/{f.path}",

@@ -115,6 +115,13 @@ def test_target_names_and_buckets_are_unique():
     assert "targets.1.bucket" in error_for(data)
 
 
+def test_access_log_bucket_is_another_valid_bucket():
+    data = with_change("pytorch", "target", "access_log_bucket", "Logs!")
+    assert "targets.0.access_log_bucket" in error_for(data)
+    data = with_change("pytorch", "target", "access_log_bucket", data["targets"][0]["bucket"])
+    assert "access_log_bucket is the artifact bucket" in error_for(data) and "allowed: another bucket" in error_for(data)
+
+
 def test_every_error_is_reported_at_once():
     data = with_change("pytorch", "target", "region", "nowhere")
     data["targets"][1]["traffic_percent"] = 500

@@ -50,6 +50,7 @@ def test_bucket_secure_defaults(torch_synth):
         "force_destroy": False,
     }
     assert "encryption" not in bucket
+    assert bucket["logging"] == {"log_bucket": "acme-geo-dev-gcs-access-logs", "log_object_prefix": "acme-geo-dev-ee-models/"}
 
 
 def test_bucket_cmek_when_configured(torch_synth):
@@ -59,6 +60,10 @@ def test_bucket_cmek_when_configured(torch_synth):
     }
     endpoint = resource(stack_json(torch_synth, "prod-endpoint"), "google_vertex_ai_endpoint", "endpoint")
     assert endpoint["encryption_spec"]["kms_key_name"].endswith("/cryptoKeys/models")
+    model = only(stack_json(torch_synth, "prod-model"), "model_")
+    assert model["input"]["kms_key"] == bucket["encryption"]["default_kms_key_name"]
+    assert model["triggers_replace"]["kms_key"] == model["input"]["kms_key"]
+    assert "kms_key" not in only(stack_json(torch_synth, "dev-model"), "model_")["input"]
 
 
 def test_bucket_labels_merge_target_and_tool_labels(torch_synth):

@@ -105,6 +105,7 @@ def model_upload(spec: dict, c: Clients | None = None) -> str:
             predict_route=container.get("predict_route") or "",
             health_route=container.get("health_route") or "",
         ),
+        encryption_spec=types.EncryptionSpec(kms_key_name=spec["kms_key"]) if spec.get("kms_key") else None,
     )
     if _get(c.models.get_model, model_name) is None:
         request = types.UploadModelRequest(parent=parent, model_id=spec["model_id"], model=model)
