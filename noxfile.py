@@ -111,3 +111,11 @@ def scan(session: nox.Session) -> None:
     env = {**ENV, "CHECKOV": checkov, "EEV_SCAN_OUTDIR": "cdktf.out"}
     session.run("python", "-m", "stacks.scan", "cdktf.out", "--out", "review/checkov.json", env=env)
     session.run("python", "-m", "pytest", "-q", "tests/test_scan.py", env=env)
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Handler throughput, synth time for 1/10/50 targets, no-op rebuild vs full build,
+    measured side by side and printed as ratios (`-- --readme` writes them into README.md)."""
+    install(session, "build", "synth", "serve")
+    session.run("python", "-m", "benchmarks", *session.posargs, env=ENV)
