@@ -85,6 +85,10 @@ def lines(results: list[SynthResult]) -> list[str]:
         )
     last = results[-1]
     per_target = [(r.synth / r.targets) for r in results]
+    # Linear growth: the cost of each added target stays the same from one step to the next.
+    marginal = [(b.synth - a.synth) / (b.targets - a.targets) for a, b in zip(results, results[1:])]
+    out.append("  cost of each added target: " + ", ".join(
+        f"{a.targets}->{b.targets}: {m * 1e3:.0f} ms" for (a, b), m in zip(zip(results, results[1:]), marginal)))
     out.append(
         f"  synth {last.targets} vs {base.targets} target(s): {last.synth / base.synth:5.1f}x the time for"
         f" {last.targets // base.targets}x the targets; per-target cost {per_target[-1] / per_target[0]:4.2f}x;"

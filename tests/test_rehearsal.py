@@ -51,54 +51,55 @@ def test_tensorflow_rollout_on_one_target(tmp_path):
     assert report.facts["destroy_calls"] == ["undeployModel", "deleteModel"]
 
 
-def test_hooks_run_twice_change_nothing(tmp_path):
-    """Each hook, run again with the same input, makes no mutating Vertex AI call."""
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory):
+    """The PyTorch example's dev target applied against the emulators: (emulators, rollout,
+    Vertex AI clients). The tests below leave it as they found it, except the last."""
     from stacks.hooks import vertex
 
+    tmp = tmp_path_factory.mktemp("applied")
     data = example_data("pytorch")
-    data["model"]["artifact_dir"] = str(tmp_path / "artifact")
+    data["model"]["artifact_dir"] = str(tmp / "artifact")
     data["targets"] = data["targets"][:1]
-    with Emulators(tmp_path / "emulators") as emulators:
-        rollout = Rollout(data, tmp_path, emulators, Progress(out=lambda *_: None))
+    with Emulators(tmp / "emulators") as emulators:
+        rollout = Rollout(data, tmp, emulators, Progress(out=lambda *_: None))
         rollout.synth()
         rollout.apply("dev")
-        c = vertex.clients("us-central1", emulators.vertex_url)
-        before = emulators.journal()
-        model = next(r for k, r in rollout.stack("dev-model")["resource"]["terraform_data"].items())
-        deployment = rollout.stack("dev-deployment")["resource"]["terraform_data"]
-        vertex.model_upload(model["input"], c)
-        for name, resource in sorted(deployment.items()):
-            if name.startswith("deployment_"):
-                vertex.deploy(resource["input"], c)
-        vertex.traffic(deployment["traffic"]["input"], c)
-        assert emulators.journal() == before
-
-        # And the destroy-time hooks: the second run finds nothing left to do.
-        assert vertex.release(deployment["release"]["input"], c) == 1
-        assert vertex.model_delete(model["input"], c) is True
-        after_destroy = emulators.journal()
-        assert [call["method"] for call in after_destroy[len(before):]] == ["undeployModel", "deleteModel"]
-        assert vertex.release(deployment["release"]["input"], c) == 0
-        assert vertex.model_delete(model["input"], c) is False
-        assert emulators.journal() == after_destroy
+        yield emulators, rollout, vertex.clients("us-central1", emulators.vertex_url)
 
 
-def test_emulator_refuses_what_vertex_ai_refuses(tmp_path):
+def test_emulator_refuses_what_vertex_ai_refuses(applied):
     """Deleting a deployed model fails as in Vertex AI, so destroy order is really tested."""
     from google.api_core import exceptions
 
+    emulators, rollout, c = applied
+    model = next(iter(rollout.stack("dev-model")["resource"]["terraform_data"].values()))["input"]
+    with pytest.raises(exceptions.BadRequest, match="undeploy it first"):
+        c.models.delete_model(name=model["model"].split("@")[0]).result()
+    state = json.loads((emulators.workdir / "vertex/state.json").read_text())
+    assert len(state["models"]) == 1
+
+
+def test_hooks_run_twice_change_nothing(applied):
+    """Each hook, run again with the same input, makes no mutating Vertex AI call."""
     from stacks.hooks import vertex
 
-    data = example_data("pytorch")
-    data["model"]["artifact_dir"] = str(tmp_path / "artifact")
-    data["targets"] = data["targets"][:1]
-    with Emulators(tmp_path / "emulators") as emulators:
-        rollout = Rollout(data, tmp_path, emulators, Progress(out=lambda *_: None))
-        rollout.synth()
-        rollout.apply("dev")
-        c = vertex.clients("us-central1", emulators.vertex_url)
-        model = next(iter(rollout.stack("dev-model")["resource"]["terraform_data"].values()))["input"]
-        with pytest.raises(exceptions.BadRequest, match="undeploy it first"):
-            c.models.delete_model(name=model["model"].split("@")[0]).result()
-        state = json.loads((tmp_path / "emulators/vertex/state.json").read_text())
-        assert len(state["models"]) == 1
+    emulators, rollout, c = applied
+    before = emulators.journal()
+    model = next(iter(rollout.stack("dev-model")["resource"]["terraform_data"].values()))
+    deployment = rollout.stack("dev-deployment")["resource"]["terraform_data"]
+    vertex.model_upload(model["input"], c)
+    for name, resource in sorted(deployment.items()):
+        if name.startswith("deployment_"):
+            vertex.deploy(resource["input"], c)
+    vertex.traffic(deployment["traffic"]["input"], c)
+    assert emulators.journal() == before
+
+    # And the destroy-time hooks: the second run finds nothing left to do.
+    assert vertex.release(deployment["release"]["input"], c) == 1
+    assert vertex.model_delete(model["input"], c) is True
+    after_destroy = emulators.journal()
+    assert [call["method"] for call in after_destroy[len(before):]] == ["undeployModel", "deleteModel"]
+    assert vertex.release(deployment["release"]["input"], c) == 0
+    assert vertex.model_delete(model["input"], c) is False
+    assert emulators.journal() == after_destroy
