@@ -138,16 +138,13 @@ class Rollout:
     def provision(self, target: str) -> None:
         """Create what the bucket and endpoint stacks declare (idempotent, like Terraform)."""
         from google.api_core import exceptions
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
         from google.cloud.aiplatform_v1 import types
 
         from stacks.hooks.vertex import clients
 
         bucket_stack = self.stack(f"{target}-bucket")["resource"]
         spec = bucket_stack["google_storage_bucket"]["artifacts"]
-        gcs = storage.Client(project=spec["project"], credentials=AnonymousCredentials(),
-                             client_options={"api_endpoint": self.emulators.gcs_url})
+        gcs = self._gcs(spec["project"])
         bucket = gcs.lookup_bucket(spec["name"])
         if bucket is None:
             bucket = gcs.bucket(spec["name"])
@@ -169,17 +166,24 @@ class Rollout:
             c.endpoints.create_endpoint(
                 parent=parent,
                 endpoint_id=endpoint["name"],
-                endpoint=types.Endpoint(display_name=endpoint["display_name"], labels=endpoint.get("labels", {})),
+                endpoint=types.Endpoint(
+                    display_name=endpoint["display_name"],
+                    labels=endpoint.get("labels", {}),
+                    encryption_spec=endpoint.get("encryption_spec"),
+                ),
             ).result()
 
-    def artifacts_in_bucket(self, target: str) -> list[str]:
+    def _gcs(self, project: str):
+        """The real google-cloud-storage client, pointed at the GCS emulator."""
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
+        return storage.Client(project=project, credentials=AnonymousCredentials(),
+                              client_options={"api_endpoint": self.emulators.gcs_url})
+
+    def artifacts_in_bucket(self, target: str) -> list[str]:
         spec = self.stack(f"{target}-bucket")["resource"]["google_storage_bucket"]["artifacts"]
-        gcs = storage.Client(project=spec["project"], credentials=AnonymousCredentials(),
-                             client_options={"api_endpoint": self.emulators.gcs_url})
-        return sorted(b.name for b in gcs.list_blobs(spec["name"]))
+        return sorted(b.name for b in self._gcs(spec["project"]).list_blobs(spec["name"]))
 
     def terraform(self, stack: str, *, destroy: bool = False) -> str:
         stack_dir = self.outdir / "stacks" / stack
