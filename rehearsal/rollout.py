@@ -47,12 +47,20 @@ class Progress:
         self.rows.append((name, "ok", seconds))
         self.out(f"  ok {name} ({seconds:.1f}s)")
 
+    def expected_failure(self, label: str) -> None:
+        """Relabel the last step, which failed as the scenario meant it to."""
+        name, result, seconds = self.rows[-1]
+        assert result.startswith("FAILED"), self.rows[-1]
+        self.rows[-1] = (name, label, seconds)
+        self.out(f"  ok {name}: {label}")
+
     def summary(self) -> str:
         width = max((len(r[0]) for r in self.rows), default=10)
-        lines = [f"{'step':{width}}  {'result':8} seconds"]
-        lines += [f"{name:{width}}  {result:8} {seconds:7.1f}" for name, result, seconds in self.rows]
+        result_width = max((len(r[1]) for r in self.rows), default=6)
+        lines = [f"{'step':{width}}  {'result':{result_width}}  seconds"]
+        lines += [f"{name:{width}}  {result:{result_width}}  {seconds:7.1f}" for name, result, seconds in self.rows]
         total = sum(r[2] for r in self.rows)
-        lines.append(f"{'total':{width}}  {'':8} {total:7.1f}")
+        lines.append(f"{'total':{width}}  {'':{result_width}}  {total:7.1f}")
         return "\n".join(lines)
 
 

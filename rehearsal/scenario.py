@@ -125,6 +125,7 @@ def _run(data: dict, targets: list[str], workdir: Path, emulators: Emulators, pr
         rollout.apply(head)
     except RuntimeError as error:
         check("injected fault" in str(error), f"the apply failed, but not on the injected fault: {error}")
+        progress.expected_failure("failed as injected")
     else:
         raise RehearsalFailed("the apply succeeded although the deployment was made to fail")
     check(rollout.deployed(head) == {old_id: 100}, f"after the failed deploy: {rollout.deployed(head)}")

@@ -42,6 +42,9 @@ def test_pytorch_rollout_on_two_targets(tmp_path):
     assert any(line.startswith("  ok build builtin:pytorch-landcover") for line in lines)
     assert "dev: terraform apply dev-deployment" in report.summary
     assert report.summary.splitlines()[-1].startswith("total")
+    # The injected failure shows as such, and it is the only step that did not simply pass.
+    assert report.summary.count("failed as injected") == 1
+    assert "FAILED" not in report.summary
 
 
 def test_tensorflow_rollout_on_one_target(tmp_path):
