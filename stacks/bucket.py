@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from cdktf import TerraformOutput
-from cdktf_cdktf_provider_google.provider import GoogleProvider
-from cdktf_cdktf_provider_google.storage_bucket import StorageBucket
-from cdktf_cdktf_provider_google.storage_bucket_object import StorageBucketObject
 from constructs import Construct
 
 from stacks.base import BaseStack
+from stacks.provider import google
 from stacks.wiring import BucketConfig
+
+GoogleProvider = google("provider").GoogleProvider
+StorageBucket = google("storage_bucket").StorageBucket
+StorageBucketObject = google("storage_bucket_object").StorageBucketObject
 
 
 class BucketStack(BaseStack):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -257,3 +258,33 @@ def test_canary_without_previous_is_an_error(torch_build):
     data["targets"][0]["traffic_percent"] = 10
     with pytest.raises(ConfigError, match="targets.0.traffic_percent: 10 leaves 90% for the previous artifact"):
         parse_config(data, config.path)
+
+
+def test_provider_bindings_load_only_the_submodules_used(torch_build, tmp_path):
+    """stacks.provider skips the package __init__ (all ~1,470 submodules); the synthesized
+    stacks are byte for byte those of a plain import of the whole package."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "rollout.toml"
+    config.write_text(re.sub(r'(?m)^artifact_dir = .*$', f"artifact_dir = {json.dumps(str(torch_build[0].artifact_dir))}",
+                             (ROOT / "rollout.toml").read_text()))
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "ROLLOUT_CONFIG": str(config)}
+    count = subprocess.run(
+        [sys.executable, "-c", "import sys, stacks.app; "
+         "print(sum(m.startswith('cdktf_cdktf_provider_google.') for m in sys.modules))"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )
+    assert int(count.stdout.strip()) < 20
+
+    outdirs = {}
+    for how, prelude in (("lazy", ""), ("whole package", "import cdktf_cdktf_provider_google; ")):
+        outdirs[how] = tmp_path / how.replace(" ", "-")
+        subprocess.run(
+            [sys.executable, "-c", prelude + "import runpy; runpy.run_path('main.py', run_name='__main__')"],
+            cwd=ROOT, env={**env, "CDKTF_OUTDIR": str(outdirs[how])}, capture_output=True, text=True, check=True,
+        )
+    lazy = sorted(p.relative_to(outdirs["lazy"]) for p in outdirs["lazy"].rglob("cdk.tf.json"))
+    assert len(lazy) == 8
+    for path in lazy:
+        assert (outdirs["lazy"] / path).read_bytes() == (outdirs["whole package"] / path).read_bytes()
