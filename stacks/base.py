@@ -7,8 +7,9 @@ from constructs import Construct
 
 from stacks.wiring import Backend, HookConfig
 
-# `$$` keeps Terraform from reading the shell's ${...} as its own interpolation.
-PYTHON = '"$${EEV_PYTHON:-python3}"'
+# A plain command: no quotes, no shell `${...}` (see stacks/hooks/hook.sh), so the JSON
+# and the `cdktf synth --hcl` renderings say the same thing.
+HOOK = "sh stacks/hooks/hook.sh"
 
 
 class BaseStack(TerraformStack):
@@ -27,7 +28,7 @@ def hook(action: str, hooks: HookConfig, *, when: str | None = None) -> LocalExe
     """
     return LocalExecProvisioner(
         type="local-exec",
-        command=f"{PYTHON} -m stacks.hooks {action}",
+        command=f"{HOOK} {action}",
         working_dir=hooks.working_dir,
         environment={"EEV_HOOK_INPUT": "${jsonencode(self.input)}"},
         when=when,

@@ -126,6 +126,10 @@ def test_model_hooks_upload_and_delete_from_state(torch_synth):
     assert all(h["environment"] == {"EEV_HOOK_INPUT": "${jsonencode(self.input)}"} for h in hooks)
     # The working dir is the project root, as seen from the stack directory.
     assert (torch_synth / "stacks" / "dev-model" / hooks[0]["working_dir"]).resolve() == ROOT
+    # A plain command, the same in cdk.tf.json and in `cdktf synth --hcl` (which mangles
+    # quotes and `$${...}` escapes), running a script that exists there.
+    assert hooks[0]["command"] == "sh stacks/hooks/hook.sh model-upload"
+    assert (ROOT / hooks[0]["command"].split()[1]).is_file()
 
 
 def test_deployment_input_and_in_place_settings(torch_synth):
@@ -288,3 +292,28 @@ def test_provider_bindings_load_only_the_submodules_used(torch_build, tmp_path):
     assert len(lazy) == 8
     for path in lazy:
         assert (outdirs["lazy"] / path).read_bytes() == (outdirs["whole package"] / path).read_bytes()
+
+
+def _as_hcl_types(value):
+    """What `cdktf synth --hcl` does to the inputs: numeric-looking strings become numbers."""
+    if isinstance(value, dict):
+        return {k: _as_hcl_types(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_hcl_types(v) for v in value]
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
+        return int(value)
+    return value
+
+
+def test_hooks_read_inputs_written_as_hcl(torch_synth):
+    """The way out of cdktf (`cdktf synth --hcl`) turns deployed-model IDs and env values
+    into HCL numbers; the hooks get back exactly the synthesized input."""
+    from stacks.hooks.__main__ import restore_types
+
+    inputs = [r["input"] for kind in ("model", "deployment")
+              for r in stack_json(torch_synth, f"dev-{kind}")["resource"]["terraform_data"].values()]
+    assert any(isinstance(_as_hcl_types(i).get("deployed_model_id"), int) for i in inputs)
+    assert any(_as_hcl_types(i).get("container", {}).get("env") == [{"name": "EEV_TORCH_THREADS", "value": 4}]
+               for i in inputs)
+    for synthesized in inputs:
+        assert restore_types(json.loads(json.dumps(_as_hcl_types(synthesized)))) == synthesized
