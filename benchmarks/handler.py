@@ -119,7 +119,7 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def run(tile: int = 256, repeats: int = 5) -> list[HandlerResult]:
+def run(tile: int = 256, repeats: int = 7) -> list[HandlerResult]:
     import torch
 
     results = []
