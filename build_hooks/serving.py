@@ -40,6 +40,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def send_json(handler, status: int, body) -> None:
+    """Answer a request of an http.server handler with a JSON body."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def http_json(url: str, body: dict | bytes | None = None, timeout: float = 60.0) -> tuple[int, dict | str]:
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     request = urllib.request.Request(
@@ -87,8 +97,8 @@ class TorchServe:
                     f"inference_address=http://127.0.0.1:{self.port}",
                     f"management_address=http://127.0.0.1:{self.management_port}",
                     f"metrics_address=http://127.0.0.1:{metrics}",
-                    f"grpc_inference_address=127.0.0.1",
-                    f"grpc_management_address=127.0.0.1",
+                    "grpc_inference_address=127.0.0.1",
+                    "grpc_management_address=127.0.0.1",
                     f"grpc_inference_port={free_port()}",
                     f"grpc_management_port={free_port()}",
                     # As in Vertex AI's prebuilt PyTorch container: {"instances": [...]} in,
@@ -104,7 +114,7 @@ class TorchServe:
                     "max_request_size=104857600",
                     "max_response_size=104857600",
                     f"model_store={store}",
-                    f"job_queue_size=1000",
+                    "job_queue_size=1000",
                     "models=" + json.dumps(
                         {"model": {"1.0": {"marName": "model.mar", "minWorkers": self.workers,
                                            "maxWorkers": self.workers, "batchSize": self.batch_size,

@@ -12,7 +12,7 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from build_hooks.serving import SavedModelServer
+from build_hooks.serving import SavedModelServer, send_json
 
 
 def make_handler(server: SavedModelServer):
@@ -21,12 +21,7 @@ def make_handler(server: SavedModelServer):
             pass
 
         def _send(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body)
 
         def do_GET(self):
             if self.path.rstrip("/") == "/v1/models/model":

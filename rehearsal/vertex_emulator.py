@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
-from build_hooks.serving import TorchServe, free_port, http_json
+from build_hooks.serving import TorchServe, free_port, http_json, send_json
 
 TYPE = "type.googleapis.com/google.cloud.aiplatform.v1."
 STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION",
@@ -560,12 +560,7 @@ def make_handler(emulator: Emulator):
             except (ValueError, KeyError, TypeError) as error:
                 status, body = 400, {"error": {"code": 400, "message": f"{type(error).__name__}: {error}",
                                                "status": "INVALID_ARGUMENT"}}
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send_json(self, status, body)
 
         do_GET = do_POST = do_PATCH = do_DELETE = _dispatch
 
