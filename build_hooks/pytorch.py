@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -38,11 +39,15 @@ def to_torchscript(spec: ModelSpec):
         return torch.jit.trace(spec.model, example, check_trace=True)
 
 
-def normalize_zip(source: Path, target: Path, rewrite: dict[str, bytes] | None = None) -> None:
-    """Rewrite a zip with sorted entries, fixed dates and permissions: same content, same bytes."""
+def normalize_zip(
+    source: Path, target: Path, rewrite: dict[str, bytes] | None = None, drop=lambda name: False
+) -> None:
+    """Rewrite a zip with sorted entries, fixed dates and permissions: same content, same bytes.
+    Entries named in `rewrite` get that content; entries for which `drop(name)` is true go."""
     rewrite = rewrite or {}
     with zipfile.ZipFile(source) as zin:
-        entries = sorted((i for i in zin.infolist() if not i.is_dir()), key=lambda i: i.filename)
+        entries = sorted((i for i in zin.infolist() if not i.is_dir() and not drop(i.filename)),
+                         key=lambda i: i.filename)
         with zipfile.ZipFile(target, "w") as zout:
             for info in entries:
                 data = rewrite.get(info.filename, zin.read(info.filename))
@@ -51,6 +56,23 @@ def normalize_zip(source: Path, target: Path, rewrite: dict[str, bytes] | None =
                 fixed.external_attr = 0o644 << 16
                 fixed.create_system = 3
                 zout.writestr(fixed, data, compresslevel=6)
+
+
+def _portable_torchscript(raw: Path, target: Path) -> None:
+    """TorchScript's zip, made independent of where the build ran.
+
+    `*.debug_pkl` records hold source ranges with the absolute paths of the model's module
+    and of torch itself (checkout and virtualenv paths); they only enrich error messages,
+    and torch.jit.load does without them. `.data/serialization_id` is a hash over the
+    records as written, so it is derived again from what is kept."""
+    with zipfile.ZipFile(raw) as zin:
+        kept = sorted(n for n in zin.namelist() if not n.endswith((".debug_pkl", "/.data/serialization_id")))
+        digest = hashlib.sha256()
+        for name in kept:
+            digest.update(name.encode() + b"\0" + zin.read(name))
+        ids = [n for n in zin.namelist() if n.endswith("/.data/serialization_id")]
+    serialization_id = str(int.from_bytes(digest.digest()[:16], "big")).encode()
+    normalize_zip(raw, target, {name: serialization_id for name in ids}, drop=lambda n: n.endswith(".debug_pkl"))
 
 
 def export_pytorch(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
@@ -67,7 +89,7 @@ def export_pytorch(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
         torch.jit.save(scripted, raw)
         # TorchScript's own zip is normalized too, so its bytes depend on the model only.
         (tmp_path / "raw.pt").write_bytes(raw.getvalue())
-        normalize_zip(tmp_path / "raw.pt", tmp_path / "model.pt")
+        _portable_torchscript(tmp_path / "raw.pt", tmp_path / "model.pt")
         (tmp_path / "ee_contract.json").write_text(json.dumps(contract, indent=2, sort_keys=True))
         shutil.copy(HANDLER, tmp_path / "handler.py")
         export = tmp_path / "export"

@@ -26,6 +26,30 @@ def test_pytorch_artifact_is_byte_identical_across_builds(torch_build, tmp_path)
     ).read_bytes()
 
 
+@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+def test_artifact_does_not_depend_on_the_checkout_path(framework, torch_build, tf_build, tmp_path):
+    """Another checkout, another path: the same bytes (TorchScript's debug records would
+    otherwise carry the absolute paths of the model's module and of torch)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    elsewhere = tmp_path / "some" / "other-checkout"
+    for folder in ("build_hooks", "stacks"):
+        shutil.copytree(ROOT / folder, elsewhere / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    config = "rollout.toml" if framework == "pytorch" else "examples/tensorflow.toml"
+    (elsewhere / config).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / config, elsewhere / config)
+    subprocess.run([sys.executable, "-m", "build_hooks", config], cwd=elsewhere, check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(elsewhere)})
+    here = (torch_build if framework == "pytorch" else tf_build)[1]
+    there = read_manifest(elsewhere / ("build/landcover-torch" if framework == "pytorch" else "build/landcover-keras"))
+    assert there.sha256 == here.sha256
+
+
 def test_mar_is_named_model_with_our_handler_and_fixed_dates(torch_build):
     config, _ = torch_build
     with zipfile.ZipFile(config.artifact_dir / "artifact/model.mar") as mar:
