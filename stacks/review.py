@@ -80,15 +80,14 @@ def summarize_plan(stack: str, plan: dict) -> StackReview:
     changes = [c for c in plan.get("resource_changes", []) if c["change"]["actions"] != ["no-op"]]
     for change in changes:
         word = ACTION_WORDS.get(tuple(change["change"]["actions"]), "/".join(change["change"]["actions"]))
-        review.counts[word.split(" (")[0]] = review.counts.get(word.split(" (")[0], 0) + 1
+        kind = word.split(" (")[0]
+        review.counts[kind] = review.counts.get(kind, 0) + 1
         review.lines.append(f"- {word}: `{change['address']}`")
         before, after = change["change"].get("before"), change["change"].get("after")
         if change["type"] == "terraform_data":
             old_input = (before or {}).get("input")
             new_input = (after or {}).get("input")
-            if "create" in change["change"]["actions"] and old_input is None:
-                diff = input_diff(None, new_input)
-            elif change["change"]["actions"] == ["delete"]:
+            if change["change"]["actions"] == ["delete"]:
                 diff = [f"{k}: {json.dumps(v)}" for k, v in sorted(flatten(old_input or {}).items())
                         if k in ("model", "deployed_model_id", "artifact_sha256", "endpoint")]
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tomllib
@@ -22,6 +23,13 @@ from stacks.config import RolloutConfig, parse_config  # noqa: E402
 def example_data(name: str) -> dict:
     path = ROOT / ("rollout.toml" if name == "pytorch" else "examples/tensorflow.toml")
     return tomllib.loads(path.read_text())
+
+
+def rollout_toml(dest: Path, artifact_dir: Path) -> Path:
+    """rollout.toml, as text, with its artifact_dir pointing at an artifact already built."""
+    text = (ROOT / "rollout.toml").read_text()
+    dest.write_text(re.sub(r"(?m)^artifact_dir = .*$", f"artifact_dir = {json.dumps(str(artifact_dir))}", text))
+    return dest
 
 
 def config_in(tmp: Path, data: dict, artifact: str = "artifact") -> RolloutConfig:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, stack_json
+from conftest import ROOT, rollout_toml, stack_json
 from stacks import terraform
 from stacks.hooks.__main__ import restore_types
 
@@ -27,9 +26,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def hcl_out(torch_build, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hcl")
-    config = tmp / "rollout.toml"
-    config.write_text(re.sub(r'(?m)^artifact_dir = .*$', f"artifact_dir = {json.dumps(str(torch_build[0].artifact_dir))}",
-                             (ROOT / "rollout.toml").read_text()))
+    config = rollout_toml(tmp / "rollout.toml", torch_build[0].artifact_dir)
     # cdktf.json runs `python3 main.py`: this interpreter's, as in an activated virtualenv.
     path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     env = {**os.environ, "PATH": path, "ROLLOUT_CONFIG": str(config), "CHECKPOINT_DISABLE": "1",

@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from conftest import ROOT, stack_json, synth
+from conftest import ROOT, rollout_toml, stack_json, synth
 from stacks import naming
 
 
@@ -270,9 +270,7 @@ def test_provider_bindings_load_only_the_submodules_used(torch_build, tmp_path):
     import subprocess
     import sys
 
-    config = tmp_path / "rollout.toml"
-    config.write_text(re.sub(r'(?m)^artifact_dir = .*$', f"artifact_dir = {json.dumps(str(torch_build[0].artifact_dir))}",
-                             (ROOT / "rollout.toml").read_text()))
+    config = rollout_toml(tmp_path / "rollout.toml", torch_build[0].artifact_dir)
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "ROLLOUT_CONFIG": str(config)}
     count = subprocess.run(
         [sys.executable, "-c", "import sys, stacks.app; "

@@ -299,15 +299,19 @@ def traffic(spec: dict, c: Clients | None = None) -> None:
     else:
         log(f"traffic split on {spec['endpoint']} is already {wanted}")
 
-    prefix = f"/models/{spec['model_name']}-"
     for old_id, old in sorted(deployed.items()):
-        if old_id in spec["split"] or prefix not in old.model:
+        if old_id in spec["split"] or not _of_model(old, spec["model_name"]):
             continue
         undeploy({**spec, "deployed_model_id": old_id}, c)
         version = f"{old.model}@{old.model_version_id}" if old.model_version_id else old.model
         superseded = _get(c.models.get_model, version)
         if superseded is not None and not superseded.deployed_models and not _declared(superseded, spec["models"]):
             _delete_version(c, superseded)
+
+
+def _of_model(deployed, model_name: str) -> bool:
+    """Is this deployment one of our model's versions (model IDs are `<name>-<sha[:12]>`)?"""
+    return f"/models/{model_name}-" in deployed.model
 
 
 def _declared(model, declared: list[str]) -> bool:
@@ -324,8 +328,7 @@ def release(spec: dict, c: Clients | None = None) -> int:
     if endpoint is None:
         log(f"{spec['endpoint']} does not exist; nothing to undeploy")
         return 0
-    prefix = f"/models/{spec['model_name']}-"
-    ours = [d.id for d in endpoint.deployed_models if prefix in d.model]
+    ours = [d.id for d in endpoint.deployed_models if _of_model(d, spec["model_name"])]
     # Smallest share first, so whatever still serves keeps traffic until the end.
     split = dict(endpoint.traffic_split)
     for deployed_id in sorted(ours, key=lambda k: (split.get(k, 0), k)):
