@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from build_hooks.manifest import ManifestError
-from stacks.config import ConfigError, load_config
+from config.rollout import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent
 # cdktf 0.21 runs on the machine's Node.js through jsii; jsii's banner about Node 20's end

@@ -74,7 +74,7 @@ def plan(session: nox.Session) -> None:
     config = _configs(session)[0]
     session.run("python", "-m", "build_hooks", config, env=ENV)
     session.run("python", "main.py", env={**ENV, "ROLLOUT_CONFIG": config})
-    session.run("python", "-m", "stacks.terraform", "plan", "cdktf.out", env=ENV)
+    session.run("python", "-m", "plan.terraform", "plan", "cdktf.out", env=ENV)
 
 
 @nox.session(python=PYTHON, default=False)
@@ -105,7 +105,7 @@ def review(session: nox.Session) -> None:
     config = _configs(session)[0]
     session.run("python", "-m", "build_hooks", config, env=ENV)
     session.run("python", "main.py", env={**ENV, "ROLLOUT_CONFIG": config})
-    session.run("python", "-m", "stacks.review", "cdktf.out", "--out", "review", env=ENV)
+    session.run("python", "-m", "plan.review", "cdktf.out", "--out", "review", env=ENV)
     session.notify("scan")
 
 
@@ -118,7 +118,7 @@ def scan(session: nox.Session) -> None:
         session.error("cdktf.out/ is missing: run `nox -s synth` (or `nox -s review`) first")
     checkov = str(Path(session.bin) / "checkov")
     env = {**ENV, "CHECKOV": checkov, "EEV_SCAN_OUTDIR": "cdktf.out"}
-    session.run("python", "-m", "stacks.scan", "cdktf.out", "--out", "review/checkov.json", env=env)
+    session.run("python", "-m", "plan.scan", "cdktf.out", "--out", "review/checkov.json", env=env)
     session.run("python", "-m", "pytest", "-q", "tests/test_scan.py", env=env)
 
 

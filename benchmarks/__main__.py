@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
         from benchmarks import synth
 
         subprocess.run([sys.executable, "-m", "build_hooks", str(ROOT / "rollout.toml")], cwd=ROOT, check=True)
-        part = synth.import_lines(synth.provider_imports()) + synth.lines(synth.run())
+        part = synth.lines(synth.run())
         report += part + [""]
         print("\n".join(part), flush=True)
     if "build" in wanted:

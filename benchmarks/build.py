@@ -38,7 +38,7 @@ def run(repeats: int = 3) -> list[BuildResult]:
     import json
 
     from build_hooks.build import build
-    from stacks.config import parse_config
+    from config.rollout import parse_config
 
     results = []
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -34,51 +34,15 @@ def config_with_targets(count: int, workdir: Path) -> Path:
 def worker(config: str, outdir: str) -> None:
     """In the child: time the imports, then the synthesis."""
     started = time.perf_counter()
-    from stacks.app import build_app, load_artifact  # cdktf, jsii and the provider submodules
+    from stacks.app import build_app, load_artifact  # cdktn, jsii and the provider bindings
 
     imported = time.perf_counter()
-    from stacks.config import parse_config
+    from config.rollout import parse_config
 
     rollout = parse_config(json.loads(Path(config).read_text()), Path(config))
     build_app(rollout, load_artifact(rollout), outdir=Path(outdir), state_dir=Path(outdir) / "state").synth()
     done = time.perf_counter()
     print(json.dumps({"import": imported - started, "synth": done - imported}))
-
-
-IMPORTS = {
-    "as packaged (the package __init__ imports all its submodules)":
-        "import cdktf_cdktf_provider_google.storage_bucket",
-    "stacks.provider (the assembly, then only the submodules used)":
-        "from stacks.provider import google; google('storage_bucket')",
-}
-TIMED_IMPORT = """
-import time, cdktf
-started = time.perf_counter()
-{statement}
-print(time.perf_counter() - started)
-"""
-
-
-def provider_imports(repeats: int = 3) -> dict[str, float]:
-    """Seconds to import the provider bindings after cdktf, each way, in fresh interpreters."""
-    import statistics
-
-    times: dict[str, list[float]] = {how: [] for how in IMPORTS}
-    for _ in range(repeats):  # interleaved
-        for how, statement in IMPORTS.items():
-            done = subprocess.run([sys.executable, "-c", TIMED_IMPORT.format(statement=statement)], cwd=ROOT,
-                                  capture_output=True, text=True, check=True,
-                                  env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"})
-            times[how].append(float(done.stdout.strip().splitlines()[-1]))
-    return {how: statistics.median(t) for how, t in times.items()}
-
-
-def import_lines(times: dict[str, float]) -> list[str]:
-    packaged, ours = times.values()
-    out = ["provider bindings import (after cdktf, fresh interpreter, median of 3):"]
-    out += [f"  {how:62} {seconds:5.2f} s" for how, seconds in times.items()]
-    out.append(f"  {packaged / ours:.1f}x faster by skipping the package __init__")
-    return out
 
 
 @dataclass
@@ -113,7 +77,7 @@ def run(counts=(1, 10, 50), workdir: Path | None = None) -> list[SynthResult]:
 
 def lines(results: list[SynthResult]) -> list[str]:
     base = results[0]
-    out = ["synth (fresh interpreter per run; import = cdktf + provider submodules):"]
+    out = ["synth (fresh interpreter per run; import = cdktn + provider bindings):"]
     for r in results:
         out.append(
             f"  {r.targets:3d} target(s), {4 * r.targets:3d} stacks: import {r.imports:5.2f} s, synth {r.synth:6.2f} s"

@@ -7,7 +7,7 @@ import sys
 
 from build_hooks.build import build
 from build_hooks.manifest import ManifestError
-from stacks.config import ConfigError, load_config
+from config.rollout import ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from build_hooks.manifest import (
     verify_artifact,
     write_manifest,
 )
-from stacks.config import RolloutConfig
+from config.rollout import RolloutConfig
 
 BUILD_HOOKS = Path(__file__).resolve().parent
 # Limits the handler enforces (a 256x256 tile of a few bands is far below them).

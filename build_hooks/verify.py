@@ -16,7 +16,7 @@ import numpy as np
 from build_hooks import earth_engine as ee
 from build_hooks.manifest import ARTIFACT_SUBDIR, Manifest, read_manifest
 from build_hooks.spec import load_factory
-from stacks.config import RolloutConfig, load_config
+from config.rollout import RolloutConfig, load_config
 
 TOLERANCE = 1e-4
 

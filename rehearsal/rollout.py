@@ -23,7 +23,7 @@ from build_hooks.manifest import Manifest
 from build_hooks.serving import http_json
 from rehearsal.emulators import Emulators
 from stacks import terraform
-from stacks.config import RolloutConfig, parse_config
+from config.rollout import RolloutConfig, parse_config
 
 
 @dataclass

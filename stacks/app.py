@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cdktf import App
+from cdktn import App
 
 from build_hooks.manifest import Manifest, read_manifest, verify_artifact
 from stacks.bucket import BucketStack
-from stacks.config import RolloutConfig
+from config.rollout import RolloutConfig
 from stacks.deployment import DeploymentStack
 from stacks.endpoint import EndpointStack
 from stacks.model import ModelStack

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdktf import GcsBackend, LocalBackend, LocalExecProvisioner, TerraformStack
+from cdktn import GcsBackend, LocalBackend, LocalExecProvisioner, TerraformStack
 from constructs import Construct
 
 from stacks.wiring import Backend, HookConfig

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from cdktf import TerraformOutput
+from cdktn import TerraformOutput
 from constructs import Construct
+from cdktn_provider_google.provider import GoogleProvider
+from cdktn_provider_google.storage_bucket import StorageBucket
+from cdktn_provider_google.storage_bucket_object import StorageBucketObject
 
 from stacks.base import BaseStack
-from stacks.provider import google
 from stacks.wiring import BucketConfig
-
-GoogleProvider = google("provider").GoogleProvider
-StorageBucket = google("storage_bucket").StorageBucket
-StorageBucketObject = google("storage_bucket_object").StorageBucketObject
 
 
 class BucketStack(BaseStack):

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from cdktf import TerraformOutput, TerraformResource
+from cdktn import TerraformOutput, TerraformResource
 from constructs import Construct
 
 from stacks.base import BaseStack, hook

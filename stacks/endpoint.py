@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from cdktf import TerraformOutput
+from cdktn import TerraformOutput
 from constructs import Construct
+from cdktn_provider_google.project_iam_custom_role import ProjectIamCustomRole
+from cdktn_provider_google.project_iam_member import ProjectIamMember
+from cdktn_provider_google.provider import GoogleProvider
+from cdktn_provider_google.vertex_ai_endpoint import VertexAiEndpoint
 
 from stacks.base import BaseStack
-from stacks.provider import google
 from stacks.wiring import EndpointConfig
 
-ProjectIamCustomRole = google("project_iam_custom_role").ProjectIamCustomRole
-ProjectIamMember = google("project_iam_member").ProjectIamMember
-GoogleProvider = google("provider").GoogleProvider
-VertexAiEndpoint = google("vertex_ai_endpoint").VertexAiEndpoint
 
 # Earth Engine calls the endpoint with the credentials of whoever runs the computation,
 # so those principals need exactly this permission on the endpoint's project.

@@ -3,7 +3,7 @@ state and drive idempotent hooks, since the google provider cannot upload a cust
 
 from __future__ import annotations
 
-from cdktf import TerraformOutput, TerraformResource
+from cdktn import TerraformOutput, TerraformResource
 from constructs import Construct
 
 from stacks.base import BaseStack, hook

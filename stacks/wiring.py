@@ -14,7 +14,7 @@ from pathlib import Path
 
 from build_hooks.manifest import ARTIFACT_SUBDIR, Manifest
 from stacks import naming
-from stacks.config import GRPC_PORT, RolloutConfig, TargetConfig
+from config.rollout import GRPC_PORT, RolloutConfig, TargetConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

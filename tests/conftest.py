@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from stacks.config import RolloutConfig, parse_config  # noqa: E402
+from config.rollout import RolloutConfig, parse_config  # noqa: E402
 
 
 def example_data(name: str) -> dict:

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from conftest import ROOT, example_data
-from stacks.config import ACCELERATOR_TYPES, ConfigError, check_bucket_name, load_config, parse_config
+from config.rollout import ACCELERATOR_TYPES, ConfigError, check_bucket_name, load_config, parse_config
 
 
 def with_change(example: str, section: str, key: str, value, index: int = 0) -> dict:

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import example_data, synth
 from stacks import terraform
-from stacks.review import input_diff, review_stack
+from plan.review import input_diff, review_stack
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +70,7 @@ def test_review_shows_what_a_change_does(torch_build, tmp_path):
 
 
 def parse(data, tmp_path):
-    from stacks.config import parse_config
+    from config.rollout import parse_config
 
     return parse_config(json.loads(json.dumps(data)), tmp_path / "rollout.toml")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.scan import scan
+from plan.scan import scan
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("CHECKOV") or not os.environ.get("EEV_SCAN_OUTDIR"),

@@ -191,7 +191,7 @@ def test_state_backend_is_local_per_stack_or_gcs(torch_build, tmp_path):
     local = stack_json(synth(config, manifest, tmp_path / "a", tmp_path / "state"), "dev-model")
     assert Path(local["terraform"]["backend"]["local"]["path"]).name == "dev-model.tfstate"
 
-    from stacks.config import parse_config
+    from config.rollout import parse_config
 
     data = config.model_dump(mode="json", exclude={"path"})
     data["targets"][0]["state_bucket"] = "acme-tf-state"
@@ -225,7 +225,7 @@ def test_main_reports_tampered_artifact(torch_build, tmp_path):
     copy = tmp_path / "artifact"
     shutil.copytree(config.artifact_dir, copy)
     (copy / "artifact" / "model.mar").write_bytes(b"edited")
-    from stacks.config import parse_config
+    from config.rollout import parse_config
 
     data = config.model_dump(mode="json", exclude={"path"})
     data["model"]["artifact_dir"] = str(copy)
@@ -234,7 +234,7 @@ def test_main_reports_tampered_artifact(torch_build, tmp_path):
 
 
 def test_canary_keeps_the_previous_artifact_declared(torch_build, tmp_path):
-    from stacks.config import parse_config
+    from config.rollout import parse_config
 
     config, manifest = torch_build
     data = config.model_dump(mode="json", exclude={"path"})
@@ -255,41 +255,13 @@ def test_canary_keeps_the_previous_artifact_declared(torch_build, tmp_path):
 
 def test_canary_without_previous_is_an_error(torch_build):
     import pytest
-    from stacks.config import ConfigError, parse_config
+    from config.rollout import ConfigError, parse_config
 
     config, _ = torch_build
     data = config.model_dump(mode="json", exclude={"path"})
     data["targets"][0]["traffic_percent"] = 10
     with pytest.raises(ConfigError, match="targets.0.traffic_percent: 10 leaves 90% for the previous artifact"):
         parse_config(data, config.path)
-
-
-def test_provider_bindings_load_only_the_submodules_used(torch_build, tmp_path):
-    """stacks.provider skips the package __init__ (all ~1,470 submodules); the synthesized
-    stacks are byte for byte those of a plain import of the whole package."""
-    import subprocess
-    import sys
-
-    config = rollout_toml(tmp_path / "rollout.toml", torch_build[0].artifact_dir)
-    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "ROLLOUT_CONFIG": str(config)}
-    count = subprocess.run(
-        [sys.executable, "-c", "import sys, stacks.app; "
-         "print(sum(m.startswith('cdktf_cdktf_provider_google.') for m in sys.modules))"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
-    )
-    assert int(count.stdout.strip()) < 20
-
-    outdirs = {}
-    for how, prelude in (("lazy", ""), ("whole package", "import cdktf_cdktf_provider_google; ")):
-        outdirs[how] = tmp_path / how.replace(" ", "-")
-        subprocess.run(
-            [sys.executable, "-c", prelude + "import runpy; runpy.run_path('main.py', run_name='__main__')"],
-            cwd=ROOT, env={**env, "CDKTF_OUTDIR": str(outdirs[how])}, capture_output=True, text=True, check=True,
-        )
-    lazy = sorted(p.relative_to(outdirs["lazy"]) for p in outdirs["lazy"].rglob("cdk.tf.json"))
-    assert len(lazy) == 8
-    for path in lazy:
-        assert (outdirs["lazy"] / path).read_bytes() == (outdirs["whole package"] / path).read_bytes()
 
 
 def _as_hcl_types(value):

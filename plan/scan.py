@@ -1,6 +1,6 @@
 """Checkov on the synthesized stacks, with every exception named and explained.
 
-`python -m stacks.scan cdktf.out [--out review/checkov.json]` runs `checkov` (from $CHECKOV
+`python -m plan.scan cdktf.out [--out review/checkov.json]` runs `checkov` (from $CHECKOV
 or PATH) on each stack's `cdk.tf.json` and fails on any failed check. Standard library only,
 so it runs in a virtualenv that holds nothing but checkov.
 
@@ -103,7 +103,7 @@ def _row(check: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stacks.scan", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m plan.scan", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("outdir", type=Path, help="cdktf output folder (cdktf.out)")
     parser.add_argument("--out", type=Path, default=None, help="write the combined report here (JSON)")
