@@ -9,6 +9,9 @@
 5. promote it there (100%): the old deployment is undeployed and its model deleted;
 6. roll it to the other targets directly;
 7. destroy: everything undeployed before the models are deleted; the artifacts stay.
+
+Then, once, the gcloud scenario (rehearsal/gcloud.py): the seed's gcloud commands run by
+Google's own CLI against the emulators, and the parity check against our stacks.
 """
 
 from __future__ import annotations
