@@ -12,9 +12,10 @@ and Earth Engine use of it, as strict as the API is.
 - `/emulator/faults` (POST {"deployModel": "fail_after_serving"}) injects a deploy that dies
   half-way; `/emulator/calls` counts mutating calls, `/emulator/journal` lists them in
   order; `/emulator/state` is the whole state (see `rehearsal.gcloud.parity`).
-- `--project-numbers`: resource names in responses carry the project number, as Vertex AI
-  returns them (`projects/123456789012/...`, a stable number per project ID); requests may
-  use either. Off by default while the hooks compare names by project ID.
+- `--project-numbers` (or EEV_EMULATOR_PROJECT_NUMBERS=1): resource names in responses carry
+  the project number, as Vertex AI returns them (`projects/123456789012/...`, a stable
+  number per project ID); requests may use either. Off by default while the hooks compare
+  names by project ID.
 - `--no-serving` (or EEV_EMULATOR_SERVE=0): deployModel checks the artifact is in the bucket
   but starts no model server; predict answers 503 UNAVAILABLE.
 
@@ -683,7 +684,7 @@ class Emulator:
             raise ApiError("INVALID_ARGUMENT", f"dedicated_resources.max_replica_count ({high}) must be >= "
                                                f"min_replica_count ({low}).")
         resources["minReplicaCount"], resources["maxReplicaCount"] = low, high
-        if deployed.get("id") is not None:
+        if deployed.get("id") not in (None, ""):
             deployed_id = str(deployed["id"])
             if not DEPLOYED_MODEL_ID.fullmatch(deployed_id):
                 raise ApiError("INVALID_ARGUMENT", f"deployed_model.id {deployed_id!r} is invalid; allowed: 1-10 "
@@ -893,7 +894,7 @@ class Emulator:
             raise ApiError("NOT_FOUND", f"no route {method} {path}")
         api, rest = match.groups()
         api = "v1" if api == "ui" else api
-        if re.fullmatch(rf"{LOCATION}/endpoints/[^/:]+:(predict|rawPredict)", rest):
+        if re.fullmatch(rf"{LOCATION}/endpoints/[^/:]+:predict", rest):
             return self.predict(rest.rsplit(":", 1)[0], raw)
         try:
             body = json.loads(raw) if raw else {}
@@ -987,6 +988,9 @@ class Emulator:
 def make_handler(emulator: Emulator):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without TCP_NODELAY, Nagle and delayed ACKs
+        # hold every answer on a kept-alive connection for ~40 ms.
+        disable_nagle_algorithm = True
 
         def log_message(self, format, *args):
             if os.environ.get("EEV_EMULATOR_VERBOSE"):
@@ -1021,7 +1025,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="check artifacts on deploy, but start no model server")
     args = parser.parse_args(argv)
     serving = not args.no_serving and os.environ.get("EEV_EMULATOR_SERVE", "1") != "0"
-    emulator = Emulator(args.data_dir, args.storage, project_numbers=args.project_numbers, serving=serving)
+    numbers = args.project_numbers or os.environ.get("EEV_EMULATOR_PROJECT_NUMBERS") == "1"
+    emulator = Emulator(args.data_dir, args.storage, project_numbers=numbers, serving=serving)
     if serving:
         emulator.restore_servers()
     httpd = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(emulator))
