@@ -77,6 +77,44 @@ class EndpointConfig:
     predict_members: tuple[str, ...]
     predict_role_id: str
     backend: Backend
+    earth_engine: dict
+    """The `ee.Model.fromVertexAi` arguments for this endpoint (see `from_vertex_ai_args`)."""
+    earth_engine_snippet: str
+    """The same arguments as Python to paste."""
+
+
+def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_name: str) -> dict:
+    """The `ee.Model.fromVertexAi` keyword arguments (earthengine-api python/ee/model.py)
+    that make Earth Engine send what the artifact serves: the pixel types are float, as
+    the served model answers float32."""
+    model = rollout.model
+    args = {
+        "endpoint": endpoint_name,
+        "payloadFormat": model.payload_format.value,
+        "inputTileSize": [model.tile_size, model.tile_size],
+        "inputOverlapSize": [model.input_overlap, model.input_overlap],
+        "outputTileSize": [model.answer_size, model.answer_size],
+        "outputBands": {b.name: {"type": "float", "dimensions": b.dimensions} for b in manifest.output_bands},
+        "maxPayloadBytes": model.max_payload_bytes,
+    }
+    if model.input_shapes:
+        args["inputShapes"] = {name: [length] for name, length in model.input_shapes.items()}
+    return args
+
+
+def from_vertex_ai_snippet(args: dict, input_bands) -> str:
+    """The arguments as Python to paste after `import ee` and `ee.Initialize(...)`."""
+    bands = ", ".join(
+        f"{name!r}: {{'type': ee.PixelType.{band['type']}(), 'dimensions': {band['dimensions']}}}"
+        for name, band in args["outputBands"].items()
+    )
+    lines = ["model = ee.Model.fromVertexAi("]
+    for key, value in args.items():
+        text = f"{{{bands}}}" if key == "outputBands" else repr(value)
+        lines.append(f"    {key}={text},")
+    lines.append(")")
+    lines.append(f"predictions = model.predictImage(image.select({list(input_bands)!r}).float())")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -239,6 +277,9 @@ def target_stacks(
     )
 
     endpoint_id = naming.endpoint_id(target.project, target.region, model.name)
+    earth_engine = from_vertex_ai_args(
+        rollout, manifest, f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}"
+    )
     endpoint = EndpointConfig(
         stack=names["endpoint"],
         project=target.project,
@@ -250,6 +291,8 @@ def target_stacks(
         predict_members=target.predict_members,
         predict_role_id=f"eeVertexPredict_{model.name.replace('-', '_')}",
         backend=_backend(rollout, target, names["endpoint"], layout),
+        earth_engine=earth_engine,
+        earth_engine_snippet=from_vertex_ai_snippet(earth_engine, manifest.input_bands),
     )
 
     location = f"projects/{target.project}/locations/{target.region}"
