@@ -12,8 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from build_hooks.manifest import ARTIFACT_SUBDIR, Manifest
+from build_hooks.manifest import ARTIFACT_SUBDIR, Manifest, ManifestError
 from stacks import naming
+from config import payload
 from config.rollout import GRPC_PORT, RolloutConfig, TargetConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +89,14 @@ def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_nam
     that make Earth Engine send what the artifact serves: the pixel types are float, as
     the served model answers float32."""
     model = rollout.model
+    if not model.bands:
+        # A custom source without input_bands: the bands are known only now, from the build.
+        lengths = {b: model.input_shapes.get(b, 1) for b in manifest.input_bands}
+        try:
+            payload.check_budget(model.payload_format.value, lengths, model.tile_size, model.input_overlap,
+                                 model.max_payload_bytes)
+        except payload.PayloadTooLarge as error:
+            raise ManifestError(f"model: {error} (set model.input_bands to have this checked before the build)") from None
     args = {
         "endpoint": endpoint_name,
         "payloadFormat": model.payload_format.value,

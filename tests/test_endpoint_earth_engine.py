@@ -72,3 +72,17 @@ def test_array_bands_and_overlap_reach_the_arguments(tf_build):
     assert args["inputOverlapSize"] == [64, 64] and args["outputTileSize"] == [128, 128]
     assert args["inputShapes"] == {"array_image": [3]}
     assert "inputShapes={'array_image': [3]}," in from_vertex_ai_snippet(args, ["array_image"])
+
+
+def test_custom_source_without_input_bands_is_checked_at_synth(tf_build):
+    from build_hooks.manifest import ManifestError
+    from config.rollout import parse_config
+    from conftest import example_data
+    from stacks.wiring import from_vertex_ai_args
+
+    data = example_data("tensorflow")
+    data["model"].update(source="tests.fixture_models:keras_two_outputs", tile_size=400)
+    config = parse_config(data)  # bands unknown before the build: not checked yet
+    _, manifest = tf_build  # six bands
+    with pytest.raises(ManifestError, match="tile_size 400: .* the largest tile_size that fits is 216"):
+        from_vertex_ai_args(config, manifest, "projects/p/locations/r/endpoints/1")
