@@ -30,6 +30,11 @@ from ts.torch_handler.base_handler import BaseHandler
 from ts.torch_handler.request_envelope.json import JSONEnvelope
 from ts.utils.util import PredictionException
 
+try:  # Not in TorchServe's own dependencies: used when the serving image provides it.
+    import orjson
+except ImportError:
+    orjson = None
+
 logger = logging.getLogger(__name__)
 
 CONTRACT_FILE = "ee_contract.json"
@@ -170,7 +175,7 @@ class EarthEngineHandler(BaseHandler):
         self.context = context
         if _is_raw_request(data):
             # Plain TorchServe without the JSON envelope: one response per request.
-            return [{"predictions": self._handle_instances(_instances(row))} for row in data]
+            return [_dumps({"predictions": self._handle_instances(_instances(row))}) for row in data]
         return self._handle_instances(data)
 
     def _handle_instances(self, instances):
@@ -188,10 +193,13 @@ class EarthEngineHandler(BaseHandler):
 
 
 def _json_values(array):
-    """Nested lists for JSON. NaN and infinities become null: the JSON envelope writes with
-    json.dumps, which would emit the bare NaN/Infinity tokens no JSON parser accepts."""
+    """Nested lists for JSON (with orjson: the array itself, which orjson writes directly).
+    NaN and infinities become null: the JSON envelope writes with json.dumps, which would
+    emit the bare NaN/Infinity tokens no JSON parser accepts (orjson writes null itself)."""
     # tolist() on a contiguous copy is several times faster than on a strided view.
     array = np.ascontiguousarray(array)
+    if orjson is not None:
+        return array.astype(np.float32, copy=False) if array.dtype.kind == "f" else array
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         logger.warning("the model answered NaN or infinite values; they are sent as null")
         return np.where(np.isfinite(array), array, None).tolist()
@@ -207,7 +215,7 @@ def _parse_body(data):
     body = (data.get("data") or data.get("body") or data) if isinstance(data, dict) else data
     if isinstance(body, (bytes, bytearray)):
         try:
-            body = json.loads(body)
+            body = orjson.loads(body) if orjson is not None else json.loads(body)
         except ValueError as error:
             raise PredictionException(f"request body is not JSON ({error})", 400) from None
     if not isinstance(body, dict) or "instances" not in body:
@@ -221,8 +229,16 @@ def _parse_body(data):
 
 def _strict_envelope():
     """Make the prebuilt container's JSON envelope answer 400 for malformed bodies (it runs
-    before the handler, so this is the only place to check them)."""
+    before the handler, so this is the only place to check them), and write the answer
+    with orjson where the image has it."""
     JSONEnvelope._from_json = lambda self, data: _parse_body(data)
+    JSONEnvelope._to_json = lambda self, output: _dumps({"predictions": output})
+
+
+def _dumps(value):
+    if orjson is not None:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+    return json.dumps(value)
 
 
 def _is_raw_request(data):

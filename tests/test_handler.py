@@ -15,9 +15,20 @@ from ts.torch_handler.base_handler import BaseHandler
 from ts.torch_handler.request_envelope.json import JSONEnvelope
 from ts.utils.util import PredictionException
 
+from build_hooks import torchserve_handler
 from build_hooks.torchserve_handler import CONTRACT_FILE, EarthEngineHandler
 
 BANDS = ["B2", "B3"]
+
+
+@pytest.fixture(autouse=True, params=["stdlib-json", "orjson"])
+def json_library(request, monkeypatch):
+    """Every test both ways: the prebuilt image's Python may or may not have orjson."""
+    if request.param == "stdlib-json":
+        monkeypatch.setattr(torchserve_handler, "orjson", None)
+    elif torchserve_handler.orjson is None:
+        pytest.skip("orjson is not installed")
+    return request.param
 
 
 class PixelSum(nn.Module):
