@@ -42,14 +42,15 @@ def google_decode(text) -> np.ndarray:
     return tf.io.parse_tensor(tf.io.decode_base64(text), tf.float32).numpy()
 
 
-def http_predict(server: SavedModelServer, body: dict) -> tuple[int, dict]:
+def http_predict(server: SavedModelServer, body: dict | bytes) -> tuple[int, dict]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(server))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
         request = urllib.request.Request(
             f"http://127.0.0.1:{httpd.server_port}/v1/models/model:predict",
-            data=json.dumps(body).encode(), headers={"Content-Type": "application/json"},
+            data=body if isinstance(body, bytes) else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
@@ -142,3 +143,10 @@ def test_grpc_tf_tensors_accept_y_x_and_y_x_1(tmp_path):
     for shape in ((2, 8, 8), (2, 8, 8, 1)):
         inputs = {b: tiles[..., i].reshape(shape) for i, b in enumerate(spec.input_bands)}
         np.testing.assert_allclose(server.predict_tensors(inputs)["probabilities"], want, atol=1e-5)
+
+
+@pytest.mark.parametrize("body", [{"instances": []}, {"inputs": []}, b"{not json"], ids=["empty", "no-instances", "not-json"])
+def test_malformed_bodies_get_400_with_a_message(tf_build, body):
+    config, _ = tf_build
+    status, answer = http_predict(SavedModelServer(config.artifact_dir / "artifact"), body)
+    assert status == 400 and answer["error"]
