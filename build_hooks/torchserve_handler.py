@@ -63,6 +63,8 @@ class EarthEngineHandler(BaseHandler):
         # Intra-op threads are a CPU setting; on a GPU they would only slow the host side.
         if self.torch_threads and self.device.type == "cpu":
             torch.set_num_threads(self.torch_threads)
+        if self.device.type == "cpu":
+            self.model = _for_cpu_inference(self.model)
         _strict_envelope()
 
     # -- request decoding ------------------------------------------------------------
@@ -190,6 +192,18 @@ class EarthEngineHandler(BaseHandler):
         finally:
             if collecting:
                 gc.enable()
+
+
+def _for_cpu_inference(model):
+    """TorchScript frozen and optimized for CPU inference (oneDNN convolutions, folded
+    batch norms): 2-3x faster convolutions; the model's own module if it cannot be."""
+    if not isinstance(model, torch.jit.ScriptModule):
+        return model
+    try:
+        return torch.jit.optimize_for_inference(torch.jit.freeze(model.eval()))
+    except Exception as error:  # noqa: BLE001 - any failure keeps the model as loaded
+        logger.warning("serving the TorchScript model as loaded: freezing it failed (%s)", error)
+        return model
 
 
 def _json_values(array):

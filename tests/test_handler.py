@@ -159,3 +159,14 @@ def test_malformed_bodies_are_400_with_a_message(tmp_path, row, message):
         enveloped(handler, context, [row])
     assert error.value.error_code == 400
     assert message in error.value.message
+
+
+def test_cpu_model_is_frozen_for_inference_with_the_same_answers(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 1, 1)).eval()
+    handler, context = make_handler(tmp_path, model=model)
+    assert list(handler.model.parameters()) == []  # weights folded into the frozen graph
+    tile = np.random.default_rng(1).uniform(size=(2, 2, 9, 9)).astype(np.float32)
+    with torch.inference_mode():
+        want = model(torch.from_numpy(tile))[:, 0].numpy()
+    np.testing.assert_allclose(np.asarray(handler.handle(tile.tolist(), context)), want, atol=1e-5)
