@@ -178,7 +178,7 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def run(repeats: int = 7) -> list[HandlerResult]:
+def run(repeats: int = 15) -> list[HandlerResult]:
     import torch
     from ts.torch_handler.request_envelope.json import JSONEnvelope
 

@@ -152,3 +152,17 @@ def reference_values(config, channels_last):
 
     with torch.inference_mode():
         return load_factory(config.model.source)().model(torch.from_numpy(np.moveaxis(channels_last, -1, 1))).numpy()
+
+
+def test_overlap_through_the_built_mar(tmp_path):
+    """tile_size 16 with 4 pixels of overlap: 24x24 instances, 16x16 answers, checked by
+    verify against the model's own centre (export writes the tile fields into the .mar)."""
+    from build_hooks.verify import verify
+
+    data = example_data("pytorch")
+    data["model"].update(tile_size=16, input_overlap=4)
+    config = config_in(tmp_path, data)
+    build(config, log=lambda *_: None)
+    checks = verify(config)
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    assert "24x24 -> 16x16" in checks[0].name
