@@ -89,6 +89,11 @@ def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_nam
     that make Earth Engine send what the artifact serves: the pixel types are float, as
     the served model answers float32."""
     model = rollout.model
+    if model.input_bands and tuple(model.input_bands) != tuple(manifest.input_bands):
+        raise ManifestError(
+            f"model.input_bands: the config says {list(model.input_bands)} but the built model reads "
+            f"{list(manifest.input_bands)}; allowed: the model's bands, in its order"
+        )
     if not model.bands:
         # A custom source without input_bands: the bands are known only now, from the build.
         lengths = {b: model.input_shapes.get(b, 1) for b in manifest.input_bands}

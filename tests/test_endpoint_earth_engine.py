@@ -86,3 +86,16 @@ def test_custom_source_without_input_bands_is_checked_at_synth(tf_build):
     _, manifest = tf_build  # six bands
     with pytest.raises(ManifestError, match="tile_size 400: .* the largest tile_size that fits is 216"):
         from_vertex_ai_args(config, manifest, "projects/p/locations/r/endpoints/1")
+
+
+def test_input_bands_must_match_the_built_model(torch_build):
+    from build_hooks.manifest import ManifestError
+    from config.rollout import parse_config
+    from conftest import example_data
+    from stacks.wiring import from_vertex_ai_args
+
+    data = example_data("pytorch")
+    data["model"]["input_bands"] = ["B4", "B3", "B2", "B5", "B6", "B7"]
+    _, manifest = torch_build
+    with pytest.raises(ManifestError, match=r"model.input_bands: the config says \['B4', 'B3'"):
+        from_vertex_ai_args(parse_config(data), manifest, "projects/p/locations/r/endpoints/1")

@@ -150,3 +150,28 @@ def test_malformed_bodies_get_400_with_a_message(tf_build, body):
     config, _ = tf_build
     status, answer = http_predict(SavedModelServer(config.artifact_dir / "artifact"), body)
     assert status == 400 and answer["error"]
+
+
+@pytest.mark.parametrize("fmt", ["GRPC_SERIALIZED_TF_TENSORS", "GRPC_SERIALIZED_TF_EXAMPLES", "GRPC_TF_TENSORS"])
+def test_simulator_batches_over_grpc_and_rest(tmp_path, fmt):
+    """The rehearsal's way: Contract batches sent as gRPC tensors, and as the same request
+    in TF Serving's REST encoding (a REST-only emulator), checked by read_predictions."""
+    from build_hooks import earth_engine as ee
+    from build_hooks.verify import reference_values
+
+    data = example_data("tensorflow")
+    data["model"].update(payload_format=fmt, tile_size=8, max_payload_bytes=5_000)
+    config = config_in(tmp_path, data)
+    manifest = build(config, log=lambda *_: None)
+    server = SavedModelServer(config.artifact_dir / "artifact")
+    contract = ee.Contract.from_config(config.model, manifest)
+    tiles = contract.example_tiles(count=7, seed=2)
+    want = contract.expected_outputs(reference_values(config, contract.model_input(tiles)))["probabilities"]
+    batches = contract.requests(tiles)
+    assert len(batches) > 1  # 5 kB holds a few 8x8 tiles, not seven
+    for batch in batches:
+        rows = slice(batch.first, batch.first + batch.count)
+        grpc = contract.read_predictions(batch, server.predict_tensors(batch.inputs))["probabilities"]
+        rest = contract.read_predictions(batch, server.predict_json(batch.rest_body())["predictions"])["probabilities"]
+        np.testing.assert_allclose(grpc, want[rows], atol=1e-5)
+        np.testing.assert_allclose(rest, want[rows], atol=1e-5)
