@@ -67,7 +67,7 @@ def test_array_bands_and_overlap_reach_the_arguments(tf_build):
     data["model"].update(input_bands=["array_image"], input_shapes={"array_image": 3}, tile_size=128,
                          input_overlap=64, output_tile_size=128)
     config = parse_config(data)
-    _, manifest = tf_build
+    manifest = tf_build[1].model_copy(update={"input_bands": ("array_image",)})
     args = from_vertex_ai_args(config, manifest, "projects/p/locations/r/endpoints/1")
     assert args["inputOverlapSize"] == [64, 64] and args["outputTileSize"] == [128, 128]
     assert args["inputShapes"] == {"array_image": [3]}
