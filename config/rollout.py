@@ -147,6 +147,12 @@ class PreviousArtifact(_Frozen):
         return v
 
 
+def _bands(source: str, input_bands: tuple[str, ...]) -> tuple[str, ...]:
+    if input_bands:
+        return tuple(input_bands)
+    return payload.BUILTIN_INPUT_BANDS.get(source.removeprefix("builtin:"), ())
+
+
 class ModelConfig(_Frozen):
     """What is built, uploaded and served: one model, the same for every target."""
 
@@ -172,8 +178,6 @@ class ModelConfig(_Frozen):
     """HTTP predict route of a custom container; prebuilt images bring their own."""
     health_route: str | None = None
     """HTTP health route of a custom container; prebuilt images bring their own."""
-    tile_size: int = Field(default=256, ge=1, le=2048)
-    """`inputTileSize` (square): the pixels of each tile Earth Engine predicts, overlap excluded."""
     input_overlap: int = Field(default=0, ge=0, le=1024)
     """`inputOverlapSize` (square): pixels added on each edge of a tile sent to the model; an
     instance is tile_size + 2 * input_overlap pixels a side."""
@@ -188,6 +192,9 @@ class ModelConfig(_Frozen):
     Needed for the payload budget before anything is built."""
     input_shapes: dict[str, int] = Field(default_factory=dict)
     """Array bands: values per pixel of each (Earth Engine's `inputShapes`); others are scalar."""
+    # After the fields its payload budget depends on, so its validator sees them.
+    tile_size: int = Field(default=256, ge=1, le=2048)
+    """`inputTileSize` (square): the pixels of each tile Earth Engine predicts, overlap excluded."""
     previous: PreviousArtifact | None = None
     """The artifact being replaced, kept serving on targets with traffic_percent < 100."""
 
@@ -213,6 +220,27 @@ class ModelConfig(_Frozen):
                 raise ValueError(f"{key!r}: allowed: letters, digits and '_', not starting with a digit")
             if key.startswith("AIP_"):
                 raise ValueError(f"{key!r}: names starting with AIP_ are reserved by Vertex AI")
+        return v
+
+    @field_validator("tile_size")
+    @classmethod
+    def _payload_budget(cls, v: int, info) -> int:
+        data = info.data
+        if not {"framework", "payload_format", "source", "input_overlap", "max_payload_bytes", "input_bands"} <= set(data):
+            return v  # an earlier field is already wrong; that error is reported instead
+        if data["payload_format"] not in FRAMEWORK_PAYLOADS[data["framework"]]:
+            return v  # the format itself is refused below
+        bands = _bands(data["source"], data["input_bands"])
+        shapes = data.get("input_shapes") or {}
+        if shapes and data["payload_format"].value in ("ND_ARRAYS", "RAW_JSON"):
+            return v  # array bands in a JSON format: refused below with its own message
+        if bands:
+            lengths = {b: shapes.get(b, 1) if isinstance(shapes.get(b, 1), int) else 1 for b in bands}
+            try:
+                payload.check_budget(data["payload_format"].value, lengths, v, data["input_overlap"],
+                                     data["max_payload_bytes"])
+            except payload.PayloadTooLarge as error:
+                raise ValueError(str(error).removeprefix("tile_size ")) from None
         return v
 
     @field_validator("predict_route", "health_route")
@@ -282,22 +310,12 @@ class ModelConfig(_Frozen):
                 "files do not say how Earth Engine writes array bands as JSON; allowed: a "
                 "TensorFlow payload format, or scalar bands only"
             )
-        if self.bands:
-            try:
-                payload.check_budget(
-                    self.payload_format.value, self.band_lengths, self.tile_size, self.input_overlap,
-                    self.max_payload_bytes,
-                )
-            except payload.PayloadTooLarge as error:
-                raise ValueError(str(error)) from None
         return self
 
     @property
     def bands(self) -> tuple[str, ...]:
         """The input bands: input_bands, else the built-in example's; () if not known before the build."""
-        if self.input_bands:
-            return self.input_bands
-        return payload.BUILTIN_INPUT_BANDS.get(self.source.removeprefix("builtin:"), ())
+        return _bands(self.source, self.input_bands)
 
     @property
     def band_lengths(self) -> dict[str, int]:

@@ -28,7 +28,7 @@ def test_256_tile_nd_arrays_config_fails_before_building(tmp_path):
         env={**os.environ, "ROLLOUT_CONFIG": str(config), "CDKTF_OUTDIR": str(tmp_path / "out")},
     )
     assert result.returncode == 2
-    assert "tile_size 256" in result.stderr
+    assert "model.tile_size: 256: one ND_ARRAYS request" in result.stderr
     assert "6,294,557 bytes" in result.stderr and "max_payload_bytes 1,500,000" in result.stderr
     assert "the largest tile_size that fits is 124" in result.stderr
     assert not artifact.exists() and not (tmp_path / "out").exists()
