@@ -4,12 +4,16 @@ reads the answers back into bands.
 The public API, for the rehearsal and the checks (`Contract` from a config and manifest):
     contract = Contract.from_config(rollout.model, manifest)
     tiles = contract.example_tiles(count=3, seed=1)       # {band: [N, s, s] or [N, s, s, k]}
-    batches = contract.requests(tiles)                     # each <= max_payload_bytes
-    for batch in batches:
-        status, body = post(url, batch.body)               # HTTP formats: JSON bytes
+    for batch in contract.requests(tiles):                 # each <= max_payload_bytes
+        status, body = post(url, batch.body)               # HTTP formats: the JSON bytes
         # gRPC formats: batch.inputs (named tensors), or batch.rest_body() for a REST emulator
-        got = contract.read_predictions(batch, body["predictions"])   # validated, {band: array}
-    want = contract.expected_outputs(framework_values)     # [N, s, s, values] -> {band: array}
+        got = contract.read_predictions(batch, body["predictions"])   # checked, {band: array}
+        # got[band] holds tiles [batch.first, batch.first + batch.count)
+    want = contract.expected_outputs(verify.reference_values(rollout, contract.model_input(tiles)))
+
+`request_body`, `grpc_inputs`, `decode_predictions`, `decode_grpc_outputs` and
+`example_tiles` below are the older single-request helpers (tiles [N, bands, y, x], scalar
+bands, no size limit), kept while callers move to `Contract`.
 
 From Earth Engine's "Hosted Model Payload Formats Supported on Earth Engine" and Google's
 notebooks (earthengine-community, guides/linked):
