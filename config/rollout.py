@@ -190,7 +190,7 @@ class ModelConfig(_Frozen):
     input_bands: tuple[str, ...] = ()
     """The bands Earth Engine sends, in order; defaults to the built-in example's bands.
     Needed for the payload budget before anything is built."""
-    input_shapes: dict[str, int] = Field(default_factory=dict)
+    input_shapes: dict[str, Annotated[int, Field(ge=1, le=4096)]] = Field(default_factory=dict)
     """Array bands: values per pixel of each (Earth Engine's `inputShapes`); others are scalar."""
     # After the fields its payload budget depends on, so its validator sees them.
     tile_size: int = Field(default=256, ge=1, le=2048)
@@ -235,7 +235,7 @@ class ModelConfig(_Frozen):
         if shapes and data["payload_format"].value in ("ND_ARRAYS", "RAW_JSON"):
             return v  # array bands in a JSON format: refused below with its own message
         if bands:
-            lengths = {b: shapes.get(b, 1) if isinstance(shapes.get(b, 1), int) else 1 for b in bands}
+            lengths = {b: shapes.get(b, 1) for b in bands}
             try:
                 payload.check_budget(data["payload_format"].value, lengths, v, data["input_overlap"],
                                      data["max_payload_bytes"])
@@ -301,9 +301,6 @@ class ModelConfig(_Frozen):
                 f"input_shapes names {', '.join(unknown)}, not in input_bands; allowed: "
                 f"{', '.join(self.bands) or '(set input_bands)'}"
             )
-        for name, length in self.input_shapes.items():
-            if length < 1:
-                raise ValueError(f"input_shapes.{name}: {length}; allowed: 1 or more values per pixel")
         if self.input_shapes and self.payload_format.value in ("ND_ARRAYS", "RAW_JSON"):
             raise ValueError(
                 f"input_shapes (array bands) with payload_format {self.payload_format.value!r}: Google's "
