@@ -18,10 +18,9 @@ pass of the model it serves. Every variant runs on one intra-op thread (on a sha
 two threads per process spin against each other and the timings scatter tenfold), and each
 time is the best of 15 interleaved rounds: other processes only ever add time.
 
-With orjson importable, the handler parses the raw body (`TS_DECODE_INPUT_REQUEST=false` in
-the container env makes TorchServe's worker pass it unparsed) and writes the answer from
-the numpy arrays; measured both ways, since whether an image provides orjson is the
-image's business.
+With orjson importable, the handler writes the answer from the numpy arrays, and parses the
+raw body where TorchServe passes it unparsed (`decode_input_request=false`); measured both
+ways, since what the serving image provides is the image's business.
 """
 
 from __future__ import annotations

@@ -166,3 +166,20 @@ def test_overlap_through_the_built_mar(tmp_path):
     checks = verify(config)
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
     assert "24x24 -> 16x16" in checks[0].name
+
+
+def test_the_handler_parses_the_raw_body_when_torchserve_does_not(torch_build):
+    """`decode_input_request=false` (TorchServe's config; the container env's
+    TS_DECODE_INPUT_REQUEST only counts with enable_envvars_config=true): the worker passes
+    the body unparsed and the handler parses it itself."""
+    config, manifest = torch_build
+    tiles = ee.example_tiles(manifest.input_bands, 16, count=2, seed=12)
+    body = ee.request_body(manifest.payload_format, tiles, list(manifest.input_bands))
+    with TorchServe(config.artifact_dir / "artifact/model.mar", properties={"decode_input_request": "false"}) as server:
+        status, answer = server.predict(body)
+        assert status == 200, answer
+        got = ee.decode_predictions(manifest.payload_format, answer["predictions"],
+                                    [b.model_dump() for b in manifest.output_bands])
+        np.testing.assert_allclose(got["probabilities"], reference(config, manifest, tiles)["probabilities"], atol=1e-5)
+        status, answer = server.predict(b"{not json")
+        assert status == 400 and "request body is not JSON" in answer["message"]
