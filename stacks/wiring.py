@@ -89,6 +89,11 @@ def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_nam
     that make Earth Engine send what the artifact serves: the pixel types are float, as
     the served model answers float32."""
     model = rollout.model
+    if manifest.tile_size != model.tile_size:
+        raise ManifestError(
+            f"model.tile_size: the artifact was built for {manifest.tile_size} but the config says "
+            f"{model.tile_size}; rebuild with `nox -s build`"
+        )
     if model.input_bands and tuple(model.input_bands) != tuple(manifest.input_bands):
         raise ManifestError(
             f"model.input_bands: the config says {list(model.input_bands)} but the built model reads "

@@ -67,7 +67,7 @@ def test_array_bands_and_overlap_reach_the_arguments(tf_build):
     data["model"].update(input_bands=["array_image"], input_shapes={"array_image": 3}, tile_size=128,
                          input_overlap=64, output_tile_size=128)
     config = parse_config(data)
-    manifest = tf_build[1].model_copy(update={"input_bands": ("array_image",)})
+    manifest = tf_build[1].model_copy(update={"input_bands": ("array_image",), "tile_size": 128})
     args = from_vertex_ai_args(config, manifest, "projects/p/locations/r/endpoints/1")
     assert args["inputOverlapSize"] == [64, 64] and args["outputTileSize"] == [128, 128]
     assert args["inputShapes"] == {"array_image": [3]}
@@ -83,7 +83,7 @@ def test_custom_source_without_input_bands_is_checked_at_synth(tf_build):
     data = example_data("tensorflow")
     data["model"].update(source="tests.fixture_models:keras_two_outputs", tile_size=400)
     config = parse_config(data)  # bands unknown before the build: not checked yet
-    _, manifest = tf_build  # six bands
+    manifest = tf_build[1].model_copy(update={"tile_size": 400})  # six bands
     with pytest.raises(ManifestError, match="tile_size 400: .* the largest tile_size that fits is 216"):
         from_vertex_ai_args(config, manifest, "projects/p/locations/r/endpoints/1")
 
@@ -99,3 +99,15 @@ def test_input_bands_must_match_the_built_model(torch_build):
     _, manifest = torch_build
     with pytest.raises(ManifestError, match=r"model.input_bands: the config says \['B4', 'B3'"):
         from_vertex_ai_args(parse_config(data), manifest, "projects/p/locations/r/endpoints/1")
+
+
+def test_tile_size_must_be_the_one_built(torch_build):
+    from build_hooks.manifest import ManifestError
+    from config.rollout import parse_config
+    from conftest import example_data
+    from stacks.wiring import from_vertex_ai_args
+
+    data = example_data("pytorch")
+    data["model"]["tile_size"] = 64
+    with pytest.raises(ManifestError, match="model.tile_size: the artifact was built for 120 but the config says 64"):
+        from_vertex_ai_args(parse_config(data), torch_build[1], "projects/p/locations/r/endpoints/1")
