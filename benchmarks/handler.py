@@ -150,7 +150,7 @@ class HandlerResult:
         ratio, overhead = self.example / self.ours, self.handler / self.forward
         return [
             f"{self.model}: one {self.tile}x{self.tile} tile of {len(BANDS)} bands per request "
-            f"(ND_ARRAYS, {self.body_bytes:,} bytes; the largest tile within {LIMIT:,}):",
+            f"(ND_ARRAYS, {self.body_bytes:,} bytes; the largest tile within {LIMIT:,}); one torch thread:",
             f"  forward pass, TorchScript as saved    {self.plain_forward * 1e3:7.1f} ms  {self.mpx(self.plain_forward)}",
             f"  forward pass, as our handler serves it{self.forward * 1e3:7.1f} ms  {self.mpx(self.forward)}"
             "   (frozen, optimized for CPU)",
