@@ -69,8 +69,11 @@ def http_json(url: str, body: dict | bytes | None = None, timeout: float = 60.0)
 class TorchServe:
     """A TorchServe process serving one .mar; use as a context manager."""
 
-    def __init__(self, mar: Path, *, workers: int = 1, batch_size: int = 1, startup_timeout: float = 120.0):
+    def __init__(self, mar: Path, *, workers: int = 1, batch_size: int = 1, startup_timeout: float = 120.0,
+                 properties: dict[str, str] | None = None):
         self.mar = Path(mar)
+        self.properties = properties or {}
+        """Extra config.properties entries (e.g. decode_input_request=false)."""
         self.workers = workers
         self.batch_size = batch_size
         self.startup_timeout = startup_timeout
@@ -122,6 +125,7 @@ class TorchServe:
                     ),
                     "load_models=model.mar",
                 ]
+                + [f"{key}={value}" for key, value in self.properties.items()]
             )
             + "\n"
         )

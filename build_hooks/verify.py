@@ -1,5 +1,9 @@
 """`python -m build_hooks.verify <config.toml>`: serve the built artifact locally and check
-it answers Earth Engine-shaped requests with what the framework model itself computes.
+it answers Earth Engine's requests with what the framework model itself computes.
+
+The requests are the config's own: its tile size plus overlap, split into requests of at
+most max_payload_bytes, web-safe base64 [y, x, 1] tensors (build_hooks.earth_engine);
+every answer is checked for outputTileSize, every band, finite numbers.
 
 PyTorch: real TorchServe with model.mar, one tile and a batch of tiles, plus a malformed
 request that must get a 4xx while the worker stays up. TensorFlow: the SavedModel's
@@ -8,6 +12,7 @@ serving signature on the payload format's request.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 
@@ -42,6 +47,35 @@ def reference(rollout: RolloutConfig, manifest: Manifest, tiles: np.ndarray) -> 
     return ee.reference_outputs(values, [b.model_dump() for b in manifest.output_bands])
 
 
+def reference_values(rollout: RolloutConfig, channels_last: np.ndarray) -> np.ndarray:
+    """The framework model's [N, s, s, values] for tiles [N, s, s, bands] (channels last)."""
+    spec = load_factory(rollout.model.source)()
+    if spec.framework == "pytorch":
+        import torch
+
+        with torch.inference_mode():
+            values = spec.model(torch.from_numpy(np.ascontiguousarray(np.moveaxis(channels_last, -1, 1)))).numpy()
+        return np.moveaxis(values, 1, -1)
+    return np.asarray(spec.model(channels_last, training=False))
+
+
+def check_call(name: str, rollout: RolloutConfig, contract: ee.Contract, tiles: dict, send) -> Check:
+    """Send the tiles as Earth Engine would (`send(batch)` -> HTTP status and predictions, or
+    the gRPC output tensors) and compare every band with the framework model's answer."""
+    try:
+        got = {}
+        for batch in contract.requests(tiles):
+            status, predictions = send(batch)
+            if status != 200:
+                return Check(name, False, f"HTTP {status}: {str(predictions)[:300]}")
+            for band, values in contract.read_predictions(batch, predictions).items():
+                got.setdefault(band, []).append(values)
+    except (ee.ContractError, ValueError) as error:
+        return Check(name, False, str(error))
+    got = {band: np.concatenate(parts) for band, parts in got.items()}
+    return compare(name, got, contract.expected_outputs(reference_values(rollout, contract.model_input(tiles))))
+
+
 def compare(name: str, got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> Check:
     for band, expected in want.items():
         if band not in got:
@@ -55,23 +89,23 @@ def compare(name: str, got: dict[str, np.ndarray], want: dict[str, np.ndarray]) 
     return Check(name, True, shapes)
 
 
-def verify_pytorch(rollout: RolloutConfig, manifest: Manifest, tile: int) -> list[Check]:
+def verify_pytorch(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
     from build_hooks.serving import TorchServe
 
     fmt = manifest.payload_format
     bands = list(manifest.input_bands)
-    outputs = [b.model_dump() for b in manifest.output_bands]
+    contract = ee.Contract.from_config(rollout.model, manifest)
+
+    def send(batch):
+        status, body = server.predict(batch.body)
+        return status, body.get("predictions") if isinstance(body, dict) and status == 200 else body
+
     checks = []
     with TorchServe(rollout.artifact_dir / ARTIFACT_SUBDIR / "model.mar") as server:
         for count in (1, 4):
-            tiles = ee.example_tiles(bands, tile, count=count, seed=count)
-            status, body = server.predict(ee.request_body(fmt, tiles, bands))
-            if status != 200:
-                checks.append(Check(f"{count} tile(s)", False, f"HTTP {status}: {body}"))
-                continue
-            got = ee.decode_predictions(fmt, body["predictions"], outputs)
-            checks.append(compare(f"TorchServe, {fmt}, {count} tile(s) of {tile}x{tile}", got,
-                                  reference(rollout, manifest, tiles)))
+            tiles = contract.example_tiles(count=count, seed=count)
+            checks.append(check_call(f"TorchServe, {fmt}, {count} tile(s) of {_tile_text(contract)}",
+                                     rollout, contract, tiles, send))
         pids = server.worker_pids()
         status, body = server.predict({"instances": [[[1.0, 2.0]]]})
         checks.append(Check("malformed request", 400 <= status < 500, f"HTTP {status}: {body}"))
@@ -82,32 +116,40 @@ def verify_pytorch(rollout: RolloutConfig, manifest: Manifest, tile: int) -> lis
     return checks
 
 
-def verify_tensorflow(rollout: RolloutConfig, manifest: Manifest, tile: int) -> list[Check]:
+def verify_tensorflow(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
     from build_hooks.serving import SavedModelServer
 
     fmt = manifest.payload_format
-    bands = list(manifest.input_bands)
-    outputs = [b.model_dump() for b in manifest.output_bands]
+    contract = ee.Contract.from_config(rollout.model, manifest)
     server = SavedModelServer(rollout.artifact_dir / ARTIFACT_SUBDIR)
+
+    def send(batch):
+        if batch.body is not None:
+            return 200, server.predict_json(json.loads(batch.body))["predictions"]
+        return 200, server.predict_tensors(batch.inputs)
+
     checks = []
     for count in (1, 4):
-        tiles = ee.example_tiles(bands, tile, count=count, seed=count)
-        if fmt == "SERIALIZED_TF_TENSORS":
-            body = server.predict_json(ee.request_body(fmt, tiles, bands))
-            got = ee.decode_predictions(fmt, body["predictions"], outputs)
-        else:
-            got = ee.decode_grpc_outputs(fmt, server.predict_tensors(ee.grpc_inputs(fmt, tiles, bands)))
-        checks.append(compare(f"SavedModel signature, {fmt}, {count} tile(s) of {tile}x{tile}", got,
-                              reference(rollout, manifest, tiles)))
+        tiles = contract.example_tiles(count=count, seed=count)
+        checks.append(check_call(f"SavedModel signature, {fmt}, {count} tile(s) of {_tile_text(contract)}",
+                                 rollout, contract, tiles, send))
     return checks
 
 
-def verify(rollout: RolloutConfig, tile: int | None = None) -> list[Check]:
+def _tile_text(contract: ee.Contract) -> str:
+    side = contract.instance_size
+    text = f"{side}x{side}"
+    if side != contract.answer_size:
+        text += f" -> {contract.answer_size}x{contract.answer_size}"
+    return text
+
+
+def verify(rollout: RolloutConfig) -> list[Check]:
+    """Check the built artifact with the config's own tiles (tile_size + overlap)."""
     manifest = read_manifest(rollout.artifact_dir)
-    tile = tile or manifest.tile_size
     if manifest.framework == "pytorch":
-        return verify_pytorch(rollout, manifest, tile)
-    return verify_tensorflow(rollout, manifest, tile)
+        return verify_pytorch(rollout, manifest)
+    return verify_tensorflow(rollout, manifest)
 
 
 def main(argv: list[str]) -> int:

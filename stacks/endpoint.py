@@ -54,4 +54,16 @@ class EndpointStack(BaseStack):
             value=f"projects/{config.project}/locations/{config.region}/endpoints/{config.endpoint_id}",
             description="Pass this to ee.Model.fromVertexAi(endpoint=...).",
         )
+        TerraformOutput(
+            self,
+            "earth_engine_model",
+            value=config.earth_engine,
+            description="ee.Model.fromVertexAi arguments for this endpoint (outputBands types are ee.PixelType names).",
+        )
+        TerraformOutput(
+            self,
+            "earth_engine_snippet",
+            value=config.earth_engine_snippet,
+            description="Python to paste after ee.Initialize(): ee.Model.fromVertexAi with these arguments.",
+        )
         self.endpoint = endpoint

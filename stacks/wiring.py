@@ -12,8 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from build_hooks.manifest import ARTIFACT_SUBDIR, Manifest
+from build_hooks.manifest import ARTIFACT_SUBDIR, Manifest, ManifestError
 from stacks import naming
+from config import payload
 from config.rollout import GRPC_PORT, RolloutConfig, TargetConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,62 @@ class EndpointConfig:
     predict_members: tuple[str, ...]
     predict_role_id: str
     backend: Backend
+    earth_engine: dict
+    """The `ee.Model.fromVertexAi` arguments for this endpoint (see `from_vertex_ai_args`)."""
+    earth_engine_snippet: str
+    """The same arguments as Python to paste."""
+
+
+def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_name: str) -> dict:
+    """The `ee.Model.fromVertexAi` keyword arguments (earthengine-api python/ee/model.py)
+    that make Earth Engine send what the artifact serves: the pixel types are float, as
+    the served model answers float32."""
+    model = rollout.model
+    if manifest.tile_size != model.tile_size:
+        raise ManifestError(
+            f"model.tile_size: the artifact was built for {manifest.tile_size} but the config says "
+            f"{model.tile_size}; rebuild with `nox -s build`"
+        )
+    if model.input_bands and tuple(model.input_bands) != tuple(manifest.input_bands):
+        raise ManifestError(
+            f"model.input_bands: the config says {list(model.input_bands)} but the built model reads "
+            f"{list(manifest.input_bands)}; allowed: the model's bands, in its order"
+        )
+    if not model.bands:
+        # A custom source without input_bands: the bands are known only now, from the build.
+        lengths = {b: model.input_shapes.get(b, 1) for b in manifest.input_bands}
+        try:
+            payload.check_budget(model.payload_format.value, lengths, model.tile_size, model.input_overlap,
+                                 model.max_payload_bytes)
+        except payload.PayloadTooLarge as error:
+            raise ManifestError(f"model: {error} (set model.input_bands to have this checked before the build)") from None
+    args = {
+        "endpoint": endpoint_name,
+        "payloadFormat": model.payload_format.value,
+        "inputTileSize": [model.tile_size, model.tile_size],
+        "inputOverlapSize": [model.input_overlap, model.input_overlap],
+        "outputTileSize": [model.answer_size, model.answer_size],
+        "outputBands": {b.name: {"type": "float", "dimensions": b.dimensions} for b in manifest.output_bands},
+        "maxPayloadBytes": model.max_payload_bytes,
+    }
+    if model.input_shapes:
+        args["inputShapes"] = {name: [length] for name, length in model.input_shapes.items()}
+    return args
+
+
+def from_vertex_ai_snippet(args: dict, input_bands) -> str:
+    """The arguments as Python to paste after `import ee` and `ee.Initialize(...)`."""
+    bands = ", ".join(
+        f"{name!r}: {{'type': ee.PixelType.{band['type']}(), 'dimensions': {band['dimensions']}}}"
+        for name, band in args["outputBands"].items()
+    )
+    lines = ["model = ee.Model.fromVertexAi("]
+    for key, value in args.items():
+        text = f"{{{bands}}}" if key == "outputBands" else repr(value)
+        lines.append(f"    {key}={text},")
+    lines.append(")")
+    lines.append(f"predictions = model.predictImage(image.select({list(input_bands)!r}).float())")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)
@@ -239,6 +296,9 @@ def target_stacks(
     )
 
     endpoint_id = target.endpoint_id or naming.endpoint_id(target.project, target.region, model.name)
+    earth_engine = from_vertex_ai_args(
+        rollout, manifest, f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}"
+    )
     endpoint = EndpointConfig(
         stack=names["endpoint"],
         project=target.project,
@@ -250,6 +310,8 @@ def target_stacks(
         predict_members=target.predict_members,
         predict_role_id=f"eeVertexPredict_{model.name.replace('-', '_')}",
         backend=_backend(rollout, target, names["endpoint"], layout),
+        earth_engine=earth_engine,
+        earth_engine_snippet=from_vertex_ai_snippet(earth_engine, manifest.input_bands),
     )
 
     location = f"projects/{target.project}/locations/{target.region}"

@@ -92,7 +92,7 @@ def test_changed_inputs_or_edited_artifact_rebuild(tmp_path):
     data = example_data("pytorch")
     config = config_in(tmp_path, data)
     first = build(config, log=lambda *_: None)
-    data["model"]["tile_size"] = 128
+    data["model"]["tile_size"] = 64
     changed = config_in(tmp_path, data)
     assert build_module.source_fingerprint(changed) != first.source_fingerprint
     assert build_module.up_to_date(changed, build_module.source_fingerprint(changed)) is None

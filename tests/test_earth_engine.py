@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import numpy as np
 import pytest
 
 from build_hooks import earth_engine as ee
+from config import payload
 
 tf = pytest.importorskip("tensorflow")
 
@@ -47,7 +49,75 @@ def test_request_bodies_have_earth_engine_shapes():
     assert isinstance(raw["instances"][0]["B2"][0][0], str)  # numbers travel as JSON strings
     assert float(raw["instances"][1]["B3"][2][1]) == pytest.approx(tiles[1, 1, 2, 1])
     serialized = ee.request_body("SERIALIZED_TF_TENSORS", tiles, bands)
-    decoded = ee.parse_tensor_proto(base64.b64decode(serialized["instances"][1]["B3"]))
-    assert np.array_equal(decoded, tiles[1, 1])
+    decoded = ee.parse_tensor_proto(base64.urlsafe_b64decode(serialized["instances"][1]["B3"]))
+    assert np.array_equal(decoded, tiles[1, 1][..., None])  # [y, x, 1], web-safe, as Google's notebooks parse
     with pytest.raises(ValueError, match="no HTTP JSON body"):
         ee.request_body("GRPC_TF_TENSORS", tiles, bands)
+
+
+OUT = ({"name": "probabilities", "dimensions": 1, "length": 3},)
+BANDS6 = ("B2", "B3", "B4", "B5", "B6", "B7")
+
+
+@pytest.mark.parametrize("fmt,tile", [("ND_ARRAYS", 40), ("RAW_JSON", 40), ("SERIALIZED_TF_TENSORS", 64),
+                                      ("GRPC_TF_TENSORS", 64), ("GRPC_SERIALIZED_TF_TENSORS", 64)])
+def test_request_batches_stay_within_max_payload_bytes(fmt, tile):
+    contract = ee.Contract(fmt, BANDS6, (1,) * 6, OUT, tile, max_payload_bytes=300_000)
+    batches = contract.requests(contract.example_tiles(count=25, seed=1))
+    assert [b.first for b in batches] == list(np.cumsum([0] + [b.count for b in batches[:-1]]))
+    assert sum(b.count for b in batches) == 25 and len(batches) > 1
+    for batch in batches:
+        if batch.body is not None:
+            assert len(batch.body) <= 300_000
+            assert len(json.loads(batch.body)["instances"]) == batch.count
+    if batches[0].body is not None:  # as many as fit: one more would not
+        one_more = len(batches[0].body) + len(batches[1].body) // batches[1].count
+        assert one_more > 300_000
+
+
+def test_a_tile_over_the_limit_is_refused():
+    contract = ee.Contract("ND_ARRAYS", BANDS6, (1,) * 6, OUT, 200)
+    with pytest.raises(payload.PayloadTooLarge, match="over maxPayloadBytes 1,500,000"):
+        contract.requests(contract.example_tiles())
+
+
+def test_serialized_tensors_are_web_safe_y_x_1_and_array_bands_y_x_n():
+    contract = ee.Contract("SERIALIZED_TF_TENSORS", ("B4", "rgb"), (1, 3), OUT, 4, input_overlap=2)
+    tiles = contract.example_tiles(count=2, seed=3)
+    (batch,) = contract.requests(tiles)
+    instance = json.loads(batch.body)["instances"][1]
+    for band, want in (("B4", tiles["B4"][1][..., None]), ("rgb", tiles["rgb"][1])):
+        text = instance[band]
+        assert "+" not in text and "/" not in text
+        parsed = tf.io.parse_tensor(tf.io.decode_base64(text), tf.float32).numpy()
+        assert parsed.shape == (8, 8, want.shape[-1])  # tile + 2 x overlap
+        np.testing.assert_array_equal(parsed, want)
+
+
+def test_nd_arrays_numbers_read_back_as_the_same_float32():
+    contract = ee.Contract("ND_ARRAYS", BANDS6, (1,) * 6, OUT, 8)
+    tiles = contract.example_tiles(count=1, seed=4)
+    (batch,) = contract.requests(tiles)
+    sent = np.asarray(json.loads(batch.body)["instances"], dtype=np.float32)
+    np.testing.assert_array_equal(sent, np.moveaxis(contract.model_input(tiles), -1, 1))
+
+
+def test_answers_are_checked_against_the_contract():
+    contract = ee.Contract("ND_ARRAYS", BANDS6, (1,) * 6, OUT, 8, input_overlap=2)
+    (batch,) = contract.requests(contract.example_tiles(count=2))
+    good = np.zeros((8, 8, 3)).tolist()
+    assert contract.read_predictions(batch, [good, good])["probabilities"].shape == (2, 8, 8, 3)
+    with pytest.raises(ee.ContractError, match="2 instance"):
+        contract.read_predictions(batch, [good])
+    with pytest.raises(ee.ContractError, match=r"shape \[12, 12, 3\], expected \[8, 8, 3\]"):
+        contract.read_predictions(batch, [good, np.zeros((12, 12, 3)).tolist()])
+    nan = np.zeros((8, 8, 3))
+    nan[0, 0, 0] = np.nan
+    with pytest.raises(ee.ContractError, match="NaN"):
+        contract.read_predictions(batch, [good, nan.tolist()])
+
+
+def test_expected_outputs_are_the_centre_crop():
+    contract = ee.Contract("ND_ARRAYS", BANDS6, (1,) * 6, OUT, 4, input_overlap=2)
+    values = np.arange(8 * 8 * 3, dtype=np.float32).reshape(1, 8, 8, 3)
+    np.testing.assert_array_equal(contract.expected_outputs(values)["probabilities"], values[:, 2:6, 2:6])

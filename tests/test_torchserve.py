@@ -93,7 +93,7 @@ def test_malformed_requests_get_4xx_and_the_worker_survives(served, instances, s
 
 def test_raw_json_payload(tmp_path):
     data = example_data("pytorch")
-    data["model"]["payload_format"] = "RAW_JSON"
+    data["model"].update(payload_format="RAW_JSON", tile_size=64)
     config = config_in(tmp_path, data)
     manifest = build(config, log=lambda *_: None)
     bands = list(manifest.input_bands)
@@ -106,3 +106,80 @@ def test_raw_json_payload(tmp_path):
         np.testing.assert_allclose(got["probabilities"], reference(config, manifest, tiles)["probabilities"], atol=1e-5)
         status, body = server.predict({"instances": [{"B2": [["0.1"]]}]})
         assert status == 400 and "missing band(s) B3, B4, B5, B6, B7" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"instances": []}, '"instances" must be a non-empty list'),
+        ({"inputs": [[[0.1]]]}, 'request body must be {"instances": [...]}'),
+        (b"{not json", "request body is not JSON"),
+    ],
+    ids=["empty-instances", "no-instances", "not-json"],
+)
+def test_malformed_bodies_get_400_not_503(served, body, message):
+    """TorchServe's JSON envelope would fail these with 503 "Prediction failed"."""
+    _, manifest, server = served
+    status, answer = server.predict(body)
+    assert status == 400, answer
+    assert message in answer["message"]
+    tiles = ee.example_tiles(manifest.input_bands, 8, count=1)
+    assert predict(served, tiles)["probabilities"].shape == (1, 8, 8, 3)
+
+
+def test_config_tile_size_through_torchserve(served):
+    """The config's own tile size, in request batches split at maxPayloadBytes."""
+    config, manifest, server = served
+    contract = ee.Contract.from_config(config.model, manifest)
+    tiles = contract.example_tiles(count=3, seed=9)
+    batches = contract.requests(tiles)
+    assert all(len(b.body) <= config.model.max_payload_bytes for b in batches)
+    assert sum(b.count for b in batches) == 3
+    want = contract.expected_outputs(np.moveaxis(
+        reference_values(config, contract.model_input(tiles)), 1, -1))
+    for batch in batches:
+        status, body = server.predict(batch.body)
+        assert status == 200, body
+        got = contract.read_predictions(batch, body["predictions"])
+        np.testing.assert_allclose(got["probabilities"], want["probabilities"][batch.first : batch.first + batch.count],
+                                   atol=1e-5)
+
+
+def reference_values(config, channels_last):
+    import torch
+
+    from build_hooks.spec import load_factory
+
+    with torch.inference_mode():
+        return load_factory(config.model.source)().model(torch.from_numpy(np.moveaxis(channels_last, -1, 1))).numpy()
+
+
+def test_overlap_through_the_built_mar(tmp_path):
+    """tile_size 16 with 4 pixels of overlap: 24x24 instances, 16x16 answers, checked by
+    verify against the model's own centre (export writes the tile fields into the .mar)."""
+    from build_hooks.verify import verify
+
+    data = example_data("pytorch")
+    data["model"].update(tile_size=16, input_overlap=4)
+    config = config_in(tmp_path, data)
+    build(config, log=lambda *_: None)
+    checks = verify(config)
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    assert "24x24 -> 16x16" in checks[0].name
+
+
+def test_the_handler_parses_the_raw_body_when_torchserve_does_not(torch_build):
+    """`decode_input_request=false` (TorchServe's config; the container env's
+    TS_DECODE_INPUT_REQUEST only counts with enable_envvars_config=true): the worker passes
+    the body unparsed and the handler parses it itself."""
+    config, manifest = torch_build
+    tiles = ee.example_tiles(manifest.input_bands, 16, count=2, seed=12)
+    body = ee.request_body(manifest.payload_format, tiles, list(manifest.input_bands))
+    with TorchServe(config.artifact_dir / "artifact/model.mar", properties={"decode_input_request": "false"}) as server:
+        status, answer = server.predict(body)
+        assert status == 200, answer
+        got = ee.decode_predictions(manifest.payload_format, answer["predictions"],
+                                    [b.model_dump() for b in manifest.output_bands])
+        np.testing.assert_allclose(got["probabilities"], reference(config, manifest, tiles)["probabilities"], atol=1e-5)
+        status, answer = server.predict(b"{not json")
+        assert status == 400 and "request body is not JSON" in answer["message"]

@@ -1,0 +1,113 @@
+"""Every target's endpoint stack carries the exact ee.Model.fromVertexAi arguments, as
+values and as Python to paste."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from conftest import stack_json
+
+
+class FakeEE:
+    """Just enough of the `ee` module to run the snippet: records the call."""
+
+    def __init__(self):
+        self.calls = []
+        self.PixelType = types.SimpleNamespace(float=lambda: "float")
+        self.Model = types.SimpleNamespace(fromVertexAi=self._from_vertex_ai)
+
+    def _from_vertex_ai(self, **kwargs):
+        self.calls.append(kwargs)
+        return types.SimpleNamespace(predictImage=lambda image: ("predictions", image))
+
+
+class FakeImage:
+    def select(self, bands):
+        self.bands = bands
+        return self
+
+    def float(self):
+        return self
+
+
+@pytest.mark.parametrize("fixture", ["torch_synth", "tf_synth"])
+def test_every_target_has_the_from_vertex_ai_arguments(fixture, request):
+    outdir = request.getfixturevalue(fixture)
+    build = request.getfixturevalue("torch_build" if fixture == "torch_synth" else "tf_build")
+    config, manifest = build
+    model = config.model
+    for target in config.targets:
+        outputs = stack_json(outdir, f"{target.name}-endpoint")["output"]
+        args = outputs["earth_engine_model"]["value"]
+        endpoint = outputs["endpoint_name"]["value"]
+        assert args == {
+            "endpoint": endpoint,
+            "payloadFormat": model.payload_format.value,
+            "inputTileSize": [model.tile_size, model.tile_size],
+            "inputOverlapSize": [0, 0],
+            "outputTileSize": [model.tile_size, model.tile_size],
+            "outputBands": {"probabilities": {"type": "float", "dimensions": 1}},
+            "maxPayloadBytes": 1_500_000,
+        }
+        ee, image = FakeEE(), FakeImage()
+        exec(outputs["earth_engine_snippet"]["value"], {"ee": ee, "image": image})
+        (call,) = ee.calls
+        assert call == {**args, "outputBands": {"probabilities": {"type": "float", "dimensions": 1}}}
+        assert image.bands == list(manifest.input_bands)
+
+
+def test_array_bands_and_overlap_reach_the_arguments(tf_build):
+    from stacks.wiring import from_vertex_ai_args, from_vertex_ai_snippet
+    from conftest import example_data
+    from config.rollout import parse_config
+
+    data = example_data("tensorflow")
+    data["model"].update(input_bands=["array_image"], input_shapes={"array_image": 3}, tile_size=128,
+                         input_overlap=64, output_tile_size=128)
+    config = parse_config(data)
+    manifest = tf_build[1].model_copy(update={"input_bands": ("array_image",), "tile_size": 128})
+    args = from_vertex_ai_args(config, manifest, "projects/p/locations/r/endpoints/1")
+    assert args["inputOverlapSize"] == [64, 64] and args["outputTileSize"] == [128, 128]
+    assert args["inputShapes"] == {"array_image": [3]}
+    assert "inputShapes={'array_image': [3]}," in from_vertex_ai_snippet(args, ["array_image"])
+
+
+def test_custom_source_without_input_bands_is_checked_at_synth(tf_build):
+    from build_hooks.manifest import ManifestError
+    from config.rollout import parse_config
+    from conftest import example_data
+    from stacks.wiring import from_vertex_ai_args
+
+    data = example_data("tensorflow")
+    data["model"].update(source="tests.fixture_models:keras_two_outputs", tile_size=400)
+    config = parse_config(data)  # bands unknown before the build: not checked yet
+    manifest = tf_build[1].model_copy(update={"tile_size": 400})  # six bands
+    with pytest.raises(ManifestError, match="tile_size 400: .* the largest tile_size that fits is 216"):
+        from_vertex_ai_args(config, manifest, "projects/p/locations/r/endpoints/1")
+
+
+def test_input_bands_must_match_the_built_model(torch_build):
+    from build_hooks.manifest import ManifestError
+    from config.rollout import parse_config
+    from conftest import example_data
+    from stacks.wiring import from_vertex_ai_args
+
+    data = example_data("pytorch")
+    data["model"]["input_bands"] = ["B4", "B3", "B2", "B5", "B6", "B7"]
+    _, manifest = torch_build
+    with pytest.raises(ManifestError, match=r"model.input_bands: the config says \['B4', 'B3'"):
+        from_vertex_ai_args(parse_config(data), manifest, "projects/p/locations/r/endpoints/1")
+
+
+def test_tile_size_must_be_the_one_built(torch_build):
+    from build_hooks.manifest import ManifestError
+    from config.rollout import parse_config
+    from conftest import example_data
+    from stacks.wiring import from_vertex_ai_args
+
+    data = example_data("pytorch")
+    data["model"]["tile_size"] = 64
+    with pytest.raises(ManifestError, match="model.tile_size: the artifact was built for 120 but the config says 64"):
+        from_vertex_ai_args(parse_config(data), torch_build[1], "projects/p/locations/r/endpoints/1")
