@@ -42,11 +42,11 @@ def test_every_synthesized_endpoint_id_is_valid(config_path, tmp_path):
     config = config_in(tmp_path, tomllib.loads(config_path.read_text()))
     outdir = synth(config, build(config, log=lambda *_: None), tmp_path / "cdktf.out", tmp_path / "state")
     text = "\n".join(p.read_text() for p in sorted((outdir / "stacks").glob("*/cdk.tf.json")))
-    found = set(re.findall(r"/endpoints/([^/\"@:]+)", text))
+    found = set(re.findall(r"/endpoints/([^/\"'@:\\]+)", text))
     for stack in (outdir / "stacks").glob("*-endpoint/cdk.tf.json"):
         for resource in json.loads(stack.read_text())["resource"].get("google_vertex_ai_endpoint", {}).values():
             found.add(resource["name"])
-    assert len(found) == len(config.targets)
+    assert len(found) == len(config.targets), found
     assert all(valid(e) for e in found), found
 
 
