@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from build_hooks import earth_engine as ee
-from build_hooks.manifest import ARTIFACT_SUBDIR, Manifest, read_manifest
-from build_hooks.spec import load_factory
+from build_hooks.manifest import Manifest, read_manifest
+from build_hooks.spec import load_spec
 from config.rollout import RolloutConfig, load_config
 
 TOLERANCE = 1e-4
@@ -30,7 +30,7 @@ class Check:
 
 def reference(rollout: RolloutConfig, manifest: Manifest, tiles: np.ndarray) -> dict[str, np.ndarray]:
     """The framework model's own answer for tiles [N, bands, y, x]."""
-    spec = load_factory(rollout.model.source)()
+    spec = load_spec(rollout.model.source, rollout.path.parent if rollout.path else None)
     if spec.framework == "pytorch":
         import torch
 
@@ -62,7 +62,7 @@ def verify_pytorch(rollout: RolloutConfig, manifest: Manifest, tile: int) -> lis
     bands = list(manifest.input_bands)
     outputs = [b.model_dump() for b in manifest.output_bands]
     checks = []
-    with TorchServe(rollout.artifact_dir / ARTIFACT_SUBDIR / "model.mar") as server:
+    with TorchServe(rollout.artifact_dir / manifest.artifact_root / "model.mar") as server:
         for count in (1, 4):
             tiles = ee.example_tiles(bands, tile, count=count, seed=count)
             status, body = server.predict(ee.request_body(fmt, tiles, bands))
@@ -88,7 +88,7 @@ def verify_tensorflow(rollout: RolloutConfig, manifest: Manifest, tile: int) -> 
     fmt = manifest.payload_format
     bands = list(manifest.input_bands)
     outputs = [b.model_dump() for b in manifest.output_bands]
-    server = SavedModelServer(rollout.artifact_dir / ARTIFACT_SUBDIR)
+    server = SavedModelServer(rollout.artifact_dir / manifest.artifact_root)
     checks = []
     for count in (1, 4):
         tiles = ee.example_tiles(bands, tile, count=count, seed=count)
