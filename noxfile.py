@@ -98,6 +98,13 @@ def serve(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def starter(session: nox.Session) -> None:
+    """Write a starter rollout config for your model: -- MODULE:FACTORY [--out FILE]."""
+    install(session, "build")
+    session.run("python", "-m", "build_hooks.starter", *session.posargs, env=ENV)
+
+
+@nox.session(python=PYTHON, default=False)
 def rehearse(session: nox.Session) -> None:
     """The whole rollout offline: local GCS and Vertex AI emulators, the real clients, real
     Terraform (apply, canary, failed deploy, promotion, destroy). Pass configs and

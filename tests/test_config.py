@@ -114,7 +114,7 @@ def gpu_prod(**model) -> dict:
     """The PyTorch example with prod on n1-standard-8 + one T4."""
     data = with_change("pytorch", "target", "accelerator_type", "NVIDIA_TESLA_T4", index=1)
     data["targets"][1].update(accelerator_count=1, machine_type="n1-standard-8")
-    data["model"].pop("serving_image")
+    data["model"].pop("serving_image", None)
     data["model"].update(model)
     return data
 

@@ -267,3 +267,24 @@ def test_canary_with_a_short_reference_synthesizes_the_full_sha(tmp_path):
         "us-docker.pkg.dev/vertex-ai/prediction/pytorch-gpu.2-4:latest"
     ]
     shutil.rmtree(outdir)
+
+
+def test_starter_config_builds(tmp_path):
+    from build_hooks.starter import starter
+
+    write_project(tmp_path / "My_UNet")
+    tmp_path = tmp_path / "My_UNet"
+    out = tmp_path / "starter.toml"
+    try:
+        text = starter("seg.unet:make_model", out)
+    finally:
+        for name in ("seg", "seg.unet", "seg.helpers"):
+            sys.modules.pop(name, None)
+        sys.path.remove(str(tmp_path))
+    assert 'payload_format = "ND_ARRAYS"' in text and "B2, B3, B4, B8" in text
+    config = load_config(out)
+    assert (config.model.name, config.model.framework, config.model.source) == ("my-unet", "pytorch", "seg.unet:make_model")
+    out.write_text(out.read_text().replace("tile_size = 256", "tile_size = 16"))
+    assert build(load_config(out), log=quiet).output_bands[0].length == 3
+    with pytest.raises(Exception, match="exists"):
+        starter("seg.unet:make_model", out)
