@@ -56,8 +56,10 @@ def serve(config_path: str, *, log=print) -> int:
     verify_artifact(rollout.artifact_dir, manifest)
     artifact = rollout.artifact_dir / manifest.artifact_root
     folder = Path(tempfile.mkdtemp(prefix="ee-request-"))
-    # Ctrl-C and a plain kill both stop the server cleanly.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C and a plain kill both stop the server cleanly (also where the shell started us
+    # in the background with SIGINT ignored).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
     try:
         bands = list(manifest.input_bands)
         tiles = ee.example_tiles(bands, manifest.tile_size, count=1, seed=1)
