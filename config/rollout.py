@@ -471,28 +471,25 @@ class RolloutConfig(_Frozen):
         model = self.model
         field = f"targets.{index}.serving_image" if target.serving_image else "model.serving_image"
         if model.custom_image:
-            if not (target.serving_image or model.serving_image):
-                raise ValueError(f"{field}: custom_image = true needs an image")
             return
-        if target.serving_image:
-            check_prebuilt_image(model.framework, target.serving_image, field)
         images = [(field, self.serving_image(target))]
         if model.previous and model.previous.serving_image and target.traffic_percent < 100:
             images.append(("model.previous.serving_image", model.previous.serving_image))
         device = accelerator_device(target.accelerator_type)
         for where, image in images:
-            if image is None:
+            if device == "tpu":
                 raise ValueError(
-                    f"{field}: Vertex AI has no prebuilt {model.framework} image for "
+                    f"{where}: Vertex AI has no prebuilt {model.framework} image here for "
                     f"{target.accelerator_type}; allowed: your own image with custom_image = true"
                 )
+            check_prebuilt_image(model.framework, image, where)
             image_device = prebuilt_parts(image)[1]
             if image_device != device:
                 hardware = f"accelerator_type {target.accelerator_type}" if target.accelerator_type else "no accelerator"
                 raise ValueError(
                     f"{where}: {image!r} is a {image_device.upper()} image but targets.{index} has {hardware}; "
                     f"allowed: a '-{device}.' prebuilt image such as {default_image(model.framework, target.accelerator_type)!r}"
-                    + (" (or leave serving_image unset for that default)" if device != "tpu" else "")
+                    " (or leave serving_image unset for that default)"
                 )
 
     def serving_image(self, target: TargetConfig) -> str | None:

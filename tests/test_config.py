@@ -152,6 +152,14 @@ def test_cpu_target_with_a_gpu_image_is_an_error():
     assert f"allowed: a '-cpu.' prebuilt image such as '{CPU_TORCH}'" in message
 
 
+def test_previous_image_must_fit_the_canary_target():
+    data = gpu_prod(previous={"sha256": "ab" * 32, "serving_image": CPU_TORCH})
+    data["targets"][1]["traffic_percent"] = 10
+    assert "model.previous.serving_image: '" + CPU_TORCH + "' is a CPU image but targets.1" in error_for(data)
+    data["model"]["previous"]["serving_image"] = "nginx:1"
+    assert "model.previous.serving_image 'nginx:1' is not a Vertex AI prebuilt pytorch image" in error_for(data)
+
+
 def test_a_region_newer_than_the_list_needs_the_switch():
     data = with_change("pytorch", "target", "region", "europe-west15")
     assert "targets.0.region: 'europe-west15' is not a Vertex AI prediction region" in error_for(data)
