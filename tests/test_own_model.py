@@ -288,3 +288,12 @@ def test_starter_config_builds(tmp_path):
     assert build(load_config(out), log=quiet).output_bands[0].length == 3
     with pytest.raises(Exception, match="exists"):
         starter("seg.unet:make_model", out)
+
+
+def test_raw_json_artifact_is_checked_through_the_handler(tmp_path):
+    config = write_project(tmp_path)
+    config.write_text(config.read_text().replace('"ND_ARRAYS"', '"RAW_JSON"'))
+    messages = []
+    build(load_config(config), log=messages.append)
+    assert "build: ok tile 32x32: class_probs (32, 32, 3) (float32)" in messages
+    assert "build: ok edge tile 32x16: class_probs (32, 16, 3) (float32)" in messages
