@@ -246,8 +246,6 @@ class ModelConfig(_Frozen):
                 f"payload_format {self.payload_format.value!r} needs the gRPC port: set grpc = true "
                 f"(uploads with --container-grpc-ports={GRPC_PORT})"
             )
-        if self.custom_image and not self.serving_image:
-            raise ValueError("custom_image = true needs serving_image (your container's URI)")
         if not self.custom_image:
             if self.serving_image:
                 check_prebuilt_image(self.framework, self.serving_image)
@@ -471,6 +469,11 @@ class RolloutConfig(_Frozen):
         model = self.model
         field = f"targets.{index}.serving_image" if target.serving_image else "model.serving_image"
         if model.custom_image:
+            if not (target.serving_image or model.serving_image):
+                raise ValueError(
+                    f"targets.{index}.serving_image: custom_image = true needs your container's URI, "
+                    "here or in model.serving_image"
+                )
             return
         images = [(field, self.serving_image(target))]
         if model.previous and model.previous.serving_image and target.traffic_percent < 100:

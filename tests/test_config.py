@@ -230,6 +230,16 @@ def test_custom_image_allows_routes():
     assert config.serving_image(config.targets[0]) == "europe-docker.pkg.dev/acme/serving/torch:1.2"
 
 
+def test_custom_images_per_target():
+    data = with_change("pytorch", "model", "custom_image", True)
+    data["model"].pop("serving_image", None)
+    assert "targets.0.serving_image: custom_image = true needs your container's URI" in error_for(data)
+    for index, target in enumerate(data["targets"]):
+        target["serving_image"] = f"europe-docker.pkg.dev/acme/serving/torch:{index}"
+    config = parse_config(data)
+    assert config.serving_image(config.targets[1]) == "europe-docker.pkg.dev/acme/serving/torch:1"
+
+
 def test_accelerator_list_matches_vertex_ai():
     from google.cloud.aiplatform_v1.types import AcceleratorType
 
