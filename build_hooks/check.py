@@ -1,5 +1,6 @@
-"""The build runs the model: a tile of the configured size and an edge tile go through the
-exported artifact as its server runs it, and what comes back must match the declared bands.
+"""The build runs the model: a tile of the configured size and an edge tile (its right half
+zeros, past the image's edge) go through the exported artifact as its server runs it, and
+what comes back must match the declared bands.
 
 - PyTorch: the .mar is unpacked and loaded by TorchServe's own model loader
   (`ts.model_loader.TsModelLoader`, JSON envelope on, as in Vertex AI's prebuilt container),
@@ -41,20 +42,19 @@ class Report:
     """Problems that do not fail the build (NaN/Inf in the outputs)."""
 
 
-def probe_tiles(payload_format: str, tile_size: int) -> list[tuple[str, int, int]]:
-    """(name, height, width): the configured tile, and an edge tile of half its width that
-    Earth Engine may send where an image ends (not for tf.Example inputs, whose features
-    have the fixed tile size)."""
-    tiles = [("tile", tile_size, tile_size)]
-    if payload_format != "GRPC_SERIALIZED_TF_EXAMPLES" and tile_size >= 2:
-        tiles.append(("edge tile", tile_size, tile_size // 2))
-    return tiles
+PROBES = ("tile", "edge tile")
+"""The configured tile of reflectance-like values, and a tile at an image's edge: the same
+size (Earth Engine's tiles are `inputTileSize`), its right half zeros where there is no
+image; the API doc does not settle what Earth Engine sends there, zeros are its fill."""
 
 
-def _tiles(bands: int, height: int, width: int, seed: int) -> np.ndarray:
-    """One tile [1, bands, height, width] of surface-reflectance-like values."""
+def _tiles(probe: str, bands: int, size: int, seed: int) -> np.ndarray:
+    """One tile [1, bands, size, size]."""
     rng = np.random.default_rng(seed)
-    return rng.uniform(0.0, 0.5, size=(1, bands, height, width)).astype(np.float32)
+    tile = rng.uniform(0.0, 0.5, size=(1, bands, size, size)).astype(np.float32)
+    if probe == "edge tile":
+        tile[..., size - size // 2 :] = 0.0
+    return tile
 
 
 def check_artifact(spec: ModelSpec, payload_format: str, tile_size: int, artifact: Path) -> Report:
@@ -62,9 +62,9 @@ def check_artifact(spec: ModelSpec, payload_format: str, tile_size: int, artifac
     runner = (TorchServeRunner if spec.framework == "pytorch" else SavedModelRunner)(spec, payload_format, artifact)
     report, problems = Report(), []
     try:
-        for seed, (name, height, width) in enumerate(probe_tiles(payload_format, tile_size)):
-            tiles = _tiles(len(spec.input_bands), height, width, seed)
-            label = f"{name} {height}x{width}"
+        for seed, name in enumerate(PROBES):
+            tiles = _tiles(name, len(spec.input_bands), tile_size, seed)
+            label = f"{name} {tile_size}x{tile_size}"
             try:
                 raw, served = runner.run(tiles)
             except CheckError as error:

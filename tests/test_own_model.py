@@ -178,7 +178,7 @@ def test_output_channels_must_match_the_declared_bands(tmp_path):
     message = str(caught.value)
     assert ("tile 32x32: the declared output bands (class_probs length 3) add up to 3 values per pixel, "
             "but the model returns 5 (output [N, values, y, x] of shape [1, 5, 32, 32])") in message
-    assert "edge tile 32x16" in message
+    assert "edge tile 32x32" in message
     assert not (config.artifact_dir / "manifest.json").exists()
 
 
@@ -296,4 +296,4 @@ def test_raw_json_artifact_is_checked_through_the_handler(tmp_path):
     messages = []
     build(load_config(config), log=messages.append)
     assert "build: ok tile 32x32: class_probs (32, 32, 3) (float32)" in messages
-    assert "build: ok edge tile 32x16: class_probs (32, 16, 3) (float32)" in messages
+    assert "build: ok edge tile 32x32: class_probs (32, 32, 3) (float32)" in messages
