@@ -4,6 +4,7 @@ factory named by `model.source` is found."""
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import inspect
 import sys
 from dataclasses import dataclass
@@ -77,8 +78,10 @@ def load_factory(source: str, base_dir: Path | None = None) -> Callable[[], Mode
                 + ", ".join(f"builtin:{n}" for n in sorted(examples.BUILTIN))
             ) from None
     module_name, _, function = source.partition(":")
-    if base_dir is not None and str(base_dir) not in sys.path:
-        sys.path.insert(0, str(base_dir))
+    if base_dir is not None:
+        _fresh_sources_under(Path(base_dir).resolve())
+        if str(base_dir) not in sys.path:
+            sys.path.insert(0, str(base_dir))
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
@@ -96,6 +99,44 @@ def load_factory(source: str, base_dir: Path | None = None) -> Callable[[], Mode
             f"functions it defines: {', '.join(defined) or 'none'}"
         )
     return factory
+
+
+class _FreshSourceLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the source every time. A cached .pyc is trusted while the source's mtime (in
+    whole seconds) and size are unchanged: an edit in the same second that keeps the size
+    would build the old code."""
+
+    def get_code(self, fullname):
+        return self.source_to_code(self.get_data(self.path), self.path)
+
+
+_FRESH_BASES: set[Path] = set()
+
+
+def _fresh_sources_under(base: Path) -> None:
+    """Import the user's modules under base (the config's folder) from source, never from
+    __pycache__."""
+    if base in _FRESH_BASES:
+        return
+    machinery = importlib.machinery
+    finder = machinery.FileFinder.path_hook(
+        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES),
+        (_FreshSourceLoader, machinery.SOURCE_SUFFIXES),
+        (machinery.SourcelessFileLoader, machinery.BYTECODE_SUFFIXES),
+    )
+
+    def hook(path: str):
+        try:
+            inside = Path(path or ".").resolve().is_relative_to(base)
+        except OSError:
+            inside = False
+        if not inside:
+            raise ImportError(f"{path} is not under {base}")
+        return finder(path)
+
+    sys.path_hooks.insert(0, hook)
+    sys.path_importer_cache.clear()
+    _FRESH_BASES.add(base)
 
 
 def _not_found(module_name: str, base_dir: Path | None) -> str:

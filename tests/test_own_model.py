@@ -151,6 +151,21 @@ def test_an_edited_helper_module_gives_a_new_artifact(tmp_path):
     assert build(config, log=quiet).sha256 != first.sha256
 
 
+def test_a_stale_pyc_of_a_helper_is_not_used(tmp_path):
+    """An edit that keeps the file's size and mtime second leaves a .pyc Python would trust."""
+    import py_compile
+
+    config = load_config(write_project(tmp_path))
+    first = build(config, log=quiet)
+    helpers = tmp_path / "seg" / "helpers.py"
+    py_compile.compile(str(helpers), cfile=str(tmp_path / "seg" / "__pycache__" / f"helpers.{sys.implementation.cache_tag}.pyc"))
+    stat = helpers.stat()
+    helpers.write_text(helpers.read_text().replace("nn.ReLU()", "nn.GELU()"))
+    os.utime(helpers, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert helpers.stat().st_size == stat.st_size
+    assert build(config, log=quiet).sha256 != first.sha256
+
+
 def test_version_label_makes_another_artifact(tmp_path):
     plain = load_config(write_project(tmp_path / "a"))
     labelled = load_config(write_project(tmp_path / "b", extra='version_label = "rehearsal-next"'))
