@@ -28,13 +28,14 @@ def main() -> int:
         return 2
     # Imported after validation: a config error should not wait for the provider bindings.
     try:
-        from stacks.app import ArtifactMismatch, build_app, load_artifact
+        from stacks.app import ArtifactMismatch, build_app, load_artifact, resolve_previous
     except ModuleNotFoundError as error:
         print(f"error: {error} ({sys.executable}): install the synth dependencies, e.g. `nox -s synth`",
               file=sys.stderr)
         return 2
     try:
         manifest = load_artifact(rollout)
+        rollout = resolve_previous(rollout)
     except (ManifestError, ArtifactMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -88,6 +88,23 @@ def verify(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def serve(session: nox.Session) -> None:
+    """Build, then serve the artifact on 127.0.0.1 as Vertex AI's prebuilt container would,
+    with a sample Earth Engine request to try; Ctrl-C stops it."""
+    install(session, "build", "serve")
+    config = _configs(session)[0]
+    session.run("python", "-m", "build_hooks", config, env=ENV)
+    session.run("python", "-m", "build_hooks.serve", config, env=ENV)
+
+
+@nox.session(python=PYTHON, default=False)
+def starter(session: nox.Session) -> None:
+    """Write a starter rollout config for your model: -- MODULE:FACTORY [--out FILE]."""
+    install(session, "build")
+    session.run("python", "-m", "build_hooks.starter", *session.posargs, env=ENV)
+
+
+@nox.session(python=PYTHON, default=False)
 def rehearse(session: nox.Session) -> None:
     """The whole rollout offline: local GCS and Vertex AI emulators, the real clients, real
     Terraform (apply, canary, failed deploy, promotion, destroy); then the seed's gcloud

@@ -1,4 +1,4 @@
-"""`python -m build_hooks [config.toml ...] [--force]`: build each config's artifact."""
+"""`python -m build_hooks [config.toml ...]`: build and check each config's artifact."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from config.rollout import ConfigError, load_config
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m build_hooks", description=__doc__)
     parser.add_argument("configs", nargs="*", default=["rollout.toml"], help="rollout config files")
-    parser.add_argument("--force", action="store_true", help="export even if nothing changed")
     args = parser.parse_args(argv)
     try:
         for path in args.configs:
-            build(load_config(path), force=args.force)
+            build(load_config(path))
     except (ConfigError, ManifestError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

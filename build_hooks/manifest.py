@@ -1,5 +1,9 @@
 """The build manifest: what an artifact is, and the only thing the stacks read of it.
 
+Artifacts are addressed by content: `<artifact_dir>/<sha256>/artifact/` holds the files and
+`<artifact_dir>/<sha256>/manifest.json` describes them; `<artifact_dir>/manifest.json` is a
+copy of the current version's manifest. A new build never overwrites another version.
+
 Importing this module costs nothing (no TensorFlow, no torch), so synth stays fast.
 """
 
@@ -9,11 +13,13 @@ import hashlib
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_SUBDIR = "artifact"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SHORT_SHA = 12
+"""Hex digits of a sha256 shown to users (and enough to refer to an artifact)."""
 
 
 class ManifestError(ValueError):
@@ -38,6 +44,16 @@ class Band(BaseModel):
     length: int = 1
     """Values per pixel when dimensions is 1."""
 
+    @model_validator(mode="after")
+    def _shape(self) -> Band:
+        if self.dimensions not in (0, 1):
+            raise ValueError(f"band {self.name!r}: dimensions {self.dimensions}; allowed: 0 or 1")
+        if self.length < 1 or (self.dimensions == 0 and self.length != 1):
+            raise ValueError(
+                f"band {self.name!r}: length {self.length}; allowed: 1 when dimensions is 0, 1 or more when it is 1"
+            )
+        return self
+
 
 class Manifest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -52,12 +68,16 @@ class Manifest(BaseModel):
     input_bands: tuple[str, ...]
     output_bands: tuple[Band, ...]
     tile_size: int
-    source_fingerprint: str
-    """Hash of everything the build read; a rebuild with the same fingerprint does no work."""
+    version_label: str | None = None
+    """`model.version_label`, also stored inside the artifact (so it is part of sha256)."""
 
     @property
     def artifact_root(self) -> str:
-        return ARTIFACT_SUBDIR
+        """The artifact's folder, relative to artifact_dir."""
+        return f"{self.sha256}/{ARTIFACT_SUBDIR}"
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
 
 
 def file_sha256(path: Path) -> str:
@@ -83,7 +103,7 @@ def hash_tree(root: Path) -> tuple[str, tuple[ArtifactFile, ...]]:
 
 def write_manifest(artifact_dir: Path, manifest: Manifest) -> Path:
     path = artifact_dir / MANIFEST_NAME
-    path.write_text(json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    path.write_text(manifest.to_json())
     return path
 
 
@@ -109,10 +129,49 @@ def read_manifest(artifact_dir: Path) -> Manifest:
 
 def verify_artifact(artifact_dir: Path, manifest: Manifest) -> None:
     """Check that the files on disk are the files the manifest names (nothing edited since)."""
-    sha, files = hash_tree(artifact_dir / ARTIFACT_SUBDIR)
+    root = artifact_dir / manifest.artifact_root
+    if not root.is_dir():
+        raise ManifestError(
+            f"model.artifact_dir: {root} is missing (artifact {manifest.sha256[:SHORT_SHA]}); rebuild with `nox -s build`"
+        )
+    sha, files = hash_tree(root)
     if sha != manifest.sha256 or files != manifest.files:
         raise ManifestError(
-            f"model.artifact_dir: the files in {artifact_dir / ARTIFACT_SUBDIR} do not match "
+            f"model.artifact_dir: the files in {root} do not match "
             f"{MANIFEST_NAME} (sha256 {sha[:12]} on disk, {manifest.sha256[:12]} in the manifest); "
             "rebuild with `nox -s build`"
         )
+
+
+def built_versions(artifact_dir: Path) -> list[Manifest]:
+    """Every artifact version built into artifact_dir (the current one among them)."""
+    versions = []
+    for path in sorted(artifact_dir.glob(f"*/{MANIFEST_NAME}")):
+        try:
+            manifest = Manifest.model_validate_json(path.read_text())
+        except ValueError:
+            continue
+        if path.parent.name == manifest.sha256:
+            versions.append(manifest)
+    return versions
+
+
+def resolve_sha(artifact_dir: Path, ref: str, field: str = "model.previous.sha256") -> str:
+    """A full sha256, or a prefix unique among the versions built in artifact_dir -> the full sha256."""
+    if len(ref) == 64:
+        return ref
+    matches = sorted({m.sha256 for m in built_versions(artifact_dir)})
+    found = [sha for sha in matches if sha.startswith(ref)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        known = ", ".join(sha[:SHORT_SHA] for sha in matches) or "none"
+        raise ManifestError(
+            f"{field}: no artifact built in {artifact_dir} starts with {ref!r} (built here: {known}); "
+            "allowed: a unique prefix of one of those, or the full 64-digit sha256 of an artifact built elsewhere"
+        )
+    raise ManifestError(
+        f"{field}: {ref!r} is ambiguous in {artifact_dir}: {', '.join(sha[:SHORT_SHA] for sha in found)}; "
+        "allowed: a longer prefix that names one of them"
+    )
+

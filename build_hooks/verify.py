@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from build_hooks import earth_engine as ee
-from build_hooks.manifest import ARTIFACT_SUBDIR, Manifest, read_manifest
-from build_hooks.spec import load_factory
+from build_hooks.manifest import Manifest, read_manifest
+from build_hooks.spec import load_spec
 from config.rollout import RolloutConfig, load_config
 
 TOLERANCE = 1e-4
@@ -35,7 +35,7 @@ class Check:
 
 def reference(rollout: RolloutConfig, manifest: Manifest, tiles: np.ndarray) -> dict[str, np.ndarray]:
     """The framework model's own answer for tiles [N, bands, y, x]."""
-    spec = load_factory(rollout.model.source)()
+    spec = load_spec(rollout.model.source, rollout.path.parent if rollout.path else None)
     if spec.framework == "pytorch":
         import torch
 
@@ -101,7 +101,7 @@ def verify_pytorch(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
         return status, body.get("predictions") if isinstance(body, dict) and status == 200 else body
 
     checks = []
-    with TorchServe(rollout.artifact_dir / ARTIFACT_SUBDIR / "model.mar") as server:
+    with TorchServe(rollout.artifact_dir / manifest.artifact_root / "model.mar") as server:
         for count in (1, 4):
             tiles = contract.example_tiles(count=count, seed=count)
             checks.append(check_call(f"TorchServe, {fmt}, {count} tile(s) of {_tile_text(contract)}",
@@ -121,7 +121,7 @@ def verify_tensorflow(rollout: RolloutConfig, manifest: Manifest) -> list[Check]
 
     fmt = manifest.payload_format
     contract = ee.Contract.from_config(rollout.model, manifest)
-    server = SavedModelServer(rollout.artifact_dir / ARTIFACT_SUBDIR)
+    server = SavedModelServer(rollout.artifact_dir / manifest.artifact_root)
 
     def send(batch):
         if batch.body is not None:

@@ -13,7 +13,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from config.images import IMAGE_FAMILY, accelerator_device, default_image, prebuilt_parts
+from config.regions import PREDICTION_REGIONS
 
 from config import payload
 
@@ -96,13 +99,8 @@ ENDPOINT_ID_RULE = (
 LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Vertex AI's prebuilt prediction images: <region>-docker.pkg.dev/vertex-ai/prediction/
-# tf2-cpu.2-15:latest, pytorch-gpu.2-4:latest, ...
-PREBUILT_IMAGE_RE = re.compile(
-    r"^(us|europe|asia)-docker\.pkg\.dev/vertex-ai(-restricted)?/prediction/"
-    r"(?P<family>tf2|pytorch)-(?P<device>cpu|gpu)\.[0-9]+-[0-9]+(:[A-Za-z0-9._-]+)?$"
-)
-IMAGE_FAMILY = {"tensorflow": "tf2", "pytorch": "pytorch"}
+SHA_REF_RE = re.compile(r"^[0-9a-f]{6,64}$")
+VERSION_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 def check_bucket_name(name: str) -> str:
@@ -130,6 +128,19 @@ def check_bucket_name(name: str) -> str:
     return name
 
 
+def check_prebuilt_image(framework: str, uri: str, field: str = "serving_image") -> str:
+    """A Vertex AI prebuilt prediction image of this framework, or an error saying which are."""
+    family = IMAGE_FAMILY[framework]
+    parts = prebuilt_parts(uri)
+    if not parts or parts[0] != family:
+        raise ValueError(
+            f"{field} {uri!r} is not a Vertex AI prebuilt {framework} image; allowed: "
+            f"'<us|europe|asia>-docker.pkg.dev/vertex-ai/prediction/{family}-<cpu|gpu>.<major>-<minor>:latest', "
+            "or set custom_image = true"
+        )
+    return uri
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -140,7 +151,9 @@ class PreviousArtifact(_Frozen):
     model's values."""
 
     sha256: str
-    """sha256 of the previous artifact (its manifest's `sha256`)."""
+    """sha256 of the previous artifact (its manifest's `sha256`): the 64 hex digits, or a
+    prefix of at least 6 that is unique among the artifacts built in `artifact_dir`
+    (resolved at synth)."""
     serving_image: str | None = None
     env: dict[str, str] | None = None
     grpc: bool | None = None
@@ -148,8 +161,11 @@ class PreviousArtifact(_Frozen):
     @field_validator("sha256")
     @classmethod
     def _sha(cls, v: str) -> str:
-        if not re.fullmatch(r"[0-9a-f]{64}", v):
-            raise ValueError(f"{v!r}: allowed: the 64 lowercase hex digits of the artifact's sha256")
+        if not SHA_REF_RE.match(v):
+            raise ValueError(
+                f"{v!r}: allowed: the artifact's sha256 as 64 lowercase hex digits, or a unique prefix "
+                "of at least 6 (as `nox -s build` prints it)"
+            )
         return v
 
 
@@ -172,10 +188,11 @@ class ModelConfig(_Frozen):
     """The `payloadFormat` Earth Engine will be told to use in `ee.Model.fromVertexAi`."""
     artifact_dir: Path
     """Where `nox -s build` writes the artifact and its manifest.json (relative to the config)."""
-    serving_image: str
-    """Container image that serves the artifact (a Vertex AI prebuilt prediction image)."""
+    serving_image: str | None = None
+    """Container image for every target that does not set its own; unset: the pinned
+    prebuilt image of the framework for each target's hardware (config/images.py)."""
     custom_image: bool = False
-    """Set when `serving_image` is your own container rather than a Vertex AI prebuilt one."""
+    """Set when the serving images are your own containers rather than Vertex AI prebuilt ones."""
     grpc: bool = False
     """Open gRPC port 8500 on the container (`--container-grpc-ports=8500`)."""
     env: dict[str, str] = Field(default_factory=dict)
@@ -201,6 +218,9 @@ class ModelConfig(_Frozen):
     # After the fields its payload budget depends on, so its validator sees them.
     tile_size: int = Field(default=256, ge=1, le=2048)
     """`inputTileSize` (square): the pixels of each tile Earth Engine predicts, overlap excluded."""
+    version_label: str | None = None
+    """Free label stored inside the artifact, so the same model with another label is another
+    artifact (another sha256): a way to make a new version without new weights."""
     previous: PreviousArtifact | None = None
     """The artifact being replaced, kept serving on targets with traffic_percent < 100."""
 
@@ -216,6 +236,13 @@ class ModelConfig(_Frozen):
     def _source(cls, v: str) -> str:
         if not re.fullmatch(r"builtin:[a-z0-9-]+|[A-Za-z_][\w.]*:[A-Za-z_]\w*", v):
             raise ValueError(f"{v!r}: allowed: 'builtin:<example>' or 'package.module:factory'")
+        return v
+
+    @field_validator("version_label")
+    @classmethod
+    def _version_label(cls, v: str | None) -> str | None:
+        if v is not None and not VERSION_LABEL_RE.match(v):
+            raise ValueError(f"{v!r}: allowed: 1-63 of A-Z, a-z, 0-9, '.', '_', '-', starting with a letter or digit")
         return v
 
     @field_validator("env")
@@ -270,14 +297,8 @@ class ModelConfig(_Frozen):
                 f"(uploads with --container-grpc-ports={GRPC_PORT})"
             )
         if not self.custom_image:
-            match = PREBUILT_IMAGE_RE.match(self.serving_image)
-            family = IMAGE_FAMILY[self.framework]
-            if not match or match["family"] != family:
-                raise ValueError(
-                    f"serving_image {self.serving_image!r} is not a Vertex AI prebuilt {self.framework} "
-                    f"image; allowed: '<us|europe|asia>-docker.pkg.dev/vertex-ai/prediction/"
-                    f"{family}-<cpu|gpu>.<major>-<minor>:latest', or set custom_image = true"
-                )
+            if self.serving_image:
+                check_prebuilt_image(self.framework, self.serving_image)
             if self.predict_route or self.health_route:
                 raise ValueError(
                     "predict_route/health_route are set by Vertex AI for prebuilt images; "
@@ -336,12 +357,6 @@ class ModelConfig(_Frozen):
         return self.output_tile_size or self.tile_size
 
     @property
-    def image_device(self) -> str | None:
-        """'cpu' or 'gpu' for a prebuilt image, None for a custom one."""
-        match = PREBUILT_IMAGE_RE.match(self.serving_image)
-        return match["device"] if match and not self.custom_image else None
-
-    @property
     def grpc_ports(self) -> list[int]:
         return [GRPC_PORT] if self.grpc else []
 
@@ -353,8 +368,10 @@ class TargetConfig(_Frozen):
     """Short target name; prefixes the four stacks (`<name>-bucket`, ...)."""
     project: str
     """Google Cloud project ID."""
+    allow_unlisted_region: bool = False
+    """Accept a region missing from config/regions.py (one newer than that list)."""
     region: str
-    """Vertex AI region; also the bucket's location."""
+    """Vertex AI region that serves online predictions; also the bucket's location."""
     bucket: str
     """Bucket that holds the model artifacts (created, versioned, never force-destroyed)."""
     machine_type: str = "n1-standard-4"
@@ -363,6 +380,9 @@ class TargetConfig(_Frozen):
     """GPU/TPU type per replica; requires accelerator_count >= 1 and a -gpu serving image."""
     accelerator_count: int = Field(default=0, ge=0, le=16)
     """Accelerators per replica."""
+    serving_image: str | None = None
+    """Container image for this target; default: model.serving_image, else the pinned prebuilt
+    image of the framework for this target's hardware (CPU, or GPU with an NVIDIA accelerator)."""
     min_replicas: int = Field(default=1, ge=1, le=1000)
     """Replicas always running."""
     max_replicas: int = Field(default=1, ge=1, le=1000)
@@ -407,11 +427,16 @@ class TargetConfig(_Frozen):
 
     @field_validator("region")
     @classmethod
-    def _region(cls, v: str) -> str:
+    def _region(cls, v: str, info: ValidationInfo) -> str:
         if not REGION_RE.match(v):
             raise ValueError(
                 f"{v!r} is not a region; allowed: the '<area>-<direction><n>' form such as "
                 "'us-central1' or 'europe-west4'"
+            )
+        if v not in PREDICTION_REGIONS and not info.data.get("allow_unlisted_region"):
+            raise ValueError(
+                f"{v!r} is not a Vertex AI prediction region; allowed: {', '.join(PREDICTION_REGIONS)} "
+                "(a region newer than this list: set allow_unlisted_region = true on the target)"
             )
         return v
 
@@ -551,18 +576,78 @@ class RolloutConfig(_Frozen):
                     f"{100 - target.traffic_percent}% for the previous artifact, but model.previous is "
                     "unset; allowed: 100, or set [model.previous] sha256 = '<previous artifact sha256>'"
                 )
-            if target.accelerator_type and self.model.image_device == "cpu":
-                raise ValueError(
-                    f"targets.{index}.accelerator_type: {target.accelerator_type} needs a GPU image but "
-                    f"model.serving_image {self.model.serving_image!r} is a CPU image; allowed: "
-                    "no accelerator, or a '-gpu.' prebuilt image"
-                )
+            self._check_image(index, target)
         return self
+
+    def _check_image(self, index: int, target: TargetConfig) -> None:
+        """A prebuilt image must be of the model's framework and fit the target's hardware."""
+        model = self.model
+        field = f"targets.{index}.serving_image" if target.serving_image else "model.serving_image"
+        if model.custom_image:
+            if not (target.serving_image or model.serving_image):
+                raise ValueError(
+                    f"targets.{index}.serving_image: custom_image = true needs your container's URI, "
+                    "here or in model.serving_image"
+                )
+            return
+        images = [(field, self.serving_image(target))]
+        if model.previous and model.previous.serving_image and target.traffic_percent < 100:
+            images.append(("model.previous.serving_image", model.previous.serving_image))
+        device = accelerator_device(target.accelerator_type)
+        for where, image in images:
+            if device == "tpu":
+                raise ValueError(
+                    f"{where}: Vertex AI has no prebuilt {model.framework} image here for "
+                    f"{target.accelerator_type}; allowed: your own image with custom_image = true"
+                )
+            check_prebuilt_image(model.framework, image, where)
+            image_device = prebuilt_parts(image)[1]
+            if image_device != device:
+                hardware = f"accelerator_type {target.accelerator_type}" if target.accelerator_type else "no accelerator"
+                raise ValueError(
+                    f"{where}: {image!r} is a {image_device.upper()} image but targets.{index} has {hardware}; "
+                    f"allowed: a '-{device}.' prebuilt image such as {default_image(model.framework, target.accelerator_type)!r}"
+                    " (or leave serving_image unset for that default)"
+                )
+
+    def serving_image(self, target: TargetConfig) -> str | None:
+        """The image that serves the current artifact on this target."""
+        return (
+            target.serving_image
+            or self.model.serving_image
+            or default_image(self.model.framework, target.accelerator_type)
+        )
 
     @property
     def artifact_dir(self) -> Path:
         base = self.path.parent if self.path else Path.cwd()
         return (base / self.model.artifact_dir).resolve()
+
+
+_NUMBER_ERRORS = {
+    "greater_than_equal", "less_than_equal", "greater_than", "less_than",
+    "int_type", "int_parsing", "int_from_float",
+}
+
+
+def _bounds(loc: tuple) -> tuple[int, int] | None:
+    """(ge, le) of the integer field at a validation error's location."""
+    model: type[BaseModel] = RolloutConfig
+    field = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        inner = getattr(field.annotation, "__args__", (field.annotation,))[0]
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            model = inner
+    if field is None:
+        return None
+    low = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
+    high = next((m.le for m in field.metadata if hasattr(m, "le")), None)
+    return None if low is None or high is None else (low, high)
 
 
 def _describe(error: ValidationError) -> str:
@@ -576,6 +661,8 @@ def _describe(error: ValidationError) -> str:
             message = f"{item['input']!r}; allowed: {item['ctx']['expected']}"
         elif item["type"] == "extra_forbidden":
             message = "unknown field; check the spelling against README.md"
+        elif item["type"] in _NUMBER_ERRORS and (bounds := _bounds(item["loc"])):
+            message = f"{item['input']!r}; allowed: a whole number from {bounds[0]} to {bounds[1]}"
         lines.append(f"  {where}: {message}")
     return "\n".join(lines)
 

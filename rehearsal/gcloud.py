@@ -37,7 +37,6 @@ from pathlib import Path
 
 from build_hooks import earth_engine as ee
 from build_hooks.build import build
-from build_hooks.manifest import ARTIFACT_SUBDIR
 from config.rollout import parse_config
 from rehearsal.emulators import Emulators
 from rehearsal.rollout import EarthEngine, Progress, Rollout
@@ -204,7 +203,7 @@ def _gcloud_commands(config, manifest, workdir: Path, emulators: Emulators, repo
     region, model = target.region, config.model
     uri = f"gs://{target.bucket}/{naming.artifact_prefix(model.name, manifest.sha256)}/"
     with progress.step(f"copy artifact {manifest.sha256[:12]} into gs://{target.bucket}"):
-        _upload_artifact(emulators, target, config.artifact_dir / ARTIFACT_SUBDIR, manifest, uri)
+        _upload_artifact(emulators, target, config.artifact_dir / manifest.artifact_root, manifest, uri)
 
     gcloud = Gcloud(workdir / "gcloud-config", workdir / "gcloud.log", report, progress)
     gcloud("config", "set", "api_endpoint_overrides/aiplatform", f"{emulators.vertex_url}/")

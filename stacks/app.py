@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cdktn import App
 
-from build_hooks.manifest import Manifest, read_manifest, verify_artifact
+from build_hooks.manifest import Manifest, read_manifest, resolve_sha, verify_artifact
 from stacks.bucket import BucketStack
 from config.rollout import RolloutConfig
 from stacks.deployment import DeploymentStack
@@ -37,6 +37,17 @@ def load_artifact(rollout: RolloutConfig) -> Manifest:
     return manifest
 
 
+def resolve_previous(rollout: RolloutConfig) -> RolloutConfig:
+    """The config with model.previous.sha256 as 64 hex digits (a short prefix is resolved
+    against the artifacts built in artifact_dir)."""
+    previous = rollout.model.previous
+    if previous is None or len(previous.sha256) == 64:
+        return rollout
+    full = resolve_sha(rollout.artifact_dir, previous.sha256)
+    model = rollout.model.model_copy(update={"previous": previous.model_copy(update={"sha256": full})})
+    return rollout.model_copy(update={"model": model})
+
+
 def build_app(
     rollout: RolloutConfig,
     manifest: Manifest,
@@ -46,6 +57,7 @@ def build_app(
 ) -> App:
     """One App, four stacks per target, with explicit dependencies:
     bucket -> model -> deployment <- endpoint."""
+    rollout = resolve_previous(rollout)
     layout = StackLayout(outdir=outdir.resolve(), state_dir=(state_dir or PROJECT_ROOT / "terraform-state").resolve())
     app = App(outdir=str(layout.outdir), skip_validation=False)
     for target in rollout.targets:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from build_hooks.manifest import ARTIFACT_SUBDIR, Manifest, ManifestError
+from build_hooks.manifest import Manifest, ManifestError
 from stacks import naming
 from config import payload
 from config.rollout import GRPC_PORT, RolloutConfig, TargetConfig
@@ -194,7 +194,7 @@ def _model_input(
     """The full desired state of one uploaded model version."""
     model = rollout.model
     previous = model.previous if manifest is None else None
-    image = (previous and previous.serving_image) or model.serving_image
+    image = (previous and previous.serving_image) or rollout.serving_image(target)
     env = model.env if previous is None or previous.env is None else previous.env
     grpc = model.grpc if previous is None or previous.grpc is None else previous.grpc
     # Unset optional values are left out rather than null: cdktf drops nulls, and the
@@ -275,7 +275,7 @@ def target_stacks(
     labels = {**naming.default_labels(model.name, target.name), **target.labels}
     names = {kind: naming.stack_name(target.name, kind) for kind in naming.STACK_KINDS}
     prefix = naming.artifact_prefix(model.name, manifest.sha256)
-    artifact_root = rollout.artifact_dir / ARTIFACT_SUBDIR
+    artifact_root = rollout.artifact_dir / manifest.artifact_root
 
     bucket = BucketConfig(
         stack=names["bucket"],

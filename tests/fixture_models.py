@@ -45,3 +45,17 @@ def keras_two_outputs() -> ModelSpec:
         input_bands=("B4", "B8", "B11"),
         output_bands=(Band(name="classes", dimensions=1, length=3), Band(name="score")),
     )
+
+
+def keras_too_many_outputs() -> ModelSpec:
+    """A Keras model with 6 output channels whose spec declares 4 values (3 + 1)."""
+    import keras
+
+    inputs = keras.Input(shape=(None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(6, 1)(inputs))
+    return ModelSpec(
+        model=model,
+        framework="tensorflow",
+        input_bands=("B4", "B8", "B11"),
+        output_bands=(Band(name="classes", dimensions=1, length=3), Band(name="score")),
+    )

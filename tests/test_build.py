@@ -8,10 +8,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from build_hooks import build as build_module
 from build_hooks import earth_engine as ee
 from build_hooks.build import build
-from build_hooks.manifest import read_manifest
+from build_hooks.manifest import read_manifest, verify_artifact
 from build_hooks.verify import reference
 from conftest import config_in, example_data
 
@@ -19,10 +18,10 @@ from conftest import config_in, example_data
 def test_pytorch_artifact_is_byte_identical_across_builds(torch_build, tmp_path):
     config, first = torch_build
     again = config_in(tmp_path, example_data("pytorch"), artifact="again")
-    second = build(again, force=True, log=lambda *_: None)
+    second = build(again, log=lambda *_: None)
     assert second.sha256 == first.sha256
-    assert (again.artifact_dir / "artifact/model.mar").read_bytes() == (
-        config.artifact_dir / "artifact/model.mar"
+    assert (again.artifact_dir / second.artifact_root / "model.mar").read_bytes() == (
+        config.artifact_dir / first.artifact_root / "model.mar"
     ).read_bytes()
 
 
@@ -38,7 +37,7 @@ def test_artifact_does_not_depend_on_the_checkout_path(framework, torch_build, t
     from conftest import ROOT
 
     elsewhere = tmp_path / "some" / "other-checkout"
-    for folder in ("build_hooks", "stacks"):
+    for folder in ("build_hooks", "config", "stacks"):
         shutil.copytree(ROOT / folder, elsewhere / folder, ignore=shutil.ignore_patterns("__pycache__"))
     config = "rollout.toml" if framework == "pytorch" else "examples/tensorflow.toml"
     (elsewhere / config).parent.mkdir(parents=True, exist_ok=True)
@@ -51,8 +50,8 @@ def test_artifact_does_not_depend_on_the_checkout_path(framework, torch_build, t
 
 
 def test_mar_is_named_model_with_our_handler_and_fixed_dates(torch_build):
-    config, _ = torch_build
-    with zipfile.ZipFile(config.artifact_dir / "artifact/model.mar") as mar:
+    config, manifest = torch_build
+    with zipfile.ZipFile(config.artifact_dir / manifest.artifact_root / "model.mar") as mar:
         manifest = json.loads(mar.read("MAR-INF/MANIFEST.json"))
         assert manifest["model"]["modelName"] == "model"
         assert manifest["model"]["handler"] == "handler.py"
@@ -66,7 +65,7 @@ def test_mar_is_named_model_with_our_handler_and_fixed_dates(torch_build):
 def test_savedmodel_is_byte_identical_across_builds(tf_build, tmp_path):
     config, first = tf_build
     again = config_in(tmp_path, example_data("tensorflow"), artifact="again")
-    second = build(again, force=True, log=lambda *_: None)
+    second = build(again, log=lambda *_: None)
     assert second.sha256 == first.sha256
     assert [f.path for f in second.files] == [
         "fingerprint.pb", "saved_model.pb",
@@ -74,33 +73,26 @@ def test_savedmodel_is_byte_identical_across_builds(tf_build, tmp_path):
     ]
 
 
-def test_rebuild_with_unchanged_inputs_does_no_export(torch_build, monkeypatch):
+def test_rebuild_with_unchanged_inputs_rewrites_nothing(torch_build):
+    """Nothing changed: the export runs, gives the same hash, and no file is written."""
     config, first = torch_build
-    mtime = (config.artifact_dir / "manifest.json").stat().st_mtime_ns
-
-    def no_export(*args, **kwargs):
-        raise AssertionError("exported although nothing changed")
-
-    monkeypatch.setattr(build_module, "_export_in_subprocess", no_export)
+    files = [config.artifact_dir / "manifest.json", config.artifact_dir / first.sha256 / "manifest.json",
+             config.artifact_dir / first.artifact_root / "model.mar"]
+    mtimes = [f.stat().st_mtime_ns for f in files]
     messages = []
     assert build(config, log=messages.append) == first
-    assert "up to date" in messages[0]
-    assert (config.artifact_dir / "manifest.json").stat().st_mtime_ns == mtime
+    assert "already built; current artifact unchanged" in messages[-1]
+    assert [f.stat().st_mtime_ns for f in files] == mtimes
+    assert sorted(p.name for p in config.artifact_dir.iterdir()) == sorted([first.sha256, "manifest.json"])
 
 
-def test_changed_inputs_or_edited_artifact_rebuild(tmp_path):
-    data = example_data("pytorch")
-    config = config_in(tmp_path, data)
+def test_edited_artifact_is_rebuilt(tmp_path):
+    config = config_in(tmp_path, example_data("pytorch"))
     first = build(config, log=lambda *_: None)
-    data["model"]["tile_size"] = 64
-    changed = config_in(tmp_path, data)
-    assert build_module.source_fingerprint(changed) != first.source_fingerprint
-    assert build_module.up_to_date(changed, build_module.source_fingerprint(changed)) is None
-    # An artifact edited after the build is rebuilt too.
-    (config.artifact_dir / "artifact/model.mar").write_bytes(b"edited")
-    assert build_module.up_to_date(config, first.source_fingerprint) is None
-    rebuilt = build(config, log=lambda *_: None)
-    assert rebuilt.sha256 == first.sha256
+    mar = config.artifact_dir / first.artifact_root / "model.mar"
+    mar.write_bytes(b"edited")
+    assert build(config, log=lambda *_: None).sha256 == first.sha256
+    verify_artifact(config.artifact_dir, first)
 
 
 def test_unscriptable_model_is_traced_with_a_message(tmp_path, capfd):
@@ -135,7 +127,7 @@ def tf_artifact(tmp_path, payload_format, source="builtin:keras-landcover", tile
     manifest = build(config, log=lambda *_: None)
     from build_hooks.serving import SavedModelServer
 
-    return config, manifest, SavedModelServer(config.artifact_dir / "artifact")
+    return config, manifest, SavedModelServer(config.artifact_dir / manifest.artifact_root)
 
 
 def test_signature_answers_serialized_tf_tensors_over_http(tmp_path):

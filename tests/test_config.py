@@ -42,9 +42,16 @@ BAD_VALUES = [
     ("pytorch", "target", "region", "us_central", "targets.0.region", "'us-central1'"),
     ("pytorch", "target", "region", "uscentral1", "targets.0.region", "'<area>-<direction><n>'"),
     ("pytorch", "target", "min_replicas", 5, "targets.0", "1 <= min_replicas <= max_replicas"),
-    ("pytorch", "target", "min_replicas", 0, "targets.0.min_replicas", "greater than or equal to 1"),
-    ("pytorch", "target", "traffic_percent", 101, "targets.0.traffic_percent", "less than or equal to 100"),
-    ("pytorch", "target", "traffic_percent", -1, "targets.0.traffic_percent", "greater than or equal to 0"),
+    ("pytorch", "target", "region", "mars-north1", "targets.0.region", "allowed: africa-south1, asia-east1"),
+    ("pytorch", "target", "min_replicas", 0, "targets.0.min_replicas", "allowed: a whole number from 1 to 1000"),
+    ("pytorch", "target", "max_replicas", 2.5, "targets.0.max_replicas", "allowed: a whole number from 1 to 1000"),
+    ("pytorch", "target", "max_replicas", "many", "targets.0.max_replicas", "allowed: a whole number from 1 to 1000"),
+    ("pytorch", "target", "accelerator_count", 17, "targets.0.accelerator_count", "allowed: a whole number from 0 to 16"),
+    ("pytorch", "target", "traffic_percent", 101, "targets.0.traffic_percent", "allowed: a whole number from 0 to 100"),
+    ("pytorch", "target", "traffic_percent", -1, "targets.0.traffic_percent", "allowed: a whole number from 0 to 100"),
+    ("pytorch", "target", "traffic_percent", 12.5, "targets.0.traffic_percent", "allowed: a whole number from 0 to 100"),
+    ("pytorch", "target", "serving_image", "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
+     "(top level)", "targets.0.serving_image 'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest' is not"),
     ("pytorch", "target", "accelerator_count", 2, "targets.0", "allowed accelerator_type: NVIDIA_TESLA_P100"),
     ("pytorch", "target", "accelerator_type", "NVIDIA_GTX_1080", "targets.0.accelerator_type", "NVIDIA_TESLA_T4"),
     ("pytorch", "target", "bucket", "My_Bucket", "targets.0.bucket", "3-63 characters of a-z"),
@@ -82,7 +89,9 @@ BAD_VALUES = [
     ("pytorch", "model", "name", "LandCover", "model.name", "a-z, 0-9 and '-'"),
     ("pytorch", "model", "source", "not a module", "model.source", "'builtin:<example>'"),
     ("pytorch", "model", "artifact_dir", _DELETE, "model.artifact_dir", "Field required"),
-    ("pytorch", "model", "tile_size", 0, "model.tile_size", "greater than or equal to 1"),
+    ("pytorch", "model", "tile_size", 0, "model.tile_size", "allowed: a whole number from 1 to 2048"),
+    ("pytorch", "model", "tile_size", 4096, "model.tile_size", "allowed: a whole number from 1 to 2048"),
+    ("pytorch", "model", "version_label", "next version", "model.version_label", "allowed: 1-63 of A-Z"),
 ]
 
 
@@ -97,13 +106,91 @@ def test_bad_value_names_field_and_allowed_values(example, section, key, value, 
     assert allowed in message
 
 
-def test_gpu_accelerator_needs_gpu_image():
+GPU_TORCH = "us-docker.pkg.dev/vertex-ai/prediction/pytorch-gpu.2-4:latest"
+CPU_TORCH = "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest"
+
+
+def gpu_prod(**model) -> dict:
+    """The PyTorch example with prod on n1-standard-8 + one T4."""
     data = with_change("pytorch", "target", "accelerator_type", "NVIDIA_TESLA_T4", index=1)
-    data["targets"][1]["accelerator_count"] = 1
+    data["targets"][1].update(accelerator_count=1, machine_type="n1-standard-8")
+    data["model"].pop("serving_image", None)
+    data["model"].update(model)
+    return data
+
+
+def test_images_default_from_framework_and_accelerator():
+    config = parse_config(gpu_prod())
+    assert [config.serving_image(t) for t in config.targets] == [CPU_TORCH, GPU_TORCH]
+    data = gpu_prod(framework="tensorflow", payload_format="SERIALIZED_TF_TENSORS")
+    config = parse_config(data)
+    assert [config.serving_image(t).rsplit("/", 1)[1] for t in config.targets] == ["tf2-cpu.2-15:latest", "tf2-gpu.2-15:latest"]
+
+
+def test_a_target_overrides_the_image():
+    data = gpu_prod()
+    data["targets"][1]["serving_image"] = "europe-docker.pkg.dev/vertex-ai/prediction/pytorch-gpu.2-3:latest"
+    config = parse_config(data)
+    assert config.serving_image(config.targets[1]).startswith("europe-docker.pkg.dev")
+    assert config.serving_image(config.targets[0]) == CPU_TORCH
+
+
+def test_gpu_target_with_a_cpu_image_is_an_error():
+    message = error_for(gpu_prod(serving_image=CPU_TORCH))
+    assert "model.serving_image: '" + CPU_TORCH + "' is a CPU image but targets.1 has accelerator_type NVIDIA_TESLA_T4" in message
+    assert f"allowed: a '-gpu.' prebuilt image such as '{GPU_TORCH}'" in message
+    data = gpu_prod()
+    data["targets"][1]["serving_image"] = CPU_TORCH
+    assert "targets.1.serving_image: '" + CPU_TORCH + "' is a CPU image" in error_for(data)
+
+
+def test_cpu_target_with_a_gpu_image_is_an_error():
+    data = gpu_prod()
+    data["targets"][0]["serving_image"] = GPU_TORCH
     message = error_for(data)
-    assert "targets.1.accelerator_type" in message and "'-gpu.' prebuilt image" in message
-    data["model"]["serving_image"] = "us-docker.pkg.dev/vertex-ai/prediction/pytorch-gpu.2-4:latest"
-    assert parse_config(data).targets[1].accelerator_count == 1
+    assert f"targets.0.serving_image: '{GPU_TORCH}' is a GPU image but targets.0 has no accelerator" in message
+    assert f"allowed: a '-cpu.' prebuilt image such as '{CPU_TORCH}'" in message
+
+
+def test_previous_image_must_fit_the_canary_target():
+    data = gpu_prod(previous={"sha256": "ab" * 32, "serving_image": CPU_TORCH})
+    data["targets"][1]["traffic_percent"] = 10
+    assert "model.previous.serving_image: '" + CPU_TORCH + "' is a CPU image but targets.1" in error_for(data)
+    data["model"]["previous"]["serving_image"] = "nginx:1"
+    assert "model.previous.serving_image 'nginx:1' is not a Vertex AI prebuilt pytorch image" in error_for(data)
+
+
+def test_a_region_newer_than_the_list_needs_the_switch():
+    data = with_change("pytorch", "target", "region", "europe-west15")
+    assert "targets.0.region: 'europe-west15' is not a Vertex AI prediction region" in error_for(data)
+    data["targets"][0]["allow_unlisted_region"] = True
+    assert parse_config(data).targets[0].region == "europe-west15"
+
+
+def test_region_list_is_gclouds():
+    """config/regions.py is gcloud's list of online-prediction regions, where gcloud is installed."""
+    import shutil
+    import subprocess
+
+    from config.regions import PREDICTION_REGIONS
+
+    gcloud = shutil.which("gcloud")
+    if not gcloud:
+        pytest.skip("gcloud is not installed")
+    root = subprocess.run([gcloud, "info", "--format=value(installation.sdk_root)"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    constants = (ROOT.__class__(root) / "lib/googlecloudsdk/command_lib/ai/constants.py").read_text()
+    listed = constants.split("SUPPORTED_OP_REGIONS = (", 1)[1].split(")", 1)[0]
+    assert tuple(r.strip().strip("'\"") for r in listed.split(",") if r.strip()) == PREDICTION_REGIONS
+
+
+def test_default_images_are_in_the_sdks_list():
+    from google.cloud.aiplatform.constants import prediction
+
+    from config.images import DEFAULT_IMAGES
+
+    known = set(prediction.TF_CONTAINER_URIS) | set(prediction.PYTORCH_CONTAINER_URIS)
+    assert set(DEFAULT_IMAGES.values()) <= known
 
 
 def test_target_names_and_buckets_are_unique():
@@ -138,8 +225,19 @@ def test_no_targets_is_an_error():
 def test_custom_image_allows_routes():
     data = with_change("pytorch", "model", "serving_image", "europe-docker.pkg.dev/acme/serving/torch:1.2")
     data["model"].update(custom_image=True, predict_route="/predict", health_route="/health")
-    model = parse_config(data).model
-    assert (model.predict_route, model.image_device) == ("/predict", None)
+    config = parse_config(data)
+    assert config.model.predict_route == "/predict"
+    assert config.serving_image(config.targets[0]) == "europe-docker.pkg.dev/acme/serving/torch:1.2"
+
+
+def test_custom_images_per_target():
+    data = with_change("pytorch", "model", "custom_image", True)
+    data["model"].pop("serving_image", None)
+    assert "targets.0.serving_image: custom_image = true needs your container's URI" in error_for(data)
+    for index, target in enumerate(data["targets"]):
+        target["serving_image"] = f"europe-docker.pkg.dev/acme/serving/torch:{index}"
+    config = parse_config(data)
+    assert config.serving_image(config.targets[1]) == "europe-docker.pkg.dev/acme/serving/torch:1"
 
 
 def test_accelerator_list_matches_vertex_ai():

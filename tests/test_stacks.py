@@ -221,10 +221,10 @@ def test_main_reports_tampered_artifact(torch_build, tmp_path):
     import pytest
     import shutil
 
-    config, _ = torch_build
+    config, manifest = torch_build
     copy = tmp_path / "artifact"
     shutil.copytree(config.artifact_dir, copy)
-    (copy / "artifact" / "model.mar").write_bytes(b"edited")
+    (copy / manifest.artifact_root / "model.mar").write_bytes(b"edited")
     from config.rollout import parse_config
 
     data = config.model_dump(mode="json", exclude={"path"})

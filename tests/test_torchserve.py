@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def served(torch_build):
     config, manifest = torch_build
-    with TorchServe(config.artifact_dir / "artifact/model.mar", batch_size=4) as server:
+    with TorchServe(config.artifact_dir / manifest.artifact_root / "model.mar", batch_size=4) as server:
         yield config, manifest, server
 
 
@@ -98,7 +98,7 @@ def test_raw_json_payload(tmp_path):
     manifest = build(config, log=lambda *_: None)
     bands = list(manifest.input_bands)
     tiles = ee.example_tiles(bands, 16, count=2, seed=4)
-    with TorchServe(config.artifact_dir / "artifact/model.mar") as server:
+    with TorchServe(config.artifact_dir / manifest.artifact_root / "model.mar") as server:
         status, body = server.predict(ee.request_body("RAW_JSON", tiles, bands))
         assert status == 200, body
         assert set(body["predictions"][0]) == {"probabilities"}
