@@ -90,8 +90,9 @@ def verify(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def rehearse(session: nox.Session) -> None:
     """The whole rollout offline: local GCS and Vertex AI emulators, the real clients, real
-    Terraform (apply, canary, failed deploy, promotion, destroy). Pass configs and
-    --max-targets N after --; default: both examples."""
+    Terraform (apply, canary, failed deploy, promotion, destroy); then the seed's gcloud
+    commands with the real gcloud CLI and the parity check (skipped, saying why, without
+    gcloud). Pass configs, --max-targets N, --scenario after --; default: both examples."""
     install(session, "build", "synth", "deploy", "serve", "rehearse")
     args = list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]
     session.run("python", "-m", "rehearsal", *args, env=ENV)

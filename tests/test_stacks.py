@@ -157,7 +157,7 @@ def test_deterministic_ids(torch_build, torch_synth):
     deployment = only(stack_json(torch_synth, "dev-deployment"), "deployment_")["input"]
     endpoint = resource(stack_json(torch_synth, "dev-endpoint"), "google_vertex_ai_endpoint", "endpoint")
     assert endpoint["name"] == naming.endpoint_id("acme-geo-dev", "us-central1", "landcover-torch")
-    assert re.fullmatch(r"[1-9][0-9]{9}", endpoint["name"])
+    assert re.fullmatch(r"[1-9][0-9]{8}", endpoint["name"])
     assert deployment["endpoint"].endswith(f"/endpoints/{endpoint['name']}")
     assert re.fullmatch(r"[1-9][0-9]{9}", deployment["deployed_model_id"])
 
