@@ -140,7 +140,8 @@ def calls_worker(vertex_url: str) -> None:
 
     from provider.provider import EeVertexProvider
 
-    servicer = ProviderServicer(EeVertexProvider())
+    provider = EeVertexProvider()
+    servicer = ProviderServicer(provider)
     servicer.ConfigureProvider(pb.ConfigureProvider.Request(config=to_dynamic_value(
         {"api_endpoint": vertex_url, "credentials": "none", "operation_timeout_seconds": None})), None)
     servicer.GetProviderSchema(pb.GetProviderSchema.Request(), None)
@@ -160,6 +161,8 @@ def calls_worker(vertex_url: str) -> None:
             config=to_dynamic_value(config)), None),
         "ReadResource (+1 GET)": lambda: servicer.ReadResource(pb.ReadResource.Request(
             type_name="eevertex_model", current_state=state), None),
+        "the GET alone (emulator)": lambda: provider.client.get(
+            f"projects/{PROJECT}/locations/{REGION}/models/landcover@1") and pb.ReadResource.Response(),
     }
     result = {}
     for name, call in requests.items():

@@ -299,12 +299,20 @@ class Model(ProviderResource):
             body = {"displayName": planned["display_name"], "description": planned.get("description") or ""}
             self.client.request("PATCH", name, body={k: body[k] for k in model_mask},
                                 params={"updateMask": ",".join(model_mask)}, what=f"update {name}")
-        if (version.get("labels") or {}) != (planned.get("labels") or {}):
-            # UpdateModel on `M@V` with labels in the mask sets the version's labels
-            # (model_service.py UpdateModelRequest, point 4).
-            self.client.request("PATCH", f"{name}@{version['versionId']}",
-                                body={"labels": dict(planned.get("labels") or {})},
-                                params={"updateMask": "labels"}, what=f"update {name}@{version['versionId']}")
+        wanted = dict(planned.get("labels") or {})
+        if (version.get("labels") or {}) != wanted:
+            # UpdateModel on `M@V` with labels in the mask sets the version's labels; GetModel
+            # returns model and version labels merged (model_service.py UpdateModelRequest,
+            # point 4). Labels set at the model level (the first upload, gcloud) would show
+            # through on every version: clear them, so each version shows exactly its own.
+            target = f"{name}@{version['versionId']}"
+            self.client.request("PATCH", target, body={"labels": wanted}, params={"updateMask": "labels"},
+                                what=f"update {target}")
+            merged = (self.client.get(target, what=f"get {target}") or {}).get("labels") or {}
+            if merged != wanted:
+                log(f"{name}: model-level labels {merged} show through; cleared (each version keeps its own)")
+                self.client.request("PATCH", name, body={"labels": {}}, params={"updateMask": "labels"},
+                                    what=f"update {name}")
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
         name = _model_name(current)
