@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,8 +157,8 @@ class Gcloud:
 
 
 def rehearse_gcloud(config_path: Path, workdir: Path, *, out=print) -> GcloudReport:
-    import tomllib
-
+    """Run the scenario for the first target of `config_path` (its model must open the gRPC
+    port); raises GcloudFailed at the first command or field that is not as it must be."""
     workdir = workdir.resolve()
     data = tomllib.loads(config_path.read_text())
     data["model"]["artifact_dir"] = str(workdir / "artifact")

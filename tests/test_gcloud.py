@@ -65,3 +65,12 @@ def test_gcloud_commands_and_parity(tmp_path, monkeypatch):
     assert compared["deployedModel.dedicatedResources"] == {
         "machineSpec": {"machineType": "n1-standard-2"}, "minReplicaCount": 1, "maxReplicaCount": 3}
     assert compared["endpoint.trafficSplit"] == 100
+
+
+def test_skipped_with_the_reason_without_gcloud(monkeypatch, capsys, tmp_path):
+    from rehearsal.scenario import main
+
+    monkeypatch.setattr("shutil.which", lambda name, *args, **kwargs: None)
+    assert main(["--scenario", "gcloud", str(ROOT / "examples/tensorflow.toml"), "--workdir", str(tmp_path)]) == 0
+    assert "gcloud scenario: SKIPPED: the gcloud CLI is not on PATH" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())
