@@ -24,6 +24,8 @@ _GRPC_CODES = {
     16: "UNAUTHENTICATED",
 }
 _RETRIED_HTTP = {429, 502, 503, 504}
+# Set when Terraform asks the provider to stop (Ctrl-C): waits for operations end at once.
+STOP = threading.Event()
 
 
 def log(message: str) -> None:
@@ -141,10 +143,15 @@ class Client:
                     f"operation {op.get('name')} not done after {self.operation_timeout:.0f}s "
                     "(provider attribute operation_timeout_seconds); it may still finish: "
                     "the next apply adopts what it created", what)
+            if STOP.is_set():
+                raise VertexError(
+                    0, "CANCELLED",
+                    f"interrupted: Terraform asked the provider to stop; operation {op.get('name')} goes on in "
+                    "Vertex AI, and the next apply adopts (creates) or converges to what it made", what)
             if elapsed - shown >= 15:
                 log(f"{what}: still running ({elapsed:.0f}s)")
                 shown = elapsed
-            time.sleep(interval)
+            STOP.wait(interval)
             interval = min(interval * 1.5, 10.0)
             op = self.request("GET", op["name"], what=what)
         if "error" in op:

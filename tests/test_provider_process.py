@@ -131,3 +131,44 @@ except client.VertexError as error:
     assert "operation_timeout_seconds" in result["message"]
     assert 1.0 <= result["took"] < 5
     assert "[eevertex] deploy x: started (projects/p/locations/r/operations/1)" in done.stderr
+
+
+def test_stop_provider_ends_operation_waits_and_keeps_serving():
+    """Terraform's StopProvider (after Ctrl-C): a wait for an operation ends with a diagnostic
+    saying it goes on and the next apply adopts it; the server is not stopped (tf's own
+    interceptor would drop every answer in flight); the plugin's Shutdown still stops it."""
+    code = r'''
+import json, threading, time, types
+import provider.client as client
+from provider.__main__ import graceful_stop_interceptor
+
+interceptor = graceful_stop_interceptor()()
+class Server:
+    stopped_with = None
+    def stop(self, grace): Server.stopped_with = grace
+interceptor.server = Server()
+c = client.Client("http://127.0.0.1:9", "none", operation_timeout=60)
+c.request = lambda *a, **k: {"name": "projects/p/locations/r/operations/7", "done": False}
+result = {}
+def wait():
+    started = time.monotonic()
+    try:
+        c.wait({"name": "projects/p/locations/r/operations/7", "done": False}, "deploy x")
+    except client.VertexError as error:
+        result.update(status=error.status, message=error.message, took=time.monotonic() - started)
+thread = threading.Thread(target=wait); thread.start(); time.sleep(0.5)
+interceptor.intercept_service(lambda d: "handler", types.SimpleNamespace(method="/tfplugin6.Provider/StopProvider"))
+thread.join(5)
+result["server_stopped_on_stop"] = Server.stopped_with is not None
+interceptor.intercept_service(lambda d: "handler", types.SimpleNamespace(method="/plugin.GRPCController/Shutdown"))
+result["server_stopped_on_shutdown"] = Server.stopped_with is not None
+print(json.dumps(result))
+'''
+    done = subprocess.run([str(PROVIDER_PYTHON), "-P", "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "CANCELLED" and result["took"] < 3
+    assert "the next apply adopts" in result["message"]
+    assert result["server_stopped_on_stop"] is False
+    assert result["server_stopped_on_shutdown"] is True
