@@ -11,14 +11,29 @@ from __future__ import annotations
 
 import re
 
-from tf.iface import CreateContext, DeleteContext, ImportContext, PlanContext, ReadContext, State, UpdateContext
+from tf.iface import (
+    CreateContext,
+    DeleteContext,
+    ImportContext,
+    PlanContext,
+    ReadContext,
+    State,
+    UpdateContext,
+)
 from tf.schema import Schema
 from tf.types import List, Map, Number, String, Unknown
 from tf.utils import Diagnostics
 
 from provider.client import VertexError, log, report
-from provider.common import (PROJECT_REGION_DOC, ProviderResource, attr, differences, empty_like, known,
-                             replaced_attributes)
+from provider.common import (
+    PROJECT_REGION_DOC,
+    ProviderResource,
+    attr,
+    differences,
+    empty_like,
+    known,
+    replaced_attributes,
+)
 
 # model_service.py UploadModelRequest.model_id
 MODEL_ID = re.compile(r"[a-z_][a-z0-9_-]{0,62}")
