@@ -228,7 +228,26 @@ class Model(ProviderResource):
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
         if current is not None and planned.get("version_alias") != current.get("version_alias"):
             planned["version_aliases"] = Unknown
+        replaced = sorted(set(ctx.changed_fields) & set(replaced_attributes(_ATTRIBUTES)))
+        if current is not None and replaced and self.provider.client is not None:
+            self._warn_if_deployed(ctx, current, replaced)
         return planned
+
+    def _warn_if_deployed(self, ctx: PlanContext, current: State, replaced: list[str]) -> None:
+        """A replacement deletes this version; Vertex AI refuses that while it is deployed. Say
+        so in the plan (the deployments may move off it earlier in the same apply)."""
+        target = f"{_model_name(current)}@{current['version_id']}"
+        try:
+            version = self.client.get(target, what=f"get {target}")
+        except VertexError:
+            return
+        deployed = (version or {}).get("deployedModels") or []
+        if deployed:
+            where = ", ".join(f"{d.get('endpoint')}/deployedModels/{d.get('deployedModelId')}" for d in deployed)
+            ctx.diagnostics.add_warning(
+                f"{target} is deployed: replacing it ({', '.join(replaced)}) deletes it",
+                f"Deployed as {where}. The delete fails unless those deployments move off it first in the same "
+                "apply; otherwise keep this version declared until the deployments have moved.", path=[replaced[0]])
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)

@@ -262,6 +262,11 @@ def test_deleting_a_deployed_model_version_is_refused(workspace, emulators, prov
     ws.write({"eevertex_model": {"m": model_config(model_id="kept")}, "eevertex_deployment": {"d": kept}})
     ws.init()
     ws.apply()
+    # Replacing the deployed version (another image, same alias key) warns in the plan.
+    ws.write({"eevertex_model": {"m": model_config(model_id="kept", container_image_uri=IMAGE_2)},
+              "eevertex_deployment": {"d": kept}})
+    warned = " ".join(ws.tf("plan", "-input=false", "-no-color", "-lock=false").stdout.split())
+    assert f"Warning: {MODELS}/kept@1 is deployed: replacing it (container_image_uri) deletes it" in warned
     kept.pop("depends_on")
     ws.write({"eevertex_deployment": {"d": kept}})
     result = ws.tf("apply", "-input=false", "-no-color", "-auto-approve", ok=False)
