@@ -14,6 +14,9 @@ import pytest
 from conftest import ROOT
 from provider_support import PROVIDER_PYTHON, Workspace, model_config, provider_cli_config  # noqa: F401
 
+pytestmark = pytest.mark.skipif(not PROVIDER_PYTHON.exists(),
+                                reason=f"no provider virtualenv at {PROVIDER_PYTHON} (set EEV_PROVIDER_PYTHON)")
+
 LAUNCHER = "ee-vertex.local/ee/eevertex/0.1.0/linux_amd64/terraform-provider-eevertex_v0.1.0"
 
 
