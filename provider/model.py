@@ -21,12 +21,14 @@ from tf.iface import (
     UpdateContext,
 )
 from tf.schema import Schema
-from tf.types import List, Map, Number, String, Unknown
+from tf.types import Number, String, Unknown
 from tf.utils import Diagnostics
 
 from provider.client import VertexError, log, report
 from provider.common import (
     PROJECT_REGION_DOC,
+    ListOf,
+    MapOf,
     ProviderResource,
     attr,
     differences,
@@ -74,30 +76,30 @@ _ATTRIBUTES = [
              "e.g. to give an imported version our alias."),
     attr("display_name", _S, kind="required", doc="Model display name (model level; updated in place)."),
     attr("description", _S, kind="optional", doc="Model description (model level; updated in place)."),
-    attr("labels", Map(_S), kind="optional", doc="Version labels (updated in place; absent == empty)."),
+    attr("labels", MapOf(_S), kind="optional", doc="Version labels (updated in place; absent == empty)."),
     attr("artifact_uri", _S, kind="required", replace=True, doc="gs:// folder of the model artifact."),
     attr("container_image_uri", _S, kind="required", replace=True, doc="Serving container image."),
-    attr("container_command", List(_S), kind="optional", replace=True),
-    attr("container_args", List(_S), kind="optional", replace=True),
-    attr("container_env", Map(_S), kind="optional", replace=True),
-    attr("container_ports", List(_N), kind="optional+computed", replace=True,
+    attr("container_command", ListOf(_S), kind="optional", replace=True),
+    attr("container_args", ListOf(_S), kind="optional", replace=True),
+    attr("container_env", MapOf(_S), kind="optional", replace=True),
+    attr("container_ports", ListOf(_N), kind="optional+computed", replace=True,
          doc="HTTP ports; Vertex AI's default is [8080]."),
-    attr("container_grpc_ports", List(_N), kind="optional", replace=True),
+    attr("container_grpc_ports", ListOf(_N), kind="optional", replace=True),
     attr("container_predict_route", _S, kind="optional", replace=True),
     attr("container_health_route", _S, kind="optional", replace=True),
     attr("container_deployment_timeout_seconds", _N, kind="optional", replace=True),
     attr("container_shared_memory_size_mb", _N, kind="optional", replace=True),
-    attr("container_startup_probe_exec", List(_S), kind="optional", replace=True),
+    attr("container_startup_probe_exec", ListOf(_S), kind="optional", replace=True),
     attr("container_startup_probe_period_seconds", _N, kind="optional", replace=True),
     attr("container_startup_probe_timeout_seconds", _N, kind="optional", replace=True),
-    attr("container_health_probe_exec", List(_S), kind="optional", replace=True),
+    attr("container_health_probe_exec", ListOf(_S), kind="optional", replace=True),
     attr("container_health_probe_period_seconds", _N, kind="optional", replace=True),
     attr("container_health_probe_timeout_seconds", _N, kind="optional", replace=True),
     attr("kms_key_name", _S, kind="optional", replace=True, doc="CMEK key for the model."),
     attr("id", _S, kind="computed", doc="`projects/P/locations/R/models/M@VERSION_ID`."),
     attr("version_id", _S, kind="computed"),
     attr("model_name", _S, kind="computed", doc="`projects/P/locations/R/models/M`."),
-    attr("version_aliases", List(_S), kind="computed", doc="Every alias this version holds."),
+    attr("version_aliases", ListOf(_S), kind="computed", doc="Every alias this version holds."),
 ]
 _PROBES = ("startup", "health")
 
