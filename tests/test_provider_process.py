@@ -5,6 +5,7 @@ time; pure helpers run in the provider's own interpreter."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -175,3 +176,18 @@ print(json.dumps(result))
     assert "the next apply adopts" in result["message"]
     assert result["server_stopped_on_stop"] is False
     assert result["server_stopped_on_shutdown"] is True
+
+
+def test_terraform_shim_runs_the_embedded_terraform(tmp_path):
+    """The `terraform` shim cdktf can use where no Terraform CLI is installed."""
+    import sys
+
+    done = subprocess.run([str(PROVIDER_PYTHON), "-m", "provider.install", "--mirror", str(tmp_path / "m"),
+                           "--cli-config", str(tmp_path / "tf.rc"), "--terraform-shim", str(tmp_path / "bin/terraform"),
+                           "--shim-python", sys.executable], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"TERRAFORM_BINARY_NAME={tmp_path / 'bin/terraform'}" in done.stdout
+    version = subprocess.run([str(tmp_path / "bin/terraform"), "version"], cwd=tmp_path, capture_output=True,
+                             text=True, env={**os.environ, "TF_CLI_CONFIG_FILE": str(tmp_path / "tf.rc")})
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("Terraform v1.15")
