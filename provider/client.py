@@ -86,9 +86,17 @@ class Client:
                     self._session = requests.Session()
                 else:
                     import google.auth
+                    from google.auth.exceptions import DefaultCredentialsError
                     from google.auth.transport.requests import AuthorizedSession
 
-                    creds, _ = google.auth.default(scopes=_SCOPES)
+                    try:
+                        creds, _ = google.auth.default(scopes=_SCOPES)
+                    except DefaultCredentialsError as error:
+                        raise VertexError(
+                            0, "UNAUTHENTICATED",
+                            f"no Application Default Credentials ({error}); run `gcloud auth "
+                            "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS", "credentials",
+                        ) from error
                     self._session = AuthorizedSession(creds)
             return self._session
 

@@ -191,3 +191,16 @@ def test_terraform_shim_runs_the_embedded_terraform(tmp_path):
                              text=True, env={**os.environ, "TF_CLI_CONFIG_FILE": str(tmp_path / "tf.rc")})
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith("Terraform v1.15")
+
+
+def test_missing_credentials_is_a_clear_error():
+    out = provider_python(
+        "import json, os; os.environ['GOOGLE_APPLICATION_CREDENTIALS'] = '/nonexistent/key.json'\n"
+        "from provider.client import Client, VertexError\n"
+        "try:\n"
+        "    Client(None, 'application-default', 10).get('projects/p/locations/us-central1/models/m')\n"
+        "except VertexError as error:\n"
+        "    print(json.dumps([error.status, error.message]))\n")
+    status, message = json.loads(out)
+    assert status == "UNAUTHENTICATED"
+    assert "gcloud auth application-default login" in message
