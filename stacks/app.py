@@ -12,7 +12,7 @@ from config.rollout import RolloutConfig
 from stacks.deployment import DeploymentStack
 from stacks.endpoint import EndpointStack
 from stacks.model import ModelStack
-from stacks.wiring import PROJECT_ROOT, StackLayout, target_stacks
+from stacks.wiring import PROJECT_ROOT, StackLayout, VertexProviderConfig, target_stacks
 
 
 class ArtifactMismatch(ValueError):
@@ -43,13 +43,15 @@ def build_app(
     *,
     outdir: Path,
     state_dir: Path | None = None,
+    vertex_provider: VertexProviderConfig = VertexProviderConfig(),
 ) -> App:
     """One App, four stacks per target, with explicit dependencies:
-    bucket -> model -> deployment <- endpoint."""
+    bucket -> model -> deployment <- endpoint. `vertex_provider` is for the rehearsal
+    (emulator endpoint); stacks for Google leave it unset."""
     layout = StackLayout(outdir=outdir.resolve(), state_dir=(state_dir or PROJECT_ROOT / "terraform-state").resolve())
     app = App(outdir=str(layout.outdir), skip_validation=False)
     for target in rollout.targets:
-        config = target_stacks(rollout, manifest, target, layout)
+        config = target_stacks(rollout, manifest, target, layout, vertex_provider)
         bucket = BucketStack(app, config.bucket.stack, config=config.bucket)
         model = ModelStack(app, config.model.stack, config=config.model)
         endpoint = EndpointStack(app, config.endpoint.stack, config=config.endpoint)
