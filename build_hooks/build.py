@@ -63,6 +63,9 @@ def source_fingerprint(rollout: RolloutConfig) -> str:
         "source": model.source,
         "payload_format": model.payload_format.value,
         "tile_size": model.tile_size,
+        "input_overlap": model.input_overlap,
+        "output_tile_size": model.answer_size,
+        "input_shapes": model.input_shapes,
         "versions": _versions(),
     }
     digest.update(json.dumps(inputs, sort_keys=True).encode())
@@ -126,6 +129,9 @@ def _export_in_subprocess(rollout: RolloutConfig, out_dir: Path) -> dict:
         "framework": model.framework,
         "payload_format": model.payload_format.value,
         "tile_size": model.tile_size,
+        "input_overlap": model.input_overlap,
+        "output_tile_size": model.answer_size,
+        "input_shapes": model.input_shapes,
         "out_dir": str(out_dir),
         "max_instances": MAX_INSTANCES,
         "max_pixels": MAX_PIXELS,

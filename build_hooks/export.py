@@ -32,12 +32,19 @@ def export(request: dict) -> dict:
             "output_bands": bands,
             "max_instances": request["max_instances"],
             "max_pixels": request["max_pixels"],
+            "tile_size": request["tile_size"],
+            "input_overlap": request.get("input_overlap", 0),
+            "output_tile_size": request.get("output_tile_size"),
         }
         export_pytorch(spec, contract, out_dir)
     else:
         from build_hooks.tensorflow import export_tensorflow
 
-        export_tensorflow(spec, request["payload_format"], request["tile_size"], out_dir)
+        export_tensorflow(
+            spec, request["payload_format"], request["tile_size"], out_dir,
+            input_overlap=request.get("input_overlap", 0), output_tile_size=request.get("output_tile_size"),
+            band_lengths=request.get("input_shapes"),
+        )
     return {"input_bands": list(spec.input_bands), "output_bands": bands}
 
 

@@ -3,13 +3,22 @@
 Keras models go through `Model.export()`'s machinery (keras.export.ExportArchive) so the
 serving signature can be ours; any other tf.Module through `tf.saved_model.save()`.
 
-Signatures per payload format (Earth Engine, "Hosted Model Payload Formats"):
+Signatures per payload format, as Google's TensorFlow notebooks (earthengine-community
+guides/linked: Earth_Engine_TensorFlow_Vertex_AI.ipynb, Earth_Engine_Vertex_AI_training_demo
+.ipynb, Earth_Engine_TensorFlow_tree_counting_model.ipynb) decode them: `tf.io.decode_base64`
+(web-safe), `tf.io.parse_tensor(x, tf.float32)`, then `tf.concat(..., axis=3)` over bands.
 - SERIALIZED_TF_TENSORS / GRPC_SERIALIZED_TF_TENSORS: one string input per band; each
-  instance's value is a base64 serialized TensorProto [y, x]; outputs likewise, one per
-  output band.
-- GRPC_TF_TENSORS: one float32 input per band, [N, y, x]; float32 outputs per band.
+  instance's value is a base64 serialized TensorProto: [y, x] or [y, x, 1] for a scalar band
+  (Google's files do not settle which, so both), [y, x, N] for an array band; standard or
+  web-safe alphabet, padded or not. Outputs likewise, one per output band
+  (`tf.io.encode_base64(tf.io.serialize_tensor(x))`): [y, x] or [y, x, length].
+- GRPC_TF_TENSORS: one float32 input per band, [N, y, x], [N, y, x, 1] or [N, y, x, N];
+  float32 outputs per band.
 - GRPC_SERIALIZED_TF_EXAMPLES: one string input named "input", a serialized tf.Example
-  with one float list of y*x values per band.
+  with one float list of y*x (or y*x*N) values per band.
+
+An instance is tile_size + 2 * input_overlap pixels a side; the outputs are the centre
+output_tile_size of what the model computes.
 """
 
 from __future__ import annotations
@@ -35,25 +44,60 @@ def _split_outputs(spec: ModelSpec, values):
     return outputs
 
 
-def serving_function(spec: ModelSpec, payload_format: str, tile_size: int):
+def _crop(values, size, margin: int):
+    """The centre of the model's [N, h, w, c] answer: `margin` pixels off each edge of the
+    instance's own size."""
+    import tensorflow as tf
+
+    if not margin:
+        return values
+    want = tf.maximum(size - 2 * margin, 1)
+    have = tf.shape(values)[1:3]
+    start = tf.maximum((have - want) // 2, 0)
+    length = tf.minimum(have, want)
+    return values[:, start[0] : start[0] + length[0], start[1] : start[1] + length[1], :]
+
+
+def _with_channels(tensor, length: int, batched: bool):
+    """A band as [(N,) y, x, length], from [(N,) y, x] or [(N,) y, x, length]."""
+    import tensorflow as tf
+
+    lead = 3 if batched else 2
+    tf.debugging.assert_rank_in(
+        tensor, [lead, lead + 1],
+        message=f"a band must be [{'N, ' if batched else ''}y, x] or [{'N, ' if batched else ''}y, x, values]",
+    )
+    shaped = tf.reshape(tensor, tf.concat([tf.shape(tensor)[:lead], [-1]], axis=0))
+    return tf.ensure_shape(shaped, [None] * lead + [length])
+
+
+def serving_function(
+    spec: ModelSpec, payload_format: str, tile_size: int, *, input_overlap: int = 0,
+    output_tile_size: int | None = None, band_lengths: dict[str, int] | None = None,
+):
     """(function, input_signature) for the payload format."""
     import tensorflow as tf
 
     bands = spec.input_bands
+    lengths = {b: (band_lengths or {}).get(b, 1) for b in bands}
     model = spec.model
+    side = tile_size + 2 * input_overlap
+    margin = (side - (output_tile_size or tile_size)) // 2
 
     def predict(stacked):
-        return _split_outputs(spec, tf.cast(model(stacked, training=False), tf.float32))
+        values = tf.cast(model(stacked, training=False), tf.float32)
+        return _split_outputs(spec, _crop(values, tf.shape(stacked)[1:3], margin))
 
     if payload_format in ("SERIALIZED_TF_TENSORS", "GRPC_SERIALIZED_TF_TENSORS"):
 
-        def decode(encoded):
-            # Accept both base64 alphabets and missing padding; tf.io wants web-safe.
+        def decode(encoded, length):
+            # tf.io.decode_base64 wants the web-safe alphabet (padding optional); Earth Engine
+            # uses it, other clients send the standard one.
             websafe = tf.strings.regex_replace(tf.strings.regex_replace(encoded, r"\+", "-"), "/", "_")
             return tf.map_fn(
-                lambda x: tf.ensure_shape(tf.io.parse_tensor(x, tf.float32), [None, None]),
+                lambda x: _with_channels(tf.io.parse_tensor(x, tf.float32), length, batched=False),
                 tf.io.decode_base64(websafe),
-                fn_output_signature=tf.TensorSpec([None, None], tf.float32),
+                fn_output_signature=tf.TensorSpec([None, None, length], tf.float32),
             )
 
         def encode(tensor):
@@ -64,22 +108,28 @@ def serving_function(spec: ModelSpec, payload_format: str, tile_size: int):
             )
 
         def serve(inputs):
-            stacked = tf.stack([decode(inputs[b]) for b in bands], axis=-1)
+            stacked = tf.concat([decode(inputs[b], lengths[b]) for b in bands], axis=-1)
             return {name: encode(value) for name, value in predict(stacked).items()}
 
         signature = {b: tf.TensorSpec([None], tf.string, name=b) for b in bands}
     elif payload_format == "GRPC_TF_TENSORS":
 
         def serve(inputs):
-            return predict(tf.stack([tf.cast(inputs[b], tf.float32) for b in bands], axis=-1))
+            return predict(tf.concat(
+                [_with_channels(tf.cast(inputs[b], tf.float32), lengths[b], batched=True) for b in bands], axis=-1
+            ))
 
-        signature = {b: tf.TensorSpec([None, None, None], tf.float32, name=b) for b in bands}
+        # Rank left open: [N, y, x] and [N, y, x, values] are both accepted.
+        signature = {b: tf.TensorSpec(None, tf.float32, name=b) for b in bands}
     elif payload_format == "GRPC_SERIALIZED_TF_EXAMPLES":
-        features = {b: tf.io.FixedLenFeature([tile_size, tile_size], tf.float32) for b in bands}
+        features = {
+            b: tf.io.FixedLenFeature([side, side] + ([lengths[b]] if lengths[b] > 1 else []), tf.float32)
+            for b in bands
+        }
 
         def serve(inputs):
             parsed = tf.io.parse_example(inputs["input"], features)
-            return predict(tf.stack([parsed[b] for b in bands], axis=-1))
+            return predict(tf.concat([tf.reshape(parsed[b], [-1, side, side, lengths[b]]) for b in bands], axis=-1))
 
         signature = {"input": tf.TensorSpec([None], tf.string, name="input")}
     else:
@@ -90,12 +140,18 @@ def serving_function(spec: ModelSpec, payload_format: str, tile_size: int):
     return serve, signature
 
 
-def export_tensorflow(spec: ModelSpec, payload_format: str, tile_size: int, out_dir: Path) -> Path:
+def export_tensorflow(
+    spec: ModelSpec, payload_format: str, tile_size: int, out_dir: Path, *, input_overlap: int = 0,
+    output_tile_size: int | None = None, band_lengths: dict[str, int] | None = None,
+) -> Path:
     """Write a SavedModel into out_dir (which must not exist yet)."""
     import keras
     import tensorflow as tf
 
-    serve, signature = serving_function(spec, payload_format, tile_size)
+    serve, signature = serving_function(
+        spec, payload_format, tile_size, input_overlap=input_overlap, output_tile_size=output_tile_size,
+        band_lengths=band_lengths,
+    )
     if isinstance(spec.model, keras.Model):
         archive = keras.export.ExportArchive()
         archive.track(spec.model)

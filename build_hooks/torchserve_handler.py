@@ -9,7 +9,14 @@ Payloads (Earth Engine, "Hosted Model Payload Formats"):
 - ND_ARRAYS: an instance is the tile as nested lists, [bands][y][x], as numpy's tolist().
 - RAW_JSON: an instance is {band: [[...]]}, every number sent as a JSON string.
 A prediction is [y][x] for a one-value band and [y][x][values] for an array band;
-RAW_JSON answers {band: ...}, ND_ARRAYS the single output band's array.
+RAW_JSON answers {band: ...}, ND_ARRAYS the single output band's array (Google's PyTorch
+example, Earth_Engine_PyTorch_Vertex_AI.ipynb, answers `argmax(dim=1).tolist()`: [y][x]).
+
+With an input overlap, each instance is tile_size + 2 * input_overlap pixels a side and
+the answer is the centre output_tile_size of what the model computes.
+
+On a GPU, TorchServe's BaseHandler loads the TorchScript model onto `cuda:<gpu_id>`
+(`self.device`): the tiles go there, the outputs come back to the CPU before conversion.
 """
 
 import gc
@@ -20,6 +27,7 @@ import os
 import numpy as np
 import torch
 from ts.torch_handler.base_handler import BaseHandler
+from ts.torch_handler.request_envelope.json import JSONEnvelope
 from ts.utils.util import PredictionException
 
 logger = logging.getLogger(__name__)
@@ -40,9 +48,17 @@ class EarthEngineHandler(BaseHandler):
         self.output_bands = contract["output_bands"]
         self.max_instances = int(contract["max_instances"])
         self.max_pixels = int(contract["max_pixels"])
+        # Pixels dropped on each edge of the model's answer: the instance is the tile plus
+        # the overlap on both edges, the answer is the centre output_tile_size.
+        tile = int(contract.get("tile_size") or 0)
+        overlap = int(contract.get("input_overlap") or 0)
+        output = int(contract.get("output_tile_size") or tile)
+        self.margin = (tile + 2 * overlap - output) // 2 if tile else 0
         self.torch_threads = int(os.environ.get("EEV_TORCH_THREADS", "0"))
-        if self.torch_threads:
+        # Intra-op threads are a CPU setting; on a GPU they would only slow the host side.
+        if self.torch_threads and self.device.type == "cpu":
             torch.set_num_threads(self.torch_threads)
+        _strict_envelope()
 
     # -- request decoding ------------------------------------------------------------
 
@@ -113,10 +129,23 @@ class EarthEngineHandler(BaseHandler):
         return [torch.from_numpy(t[None]) for t in tiles]
 
     def inference(self, data, *args, **kwargs):
+        # The model is on self.device (cuda:<gpu_id> on a GPU); answers come back to the
+        # CPU here, so the conversion to lists never sees a device tensor.
+        device = self.device
         with torch.inference_mode():
             if isinstance(data, list):
-                return [self.model(t)[0] for t in data]
-            return self.model(data)
+                return [self._crop(self.model(t.to(device))[0], t.shape[-2:]).cpu() for t in data]
+            return self._crop(self.model(data.to(device)), data.shape[-2:]).cpu()
+
+    def _crop(self, values, size):
+        """The centre of the model's [..., h, w] answer: margin pixels off each edge of the
+        instance's own size (h, w)."""
+        if not self.margin:
+            return values
+        want_h, want_w = max(size[0] - 2 * self.margin, 1), max(size[1] - 2 * self.margin, 1)
+        h, w = values.shape[-2:]
+        top, left = max((h - want_h) // 2, 0), max((w - want_w) // 2, 0)
+        return values[..., top : top + min(h, want_h), left : left + min(w, want_w)]
 
     # -- response encoding -----------------------------------------------------------
 
@@ -127,8 +156,7 @@ class EarthEngineHandler(BaseHandler):
         for band in self.output_bands:
             part = pixels[..., start : start + band["length"]]
             start += band["length"]
-            # tolist() on a contiguous copy is several times faster than on the strided view.
-            out[band["name"]] = np.ascontiguousarray(part[..., 0] if band["dimensions"] == 0 else part).tolist()
+            out[band["name"]] = _json_values(part[..., 0] if band["dimensions"] == 0 else part)
         if self.payload_format == "ND_ARRAYS":
             return out[self.output_bands[0]["name"]]
         return out
@@ -159,6 +187,44 @@ class EarthEngineHandler(BaseHandler):
                 gc.enable()
 
 
+def _json_values(array):
+    """Nested lists for JSON. NaN and infinities become null: the JSON envelope writes with
+    json.dumps, which would emit the bare NaN/Infinity tokens no JSON parser accepts."""
+    # tolist() on a contiguous copy is several times faster than on a strided view.
+    array = np.ascontiguousarray(array)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        logger.warning("the model answered NaN or infinite values; they are sent as null")
+        return np.where(np.isfinite(array), array, None).tolist()
+    return array.tolist()
+
+
+def _parse_body(data):
+    """One request of the JSON envelope -> its `instances`, or a 400 that says what is wrong.
+
+    TorchServe's own JSONEnvelope indexes `["instances"][0]` unchecked, so an empty list, a
+    body without `instances`, or a body that is not JSON (the worker then passes the raw
+    bytes) would end as 503 "Prediction failed"."""
+    body = (data.get("data") or data.get("body") or data) if isinstance(data, dict) else data
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = json.loads(body)
+        except ValueError as error:
+            raise PredictionException(f"request body is not JSON ({error})", 400) from None
+    if not isinstance(body, dict) or "instances" not in body:
+        got = sorted(body) if isinstance(body, dict) else type(body).__name__
+        raise PredictionException(f'request body must be {{"instances": [...]}}; got {got}', 400)
+    rows = body["instances"]
+    if not isinstance(rows, list) or not rows:
+        raise PredictionException('"instances" must be a non-empty list of tiles', 400)
+    return rows
+
+
+def _strict_envelope():
+    """Make the prebuilt container's JSON envelope answer 400 for malformed bodies (it runs
+    before the handler, so this is the only place to check them)."""
+    JSONEnvelope._from_json = lambda self, data: _parse_body(data)
+
+
 def _is_raw_request(data):
     return (
         isinstance(data, list)
@@ -169,12 +235,4 @@ def _is_raw_request(data):
 
 
 def _instances(row):
-    body = row.get("body") if row.get("body") is not None else row.get("data")
-    if isinstance(body, (bytes, bytearray)):
-        try:
-            body = json.loads(body)
-        except ValueError as error:
-            raise PredictionException(f"request body is not JSON ({error})", 400) from None
-    if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
-        raise PredictionException('request body must be {"instances": [...]}', 400)
-    return body["instances"]
+    return _parse_body(row.get("body") if row.get("body") is not None else row.get("data"))

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from config import payload
+
 GRPC_PORT = 8500
 
 
@@ -171,7 +173,21 @@ class ModelConfig(_Frozen):
     health_route: str | None = None
     """HTTP health route of a custom container; prebuilt images bring their own."""
     tile_size: int = Field(default=256, ge=1, le=2048)
-    """`inputTileSize` (square) the build verifies the artifact with."""
+    """`inputTileSize` (square): the pixels of each tile Earth Engine predicts, overlap excluded."""
+    input_overlap: int = Field(default=0, ge=0, le=1024)
+    """`inputOverlapSize` (square): pixels added on each edge of a tile sent to the model; an
+    instance is tile_size + 2 * input_overlap pixels a side."""
+    output_tile_size: int | None = Field(default=None, ge=1, le=4096)
+    """`outputTileSize` (square): pixels a side of each answer; defaults to tile_size. The
+    served model answers the centre output_tile_size of what the model computes."""
+    max_payload_bytes: int = Field(default=payload.DEFAULT_MAX_PAYLOAD_BYTES, ge=1, le=payload.MAX_PAYLOAD_BYTES)
+    """`maxPayloadBytes`: the largest request Earth Engine may send (1.5 MB on a shared
+    public Vertex AI endpoint, up to 10 MB on a dedicated one)."""
+    input_bands: tuple[str, ...] = ()
+    """The bands Earth Engine sends, in order; defaults to the built-in example's bands.
+    Needed for the payload budget before anything is built."""
+    input_shapes: dict[str, int] = Field(default_factory=dict)
+    """Array bands: values per pixel of each (Earth Engine's `inputShapes`); others are scalar."""
     previous: PreviousArtifact | None = None
     """The artifact being replaced, kept serving on targets with traffic_percent < 100."""
 
@@ -234,6 +250,69 @@ class ModelConfig(_Frozen):
                     "allowed only with custom_image = true"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _tiles(self) -> ModelConfig:
+        side = self.tile_size + 2 * self.input_overlap
+        if self.output_tile_size is not None:
+            if self.output_tile_size > side:
+                raise ValueError(
+                    f"output_tile_size {self.output_tile_size} is larger than the tile sent "
+                    f"({self.tile_size} + 2 x input_overlap {self.input_overlap} = {side}); "
+                    f"allowed: output_tile_size <= tile_size + 2 * input_overlap ({side})"
+                )
+            if (side - self.output_tile_size) % 2:
+                raise ValueError(
+                    f"output_tile_size {self.output_tile_size}: the answer is the centre of the "
+                    f"{side}-pixel tile, so {side} - output_tile_size must be even; allowed: "
+                    f"{self.output_tile_size - 1} or {self.output_tile_size + 1}"
+                )
+        unknown = sorted(set(self.input_shapes) - set(self.bands))
+        if unknown:
+            raise ValueError(
+                f"input_shapes names {', '.join(unknown)}, not in input_bands; allowed: "
+                f"{', '.join(self.bands) or '(set input_bands)'}"
+            )
+        for name, length in self.input_shapes.items():
+            if length < 1:
+                raise ValueError(f"input_shapes.{name}: {length}; allowed: 1 or more values per pixel")
+        if self.input_shapes and self.payload_format.value in ("ND_ARRAYS", "RAW_JSON"):
+            raise ValueError(
+                f"input_shapes (array bands) with payload_format {self.payload_format.value!r}: Google's "
+                "files do not say how Earth Engine writes array bands as JSON; allowed: a "
+                "TensorFlow payload format, or scalar bands only"
+            )
+        if self.bands:
+            try:
+                payload.check_budget(
+                    self.payload_format.value, self.band_lengths, self.tile_size, self.input_overlap,
+                    self.max_payload_bytes,
+                )
+            except payload.PayloadTooLarge as error:
+                raise ValueError(str(error)) from None
+        return self
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        """The input bands: input_bands, else the built-in example's; () if not known before the build."""
+        if self.input_bands:
+            return self.input_bands
+        return payload.BUILTIN_INPUT_BANDS.get(self.source.removeprefix("builtin:"), ())
+
+    @property
+    def band_lengths(self) -> dict[str, int]:
+        """Values per pixel of each input band, in order."""
+        return {b: self.input_shapes.get(b, 1) for b in self.bands}
+
+    @property
+    def instance_size(self) -> int:
+        """Pixels a side of each instance Earth Engine sends: tile plus overlap on both edges."""
+        return self.tile_size + 2 * self.input_overlap
+
+    @property
+    def answer_size(self) -> int:
+        """Pixels a side of each answer (`outputTileSize`)."""
+        return self.output_tile_size or self.tile_size
 
     @property
     def image_device(self) -> str | None:

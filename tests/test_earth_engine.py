@@ -47,7 +47,7 @@ def test_request_bodies_have_earth_engine_shapes():
     assert isinstance(raw["instances"][0]["B2"][0][0], str)  # numbers travel as JSON strings
     assert float(raw["instances"][1]["B3"][2][1]) == pytest.approx(tiles[1, 1, 2, 1])
     serialized = ee.request_body("SERIALIZED_TF_TENSORS", tiles, bands)
-    decoded = ee.parse_tensor_proto(base64.b64decode(serialized["instances"][1]["B3"]))
-    assert np.array_equal(decoded, tiles[1, 1])
+    decoded = ee.parse_tensor_proto(base64.urlsafe_b64decode(serialized["instances"][1]["B3"]))
+    assert np.array_equal(decoded, tiles[1, 1][..., None])  # [y, x, 1], web-safe, as Google's notebooks parse
     with pytest.raises(ValueError, match="no HTTP JSON body"):
         ee.request_body("GRPC_TF_TENSORS", tiles, bands)
