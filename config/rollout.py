@@ -189,7 +189,9 @@ class ModelConfig(_Frozen):
     input_shapes: dict[str, int] = Field(default_factory=dict)
     """Array bands: values per pixel of each (Earth Engine's `inputShapes`); others are scalar."""
     previous: PreviousArtifact | None = None
-    """The artifact being replaced, kept serving on targets with traffic_percent < 100."""
+    """The artifact being replaced: its model version stays uploaded on every target while this
+    is set, and serves `100 - traffic_percent` (canary; 0 promotes; 100 rolls back). Remove
+    it once no target serves it any more: the next apply deletes its model version."""
 
     @field_validator("name")
     @classmethod
@@ -395,7 +397,8 @@ class TargetConfig(_Frozen):
     max_replicas: int = Field(default=1, ge=1, le=1000)
     """Upper bound for autoscaling."""
     traffic_percent: int = Field(default=100, ge=0, le=100)
-    """Share of the endpoint's traffic the new model gets; the rest stays on the previous one."""
+    """Share of the endpoint's traffic the current artifact gets; the rest goes to model.previous.
+    A version with 0% is not deployed (0 rolls back to the previous artifact)."""
     service_account: str | None = None
     """Service account the serving container runs as (Vertex default when unset)."""
     labels: dict[str, str] = Field(default_factory=dict)

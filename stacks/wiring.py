@@ -316,10 +316,12 @@ def target_stacks(
         backend=_backend(rollout, target, names["endpoint"], layout),
     )
 
-    # The current artifact's version takes the target's share; during a canary the
-    # previous artifact's version keeps the rest (config validation guarantees it is set).
+    # Both versions stay uploaded while `model.previous` is set, whatever the split: the
+    # model stack is applied before the deployment stack, so a version must outlive the
+    # deployments that move off it (promotion, rollback); dropping `model.previous`
+    # afterwards deletes it. Only versions with a share of the traffic are deployed.
     versions = [(_model_version(rollout, target, labels, manifest.sha256, previous=False), target.traffic_percent)]
-    if target.traffic_percent < 100:
+    if model.previous:
         previous = _model_version(rollout, target, labels, model.previous.sha256, previous=True)
         if previous.version_alias == versions[0][0].version_alias:
             raise ValueError(
@@ -327,7 +329,7 @@ def target_stacks(
                 "artifact; allowed: the sha256 of the artifact that served before this one"
             )
         versions.append((previous, 100 - target.traffic_percent))
-    deployments = [(_deployment(target, version, endpoint_id), percent) for version, percent in versions]
+    deployments = [(_deployment(target, version, endpoint_id), percent) for version, percent in versions if percent]
     model_stack = ModelStackConfig(
         stack=names["model"],
         models=tuple(version for version, _ in versions),

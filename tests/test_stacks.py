@@ -305,6 +305,7 @@ def _canary(torch_build, tmp_path, percent: int = 10):
     previous = "ab" * 32
     data["model"]["previous"] = {"sha256": previous}
     data["targets"][0]["traffic_percent"] = percent
+    tmp_path.mkdir(parents=True, exist_ok=True)
     return synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state"), previous
 
 
@@ -321,18 +322,28 @@ def test_canary_keeps_the_previous_version_deployed(torch_build, tmp_path):
     # The plan shows the exact split: what the canary gets is what the apply gives it.
     assert resource(config, "eevertex_traffic_split", "traffic")["split"] == {new: 10, old: 90}
     assert len(resource(config, "eevertex_traffic_split", "traffic")["depends_on"]) == 2
-    # prod is at 100%: the previous artifact is promoted away there.
+    # prod is at 100%: the previous version stays uploaded (the model stack is applied
+    # first, so it must outlive the deployment that moves off it) but is not deployed.
+    assert len(of_type(stack_json(out, "prod-model"), "eevertex_model")) == 2
     assert len(of_type(stack_json(out, "prod-deployment"), "eevertex_deployment")) == 1
 
 
-def test_promotion_keeps_the_new_versions_addresses(torch_build, torch_synth, tmp_path):
-    """Canary -> promote: the new version's model and deployment keep their Terraform
-    addresses, so promoting changes the split in place and drops the old ones."""
-    out, _ = _canary(torch_build, tmp_path)
-    for stack, kind in (("dev-model", "eevertex_model"), ("dev-deployment", "eevertex_deployment")):
-        promoted = set(stack_json(torch_synth, stack)["resource"][kind])
-        canary = set(stack_json(out, stack)["resource"][kind])
-        assert promoted < canary and len(canary) == 2
+def test_promotion_and_rollback_only_change_deployments(torch_build, tmp_path):
+    """Canary 10 -> promote 100 -> roll back 0: the model stack stays the same, the new
+    version's deployment keeps its Terraform address, the split is exact in each plan."""
+    canary, previous = _canary(torch_build, tmp_path / "canary", 10)
+    promoted, _ = _canary(torch_build, tmp_path / "promoted", 100)
+    rolled_back, _ = _canary(torch_build, tmp_path / "rolled_back", 0)
+    models = [stack_json(out, "dev-model")["resource"] for out in (canary, promoted, rolled_back)]
+    assert models[0] == models[1] == models[2]
+    by_alias = {m["artifact_uri"].split("/")[-2]: name for name, m in models[0]["eevertex_model"].items()}
+    new, old = (by_alias[sha].replace("model_", "deployment_") for sha in (torch_build[1].sha256, previous))
+    deployments = [stack_json(out, "dev-deployment")["resource"] for out in (canary, promoted, rolled_back)]
+    assert [sorted(d["eevertex_deployment"]) for d in deployments] == [sorted([new, old]), [new], [old]]
+    ids = {name: d["deployed_model_id"] for name, d in deployments[0]["eevertex_deployment"].items()}
+    assert [d["eevertex_traffic_split"]["traffic"]["split"] for d in deployments] == [
+        {ids[new]: 10, ids[old]: 90}, {ids[new]: 100}, {ids[old]: 100}
+    ]
 
 
 def test_canary_without_previous_is_an_error(torch_build):
