@@ -1,0 +1,180 @@
+"""A small Vertex AI REST (v1) client: requests + google-auth, long-running operations.
+
+Paths and bodies follow google-cloud-aiplatform's REST transports
+(aiplatform_v1/services/*/transports/rest_base.py) and the JSON mapping of the v1 protos.
+Errors are google.rpc.Status (https://cloud.google.com/apis/design/errors), raised as
+VertexError; `report` turns one into a diagnostic naming the attribute it is about.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import sys
+import threading
+import time
+from urllib.parse import urlparse
+
+_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+# google.rpc.Code numbers, as an operation's `error.code` carries them.
+_GRPC_CODES = {
+    1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
+    6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
+    10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
+    16: "UNAUTHENTICATED",
+}
+_RETRIED_HTTP = {429, 502, 503, 504}
+
+
+def log(message: str) -> None:
+    """Progress and notes go to stderr: stdout is Terraform's plugin handshake."""
+    print(f"[eevertex] {message}", file=sys.stderr, flush=True)
+
+
+class VertexError(Exception):
+    """A Vertex AI error: HTTP status (or 0 for an operation), google.rpc status name, message."""
+
+    def __init__(self, http_status: int, status: str, message: str, what: str = ""):
+        super().__init__(f"{what + ': ' if what else ''}{status}: {message}")
+        self.http_status = http_status
+        self.status = status
+        self.message = message
+        self.what = what
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == "NOT_FOUND"
+
+
+def is_loopback_http(url: str) -> bool:
+    parsed = urlparse(url)
+    if parsed.scheme != "http" or not parsed.hostname:
+        return False
+    if parsed.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parsed.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def region_of(name: str) -> str:
+    match = re.match(r"projects/[^/]+/locations/([^/]+)", name)
+    if not match:
+        raise ValueError(f"not a Vertex AI resource name: {name!r}")
+    return match.group(1)
+
+
+class Client:
+    """One per configured provider; thread-safe (Terraform calls resources in parallel)."""
+
+    def __init__(self, api_endpoint: str | None, credentials: str, operation_timeout: float):
+        self.api_endpoint = api_endpoint.rstrip("/") if api_endpoint else None
+        self.credentials = credentials
+        self.operation_timeout = operation_timeout
+        self._session = None
+        self._lock = threading.Lock()
+
+    def _http(self):
+        with self._lock:
+            if self._session is None:
+                if self.credentials == "none":
+                    import requests
+
+                    self._session = requests.Session()
+                else:
+                    import google.auth
+                    from google.auth.transport.requests import AuthorizedSession
+
+                    creds, _ = google.auth.default(scopes=_SCOPES)
+                    self._session = AuthorizedSession(creds)
+            return self._session
+
+    def base_url(self, region: str) -> str:
+        return self.api_endpoint or f"https://{region}-aiplatform.googleapis.com"
+
+    def request(self, method: str, path: str, *, body: dict | None = None, params: dict | None = None,
+                what: str = "") -> dict:
+        """One REST call on `path` (a resource name plus an optional `:verb`)."""
+        url = f"{self.base_url(region_of(path))}/v1/{path}"
+        delay = 1.0
+        for attempt in range(4):
+            try:
+                response = self._http().request(method, url, json=body, params=params, timeout=120)
+            except OSError as error:  # connection refused/reset: retry reads only
+                if method != "GET" or attempt == 3:
+                    raise VertexError(0, "UNAVAILABLE", f"{method} {url}: {error}", what) from error
+            else:
+                if response.status_code < 400:
+                    return response.json() if response.content else {}
+                if response.status_code not in _RETRIED_HTTP or attempt == 3:
+                    raise _error_from(response, what)
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def get(self, name: str, what: str = "") -> dict | None:
+        """GET a resource; None when it does not exist."""
+        try:
+            return self.request("GET", name, what=what)
+        except VertexError as error:
+            if error.not_found:
+                return None
+            raise
+
+    def operation(self, method: str, path: str, what: str, *, body: dict | None = None,
+                  params: dict | None = None) -> dict:
+        """Start a long-running operation and wait for it; returns its `response`."""
+        op = self.request(method, path, body=body, params=params, what=what)
+        return self.wait(op, what)
+
+    def wait(self, op: dict, what: str) -> dict:
+        started = time.monotonic()
+        shown = 0.0
+        interval = 0.2
+        log(f"{what}: started ({op.get('name', 'operation')})")
+        while not op.get("done"):
+            elapsed = time.monotonic() - started
+            if elapsed > self.operation_timeout:
+                raise VertexError(
+                    0, "DEADLINE_EXCEEDED",
+                    f"operation {op.get('name')} not done after {self.operation_timeout:.0f}s "
+                    "(provider attribute operation_timeout_seconds); it may still finish: "
+                    "the next apply adopts what it created", what)
+            if elapsed - shown >= 15:
+                log(f"{what}: still running ({elapsed:.0f}s)")
+                shown = elapsed
+            time.sleep(interval)
+            interval = min(interval * 1.5, 10.0)
+            op = self.request("GET", op["name"], what=what)
+        if "error" in op:
+            status = op["error"]
+            code = status.get("code", 2)
+            raise VertexError(0, _GRPC_CODES.get(code, str(code)), status.get("message", ""), what)
+        log(f"{what}: done in {time.monotonic() - started:.1f}s")
+        response = dict(op.get("response") or {})
+        response.pop("@type", None)
+        return response
+
+
+def _error_from(response, what: str) -> VertexError:
+    try:
+        status = response.json()["error"]
+        return VertexError(response.status_code, status.get("status") or str(status.get("code")),
+                           status.get("message", ""), what)
+    except (ValueError, KeyError, TypeError):
+        return VertexError(response.status_code, f"HTTP {response.status_code}", response.text[:500], what)
+
+
+def report(diags, error: VertexError, fields: dict[str, str], fallback: str) -> None:
+    """Add `error` to `diags`, on the attribute whose API field the message names (else fallback)."""
+    attribute = fallback
+    for api_field, name in fields.items():
+        if re.search(rf"\b{re.escape(api_field)}\b", error.message):
+            attribute = name
+            break
+    diags.add_error(
+        f"Vertex AI: {error.what or 'request'} failed ({error.status})",
+        f"{error.message}\n(attribute: {attribute})",
+        path=[attribute],
+    )

@@ -1,0 +1,343 @@
+"""`eevertex_deployment`: one model version deployed on an endpoint.
+
+API (aiplatform_v1 EndpointService, REST v1): GetEndpoint `GET endpoints/E`, DeployModel
+`POST endpoints/E:deployModel` (LRO), MutateDeployedModel `POST endpoints/E:mutateDeployedModel`
+(LRO; only replica counts, autoscaling_metric_specs and disable_container_logging are
+mutable: endpoint_service.py MutateDeployedModelRequest), UndeployModel
+`POST endpoints/E:undeployModel` (LRO).
+"""
+
+from __future__ import annotations
+
+import re
+
+from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, State, UpdateContext
+from tf.schema import Schema
+from tf.types import Bool, Number, String, Unknown
+from tf.utils import Diagnostics
+
+from provider.client import VertexError, log, report
+from provider.common import PROJECT_REGION_DOC, ProviderResource, attr, known, same_resource
+
+# machine_resources.py AutoscalingMetricSpec.metric_name
+METRICS = {
+    "autoscaling_cpu_utilization_target": "aiplatform.googleapis.com/prediction/online/cpu/utilization",
+    "autoscaling_accelerator_duty_cycle_target": "aiplatform.googleapis.com/prediction/online/accelerator/duty_cycle",
+    "autoscaling_request_count_per_minute_target": "aiplatform.googleapis.com/prediction/online/request_count",
+}
+# machine_resources.py DedicatedResources.autoscaling_metric_specs: CPU utilization always counts,
+# the accelerator duty cycle when accelerator_count > 0; both default to a target of 60.
+DEFAULT_TARGET = 60
+MUTABLE = {  # attribute -> MutateDeployedModel updateMask path
+    "min_replica_count": "dedicatedResources.minReplicaCount",
+    "max_replica_count": "dedicatedResources.maxReplicaCount",
+    **{key: "dedicatedResources.autoscalingMetricSpecs" for key in METRICS},
+    "disable_container_logging": "disableContainerLogging",
+}
+FIELDS = {
+    "machineType": "machine_type", "machine_type": "machine_type",
+    "acceleratorType": "accelerator_type", "acceleratorCount": "accelerator_count",
+    "minReplicaCount": "min_replica_count", "maxReplicaCount": "max_replica_count",
+    "autoscalingMetricSpecs": "autoscaling_cpu_utilization_target", "serviceAccount": "service_account",
+    "spot": "spot", "deployedModel.id": "deployed_model_id", "deployedModelId": "deployed_model_id",
+    "trafficSplit": "deployed_model_id", "model": "model", "Endpoint": "endpoint_id",
+}
+
+_S, _N, _B = String(), Number(), Bool()
+_ATTRIBUTES = [
+    attr("project", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["project"]),
+    attr("region", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["region"]),
+    attr("endpoint_id", _S, kind="required", replace=True, doc="The endpoint's ID (not its path)."),
+    attr("model", _S, kind="required", replace=True,
+         doc="Model version to deploy: `projects/P/locations/R/models/M@V` (an `eevertex_model`'s `id`)."),
+    attr("deployed_model_id", _S, kind="required", replace=True, doc="Deterministic ID, 1-10 digits."),
+    attr("display_name", _S, kind="optional", replace=True),
+    attr("machine_type", _S, kind="required", replace=True, doc="e.g. `n1-standard-4`."),
+    attr("accelerator_type", _S, kind="optional", replace=True, doc="e.g. `NVIDIA_TESLA_T4`."),
+    attr("accelerator_count", _N, kind="optional", replace=True),
+    attr("spot", _B, kind="optional", replace=True),
+    attr("min_replica_count", _N, kind="required", doc="Updated in place (mutateDeployedModel)."),
+    attr("max_replica_count", _N, kind="required", doc="Updated in place (mutateDeployedModel)."),
+    attr("autoscaling_cpu_utilization_target", _N, kind="optional+computed",
+         doc=f"Percent; Vertex AI's default {DEFAULT_TARGET}. Updated in place."),
+    attr("autoscaling_accelerator_duty_cycle_target", _N, kind="optional+computed",
+         doc=f"Percent; Vertex AI's default {DEFAULT_TARGET} with accelerators. Updated in place."),
+    attr("autoscaling_request_count_per_minute_target", _N, kind="optional+computed",
+         doc="Requests per minute per replica. Updated in place."),
+    attr("service_account", _S, kind="optional+computed", replace=True),
+    attr("disable_container_logging", _B, kind="optional+computed", doc="Updated in place."),
+    attr("enable_access_logging", _B, kind="optional+computed", replace=True,
+         doc="Not mutable in Vertex AI: a change redeploys."),
+    attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E/deployedModels/D`."),
+]
+
+
+def endpoint_name(state: State) -> str:
+    return f"projects/{state['project']}/locations/{state['region']}/endpoints/{state['endpoint_id']}"
+
+
+def to_api(state: State) -> dict:
+    machine: dict = {"machineType": state["machine_type"]}
+    if state.get("accelerator_type"):
+        machine["acceleratorType"] = state["accelerator_type"]
+    if known(state.get("accelerator_count")) and state["accelerator_count"]:
+        machine["acceleratorCount"] = int(state["accelerator_count"])
+    resources: dict = {
+        "machineSpec": machine,
+        "minReplicaCount": int(state["min_replica_count"]),
+        "maxReplicaCount": int(state["max_replica_count"]),
+    }
+    specs = _metric_specs(state)
+    if specs:
+        resources["autoscalingMetricSpecs"] = specs
+    if state.get("spot"):
+        resources["spot"] = True
+    deployed: dict = {"id": state["deployed_model_id"], "model": state["model"], "dedicatedResources": resources}
+    if state.get("display_name"):
+        deployed["displayName"] = state["display_name"]
+    if known(state.get("service_account")) and state["service_account"]:
+        deployed["serviceAccount"] = state["service_account"]
+    for key, api in (("disable_container_logging", "disableContainerLogging"),
+                     ("enable_access_logging", "enableAccessLogging")):
+        if known(state.get(key)):
+            deployed[api] = bool(state[key])
+    return deployed
+
+
+def _metric_specs(state: State) -> list[dict]:
+    return [{"metricName": metric, "target": int(state[key])}
+            for key, metric in METRICS.items() if known(state.get(key))]
+
+
+def from_api(deployed: dict, prior: State) -> State:
+    resources = deployed.get("dedicatedResources") or {}
+    machine = resources.get("machineSpec") or {}
+    targets = {spec.get("metricName"): spec.get("target", DEFAULT_TARGET)
+               for spec in resources.get("autoscalingMetricSpecs") or []}
+    accelerators = int(machine.get("acceleratorCount") or 0)
+    model = f"{deployed.get('model', '')}@{deployed.get('modelVersionId', '')}"
+    state = {
+        "project": prior["project"],
+        "region": prior["region"],
+        "endpoint_id": prior["endpoint_id"],
+        # The prior spelling when it names the same version (project ID vs number; alias vs ID).
+        "model": prior["model"] if known(prior.get("model")) and _same_version(prior["model"], model, deployed) else model,
+        "deployed_model_id": deployed["id"],
+        "display_name": deployed.get("displayName") or None,
+        "machine_type": machine.get("machineType", ""),
+        "accelerator_type": machine.get("acceleratorType") or None,
+        "accelerator_count": accelerators or (0 if prior.get("accelerator_count") == 0 else None),
+        "spot": bool(resources.get("spot")) or (False if prior.get("spot") is False else None),
+        "min_replica_count": int(resources.get("minReplicaCount") or 0),
+        "max_replica_count": int(resources.get("maxReplicaCount") or resources.get("minReplicaCount") or 0),
+        "autoscaling_cpu_utilization_target": int(targets.get(METRICS["autoscaling_cpu_utilization_target"],
+                                                              DEFAULT_TARGET)),
+        "autoscaling_accelerator_duty_cycle_target": _int(targets.get(
+            METRICS["autoscaling_accelerator_duty_cycle_target"], DEFAULT_TARGET if accelerators else None)),
+        "autoscaling_request_count_per_minute_target": _int(targets.get(
+            METRICS["autoscaling_request_count_per_minute_target"])),
+        "service_account": deployed.get("serviceAccount") or None,
+        "disable_container_logging": bool(deployed.get("disableContainerLogging")),
+        "enable_access_logging": bool(deployed.get("enableAccessLogging")),
+    }
+    state["id"] = f"{endpoint_name(state)}/deployedModels/{state['deployed_model_id']}"
+    return state
+
+
+def _int(value):
+    return None if value is None else int(value)
+
+
+def _same_version(wanted: str, actual: str, deployed: dict) -> bool:
+    base, _, version = wanted.partition("@")
+    actual_base, _, actual_version = actual.partition("@")
+    if not same_resource(base, actual_base):
+        return False
+    # An alias (or no version: `default`) is resolved when the model is deployed; the
+    # deployment keeps the version it got. Only an explicit ID can differ.
+    return version == actual_version or not version.isdigit()
+
+
+class Deployment(ProviderResource):
+    @classmethod
+    def get_name(cls) -> str:
+        return "deployment"
+
+    @classmethod
+    def get_schema(cls) -> Schema:
+        return Schema(version=0, attributes=_ATTRIBUTES, description=(
+            "One model version deployed on a Vertex AI endpoint. Replicas, autoscaling and container "
+            "logging change in place; anything else deploys anew (use create_before_destroy)."))
+
+    def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
+        super().validate(diags, type_name, config)
+        deployed_id = config.get("deployed_model_id")
+        if known(deployed_id) and not re.fullmatch(r"[0-9]{1,10}", deployed_id):
+            diags.add_error(f"deployed_model_id = {deployed_id!r} must be 1-10 digits", "",
+                            path=["deployed_model_id"])
+        endpoint_id = config.get("endpoint_id")
+        if known(endpoint_id) and "/" in endpoint_id:
+            diags.add_error(f"endpoint_id = {endpoint_id!r} must be the endpoint's ID, not its path", "",
+                            path=["endpoint_id"])
+        model = config.get("model")
+        if known(model) and not re.fullmatch(r"projects/[^/]+/locations/[^/]+/models/[^/@]+(@[^/@]+)?", model):
+            diags.add_error(f"model = {model!r} is not a model version name",
+                            "Give projects/P/locations/R/models/M@VERSION (an eevertex_model's id).", path=["model"])
+        low, high = config.get("min_replica_count"), config.get("max_replica_count")
+        if known(low) and (not isinstance(low, int) or low < 1):
+            diags.add_error(f"min_replica_count = {low} must be a whole number >= 1", "", path=["min_replica_count"])
+        if known(low) and known(high) and isinstance(low, int) and high < low:
+            diags.add_error(f"max_replica_count = {high} is below min_replica_count = {low}", "",
+                            path=["max_replica_count"])
+        for key in METRICS:
+            value = config.get(key)
+            limit = 100 if key != "autoscaling_request_count_per_minute_target" else None
+            if known(value) and (not isinstance(value, int) or value < 1 or (limit and value > limit)):
+                diags.add_error(f"{key} = {value} must be a whole number in 1..{limit or 'any'}", "", path=[key])
+        duty, count = config.get("autoscaling_accelerator_duty_cycle_target"), config.get("accelerator_count")
+        if known(duty) and not (known(count) and count):
+            diags.add_error("autoscaling_accelerator_duty_cycle_target needs accelerator_count > 0", "",
+                            path=["autoscaling_accelerator_duty_cycle_target"])
+        if known(count) and count and config.get("accelerator_type") is None:
+            diags.add_error("accelerator_count needs accelerator_type", "", path=["accelerator_type"])
+
+    # -- CRUD ---------------------------------------------------------------------------------
+
+    def _find(self, state: State) -> tuple[dict | None, dict | None]:
+        endpoint = self.client.get(endpoint_name(state), what=f"get {endpoint_name(state)}")
+        if endpoint is None:
+            return None, None
+        for deployed in endpoint.get("deployedModels") or []:
+            if deployed.get("id") == state["deployed_model_id"]:
+                return endpoint, deployed
+        return endpoint, None
+
+    def create(self, ctx: CreateContext, planned: State) -> State | None:
+        name = endpoint_name(planned)
+        what = f"deploy {planned['model']} on {name} as {planned['deployed_model_id']}"
+        try:
+            endpoint, deployed = self._find(planned)
+            if endpoint is None:
+                ctx.diagnostics.add_error(f"endpoint {name} does not exist", "", path=["endpoint_id"])
+                return None
+            if deployed is not None:
+                actual = f"{deployed.get('model')}@{deployed.get('modelVersionId')}"
+                if not _same_version(planned["model"], actual, deployed):
+                    ctx.diagnostics.add_error(
+                        f"deployed_model_id {planned['deployed_model_id']} is taken on {name}",
+                        f"It serves {actual}, not {planned['model']}; choose another deployed_model_id.",
+                        path=["deployed_model_id"])
+                    return None
+                log(f"{name}: deployed model {planned['deployed_model_id']} exists ({actual}): adopted")
+            else:
+                body: dict = {"deployedModel": to_api(planned)}
+                others = [d for d in endpoint.get("deployedModels") or []]
+                split = {k: int(v) for k, v in (endpoint.get("trafficSplit") or {}).items()}
+                if not others:
+                    # The only deployment must take all traffic (an endpoint with deployed models has
+                    # a split summing to 100); eevertex_traffic_split sets the exact split.
+                    body["trafficSplit"] = {"0": 100}
+                elif sum(split.values()) == 100:
+                    # Keep the current split; the new deployment starts at 0%.
+                    body["trafficSplit"] = {**split, "0": 0}
+                log(what)
+                self.client.operation("POST", f"{name}:deployModel", what, body=body)
+                endpoint, deployed = self._find(planned)
+                if deployed is None:
+                    ctx.diagnostics.add_error(f"{what}: finished, but the endpoint does not list it", "",
+                                              path=["deployed_model_id"])
+                    return None
+        except VertexError as error:
+            report(ctx.diagnostics, error, FIELDS, "model")
+            return None
+        return from_api(deployed, planned)
+
+    def read(self, ctx: ReadContext, current: State) -> State | None:
+        try:
+            _, deployed = self._find(current)
+        except VertexError as error:
+            report(ctx.diagnostics, error, FIELDS, "endpoint_id")
+            return current
+        return None if deployed is None else from_api(deployed, current)
+
+    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
+        name = endpoint_name(current)
+        changed = [key for key in MUTABLE if planned.get(key) is not Unknown and planned.get(key) != current.get(key)]
+        mask = sorted({MUTABLE[key] for key in changed})
+        try:
+            if mask:
+                full = to_api(planned)
+                deployed: dict = {"id": current["deployed_model_id"], "dedicatedResources": {}}
+                for path in mask:
+                    section, _, field = path.rpartition(".")
+                    if section:
+                        deployed[section][field] = full[section][field]
+                    else:
+                        deployed[field] = full[field]
+                what = f"update deployed model {current['deployed_model_id']} on {name} ({', '.join(changed)})"
+                self.client.operation("POST", f"{name}:mutateDeployedModel", what,
+                                      body={"deployedModel": deployed, "updateMask": ",".join(mask)})
+            _, found = self._find(current)
+        except VertexError as error:
+            report(ctx.diagnostics, error, FIELDS, changed[0] if changed else "min_replica_count")
+            return current
+        if found is None:
+            ctx.diagnostics.add_error(f"deployed model {current['deployed_model_id']} is gone from {name}", "",
+                                      path=["deployed_model_id"])
+            return None
+        return from_api(found, planned)
+
+    def delete(self, ctx: DeleteContext, current: State) -> None:
+        name = endpoint_name(current)
+        me = current["deployed_model_id"]
+        try:
+            endpoint, deployed = self._find(current)
+            if deployed is None:
+                log(f"{name}: deployed model {me} is already gone")
+                return None
+            rest = [d["id"] for d in endpoint.get("deployedModels") or [] if d["id"] != me]
+            split = {k: int(v) for k, v in (endpoint.get("trafficSplit") or {}).items()}
+            body: dict = {"deployedModelId": me}
+            if rest and split.get(me):
+                body["trafficSplit"] = redistribute(split, me, rest)
+            what = f"undeploy {me} from {name}"
+            log(what + (f" (traffic then {body['trafficSplit']})" if "trafficSplit" in body else ""))
+            self.client.operation("POST", f"{name}:undeployModel", what, body=body)
+        except VertexError as error:
+            report(ctx.diagnostics, error, FIELDS, "deployed_model_id")
+        return None
+
+    def import_(self, ctx: ImportContext, id: str) -> State | None:
+        match = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/endpoints/([^/]+)/deployedModels/([0-9]+)", id)
+        if not match:
+            ctx.diagnostics.add_error(f"cannot import {id!r}",
+                                      "Give projects/P/locations/R/endpoints/E/deployedModels/D.")
+            return None
+        project, region, endpoint_id, deployed_id = match.groups()
+        prior = {"project": project, "region": region, "endpoint_id": endpoint_id, "deployed_model_id": deployed_id}
+        try:
+            _, deployed = self._find(prior)
+        except VertexError as error:
+            report(ctx.diagnostics, error, FIELDS, "id")
+            return None
+        if deployed is None:
+            ctx.diagnostics.add_error(f"cannot import {id!r}: not deployed", "")
+            return None
+        model = f"{deployed.get('model')}@{deployed.get('modelVersionId')}"
+        # The model name in the caller's spelling (project ID, not number).
+        model = re.sub(r"^projects/[^/]+/", f"projects/{project}/", model)
+        return from_api(deployed, {**prior, "model": model})
+
+
+def redistribute(split: dict[str, int], leaving: str, rest: list[str]) -> dict[str, int]:
+    """The split without `leaving`, its share given to `rest` in proportion to what they hold
+    (evenly when they hold nothing); whole percents summing to 100 (largest remainder)."""
+    kept = {k: split.get(k, 0) for k in rest}
+    total = sum(kept.values())
+    weights = kept if total else {k: 1 for k in rest}
+    wsum = sum(weights.values())
+    exact = {k: 100 * weights[k] / wsum for k in rest}
+    result = {k: int(v) for k, v in exact.items()}
+    for k in sorted(rest, key=lambda k: (-(exact[k] - result[k]), k))[: 100 - sum(result.values())]:
+        result[k] += 1
+    return result

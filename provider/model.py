@@ -1,0 +1,362 @@
+"""`eevertex_model`: one version of a Vertex AI Model, uploaded from the bucket artifact.
+
+API (aiplatform_v1 ModelService, REST v1): UploadModel `POST {parent}/models:upload` (LRO),
+GetModel `GET models/M@V|M@alias|M`, ListModelVersions `GET models/M:listVersions`,
+UpdateModel `PATCH models/M[@V]?updateMask=`, MergeVersionAliases `POST models/M@V:mergeVersionAliases`,
+DeleteModelVersion `DELETE models/M@V:deleteVersion` (LRO), DeleteModel `DELETE models/M` (LRO).
+Nothing here touches the bucket: the artifact outlives every version made from it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, State, UpdateContext
+from tf.schema import Schema
+from tf.types import List, Map, Number, String, Unknown
+from tf.utils import Diagnostics
+
+from provider.client import VertexError, log, report
+from provider.common import PROJECT_REGION_DOC, ProviderResource, attr, empty_like, known
+
+# model_service.py UploadModelRequest.model_id
+MODEL_ID = re.compile(r"[a-z_][a-z0-9_-]{0,62}")
+# model_service.py MergeVersionAliasesRequest.version_aliases (also Model.version_aliases)
+ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]")
+# model.py ModelContainerSpec.ports: "If you do not specify this field, it defaults to
+# following value: [{containerPort: 8080}]"
+DEFAULT_PORTS = [8080]
+
+# API field (as error messages name it) -> our attribute
+FIELDS = {
+    "artifactUri": "artifact_uri", "artifact_uri": "artifact_uri",
+    "imageUri": "container_image_uri", "image_uri": "container_image_uri",
+    "grpcPorts": "container_grpc_ports", "grpc_ports": "container_grpc_ports",
+    "ports": "container_ports", "predictRoute": "container_predict_route",
+    "healthRoute": "container_health_route", "env": "container_env",
+    "command": "container_command", "args": "container_args",
+    "deploymentTimeout": "container_deployment_timeout_seconds",
+    "sharedMemorySizeMb": "container_shared_memory_size_mb",
+    "startupProbe": "container_startup_probe_exec", "healthProbe": "container_health_probe_exec",
+    "kmsKeyName": "kms_key_name", "encryptionSpec": "kms_key_name",
+    "versionAliases": "version_alias", "displayName": "display_name", "description": "description",
+    "labels": "labels", "modelId": "model_id", "parentModel": "model_id",
+}
+
+_S, _N = String(), Number()
+_ATTRIBUTES = [
+    attr("project", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["project"]),
+    attr("region", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["region"]),
+    attr("model_id", _S, kind="required", replace=True,
+         doc="ID of the parent model (`[a-z0-9_-]`, at most 63, not starting with a digit or hyphen)."),
+    attr("version_alias", _S, kind="required", replace=True,
+         doc="Deterministic alias of this version (e.g. from the artifact hash and container spec): "
+             "the key that makes an interrupted create adoptable."),
+    attr("display_name", _S, kind="required", doc="Model display name (model level; updated in place)."),
+    attr("description", _S, kind="optional", doc="Model description (model level; updated in place)."),
+    attr("labels", Map(_S), kind="optional", doc="Version labels (updated in place; absent == empty)."),
+    attr("artifact_uri", _S, kind="required", replace=True, doc="gs:// folder of the model artifact."),
+    attr("container_image_uri", _S, kind="required", replace=True, doc="Serving container image."),
+    attr("container_command", List(_S), kind="optional", replace=True),
+    attr("container_args", List(_S), kind="optional", replace=True),
+    attr("container_env", Map(_S), kind="optional", replace=True),
+    attr("container_ports", List(_N), kind="optional+computed", replace=True,
+         doc="HTTP ports; Vertex AI's default is [8080]."),
+    attr("container_grpc_ports", List(_N), kind="optional", replace=True),
+    attr("container_predict_route", _S, kind="optional", replace=True),
+    attr("container_health_route", _S, kind="optional", replace=True),
+    attr("container_deployment_timeout_seconds", _N, kind="optional", replace=True),
+    attr("container_shared_memory_size_mb", _N, kind="optional", replace=True),
+    attr("container_startup_probe_exec", List(_S), kind="optional", replace=True),
+    attr("container_startup_probe_period_seconds", _N, kind="optional", replace=True),
+    attr("container_startup_probe_timeout_seconds", _N, kind="optional", replace=True),
+    attr("container_health_probe_exec", List(_S), kind="optional", replace=True),
+    attr("container_health_probe_period_seconds", _N, kind="optional", replace=True),
+    attr("container_health_probe_timeout_seconds", _N, kind="optional", replace=True),
+    attr("kms_key_name", _S, kind="optional", replace=True, doc="CMEK key for the model."),
+    attr("id", _S, kind="computed", doc="`projects/P/locations/R/models/M@VERSION_ID`."),
+    attr("version_id", _S, kind="computed"),
+    attr("model_name", _S, kind="computed", doc="`projects/P/locations/R/models/M`."),
+    attr("version_aliases", List(_S), kind="computed", doc="Every alias this version holds."),
+]
+_PROBES = ("startup", "health")
+
+
+def _model_name(state: State) -> str:
+    return f"projects/{state['project']}/locations/{state['region']}/models/{state['model_id']}"
+
+
+def _seconds(duration: str | None) -> float | int | None:
+    """A google.protobuf.Duration in JSON ("600s", "1.5s") as a number of seconds."""
+    if not duration:
+        return None
+    value = float(str(duration).rstrip("s"))
+    return int(value) if value.is_integer() else value
+
+
+def _number(value):
+    """int64 fields arrive as JSON strings."""
+    return None if value in (None, "") else int(value)
+
+
+def to_api(state: State) -> dict:
+    """The Model message of an upload."""
+    container: dict = {"imageUri": state["container_image_uri"]}
+    if state.get("container_command"):
+        container["command"] = list(state["container_command"])
+    if state.get("container_args"):
+        container["args"] = list(state["container_args"])
+    if state.get("container_env"):
+        container["env"] = [{"name": k, "value": v} for k, v in sorted(state["container_env"].items())]
+    if known(state.get("container_ports")) and state["container_ports"]:
+        container["ports"] = [{"containerPort": int(p)} for p in state["container_ports"]]
+    if state.get("container_grpc_ports"):
+        container["grpcPorts"] = [{"containerPort": int(p)} for p in state["container_grpc_ports"]]
+    for key, api in (("container_predict_route", "predictRoute"), ("container_health_route", "healthRoute")):
+        if state.get(key):
+            container[api] = state[key]
+    if known(state.get("container_deployment_timeout_seconds")):
+        container["deploymentTimeout"] = f"{state['container_deployment_timeout_seconds']}s"
+    if known(state.get("container_shared_memory_size_mb")):
+        container["sharedMemorySizeMb"] = str(int(state["container_shared_memory_size_mb"]))
+    for probe in _PROBES:
+        spec: dict = {}
+        if state.get(f"container_{probe}_probe_exec"):
+            spec["exec"] = {"command": list(state[f"container_{probe}_probe_exec"])}
+        for key, api in (("period_seconds", "periodSeconds"), ("timeout_seconds", "timeoutSeconds")):
+            if known(state.get(f"container_{probe}_probe_{key}")):
+                spec[api] = int(state[f"container_{probe}_probe_{key}"])
+        if spec:
+            container[f"{probe}Probe"] = spec
+    model: dict = {
+        "displayName": state["display_name"],
+        "artifactUri": state["artifact_uri"],
+        "containerSpec": container,
+        "versionAliases": [state["version_alias"]],
+    }
+    if state.get("description"):
+        model["description"] = state["description"]
+    if state.get("labels"):
+        model["labels"] = dict(state["labels"])
+    if state.get("kms_key_name"):
+        model["encryptionSpec"] = {"kmsKeyName": state["kms_key_name"]}
+    return model
+
+
+def from_api(version: dict, prior: State) -> State:
+    """State from a GetModel answer; `prior` supplies the names the caller used and how it wrote
+    empty values (absent == empty)."""
+    container = version.get("containerSpec") or {}
+    env = {e["name"]: e.get("value", "") for e in container.get("env") or []}
+    state = {
+        "project": prior["project"],
+        "region": prior["region"],
+        "model_id": prior["model_id"],
+        "version_alias": prior.get("version_alias"),
+        "display_name": version.get("displayName", ""),
+        "description": empty_like(prior.get("description"), version.get("description")),
+        "labels": empty_like(prior.get("labels"), version.get("labels")),
+        "artifact_uri": version.get("artifactUri", ""),
+        "container_image_uri": container.get("imageUri", ""),
+        "container_command": empty_like(prior.get("container_command"), container.get("command")),
+        "container_args": empty_like(prior.get("container_args"), container.get("args")),
+        "container_env": empty_like(prior.get("container_env"), env),
+        "container_ports": [int(p["containerPort"]) for p in container.get("ports") or []] or DEFAULT_PORTS,
+        "container_grpc_ports": empty_like(
+            prior.get("container_grpc_ports"), [int(p["containerPort"]) for p in container.get("grpcPorts") or []]),
+        "container_predict_route": container.get("predictRoute") or None,
+        "container_health_route": container.get("healthRoute") or None,
+        "container_deployment_timeout_seconds": _seconds(container.get("deploymentTimeout")),
+        "container_shared_memory_size_mb": _number(container.get("sharedMemorySizeMb")),
+        "kms_key_name": (version.get("encryptionSpec") or {}).get("kmsKeyName") or None,
+        "version_id": version["versionId"],
+        "version_aliases": sorted(version.get("versionAliases") or []),
+    }
+    for probe in _PROBES:
+        spec = container.get(f"{probe}Probe") or {}
+        state[f"container_{probe}_probe_exec"] = empty_like(
+            prior.get(f"container_{probe}_probe_exec"), (spec.get("exec") or {}).get("command"))
+        state[f"container_{probe}_probe_period_seconds"] = _number(spec.get("periodSeconds"))
+        state[f"container_{probe}_probe_timeout_seconds"] = _number(spec.get("timeoutSeconds"))
+    # A trailing slash is the same folder.
+    if known(prior.get("artifact_uri")) and prior["artifact_uri"].rstrip("/") == state["artifact_uri"].rstrip("/"):
+        state["artifact_uri"] = prior["artifact_uri"]
+    state["model_name"] = _model_name(state)
+    state["id"] = f"{state['model_name']}@{state['version_id']}"
+    return state
+
+
+class Model(ProviderResource):
+    @classmethod
+    def get_name(cls) -> str:
+        return "model"
+
+    @classmethod
+    def get_schema(cls) -> Schema:
+        return Schema(version=0, attributes=_ATTRIBUTES, description=(
+            "One version of a Vertex AI Model uploaded from a bucket artifact. Artifact or container "
+            "changes make a new version of the same model; deleting never touches the bucket."))
+
+    def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
+        super().validate(diags, type_name, config)
+        model_id = config.get("model_id")
+        if known(model_id) and not MODEL_ID.fullmatch(model_id):
+            diags.add_error(
+                f"model_id = {model_id!r} is not a valid Vertex AI model ID",
+                "Allowed: up to 63 characters of [a-z0-9_-], not starting with a digit or hyphen.",
+                path=["model_id"])
+        alias = config.get("version_alias")
+        if known(alias) and (not ALIAS.fullmatch(alias) or alias == "default"):
+            diags.add_error(
+                f"version_alias = {alias!r} is not a valid version alias",
+                "Allowed: [a-z][a-zA-Z0-9-]{0,126}[a-z0-9-] (at most 128 characters), not `default` "
+                "(Vertex AI moves that one).", path=["version_alias"])
+        uri = config.get("artifact_uri")
+        if known(uri) and not re.fullmatch(r"gs://[^/]+/.+", uri):
+            diags.add_error(f"artifact_uri = {uri!r} is not a gs://BUCKET/PATH folder", "", path=["artifact_uri"])
+        for key in ("container_ports", "container_grpc_ports"):
+            ports = config.get(key)
+            if known(ports) and any(known(p) and not (isinstance(p, int) and 1 <= p <= 65535) for p in ports):
+                diags.add_error(f"{key} = {ports} must be whole numbers in 1..65535", "", path=[key])
+
+    # -- CRUD ---------------------------------------------------------------------------------
+
+    def create(self, ctx: CreateContext, planned: State) -> State | None:
+        name = _model_name(planned)
+        try:
+            # Read before create: a version holding our alias is ours (an earlier, interrupted
+            # apply uploaded it): adopt it instead of uploading a duplicate.
+            version = self.client.get(f"{name}@{planned['version_alias']}", what=f"get {name}")
+            if version is not None:
+                if version.get("artifactUri", "").rstrip("/") != planned["artifact_uri"].rstrip("/"):
+                    ctx.diagnostics.add_error(
+                        f"{name}@{planned['version_alias']} exists with another artifact",
+                        f"It holds {version.get('artifactUri')}, the config asks {planned['artifact_uri']}; "
+                        "version_alias must be derived from the artifact.", path=["version_alias"])
+                    return None
+                log(f"{name}@{planned['version_alias']} exists (version {version['versionId']}): adopted")
+            else:
+                body: dict = {"model": to_api(planned)}
+                parent = name.rsplit("/models/", 1)[0]
+                if self.client.get(name, what=f"get {name}") is None:
+                    body["modelId"] = planned["model_id"]
+                else:
+                    body["parentModel"] = name
+                log(f"upload {name} ({planned['version_alias']}) from {planned['artifact_uri']}")
+                done = self.client.operation("POST", f"{parent}/models:upload", f"upload {name}", body=body)
+                version = self.client.get(f"{name}@{done['modelVersionId']}", what=f"get {name}")
+            self._converge_model_fields(name, planned, version)
+            version = self.client.get(f"{name}@{version['versionId']}", what=f"get {name}")
+        except VertexError as error:
+            report(ctx.diagnostics, error, FIELDS, "artifact_uri")
+            return None
+        return from_api(version, planned)
+
+    def _converge_model_fields(self, name: str, planned: State, version: dict) -> None:
+        """Model-level fields (shared by all versions) and version labels, as planned."""
+        model_mask = []
+        if version.get("displayName", "") != planned["display_name"]:
+            model_mask.append("displayName")
+        if (version.get("description") or "") != (planned.get("description") or ""):
+            model_mask.append("description")
+        if model_mask:
+            body = {"displayName": planned["display_name"], "description": planned.get("description") or ""}
+            self.client.request("PATCH", name, body={k: body[k] for k in model_mask},
+                                params={"updateMask": ",".join(model_mask)}, what=f"update {name}")
+        if (version.get("labels") or {}) != (planned.get("labels") or {}):
+            # UpdateModel on `M@V` with labels in the mask sets the version's labels
+            # (model_service.py UpdateModelRequest, point 4).
+            self.client.request("PATCH", f"{name}@{version['versionId']}",
+                                body={"labels": dict(planned.get("labels") or {})},
+                                params={"updateMask": "labels"}, what=f"update {name}@{version['versionId']}")
+
+    def read(self, ctx: ReadContext, current: State) -> State | None:
+        name = _model_name(current)
+        try:
+            version = self.client.get(f"{name}@{current['version_id']}", what=f"get {name}")
+        except VertexError as error:
+            report(ctx.diagnostics, error, FIELDS, "model_id")
+            return current
+        if version is None:
+            return None
+        return from_api(version, current)
+
+    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
+        name = _model_name(current)
+        try:
+            version = self.client.get(f"{name}@{current['version_id']}", what=f"get {name}")
+            if version is None:
+                ctx.diagnostics.add_error(f"{name}@{current['version_id']} no longer exists", "", path=["version_id"])
+                return None
+            self._converge_model_fields(name, planned, version)
+            version = self.client.get(f"{name}@{current['version_id']}", what=f"get {name}")
+        except VertexError as error:
+            report(ctx.diagnostics, error, FIELDS, "display_name")
+            return current
+        return from_api(version, planned)
+
+    def delete(self, ctx: DeleteContext, current: State) -> None:
+        name = _model_name(current)
+        target = f"{name}@{current['version_id']}"
+        try:
+            version = self.client.get(target, what=f"get {target}")
+            if version is None:
+                log(f"{target} is already gone")
+                return None
+            deployed = version.get("deployedModels") or []
+            if deployed:
+                where = ", ".join(f"{d.get('endpoint')}/deployedModels/{d.get('deployedModelId')}" for d in deployed)
+                ctx.diagnostics.add_error(
+                    f"{target} is still deployed", f"Undeploy it first (delete those deployments): {where}.",
+                    path=["id"])
+                return None
+            versions = self._versions(name)
+            if len(versions) <= 1:
+                self.client.operation("DELETE", name, f"delete model {name}")
+                return None
+            if "default" in (version.get("versionAliases") or []):
+                # DeleteModelVersion refuses the version holding `default`: move it first, to the
+                # newest other version.
+                others = [v for v in versions if v["versionId"] != version["versionId"]]
+                newest = max(others, key=lambda v: (v.get("versionCreateTime", ""), int(v["versionId"])))
+                log(f"move alias default of {name} to version {newest['versionId']}")
+                self.client.request("POST", f"{name}@{newest['versionId']}:mergeVersionAliases",
+                                    body={"versionAliases": ["default"]}, what=f"move default of {name}")
+            self.client.operation("DELETE", f"{target}:deleteVersion", f"delete model version {target}")
+        except VertexError as error:
+            report(ctx.diagnostics, error, FIELDS, "id")
+        return None
+
+    def _versions(self, name: str) -> list[dict]:
+        versions: list[dict] = []
+        token = None
+        while True:
+            page = self.client.request("GET", f"{name}:listVersions", params={"pageToken": token} if token else None,
+                                       what=f"list versions of {name}")
+            versions += page.get("models") or []
+            token = page.get("nextPageToken")
+            if not token:
+                return versions
+
+    def import_(self, ctx: ImportContext, id: str) -> State | None:
+        match = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/models/([^/@]+)(?:@([^/@]+))?", id)
+        if not match:
+            ctx.diagnostics.add_error(
+                f"cannot import {id!r}",
+                "Give projects/P/locations/R/models/M@VERSION_ID, .../models/M@ALIAS or .../models/M "
+                "(its default version).")
+            return None
+        project, region, model_id, version = match.groups()
+        prior = {"project": project, "region": region, "model_id": model_id}
+        try:
+            found = self.client.get(f"{_model_name(prior)}@{version or 'default'}", what=f"get {id}")
+        except VertexError as error:
+            report(ctx.diagnostics, error, FIELDS, "id")
+            return None
+        if found is None:
+            ctx.diagnostics.add_error(f"cannot import {id!r}: no such model version", "")
+            return None
+        aliases = [a for a in found.get("versionAliases") or [] if a != "default"]
+        # The alias we were given, else the version's own (first non-default) alias.
+        alias = version if version and not version.isdigit() and version != "default" else (aliases[0] if aliases else None)
+        return from_api(found, {**prior, "version_alias": alias})

@@ -1,0 +1,147 @@
+"""`eevertex_traffic_split`: the endpoint's whole traffic split.
+
+API: GetEndpoint, UpdateEndpoint `PATCH endpoints/E?updateMask=trafficSplit`. endpoint.py
+Endpoint.traffic_split: "The traffic percentage values must add up to 100"; an ID not in the
+map receives no traffic.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, State, UpdateContext
+from tf.schema import Schema
+from tf.types import Map, Number, String, Unknown
+from tf.utils import Diagnostics
+
+from provider.client import VertexError, log, report
+from provider.common import PROJECT_REGION_DOC, ProviderResource, attr, known
+
+_S = String()
+_ATTRIBUTES = [
+    attr("project", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["project"]),
+    attr("region", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["region"]),
+    attr("endpoint_id", _S, kind="required", replace=True, doc="The endpoint's ID (not its path)."),
+    attr("split", Map(Number()), kind="required",
+         doc="deployed_model_id -> percent (whole numbers summing to 100). Updated in place."),
+    attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E`."),
+]
+
+
+def endpoint_name(state: State) -> str:
+    return f"projects/{state['project']}/locations/{state['region']}/endpoints/{state['endpoint_id']}"
+
+
+def split_errors(split: dict) -> str | None:
+    """Why this split is not one Vertex AI accepts (None when it is, or not known yet)."""
+    if any(v is Unknown for v in split.values()):
+        return None
+    shown = ", ".join(f"{k} = {v}" for k, v in sorted(split.items()))
+    if not split:
+        return "split is empty: give every deployment's share, summing to 100"
+    bad = [k for k, v in split.items() if not (isinstance(v, int) or float(v).is_integer()) or not 0 <= v <= 100]
+    if bad:
+        return f"split values must be whole numbers in 0..100; got {shown}"
+    if sum(split.values()) != 100:
+        return f"split must sum to 100, got {sum(split.values()):g} ({shown})"
+    bad_ids = [k for k in split if not re.fullmatch(r"[0-9]{1,10}", k)]
+    if bad_ids:
+        return f"split keys must be deployed model IDs (1-10 digits); got {', '.join(sorted(bad_ids))}"
+    return None
+
+
+class TrafficSplit(ProviderResource):
+    @classmethod
+    def get_name(cls) -> str:
+        return "traffic_split"
+
+    @classmethod
+    def get_schema(cls) -> Schema:
+        return Schema(version=0, attributes=_ATTRIBUTES, description=(
+            "The traffic split of a Vertex AI endpoint across its deployments (in place). "
+            "Deleting it only forgets it: deleting a deployment undeploys it."))
+
+    def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
+        super().validate(diags, type_name, config)
+        endpoint_id = config.get("endpoint_id")
+        if known(endpoint_id) and "/" in endpoint_id:
+            diags.add_error(f"endpoint_id = {endpoint_id!r} must be the endpoint's ID, not its path", "",
+                            path=["endpoint_id"])
+        split = config.get("split")
+        if known(split):
+            problem = split_errors(split)
+            if problem:
+                diags.add_error(f"Invalid traffic split: {problem}", "", path=["split"])
+
+    def _apply(self, ctx, planned: State) -> State | None:
+        name = endpoint_name(planned)
+        split = {k: int(v) for k, v in planned["split"].items()}
+        try:
+            endpoint = self.client.get(name, what=f"get {name}")
+            if endpoint is None:
+                ctx.diagnostics.add_error(f"endpoint {name} does not exist", "", path=["endpoint_id"])
+                return None
+            deployed = {d["id"] for d in endpoint.get("deployedModels") or []}
+            missing = sorted(set(split) - deployed)
+            if missing:
+                ctx.diagnostics.add_error(
+                    f"split names deployed model(s) {', '.join(missing)}, not deployed on {name}",
+                    f"Deployed there: {', '.join(sorted(deployed)) or 'nothing'}.", path=["split"])
+                return None
+            current = {k: int(v) for k, v in (endpoint.get("trafficSplit") or {}).items() if int(v)}
+            if current != {k: v for k, v in split.items() if v}:
+                log(f"{name}: traffic split {current} -> {split}")
+                self.client.request("PATCH", name, body={"trafficSplit": split},
+                                    params={"updateMask": "trafficSplit"}, what=f"set traffic split of {name}")
+            endpoint = self.client.get(name, what=f"get {name}")
+        except VertexError as error:
+            report(ctx.diagnostics, error, {"trafficSplit": "split"}, "split")
+            return None
+        return from_api(endpoint, planned)
+
+    def create(self, ctx: CreateContext, planned: State) -> State | None:
+        return self._apply(ctx, planned)
+
+    def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
+        return self._apply(ctx, planned) or current
+
+    def read(self, ctx: ReadContext, current: State) -> State | None:
+        name = endpoint_name(current)
+        try:
+            endpoint = self.client.get(name, what=f"get {name}")
+        except VertexError as error:
+            report(ctx.diagnostics, error, {}, "endpoint_id")
+            return current
+        return None if endpoint is None else from_api(endpoint, current)
+
+    def delete(self, ctx: DeleteContext, current: State) -> None:
+        # Only forgotten: the deployments' deletes undeploy (and move their traffic).
+        return None
+
+    def import_(self, ctx: ImportContext, id: str) -> State | None:
+        match = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/endpoints/([^/]+)", id)
+        if not match:
+            ctx.diagnostics.add_error(f"cannot import {id!r}", "Give projects/P/locations/R/endpoints/E.")
+            return None
+        project, region, endpoint_id = match.groups()
+        prior = {"project": project, "region": region, "endpoint_id": endpoint_id, "split": None}
+        try:
+            endpoint = self.client.get(endpoint_name(prior), what=f"get {id}")
+        except VertexError as error:
+            report(ctx.diagnostics, error, {}, "id")
+            return None
+        if endpoint is None:
+            ctx.diagnostics.add_error(f"cannot import {id!r}: no such endpoint", "")
+            return None
+        return from_api(endpoint, prior)
+
+
+def from_api(endpoint: dict, prior: State) -> State:
+    actual = {k: int(v) for k, v in (endpoint.get("trafficSplit") or {}).items()}
+    # An ID absent from the map takes no traffic: keep the zeros the config wrote.
+    split = {k: 0 for k, v in (prior.get("split") or {}).items()} if known(prior.get("split")) else {}
+    split.update({k: v for k, v in actual.items() if v or k in split})
+    state = {key: prior[key] for key in ("project", "region", "endpoint_id")}
+    state["split"] = split
+    state["id"] = endpoint_name(state)
+    return state
