@@ -54,3 +54,12 @@ class ProviderResource(Resource):
         if self.provider.client is None:
             raise RuntimeError("the eevertex provider was not configured")
         return self.provider.client
+
+
+def differences(planned: dict, actual: dict, keys) -> list[str]:
+    """Attributes whose planned (known) value the actual resource does not have."""
+    return [k for k in keys if planned.get(k) is not Unknown and planned.get(k) != actual.get(k)]
+
+
+def replaced_attributes(attributes: list[Attribute]) -> list[str]:
+    return [a.name for a in attributes if a.requires_replace]

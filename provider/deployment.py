@@ -17,7 +17,8 @@ from tf.types import Bool, Number, String, Unknown
 from tf.utils import Diagnostics
 
 from provider.client import VertexError, log, report
-from provider.common import PROJECT_REGION_DOC, ProviderResource, attr, known, same_resource
+from provider.common import (PROJECT_REGION_DOC, ProviderResource, attr, differences, known, replaced_attributes,
+                             same_resource)
 
 # machine_resources.py AutoscalingMetricSpec.metric_name
 METRICS = {
@@ -228,7 +229,17 @@ class Deployment(ProviderResource):
                         f"It serves {actual}, not {planned['model']}; choose another deployed_model_id.",
                         path=["deployed_model_id"])
                     return None
+                found = from_api(deployed, planned)
+                other = differences(planned, found, replaced_attributes(_ATTRIBUTES))
+                if other:
+                    shown = ", ".join(f"{k} = {found[k]!r} (config: {planned[k]!r})" for k in other)
+                    ctx.diagnostics.add_error(
+                        f"deployed model {planned['deployed_model_id']} on {name} exists with other settings",
+                        f"{shown}. Undeploy it, or import it and let the plan replace it.", path=[other[0]])
+                    return None
                 log(f"{name}: deployed model {planned['deployed_model_id']} exists ({actual}): adopted")
+                if differences(planned, found, MUTABLE):
+                    return self.update(ctx, found, planned)
             else:
                 body: dict = {"deployedModel": to_api(planned)}
                 others = [d for d in endpoint.get("deployedModels") or []]

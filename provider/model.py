@@ -17,7 +17,8 @@ from tf.types import List, Map, Number, String, Unknown
 from tf.utils import Diagnostics
 
 from provider.client import VertexError, log, report
-from provider.common import PROJECT_REGION_DOC, ProviderResource, attr, empty_like, known
+from provider.common import (PROJECT_REGION_DOC, ProviderResource, attr, differences, empty_like, known,
+                             replaced_attributes)
 
 # model_service.py UploadModelRequest.model_id
 MODEL_ID = re.compile(r"[a-z_][a-z0-9_-]{0,62}")
@@ -222,17 +223,24 @@ class Model(ProviderResource):
     # -- CRUD ---------------------------------------------------------------------------------
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
+        with self.provider.lock(_model_name(planned)):
+            return self._create(ctx, planned)
+
+    def _create(self, ctx: CreateContext, planned: State) -> State | None:
         name = _model_name(planned)
         try:
             # Read before create: a version holding our alias is ours (an earlier, interrupted
             # apply uploaded it): adopt it instead of uploading a duplicate.
             version = self.client.get(f"{name}@{planned['version_alias']}", what=f"get {name}")
             if version is not None:
-                if version.get("artifactUri", "").rstrip("/") != planned["artifact_uri"].rstrip("/"):
+                found = from_api(version, planned)
+                other = differences(planned, found, replaced_attributes(_ATTRIBUTES))
+                if other:
+                    shown = ", ".join(f"{k} = {found[k]!r} (config: {planned[k]!r})" for k in other)
                     ctx.diagnostics.add_error(
-                        f"{name}@{planned['version_alias']} exists with another artifact",
-                        f"It holds {version.get('artifactUri')}, the config asks {planned['artifact_uri']}; "
-                        "version_alias must be derived from the artifact.", path=["version_alias"])
+                        f"{name}@{planned['version_alias']} exists with other settings",
+                        f"{shown}. version_alias must be derived from the artifact and container spec.",
+                        path=[other[0]])
                     return None
                 log(f"{name}@{planned['version_alias']} exists (version {version['versionId']}): adopted")
             else:
@@ -296,6 +304,10 @@ class Model(ProviderResource):
         return from_api(version, planned)
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
+        with self.provider.lock(_model_name(current)):
+            self._delete(ctx, current)
+
+    def _delete(self, ctx: DeleteContext, current: State) -> None:
         name = _model_name(current)
         target = f"{name}@{current['version_id']}"
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from tf.iface import Config, Provider
 from tf.schema import Attribute, Schema
 from tf.types import Number, String, Unknown
@@ -17,6 +19,14 @@ DEFAULT_OPERATION_TIMEOUT = 1800
 class EeVertexProvider(Provider):
     def __init__(self):
         self.client: Client | None = None
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def lock(self, resource_name: str) -> threading.Lock:
+        """One lock per Vertex AI resource: Terraform runs resources in parallel, and deleting
+        two versions of one model (each checking which holds `default`) must not interleave."""
+        with self._locks_guard:
+            return self._locks.setdefault(resource_name, threading.Lock())
 
     def get_model_prefix(self) -> str:
         return f"{NAME}_"

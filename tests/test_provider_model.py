@@ -106,7 +106,7 @@ def test_new_image_is_a_new_version_and_default_moves_first(workspace, emulators
     assert calls == ["uploadModel", "mergeVersionAliases", "deleteModelVersion"]
     state = workspace.state("eevertex_model.m")
     assert state["id"] == f"{MODEL}@2"
-    assert "default" in state["version_aliases"]
+    assert "default" in get(emulators, f"{MODEL}@2")["versionAliases"]
     status, _ = http_json(f"{emulators.vertex_url}/v1/{MODEL}@1")
     assert status == 404
     assert changes(workspace.plan()) == {}
