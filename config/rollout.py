@@ -87,6 +87,12 @@ IAM_MEMBER_RE = re.compile(r"^(user|serviceAccount|group|domain):[^\s:]+$")
 KMS_KEY_RE = re.compile(
     r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/keyRings/[^/]+/cryptoKeys/[^/]+$"
 )
+# CreateEndpointRequest.endpoint_id (aiplatform_v1/types/endpoint_service.py).
+ENDPOINT_ID_RE = re.compile(r"^([1-9][0-9]{0,8}|[a-z]([a-z0-9-]{0,61}[a-z0-9])?)$")
+ENDPOINT_ID_RULE = (
+    "a number of at most 9 digits without a leading zero, or up to 63 of a-z, 0-9 and '-' "
+    "starting with a letter and ending with a letter or digit"
+)
 LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -413,6 +419,10 @@ class TargetConfig(_Frozen):
     """IAM members (user:, serviceAccount:, group:, domain:) allowed to call the endpoint from Earth Engine."""
     state_bucket: str | None = None
     """GCS bucket for Terraform remote state (prefix per stack); local state when unset."""
+    endpoint_id: str | None = None
+    """ID of the Vertex AI endpoint to use, e.g. one that already exists (import it into the
+    endpoint stack); derived from project, region and model name when unset. Vertex AI's
+    rule: a number of at most 9 digits without a leading zero, or up to 63 of a-z, 0-9, '-'."""
     adopt: AdoptConfig | None = None
     """Existing model version and deployment to import into this target's stacks."""
 
@@ -447,6 +457,17 @@ class TargetConfig(_Frozen):
     @classmethod
     def _bucket(cls, v: str | None) -> str | None:
         return None if v is None else check_bucket_name(v)
+
+    @field_validator("endpoint_id")
+    @classmethod
+    def _endpoint_id(cls, v: str | None) -> str | None:
+        if v is not None and not ENDPOINT_ID_RE.fullmatch(v):
+            hint = ""
+            if v.isdigit() and len(v) > 9:
+                hint = (" (Vertex AI refuses numeric endpoint IDs over 9 digits, such as the 10-digit IDs "
+                        "earlier versions of this tool derived)")
+            raise ValueError(f"{v!r} is not a valid Vertex AI endpoint ID{hint}; allowed: {ENDPOINT_ID_RULE}")
+        return v
 
     @field_validator("machine_type")
     @classmethod

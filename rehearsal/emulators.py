@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 class Emulators:
     """GCS on one loopback port, Vertex AI on another; state under `workdir`."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, *, project_numbers: bool = False, serving: bool = True):
         self.workdir = workdir.resolve()
+        self.project_numbers = project_numbers
+        self.serving = serving
         self.gcs_port = free_port()
         self.vertex_port = free_port()
         self.gcs: subprocess.Popen | None = None
@@ -56,7 +58,8 @@ class Emulators:
         self.vertex = self._spawn(
             "vertex",
             [sys.executable, "-m", "rehearsal.vertex_emulator", "--port", str(self.vertex_port),
-             "--data-dir", str(self.workdir / "vertex"), "--storage", self.gcs_url],
+             "--data-dir", str(self.workdir / "vertex"), "--storage", self.gcs_url,
+             *(["--project-numbers"] if self.project_numbers else []), *([] if self.serving else ["--no-serving"])],
         )
         self._wait(f"{self.vertex_url}/emulator/health", self.vertex, timeout=300)
 
@@ -96,6 +99,10 @@ class Emulators:
     def journal(self) -> list[dict]:
         """Every mutating Vertex AI call so far, in order: method, resource, detail."""
         return http_json(f"{self.vertex_url}/emulator/journal")[1]["journal"]
+
+    def state(self) -> dict:
+        """The Vertex AI emulator's whole state (models, endpoints, operations)."""
+        return http_json(f"{self.vertex_url}/emulator/state")[1]
 
     def __exit__(self, *exc) -> None:
         _stop(self.vertex)

@@ -1,18 +1,60 @@
-"""A local Vertex AI (v1 REST) for rehearsals: what our hooks and Earth Engine use of it.
+"""A local Vertex AI (REST, v1 and v1beta1) for rehearsals: what our stacks, the gcloud CLI
+and Earth Engine use of it, as strict as the API is.
 
-`python -m rehearsal.vertex_emulator --port P --data-dir D --storage http://127.0.0.1:S`
+`python -m rehearsal.vertex_emulator --port P --data-dir D [--storage http://127.0.0.1:S]
+[--project-numbers] [--no-serving]`
 
-- models: upload (new model, or a new version with `parentModel`), get (`ID`, `ID@version`,
-  `ID@alias`), listVersions, delete, deleteVersion — long-running operations;
-- endpoints: create, get, patch (trafficSplit), delete; deployModel, undeployModel,
-  mutateDeployedModel (operations); predict, routed by the traffic split;
-- operations: get (under /v1 and /ui, as the REST clients poll);
-- /emulator/faults (POST {"deployModel": "fail_after_serving"}) injects a deploy that dies
-  half-way; /emulator/calls counts mutating calls, /emulator/journal lists them in order.
+- models: upload (new model, or a new version with `parentModel`), get (`M`, `M@versionId`,
+  `M@alias`), list, listVersions, patch (updateMask), mergeVersionAliases, delete,
+  deleteVersion; endpoints: create, get, list, patch (updateMask), delete, deployModel,
+  undeployModel, mutateDeployedModel, predict (routed by the traffic split); operations:
+  get, under `/v1`, `/v1beta1` and `/ui`, as the clients poll them.
+- `/emulator/faults` (POST {"deployModel": "fail_after_serving"}) injects a deploy that dies
+  half-way; `/emulator/calls` counts mutating calls, `/emulator/journal` lists them in
+  order; `/emulator/state` is the whole state (see `rehearsal.gcloud.parity`).
+- `--project-numbers`: resource names in responses carry the project number, as Vertex AI
+  returns them (`projects/123456789012/...`, a stable number per project ID); requests may
+  use either. Off by default while the hooks compare names by project ID.
+- `--no-serving` (or EEV_EMULATOR_SERVE=0): deployModel checks the artifact is in the bucket
+  but starts no model server; predict answers 503 UNAVAILABLE.
 
 Deployed models really serve: the artifact is read from the (emulated) bucket at
 `artifactUri`; a model.mar runs in TorchServe, a SavedModel in TensorFlow. State lives in
 `<data-dir>/state.json`; after a restart, deployed models are served again.
+
+Rules it enforces, each from a primary source. Sources: [types] = the field docs in
+google-cloud-aiplatform's `google/cloud/aiplatform_v1/types/<file>.py` (the same text is in
+gcloud 528's `googlecloudsdk/generated_clients/apis/aiplatform/v1/aiplatform_v1_messages.py`);
+[client] = `aiplatform_v1/services/<service>/client.py` method docs; [sdk] =
+`google/cloud/aiplatform/models.py`; [code] = `google/rpc/code.proto` (HTTP mapping of
+each canonical code); [gcloud] = gcloud 528's `googlecloudsdk/...` sources. Tests are in
+tests/test_vertex_emulator.py unless named.
+
+| rule | source | test |
+|---|---|---|
+| endpointId: `[1-9][0-9]{0,8}` (numeric: at most 9 digits, no leading zero) or `[a-z]`, up to 63 of `[a-z0-9-]`, last a letter or digit; else 400 INVALID_ARGUMENT | [types] endpoint_service.py CreateEndpointRequest.endpoint_id | test_endpoint_id_rule |
+| endpointId, modelId, deployedModel.id not given: generated, 19 digits | [types] same fields ("Vertex AI will generate a value") | test_generated_ids |
+| modelId: up to 63 of `[a-z0-9_-]`, first not a digit or `-` (a leading `_` is valid) | [types] model_service.py UploadModelRequest.model_id | test_model_id_rule |
+| deployedModel.id: 1-10 of `[0-9]`, unique on the endpoint (409 ALREADY_EXISTS) | [types] endpoint.py DeployedModel.id | test_deployed_model_id_rule |
+| versionAliases: `[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]`, unique in the model; the first version gets `default`; an upload with `default` moves it to the new version | [types] model.py Model.version_aliases; [sdk] ModelRegistry._get_true_alias_list | test_version_aliases |
+| models.get `M@versionId` / `M@alias`; no suffix = the `default` version | [types] model_service.py GetModelRequest.name | test_version_aliases |
+| Model output-only fields: name, versionId, versionAliases, versionCreateTime, versionUpdateTime, createTime, updateTime, etag, deployedModels, supportedDeploymentResourcesTypes (`DEDICATED_RESOURCES`, `SHARED_RESOURCES`: gcloud's deploy-model reads it), supportedInput/OutputStorageFormats, modelSourceInfo | [types] model.py Model; [gcloud] api_lib/ai/endpoints/client.py _GetModelDeploymentResourceType | test_model_output_fields, rehearsal.gcloud |
+| deleteVersion: name must carry a version ID (an alias is 400 INVALID_ARGUMENT); the `default` version, a deployed version or the only version: 400 FAILED_PRECONDITION | [types] model_service.py DeleteModelVersionRequest.name; model.py version_aliases ("exactly one default"); [client] ModelService.delete_model_version | test_delete_default_version_refused |
+| deleteModel while any version is deployed: 400 FAILED_PRECONDITION | [client] ModelService.delete_model | test_delete_deployed_model_refused |
+| mergeVersionAliases: name carries a version ID; `-x` removes, an alias held elsewhere moves; removing `default` refused; alias `[a-z][a-zA-Z0-9-]{0,126}[a-z-0-9]` | [types] model_service.py MergeVersionAliasesRequest | test_merge_version_aliases |
+| models.patch: updateMask required; `M`/`M@-` updates displayName, description, labels; `M@V` updates versionDescription, labels; mixing is 400 FAILED_PRECONDITION; other paths 400 | [types] model_service.py UpdateModelRequest | test_update_model_mask |
+| endpoints.patch: updateMask required (displayName, description, labels, trafficSplit; snake or camel case) | [types] endpoint_service.py UpdateEndpointRequest | test_update_endpoint_mask |
+| trafficSplit: keys are deployed-model IDs, values 0-100 summing to 100, or empty | [types] endpoint.py Endpoint.traffic_split | test_split_must_sum_to_100 |
+| deployModel: `"0"` names the model being deployed; an empty trafficSplit leaves the endpoint's split as it is (the new model gets no traffic) | [types] endpoint_service.py DeployModelRequest.traffic_split, .deployed_model | test_deploy_without_split_gets_no_traffic |
+| deployModel: custom models take dedicatedResources only; machineSpec.machineType defaults to n1-standard-2; minReplicaCount >= 1; maxReplicaCount defaults to minReplicaCount and is >= it | [types] machine_resources.py DedicatedResources; model.py supported_deployment_resources_types | test_deploy_resources_rules |
+| undeployModel: a model that still has traffic is undeployed only if trafficSplit unassigns it; the last one leaves the split empty | [types] endpoint_service.py UndeployModelRequest.traffic_split | test_undeploy_with_traffic_refused |
+| mutateDeployedModel: updateMask required; only min/max/requiredReplicaCount, autoscalingMetricSpecs, disableContainerLogging | [types] endpoint_service.py MutateDeployedModelRequest | test_mutate_mask |
+| deleteEndpoint with deployed models: 400 FAILED_PRECONDITION | [sdk] Endpoint.delete(force=...) ("undeployed first") | test_delete_endpoint_with_models_refused |
+| predict body over 1.5 MB (1,500,000 bytes): 400 INVALID_ARGUMENT | Vertex AI quotas (public endpoint: 1.5 MB); Earth Engine `maxPayloadBytes` default 1,500,000 (shared/EARTH_ENGINE.md) | test_predict_over_1_5_mb_refused |
+| predict response: predictions, deployedModelId, model, modelVersionId, modelDisplayName | [types] prediction_service.py PredictResponse | rehearsal.scenario, rehearsal.gcloud |
+| errors: `{"error": {"code": HTTP, "message", "status": CANONICAL}}`; FAILED_PRECONDITION and INVALID_ARGUMENT are HTTP 400, NOT_FOUND 404, ALREADY_EXISTS 409, UNAVAILABLE 503; a failed operation carries `error: {code: <canonical number>, message}` | [code]; google.rpc.Status | test_error_shape |
+| long-running operations: `<resource>/operations/<19 digits>`, metadata `<Kind>OperationMetadata` with genericMetadata; response `@type` in the version polled (v1 or v1beta1); gcloud polls v1beta1 | [types] operation.py GenericOperationMetadata, endpoint_service.py, model_service.py; [gcloud] api_lib/ai/operations.py (OperationsClient defaults to v1beta1) | test_operations_v1_and_v1beta1, rehearsal.gcloud |
+| resource names carry the project number (`--project-numbers`) | observed API behaviour (every Vertex AI resource name is `projects/<number>/...`) | test_project_numbers |
 """
 
 from __future__ import annotations
@@ -20,6 +62,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -35,20 +78,97 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from build_hooks.serving import TorchServe, free_port, http_json, send_json
 
-TYPE = "type.googleapis.com/google.cloud.aiplatform.v1."
-STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ALREADY_EXISTS", 412: "FAILED_PRECONDITION",
-          500: "INTERNAL", 503: "UNAVAILABLE"}
+# google.rpc.Code: canonical code -> (number, HTTP status), from google/rpc/code.proto.
+CODES = {
+    "INVALID_ARGUMENT": (3, 400),
+    "FAILED_PRECONDITION": (9, 400),
+    "OUT_OF_RANGE": (11, 400),
+    "PERMISSION_DENIED": (7, 403),
+    "NOT_FOUND": (5, 404),
+    "ALREADY_EXISTS": (6, 409),
+    "ABORTED": (10, 409),
+    "RESOURCE_EXHAUSTED": (8, 429),
+    "INTERNAL": (13, 500),
+    "UNIMPLEMENTED": (12, 501),
+    "UNAVAILABLE": (14, 503),
+}
+
+ENDPOINT_ID = re.compile(r"[1-9][0-9]{0,8}|[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
+MODEL_ID = re.compile(r"[a-z_][a-z0-9_-]{0,62}")
+DEPLOYED_MODEL_ID = re.compile(r"[0-9]{1,10}")
+VERSION_ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
+MERGE_ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]")
+PREDICT_LIMIT = 1_500_000
+DEFAULT_MACHINE_TYPE = "n1-standard-2"
+LOCATION = r"projects/[^/]+/locations/[^/]+"
+# What Vertex AI lists for a model uploaded with a custom container spec.
+DEPLOYMENT_TYPES = ["DEDICATED_RESOURCES", "SHARED_RESOURCES"]
+INPUT_FORMATS = ["jsonl", "bigquery", "csv", "tf-record", "tf-record-gzip", "file-list"]
+OUTPUT_FORMATS = ["jsonl", "bigquery"]
+MUTABLE_DEPLOYED = {
+    "dedicated_resources.min_replica_count", "dedicated_resources.max_replica_count",
+    "dedicated_resources.required_replica_count", "dedicated_resources.autoscaling_metric_specs",
+    "disable_container_logging",
+}
+SPLIT_SUMMARY = "allowed: deployed-model IDs of this endpoint, each 0-100, summing to 100 (or an empty map)"
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, message: str):
+    """An error as Vertex AI answers it: a canonical code (google.rpc.Code) and a message."""
+
+    def __init__(self, status: str, message: str):
         super().__init__(message)
-        self.code = code
+        self.status = status
+        self.number, self.http = CODES[status]
         self.message = message
+
+    def rest(self) -> dict:
+        return {"error": {"code": self.http, "message": self.message, "status": self.status}}
+
+    def rpc(self) -> dict:
+        return {"code": self.number, "message": self.message}
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def snake(path: str) -> str:
+    """A FieldMask path in snake case (JSON clients send camelCase, gcloud snake case)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "_" + m.group(1).lower(), path)
+
+
+def mask_paths(query: dict, body: dict) -> list[str]:
+    raw = query.get("updateMask") or query.get("update_mask") or []
+    if not raw and isinstance(body.get("updateMask"), str):
+        raw = [body["updateMask"]]
+    if not raw and isinstance(body.get("updateMask"), dict):
+        raw = [",".join(body["updateMask"].get("paths", []))]
+    return [snake(p.strip()) for m in raw for p in m.split(",") if p.strip()]
+
+
+def project_number(project: str) -> str:
+    """A stable 12-digit project number for a project ID (a number stays itself)."""
+    if project.isdigit():
+        return project
+    return str(100_000_000_000 + int(hashlib.sha256(project.encode()).hexdigest(), 16) % 900_000_000_000)
+
+
+def check_split(split: dict, deployed_ids: set[str], field: str) -> dict[str, int]:
+    """Endpoint.traffic_split: deployed-model IDs to percentages summing to 100, or empty."""
+    try:
+        split = {str(k): int(v) for k, v in (split or {}).items()}
+    except (TypeError, ValueError):
+        raise ApiError("INVALID_ARGUMENT", f"{field}: percentages must be integers; {SPLIT_SUMMARY}") from None
+    unknown = sorted(set(split) - deployed_ids)
+    if unknown:
+        raise ApiError("INVALID_ARGUMENT", f"{field} names {unknown}, which are not deployed on the endpoint; "
+                                           f"{SPLIT_SUMMARY}")
+    if any(not 0 <= v <= 100 for v in split.values()):
+        raise ApiError("INVALID_ARGUMENT", f"{field} has a percentage outside 0-100; {SPLIT_SUMMARY}")
+    if split and sum(split.values()) != 100:
+        raise ApiError("INVALID_ARGUMENT", f"{field} must add up to 100, got {sum(split.values())}; {SPLIT_SUMMARY}")
+    return split
 
 
 # -- model servers -------------------------------------------------------------------------
@@ -104,7 +224,8 @@ class PyTorchServer:
 
 
 class Emulator:
-    def __init__(self, data_dir: Path, storage_host: str | None):
+    def __init__(self, data_dir: Path, storage_host: str | None, *, project_numbers: bool = False,
+                 serving: bool = True):
         self.data_dir = data_dir
         self.state_path = data_dir / "state.json"
         self.lock = threading.RLock()
@@ -112,11 +233,13 @@ class Emulator:
         self.rr: dict[str, dict[str, float]] = {}
         self.faults: dict[str, str] = {}
         self.storage_host = storage_host
+        self.project_numbers = project_numbers
+        self.serving = serving
         data_dir.mkdir(parents=True, exist_ok=True)
         if self.state_path.exists():
             self.state = json.loads(self.state_path.read_text())
         else:
-            self.state = {"models": {}, "endpoints": {}, "operations": {}, "next_id": 1, "calls": {}}
+            self.state = {"models": {}, "endpoints": {}, "operations": {}, "next_id": 1, "calls": {}, "journal": []}
 
     # persistence ---------------------------------------------------------------------------
 
@@ -126,14 +249,24 @@ class Emulator:
             tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True))
             tmp.replace(self.state_path)
 
-    def _next(self) -> str:
+    def _generated_id(self) -> str:
+        """A 19-digit ID, as Vertex AI generates for models, endpoints, deployed models and
+        operations; deterministic from a counter, so runs are reproducible."""
         self.state["next_id"] += 1
-        return str(self.state["next_id"])
+        digest = hashlib.sha256(f"vertex-emulator-{self.state['next_id']}".encode()).hexdigest()
+        return str(1_000_000_000_000_000_000 + int(digest, 16) % 8_000_000_000_000_000_000)
 
     def count(self, method: str, resource: str, detail: str = "") -> None:
         """Count a mutating call and append it to the journal (what was called, in order)."""
         self.state["calls"][method] = self.state["calls"].get(method, 0) + 1
         self.state.setdefault("journal", []).append({"method": method, "resource": resource, "detail": detail})
+
+    def canon(self, name: str) -> str:
+        """A resource name as this emulator stores it: with the project number when
+        --project-numbers is on (requests may name the project either way)."""
+        if not self.project_numbers:
+            return name
+        return re.sub(r"^projects/([^/]+)", lambda m: f"projects/{project_number(m.group(1))}", name)
 
     def restore_servers(self) -> None:
         """After a restart, serve again every deployed model."""
@@ -148,193 +281,424 @@ class Emulator:
 
     # operations ----------------------------------------------------------------------------
 
-    def operation(self, parent: str, work, response_type: str) -> dict:
-        name = f"{parent}/operations/{self._next()}"
-        op = {"name": name, "done": False}
+    def operation(self, resource: str, kind: str, work, response_type: str) -> dict:
+        """Start a long-running operation on `resource`; `work` runs in a thread and returns
+        the response (or raises ApiError). Types are stored unversioned and rendered in the
+        API version that asks."""
+        name = f"{resource}/operations/{self._generated_id()}"
+        created = now()
+        op = {
+            "name": name,
+            "metadata": {"@type": f"{kind}OperationMetadata",
+                         "genericMetadata": {"createTime": created, "updateTime": created}},
+            "done": False,
+        }
         self.state["operations"][name] = op
         self.save()
 
+        def finish(**result):
+            with self.lock:
+                op.update(result)
+                op["done"] = True
+                op["metadata"]["genericMetadata"]["updateTime"] = now()
+            self.save()
+
         def run():
             try:
-                result = work()
-                with self.lock:
-                    op["response"] = {"@type": response_type, **(result or {})}
-                    op["done"] = True
+                response = work()
             except ApiError as error:
-                with self.lock:
-                    op["error"] = {"code": _grpc_code(error.code), "message": error.message}
-                    op["done"] = True
+                finish(error=error.rpc())
             except Exception as error:  # noqa: BLE001 - any failure ends the operation
                 traceback.print_exc()
-                with self.lock:
-                    op["error"] = {"code": 13, "message": f"{type(error).__name__}: {error}"}
-                    op["done"] = True
-            self.save()
+                finish(error={"code": CODES["INTERNAL"][0], "message": f"{type(error).__name__}: {error}"})
+            else:
+                finish(response={"@type": response_type, **(response or {})})
 
         threading.Thread(target=run, daemon=True).start()
         return copy.deepcopy(op)
 
     def get_operation(self, name: str) -> dict:
-        with self.lock:
-            if name not in self.state["operations"]:
-                raise ApiError(404, f"operation {name} not found")
-            return copy.deepcopy(self.state["operations"][name])
+        name = self.canon(name)
+        if name not in self.state["operations"]:
+            raise ApiError("NOT_FOUND", f"Operation {name} not found.")
+        return copy.deepcopy(self.state["operations"][name])
 
     # models ----------------------------------------------------------------------------------
 
-    def _versions(self, name: str) -> list[dict]:
-        model = self.state["models"].get(name)
+    def _model(self, base: str) -> dict:
+        model = self.state["models"].get(base)
         if model is None:
-            raise ApiError(404, f"Model {name} not found")
-        return model["versions"]
+            raise ApiError("NOT_FOUND", f"Model {base} is not found.")
+        return model
 
     def _resolve(self, name: str) -> dict:
-        base, _, version = name.partition("@")
-        versions = self._versions(base)
-        if not version:
-            version = "default"
-        for v in versions:
+        """The version a name designates: `M` (the default version), `M@versionId`, `M@alias`."""
+        base, _, version = self.canon(name).partition("@")
+        model = self._model(base)
+        version = version or "default"
+        for v in model["versions"]:
             if v["versionId"] == version or version in v["versionAliases"]:
                 return v
-        raise ApiError(404, f"Model {name} not found")
+        raise ApiError("NOT_FOUND", f"Model {base}@{version} is not found.")
 
-    def _model_view(self, version: dict) -> dict:
-        view = copy.deepcopy(version)
-        base = version["name"]
-        view["deployedModels"] = [
+    def _deployments_of(self, base: str, version_id: str | None = None) -> list[dict]:
+        return [
             {"endpoint": e["name"], "deployedModelId": d["id"]}
             for e in self.state["endpoints"].values()
             for d in e.get("deployedModels", [])
-            if d["model"] == base and d["modelVersionId"] == version["versionId"]
+            if d["model"] == base and version_id in (None, d["modelVersionId"])
         ]
+
+    def model_view(self, version: dict) -> dict:
+        """A model version as GetModel returns it: model-level and version-level fields merged,
+        with the output-only fields."""
+        model = self.state["models"][version["name"]]
+        view = {k: v for k, v in version.items() if k not in ("labels",)}
+        view.update({k: v for k, v in model["model"].items() if k != "labels"})
+        labels = {**model["model"].get("labels", {}), **version.get("labels", {})}
+        if labels:
+            view["labels"] = labels
+        view["versionAliases"] = list(version["versionAliases"])
+        view["supportedDeploymentResourcesTypes"] = list(DEPLOYMENT_TYPES)
+        view["supportedInputStorageFormats"] = list(INPUT_FORMATS)
+        view["supportedOutputStorageFormats"] = list(OUTPUT_FORMATS)
+        view["modelSourceInfo"] = {"sourceType": "CUSTOM"}
+        deployed = self._deployments_of(version["name"], version["versionId"])
+        if deployed:
+            view["deployedModels"] = deployed
+        view["etag"] = hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()[:24]
         return view
 
+    def _check_aliases(self, aliases: list, field: str, pattern: re.Pattern = VERSION_ALIAS) -> list[str]:
+        if not isinstance(aliases, list):
+            raise ApiError("INVALID_ARGUMENT", f"{field} must be a list of strings")
+        for alias in aliases:
+            if not isinstance(alias, str) or not pattern.fullmatch(alias):
+                raise ApiError("INVALID_ARGUMENT", f"{field}: {alias!r} is not a valid version alias; allowed: "
+                                                   f"{pattern.pattern} (2-128 characters)")
+        if len(set(aliases)) != len(aliases):
+            raise ApiError("INVALID_ARGUMENT", f"{field} repeats an alias: {aliases}")
+        return list(aliases)
+
     def upload(self, parent: str, body: dict) -> dict:
-        model = body.get("model") or {}
-        for field in ("displayName", "artifactUri"):
-            if not model.get(field):
-                raise ApiError(400, f"model.{field} is required")
+        parent = self.canon(parent)
+        model = dict(body.get("model") or {})
+        if not model.get("displayName"):
+            raise ApiError("INVALID_ARGUMENT", "model.display_name is required.")
+        if len(model["displayName"]) > 128:
+            raise ApiError("INVALID_ARGUMENT", "model.display_name: at most 128 characters.")
         if not (model.get("containerSpec") or {}).get("imageUri"):
-            raise ApiError(400, "model.containerSpec.imageUri is required")
-        aliases = model.get("versionAliases", [])
-        if body.get("parentModel"):
-            base = body["parentModel"]
-            versions = self._versions(base)
-            taken = {a for v in versions for a in v["versionAliases"]}
-            if set(aliases) & taken:
-                raise ApiError(400, f"version alias {sorted(set(aliases) & taken)} already used in {base}")
-            version_id = str(max(int(v["versionId"]) for v in versions) + 1)
+            raise ApiError("INVALID_ARGUMENT", "model.container_spec.image_uri is required for a custom model.")
+        artifact = model.get("artifactUri")
+        if artifact is not None and not re.fullmatch(r"gs://[^/]+(/.*)?", artifact):
+            raise ApiError("INVALID_ARGUMENT", f"model.artifact_uri {artifact!r}: allowed: a gs://bucket/path URI")
+        aliases = self._check_aliases(model.pop("versionAliases", []), "model.version_aliases")
+        for output_only in ("name", "versionId", "createTime", "updateTime", "versionCreateTime",
+                            "versionUpdateTime", "deployedModels", "etag", "supportedDeploymentResourcesTypes"):
+            model.pop(output_only, None)
+        created = now()
+        parent_model = body.get("parentModel")
+        if parent_model:
+            base = self.canon(parent_model)
+            if "@" in base or not base.startswith(parent + "/models/"):
+                raise ApiError("INVALID_ARGUMENT", f"parent_model {parent_model!r}: allowed: "
+                                                   f"{parent}/models/<model ID>, without a version")
+            if body.get("modelId") and base.rsplit("/", 1)[1] != body["modelId"]:
+                raise ApiError("INVALID_ARGUMENT", "model_id and parent_model name different models.")
+            record = self._model(base)
+            taken = {a: v["versionId"] for v in record["versions"] for a in v["versionAliases"] if a != "default"}
+            clash = sorted(set(aliases) & set(taken))
+            if clash:
+                raise ApiError("ALREADY_EXISTS", f"version aliases {clash} are already used by another version of "
+                                                 f"{base}; move them with mergeVersionAliases")
+            version_id = str(max(int(v["versionId"]) for v in record["versions"]) + 1)
+            if "default" in aliases:
+                for v in record["versions"]:
+                    v["versionAliases"] = [a for a in v["versionAliases"] if a != "default"]
         else:
-            model_id = body.get("modelId") or self._next()
-            if not re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", model_id):
-                raise ApiError(400, f"invalid modelId {model_id!r}")
+            model_id = body.get("modelId")
+            if model_id is None:
+                model_id = self._generated_id()
+            elif not MODEL_ID.fullmatch(model_id):
+                raise ApiError("INVALID_ARGUMENT", f"model_id {model_id!r} is invalid; allowed: up to 63 of "
+                                                   "[a-z0-9_-], the first not a digit or '-'")
             base = f"{parent}/models/{model_id}"
             if base in self.state["models"]:
-                raise ApiError(409, f"Model {base} already exists")
-            self.state["models"][base] = {"versions": []}
+                raise ApiError("ALREADY_EXISTS", f"Model {base} already exists.")
+            record = {
+                "model": {
+                    "displayName": model["displayName"],
+                    **({"description": model["description"]} if model.get("description") else {}),
+                    **({"labels": dict(model["labels"])} if model.get("labels") else {}),
+                    "createTime": created,
+                    "updateTime": created,
+                },
+                "versions": [],
+            }
+            self.state["models"][base] = record
             version_id = "1"
-            aliases = ["default", *aliases]
+            if "default" not in aliases:
+                aliases = ["default", *aliases]
+        for model_level in ("displayName", "description"):
+            model.pop(model_level, None)
         version = {
             **model,
             "name": base,
             "versionId": version_id,
             "versionAliases": aliases,
-            "createTime": now(),
-            "versionCreateTime": now(),
+            "versionCreateTime": created,
+            "versionUpdateTime": created,
         }
-        self.state["models"][base]["versions"].append(version)
+        record["versions"].append(version)
         self.count("uploadModel", f"{base}@{version_id}")
-        return self.operation(parent, lambda: {"model": base, "modelVersionId": version_id},
-                              TYPE + "UploadModelResponse")
+        return self.operation(base, "UploadModel", lambda: {"model": base, "modelVersionId": version_id},
+                              "UploadModelResponse")
 
-    def delete_model(self, name: str, version_only: bool) -> dict:
-        base, _, _ = name.partition("@")
-        target = self._resolve(name)
-        view = self._model_view(target)
-        if view["deployedModels"]:
-            raise ApiError(400, f"Model {name} is deployed on {view['deployedModels'][0]['endpoint']}; undeploy it first")
-        versions = self._versions(base)
-        if version_only:
-            if "default" in target["versionAliases"]:
-                raise ApiError(400, f"{name} is the default version; delete the model instead")
-            versions.remove(target)
+    def list_versions(self, name: str) -> dict:
+        base = self.canon(name)
+        if "@" in base:
+            raise ApiError("INVALID_ARGUMENT", f"{name}: listVersions takes a model name without a version")
+        return {"models": [self.model_view(v) for v in self._model(base)["versions"]]}
+
+    def list_models(self, parent: str) -> dict:
+        parent = self.canon(parent) + "/models/"
+        return {"models": [self.model_view(self._resolve(base)) for base in sorted(self.state["models"])
+                           if base.startswith(parent)]}
+
+    def update_model(self, name: str, mask: list[str], body: dict) -> dict:
+        base, _, version_id = self.canon(name).partition("@")
+        model = self._model(base)
+        if not mask:
+            raise ApiError("INVALID_ARGUMENT", "update_mask is required.")
+        version_level = bool(version_id) and version_id != "-"
+        allowed = {"version_description", "labels"} if version_level else {"display_name", "description", "labels"}
+        wrong = sorted(set(mask) - {"version_description", "labels", "display_name", "description"})
+        if wrong:
+            raise ApiError("INVALID_ARGUMENT", f"update_mask paths {wrong} cannot be updated; allowed: "
+                                               "display_name, description, labels (model), version_description, "
+                                               "labels (version)")
+        if set(mask) - allowed:
+            raise ApiError("FAILED_PRECONDITION", f"update_mask {mask} mixes model and version fields for {name}: "
+                                                  "update the model (M or M@-) and a version (M@V) separately")
+        updated = now()
+        if version_level:
+            target = self._resolve(name)
+            for path in mask:
+                key = {"version_description": "versionDescription"}.get(path, path)
+                if body.get(key):
+                    target[key] = copy.deepcopy(body[key])
+                else:
+                    target.pop(key, None)
+            target["versionUpdateTime"] = updated
         else:
-            if any(self._model_view(v)["deployedModels"] for v in versions):
-                raise ApiError(400, f"a version of {base} is still deployed")
-            del self.state["models"][base]
-        self.count("deleteModelVersion" if version_only else "deleteModel", f"{base}@{target['versionId']}")
-        parent = base.rsplit("/models/", 1)[0]
-        return self.operation(parent, lambda: {}, "type.googleapis.com/google.protobuf.Empty")
+            target = self._resolve(base)
+            for path in mask:
+                key = {"display_name": "displayName"}.get(path, path)
+                if path == "display_name" and not body.get(key):
+                    raise ApiError("INVALID_ARGUMENT", "model.display_name is required.")
+                if body.get(key):
+                    model["model"][key] = copy.deepcopy(body[key])
+                else:
+                    model["model"].pop(key, None)
+            model["model"]["updateTime"] = updated
+        self.count("updateModel", name, ",".join(mask))
+        self.save()
+        return self.model_view(target)
+
+    def merge_aliases(self, name: str, body: dict) -> dict:
+        base, _, version_id = self.canon(name).partition("@")
+        if not version_id.isdigit():
+            raise ApiError("INVALID_ARGUMENT", f"{name}: mergeVersionAliases needs the version ID (M@1), not an alias")
+        target = self._resolve(name)
+        changes = body.get("versionAliases") or []
+        if not changes:
+            raise ApiError("INVALID_ARGUMENT", "version_aliases is required.")
+        adds = [c for c in changes if not c.startswith("-")]
+        removes = [c[1:] for c in changes if c.startswith("-")]
+        self._check_aliases(adds, "version_aliases", MERGE_ALIAS)
+        self._check_aliases(removes, "version_aliases", MERGE_ALIAS)
+        if "default" in removes and "default" not in adds:
+            raise ApiError("INVALID_ARGUMENT", "the default alias cannot be removed: a model has exactly one default "
+                                               "version; add 'default' to another version instead")
+        versions = self._model(base)["versions"]
+        for alias in set(adds) - set(removes):
+            for v in versions:
+                if v is not target and alias in v["versionAliases"]:
+                    v["versionAliases"].remove(alias)
+                    v["versionUpdateTime"] = now()
+            if alias not in target["versionAliases"]:
+                target["versionAliases"].append(alias)
+        for alias in set(removes) - set(adds):
+            if alias in target["versionAliases"]:
+                target["versionAliases"].remove(alias)
+        target["versionUpdateTime"] = now()
+        self.count("mergeVersionAliases", f"{base}@{target['versionId']}", json.dumps(changes))
+        self.save()
+        return self.model_view(target)
+
+    def delete_model(self, name: str) -> dict:
+        base = self.canon(name)
+        if "@" in base:
+            raise ApiError("INVALID_ARGUMENT", f"{name}: deleteModel takes a model name; use deleteVersion for one "
+                                               "version")
+        self._model(base)
+        deployed = self._deployments_of(base)
+        if deployed:
+            raise ApiError("FAILED_PRECONDITION", f"Model {base} is deployed on {deployed[0]['endpoint']} "
+                                                  f"(deployed model {deployed[0]['deployedModelId']}); undeploy it "
+                                                  "first")
+        del self.state["models"][base]
+        self.count("deleteModel", base)
+        return self.operation(base, "Delete", lambda: {}, "google.protobuf.Empty")
+
+    def delete_version(self, name: str) -> dict:
+        base, _, version_id = self.canon(name).partition("@")
+        if not version_id.isdigit():
+            raise ApiError("INVALID_ARGUMENT", f"{name}: deleteVersion needs the version ID explicitly "
+                                               "(projects/.../models/M@1234), not an alias")
+        target = self._resolve(name)
+        versions = self._model(base)["versions"]
+        deployed = self._deployments_of(base, version_id)
+        if deployed:
+            raise ApiError("FAILED_PRECONDITION", f"Model version {base}@{version_id} is deployed on "
+                                                  f"{deployed[0]['endpoint']}; undeploy it first")
+        if len(versions) == 1:
+            raise ApiError("FAILED_PRECONDITION", f"{base}@{version_id} is the only version; delete the model "
+                                                  "instead")
+        if "default" in target["versionAliases"]:
+            raise ApiError("FAILED_PRECONDITION", f"{base}@{version_id} holds the default alias and cannot be "
+                                                  "deleted; move 'default' to another version first "
+                                                  "(mergeVersionAliases)")
+        versions.remove(target)
+        self.count("deleteModelVersion", f"{base}@{version_id}")
+        return self.operation(base, "Delete", lambda: {}, "google.protobuf.Empty")
 
     # endpoints -----------------------------------------------------------------------------
 
     def _endpoint(self, name: str) -> dict:
-        endpoint = self.state["endpoints"].get(name)
+        endpoint = self.state["endpoints"].get(self.canon(name))
         if endpoint is None:
-            raise ApiError(404, f"Endpoint {name} not found")
+            raise ApiError("NOT_FOUND", f"Endpoint {self.canon(name)} is not found.")
         return endpoint
 
+    def _touch(self, endpoint: dict) -> None:
+        endpoint["updateTime"] = now()
+        body = {k: v for k, v in endpoint.items() if k != "etag"}
+        endpoint["etag"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
+
     def create_endpoint(self, parent: str, endpoint_id: str | None, body: dict) -> dict:
-        endpoint_id = endpoint_id or self._next()
-        if not re.fullmatch(r"[1-9][0-9]{0,9}", endpoint_id):
-            raise ApiError(400, f"endpointId {endpoint_id!r} must be 1-10 digits without a leading zero")
+        parent = self.canon(parent)
+        if endpoint_id is not None and not ENDPOINT_ID.fullmatch(endpoint_id):
+            raise ApiError("INVALID_ARGUMENT", f"endpoint_id {endpoint_id!r} is invalid; allowed: a number of at most "
+                                               "9 digits without a leading zero, or up to 63 of [a-z0-9-] starting "
+                                               "with a letter and ending with a letter or digit")
+        endpoint_id = endpoint_id or self._generated_id()
+        if not body.get("displayName"):
+            raise ApiError("INVALID_ARGUMENT", "endpoint.display_name is required.")
         name = f"{parent}/endpoints/{endpoint_id}"
         if name in self.state["endpoints"]:
-            raise ApiError(409, f"Endpoint {name} already exists")
-        endpoint = {**body, "name": name, "deployedModels": [], "trafficSplit": {}, "createTime": now()}
+            raise ApiError("ALREADY_EXISTS", f"Endpoint {name} already exists.")
+        created = now()
+        endpoint = {k: v for k, v in body.items() if k not in ("name", "deployedModels", "trafficSplit", "etag",
+                                                               "createTime", "updateTime")}
+        endpoint.update({"name": name, "deployedModels": [], "trafficSplit": {}, "createTime": created})
+        self._touch(endpoint)
         self.state["endpoints"][name] = endpoint
         self.count("createEndpoint", name)
-        return self.operation(parent, lambda: copy.deepcopy(endpoint), TYPE + "Endpoint")
+        return self.operation(name, "CreateEndpoint", lambda: self.endpoint_view(endpoint), "Endpoint")
+
+    def endpoint_view(self, endpoint: dict) -> dict:
+        """An endpoint as GetEndpoint returns it: empty maps and lists are left out."""
+        view = copy.deepcopy(endpoint)
+        for key in ("deployedModels", "trafficSplit"):
+            if not view.get(key):
+                view.pop(key, None)
+        return view
+
+    def list_endpoints(self, parent: str) -> dict:
+        prefix = self.canon(parent) + "/endpoints/"
+        return {"endpoints": [self.endpoint_view(e) for k, e in sorted(self.state["endpoints"].items())
+                              if k.startswith(prefix)]}
 
     def delete_endpoint(self, name: str) -> dict:
         endpoint = self._endpoint(name)
         if endpoint["deployedModels"]:
-            raise ApiError(400, f"Endpoint {name} still has deployed models")
-        del self.state["endpoints"][name]
-        self.count("deleteEndpoint", name)
-        return self.operation(name.rsplit("/endpoints/", 1)[0], lambda: {}, "type.googleapis.com/google.protobuf.Empty")
-
-    def _check_split(self, endpoint: dict, split: dict[str, int], extra: set[str] = frozenset()) -> dict[str, int]:
-        split = {k: int(v) for k, v in split.items()}
-        known = {d["id"] for d in endpoint["deployedModels"]} | set(extra)
-        unknown = set(split) - known
-        if unknown:
-            raise ApiError(400, f"trafficSplit names {sorted(unknown)}, which are not deployed")
-        if known and sum(split.values()) != 100:
-            raise ApiError(400, f"trafficSplit must sum to 100, got {sum(split.values())}")
-        if any(v < 0 for v in split.values()):
-            raise ApiError(400, "trafficSplit values must be >= 0")
-        return split
+            raise ApiError("FAILED_PRECONDITION", f"Endpoint {endpoint['name']} has deployed models "
+                                                  f"{[d['id'] for d in endpoint['deployedModels']]}; undeploy them "
+                                                  "first")
+        del self.state["endpoints"][endpoint["name"]]
+        self.count("deleteEndpoint", endpoint["name"])
+        return self.operation(endpoint["name"], "Delete", lambda: {}, "google.protobuf.Empty")
 
     def update_endpoint(self, name: str, mask: list[str], body: dict) -> dict:
         endpoint = self._endpoint(name)
+        if not mask:
+            raise ApiError("INVALID_ARGUMENT", "update_mask is required.")
+        keys = {"display_name": "displayName", "description": "description", "labels": "labels",
+                "traffic_split": "trafficSplit"}
+        wrong = sorted(set(mask) - set(keys))
+        if wrong:
+            raise ApiError("INVALID_ARGUMENT", f"update_mask paths {wrong} cannot be updated here; allowed: "
+                                               f"{', '.join(sorted(keys))}")
+        if "display_name" in mask and not body.get("displayName"):
+            raise ApiError("INVALID_ARGUMENT", "endpoint.display_name is required.")
+        if "traffic_split" in mask:
+            split = check_split(body.get("trafficSplit"), {d["id"] for d in endpoint["deployedModels"]},
+                                "endpoint.traffic_split")
         for path in mask:
-            if path in ("trafficSplit", "traffic_split"):
-                endpoint["trafficSplit"] = self._check_split(endpoint, body.get("trafficSplit", {}))
-            elif path in ("labels", "displayName", "display_name", "description"):
-                key = {"display_name": "displayName"}.get(path, path)
-                endpoint[key] = body.get(key)
+            key = keys[path]
+            if path == "traffic_split":
+                endpoint["trafficSplit"] = split
+            elif body.get(key):
+                endpoint[key] = copy.deepcopy(body[key])
             else:
-                raise ApiError(400, f"updateMask path {path!r} is not supported")
-        self.count("updateEndpoint", name, json.dumps(endpoint["trafficSplit"], sort_keys=True))
+                endpoint.pop(key, None)
+        self._touch(endpoint)
+        self.count("updateEndpoint", endpoint["name"], json.dumps(endpoint["trafficSplit"], sort_keys=True))
         self.save()
-        return copy.deepcopy(endpoint)
+        return self.endpoint_view(endpoint)
 
     def deploy(self, name: str, body: dict) -> dict:
         endpoint = self._endpoint(name)
-        deployed = dict(body.get("deployedModel") or {})
-        version = self._resolve(deployed.get("model", ""))
-        deployed_id = deployed.get("id") or self._next()
-        if not re.fullmatch(r"[0-9]{1,10}", deployed_id):
-            raise ApiError(400, f"deployedModel.id {deployed_id!r} must be 1-10 digits")
+        name = endpoint["name"]
+        deployed = copy.deepcopy(body.get("deployedModel") or {})
+        if not deployed.get("model"):
+            raise ApiError("INVALID_ARGUMENT", "deployed_model.model is required.")
+        version = self._resolve(deployed["model"])
+        if deployed.get("automaticResources") or deployed.get("sharedResources"):
+            raise ApiError("INVALID_ARGUMENT", f"Model {version['name']} supports only dedicated resources here; "
+                                               "set deployed_model.dedicated_resources")
+        resources = deployed.get("dedicatedResources")
+        if not resources:
+            raise ApiError("INVALID_ARGUMENT", "deployed_model.dedicated_resources is required for this model.")
+        # MachineSpec.machine_type: "For DeployedModel this field is optional, and the default
+        # value is n1-standard-2" (gcloud's deploy-model sends none without --machine-type).
+        machine = resources["machineSpec"] = dict(resources.get("machineSpec") or {})
+        machine["machineType"] = machine.get("machineType") or DEFAULT_MACHINE_TYPE
+        low = int(resources.get("minReplicaCount") or 0)
+        if low < 1:
+            raise ApiError("INVALID_ARGUMENT", "deployed_model.dedicated_resources.min_replica_count must be >= 1.")
+        high = int(resources.get("maxReplicaCount") or low)
+        if high < low:
+            raise ApiError("INVALID_ARGUMENT", f"dedicated_resources.max_replica_count ({high}) must be >= "
+                                               f"min_replica_count ({low}).")
+        resources["minReplicaCount"], resources["maxReplicaCount"] = low, high
+        if deployed.get("id") is not None:
+            deployed_id = str(deployed["id"])
+            if not DEPLOYED_MODEL_ID.fullmatch(deployed_id):
+                raise ApiError("INVALID_ARGUMENT", f"deployed_model.id {deployed_id!r} is invalid; allowed: 1-10 "
+                                                   "digits")
+        else:
+            deployed_id = self._generated_id()
         if any(d["id"] == deployed_id for d in endpoint["deployedModels"]):
-            raise ApiError(409, f"deployed model {deployed_id} already exists on {name}")
-        resources = deployed.get("dedicatedResources") or {}
-        if not (resources.get("machineSpec") or {}).get("machineType"):
-            raise ApiError(400, "deployedModel.dedicatedResources.machineSpec.machineType is required")
-        split = body.get("trafficSplit") or {"0": 100}
-        split = {(deployed_id if k == "0" else k): v for k, v in split.items()}
-        split = self._check_split(endpoint, split, extra={deployed_id})
+            raise ApiError("ALREADY_EXISTS", f"DeployedModel {deployed_id} already exists on {name}.")
+        requested = {(deployed_id if k == "0" else k): v for k, v in (body.get("trafficSplit") or {}).items()}
+        split = None
+        if requested:
+            split = check_split(requested, {d["id"] for d in endpoint["deployedModels"]} | {deployed_id},
+                                "traffic_split")
+        for output_only in ("createTime", "modelVersionId"):
+            deployed.pop(output_only, None)
         record = {
             **deployed,
             "id": deployed_id,
@@ -349,74 +713,106 @@ class Emulator:
             self._serve(name, record)
             if fault == "fail_after_serving":
                 self._unserve(name, deployed_id)
-                raise ApiError(500, "injected fault: the deployment died after its container started")
+                raise ApiError("INTERNAL", "injected fault: the deployment died after its container started")
             with self.lock:
                 endpoint["deployedModels"].append(record)
-                endpoint["trafficSplit"] = split
+                if split is not None:
+                    endpoint["trafficSplit"] = split
+                self._touch(endpoint)
             return {"deployedModel": copy.deepcopy(record)}
 
-        return self.operation(name, work, TYPE + "DeployModelResponse")
+        return self.operation(name, "DeployModel", work, "DeployModelResponse")
 
     def undeploy(self, name: str, body: dict) -> dict:
         endpoint = self._endpoint(name)
-        deployed_id = body.get("deployedModelId")
+        name = endpoint["name"]
+        deployed_id = str(body.get("deployedModelId") or "")
         if not any(d["id"] == deployed_id for d in endpoint["deployedModels"]):
-            raise ApiError(404, f"deployed model {deployed_id} not found on {name}")
+            raise ApiError("NOT_FOUND", f"DeployedModel {deployed_id!r} is not found on {name}.")
         rest = [d for d in endpoint["deployedModels"] if d["id"] != deployed_id]
-        if body.get("trafficSplit") is not None and body.get("trafficSplit") != {}:
-            split = self._check_split({"deployedModels": rest}, body["trafficSplit"])
-        elif rest and endpoint["trafficSplit"].get(deployed_id):
-            raise ApiError(400, f"{deployed_id} still takes traffic; give trafficSplit for the others")
+        if body.get("trafficSplit"):
+            split = check_split(body["trafficSplit"], {d["id"] for d in rest}, "traffic_split")
+        elif not rest:
+            split = {}
+        elif endpoint["trafficSplit"].get(deployed_id):
+            raise ApiError("FAILED_PRECONDITION", f"DeployedModel {deployed_id} has {endpoint['trafficSplit'][deployed_id]}"
+                                                  "% of the traffic; give traffic_split for the remaining models")
         else:
             split = {k: v for k, v in endpoint["trafficSplit"].items() if k != deployed_id}
         endpoint["deployedModels"] = rest
         endpoint["trafficSplit"] = split
+        self._touch(endpoint)
         self.count("undeployModel", name, deployed_id)
 
         def work():
             self._unserve(name, deployed_id)
             return {}
 
-        return self.operation(name, work, TYPE + "UndeployModelResponse")
+        return self.operation(name, "UndeployModel", work, "UndeployModelResponse")
 
-    def mutate(self, name: str, body: dict) -> dict:
+    def mutate(self, name: str, body: dict, mask: list[str]) -> dict:
         endpoint = self._endpoint(name)
         wanted = body.get("deployedModel") or {}
-        record = next((d for d in endpoint["deployedModels"] if d["id"] == wanted.get("id")), None)
+        record = next((d for d in endpoint["deployedModels"] if d["id"] == str(wanted.get("id"))), None)
         if record is None:
-            raise ApiError(404, f"deployed model {wanted.get('id')} not found on {name}")
-        resources = wanted.get("dedicatedResources") or {}
-        for key in ("minReplicaCount", "maxReplicaCount"):
-            if key in resources:
-                record["dedicatedResources"][key] = resources[key]
-        self.count("mutateDeployedModel", name, record["id"])
-        return self.operation(name, lambda: {"deployedModel": copy.deepcopy(record)},
-                              TYPE + "MutateDeployedModelResponse")
+            raise ApiError("NOT_FOUND", f"DeployedModel {wanted.get('id')!r} is not found on {endpoint['name']}.")
+        if not mask:
+            raise ApiError("INVALID_ARGUMENT", "update_mask is required.")
+        wrong = sorted(set(mask) - MUTABLE_DEPLOYED)
+        if wrong:
+            raise ApiError("INVALID_ARGUMENT", f"update_mask paths {wrong} cannot be mutated; allowed: "
+                                               f"{', '.join(sorted(MUTABLE_DEPLOYED))}")
+        resources = copy.deepcopy(record.get("dedicatedResources") or {})
+        given = wanted.get("dedicatedResources") or {}
+        for path in mask:
+            if path.startswith("dedicated_resources."):
+                key = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path.split(".", 1)[1])
+                if key in given:
+                    resources[key] = given[key]
+                else:
+                    resources.pop(key, None)
+        low, high = int(resources.get("minReplicaCount") or 0), int(resources.get("maxReplicaCount") or 0)
+        if low < 1 or high < low:
+            raise ApiError("INVALID_ARGUMENT", f"replica counts {low}-{high}: allowed: 1 <= min_replica_count <= "
+                                               "max_replica_count")
+        record["dedicatedResources"] = resources
+        if "disable_container_logging" in mask:
+            record["disableContainerLogging"] = bool(wanted.get("disableContainerLogging"))
+        self._touch(endpoint)
+        self.count("mutateDeployedModel", endpoint["name"], record["id"])
+        return self.operation(endpoint["name"], "MutateDeployedModel",
+                              lambda: {"deployedModel": copy.deepcopy(record)}, "MutateDeployedModelResponse")
 
     # serving -------------------------------------------------------------------------------
 
-    def _fetch_artifact(self, version: dict) -> Path:
+    def _artifact_blobs(self, version: dict):
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
-        uri = version["artifactUri"]
+        uri = version.get("artifactUri") or ""
         match = re.fullmatch(r"gs://([^/]+)/(.*?)/?", uri)
         if not match:
-            raise ApiError(400, f"artifactUri {uri!r} is not gs://bucket/path")
+            raise ApiError("INVALID_ARGUMENT", f"artifactUri {uri!r} is not gs://bucket/path")
         bucket, prefix = match.group(1), match.group(2).rstrip("/") + "/"
+        if not self.storage_host:
+            raise ApiError("FAILED_PRECONDITION", f"cannot read {uri}: the emulator runs without --storage")
+        client = storage.Client(project="emulator", credentials=AnonymousCredentials(),
+                                client_options={"api_endpoint": self.storage_host})
+        blobs = list(client.list_blobs(bucket, prefix=prefix))
+        if not blobs:
+            raise ApiError("FAILED_PRECONDITION", f"no artifact files under {uri}")
+        return prefix, blobs
+
+    def _fetch_artifact(self, version: dict) -> Path:
         local = self.data_dir / "artifacts" / re.sub(r"[^A-Za-z0-9_.-]", "_", f"{version['name']}@{version['versionId']}")
         if (local / ".complete").exists():
             return local
-        client = storage.Client(project="emulator", credentials=AnonymousCredentials(),
-                                client_options={"api_endpoint": self.storage_host} if self.storage_host else None)
-        blobs = list(client.list_blobs(bucket, prefix=prefix))
-        if not blobs:
-            raise ApiError(400, f"no artifact files under {uri}")
+        prefix, blobs = self._artifact_blobs(version)
         for blob in blobs:
             target = local / blob.name[len(prefix):]
             target.parent.mkdir(parents=True, exist_ok=True)
             blob.download_to_filename(str(target))
-        (local / ".complete").write_text(uri)
+        (local / ".complete").write_text(version["artifactUri"])
         return local
 
     def _serve(self, endpoint_name: str, deployed: dict) -> None:
@@ -424,13 +820,17 @@ class Emulator:
         if key in self.servers:
             return
         version = self._resolve(f"{deployed['model']}@{deployed['modelVersionId']}")
+        if not self.serving:
+            self._artifact_blobs(version)
+            return
         artifact = self._fetch_artifact(version)
         if (artifact / "model.mar").exists():
             server = PyTorchServer(artifact / "model.mar")
         elif (artifact / "saved_model.pb").exists():
             server = TensorFlowServer(artifact)
         else:
-            raise ApiError(400, f"{version['artifactUri']} holds neither model.mar nor saved_model.pb")
+            raise ApiError("FAILED_PRECONDITION", f"{version['artifactUri']} holds neither model.mar nor "
+                                                  "saved_model.pb")
         self.servers[key] = server
 
     def _unserve(self, endpoint_name: str, deployed_id: str) -> None:
@@ -442,7 +842,8 @@ class Emulator:
         """Smooth weighted round robin over the traffic split: exact shares over time."""
         split = {k: v for k, v in endpoint["trafficSplit"].items() if v > 0}
         if not split:
-            raise ApiError(412, f"Endpoint {endpoint['name']} has no deployed model taking traffic")
+            raise ApiError("FAILED_PRECONDITION", f"Endpoint {endpoint['name']} has no deployed model taking "
+                                                  "traffic")
         state = self.rr.setdefault(endpoint["name"], {})
         for k, v in split.items():
             state[k] = state.get(k, 0) + v
@@ -451,76 +852,121 @@ class Emulator:
         return chosen
 
     def predict(self, name: str, raw: bytes) -> tuple[int, dict]:
+        if len(raw) > PREDICT_LIMIT:
+            raise ApiError("INVALID_ARGUMENT", f"Request payload size exceeds the limit: {PREDICT_LIMIT} bytes "
+                                               f"(got {len(raw)}).")
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            raise ApiError("INVALID_ARGUMENT", "Invalid JSON payload received.") from None
+        if not isinstance(body, dict) or not isinstance(body.get("instances"), list) or not body["instances"]:
+            raise ApiError("INVALID_ARGUMENT", "instances: a non-empty list is required.")
         with self.lock:
             endpoint = self._endpoint(name)
             deployed_id = self._route(endpoint)
             record = next(d for d in endpoint["deployedModels"] if d["id"] == deployed_id)
-            server = self.servers.get((name, deployed_id))
+            server = self.servers.get((endpoint["name"], deployed_id))
+            version = self._resolve(f"{record['model']}@{record['modelVersionId']}")
+            display_name = self.state["models"][record["model"]]["model"]["displayName"]
         if server is None:
-            raise ApiError(503, f"deployed model {deployed_id} is not serving")
-        status, body = server.predict(raw)
+            raise ApiError("UNAVAILABLE", f"deployed model {deployed_id} is not serving")
+        status, answer = server.predict(raw)
         if status != 200:
-            message = body.get("message") or body.get("error") if isinstance(body, dict) else str(body)
-            raise ApiError(status if 400 <= status < 500 else 500, f"model server answered {status}: {message}")
-        version = self._resolve(f"{record['model']}@{record['modelVersionId']}")
+            message = (answer.get("message") or answer.get("error")) if isinstance(answer, dict) else str(answer)
+            raise ApiError("INVALID_ARGUMENT" if 400 <= status < 500 else "INTERNAL",
+                           f"model server answered {status}: {message}")
         return 200, {
-            "predictions": body["predictions"],
+            "predictions": answer["predictions"],
             "deployedModelId": deployed_id,
             "model": record["model"],
-            "modelVersionId": record["modelVersionId"],
-            "modelDisplayName": version.get("displayName", ""),
+            "modelVersionId": version["versionId"],
+            "modelDisplayName": display_name,
         }
 
     # routing -------------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: dict, raw: bytes) -> tuple[int, dict]:
-        body = json.loads(raw) if raw and not path.endswith(":predict") else {}
         if path.startswith("/emulator/"):
-            return self._admin(method, path, body)
-        match = re.fullmatch(r"/(?:v1|ui)/(.+)", path)
+            return self._admin(method, path, json.loads(raw) if raw else {})
+        match = re.fullmatch(r"/(v1|v1beta1|ui)/(.+)", path)
         if not match:
-            raise ApiError(404, f"no route {method} {path}")
-        rest = match.group(1)
+            raise ApiError("NOT_FOUND", f"no route {method} {path}")
+        api, rest = match.groups()
+        api = "v1" if api == "ui" else api
+        if re.fullmatch(rf"{LOCATION}/endpoints/[^/:]+:(predict|rawPredict)", rest):
+            return self.predict(rest.rsplit(":", 1)[0], raw)
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            raise ApiError("INVALID_ARGUMENT", "Invalid JSON payload received.") from None
         with self.lock:
-            if method == "GET" and re.fullmatch(r".+/operations/[^/]+", rest):
-                return 200, self.get_operation(rest)
-            if m := re.fullmatch(r"(projects/[^/]+/locations/[^/]+)/models:upload", rest):
-                if method == "POST":
-                    return 200, self.upload(m.group(1), body)
-            if m := re.fullmatch(r"(projects/[^/]+/locations/[^/]+/models/[^/:]+):listVersions", rest):
-                base = m.group(1).partition("@")[0]
-                return 200, {"models": [self._model_view(v) for v in self._versions(base)]}
-            if m := re.fullmatch(r"(projects/[^/]+/locations/[^/]+/models/[^/:]+):deleteVersion", rest):
-                return 200, self.delete_model(m.group(1), version_only=True)
-            if m := re.fullmatch(r"projects/[^/]+/locations/[^/]+/models/[^/:]+", rest):
-                if method == "GET":
-                    return 200, self._model_view(self._resolve(rest))
-                if method == "DELETE":
-                    return 200, self.delete_model(rest, version_only=False)
-            if m := re.fullmatch(r"(projects/[^/]+/locations/[^/]+)/endpoints", rest):
-                if method == "POST":
-                    return 200, self.create_endpoint(m.group(1), (query.get("endpointId") or [None])[0], body)
-                if method == "GET":
-                    return 200, {"endpoints": [e for k, e in self.state["endpoints"].items() if k.startswith(m.group(1))]}
-            if m := re.fullmatch(r"(projects/[^/]+/locations/[^/]+/endpoints/[^/:]+):(\w+)", rest):
-                name, verb = m.groups()
-                if verb == "deployModel":
-                    return 200, self.deploy(name, body)
-                if verb == "undeployModel":
-                    return 200, self.undeploy(name, body)
-                if verb == "mutateDeployedModel":
-                    return 200, self.mutate(name, body)
-            if re.fullmatch(r"projects/[^/]+/locations/[^/]+/endpoints/[^/:]+", rest):
-                if method == "GET":
-                    return 200, copy.deepcopy(self._endpoint(rest))
-                if method == "PATCH":
-                    mask = [p for m in query.get("updateMask", []) for p in m.split(",") if p]
-                    return 200, self.update_endpoint(rest, mask, body)
-                if method == "DELETE":
-                    return 200, self.delete_endpoint(rest)
-        if m := re.fullmatch(r"(projects/[^/]+/locations/[^/]+/endpoints/[^/:]+):predict", rest):
-            return self.predict(m.group(1), raw)
-        raise ApiError(404, f"no route {method} {path}")
+            result = self._route_call(method, rest, query, body)
+        return 200, self._render(result, api)
+
+    def _route_call(self, method: str, rest: str, query: dict, body: dict) -> dict:
+        q = lambda key: (query.get(key) or [None])[0]  # noqa: E731
+        if method == "GET" and re.fullmatch(rf"{LOCATION}/(?:[^/]+/[^/]+/)?operations/[^/]+", rest):
+            return self.get_operation(rest)
+        if m := re.fullmatch(rf"({LOCATION})/models:upload", rest):
+            if method == "POST":
+                return self.upload(m.group(1), body)
+        if m := re.fullmatch(rf"({LOCATION})/models", rest):
+            if method == "GET":
+                return self.list_models(m.group(1))
+        if m := re.fullmatch(rf"({LOCATION}/models/[^/:]+):(\w+)", rest):
+            name, verb = m.groups()
+            if verb == "listVersions" and method == "GET":
+                return self.list_versions(name)
+            if verb == "deleteVersion" and method == "DELETE":
+                return self.delete_version(name)
+            if verb == "mergeVersionAliases" and method == "POST":
+                return self.merge_aliases(name, body)
+        if re.fullmatch(rf"{LOCATION}/models/[^/:]+", rest):
+            if method == "GET":
+                return self.model_view(self._resolve(rest))
+            if method == "PATCH":
+                return self.update_model(rest, mask_paths(query, body), body)
+            if method == "DELETE":
+                return self.delete_model(rest)
+        if m := re.fullmatch(rf"({LOCATION})/endpoints", rest):
+            if method == "POST":
+                return self.create_endpoint(m.group(1), q("endpointId") or q("endpoint_id"), body)
+            if method == "GET":
+                return self.list_endpoints(m.group(1))
+        if m := re.fullmatch(rf"({LOCATION}/endpoints/[^/:]+):(\w+)", rest):
+            name, verb = m.groups()
+            if method == "POST" and verb == "deployModel":
+                return self.deploy(name, body)
+            if method == "POST" and verb == "undeployModel":
+                return self.undeploy(name, body)
+            if method == "POST" and verb == "mutateDeployedModel":
+                return self.mutate(name, body, mask_paths(query, body))
+        if re.fullmatch(rf"{LOCATION}/endpoints/[^/:]+", rest):
+            if method == "GET":
+                return self.endpoint_view(self._endpoint(rest))
+            if method == "PATCH":
+                return self.update_endpoint(rest, mask_paths(query, body), body)
+            if method == "DELETE":
+                return self.delete_endpoint(rest)
+        raise ApiError("NOT_FOUND", f"no route {method} /{rest}")
+
+    @staticmethod
+    def _render(body: dict, api: str) -> dict:
+        """Operation metadata and responses carry `@type`s in the API version asked."""
+
+        def fix(value):
+            if isinstance(value, dict):
+                out = {k: fix(v) for k, v in value.items()}
+                kind = out.get("@type")
+                if isinstance(kind, str) and not kind.startswith("type.googleapis.com/"):
+                    out["@type"] = ("type.googleapis.com/" + kind if kind.startswith("google.protobuf.")
+                                    else f"type.googleapis.com/google.cloud.aiplatform.{api}.{kind}")
+                return out
+            if isinstance(value, list):
+                return [fix(v) for v in value]
+            return value
+
+        return fix(body)
 
     def _admin(self, method: str, path: str, body: dict) -> tuple[int, dict]:
         if path == "/emulator/faults" and method == "POST":
@@ -531,14 +977,11 @@ class Emulator:
         if path == "/emulator/journal":
             return 200, {"journal": list(self.state.get("journal", []))}
         if path == "/emulator/state":
-            return 200, copy.deepcopy(self.state)
+            with self.lock:
+                return 200, copy.deepcopy(self.state)
         if path == "/emulator/health":
             return 200, {"ok": True}
-        raise ApiError(404, f"no route {method} {path}")
-
-
-def _grpc_code(http: int) -> int:
-    return {400: 3, 404: 5, 409: 6, 412: 9, 503: 14}.get(http, 13)
+        raise ApiError("NOT_FOUND", f"no route {method} {path}")
 
 
 def make_handler(emulator: Emulator):
@@ -555,11 +998,10 @@ def make_handler(emulator: Emulator):
             try:
                 status, body = emulator.handle(self.command, unquote(url.path), parse_qs(url.query), raw)
             except ApiError as error:
-                status, body = error.code, {"error": {"code": error.code, "message": error.message,
-                                                      "status": STATUS.get(error.code, "UNKNOWN")}}
-            except (ValueError, KeyError, TypeError) as error:
-                status, body = 400, {"error": {"code": 400, "message": f"{type(error).__name__}: {error}",
-                                               "status": "INVALID_ARGUMENT"}}
+                status, body = error.http, error.rest()
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                error = ApiError("INVALID_ARGUMENT", f"{type(error).__name__}: {error}")
+                status, body = error.http, error.rest()
             send_json(self, status, body)
 
         do_GET = do_POST = do_PATCH = do_DELETE = _dispatch
@@ -573,9 +1015,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--storage", help="GCS emulator URL (http://127.0.0.1:PORT)")
+    parser.add_argument("--project-numbers", action="store_true",
+                        help="name resources with project numbers, as Vertex AI does")
+    parser.add_argument("--no-serving", action="store_true",
+                        help="check artifacts on deploy, but start no model server")
     args = parser.parse_args(argv)
-    emulator = Emulator(args.data_dir, args.storage)
-    emulator.restore_servers()
+    serving = not args.no_serving and os.environ.get("EEV_EMULATOR_SERVE", "1") != "0"
+    emulator = Emulator(args.data_dir, args.storage, project_numbers=args.project_numbers, serving=serving)
+    if serving:
+        emulator.restore_servers()
     httpd = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(emulator))
     httpd.daemon_threads = True
     print(f"vertex emulator on http://127.0.0.1:{args.port} (state in {args.data_dir})", flush=True)

@@ -18,11 +18,11 @@ def stack_name(target: str, kind: str) -> str:
     return f"{target}-{kind}"
 
 
-def _numeric_id(*parts: str) -> str:
-    """A 10-digit decimal ID with no leading zero, as Vertex AI wants for endpoint and
-    deployed-model IDs, stable for the same parts."""
+def _numeric_id(*parts: str, digits: int) -> str:
+    """A decimal ID of exactly `digits` digits, no leading zero, stable for the same parts."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
-    return str(1_000_000_000 + int.from_bytes(digest[:8], "big") % 9_000_000_000)
+    low = 10 ** (digits - 1)
+    return str(low + int.from_bytes(digest[:8], "big") % (9 * low))
 
 
 def model_id(model_name: str, sha256: str) -> str:
@@ -31,13 +31,14 @@ def model_id(model_name: str, sha256: str) -> str:
 
 
 def endpoint_id(project: str, region: str, model_name: str) -> str:
-    """Vertex endpoint ID for the model in one project and region."""
-    return _numeric_id("endpoint", project, region, model_name)
+    """Vertex endpoint ID for the model in one project and region: 9 digits, the most a
+    numeric endpoint ID may have."""
+    return _numeric_id("endpoint", project, region, model_name, digits=9)
 
 
 def deployed_model_id(endpoint: str, model: str) -> str:
-    """ID of one model's deployment on one endpoint."""
-    return _numeric_id("deployed-model", endpoint, model)
+    """ID of one model's deployment on one endpoint: 10 digits (DeployedModel.id allows 1-10)."""
+    return _numeric_id("deployed-model", endpoint, model, digits=10)
 
 
 def artifact_prefix(model_name: str, sha256: str) -> str:

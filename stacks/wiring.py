@@ -302,7 +302,7 @@ def target_stacks(
         backend=_backend(rollout, target, names["bucket"], layout),
     )
 
-    endpoint_id = naming.endpoint_id(target.project, target.region, model.name)
+    endpoint_id = target.endpoint_id or naming.endpoint_id(target.project, target.region, model.name)
     endpoint = EndpointConfig(
         stack=names["endpoint"],
         project=target.project,

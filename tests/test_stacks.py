@@ -221,6 +221,7 @@ def test_deterministic_ids(torch_build, torch_synth):
     deployment = only(stack_json(torch_synth, "dev-deployment"), "eevertex_deployment")
     endpoint = resource(stack_json(torch_synth, "dev-endpoint"), "google_vertex_ai_endpoint", "endpoint")
     assert endpoint["name"] == naming.endpoint_id("acme-geo-dev", "us-central1", "landcover-torch")
+    assert re.fullmatch(r"[1-9][0-9]{8}", endpoint["name"])
     assert deployment["endpoint_id"] == endpoint["name"]
     # DeployedModel.id: 1-10 digits (aiplatform_v1/types/endpoint.py).
     assert re.fullmatch(r"[1-9][0-9]{0,9}", deployment["deployed_model_id"])
