@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stacks import terraform
+from plan import terraform
 
 ACTION_WORDS = {
     ("create",): "create",

@@ -22,7 +22,7 @@ from build_hooks.build import build
 from build_hooks.manifest import Manifest
 from build_hooks.serving import http_json
 from rehearsal.emulators import Emulators
-from stacks import terraform
+from plan import terraform
 from config.rollout import RolloutConfig, parse_config
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import example_data, synth
-from stacks import terraform
+from plan import terraform
 from plan.review import input_diff, review_stack
 
 pytestmark = pytest.mark.slow
