@@ -417,6 +417,9 @@ class TargetConfig(_Frozen):
     object prefix `<bucket>/`); no access logs when unset."""
     predict_members: tuple[str, ...] = ()
     """IAM members (user:, serviceAccount:, group:, domain:) allowed to call the endpoint from Earth Engine."""
+    predict_scope: Literal["endpoint", "project"] = "endpoint"
+    """Where predict_members may call: "endpoint" grants the predict role on this endpoint only
+    (google-beta endpoint IAM); "project" on every Vertex AI endpoint of the project."""
     state_bucket: str | None = None
     """GCS bucket for Terraform remote state (prefix per stack); local state when unset."""
     endpoint_id: str | None = None

@@ -77,6 +77,8 @@ class EndpointConfig:
     predict_members: tuple[str, ...]
     predict_role_id: str
     backend: Backend
+    predict_scope: str = "endpoint"
+    """Where predict_members get the predict role: "endpoint" (this endpoint) or "project"."""
 
 
 @dataclass(frozen=True)
@@ -314,6 +316,7 @@ def target_stacks(
         predict_members=target.predict_members,
         predict_role_id=f"eeVertexPredict_{model.name.replace('-', '_')}",
         backend=_backend(rollout, target, names["endpoint"], layout),
+        predict_scope=target.predict_scope,
     )
 
     # Both versions stay uploaded while `model.previous` is set, whatever the split: the

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from conftest import ROOT, rollout_toml, stack_json
-from stacks import terraform
+from plan import terraform
 from stacks.hooks.__main__ import restore_types
 
 pytestmark = [

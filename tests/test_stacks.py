@@ -227,12 +227,40 @@ def test_deterministic_ids(torch_build, torch_synth):
     assert re.fullmatch(r"[1-9][0-9]{0,9}", deployment["deployed_model_id"])
 
 
-def test_predict_members_get_a_predict_only_role(torch_synth):
-    config = stack_json(torch_synth, "dev-endpoint")["resource"]
+def test_predict_members_get_a_predict_only_role_on_the_endpoint(torch_synth):
+    stack = stack_json(torch_synth, "dev-endpoint")
+    config = stack["resource"]
     role = config["google_project_iam_custom_role"]["predict_role"]
     assert role["permissions"] == ["aiplatform.endpoints.predict"]
-    members = [m["member"] for m in config["google_project_iam_member"].values()]
-    assert members == ["group:geo-ml@example.com"]
+    assert "google_project_iam_member" not in config
+    assert list(config["google_vertex_ai_endpoint_iam_member"].values()) == [{
+        "//": {"metadata": {"path": "dev-endpoint/predict_endpoint_member_0", "uniqueId": "predict_endpoint_member_0"}},
+        "provider": "google-beta",
+        "project": "acme-geo-dev",
+        "location": "us-central1",
+        "endpoint": "${google_vertex_ai_endpoint.endpoint.name}",
+        "role": "${google_project_iam_custom_role.predict_role.name}",
+        "member": "group:geo-ml@example.com",
+    }]
+    assert stack["provider"]["google-beta"] == [{"project": "acme-geo-dev", "region": "us-central1"}]
+
+
+def test_predict_scope_project_grants_the_role_on_the_project(torch_build, tmp_path):
+    from config.rollout import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["targets"][0]["predict_scope"] = "project"
+    stack = stack_json(synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state"),
+                       "dev-endpoint")
+    members = stack["resource"]["google_project_iam_member"]
+    assert [{k: m[k] for k in ("project", "role", "member")} for m in members.values()] == [{
+        "project": "acme-geo-dev",
+        "role": "${google_project_iam_custom_role.predict_role.name}",
+        "member": "group:geo-ml@example.com",
+    }]
+    assert "google_vertex_ai_endpoint_iam_member" not in stack["resource"]
+    assert "google-beta" not in stack["provider"]
 
 
 def test_synth_is_deterministic_and_machine_independent(torch_build, torch_synth, tmp_path):

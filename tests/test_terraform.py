@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stacks import terraform
+from plan import terraform
 
 
 @pytest.fixture
