@@ -212,6 +212,7 @@ def _run(data: dict, targets: list[str], workdir: Path, emulators: Emulators, pr
         step_data = copy.deepcopy(canary)
         step_data["targets"][0]["traffic_percent"] = percent
         rollout.synth(step_data)
+        rollout.provision(head)
         with progress.step(f"{head}: {name}: plan, then apply with Earth Engine calling"):
             model_plan = rollout.plan(head, "model")
             plan = rollout.plan(head, "deployment")
@@ -257,7 +258,7 @@ def _run(data: dict, targets: list[str], workdir: Path, emulators: Emulators, pr
     _interrupted(rollout, emulators, targets[-1], second.sha256, progress, report)
 
     # 8. destroy
-    with_seed = [*targets, SEED_TARGET]
+    with_seed = [t["name"] for t in rollout.data["targets"]]
     start = len(emulators.journal())
     for target in with_seed:
         rollout.destroy(target)
@@ -349,6 +350,7 @@ def _interrupted(rollout: Rollout, emulators: Emulators, target: str, sha256: st
     """Scenario 7: kill Terraform (and the provider) once the upload or the deployment has
     reached Vertex AI; the next apply adopts what it finds instead of making it again."""
     killed = []
+    rollout.provision(target)
     for kind, method in (("model", "uploadModel"), ("deployment", "deployModel")):
         plan = rollout.plan(target, kind)
         if not any(acts == ["create"] for acts in plan.changes.values()):
