@@ -87,14 +87,26 @@ def verify(session: nox.Session) -> None:
         session.run("python", "-m", "build_hooks.verify", config, env=ENV)
 
 
+def provider_python(session: nox.Session) -> str:
+    """Python of a virtualenv of its own for our Terraform provider (its framework `tf`
+    needs protobuf<6, TensorFlow needs 6), with the `provider` extra installed."""
+    venv = Path(session.create_tmp()).resolve() / "provider-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        session.run("python", "-m", "venv", str(venv))
+    session.run(str(python), "-m", "pip", "install", "--quiet",
+                *PYPROJECT["project"]["optional-dependencies"]["provider"], external=True)
+    return str(python)
+
+
 @nox.session(python=PYTHON, default=False)
 def rehearse(session: nox.Session) -> None:
-    """The whole rollout offline: local GCS and Vertex AI emulators, the real clients, real
-    Terraform (apply, canary, failed deploy, promotion, destroy). Pass configs and
-    --max-targets N after --; default: both examples."""
+    """The whole rollout offline (issue 12 scenarios 1-8): local GCS and Vertex AI
+    emulators, real Terraform with our provider. Pass configs and --max-targets N after
+    --; default: both examples."""
     install(session, "build", "synth", "deploy", "serve", "rehearse")
     args = list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]
-    session.run("python", "-m", "rehearsal", *args, env=ENV)
+    session.run("python", "-m", "rehearsal", *args, env={**ENV, "EEV_PROVIDER_PYTHON": provider_python(session)})
 
 
 @nox.session(python=PYTHON, default=False)

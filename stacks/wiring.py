@@ -224,8 +224,9 @@ def _model_version(
         model_id=model_id,
         version_alias=alias,
         display_name=model.name,
-        description=f"{model.framework} model for Earth Engine ({model.payload_format.value}), "
-        f"artifact sha256 {sha256}",
+        # Model-level in Vertex AI (shared by every version, unlike version labels): the
+        # same for every artifact, which the artifact URI already names.
+        description=f"{model.framework} model for Earth Engine ({model.payload_format.value})",
         labels=labels,
         artifact_uri=artifact_uri,
         container_image_uri=image,

@@ -118,7 +118,7 @@ def test_model_shows_every_setting(torch_build, torch_synth):
         "model_id": "landcover-torch",
         "version_alias": alias,
         "display_name": "landcover-torch",
-        "description": f"pytorch model for Earth Engine (ND_ARRAYS), artifact sha256 {manifest.sha256}",
+        "description": "pytorch model for Earth Engine (ND_ARRAYS)",
         "labels": {"env": "dev", "team": "geo-ml", "managed-by": "ee-vertex-cdktf",
                    "ee-model": "landcover-torch", "rollout-target": "dev"},
         "artifact_uri": f"gs://acme-geo-dev-ee-models/models/landcover-torch/{manifest.sha256}/",
