@@ -39,9 +39,9 @@ def machine() -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--readme", action="store_true", help="write the report into README.md")
-    parser.add_argument("--only", choices=["handler", "synth", "build"], action="append")
+    parser.add_argument("--only", choices=["handler", "synth", "build", "provider"], action="append")
     args = parser.parse_args(argv)
-    wanted = args.only or ["handler", "synth", "build"]
+    wanted = args.only or ["handler", "synth", "build", "provider"]
     report = [f"machine: {machine()}", ""]
     print(report[0], flush=True)
     if "handler" in wanted:
@@ -62,6 +62,12 @@ def main(argv: list[str]) -> int:
 
         part = build.lines(build.run())
         report += part
+        print("\n".join(part), flush=True)
+    if "provider" in wanted:
+        from benchmarks import provider
+
+        part = provider.lines(provider.run())
+        report += [""] + part
         print("\n".join(part), flush=True)
     if args.readme:
         readme = ROOT / "README.md"

@@ -51,7 +51,8 @@ _ATTRIBUTES = [
     attr("endpoint_id", _S, kind="required", replace=True, doc="The endpoint's ID (not its path)."),
     attr("model", _S, kind="required", replace=True,
          doc="Model version to deploy: `projects/P/locations/R/models/M@V` (an `eevertex_model`'s `id`)."),
-    attr("deployed_model_id", _S, kind="required", replace=True, doc="Deterministic ID, 1-10 digits."),
+    attr("deployed_model_id", _S, kind="required", replace=True,
+         doc="Deterministic ID: 1-10 digits for a new deployment (longer: Vertex-generated, imported)."),
     attr("display_name", _S, kind="optional", replace=True),
     attr("machine_type", _S, kind="required", replace=True, doc="e.g. `n1-standard-4`."),
     attr("accelerator_type", _S, kind="optional", replace=True, doc="e.g. `NVIDIA_TESLA_T4`."),
@@ -110,19 +111,19 @@ def _metric_specs(state: State) -> list[dict]:
             for key, metric in METRICS.items() if known(state.get(key))]
 
 
-def from_api(deployed: dict, prior: State) -> State:
+def from_api(deployed: dict, prior: State, model: str) -> State:
+    """State from the endpoint's DeployedModel; `model` is the model version name to record
+    (the configured spelling while it names the deployed version: see Deployment._model)."""
     resources = deployed.get("dedicatedResources") or {}
     machine = resources.get("machineSpec") or {}
     targets = {spec.get("metricName"): spec.get("target", DEFAULT_TARGET)
                for spec in resources.get("autoscalingMetricSpecs") or []}
     accelerators = int(machine.get("acceleratorCount") or 0)
-    model = f"{deployed.get('model', '')}@{deployed.get('modelVersionId', '')}"
     state = {
         "project": prior["project"],
         "region": prior["region"],
         "endpoint_id": prior["endpoint_id"],
-        # The prior spelling when it names the same version (project ID vs number; alias vs ID).
-        "model": prior["model"] if known(prior.get("model")) and _same_version(prior["model"], model, deployed) else model,
+        "model": model,
         "deployed_model_id": deployed["id"],
         "display_name": deployed.get("displayName") or None,
         "machine_type": machine.get("machineType", ""),
@@ -149,16 +150,6 @@ def _int(value):
     return None if value is None else int(value)
 
 
-def _same_version(wanted: str, actual: str, deployed: dict) -> bool:
-    base, _, version = wanted.partition("@")
-    actual_base, _, actual_version = actual.partition("@")
-    if not same_resource(base, actual_base):
-        return False
-    # An alias (or no version: `default`) is resolved when the model is deployed; the
-    # deployment keeps the version it got. Only an explicit ID can differ.
-    return version == actual_version or not version.isdigit()
-
-
 class Deployment(ProviderResource):
     @classmethod
     def get_name(cls) -> str:
@@ -173,8 +164,8 @@ class Deployment(ProviderResource):
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
         deployed_id = config.get("deployed_model_id")
-        if known(deployed_id) and not re.fullmatch(r"[0-9]{1,10}", deployed_id):
-            diags.add_error(f"deployed_model_id = {deployed_id!r} must be 1-10 digits", "",
+        if known(deployed_id) and not re.fullmatch(r"[0-9]+", deployed_id):
+            diags.add_error(f"deployed_model_id = {deployed_id!r} must be digits (1-10 for a new deployment)", "",
                             path=["deployed_model_id"])
         endpoint_id = config.get("endpoint_id")
         if known(endpoint_id) and "/" in endpoint_id:
@@ -204,6 +195,27 @@ class Deployment(ProviderResource):
 
     # -- CRUD ---------------------------------------------------------------------------------
 
+    def _model(self, wanted, deployed: dict, project: str) -> str:
+        """The model version name to record: `wanted` (the configured spelling) while it names
+        the deployed version, else `M@<versionId>` (a replace). Vertex AI answers with the project
+        number where the config has the project ID; an alias (or no suffix: `default`) is
+        resolved when deploying and may move later (DeployedModel.model: "may contain version id
+        or version alias"), so it is resolved again here."""
+        actual = re.sub(r"^projects/[^/]+/", f"projects/{project}/",
+                        f"{deployed.get('model', '')}@{deployed.get('modelVersionId', '')}")
+        if not known(wanted):
+            return actual
+        base, _, version = wanted.partition("@")
+        if not same_resource(base, deployed.get("model", "")):
+            return actual
+        if version.isdigit():
+            return wanted if version == deployed.get("modelVersionId") else actual
+        found = self.client.get(f"{base}@{version or 'default'}", what=f"get {wanted}")
+        return wanted if found is not None and found.get("versionId") == deployed.get("modelVersionId") else actual
+
+    def _state(self, deployed: dict, prior: State) -> State:
+        return from_api(deployed, prior, self._model(prior.get("model"), deployed, prior["project"]))
+
     def _find(self, state: State) -> tuple[dict | None, dict | None]:
         endpoint = self.client.get(endpoint_name(state), what=f"get {endpoint_name(state)}")
         if endpoint is None:
@@ -223,13 +235,7 @@ class Deployment(ProviderResource):
                 return None
             if deployed is not None:
                 actual = f"{deployed.get('model')}@{deployed.get('modelVersionId')}"
-                if not _same_version(planned["model"], actual, deployed):
-                    ctx.diagnostics.add_error(
-                        f"deployed_model_id {planned['deployed_model_id']} is taken on {name}",
-                        f"It serves {actual}, not {planned['model']}; choose another deployed_model_id.",
-                        path=["deployed_model_id"])
-                    return None
-                found = from_api(deployed, planned)
+                found = self._state(deployed, planned)
                 other = differences(planned, found, replaced_attributes(_ATTRIBUTES))
                 if other:
                     shown = ", ".join(f"{k} = {found[k]!r} (config: {planned[k]!r})" for k in other)
@@ -240,6 +246,13 @@ class Deployment(ProviderResource):
                 log(f"{name}: deployed model {planned['deployed_model_id']} exists ({actual}): adopted")
                 if differences(planned, found, MUTABLE):
                     return self.update(ctx, found, planned)
+            elif len(planned["deployed_model_id"]) > 10:
+                # endpoint.py DeployedModel.id: "1-10 characters ... [0-9]"; longer ones are only
+                # the IDs Vertex AI generates (imported deployments).
+                ctx.diagnostics.add_error(
+                    f"deployed_model_id = {planned['deployed_model_id']!r} is not deployed on {name} and is too "
+                    "long for a new deployment", "A new deployment's ID has 1-10 digits.", path=["deployed_model_id"])
+                return None
             else:
                 body: dict = {"deployedModel": to_api(planned)}
                 others = [d for d in endpoint.get("deployedModels") or []]
@@ -261,7 +274,7 @@ class Deployment(ProviderResource):
         except VertexError as error:
             report(ctx.diagnostics, error, FIELDS, "model")
             return None
-        return from_api(deployed, planned)
+        return self._state(deployed, planned)
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
         try:
@@ -269,7 +282,7 @@ class Deployment(ProviderResource):
         except VertexError as error:
             report(ctx.diagnostics, error, FIELDS, "endpoint_id")
             return current
-        return None if deployed is None else from_api(deployed, current)
+        return None if deployed is None else self._state(deployed, current)
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         name = endpoint_name(current)
@@ -296,7 +309,7 @@ class Deployment(ProviderResource):
             ctx.diagnostics.add_error(f"deployed model {current['deployed_model_id']} is gone from {name}", "",
                                       path=["deployed_model_id"])
             return None
-        return from_api(found, planned)
+        return self._state(found, planned)
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         name = endpoint_name(current)
@@ -334,10 +347,7 @@ class Deployment(ProviderResource):
         if deployed is None:
             ctx.diagnostics.add_error(f"cannot import {id!r}: not deployed", "")
             return None
-        model = f"{deployed.get('model')}@{deployed.get('modelVersionId')}"
-        # The model name in the caller's spelling (project ID, not number).
-        model = re.sub(r"^projects/[^/]+/", f"projects/{project}/", model)
-        return from_api(deployed, {**prior, "model": model})
+        return from_api(deployed, prior, self._model(None, deployed, project))
 
 
 def redistribute(split: dict[str, int], leaving: str, rest: list[str]) -> dict[str, int]:

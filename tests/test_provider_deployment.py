@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
 
 ENDPOINT_ID = "412345678"
 ENDPOINT = f"projects/{PROJECT}/locations/{REGION}/endpoints/{ENDPOINT_ID}"
+MODELS = f"projects/{PROJECT}/locations/{REGION}/models"
 IMAGE_2 = "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-5:latest"
 
 
@@ -174,7 +175,8 @@ def test_split_not_summing_to_100_is_a_plan_error(workspace):
 
 def test_canary_promote_rollback(workspace, emulators):
     first = deployment("${eevertex_model.first.id}", "101", max_replica_count=3, autoscaling_cpu_utilization_target=75)
-    nxt = deployment("${eevertex_model.next.id}", "102")
+    # By alias, as the stacks do (the model lives in another stack there).
+    nxt = deployment(f"{MODELS}/landcover@a-0123abcd-c-7a8b", "102", depends_on=["eevertex_model.next"])
     # Canary: the next model at 10%.
     apply_config(workspace, models=BOTH, deployments={"first": first, "next": nxt}, traffic=split(d101=90, d102=10))
     assert changes(workspace.plan()) == {"eevertex_model.next": ["create"], "eevertex_deployment.next": ["create"],
@@ -214,6 +216,26 @@ def test_interrupted_deploy_is_adopted(workspace, emulators):
     before = len(emulators.journal())
     workspace.apply()
     assert "deployModel" not in [c["method"] for c in emulators.journal()[before:]]
+    assert changes(workspace.plan()) == {}
+
+
+def test_alias_moved_by_hand_plans_a_replace(workspace, emulators):
+    """A deployment naming `M@alias` stays unchanged while the alias names the deployed version;
+    once the alias moves, the plan replaces the deployment."""
+    nxt = deployment(f"{MODELS}/landcover@a-0123abcd-c-7a8b", "104", depends_on=["eevertex_model.next"])
+    first = deployment("${eevertex_model.first.id}", "101", max_replica_count=3, autoscaling_cpu_utilization_target=75)
+    apply_config(workspace, models=BOTH, deployments={"first": first, "next": nxt}, traffic=split(d101=100, d104=0))
+    workspace.apply()
+    assert changes(workspace.plan()) == {}
+    status, body = http_json(f"{emulators.vertex_url}/v1/{MODELS}/landcover@1:mergeVersionAliases",
+                             {"versionAliases": ["a-0123abcd-c-7a8b"]})
+    assert status == 200, body
+    plan = workspace.plan()
+    assert changes(plan)["eevertex_deployment.next"] == ["create", "delete"]
+    # Put it back.
+    status, body = http_json(f"{emulators.vertex_url}/v1/{MODELS}/landcover@2:mergeVersionAliases",
+                             {"versionAliases": ["a-0123abcd-c-7a8b"]})
+    assert status == 200, body
     assert changes(workspace.plan()) == {}
 
 

@@ -153,6 +153,31 @@ def test_interrupted_create_is_adopted(workspace, emulators):
     workspace.destroy()
 
 
+def test_imported_seed_version_takes_our_alias_in_place(workspace, emulators):
+    """A version uploaded by the seed's gcloud commands holds only `default`: imported, it gets
+    our alias in place (mergeVersionAliases), no new upload."""
+    status, body = http_json(f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/models:upload", {
+        "modelId": "landcover",
+        "model": {"displayName": "landcover", "description": "Land cover segmentation",
+                  "labels": {"team": "geo", "artifact": "sha256-0123abcd"}, "artifactUri": ARTIFACT,
+                  "containerSpec": {"imageUri": model_config()["container_image_uri"],
+                                    "grpcPorts": [{"containerPort": 8500}],
+                                    "predictRoute": "/predictions/model", "healthRoute": "/ping"}},
+    })
+    assert status == 200, body
+    workspace.forget()
+    workspace.write({"eevertex_model": {"m": model_config()}}, imports=[{"to": "eevertex_model.m", "id": MODEL}])
+    plan = workspace.plan()
+    assert changes(plan) == {"eevertex_model.m": ["update"]}
+    assert planned_after(plan, "eevertex_model.m")["version_alias"] == "a-0123abcd-c-5e6f"
+    before = len(uploads(emulators))
+    workspace.apply()
+    assert len(uploads(emulators)) == before
+    assert sorted(get(emulators, f"{MODEL}@1")["versionAliases"]) == ["a-0123abcd-c-5e6f", "default"]
+    assert changes(workspace.plan()) == {}
+    workspace.destroy()
+
+
 def test_bad_config_is_a_plan_error(workspace):
     workspace.write({"eevertex_model": {"m": model_config(model_id="9landcover", version_alias="Default")}})
     error = workspace.plan_error()

@@ -1,0 +1,98 @@
+"""The provider as Terraform sees it: installation (mirror + launcher + CLI config), the plugin
+handshake on stdout and nothing else there, SIGINT ignored, provider-config errors at plan
+time; pure helpers run in the provider's own interpreter."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT
+from provider_support import PROVIDER_PYTHON, Workspace, model_config, provider_cli_config  # noqa: F401
+
+LAUNCHER = "ee-vertex.local/ee/eevertex/0.1.0/linux_amd64/terraform-provider-eevertex_v0.1.0"
+
+
+def provider_python(code: str) -> str:
+    done = subprocess.run([str(PROVIDER_PYTHON), "-P", "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_install_writes_mirror_and_cli_config(tmp_path):
+    done = subprocess.run([str(PROVIDER_PYTHON), "-m", "provider.install", "--mirror", str(tmp_path / "m"),
+                           "--cli-config", str(tmp_path / "tf.rc"), "--python", str(PROVIDER_PYTHON)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    launcher = tmp_path / "m" / LAUNCHER
+    assert launcher.stat().st_mode & 0o111
+    assert f"exec {PROVIDER_PYTHON} -P -m provider" in launcher.read_text()
+    config = (tmp_path / "tf.rc").read_text()
+    assert f'path    = "{tmp_path / "m"}"' in config
+    assert 'include = ["ee-vertex.local/*/*"]' in config
+    assert 'exclude = ["ee-vertex.local/*/*"]' in config
+    assert f"TF_CLI_CONFIG_FILE={tmp_path / 'tf.rc'}" in done.stdout
+
+
+def test_install_refuses_a_missing_python(tmp_path):
+    done = subprocess.run([str(PROVIDER_PYTHON), "-m", "provider.install", "--mirror", str(tmp_path / "m"),
+                           "--cli-config", str(tmp_path / "tf.rc"), "--python", str(tmp_path / "nope")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "--python" in done.stderr and "no such file" in done.stderr
+
+
+def test_handshake_only_on_stdout_and_sigint_ignored(provider_cli_config, tmp_path):
+    """Started from a folder holding another `provider` package (a stack folder could): the
+    launcher still runs ours; stdout carries the handshake alone; Ctrl-C does not kill it."""
+    launcher = provider_cli_config.parent / "mirror" / LAUNCHER
+    (tmp_path / "provider").mkdir()
+    (tmp_path / "provider" / "__main__.py").write_text("raise SystemExit('wrong provider package')\n")
+    process = subprocess.Popen([str(launcher)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = process.stdout.readline().decode()
+        fields = line.strip().split("|")
+        assert fields[:3] == ["1", "6", "unix"] and fields[4] == "grpc", line
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert process.poll() is None, "SIGINT stopped the provider"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert process.stdout.read().strip() == b""  # tf prints the handshake with an extra newline
+
+
+@pytest.mark.slow
+def test_credentials_none_needs_a_loopback_endpoint(provider_cli_config, tmp_path):
+    ws = Workspace(tmp_path / "ws", provider_cli_config, "https://us-central1-aiplatform.googleapis.com")
+    ws.write({"eevertex_model": {"m": model_config()}})
+    ws.init()
+    error = ws.plan_error()
+    assert 'credentials = "none" needs a loopback api_endpoint' in error
+
+
+def test_redistribute_gives_the_leaving_share_in_proportion():
+    out = provider_python(
+        "import json; from provider.deployment import redistribute as r;"
+        "print(json.dumps([r({'1': 50, '2': 30, '3': 20}, '1', ['2', '3']), r({'1': 100, '2': 0, '3': 0}, '1', ['2', '3']),"
+        " r({'1': 10, '2': 45, '3': 45}, '1', ['2', '3'])]))")
+    assert json.loads(out) == [{"2": 60, "3": 40}, {"2": 50, "3": 50}, {"2": 50, "3": 50}]
+
+
+def test_split_errors_name_the_values():
+    out = provider_python(
+        "import json; from provider.traffic_split import split_errors as e;"
+        "print(json.dumps([e({'101': 90, '102': 20}), e({'101': 100}), e({'101': 50.5, '102': 49.5}), e({}),"
+        " e({'abc': 100})]))")
+    assert json.loads(out) == [
+        "split must sum to 100, got 110 (101 = 90, 102 = 20)",
+        None,
+        "split values must be whole numbers in 0..100; got 101 = 50.5, 102 = 49.5",
+        "split is empty: give every deployment's share, summing to 100",
+        "split keys must be deployed model IDs (digits); got abc",
+    ]
