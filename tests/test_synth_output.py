@@ -60,11 +60,6 @@ def test_outdir_outside_the_checkout_keeps_relative_paths_correct(torch_build, t
     bucket_dir = outdir / "stacks" / "dev-bucket"
     for obj in stack_json(outdir, "dev-bucket")["resource"]["google_storage_bucket_object"].values():
         assert not Path(obj["source"]).is_absolute() and (bucket_dir / obj["source"]).is_file()
-    model_dir = outdir / "stacks" / "dev-model"
-    for resource in stack_json(outdir, "dev-model")["resource"]["terraform_data"].values():
-        for provisioner in resource["provisioner"]:
-            working_dir = provisioner["local-exec"]["working_dir"]
-            assert (model_dir / working_dir / "stacks" / "hooks" / "hook.sh").is_file()
 
 
 def test_main_says_when_the_outdir_parent_is_missing(tmp_path):
