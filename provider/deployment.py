@@ -41,7 +41,7 @@ FIELDS = {
     "minReplicaCount": "min_replica_count", "maxReplicaCount": "max_replica_count",
     "autoscalingMetricSpecs": "autoscaling_cpu_utilization_target", "serviceAccount": "service_account",
     "spot": "spot", "deployedModel.id": "deployed_model_id", "deployedModelId": "deployed_model_id",
-    "trafficSplit": "deployed_model_id", "model": "model", "Endpoint": "endpoint_id",
+    "trafficSplit": "deployed_model_id", "artifactUri": "model", "modelVersionId": "model",
 }
 
 _S, _N, _B = String(), Number(), Bool()
@@ -226,6 +226,11 @@ class Deployment(ProviderResource):
         return endpoint, None
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
+        # One change at a time per endpoint: each computes the split from what the endpoint holds.
+        with self.provider.lock(endpoint_name(planned)):
+            return self._create(ctx, planned)
+
+    def _create(self, ctx: CreateContext, planned: State) -> State | None:
         name = endpoint_name(planned)
         what = f"deploy {planned['model']} on {name} as {planned['deployed_model_id']}"
         try:
@@ -245,7 +250,7 @@ class Deployment(ProviderResource):
                     return None
                 log(f"{name}: deployed model {planned['deployed_model_id']} exists ({actual}): adopted")
                 if differences(planned, found, MUTABLE):
-                    return self.update(ctx, found, planned)
+                    return self._update(ctx, found, planned)
             elif len(planned["deployed_model_id"]) > 10:
                 # endpoint.py DeployedModel.id: "1-10 characters ... [0-9]"; longer ones are only
                 # the IDs Vertex AI generates (imported deployments).
@@ -285,6 +290,11 @@ class Deployment(ProviderResource):
         return None if deployed is None else self._state(deployed, current)
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
+        # One change at a time per endpoint: each computes the split from what the endpoint holds.
+        with self.provider.lock(endpoint_name(current)):
+            return self._update(ctx, current, planned)
+
+    def _update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         name = endpoint_name(current)
         changed = [key for key in MUTABLE if planned.get(key) is not Unknown and planned.get(key) != current.get(key)]
         mask = sorted({MUTABLE[key] for key in changed})
@@ -312,6 +322,11 @@ class Deployment(ProviderResource):
         return self._state(found, planned)
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
+        # One change at a time per endpoint: each computes the split from what the endpoint holds.
+        with self.provider.lock(endpoint_name(current)):
+            return self._delete(ctx, current)
+
+    def _delete(self, ctx: DeleteContext, current: State) -> None:
         name = endpoint_name(current)
         me = current["deployed_model_id"]
         try:

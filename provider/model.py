@@ -22,6 +22,9 @@ from provider.common import (PROJECT_REGION_DOC, ProviderResource, attr, differe
 
 # model_service.py UploadModelRequest.model_id
 MODEL_ID = re.compile(r"[a-z_][a-z0-9_-]{0,62}")
+# The IDs Vertex AI generates when none is given (gcloud ai models upload without --model-id):
+# valid for an existing model, not for one we create.
+GENERATED_ID = re.compile(r"[0-9]{1,19}")
 # model_service.py MergeVersionAliasesRequest.version_aliases (also Model.version_aliases)
 ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]")
 # model.py ModelContainerSpec.ports: "If you do not specify this field, it defaults to
@@ -215,11 +218,11 @@ class Model(ProviderResource):
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
         model_id = config.get("model_id")
-        if known(model_id) and not MODEL_ID.fullmatch(model_id):
+        if known(model_id) and not (MODEL_ID.fullmatch(model_id) or GENERATED_ID.fullmatch(model_id)):
             diags.add_error(
                 f"model_id = {model_id!r} is not a valid Vertex AI model ID",
-                "Allowed: up to 63 characters of [a-z0-9_-], not starting with a digit or hyphen.",
-                path=["model_id"])
+                "Allowed: up to 63 characters of [a-z0-9_-], not starting with a digit or hyphen (or the "
+                "all-digit ID Vertex AI gave an existing model).", path=["model_id"])
         alias = config.get("version_alias")
         if known(alias) and (not ALIAS.fullmatch(alias) or alias == "default"):
             diags.add_error(
@@ -261,6 +264,12 @@ class Model(ProviderResource):
                 body: dict = {"model": to_api(planned)}
                 parent = name.rsplit("/models/", 1)[0]
                 if self.client.get(name, what=f"get {name}") is None:
+                    if not MODEL_ID.fullmatch(planned["model_id"]):
+                        ctx.diagnostics.add_error(
+                            f"model {name} does not exist, and model_id = {planned['model_id']!r} cannot name a new one",
+                            "A new model's ID: up to 63 characters of [a-z0-9_-], not starting with a digit or "
+                            "hyphen (model_service.py UploadModelRequest.model_id).", path=["model_id"])
+                        return None
                     body["modelId"] = planned["model_id"]
                 else:
                     body["parentModel"] = name
@@ -299,12 +308,20 @@ class Model(ProviderResource):
             body = {"displayName": planned["display_name"], "description": planned.get("description") or ""}
             self.client.request("PATCH", name, body={k: body[k] for k in model_mask},
                                 params={"updateMask": ",".join(model_mask)}, what=f"update {name}")
-        if (version.get("labels") or {}) != (planned.get("labels") or {}):
-            # UpdateModel on `M@V` with labels in the mask sets the version's labels
-            # (model_service.py UpdateModelRequest, point 4).
-            self.client.request("PATCH", f"{name}@{version['versionId']}",
-                                body={"labels": dict(planned.get("labels") or {})},
-                                params={"updateMask": "labels"}, what=f"update {name}@{version['versionId']}")
+        wanted = dict(planned.get("labels") or {})
+        if (version.get("labels") or {}) != wanted:
+            # UpdateModel on `M@V` with labels in the mask sets the version's labels; GetModel
+            # returns model and version labels merged (model_service.py UpdateModelRequest,
+            # point 4). Labels set at the model level (the first upload, gcloud) would show
+            # through on every version: clear them, so each version shows exactly its own.
+            target = f"{name}@{version['versionId']}"
+            self.client.request("PATCH", target, body={"labels": wanted}, params={"updateMask": "labels"},
+                                what=f"update {target}")
+            merged = (self.client.get(target, what=f"get {target}") or {}).get("labels") or {}
+            if merged != wanted:
+                log(f"{name}: model-level labels {merged} show through; cleared (each version keeps its own)")
+                self.client.request("PATCH", name, body={"labels": {}}, params={"updateMask": "labels"},
+                                    what=f"update {name}")
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
         name = _model_name(current)

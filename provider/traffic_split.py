@@ -74,6 +74,10 @@ class TrafficSplit(ProviderResource):
                 diags.add_error(f"Invalid traffic split: {problem}", "", path=["split"])
 
     def _apply(self, ctx, planned: State) -> State | None:
+        with self.provider.lock(endpoint_name(planned)):
+            return self._set(ctx, planned)
+
+    def _set(self, ctx, planned: State) -> State | None:
         name = endpoint_name(planned)
         split = {k: int(v) for k, v in planned["split"].items()}
         try:

@@ -1,4 +1,5 @@
-"""`python -m rehearsal [config.toml ...]`: rehearse each config's rollout offline."""
+"""`python -m rehearsal [config.toml ...] [--scenario all|rollout|gcloud]`: rehearse each config's
+rollout offline, then the gcloud CLI scenario and its parity check."""
 
 import sys
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import json
 import shutil
 import sys
 import tomllib
@@ -387,9 +388,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("configs", nargs="*", type=Path, default=[Path("rollout.toml")])
     parser.add_argument("--workdir", type=Path, default=Path(".rehearsal"))
     parser.add_argument("--max-targets", type=int, default=None)
+    parser.add_argument("--scenario", choices=("all", "rollout", "gcloud"), default="all",
+                        help="the rollout of each config, the gcloud CLI scenario (rehearsal/gcloud.py), or both")
     args = parser.parse_args(argv)
     failed = 0
-    for config in args.configs:
+    for config in args.configs if args.scenario in ("all", "rollout") else []:
         workdir = args.workdir / config.stem
         print(f"rehearse {config} (details: {workdir / 'rehearsal.log'})")
         if workdir.exists():
@@ -408,7 +411,39 @@ def main(argv: list[str]) -> int:
         print(f"artifacts {report.first_sha256[:12]} -> {report.next_sha256[:12]} on {', '.join(report.targets)} "
               f"(+ {SEED_TARGET}), {report.tile_size}px tiles: canary calls {report.facts['canary_counts']}, "
               f"no failed request during canary/promote/rollback; interrupted: {report.facts['interrupted']}")
+    if args.scenario in ("all", "gcloud"):
+        failed += _gcloud(args.configs, args.workdir)
     return 1 if failed else 0
+
+
+def _gcloud(configs: list[Path], workdir: Path) -> int:
+    """The gcloud scenario on the first config that opens the gRPC port (the seed's upload
+    command does); skipped, with the reason printed, where it cannot run."""
+    import shutil
+
+    from rehearsal.gcloud import gcloud_missing, rehearse_gcloud
+
+    grpc = [c for c in configs if tomllib.loads(c.read_text())["model"].get("grpc")]
+    reason = gcloud_missing() or (None if grpc else "no config with grpc = true (the seed's upload command "
+                                                    "opens gRPC port 8500); pass examples/tensorflow.toml")
+    if reason:
+        print(f"gcloud scenario: SKIPPED: {reason}")
+        return 0
+    print(f"gcloud scenario on {grpc[0]}")
+    target = workdir / f"gcloud-{grpc[0].stem}"
+    if target.exists():
+        shutil.rmtree(target)
+    try:
+        report = rehearse_gcloud(grpc[0], target)
+    except Exception as error:  # noqa: BLE001 - report it as the rollout scenarios are
+        print(f"FAILED: {error}")
+        return 1
+    print(report.summary)
+    for deployment in report.compared:
+        fields = ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in deployment.items())
+        print(f"parity: gcloud and the stacks agree on {fields}")
+    print(f"{len(report.commands)} gcloud commands exited 0; their output is in {target}/gcloud.log")
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ and Earth Engine use of it, as strict as the API is.
 - `/emulator/faults` (POST {"deployModel": "fail_after_serving"}) injects a deploy that dies
   half-way; `/emulator/calls` counts mutating calls, `/emulator/journal` lists them in
   order; `/emulator/state` is the whole state (see `rehearsal.gcloud.parity`).
-- `--project-numbers`: resource names in responses carry the project number, as Vertex AI
-  returns them (`projects/123456789012/...`, a stable number per project ID); requests may
-  use either. Off by default while the hooks compare names by project ID.
+- `--project-numbers` (or EEV_EMULATOR_PROJECT_NUMBERS=1): resource names in responses carry
+  the project number, as Vertex AI returns them (`projects/123456789012/...`, a stable
+  number per project ID); requests may use either. Off by default while the hooks compare
+  names by project ID.
 - `--no-serving` (or EEV_EMULATOR_SERVE=0): deployModel checks the artifact is in the bucket
   but starts no model server; predict answers 503 UNAVAILABLE.
 
@@ -33,12 +34,12 @@ tests/test_vertex_emulator.py unless named.
 | rule | source | test |
 |---|---|---|
 | endpointId: `[1-9][0-9]{0,8}` (numeric: at most 9 digits, no leading zero) or `[a-z]`, up to 63 of `[a-z0-9-]`, last a letter or digit; else 400 INVALID_ARGUMENT | [types] endpoint_service.py CreateEndpointRequest.endpoint_id | test_endpoint_id_rule |
-| endpointId, modelId, deployedModel.id not given: generated, 19 digits | [types] same fields ("Vertex AI will generate a value") | test_generated_ids |
+| endpointId, modelId, deployedModel.id not given: generated, 19 digits | [types] same fields ("Vertex AI will generate a value"); the length is what Vertex AI's generated IDs have (not documented) | test_generated_ids |
 | modelId: up to 63 of `[a-z0-9_-]`, first not a digit or `-` (a leading `_` is valid) | [types] model_service.py UploadModelRequest.model_id | test_model_id_rule |
 | deployedModel.id: 1-10 of `[0-9]`, unique on the endpoint (409 ALREADY_EXISTS) | [types] endpoint.py DeployedModel.id | test_deployed_model_id_rule |
 | versionAliases: `[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]`, unique in the model; the first version gets `default`; an upload with `default` moves it to the new version | [types] model.py Model.version_aliases; [sdk] ModelRegistry._get_true_alias_list | test_version_aliases |
 | models.get `M@versionId` / `M@alias`; no suffix = the `default` version | [types] model_service.py GetModelRequest.name | test_version_aliases |
-| Model output-only fields: name, versionId, versionAliases, versionCreateTime, versionUpdateTime, createTime, updateTime, etag, deployedModels, supportedDeploymentResourcesTypes (`DEDICATED_RESOURCES`, `SHARED_RESOURCES`: gcloud's deploy-model reads it), supportedInput/OutputStorageFormats, modelSourceInfo | [types] model.py Model; [gcloud] api_lib/ai/endpoints/client.py _GetModelDeploymentResourceType | test_model_output_fields, rehearsal.gcloud |
+| Model output-only fields: name, versionId, versionAliases, versionCreateTime, versionUpdateTime, createTime, updateTime, etag, deployedModels, supportedDeploymentResourcesTypes (`DEDICATED_RESOURCES`, `SHARED_RESOURCES`: gcloud's deploy-model reads it and takes the first that is not shared), supportedInput/OutputStorageFormats, modelSourceInfo (values for a custom-container model: not settled by a doc) | [types] model.py Model; [gcloud] api_lib/ai/endpoints/client.py _GetModelDeploymentResourceType | test_model_output_fields, rehearsal.gcloud |
 | deleteVersion: name must carry a version ID (an alias is 400 INVALID_ARGUMENT); the `default` version, a deployed version or the only version: 400 FAILED_PRECONDITION | [types] model_service.py DeleteModelVersionRequest.name; model.py version_aliases ("exactly one default"); [client] ModelService.delete_model_version | test_delete_default_version_refused |
 | deleteModel while any version is deployed: 400 FAILED_PRECONDITION | [client] ModelService.delete_model | test_delete_deployed_model_refused |
 | mergeVersionAliases: name carries a version ID; `-x` removes, an alias held elsewhere moves; removing `default` refused; alias `[a-z][a-zA-Z0-9-]{0,126}[a-z-0-9]` | [types] model_service.py MergeVersionAliasesRequest | test_merge_version_aliases |
@@ -683,7 +684,7 @@ class Emulator:
             raise ApiError("INVALID_ARGUMENT", f"dedicated_resources.max_replica_count ({high}) must be >= "
                                                f"min_replica_count ({low}).")
         resources["minReplicaCount"], resources["maxReplicaCount"] = low, high
-        if deployed.get("id") is not None:
+        if deployed.get("id") not in (None, ""):
             deployed_id = str(deployed["id"])
             if not DEPLOYED_MODEL_ID.fullmatch(deployed_id):
                 raise ApiError("INVALID_ARGUMENT", f"deployed_model.id {deployed_id!r} is invalid; allowed: 1-10 "
@@ -893,7 +894,7 @@ class Emulator:
             raise ApiError("NOT_FOUND", f"no route {method} {path}")
         api, rest = match.groups()
         api = "v1" if api == "ui" else api
-        if re.fullmatch(rf"{LOCATION}/endpoints/[^/:]+:(predict|rawPredict)", rest):
+        if re.fullmatch(rf"{LOCATION}/endpoints/[^/:]+:predict", rest):
             return self.predict(rest.rsplit(":", 1)[0], raw)
         try:
             body = json.loads(raw) if raw else {}
@@ -987,6 +988,9 @@ class Emulator:
 def make_handler(emulator: Emulator):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without TCP_NODELAY, Nagle and delayed ACKs
+        # hold every answer on a kept-alive connection for ~40 ms.
+        disable_nagle_algorithm = True
 
         def log_message(self, format, *args):
             if os.environ.get("EEV_EMULATOR_VERBOSE"):
@@ -1021,7 +1025,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="check artifacts on deploy, but start no model server")
     args = parser.parse_args(argv)
     serving = not args.no_serving and os.environ.get("EEV_EMULATOR_SERVE", "1") != "0"
-    emulator = Emulator(args.data_dir, args.storage, project_numbers=args.project_numbers, serving=serving)
+    numbers = args.project_numbers or os.environ.get("EEV_EMULATOR_PROJECT_NUMBERS") == "1"
+    emulator = Emulator(args.data_dir, args.storage, project_numbers=numbers, serving=serving)
     if serving:
         emulator.restore_servers()
     httpd = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(emulator))

@@ -40,17 +40,10 @@ def provider_cli_config(tmp_path_factory) -> Path:
 def emulators(tmp_path_factory):
     from rehearsal.emulators import Emulators
 
-    # These tests never predict: deployModel checks the artifact but starts no model server.
-    saved = os.environ.get("EEV_EMULATOR_SERVE")
-    os.environ["EEV_EMULATOR_SERVE"] = "0"
-    try:
-        with Emulators(tmp_path_factory.mktemp("emulators")) as running:
-            yield running
-    finally:
-        if saved is None:
-            os.environ.pop("EEV_EMULATOR_SERVE")
-        else:
-            os.environ["EEV_EMULATOR_SERVE"] = saved
+    # Names come back with the project number, as Vertex AI answers; these tests never predict,
+    # so deployModel checks the artifact but starts no model server.
+    with Emulators(tmp_path_factory.mktemp("emulators"), project_numbers=True, serving=False) as running:
+        yield running
 
 
 class Workspace:

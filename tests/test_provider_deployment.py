@@ -239,6 +239,21 @@ def test_alias_moved_by_hand_plans_a_replace(workspace, emulators):
     assert changes(workspace.plan()) == {}
 
 
+def test_vertex_error_names_the_attribute(emulators, provider_cli_config, tmp_path):
+    """A deployment Vertex AI refuses (the artifact is not in the bucket): the apply fails with
+    Vertex AI's message, on the attribute it is about; nothing is left deployed."""
+    ws = Workspace(tmp_path / "ws", provider_cli_config, emulators.vertex_url)
+    missing = model_config(model_id="missing", artifact_uri="gs://acme-dev-models/missing/sha256-0/")
+    ws.write({"eevertex_model": {"m": missing},
+              "eevertex_deployment": {"d": deployment("${eevertex_model.m.id}", "199")}})
+    ws.init()
+    result = ws.tf("apply", "-input=false", "-no-color", "-auto-approve", ok=False)
+    assert not result.ok
+    assert "Vertex AI: deploy" in result.stderr and "(attribute: model)" in result.stderr, result.stderr
+    assert "199" not in {d["id"] for d in get(emulators, ENDPOINT).get("deployedModels", [])}
+    ws.destroy()
+
+
 def test_destroy_undeploys_and_keeps_the_artifact(workspace, emulators):
     objects = artifact_objects(emulators, ARTIFACT)
     workspace.destroy()

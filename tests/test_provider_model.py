@@ -16,6 +16,8 @@ from provider_support import (ARTIFACT, PROJECT, REGION, Workspace, artifact_obj
 pytestmark = pytest.mark.slow
 
 MODEL = f"projects/{PROJECT}/locations/{REGION}/models/landcover"
+# One label added, one dropped (the first upload also set them at the model level).
+LABELS_2 = {"team": "geo", "stage": "canary"}
 IMAGE_2 = "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-5:latest"
 
 
@@ -56,12 +58,12 @@ def test_create_then_plan_is_empty(workspace, emulators):
 
 def test_in_place_update_reaches_vertex(workspace, emulators):
     workspace.write({"eevertex_model": {"m": model_config(
-        labels={"team": "geo", "artifact": "sha256-0123abcd", "stage": "canary"},
+        labels=LABELS_2,
         description="Land cover, 9 classes", display_name="Land cover")}})
     assert changes(workspace.plan()) == {"eevertex_model.m": ["update"]}
     workspace.apply()
     version = get(emulators, f"{MODEL}@1")
-    assert version["labels"]["stage"] == "canary"
+    assert version["labels"] == LABELS_2
     assert version["description"] == "Land cover, 9 classes"
     assert version["displayName"] == "Land cover"
     assert len(uploads(emulators)) == 1
@@ -71,7 +73,7 @@ def test_in_place_update_reaches_vertex(workspace, emulators):
 def test_import_then_plan_is_empty(workspace):
     workspace.forget()
     workspace.write({"eevertex_model": {"m": model_config(
-        labels={"team": "geo", "artifact": "sha256-0123abcd", "stage": "canary"},
+        labels=LABELS_2,
         description="Land cover, 9 classes", display_name="Land cover")}},
         imports=[{"to": "eevertex_model.m", "id": f"{MODEL}@1"}])
     plan = workspace.plan()
@@ -85,7 +87,7 @@ def test_import_then_plan_is_empty(workspace):
 def test_import_by_alias(workspace, tmp_path, provider_cli_config, emulators):
     ws = Workspace(tmp_path / "alias", provider_cli_config, emulators.vertex_url)
     ws.write({"eevertex_model": {"m": model_config(
-        labels={"team": "geo", "artifact": "sha256-0123abcd", "stage": "canary"},
+        labels=LABELS_2,
         description="Land cover, 9 classes", display_name="Land cover")}},
         imports=[{"to": "eevertex_model.m", "id": f"{MODEL}@a-0123abcd-c-5e6f"}])
     ws.init()
@@ -96,7 +98,7 @@ def test_new_image_is_a_new_version_and_default_moves_first(workspace, emulators
     """Same artifact, another serving image: a new version of the same model; the old one
     (holding `default`) is deleted after `default` moved to the new one."""
     config = model_config(container_image_uri=IMAGE_2, version_alias="a-0123abcd-c-7a8b",
-                          labels={"team": "geo", "artifact": "sha256-0123abcd", "stage": "canary"},
+                          labels=LABELS_2,
                           description="Land cover, 9 classes", display_name="Land cover")
     workspace.write({"eevertex_model": {"m": {**config, "lifecycle": {"create_before_destroy": True}}}})
     assert changes(workspace.plan()) == {"eevertex_model.m": ["create", "delete"]}
@@ -116,7 +118,7 @@ def test_rollback_and_destroy_with_several_versions(workspace, emulators):
     """Back to the previous image while keeping the current one declared (as a canary
     rollback does); then destroy: every version and the model go, the artifact stays."""
     previous = model_config(description="Land cover, 9 classes", display_name="Land cover",
-                            labels={"team": "geo", "artifact": "sha256-0123abcd", "stage": "canary"})
+                            labels=LABELS_2)
     current = {**previous, "container_image_uri": IMAGE_2, "version_alias": "a-0123abcd-c-7a8b"}
     workspace.write({"eevertex_model": {"m": {**current, "lifecycle": {"create_before_destroy": True}},
                                         "previous": previous}})

@@ -96,3 +96,38 @@ def test_split_errors_name_the_values():
         "split is empty: give every deployment's share, summing to 100",
         "split keys must be deployed model IDs (digits); got abc",
     ]
+
+
+def test_operation_timeout_and_progress_lines():
+    """A long-running operation that never finishes: progress lines on stderr, then an error
+    naming operation_timeout_seconds once the limit passes."""
+    code = r'''
+import json, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import provider.client as client
+
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def _answer(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"name": "projects/p/locations/r/operations/1", "done": False}).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = _answer
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+c = client.Client(f"http://127.0.0.1:{server.server_port}", "none", operation_timeout=1.0)
+started = time.monotonic()
+try:
+    c.operation("POST", "projects/p/locations/r/endpoints/1:deployModel", "deploy x", body={})
+except client.VertexError as error:
+    print(json.dumps({"status": error.status, "message": error.message, "took": time.monotonic() - started}))
+'''
+    done = subprocess.run([str(PROVIDER_PYTHON), "-P", "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT)})
+    result = json.loads(done.stdout)
+    assert result["status"] == "DEADLINE_EXCEEDED"
+    assert "operation_timeout_seconds" in result["message"]
+    assert 1.0 <= result["took"] < 5
+    assert "[eevertex] deploy x: started (projects/p/locations/r/operations/1)" in done.stderr

@@ -388,3 +388,18 @@ def test_project_numbers(tmp_path, gcs):
         assert api.ok("GET", name)["name"] == name
     finally:
         httpd.shutdown()
+
+
+def test_readme_rule_table_is_the_emulators():
+    import re
+
+    import rehearsal.vertex_emulator as emulator
+    from conftest import ROOT
+
+    table = "\n".join(line for line in emulator.__doc__.splitlines() if line.startswith("|"))
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- emulator-rules:start -->\n(.*?)\n<!-- emulator-rules:end -->", readme, re.S)
+    assert match and match.group(1) == table
+    # Every test the table names exists.
+    names = set(re.findall(r"\b(test_[a-z0-9_]+)", table))
+    assert names <= set(globals()), names - set(globals())
