@@ -142,7 +142,7 @@ def _model_input(
     image = (previous and previous.serving_image) or model.serving_image
     env = model.env if previous is None or previous.env is None else previous.env
     grpc = model.grpc if previous is None or previous.grpc is None else previous.grpc
-    # Unset optional values are left out rather than null: cdktf drops nulls, and the
+    # Unset optional values are left out rather than null: cdktn drops nulls, and the
     # hooks read them with .get().
     container = _without_none({
         "image_uri": image,
