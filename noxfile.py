@@ -9,7 +9,7 @@ TensorFlow's (checkov needs packaging<24, the provider framework protobuf<6).
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -22,6 +22,17 @@ nox.needs_version = ">=2024.10.9"
 # The environments are ours (below), shared between sessions; nox makes none per session.
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["synth", "tests"]
+
+
+class _NoUvProbeNotice(logging.Filter):
+    """nox looks for uv before every session and says when it is missing; these sessions use
+    pip in their own virtualenvs, so the notice is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "uv binary not found."
+
+
+logging.getLogger("nox").addFilter(_NoUvProbeNotice())
 
 PYTHON = "3.11"
 CDKTF_CLI = "cdktf-cli@0.21.0"
