@@ -38,7 +38,7 @@ from plan import terraform
 # Attributes that say which object a destroyed resource was (generic: any resource type;
 # `input.` covers terraform_data).
 IDENTITY_KEYS = ("name", "display_name", "bucket", "endpoint", "model", "deployed_model_id", "member",
-                 "role", "project", "location", "region", "artifact_sha256")
+                 "role", "artifact_sha256")
 # Derived by the provider from other settings: shown once, where they are set.
 DERIVED_PREFIXES = ("effective_", "terraform_labels", "id", "etag", "self_link", "url", "create_time",
                     "update_time")
@@ -157,6 +157,8 @@ def input_diff(before: dict | None, after: dict | None, unknown: dict | None = N
     later = {k for k, v in flatten(unknown or {}).items() if v is True}
     lines = []
     for key in sorted(set(old) | set(new) | later):
+        if key not in later and any(key.startswith((f"{u}.", f"{u}[")) for u in later):
+            continue  # inside a value Terraform computes anew: said once, on its own key
         if key in later and key not in new:
             lines.append(f"{key}: {json.dumps(old[key]) + ' -> ' if key in old else ''}(known after apply)")
         elif key not in old:
@@ -175,9 +177,32 @@ def _settings(values: dict | None) -> dict:
 
 
 def _identity(values: dict | None) -> list[str]:
-    flat = flatten(_settings(values))
-    return [f"{k}: {json.dumps(v)}" for k, v in sorted(flat.items())
-            if k.rsplit(".", 1)[-1] in IDENTITY_KEYS]
+    """The settings that say which object this was, each name once."""
+    seen, lines = set(), []
+    for key, value in sorted(flatten(_settings(values)).items()):
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf in IDENTITY_KEYS and leaf not in seen:
+            seen.add(leaf)
+            lines.append(f"{key}: {json.dumps(value)}")
+    return lines
+
+
+def _once(lines: list[str]) -> list[str]:
+    """The same change under two attributes (a setting and its copy in `triggers_replace`,
+    say) is shown once, naming the other."""
+    first: dict[str, int] = {}
+    out: list[list[str]] = []
+    for line in lines:
+        key, _, change = line.partition(": ")
+        head, _, rest = key.partition(".")
+        tag = f"{rest}: {change}" if rest else None
+        if tag and tag in first:
+            out[first[tag]].append(head)
+            continue
+        if tag:
+            first[tag] = len(out)
+        out.append([line])
+    return [item[0] + (f" (also {', '.join(item[1:])})" if len(item) > 1 else "") for item in out]
 
 
 def describe_change(change: dict) -> ResourceChange:
@@ -186,16 +211,15 @@ def describe_change(change: dict) -> ResourceChange:
     action = terraform.action_word(body["actions"])
     before, after = body.get("before"), body.get("after")
     unknown = body.get("after_unknown") or {}
+    unknown = {k: v for k, v in unknown.items() if not k.startswith(DERIVED_PREFIXES)}
     if action == "destroy":
         details = _identity(before)
         if change.get("action_reason") in REASONS:
             details.append(f"why: {REASONS[change['action_reason']]}")
     elif action == "create":
-        details = input_diff(None, _settings(after), {k: v for k, v in unknown.items()
-                                                      if not k.startswith(DERIVED_PREFIXES)})
+        details = _once(input_diff(None, _settings(after), unknown))
     else:
-        details = input_diff(_settings(before), _settings(after),
-                             {k: v for k, v in unknown.items() if not k.startswith(DERIVED_PREFIXES)})
+        details = _once(input_diff(_settings(before), _settings(after), unknown))
     replaced_by = [".".join(str(p) for p in path) if isinstance(path, list) else str(path)
                    for path in change.get("replace_paths", [])]
     if not replaced_by and change.get("action_reason") in REASONS:

@@ -70,7 +70,7 @@ def needs_remote_provider(stack_dir: Path) -> list[str]:
 
 
 def stack_order(outdir: Path) -> list[str]:
-    """Stacks in dependency order, from cdktf's manifest.json."""
+    """Stacks in dependency order, from the synth's manifest.json."""
     manifest = json.loads((outdir / "manifest.json").read_text())
     stacks = manifest["stacks"]
     order: list[str] = []

@@ -1,1 +1,1 @@
-"""CDK Terrain stacks: bucket, model, endpoint and deployment for every target."""
+"""CDK Terrain (cdktn) stacks: bucket, model, endpoint and deployment for every target."""

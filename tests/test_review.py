@@ -66,8 +66,9 @@ def test_review_shows_what_a_change_does(torch_build, tmp_path):
     assert f"- destroy: `terraform_data.deployment_{old_id}`" in text
     assert "    - input.machine_spec.machine_type: \"n1-standard-8\"" in text
     assert "- replace (destroy, then create): `terraform_data.traffic`" in text
-    assert "    - input.max_replica_count: 2 -> 5" in text
-    assert f"    - input.split.{new_id}: 100" in text and f"    - input.split.{old_id}: 100 -> (removed)" in text
+    assert "    - input.max_replica_count: 2 -> 5 (also triggers_replace)" in text
+    assert f"    - input.split.{new_id}: 100 (also triggers_replace)" in text
+    assert f"    - input.split.{old_id}: 100 -> (removed) (also triggers_replace)" in text
     assert "    - replaced because of: a changed setting cannot be updated in place" in text
     assert "    - why: no longer in the config" in text
     plan = json.loads((tmp_path / "review/changed/plan.json").read_text())
@@ -192,3 +193,4 @@ def test_review_with_state_bucket_and_no_credentials_says_so_in_one_line(torch_b
     assert local.returncode == 0, local.stderr[-2000:]
     assert "qa-model: Plan: 1 to create." in local.stdout
     assert not list((outdir / "stacks" / "qa-model").glob("*override*"))
+
