@@ -387,25 +387,22 @@ class Rollout:
         self.config = parse_config(json.loads(json.dumps(self.data)), self.workdir / "rollout.toml")
         return self.config
 
-    def build(self, data: dict | None = None) -> Manifest:
-        config = self.configure(data if data is not None else self.data)
-        with self.progress.step(f"build {config.model.source}" + (
-                f" ({getattr(config.model, 'version_label', None)})" if getattr(config.model, "version_label", None)
-                else "")):
-            self.manifest = build(config, log=self.progress.detail)
-            self.progress.note(f"artifact sha256 {self.manifest.sha256[:12]}")
-        return self.manifest
-
     def synth(self, data: dict | None = None) -> Manifest:
+        """Build the config's artifact (a no-op when it is built already) and synthesize
+        every target's stacks, the provider block pointed at the emulator."""
         from stacks.app import build_app
         from stacks.wiring import VertexProviderConfig
 
-        manifest = self.build(data)
+        config = self.configure(data if data is not None else self.data)
+        label = getattr(config.model, "version_label", None)
         emulator = VertexProviderConfig(api_endpoint=self.emulators.vertex_url, credentials="none")
-        with self.progress.step(f"synth {len(self.config.targets)} target(s), artifact {manifest.sha256[:12]}"):
-            build_app(self.config, manifest, outdir=self.outdir, state_dir=self.state_dir,
+        with self.progress.step(f"build and synth {config.model.source}{f' ({label})' if label else ''}, "
+                                f"{len(config.targets)} target(s)"):
+            self.manifest = build(config, log=self.progress.detail)
+            build_app(config, self.manifest, outdir=self.outdir, state_dir=self.state_dir,
                       vertex_provider=emulator).synth()
-        return manifest
+            self.progress.note(f"artifact sha256 {self.manifest.sha256[:12]}")
+        return self.manifest
 
     def stack_dir(self, name: str) -> Path:
         return self.outdir / "stacks" / name
