@@ -109,8 +109,8 @@ class ModelVersion:
     labels: dict[str, str]
     artifact_uri: str
     container_image_uri: str
-    container_env: dict[str, str]
-    container_grpc_ports: list[int]
+    container_env: dict[str, str] | None
+    container_grpc_ports: list[int] | None
     container_predict_route: str | None
     container_health_route: str | None
     kms_key_name: str | None
@@ -230,8 +230,9 @@ def _model_version(
         labels=labels,
         artifact_uri=artifact_uri,
         container_image_uri=image,
-        container_env=container["env"],
-        container_grpc_ports=container["grpc_ports"],
+        # Empty is left out, as Vertex AI and an imported version have it (absent).
+        container_env=container["env"] or None,
+        container_grpc_ports=container["grpc_ports"] or None,
         container_predict_route=model.predict_route,
         container_health_route=model.health_route,
         kms_key_name=target.kms_key,

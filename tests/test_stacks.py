@@ -124,7 +124,6 @@ def test_model_shows_every_setting(torch_build, torch_synth):
         "artifact_uri": f"gs://acme-geo-dev-ee-models/models/landcover-torch/{manifest.sha256}/",
         "container_image_uri": "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
         "container_env": {"EEV_TORCH_THREADS": "4"},
-        "container_grpc_ports": [],
     }
     assert model["lifecycle"] == {"create_before_destroy": True}
     assert config["resource"].keys() == {"eevertex_model"}
