@@ -306,29 +306,15 @@ def _adopt(rollout: Rollout, data: dict, first, progress: Progress, report: Repo
     rollout.provision(SEED_TARGET)
     model = next(iter(rollout.stack(f"{SEED_TARGET}-model")["resource"]["eevertex_model"].values()))
     deployment = next(iter(rollout.stack(f"{SEED_TARGET}-deployment")["resource"]["eevertex_deployment"].values()))
-    parent = f"projects/{model['project']}/locations/{model['region']}"
-    with progress.step(f"{SEED_TARGET}: the seed's commands upload and deploy by hand (REST, as gcloud calls it)"):
-        # `gcloud ai models upload --region --display-name --artifact-uri --container-image-uri
-        #  --container-env-vars [--container-grpc-ports=8500]`: no model ID, Vertex AI makes one.
-        container = {"imageUri": model["container_image_uri"],
-                     "env": [{"name": k, "value": v} for k, v in sorted(model.get("container_env", {}).items())]}
-        if model.get("container_grpc_ports"):
-            container["grpcPorts"] = [{"containerPort": p} for p in model["container_grpc_ports"]]
-        for key, field_name in (("container_predict_route", "predictRoute"), ("container_health_route", "healthRoute")):
-            if model.get(key):
-                container[field_name] = model[key]
-        uploaded = rollout.vertex.call("POST", f"{parent}/models:upload", {"model": {
-            "displayName": model["display_name"], "artifactUri": model["artifact_uri"], "containerSpec": container}})
-        version = f"{uploaded['model']}@{uploaded.get('modelVersionId') or '1'}"
-        # `gcloud ai endpoints deploy-model ENDPOINT --model --display-name --machine-type
-        #  --min-replica-count --max-replica-count --traffic-split=0=100`
-        deployed = rollout.vertex.call("POST", f"{rollout.endpoint(SEED_TARGET)}:deployModel", {
-            "deployedModel": {"model": uploaded["model"], "displayName": deployment["display_name"],
-                              "dedicatedResources": {"machineSpec": {"machineType": deployment["machine_type"]},
-                                                     "minReplicaCount": 1, "maxReplicaCount": 1}},
-            "trafficSplit": {"0": 100}})
-        deployed_id = deployed["deployedModel"]["id"]
-        progress.note(f"made by hand: {version}, deployed as {deployed_id}")
+    from rehearsal.gcloud import gcloud_missing
+
+    missing = gcloud_missing()
+    if missing:
+        progress.note(f"gcloud: {missing}; the seed's commands run as the REST calls gcloud makes")
+        version, deployed_id = _seed_by_rest(rollout, model, deployment, progress)
+    else:
+        version, deployed_id = _seed_by_gcloud(rollout, model, deployment, progress)
+    progress.note(f"made by hand: {version}, deployed as {deployed_id}")
     data["targets"][-1]["adopt"] = {"model_version": version, "artifact_sha256": first.sha256,
                                     "deployed_model_id": deployed_id}
     rollout.synth(data)
@@ -348,6 +334,59 @@ def _adopt(rollout: Rollout, data: dict, first, progress: Progress, report: Repo
         check(len(rollout.model_versions(SEED_TARGET)) == 1, "adopting uploaded another version")
     report.facts["adopt_plans"] = {"model": model_plan.updated, "deployment": deployment_plan.updated}
     return data
+
+
+def _seed_by_gcloud(rollout: Rollout, model: dict, deployment: dict, progress: Progress) -> tuple[str, str]:
+    """The seed's commands, run by Google's gcloud CLI against the emulator (configured as
+    rehearsal/gcloud.py does): upload without a model ID, deploy with the whole traffic."""
+    import re
+
+    from rehearsal.gcloud import Gcloud, GcloudReport
+
+    region = model["region"]
+    gcloud = Gcloud(rollout.workdir / "seed-gcloud-config", rollout.workdir / "seed-gcloud.log",
+                    GcloudReport(config="seed"), progress)
+    for key, value in (("api_endpoint_overrides/aiplatform", f"{rollout.emulators.vertex_url}/"),
+                       ("auth/disable_credentials", "true"), ("core/project", model["project"]),
+                       ("core/disable_prompts", "true"), ("component_manager/disable_update_check", "true")):
+        gcloud("config", "set", key, value, step=f"{SEED_TARGET}: gcloud config set {key}")
+    upload = ["ai", "models", "upload", f"--region={region}", f"--display-name={model['display_name']}",
+              f"--container-image-uri={model['container_image_uri']}", f"--artifact-uri={model['artifact_uri']}"]
+    if model.get("container_env"):
+        upload.append("--container-env-vars=" + ",".join(f"{k}={v}" for k, v in sorted(model["container_env"].items())))
+    if model.get("container_grpc_ports"):
+        upload.append("--container-grpc-ports=" + ",".join(str(p) for p in model["container_grpc_ports"]))
+    gcloud(*upload, step=f"{SEED_TARGET}: gcloud ai models upload")
+    model_id = gcloud("ai", "models", "list", f"--region={region}", f"--filter=display_name={model['display_name']}",
+                      "--format=value(name)", step=f"{SEED_TARGET}: gcloud ai models list").stdout.strip()
+    check(re.fullmatch(r"[0-9]+", model_id), f"gcloud ai models list: one generated model ID expected, got {model_id!r}")
+    endpoint_id = rollout.endpoint(SEED_TARGET).rsplit("/", 1)[1]
+    deployed = gcloud("ai", "endpoints", "deploy-model", endpoint_id, f"--region={region}", f"--model={model_id}",
+                      f"--display-name={deployment['display_name']}", f"--machine-type={deployment['machine_type']}",
+                      "--min-replica-count=1", "--max-replica-count=1", "--traffic-split=0=100",
+                      step=f"{SEED_TARGET}: gcloud ai endpoints deploy-model")
+    match = re.search(r"Id of the deployed model: ([0-9]+)", deployed.stderr)
+    check(match, f"gcloud ai endpoints deploy-model printed {deployed.stderr!r}")
+    parent = f"projects/{model['project']}/locations/{region}"
+    return f"{parent}/models/{model_id}@1", match.group(1)
+
+
+def _seed_by_rest(rollout: Rollout, model: dict, deployment: dict, progress: Progress) -> tuple[str, str]:
+    """The REST calls the seed's gcloud commands make, where gcloud is not installed."""
+    parent = f"projects/{model['project']}/locations/{model['region']}"
+    with progress.step(f"{SEED_TARGET}: the seed's upload and deploy-model, as REST calls"):
+        container = {"imageUri": model["container_image_uri"],
+                     "env": [{"name": k, "value": v} for k, v in sorted(model.get("container_env", {}).items())]}
+        if model.get("container_grpc_ports"):
+            container["grpcPorts"] = [{"containerPort": p} for p in model["container_grpc_ports"]]
+        uploaded = rollout.vertex.call("POST", f"{parent}/models:upload", {"model": {
+            "displayName": model["display_name"], "artifactUri": model["artifact_uri"], "containerSpec": container}})
+        deployed = rollout.vertex.call("POST", f"{rollout.endpoint(SEED_TARGET)}:deployModel", {
+            "deployedModel": {"model": uploaded["model"], "displayName": deployment["display_name"],
+                              "dedicatedResources": {"machineSpec": {"machineType": deployment["machine_type"]},
+                                                     "minReplicaCount": 1, "maxReplicaCount": 1}},
+            "trafficSplit": {"0": 100}})
+    return f"{uploaded['model']}@{uploaded.get('modelVersionId') or '1'}", deployed["deployedModel"]["id"]
 
 
 def _interrupted(rollout: Rollout, emulators: Emulators, target: str, sha256: str, progress: Progress, report: Report):
