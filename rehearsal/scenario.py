@@ -344,12 +344,13 @@ def _seed_by_gcloud(rollout: Rollout, model: dict, deployment: dict, progress: P
     from rehearsal.gcloud import Gcloud, GcloudReport
 
     region = model["region"]
-    gcloud = Gcloud(rollout.workdir / "seed-gcloud-config", rollout.workdir / "seed-gcloud.log",
-                    GcloudReport(config="seed"), progress)
+    config_dir, log, report = rollout.workdir / "seed-gcloud-config", rollout.workdir / "seed-gcloud.log", GcloudReport("seed")
+    gcloud = Gcloud(config_dir, log, report, progress)
+    quiet = Gcloud(config_dir, log, report, Progress(out=lambda *_: None))
     for key, value in (("api_endpoint_overrides/aiplatform", f"{rollout.emulators.vertex_url}/"),
                        ("auth/disable_credentials", "true"), ("core/project", model["project"]),
                        ("core/disable_prompts", "true"), ("component_manager/disable_update_check", "true")):
-        gcloud("config", "set", key, value, step=f"{SEED_TARGET}: gcloud config set {key}")
+        quiet("config", "set", key, value)
     upload = ["ai", "models", "upload", f"--region={region}", f"--display-name={model['display_name']}",
               f"--container-image-uri={model['container_image_uri']}", f"--artifact-uri={model['artifact_uri']}"]
     if model.get("container_env"):
