@@ -36,7 +36,6 @@ from config.rollout import RolloutConfig, parse_config
 from plan import terraform
 from rehearsal.emulators import Emulators
 
-ROOT = Path(__file__).resolve().parent.parent
 # The provider runs from its own virtualenv (tf 1.2.0 needs protobuf<6, TensorFlow 6).
 PROVIDER_PYTHON_ENV = "EEV_PROVIDER_PYTHON"
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
-from conftest import ROOT, rollout_toml, stack_json, synth
+from conftest import ROOT, stack_json, synth
 from stacks import naming
 
 
