@@ -24,6 +24,8 @@ _GRPC_CODES = {
     16: "UNAUTHENTICATED",
 }
 _RETRIED_HTTP = {429, 502, 503, 504}
+# Set when Terraform asks the provider to stop (Ctrl-C): waits for operations end at once.
+STOP = threading.Event()
 
 
 def log(message: str) -> None:
@@ -84,9 +86,17 @@ class Client:
                     self._session = requests.Session()
                 else:
                     import google.auth
+                    from google.auth.exceptions import DefaultCredentialsError
                     from google.auth.transport.requests import AuthorizedSession
 
-                    creds, _ = google.auth.default(scopes=_SCOPES)
+                    try:
+                        creds, _ = google.auth.default(scopes=_SCOPES)
+                    except DefaultCredentialsError as error:
+                        raise VertexError(
+                            0, "UNAUTHENTICATED",
+                            f"no Application Default Credentials ({error}); run `gcloud auth "
+                            "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS", "credentials",
+                        ) from error
                     self._session = AuthorizedSession(creds)
             return self._session
 
@@ -141,10 +151,15 @@ class Client:
                     f"operation {op.get('name')} not done after {self.operation_timeout:.0f}s "
                     "(provider attribute operation_timeout_seconds); it may still finish: "
                     "the next apply adopts what it created", what)
+            if STOP.is_set():
+                raise VertexError(
+                    0, "CANCELLED",
+                    f"interrupted: Terraform asked the provider to stop; operation {op.get('name')} goes on in "
+                    "Vertex AI, and the next apply adopts (creates) or converges to what it made", what)
             if elapsed - shown >= 15:
                 log(f"{what}: still running ({elapsed:.0f}s)")
                 shown = elapsed
-            time.sleep(interval)
+            STOP.wait(interval)
             interval = min(interval * 1.5, 10.0)
             op = self.request("GET", op["name"], what=what)
         if "error" in op:

@@ -6,7 +6,7 @@ import re
 
 from tf.iface import Resource
 from tf.schema import Attribute
-from tf.types import Unknown
+from tf.types import List, Map, Unknown
 
 PROJECT_REGION_DOC = {
     "project": "Google Cloud project ID.",
@@ -21,6 +21,24 @@ def attr(name: str, type_, *, kind: str, replace: bool = False, doc: str = "") -
         required=kind == "required", optional=kind.startswith("optional"),
         computed=kind.endswith("computed"), requires_replace=replace or None,
     )
+
+
+class _AbsentIsEmpty:
+    """null and empty are the same value: a config's `[]` (or `{}`) against an imported
+    resource's absent field is no change, and never forces a replacement."""
+
+    def semantically_equal(self, a, b) -> bool:
+        if a is Unknown or b is Unknown:
+            return a is b
+        return (a or None) == (b or None)
+
+
+class ListOf(_AbsentIsEmpty, List):
+    pass
+
+
+class MapOf(_AbsentIsEmpty, Map):
+    pass
 
 
 def known(value) -> bool:
@@ -58,7 +76,12 @@ class ProviderResource(Resource):
 
 def differences(planned: dict, actual: dict, keys) -> list[str]:
     """Attributes whose planned (known) value the actual resource does not have."""
-    return [k for k in keys if planned.get(k) is not Unknown and planned.get(k) != actual.get(k)]
+    def same(a, b) -> bool:
+        if isinstance(a, (list, dict)) or isinstance(b, (list, dict)):
+            return (a or None) == (b or None)
+        return a == b
+
+    return [k for k in keys if planned.get(k) is not Unknown and not same(planned.get(k), actual.get(k))]
 
 
 def replaced_attributes(attributes: list[Attribute]) -> list[str]:

@@ -17,8 +17,15 @@ from tf.types import Bool, Number, String, Unknown
 from tf.utils import Diagnostics
 
 from provider.client import VertexError, log, report
-from provider.common import (PROJECT_REGION_DOC, ProviderResource, attr, differences, known, replaced_attributes,
-                             same_resource)
+from provider.common import (
+    PROJECT_REGION_DOC,
+    ProviderResource,
+    attr,
+    differences,
+    known,
+    replaced_attributes,
+    same_resource,
+)
 
 # machine_resources.py AutoscalingMetricSpec.metric_name
 METRICS = {

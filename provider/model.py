@@ -11,14 +11,31 @@ from __future__ import annotations
 
 import re
 
-from tf.iface import CreateContext, DeleteContext, ImportContext, PlanContext, ReadContext, State, UpdateContext
+from tf.iface import (
+    CreateContext,
+    DeleteContext,
+    ImportContext,
+    PlanContext,
+    ReadContext,
+    State,
+    UpdateContext,
+)
 from tf.schema import Schema
-from tf.types import List, Map, Number, String, Unknown
+from tf.types import Number, String, Unknown
 from tf.utils import Diagnostics
 
 from provider.client import VertexError, log, report
-from provider.common import (PROJECT_REGION_DOC, ProviderResource, attr, differences, empty_like, known,
-                             replaced_attributes)
+from provider.common import (
+    PROJECT_REGION_DOC,
+    ListOf,
+    MapOf,
+    ProviderResource,
+    attr,
+    differences,
+    empty_like,
+    known,
+    replaced_attributes,
+)
 
 # model_service.py UploadModelRequest.model_id
 MODEL_ID = re.compile(r"[a-z_][a-z0-9_-]{0,62}")
@@ -59,30 +76,30 @@ _ATTRIBUTES = [
              "e.g. to give an imported version our alias."),
     attr("display_name", _S, kind="required", doc="Model display name (model level; updated in place)."),
     attr("description", _S, kind="optional", doc="Model description (model level; updated in place)."),
-    attr("labels", Map(_S), kind="optional", doc="Version labels (updated in place; absent == empty)."),
+    attr("labels", MapOf(_S), kind="optional", doc="Version labels (updated in place; absent == empty)."),
     attr("artifact_uri", _S, kind="required", replace=True, doc="gs:// folder of the model artifact."),
     attr("container_image_uri", _S, kind="required", replace=True, doc="Serving container image."),
-    attr("container_command", List(_S), kind="optional", replace=True),
-    attr("container_args", List(_S), kind="optional", replace=True),
-    attr("container_env", Map(_S), kind="optional", replace=True),
-    attr("container_ports", List(_N), kind="optional+computed", replace=True,
+    attr("container_command", ListOf(_S), kind="optional", replace=True),
+    attr("container_args", ListOf(_S), kind="optional", replace=True),
+    attr("container_env", MapOf(_S), kind="optional", replace=True),
+    attr("container_ports", ListOf(_N), kind="optional+computed", replace=True,
          doc="HTTP ports; Vertex AI's default is [8080]."),
-    attr("container_grpc_ports", List(_N), kind="optional", replace=True),
+    attr("container_grpc_ports", ListOf(_N), kind="optional", replace=True),
     attr("container_predict_route", _S, kind="optional", replace=True),
     attr("container_health_route", _S, kind="optional", replace=True),
     attr("container_deployment_timeout_seconds", _N, kind="optional", replace=True),
     attr("container_shared_memory_size_mb", _N, kind="optional", replace=True),
-    attr("container_startup_probe_exec", List(_S), kind="optional", replace=True),
+    attr("container_startup_probe_exec", ListOf(_S), kind="optional", replace=True),
     attr("container_startup_probe_period_seconds", _N, kind="optional", replace=True),
     attr("container_startup_probe_timeout_seconds", _N, kind="optional", replace=True),
-    attr("container_health_probe_exec", List(_S), kind="optional", replace=True),
+    attr("container_health_probe_exec", ListOf(_S), kind="optional", replace=True),
     attr("container_health_probe_period_seconds", _N, kind="optional", replace=True),
     attr("container_health_probe_timeout_seconds", _N, kind="optional", replace=True),
     attr("kms_key_name", _S, kind="optional", replace=True, doc="CMEK key for the model."),
     attr("id", _S, kind="computed", doc="`projects/P/locations/R/models/M@VERSION_ID`."),
     attr("version_id", _S, kind="computed"),
     attr("model_name", _S, kind="computed", doc="`projects/P/locations/R/models/M`."),
-    attr("version_aliases", List(_S), kind="computed", doc="Every alias this version holds."),
+    attr("version_aliases", ListOf(_S), kind="computed", doc="Every alias this version holds."),
 ]
 _PROBES = ("startup", "health")
 
@@ -213,7 +230,26 @@ class Model(ProviderResource):
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
         if current is not None and planned.get("version_alias") != current.get("version_alias"):
             planned["version_aliases"] = Unknown
+        replaced = sorted(set(ctx.changed_fields) & set(replaced_attributes(_ATTRIBUTES)))
+        if current is not None and replaced and self.provider.client is not None:
+            self._warn_if_deployed(ctx, current, replaced)
         return planned
+
+    def _warn_if_deployed(self, ctx: PlanContext, current: State, replaced: list[str]) -> None:
+        """A replacement deletes this version; Vertex AI refuses that while it is deployed. Say
+        so in the plan (the deployments may move off it earlier in the same apply)."""
+        target = f"{_model_name(current)}@{current['version_id']}"
+        try:
+            version = self.client.get(target, what=f"get {target}")
+        except VertexError:
+            return
+        deployed = (version or {}).get("deployedModels") or []
+        if deployed:
+            where = ", ".join(f"{d.get('endpoint')}/deployedModels/{d.get('deployedModelId')}" for d in deployed)
+            ctx.diagnostics.add_warning(
+                f"{target} is deployed: replacing it ({', '.join(replaced)}) deletes it",
+                f"Deployed as {where}. The delete fails unless those deployments move off it first in the same "
+                "apply; otherwise keep this version declared until the deployments have moved.", path=[replaced[0]])
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)

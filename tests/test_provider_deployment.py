@@ -254,6 +254,33 @@ def test_vertex_error_names_the_attribute(emulators, provider_cli_config, tmp_pa
     ws.destroy()
 
 
+def test_deleting_a_deployed_model_version_is_refused(workspace, emulators, provider_cli_config, tmp_path):
+    """The model leaves the config while a deployment (kept, naming it by alias) still serves
+    it: the delete fails naming the deployment, and the version stays."""
+    ws = Workspace(tmp_path / "ws", provider_cli_config, emulators.vertex_url)
+    kept = deployment(f"{MODELS}/kept@a-0123abcd-c-5e6f", "198", depends_on=["eevertex_model.m"])
+    ws.write({"eevertex_model": {"m": model_config(model_id="kept")}, "eevertex_deployment": {"d": kept}})
+    ws.init()
+    ws.apply()
+    # Replacing the deployed version (another image, same alias key) warns in the plan.
+    ws.write({"eevertex_model": {"m": model_config(model_id="kept", container_image_uri=IMAGE_2)},
+              "eevertex_deployment": {"d": kept}})
+    warned = " ".join(ws.tf("plan", "-input=false", "-no-color", "-lock=false").stdout.split())
+    assert f"Warning: {MODELS}/kept@1 is deployed: replacing it (container_image_uri) deletes it" in warned
+    kept.pop("depends_on")
+    ws.write({"eevertex_deployment": {"d": kept}})
+    result = ws.tf("apply", "-input=false", "-no-color", "-auto-approve", ok=False)
+    assert not result.ok
+    text = " ".join(result.stderr.split())
+    assert f"{MODELS}/kept@1 is still deployed" in text
+    assert "deployedModels/198" in text
+    assert get(emulators, f"{MODELS}/kept@1")["versionId"] == "1"
+    # Back in the config, with the dependency: destroy undeploys first.
+    ws.write({"eevertex_model": {"m": model_config(model_id="kept")},
+              "eevertex_deployment": {"d": {**kept, "depends_on": ["eevertex_model.m"]}}})
+    ws.destroy()
+
+
 def test_destroy_undeploys_and_keeps_the_artifact(workspace, emulators):
     objects = artifact_objects(emulators, ARTIFACT)
     workspace.destroy()

@@ -168,7 +168,10 @@ def test_imported_seed_version_takes_our_alias_in_place(workspace, emulators):
     })
     assert status == 200, body
     workspace.forget()
-    workspace.write({"eevertex_model": {"m": model_config()}}, imports=[{"to": "eevertex_model.m", "id": MODEL}])
+    # Empty lists and maps written out in the config: the same as the imported version's
+    # absent fields (no replacement).
+    config = model_config(container_command=[], container_env={})
+    workspace.write({"eevertex_model": {"m": config}}, imports=[{"to": "eevertex_model.m", "id": MODEL}])
     plan = workspace.plan()
     assert changes(plan) == {"eevertex_model.m": ["update"]}
     assert planned_after(plan, "eevertex_model.m")["version_alias"] == "a-0123abcd-c-5e6f"

@@ -5,6 +5,7 @@ time; pure helpers run in the provider's own interpreter."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -13,6 +14,9 @@ import pytest
 
 from conftest import ROOT
 from provider_support import PROVIDER_PYTHON, Workspace, model_config, provider_cli_config  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not PROVIDER_PYTHON.exists(),
+                                reason=f"no provider virtualenv at {PROVIDER_PYTHON} (set EEV_PROVIDER_PYTHON)")
 
 LAUNCHER = "ee-vertex.local/ee/eevertex/0.1.0/linux_amd64/terraform-provider-eevertex_v0.1.0"
 
@@ -131,3 +135,72 @@ except client.VertexError as error:
     assert "operation_timeout_seconds" in result["message"]
     assert 1.0 <= result["took"] < 5
     assert "[eevertex] deploy x: started (projects/p/locations/r/operations/1)" in done.stderr
+
+
+def test_stop_provider_ends_operation_waits_and_keeps_serving():
+    """Terraform's StopProvider (after Ctrl-C): a wait for an operation ends with a diagnostic
+    saying it goes on and the next apply adopts it; the server is not stopped (tf's own
+    interceptor would drop every answer in flight); the plugin's Shutdown still stops it."""
+    code = r'''
+import json, threading, time, types
+import provider.client as client
+from provider.__main__ import graceful_stop_interceptor
+
+interceptor = graceful_stop_interceptor()()
+class Server:
+    stopped_with = None
+    def stop(self, grace): Server.stopped_with = grace
+interceptor.server = Server()
+c = client.Client("http://127.0.0.1:9", "none", operation_timeout=60)
+c.request = lambda *a, **k: {"name": "projects/p/locations/r/operations/7", "done": False}
+result = {}
+def wait():
+    started = time.monotonic()
+    try:
+        c.wait({"name": "projects/p/locations/r/operations/7", "done": False}, "deploy x")
+    except client.VertexError as error:
+        result.update(status=error.status, message=error.message, took=time.monotonic() - started)
+thread = threading.Thread(target=wait); thread.start(); time.sleep(0.5)
+interceptor.intercept_service(lambda d: "handler", types.SimpleNamespace(method="/tfplugin6.Provider/StopProvider"))
+thread.join(5)
+result["server_stopped_on_stop"] = Server.stopped_with is not None
+interceptor.intercept_service(lambda d: "handler", types.SimpleNamespace(method="/plugin.GRPCController/Shutdown"))
+result["server_stopped_on_shutdown"] = Server.stopped_with is not None
+print(json.dumps(result))
+'''
+    done = subprocess.run([str(PROVIDER_PYTHON), "-P", "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "CANCELLED" and result["took"] < 3
+    assert "the next apply adopts" in result["message"]
+    assert result["server_stopped_on_stop"] is False
+    assert result["server_stopped_on_shutdown"] is True
+
+
+def test_terraform_shim_runs_the_embedded_terraform(tmp_path):
+    """The `terraform` shim cdktf can use where no Terraform CLI is installed."""
+    import sys
+
+    done = subprocess.run([str(PROVIDER_PYTHON), "-m", "provider.install", "--mirror", str(tmp_path / "m"),
+                           "--cli-config", str(tmp_path / "tf.rc"), "--terraform-shim", str(tmp_path / "bin/terraform"),
+                           "--shim-python", sys.executable], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"TERRAFORM_BINARY_NAME={tmp_path / 'bin/terraform'}" in done.stdout
+    version = subprocess.run([str(tmp_path / "bin/terraform"), "version"], cwd=tmp_path, capture_output=True,
+                             text=True, env={**os.environ, "TF_CLI_CONFIG_FILE": str(tmp_path / "tf.rc")})
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("Terraform v1.15")
+
+
+def test_missing_credentials_is_a_clear_error():
+    out = provider_python(
+        "import json, os; os.environ['GOOGLE_APPLICATION_CREDENTIALS'] = '/nonexistent/key.json'\n"
+        "from provider.client import Client, VertexError\n"
+        "try:\n"
+        "    Client(None, 'application-default', 10).get('projects/p/locations/us-central1/models/m')\n"
+        "except VertexError as error:\n"
+        "    print(json.dumps([error.status, error.message]))\n")
+    status, message = json.loads(out)
+    assert status == "UNAUTHENTICATED"
+    assert "gcloud auth application-default login" in message
