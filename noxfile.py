@@ -81,7 +81,8 @@ def _ensure_env(session: nox.Session, name: str, requirements: list[str]) -> Pat
         session.run(_interpreter(session), "-m", "venv", str(env), external=True, silent=True)
     session.log(f"installing {len(requirements)} pinned packages into .nox/{name} "
                 "(first run: a few minutes; later runs reuse it)")
-    session.run(str(python), "-m", "pip", "install", "--progress-bar", "on", *requirements,
+    # No wheel cache: the environment itself is kept, and the cache would double the disk.
+    session.run(str(python), "-m", "pip", "install", "--no-cache-dir", "--progress-bar", "on", *requirements,
                 external=True, env=ENV)
     stamp.write_text(wanted)
     return env
@@ -168,8 +169,10 @@ def tests(session: nox.Session) -> None:
         cli = prefix / "node_modules" / ".bin" / "cdktf"
         if not cli.exists():
             session.log(f"installing {CDKTF_CLI} with npm into .nox/cdktf-cli")
+            cache = Path(session.create_tmp()) / "npm-cache"
             session.run("npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), CDKTF_CLI,
-                        external=True)
+                        external=True, env={"npm_config_cache": str(cache)})
+            shutil.rmtree(cache, ignore_errors=True)
         env["CDKTF_CLI"] = str(cli)
     else:
         session.log("npm not found: tests/test_hcl.py (cdktf synth --hcl) will be skipped")

@@ -38,7 +38,7 @@ def test_artifact_does_not_depend_on_the_checkout_path(framework, torch_build, t
     from conftest import ROOT
 
     elsewhere = tmp_path / "some" / "other-checkout"
-    for folder in ("build_hooks", "stacks"):
+    for folder in ("build_hooks", "config", "stacks"):
         shutil.copytree(ROOT / folder, elsewhere / folder, ignore=shutil.ignore_patterns("__pycache__"))
     config = "rollout.toml" if framework == "pytorch" else "examples/tensorflow.toml"
     (elsewhere / config).parent.mkdir(parents=True, exist_ok=True)
