@@ -13,14 +13,21 @@ from build_hooks.manifest import ManifestError
 from config.rollout import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent
-# cdktf 0.21 runs on the machine's Node.js through jsii; jsii's banner about Node 20's end
-# of life would bury the synth output. Node 20 synthesizes these stacks correctly.
+# cdktn runs on the machine's Node.js through jsii; jsii's banner about Node 20's end of
+# life would bury the synth output. Node 20 synthesizes these stacks correctly.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
 def main() -> int:
     config_path = Path(os.environ.get("ROLLOUT_CONFIG", ROOT / "rollout.toml"))
-    outdir = Path(os.environ.get("CDKTF_OUTDIR", ROOT / "cdktf.out"))
+    outdir = Path(os.environ.get("CDKTF_OUTDIR", ROOT / "cdktf.out")).absolute()
+    if not outdir.parent.is_dir():
+        print(f"error: CDKTF_OUTDIR={outdir}: the folder {outdir.parent} does not exist; "
+              "create it, or unset CDKTF_OUTDIR to synthesize into cdktf.out/", file=sys.stderr)
+        return 2
+    if outdir.exists() and not outdir.is_dir():
+        print(f"error: CDKTF_OUTDIR={outdir} is a file; allowed: a folder (created if missing)", file=sys.stderr)
+        return 2
     try:
         rollout = load_config(config_path)
     except ConfigError as error:
@@ -28,7 +35,7 @@ def main() -> int:
         return 2
     # Imported after validation: a config error should not wait for the provider bindings.
     try:
-        from stacks.app import ArtifactMismatch, build_app, load_artifact, resolve_previous
+        from stacks.app import ArtifactMismatch, load_artifact, resolve_previous, synthesize
     except ModuleNotFoundError as error:
         print(f"error: {error} ({sys.executable}): install the synth dependencies, e.g. `nox -s synth`",
               file=sys.stderr)
@@ -39,9 +46,9 @@ def main() -> int:
     except (ManifestError, ArtifactMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    build_app(rollout, manifest, outdir=outdir).synth()
+    stacks = synthesize(rollout, manifest, outdir=outdir)
     names = ", ".join(t.name for t in rollout.targets)
-    print(f"synthesized {4 * len(rollout.targets)} stacks for {names} "
+    print(f"synthesized {len(stacks)} stacks for {names} "
           f"(artifact sha256 {manifest.sha256[:12]}) into {outdir}")
     return 0
 

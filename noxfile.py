@@ -1,148 +1,257 @@
-"""Sessions: build, synth (the main job), tests, plan, verify, rehearse, bench, review."""
+"""Sessions: build, synth (the main job), tests, plan, review, scan, verify, rehearse, bench.
+
+Every session but `scan` runs in ONE shared virtualenv, `.nox/project`, holding all of the
+project's pinned dependencies: it is created on first use (pip shows its progress) and
+reused untouched while pyproject.toml's pins stay the same. checkov (`.nox/scan`) and our
+Terraform provider (`.nox/provider`) have their own small ones: their pins clash with
+TensorFlow's (checkov needs packaging<24, the provider framework protobuf<6).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nox
 
 nox.needs_version = ">=2024.10.9"
-nox.options.default_venv_backend = "venv"
-nox.options.reuse_venv = "yes"
+# The environments are ours (below), shared between sessions; nox makes none per session.
+nox.options.default_venv_backend = "none"
 nox.options.sessions = ["synth", "tests"]
+
+
+class _NoUvProbeNotice(logging.Filter):
+    """nox looks for uv before every session and says when it is missing; these sessions use
+    pip in their own virtualenvs, so the notice is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "uv binary not found."
+
+
+logging.getLogger("nox").addFilter(_NoUvProbeNotice())
 
 PYTHON = "3.11"
 CDKTF_CLI = "cdktf-cli@0.21.0"
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+ROOT = Path(__file__).resolve().parent
+ENVS = ROOT / ".nox"
+# Extras with their own virtualenv; every other extra goes into the shared one.
+SEPARATE_EXTRAS = ("scan", "provider")
 ENV = {
-    # cdktf 0.21 runs through jsii on the machine's Node.js; silence its Node 20 banner.
+    # cdktn runs through jsii on the machine's Node.js; silence its Node 20 banner.
     "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    # TensorFlow's start-up lines (absl, oneDNN, CPU features): oneDNN's notice goes only
+    # with oneDNN's custom CPU kernels off, which only these local runs use.
     "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "GRPC_VERBOSITY": "ERROR",
     "PYTHONHASHSEED": "0",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
 }
 
 
-def install(session: nox.Session, *extras: str) -> None:
-    """Install the project's pinned dependencies for these extras (the project itself runs
-    from the checkout)."""
+def _interpreter(session: nox.Session) -> str:
+    """A Python 3.11 to build the virtualenvs with."""
+    for candidate in (shutil.which(f"python{PYTHON}"), sys.executable):
+        if candidate:
+            version = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                     capture_output=True, text=True).stdout.strip()
+            if version == PYTHON:
+                return candidate
+    session.error(f"Python {PYTHON} is required (python{PYTHON} on PATH, or run nox with it); "
+                  f"found {sys.version.split()[0]}")
+    raise AssertionError  # session.error raises
+
+
+def _ensure_env(session: nox.Session, name: str, requirements: list[str]) -> Path:
+    """.nox/<name> with exactly these pins: created or updated only when they change."""
+    env = ENVS / name
+    python = env / "bin" / "python"
+    stamp = env / ".pins"
+    wanted = "\n".join([f"python {PYTHON}", *sorted(requirements)]) + "\n"
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        session.log(f"reusing .nox/{name} (pins unchanged)")
+        return env
+    if not python.exists():
+        session.log(f"creating .nox/{name} (Python {PYTHON})")
+        session.run(_interpreter(session), "-m", "venv", str(env), external=True, silent=True)
+    session.log(f"installing {len(requirements)} pinned packages into .nox/{name} "
+                "(first run: a few minutes; later runs reuse it)")
+    # No wheel cache: the environment itself is kept, and the cache would double the disk.
+    session.run(str(python), "-m", "pip", "install", "--no-cache-dir", "--progress-bar", "on", *requirements,
+                external=True, env=ENV)
+    stamp.write_text(wanted)
+    return env
+
+
+def _requirements(*extras: str) -> list[str]:
     optional = PYPROJECT["project"]["optional-dependencies"]
     requirements = list(PYPROJECT["project"]["dependencies"])
     for extra in extras:
-        requirements += optional[extra]
-    session.install(*requirements)
+        requirements += [r for r in optional[extra] if r not in requirements]
+    return requirements
+
+
+def install(session: nox.Session, *extras: str) -> None:
+    """Make the shared environment `.nox/project` this session's `python`. It holds every
+    extra of pyproject.toml except checkov's and the provider's (`extras` is documentation:
+    what this session uses of it)."""
+    shared = [e for e in PYPROJECT["project"]["optional-dependencies"] if e not in SEPARATE_EXTRAS]
+    unknown = sorted(set(extras) - set(shared))
+    if unknown:
+        session.error(f"unknown extra(s) {', '.join(unknown)}; allowed: {', '.join(shared)}")
+    env = _ensure_env(session, "project", _requirements(*shared))
+    # nox finds `python` on the process PATH when it manages no virtualenv itself.
+    os.environ["PATH"] = f"{env / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    os.environ["VIRTUAL_ENV"] = str(env)
+
+
+def checkov_env(session: nox.Session) -> str:
+    """checkov in `.nox/scan` (its own pins); returns its executable."""
+    return str(_ensure_env(session, "scan", _requirements("scan")) / "bin" / "checkov")
+
+
+def provider_env(session: nox.Session, *args: str) -> Path | None:
+    """Our Terraform provider (provider/, Python): its own virtualenv `.nox/provider` (the
+    provider framework `tf` needs protobuf<6, TensorFlow 6), then `python -m provider.install
+    ARGS` in it. None while the repository has no provider/install.py."""
+    if not (ROOT / "provider" / "install.py").exists():
+        return None
+    env = _ensure_env(session, "provider", _requirements("provider"))
+    session.run(str(env / "bin" / "python"), "-m", "provider.install", *args, external=True, env=ENV)
+    return env
+
+
+def require(session: nox.Session, program: str, why: str) -> None:
+    """Stop with one line when a program this session needs is missing."""
+    if shutil.which(program) is None:
+        session.error(f"{program} not found on PATH: {why}")
 
 
 def _configs(session: nox.Session) -> list[str]:
-    return list(session.posargs) or ["rollout.toml"]
+    return [a for a in session.posargs if not a.startswith("--")] or ["rollout.toml"]
 
 
-@nox.session(python=PYTHON)
+def _synth(session: nox.Session, config: str) -> None:
+    session.run("python", "-m", "build_hooks", config, env=ENV)
+    session.run("python", "main.py", env={**ENV, "ROLLOUT_CONFIG": config})
+
+
+@nox.session
 def build(session: nox.Session) -> None:
-    """Export the model(s) of the given rollout configs (default rollout.toml) to artifacts."""
+    """Export the model(s) of the given rollout configs (default rollout.toml) to deterministic artifacts."""
     install(session, "build")
     session.run("python", "-m", "build_hooks", *_configs(session), env=ENV)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def synth(session: nox.Session) -> None:
-    """Build the artifact, then synthesize every target's stacks into cdktf.out/."""
+    """Build the artifact, then synthesize exactly the config's stacks into cdktf.out/ (drops stale ones)."""
     install(session, "build", "synth")
     for config in _configs(session):
-        session.run("python", "-m", "build_hooks", config, env=ENV)
-        session.run("python", "main.py", env={**ENV, "ROLLOUT_CONFIG": config})
+        _synth(session, config)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (pass pytest arguments after --)."""
+    """Run the test suite, with checkov and the cdktf CLI (--hcl) when available (pytest args after --)."""
     install(session, "build", "synth", "deploy", "serve", "test")
-    env = dict(ENV)
+    require(session, "java", "TorchServe (tests, verify, rehearse) needs Java 11+; install a JDK, e.g. openjdk-17")
+    env = {**ENV, "CHECKOV": checkov_env(session)}
+    provider_env(session)
     if shutil.which("npm"):
         # The cdktf CLI, for the `cdktf synth --hcl` way-out test (tests/test_hcl.py).
-        prefix = Path(session.create_tmp()).resolve() / "cdktf-cli"
-        session.run("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix),
-                    CDKTF_CLI, external=True)
-        env["CDKTF_CLI"] = str(prefix / "node_modules" / ".bin" / "cdktf")
+        prefix = ENVS / "cdktf-cli"
+        cli = prefix / "node_modules" / ".bin" / "cdktf"
+        if not cli.exists():
+            session.log(f"installing {CDKTF_CLI} with npm into .nox/cdktf-cli")
+            cache = Path(session.create_tmp()) / "npm-cache"
+            session.run("npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), CDKTF_CLI,
+                        external=True, env={"npm_config_cache": str(cache)})
+            shutil.rmtree(cache, ignore_errors=True)
+        env["CDKTF_CLI"] = str(cli)
+    else:
+        session.log("npm not found: tests/test_hcl.py (cdktf synth --hcl) will be skipped")
     session.run("python", "-m", "pytest", *session.posargs, env=env)
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(default=False)
 def plan(session: nox.Session) -> None:
-    """Synthesize, then terraform init/validate/plan every stack (embedded Terraform)."""
+    """Synthesize, then terraform init/validate/plan every stack: per target what is created, changed, replaced, destroyed."""
     install(session, "build", "synth", "deploy")
     config = _configs(session)[0]
-    session.run("python", "-m", "build_hooks", config, env=ENV)
-    session.run("python", "main.py", env={**ENV, "ROLLOUT_CONFIG": config})
+    _synth(session, config)
+    provider_env(session)
     session.run("python", "-m", "plan.terraform", "plan", "cdktf.out", env=ENV)
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(default=False)
 def verify(session: nox.Session) -> None:
-    """Serve the built artifacts locally (TorchServe, TensorFlow) and check them against
-    the framework model on Earth Engine-shaped requests."""
+    """Serve the built artifacts locally (TorchServe, TensorFlow) and check Earth Engine-shaped requests against the framework model."""
     install(session, "build", "serve")
+    require(session, "java", "TorchServe needs Java 11+; install a JDK, e.g. openjdk-17")
     for config in list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]:
         session.run("python", "-m", "build_hooks", config, env=ENV)
         session.run("python", "-m", "build_hooks.verify", config, env=ENV)
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(default=False)
 def serve(session: nox.Session) -> None:
-    """Build, then serve the artifact on 127.0.0.1 as Vertex AI's prebuilt container would,
-    with a sample Earth Engine request to try; Ctrl-C stops it."""
+    """Build, then serve the artifact on 127.0.0.1 as Vertex AI's prebuilt container would, with a sample Earth Engine request; Ctrl-C stops it."""
     install(session, "build", "serve")
     config = _configs(session)[0]
     session.run("python", "-m", "build_hooks", config, env=ENV)
     session.run("python", "-m", "build_hooks.serve", config, env=ENV)
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(default=False)
 def starter(session: nox.Session) -> None:
     """Write a starter rollout config for your model: -- MODULE:FACTORY [--out FILE]."""
     install(session, "build")
     session.run("python", "-m", "build_hooks.starter", *session.posargs, env=ENV)
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(default=False)
 def rehearse(session: nox.Session) -> None:
-    """The whole rollout offline: local GCS and Vertex AI emulators, the real clients, real
-    Terraform (apply, canary, failed deploy, promotion, destroy); then the seed's gcloud
-    commands with the real gcloud CLI and the parity check (skipped, saying why, without
-    gcloud). Pass configs, --max-targets N, --scenario after --; default: both examples."""
+    """The whole rollout offline (scenarios 1-8, then the gcloud scenario): emulators, real Terraform, our provider (configs, --max-targets N, --scenario after --)."""
     install(session, "build", "synth", "deploy", "serve", "rehearse")
+    require(session, "java", "the rehearsal serves PyTorch models in TorchServe, which needs Java 11+")
+    # The rehearsal installs the provider into its own work folder; it needs the provider's Python.
+    provider = provider_env(session, "--mirror", str(ENVS / "provider-mirror"),
+                            "--cli-config", str(ENVS / "provider.tfrc"))
     args = list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]
-    session.run("python", "-m", "rehearsal", *args, env=ENV)
+    session.run("python", "-m", "rehearsal", *args, env={**ENV, "EEV_PROVIDER_PYTHON": str(provider / "bin" / "python")})
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(default=False)
 def review(session: nox.Session) -> None:
-    """Synthesize, then write each stack's plan JSON and a readable summary to review/;
-    then the checkov scan (its own session: checkov's pins clash with TensorFlow's)."""
+    """Synthesize CONFIG, plan every stack, print a short summary per target, write the detail and PR_COMMENT.md to review/, then checkov (--local-state: no remote state)."""
     install(session, "build", "synth", "deploy")
     config = _configs(session)[0]
-    session.run("python", "-m", "build_hooks", config, env=ENV)
-    session.run("python", "main.py", env={**ENV, "ROLLOUT_CONFIG": config})
-    session.run("python", "-m", "plan.review", "cdktf.out", "--out", "review", env=ENV)
-    session.notify("scan")
+    flags = [a for a in session.posargs if a.startswith("--")]
+    _synth(session, config)
+    provider_env(session)
+    env = {**ENV, "CHECKOV": checkov_env(session)}
+    session.run("python", "-m", "plan.review", "cdktf.out", "--out", "review", "--scan", *flags, env=env)
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(default=False)
 def scan(session: nox.Session) -> None:
-    """checkov on the synthesized stacks in cdktf.out (run `nox -s synth` or `review` first):
-    no failed check allowed; then the scan's own tests (a weakened stack must fail)."""
-    install(session, "scan")
-    if not Path("cdktf.out/manifest.json").exists():
-        session.error("cdktf.out/ is missing: run `nox -s synth` (or `nox -s review`) first")
-    checkov = str(Path(session.bin) / "checkov")
-    env = {**ENV, "CHECKOV": checkov, "EEV_SCAN_OUTDIR": "cdktf.out"}
-    session.run("python", "-m", "plan.scan", "cdktf.out", "--out", "review/checkov.json", env=env)
-    session.run("python", "-m", "pytest", "-q", "tests/test_scan.py", env=env)
+    """checkov on the stacks of the last synth in cdktf.out/ (run synth first): any failed check fails, named."""
+    checkov = checkov_env(session)
+    if not (ROOT / "cdktf.out" / "manifest.json").exists():
+        session.error("cdktf.out/manifest.json is missing: run `nox -s synth -- CONFIG` first")
+    python = str(ENVS / "scan" / "bin" / "python")
+    session.run(python, "-m", "plan.scan", "cdktf.out", "--out", "review/checkov.json",
+                env={**ENV, "CHECKOV": checkov}, external=True)
 
 
-@nox.session(python=PYTHON, default=False)
+@nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Handler throughput, synth time for 1/10/50 targets, no-op rebuild vs full build,
-    measured side by side and printed as ratios (`-- --readme` writes them into README.md)."""
+    """Handler throughput, synth time for 1/10/50 targets, no-op rebuild vs full build, as side-by-side ratios (-- --readme)."""
     install(session, "build", "synth", "serve")
     session.run("python", "-m", "benchmarks", *session.posargs, env=ENV)

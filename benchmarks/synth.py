@@ -1,5 +1,5 @@
 """Synth time against the number of targets. Each count runs in a fresh interpreter, as
-`main.py` does: the import of cdktf and the provider submodules is timed apart from the
+`main.py` does: the import of cdktn and the provider bindings is timed apart from the
 synthesis, so a fixed cost shows as fixed and a per-target cost as linear."""
 
 from __future__ import annotations

@@ -222,7 +222,9 @@ class ModelConfig(_Frozen):
     """Free label stored inside the artifact, so the same model with another label is another
     artifact (another sha256): a way to make a new version without new weights."""
     previous: PreviousArtifact | None = None
-    """The artifact being replaced, kept serving on targets with traffic_percent < 100."""
+    """The artifact being replaced: its model version stays uploaded on every target while this
+    is set, and serves `100 - traffic_percent` (canary; 0 promotes; 100 rolls back). Remove
+    it once no target serves it any more: the next apply deletes its model version."""
 
     @field_validator("name")
     @classmethod
@@ -361,6 +363,54 @@ class ModelConfig(_Frozen):
         return [GRPC_PORT] if self.grpc else []
 
 
+MODEL_VERSION_RE = re.compile(
+    r"^projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/models/(?P<model_id>[a-z0-9_][a-z0-9_-]{0,62})"
+    r"@(?P<version>[0-9]+)$"
+)
+
+
+class AdoptConfig(_Frozen):
+    """Vertex AI resources created outside the stacks (e.g. by `gcloud ai models upload` and
+    `gcloud ai endpoints deploy-model`) that the next apply imports instead of creating anew.
+    Keep it in the config afterwards: it names the resources the stacks now manage."""
+
+    model_version: str
+    """`projects/<p>/locations/<region>/models/<model ID>@<version ID>` of the existing version;
+    its model ID becomes the parent of every later version."""
+    artifact_sha256: str
+    """sha256 of the artifact that version serves (the folder under `models/<name>/` in the bucket)."""
+    deployed_model_id: str | None = None
+    """ID of its existing deployment on the target's endpoint (as `gcloud ai endpoints deploy-model` prints it)."""
+
+    @field_validator("model_version")
+    @classmethod
+    def _model_version(cls, v: str) -> str:
+        if not MODEL_VERSION_RE.match(v):
+            raise ValueError(
+                f"{v!r}; allowed: 'projects/<project>/locations/<region>/models/<model ID>@<version ID>' "
+                "(`gcloud ai models describe MODEL --region REGION` shows name and versionId)"
+            )
+        return v
+
+    @field_validator("artifact_sha256")
+    @classmethod
+    def _sha(cls, v: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{64}", v):
+            raise ValueError(f"{v!r}: allowed: the 64 lowercase hex digits of the artifact's sha256")
+        return v
+
+    @field_validator("deployed_model_id")
+    @classmethod
+    def _deployed_model_id(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[1-9][0-9]{0,18}", v):
+            raise ValueError(f"{v!r}; allowed: the deployed model's numeric ID, as Vertex AI shows it")
+        return v
+
+    @property
+    def model_id(self) -> str:
+        return MODEL_VERSION_RE.match(self.model_version)["model_id"]
+
+
 class TargetConfig(_Frozen):
     """One Google Cloud project (dev, staging, prod, ...) the model is rolled out to."""
 
@@ -388,7 +438,8 @@ class TargetConfig(_Frozen):
     max_replicas: int = Field(default=1, ge=1, le=1000)
     """Upper bound for autoscaling."""
     traffic_percent: int = Field(default=100, ge=0, le=100)
-    """Share of the endpoint's traffic the new model gets; the rest stays on the previous one."""
+    """Share of the endpoint's traffic the current artifact gets; the rest goes to model.previous.
+    A version with 0% is not deployed (0 rolls back to the previous artifact)."""
     service_account: str | None = None
     """Service account the serving container runs as (Vertex default when unset)."""
     labels: dict[str, str] = Field(default_factory=dict)
@@ -401,12 +452,17 @@ class TargetConfig(_Frozen):
     object prefix `<bucket>/`); no access logs when unset."""
     predict_members: tuple[str, ...] = ()
     """IAM members (user:, serviceAccount:, group:, domain:) allowed to call the endpoint from Earth Engine."""
+    predict_scope: Literal["endpoint", "project"] = "endpoint"
+    """Where predict_members may call: "endpoint" grants the predict role on this endpoint only
+    (google-beta endpoint IAM); "project" on every Vertex AI endpoint of the project."""
     state_bucket: str | None = None
     """GCS bucket for Terraform remote state (prefix per stack); local state when unset."""
     endpoint_id: str | None = None
     """ID of the Vertex AI endpoint to use, e.g. one that already exists (import it into the
     endpoint stack); derived from project, region and model name when unset. Vertex AI's
     rule: a number of at most 9 digits without a leading zero, or up to 63 of a-z, 0-9, '-'."""
+    adopt: AdoptConfig | None = None
+    """Existing model version and deployment to import into this target's stacks."""
 
     @field_validator("name")
     @classmethod
@@ -538,6 +594,13 @@ class TargetConfig(_Frozen):
                 raise ValueError(
                     f"kms_key is in {location!r} but the target region is {self.region!r}; "
                     "allowed: a key in the same region as the bucket and endpoint"
+                )
+        if self.adopt:
+            match = MODEL_VERSION_RE.match(self.adopt.model_version)
+            if (match["project"], match["region"]) != (self.project, self.region):
+                raise ValueError(
+                    f"adopt.model_version is in {match['project']}/{match['region']} but the target is "
+                    f"{self.project}/{self.region}; allowed: a model version in the target's project and region"
                 )
         if self.access_log_bucket == self.bucket:
             raise ValueError(

@@ -1,8 +1,9 @@
 """Checkov on the synthesized stacks, with every exception named and explained.
 
 `python -m plan.scan cdktf.out [--out review/checkov.json]` runs `checkov` (from $CHECKOV
-or PATH) on each stack's `cdk.tf.json` and fails on any failed check. Standard library only,
-so it runs in a virtualenv that holds nothing but checkov.
+or PATH) on the `cdk.tf.json` of each stack of the last synth (manifest.json) and fails on any
+failed check, naming it. Standard library only: it runs with any interpreter and calls the
+checkov of its own virtualenv (checkov's pins clash with TensorFlow's).
 
 Two checks are not run where they cannot apply, and the scan says so every time:
 - CKV2_GCP_33 "Vertex AI endpoint is private", everywhere: Earth Engine calls the endpoint
@@ -46,7 +47,8 @@ def target_of(path: Path) -> str:
 def checkov() -> str:
     exe = os.environ.get("CHECKOV") or shutil.which("checkov")
     if not exe:
-        raise SystemExit("checkov not found: install it (pip install checkov) or set $CHECKOV")
+        raise SystemExit("error: checkov not found: run `nox -s scan` (it installs checkov in its own "
+                         "virtualenv), or set $CHECKOV to a checkov executable")
     return exe
 
 
@@ -69,8 +71,17 @@ def scan_group(files: list[Path], skips: dict[str, str]) -> dict:
     }
 
 
+def current_stacks(outdir: Path) -> list[Path]:
+    """The stacks of the last synth (its manifest.json), not whatever else lies in outdir."""
+    manifest = outdir / "manifest.json"
+    if not manifest.exists():
+        raise SystemExit(f"error: {manifest} is missing: synthesize first (`nox -s synth -- CONFIG`)")
+    stacks = json.loads(manifest.read_text())["stacks"]
+    return [outdir / stacks[name]["synthesizedStackPath"] for name in sorted(stacks)]
+
+
 def scan(outdir: Path) -> dict:
-    stacks = sorted((outdir / "stacks").glob("*/cdk.tf.json"))
+    stacks = current_stacks(outdir)
     groups: dict[bool, list[Path]] = {True: [], False: []}
     declared: dict[Path, set[str]] = {}
     cmek_targets: set[str] = set()
@@ -91,15 +102,67 @@ def scan(outdir: Path) -> dict:
         found = scan_group(files, skips)
         for key in ("passed", "failed", "parsing_errors"):
             result[key] += found[key]
+        for check in found["passed"] + found["failed"]:
+            check["resource"] = _address(check)
         for path in files:
             result["not_run"] += [{"check_id": c, "stack": path.parent.name, "reason": r}
                                   for c, r in sorted(skips.items()) if CHECKED_TYPE[c] in declared[path]]
     return result
 
 
+def _address(check: dict) -> str:
+    """checkov names some JSON resources `resource.<name>`: give them their Terraform address."""
+    resource = check["resource"]
+    if not resource.startswith("resource."):
+        return resource
+    name = resource.split(".", 1)[1]
+    config = json.loads(Path(check["file_abs_path"]).read_text())
+    types = [t for t, items in config.get("resource", {}).items() if name in items]
+    return f"{types[0]}.{name}" if len(types) == 1 else resource
+
+
 def _row(check: dict) -> str:
     stack = Path(check["file_path"]).parent.name
     return f"{check['check_id']:12} {stack:22} {check['resource']:40} {check['check_name']}"
+
+
+def report(result: dict) -> list[str]:
+    """Counts, every failure named (check, stack, resource, why), and what did not run."""
+    lines = [f"checkov: {len(result['passed'])} passed, {len(result['failed'])} failed, "
+             f"{len(result['parsing_errors'])} parsing errors"]
+    passed: dict[str, set[str]] = {}
+    for check in result["passed"]:
+        passed.setdefault(check["check_id"], set()).add(Path(check["file_path"]).parent.name)
+    if passed:
+        lines.append("  passed  " + ", ".join(f"{c} ({len(s)})" for c, s in sorted(passed.items())))
+    for check in sorted(result["failed"], key=lambda c: (c["file_path"], c["check_id"])):
+        lines.append(f"  FAILED  {_row(check)}")
+        if check.get("guideline"):
+            lines.append(f"          {check['guideline']}")
+    for error in result["parsing_errors"]:
+        lines.append(f"  PARSING ERROR {error}")
+    reasons: dict[tuple[str, str], list[str]] = {}
+    for item in result["not_run"]:
+        reasons.setdefault((item["check_id"], item["reason"]), []).append(item["stack"])
+    for (check_id, reason), stacks in sorted(reasons.items()):
+        lines.append(f"  not run {check_id:12} {reason} ({', '.join(sorted(stacks))})")
+    return lines
+
+
+def run_scan(outdir: Path, out: Path | None) -> int:
+    """Scan, print the report, write the full result to `out`; 1 on any finding."""
+    result = scan(outdir)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
+    print("\n".join(report(result)))
+    if result["failed"] or result["parsing_errors"]:
+        findings = sorted({f"{c['check_id']} on {Path(c['file_path']).parent.name}/{c['resource']}"
+                           for c in result["failed"]})
+        print(f"error: checkov found {', '.join(findings) or 'parsing errors'}"
+              + (f" (full report: {out})" if out else ""), file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,22 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("outdir", type=Path, help="cdktf output folder (cdktf.out)")
     parser.add_argument("--out", type=Path, default=None, help="write the combined report here (JSON)")
     args = parser.parse_args(argv)
-    result = scan(args.outdir)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
-    print(f"checkov: {len(result['passed'])} passed, {len(result['failed'])} failed, "
-          f"{len(result['parsing_errors'])} parsing errors")
-    for check in sorted(result["passed"], key=lambda c: (c["file_path"], c["check_id"])):
-        print(f"  passed  {_row(check)}")
-    for check in result["failed"]:
-        print(f"  FAILED  {_row(check)}")
-    reasons: dict[tuple[str, str], list[str]] = {}
-    for item in result["not_run"]:
-        reasons.setdefault((item["check_id"], item["reason"]), []).append(item["stack"])
-    for (check_id, reason), stacks in sorted(reasons.items()):
-        print(f"  not run {check_id:12} {reason} ({', '.join(stacks)})")
-    return 1 if result["failed"] or result["parsing_errors"] else 0
+    return run_scan(args.outdir, args.out)
 
 
 if __name__ == "__main__":

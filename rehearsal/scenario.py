@@ -1,17 +1,17 @@
-"""The rehearsal: a whole rollout of a config's model, then its next version, offline.
+"""The rehearsal: a config's whole rollout, offline, with real Terraform and our provider.
 
-1. apply every target (bucket, artifact, endpoint, model, deployment) and call each
-   endpoint as Earth Engine would;
-2. re-apply unchanged: Terraform sees no change and Vertex AI gets no call;
-3. restart the Vertex AI emulator: nothing is lost, the model still answers;
-4. canary the next artifact on the first target, with a fault injected half-way through
-   its deployment: the old model keeps serving; a re-apply converges to the canary split;
-5. promote it there (100%): the old deployment is undeployed and its model deleted;
-6. roll it to the other targets directly;
-7. destroy: everything undeployed before the models are deleted; the artifacts stay.
-
-Then, once, the gcloud scenario (rehearsal/gcloud.py): the seed's gcloud commands run by
-Google's own CLI against the emulators, and the parity check against our stacks.
+Scenarios (issue 12), each checked against what the Vertex AI emulator then holds:
+1. apply every target; Earth Engine calls each endpoint; a second plan is empty;
+2. a label edited in the config: the plan updates the model in place; the emulator has it;
+3. a deployment undeployed by hand: the plan creates it again; the apply restores serving;
+4. replicas changed by hand: the plan updates the deployment in place, back to config;
+5. a model version and deployment made by the seed's commands (gcloud's REST calls) are
+   imported (config `adopt`, import blocks): the plan shows only the differences;
+6. canary 10% -> promote 100% -> roll back (0%), Earth Engine calling throughout each
+   apply: no request fails, and the split is exactly what each plan showed;
+7. an apply killed mid-way (Terraform and the provider, SIGKILL): the next apply
+   converges, nothing is uploaded or deployed twice;
+8. destroy: endpoints undeployed and deleted, models deleted, artifacts kept in the bucket.
 """
 
 from __future__ import annotations
@@ -19,29 +19,31 @@ from __future__ import annotations
 import collections
 import copy
 import json
+import shutil
 import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from build_hooks import earth_engine as ee
-from build_hooks.verify import reference
+from config.rollout import ConfigError, parse_config
 from rehearsal.emulators import Emulators
-from rehearsal.rollout import EarthEngine, Progress, Rollout
+from rehearsal.rollout import (
+    EarthEngine,
+    PredictLoop,
+    Progress,
+    RehearsalFailed,
+    Rollout,
+    check,
+    missing_prerequisites,
+)
 
-CANARY_PERCENT = 30
-TILE = 32
+CANARY_PERCENT = 10
+NEXT_VERSION_LABEL = "rehearsal-next"
+SEED_TARGET = "seed"
 
 
-class RehearsalFailed(AssertionError):
-    pass
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise RehearsalFailed(message)
+class PrerequisiteMissing(RuntimeError):
+    """Something the rehearsal needs is not on this machine; nothing was started."""
 
 
 @dataclass
@@ -50,24 +52,45 @@ class Report:
     targets: list[str]
     first_sha256: str = ""
     next_sha256: str = ""
+    tile_size: int = 0
     facts: dict[str, object] = field(default_factory=dict)
     summary: str = ""
 
 
-def next_source(source: str) -> str:
-    if source.startswith("builtin:") and not source.endswith("-v2"):
-        return source + "-v2"
-    raise RehearsalFailed(f"model.source {source!r}: the rehearsal needs a built-in example for its next version")
+def next_version(data: dict) -> dict:
+    """The config of the next version of the user's own model: the same model, with
+    `model.version_label` set, which changes the artifact's sha256 (and nothing it computes)."""
+    from config.rollout import ModelConfig
+
+    data = copy.deepcopy(data)
+    if "version_label" in ModelConfig.model_fields:
+        data["model"]["version_label"] = NEXT_VERSION_LABEL
+    elif data["model"]["source"].startswith("builtin:"):
+        # Until model.version_label exists (issue 10): the built-in example's other weights.
+        data["model"]["source"] += "-v2"
+    else:
+        raise RehearsalFailed("model.version_label is not supported by this checkout; the rehearsal cannot make "
+                              "the next version of a model that is not a built-in example")
+    return data
 
 
 def rehearse(config_path: Path, workdir: Path, *, max_targets: int | None = None, out=print) -> Report:
     workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
     data = tomllib.loads(config_path.read_text())
     data["model"]["artifact_dir"] = str(workdir / "artifact")
     data["targets"] = data["targets"][: max_targets or None]
     targets = [t["name"] for t in data["targets"]]
     report = Report(config=str(config_path), targets=targets)
-    progress = Progress(out=out)
+    progress = Progress(out=out, log=workdir / "rehearsal.log")
+    try:
+        config = parse_config(copy.deepcopy(data), workdir / "rollout.toml")
+        parse_config(next_version(data), workdir / "rollout.toml")
+    except ConfigError as error:
+        raise PrerequisiteMissing(str(error)) from None
+    problems = missing_prerequisites(config)
+    if problems:
+        raise PrerequisiteMissing("missing prerequisites, nothing started:\n" + "\n".join(f"  {p}" for p in problems))
     try:
         with Emulators(workdir / "emulators") as emulators:
             _run(data, targets, workdir, emulators, progress, report)
@@ -76,135 +99,329 @@ def rehearse(config_path: Path, workdir: Path, *, max_targets: int | None = None
     return report
 
 
+def _journal_since(emulators: Emulators, start: int) -> list[dict]:
+    return emulators.journal()[start:]
+
+
 def _run(data: dict, targets: list[str], workdir: Path, emulators: Emulators, progress: Progress, report: Report):
     rollout = Rollout(data, workdir, emulators, progress)
-    first = rollout.synth()
+    head = targets[0]
+
+    # Prerequisite: the user's artifact builds (the stacks read only its manifest).
+    first = rollout.synth(data)
     report.first_sha256 = first.sha256
-    earth_engine = EarthEngine(emulators.vertex_url, first)
-    tiles = ee.example_tiles(first.input_bands, TILE, count=2, seed=42)
-    want_first = reference(rollout.config, first, tiles)
+    earth_engine = EarthEngine(emulators.vertex_url, rollout.config, first)
+    report.tile_size = earth_engine.tile_size
+    want_first = earth_engine.expected(rollout.config, first)
 
-    def served_by(target: str, manifest, want) -> str:
-        prediction = earth_engine.predict(rollout.endpoint(target), tiles)
-        for band, values in want.items():
-            error = float(np.max(np.abs(prediction.bands[band] - values)))
-            check(error < 1e-4, f"{target}: band {band} differs from {manifest.sha256[:12]}'s own output by {error:.2e}")
-        return prediction.deployed_model_id
+    def served(target: str, expected: dict[str, dict]) -> set[str]:
+        return set(earth_engine.predict(rollout.endpoint(target), expected).deployed_model_ids)
 
-    # 1. apply every target
+    def plans_empty(target: str) -> None:
+        for kind in ("model", "deployment"):
+            plan = rollout.plan(target, kind)
+            check(plan.empty, f"{target}-{kind}: the plan after apply is not empty: {plan.describe()}")
+
+    # 1. apply every target, then plan again: nothing to do
     for target in targets:
         rollout.apply(target)
-        with progress.step(f"{target}: Earth Engine predicts a {TILE}x{TILE} tile pair"):
-            check(served_by(target, first, want_first) == rollout.deployed_id(target, first.sha256),
-                  f"{target}: not served by the deployed artifact")
+        with progress.step(f"{target}: Earth Engine predicts {earth_engine.tile_size}px tiles; plans are empty"):
+            deployed = rollout.deployed_id(target, first.sha256)
+            check(served(target, {deployed: want_first}) == {deployed}, f"{target}: not served by the deployed artifact")
+            plans_empty(target)
     report.facts["first_apply_calls"] = emulators.calls()
 
-    # 2. re-apply unchanged
-    calls = emulators.calls()
-    for target in targets:
-        results = rollout.apply(target)
-        check(all(r.startswith(("No changes", "Apply complete! Resources: 0 added, 0 changed, 0 destroyed"))
-                  for r in results), f"{target}: re-apply changed something: {results}")
-    check(emulators.calls() == calls, f"re-apply called Vertex AI: {calls} -> {emulators.calls()}")
-    report.facts["reapply_changed_nothing"] = True
+    # 2. a label edited in the config -> update in place, and it reaches Vertex AI
+    edited = copy.deepcopy(data)
+    edited["targets"][0].setdefault("labels", {})["owner"] = "rehearsal-edit"
+    rollout.synth(edited)
+    with progress.step(f"{head}: label edit plans an in-place update and reaches the emulator"):
+        plan = rollout.plan(head, "model")
+        check(list(plan.changes.values()) == [["update"]] and list(plan.updated.values()) == [["labels"]],
+              f"label edit: {plan.describe()}")
+        check(rollout.plan(head, "deployment").empty, "label edit touched the deployment stack")
+        start = len(emulators.journal())
+        rollout.apply_stack(head, "model")
+        calls = [c["method"] for c in _journal_since(emulators, start)]
+        check(calls == ["updateModel"], f"label edit called {calls}")
+        version = next(v for v in rollout.model_versions(head) if first.sha256 in v["artifactUri"])
+        check(version.get("labels", {}).get("owner") == "rehearsal-edit", f"labels in Vertex AI: {version.get('labels')}")
+        plans_empty(head)
+    report.facts["label_edit_calls"] = calls
+    data = edited
 
-    # 3. restart the emulator
-    with progress.step("restart the Vertex AI emulator (state on disk)"):
-        emulators.restart_vertex()
-    with progress.step(f"{targets[0]}: still answers after the restart"):
-        served_by(targets[0], first, want_first)
+    # 3. undeployed by hand -> the plan creates the deployment again
+    deployed_id = rollout.deployed_id(head, first.sha256)
+    rollout.vertex.call("POST", f"{rollout.endpoint(head)}:undeployModel", {"deployedModelId": deployed_id})
+    with progress.step(f"{head}: manual undeploy plans a create; apply restores serving"):
+        check(rollout.deployed(head) == {}, f"the manual undeploy left {rollout.deployed(head)}")
+        plan = rollout.plan(head, "deployment")
+        creates = [a for a, acts in plan.changes.items() if acts == ["create"]]
+        check(len(creates) == 1 and creates[0].startswith("eevertex_deployment."), f"after undeploy: {plan.describe()}")
+        rollout.apply_stack(head, "deployment")
+        check(rollout.deployed(head) == {deployed_id: 100}, f"after re-apply: {rollout.deployed(head)}")
+        check(served(head, {deployed_id: want_first}) == {deployed_id}, "not served after the re-apply")
+        plans_empty(head)
+    report.facts["undeploy_plan"] = plan.changes
 
-    # 4. canary the next artifact on the first target, through a failed deployment
-    canary = copy.deepcopy(data)
-    canary["model"]["source"] = next_source(data["model"]["source"])
+    # 4. replicas changed by hand -> in-place update back to config
+    config_target = rollout.config.targets[0]
+    record = rollout.deployed_model(head, deployed_id)
+    resources = record["dedicatedResources"]
+    rollout.vertex.call("POST", f"{rollout.endpoint(head)}:mutateDeployedModel", {
+        "deployedModel": {"id": deployed_id, "dedicatedResources": {
+            "machineSpec": resources["machineSpec"],
+            "minReplicaCount": config_target.max_replicas + 1, "maxReplicaCount": config_target.max_replicas + 2}},
+        "updateMask": "dedicatedResources.minReplicaCount,dedicatedResources.maxReplicaCount",
+    })
+    with progress.step(f"{head}: manual replica change plans an in-place update back to config"):
+        plan = rollout.plan(head, "deployment")
+        check(list(plan.changes.values()) == [["update"]]
+              and set(next(iter(plan.updated.values()))) == {"min_replica_count", "max_replica_count"},
+              f"after the replica change: {plan.describe()}")
+        start = len(emulators.journal())
+        rollout.apply_stack(head, "deployment")
+        check([c["method"] for c in _journal_since(emulators, start)] == ["mutateDeployedModel"],
+              f"replica fix called {[c['method'] for c in _journal_since(emulators, start)]}")
+        resources = rollout.deployed_model(head, deployed_id)["dedicatedResources"]
+        check((resources["minReplicaCount"], resources["maxReplicaCount"])
+              == (config_target.min_replicas, config_target.max_replicas), f"replicas now {resources}")
+        plans_empty(head)
+    report.facts["replica_plan"] = plan.updated
+
+    # 5. what the seed's commands made by hand, imported
+    data = _adopt(rollout, data, first, progress, report)
+
+    # 6. canary -> promote -> roll back, Earth Engine calling all the time
+    canary = next_version(data)
     canary["model"]["previous"] = {"sha256": first.sha256}
     canary["targets"][0]["traffic_percent"] = CANARY_PERCENT
+    for target in canary["targets"][1:]:
+        target["traffic_percent"] = 0  # the other targets stay on the first artifact for now
     second = rollout.synth(canary)
     report.next_sha256 = second.sha256
     check(second.sha256 != first.sha256, "the next version built the same artifact")
-    head = targets[0]
-    old_id, new_id = rollout.deployed_id(head, first.sha256), rollout.deployed_id(head, second.sha256)
-    emulators.fault(deployModel="fail_after_serving")
-    try:
-        rollout.apply(head)
-    except RuntimeError as error:
-        check("injected fault" in str(error), f"the apply failed, but not on the injected fault: {error}")
-        progress.expected_failure("failed as injected")
-    else:
-        raise RehearsalFailed("the apply succeeded although the deployment was made to fail")
-    check(rollout.deployed(head) == {old_id: 100}, f"after the failed deploy: {rollout.deployed(head)}")
-    with progress.step(f"{head}: the old model serves through the failure"):
-        check(served_by(head, first, want_first) == old_id, "not served by the old model")
-    report.facts["failed_deploy_left"] = rollout.deployed(head)
-    rollout.apply(head)
-    check(rollout.deployed(head) == {new_id: CANARY_PERCENT, old_id: 100 - CANARY_PERCENT},
-          f"re-apply did not converge to the canary split: {rollout.deployed(head)}")
-    earth_engine = EarthEngine(emulators.vertex_url, second)
-    want_second = reference(rollout.config, second, tiles)
-    with progress.step(f"{head}: 10 Earth Engine calls split {CANARY_PERCENT}/{100 - CANARY_PERCENT}"):
-        counts = collections.Counter()
-        for _ in range(10):
-            prediction = earth_engine.predict(rollout.endpoint(head), tiles)
-            counts[prediction.deployed_model_id] += 1
-            want = want_second if prediction.deployed_model_id == new_id else want_first
-            error = max(float(np.max(np.abs(prediction.bands[b] - v))) for b, v in want.items())
-            check(error < 1e-4, f"answer of {prediction.deployed_model_id} differs from its model by {error:.2e}")
-        check(counts == {new_id: 3, old_id: 7}, f"canary traffic: {dict(counts)}")
+    old_id, new_id = deployed_id, rollout.deployed_id(head, second.sha256)
+    expected = {old_id: want_first, new_id: earth_engine.expected(rollout.config, second)}
+
+    def label(address: str) -> str:
+        if address.startswith("eevertex_deployment."):
+            return "eevertex_deployment." + ("new" if _deployed_id_of(rollout, head, address) == new_id else "old")
+        return address.split(".")[0]
+
+    def step(name: str, percent: int, want_plan: dict[str, list[str]], want_split: dict[str, int]):
+        step_data = copy.deepcopy(canary)
+        step_data["targets"][0]["traffic_percent"] = percent
+        rollout.synth(step_data)
+        rollout.provision(head)
+        with progress.step(f"{head}: {name}: plan, then apply with Earth Engine calling"):
+            model_plan = rollout.plan(head, "model")
+            plan = rollout.plan(head, "deployment")
+            kinds = {label(address): actions for address, actions in plan.changes.items()}
+            check(kinds == want_plan, f"{name}: the plan is {plan.describe()}, expected {want_plan}")
+            if model_plan.changes:
+                rollout.apply_stack(head, "model")
+            with PredictLoop(earth_engine, rollout.endpoint(head), expected) as loop:
+                rollout.apply_stack(head, "deployment")
+            check(not loop.failures, f"{name}: {len(loop.failures)} request(s) failed during the apply: {loop.failures[:3]}")
+            check(rollout.deployed(head) == want_split, f"{name}: split {rollout.deployed(head)}, plan said {want_split}")
+            progress.note(f"{len(loop.served)} Earth Engine requests during the apply, none failed; "
+                          f"served by {dict(collections.Counter(loop.served))}")
+            plans_empty(head)
+        return loop
+
+    loop = step(f"canary {CANARY_PERCENT}%", CANARY_PERCENT,
+                {"eevertex_deployment.new": ["create"], "eevertex_traffic_split": ["update"]},
+                {new_id: CANARY_PERCENT, old_id: 100 - CANARY_PERCENT})
+    report.facts["canary_apply_requests"] = len(loop.served)
+    with progress.step(f"{head}: 20 Earth Engine requests split {CANARY_PERCENT}/{100 - CANARY_PERCENT}"):
+        served_ids: list[str] = []
+        while len(served_ids) < 20:
+            served_ids += earth_engine.predict(rollout.endpoint(head), expected).deployed_model_ids
+        counts = collections.Counter(served_ids[:20])
+        # The emulator routes by smooth weighted round robin: 2 of 20, give or take the
+        # phase the split change found it in.
+        check(set(counts) == {new_id, old_id} and 1 <= counts[new_id] <= 3, f"canary traffic: {dict(counts)}")
+        progress.note(f"served by {dict(counts)}")
     report.facts["canary_counts"] = {"next": counts[new_id], "first": counts[old_id]}
+    loop = step("promote 100%", 100,
+                {"eevertex_traffic_split": ["update"], "eevertex_deployment.old": ["delete"]}, {new_id: 100})
+    report.facts["promote_apply_requests"] = len(loop.served)
+    loop = step("roll back (0%)", 0,
+                {"eevertex_deployment.old": ["create"], "eevertex_traffic_split": ["update"],
+                 "eevertex_deployment.new": ["delete"]}, {old_id: 100})
+    report.facts["rollback_apply_requests"] = len(loop.served)
+    check(served(head, expected) == {old_id}, "after the rollback, not served by the first artifact")
+    report.facts["rollout_failed_requests"] = 0
 
-    # 5. promote on the first target
+    # 7. apply killed mid-way -> the next apply converges, nothing twice
     promoted = copy.deepcopy(canary)
-    del promoted["model"]["previous"]
-    promoted["targets"][0]["traffic_percent"] = 100
+    for target in promoted["targets"]:
+        target["traffic_percent"] = 100
     rollout.synth(promoted)
-    start = len(emulators.journal())
-    rollout.apply(head)
-    check(rollout.deployed(head) == {new_id: 100}, f"after promotion: {rollout.deployed(head)}")
-    promotion = [(c["method"], c["detail"]) for c in emulators.journal()[start:]]
-    # Traffic moves first, then the old deployment goes, then its model.
-    check([m for m, _ in promotion] == ["updateEndpoint", "undeployModel", "deleteModel"]
-          and promotion[1][1] == old_id, f"promotion called Vertex AI in this order: {promotion}")
-    report.facts["promotion_calls"] = [m for m, _ in promotion]
-    project = data["targets"][0]["project"]
-    models = [m for m in rollout.models() if f"projects/{project}/" in m]
-    check(models == [f"projects/{project}/locations/{data['targets'][0]['region']}/models/"
-                     f"{data['model']['name']}-{second.sha256[:12]}"],
-          f"after promotion the models are {models}")
-    with progress.step(f"{head}: every call served by the promoted model"):
-        check(served_by(head, second, want_second) == new_id, "not served by the promoted model")
+    _interrupted(rollout, emulators, targets[-1], second.sha256, progress, report)
 
-    # 6. roll to the other targets
-    for target in targets[1:]:
-        rollout.apply(target)
-        check(rollout.deployed(target) == {rollout.deployed_id(target, second.sha256): 100},
-              f"{target}: {rollout.deployed(target)}")
-        with progress.step(f"{target}: Earth Engine predicts with the promoted model"):
-            served_by(target, second, want_second)
-
-    # 7. destroy
+    # 8. destroy
+    with_seed = [t["name"] for t in rollout.data["targets"]]
     start = len(emulators.journal())
-    for target in targets:
+    for target in with_seed:
         rollout.destroy(target)
-        check(rollout.deployed(target) == {}, f"{target}: still deployed after destroy: {rollout.deployed(target)}")
-        project = next(t["project"] for t in data["targets"] if t["name"] == target)
-        check(not [m for m in rollout.models() if f"projects/{project}/" in m], f"{target}: models left after destroy")
-        artifacts = rollout.artifacts_in_bucket(target)
-        check(any(first.sha256 in a for a in artifacts) or target != head, f"{target}: first artifact gone: {artifacts}")
-        check(any(second.sha256 in a for a in artifacts), f"{target}: next artifact gone from the bucket: {artifacts}")
-    destroy = [c["method"] for c in emulators.journal()[start:]]
-    deletes = [i for i, m in enumerate(destroy) if m.startswith("deleteModel")]
-    undeploys = [i for i, m in enumerate(destroy) if m == "undeployModel"]
-    check(len(undeploys) == len(targets) and len(deletes) == len(targets),
-          f"destroy: one undeploy and one model delete per target expected, got {destroy}")
-    # Per target: the undeploy (deployment stack) comes before the delete (model stack).
-    check(all(u < d for u, d in zip(undeploys, deletes)), f"destroy deleted a model before undeploying it: {destroy}")
-    report.facts["destroy_calls"] = destroy
-    report.facts["destroyed"] = targets
+        with progress.step(f"{target}: nothing left in Vertex AI, artifacts kept in the bucket"):
+            check(rollout.vertex.get(rollout.endpoint(target)) is None, f"{target}: endpoint still there")
+            left = rollout.model_versions(target)
+            check(not left, f"{target}: model versions left after destroy: {[v['name'] for v in left]}")
+            artifacts = rollout.artifacts_in_bucket(target)
+            check(any(first.sha256 in a for a in artifacts), f"{target}: first artifact gone: {artifacts}")
+            if target != SEED_TARGET:
+                check(any(second.sha256 in a for a in artifacts), f"{target}: next artifact gone: {artifacts}")
+    destroy = [c["method"] for c in _journal_since(emulators, start)]
+    check(destroy.count("deleteEndpoint") == len(with_seed), f"destroy: {destroy}")
+    report.facts["destroy_calls"] = dict(collections.Counter(destroy))
+
+
+def _deployed_id_of(rollout: Rollout, target: str, address: str) -> str:
+    """The deployed-model ID a deployment address stands for (from the synthesized stack,
+    or, for a deployment the config dropped, from the state)."""
+    name = address.split(".", 1)[1]
+    spec = rollout.stack(f"{target}-deployment")["resource"].get("eevertex_deployment", {}).get(name)
+    if spec is not None:
+        return spec["deployed_model_id"]
+    result = rollout.terraform.run(rollout.stack_dir(f"{target}-deployment"), "state", "show", "-no-color", address)
+    for line in result.stdout.splitlines():
+        if line.strip().startswith("deployed_model_id"):
+            return line.split("=", 1)[1].strip().strip('"')
+    raise KeyError(address)
+
+
+def _adopt(rollout: Rollout, data: dict, first, progress: Progress, report: Report) -> dict:
+    """Scenario 5: the seed's commands create a model and deploy it; the stacks adopt them.
+    Returns the config with the adopting target added."""
+    seed = copy.deepcopy(data["targets"][0])
+    seed.update(name=SEED_TARGET, project="acme-geo-seed", bucket="acme-geo-seed-ee-models",
+                labels={"env": "seed"}, traffic_percent=100)
+    seed.pop("access_log_bucket", None)
+    data = copy.deepcopy(data)
+    data["targets"].append(seed)
+    rollout.synth(data)
+    rollout.provision(SEED_TARGET)
+    model = next(iter(rollout.stack(f"{SEED_TARGET}-model")["resource"]["eevertex_model"].values()))
+    deployment = next(iter(rollout.stack(f"{SEED_TARGET}-deployment")["resource"]["eevertex_deployment"].values()))
+    from rehearsal.gcloud import gcloud_missing
+
+    missing = gcloud_missing()
+    if missing:
+        progress.note(f"gcloud: {missing}; the seed's commands run as the REST calls gcloud makes")
+        version, deployed_id = _seed_by_rest(rollout, model, deployment, progress)
+    else:
+        version, deployed_id = _seed_by_gcloud(rollout, model, deployment, progress)
+    progress.note(f"made by hand: {version}, deployed as {deployed_id}")
+    data["targets"][-1]["adopt"] = {"model_version": version, "artifact_sha256": first.sha256,
+                                    "deployed_model_id": deployed_id}
+    rollout.synth(data)
+    with progress.step(f"{SEED_TARGET}: import blocks adopt them; the plan shows only the differences"):
+        model_plan = rollout.plan(SEED_TARGET, "model")
+        check(len(model_plan.imports) == 1 and all(a == ["update"] for a in model_plan.changes.values()),
+              f"adopting the model: {model_plan.describe()}")
+        deployment_plan = rollout.plan(SEED_TARGET, "deployment")
+        check(len(deployment_plan.imports) == 2 and all(a == ["update"] for a in deployment_plan.changes.values()),
+              f"adopting the deployment: {deployment_plan.describe()}")
+        rollout.apply_stack(SEED_TARGET, "model")
+        rollout.apply_stack(SEED_TARGET, "deployment")
+        plans = [rollout.plan(SEED_TARGET, kind) for kind in ("model", "deployment")]
+        check(all(p.empty or (not p.changes and p.imports) for p in plans),
+              f"after adopting: {[p.describe() for p in plans]}")
+        check(rollout.deployed(SEED_TARGET) == {deployed_id: 100}, f"seed split: {rollout.deployed(SEED_TARGET)}")
+        check(len(rollout.model_versions(SEED_TARGET)) == 1, "adopting uploaded another version")
+    report.facts["adopt_plans"] = {"model": model_plan.updated, "deployment": deployment_plan.updated}
+    return data
+
+
+def _seed_by_gcloud(rollout: Rollout, model: dict, deployment: dict, progress: Progress) -> tuple[str, str]:
+    """The seed's commands, run by Google's gcloud CLI against the emulator (configured as
+    rehearsal/gcloud.py does): upload without a model ID, deploy with the whole traffic."""
+    import re
+
+    from rehearsal.gcloud import Gcloud, GcloudReport
+
+    region = model["region"]
+    config_dir, log, report = rollout.workdir / "seed-gcloud-config", rollout.workdir / "seed-gcloud.log", GcloudReport("seed")
+    gcloud = Gcloud(config_dir, log, report, progress)
+    quiet = Gcloud(config_dir, log, report, Progress(out=lambda *_: None))
+    for key, value in (("api_endpoint_overrides/aiplatform", f"{rollout.emulators.vertex_url}/"),
+                       ("auth/disable_credentials", "true"), ("core/project", model["project"]),
+                       ("core/disable_prompts", "true"), ("component_manager/disable_update_check", "true")):
+        quiet("config", "set", key, value)
+    upload = ["ai", "models", "upload", f"--region={region}", f"--display-name={model['display_name']}",
+              f"--container-image-uri={model['container_image_uri']}", f"--artifact-uri={model['artifact_uri']}"]
+    if model.get("container_env"):
+        upload.append("--container-env-vars=" + ",".join(f"{k}={v}" for k, v in sorted(model["container_env"].items())))
+    if model.get("container_grpc_ports"):
+        upload.append("--container-grpc-ports=" + ",".join(str(p) for p in model["container_grpc_ports"]))
+    gcloud(*upload, step=f"{SEED_TARGET}: gcloud ai models upload")
+    model_id = gcloud("ai", "models", "list", f"--region={region}", f"--filter=display_name={model['display_name']}",
+                      "--format=value(name)", step=f"{SEED_TARGET}: gcloud ai models list").stdout.strip()
+    check(re.fullmatch(r"[0-9]+", model_id), f"gcloud ai models list: one generated model ID expected, got {model_id!r}")
+    endpoint_id = rollout.endpoint(SEED_TARGET).rsplit("/", 1)[1]
+    deployed = gcloud("ai", "endpoints", "deploy-model", endpoint_id, f"--region={region}", f"--model={model_id}",
+                      f"--display-name={deployment['display_name']}", f"--machine-type={deployment['machine_type']}",
+                      "--min-replica-count=1", "--max-replica-count=1", "--traffic-split=0=100",
+                      step=f"{SEED_TARGET}: gcloud ai endpoints deploy-model")
+    match = re.search(r"Id of the deployed model: ([0-9]+)", deployed.stderr)
+    check(match, f"gcloud ai endpoints deploy-model printed {deployed.stderr!r}")
+    parent = f"projects/{model['project']}/locations/{region}"
+    return f"{parent}/models/{model_id}@1", match.group(1)
+
+
+def _seed_by_rest(rollout: Rollout, model: dict, deployment: dict, progress: Progress) -> tuple[str, str]:
+    """The REST calls the seed's gcloud commands make, where gcloud is not installed."""
+    parent = f"projects/{model['project']}/locations/{model['region']}"
+    with progress.step(f"{SEED_TARGET}: the seed's upload and deploy-model, as REST calls"):
+        container = {"imageUri": model["container_image_uri"],
+                     "env": [{"name": k, "value": v} for k, v in sorted(model.get("container_env", {}).items())]}
+        if model.get("container_grpc_ports"):
+            container["grpcPorts"] = [{"containerPort": p} for p in model["container_grpc_ports"]]
+        uploaded = rollout.vertex.call("POST", f"{parent}/models:upload", {"model": {
+            "displayName": model["display_name"], "artifactUri": model["artifact_uri"], "containerSpec": container}})
+        deployed = rollout.vertex.call("POST", f"{rollout.endpoint(SEED_TARGET)}:deployModel", {
+            "deployedModel": {"model": uploaded["model"], "displayName": deployment["display_name"],
+                              "dedicatedResources": {"machineSpec": {"machineType": deployment["machine_type"]},
+                                                     "minReplicaCount": 1, "maxReplicaCount": 1}},
+            "trafficSplit": {"0": 100}})
+    return f"{uploaded['model']}@{uploaded.get('modelVersionId') or '1'}", deployed["deployedModel"]["id"]
+
+
+def _interrupted(rollout: Rollout, emulators: Emulators, target: str, sha256: str, progress: Progress, report: Report):
+    """Scenario 7: kill Terraform (and the provider) once the upload or the deployment has
+    reached Vertex AI; the next apply adopts what it finds instead of making it again."""
+    killed = []
+    rollout.provision(target)
+    for kind, method in (("model", "uploadModel"), ("deployment", "deployModel")):
+        plan = rollout.plan(target, kind)
+        if not any(acts == ["create"] for acts in plan.changes.values()):
+            progress.note(f"{target}-{kind}: nothing to create here, no {method} to interrupt")
+            continue
+        with progress.step(f"{target}: apply {target}-{kind} killed after {method}; re-apply converges"):
+            start = len(emulators.journal())
+            resource = rollout.endpoint(target) if kind == "deployment" else f"projects/{rollout.target(target)['project']}/"
+            rollout.terraform.apply_killed(
+                rollout.stack_dir(f"{target}-{kind}"),
+                lambda: any(c["method"] == method and resource in c["resource"] for c in _journal_since(emulators, start)))
+            rollout.settle()
+            rollout.apply_stack(target, kind)
+            calls = [c["method"] for c in _journal_since(emulators, start)]
+            check(calls.count(method) == 1, f"{method} called {calls.count(method)} times: {calls}")
+            check(rollout.plan(target, kind).empty, f"{target}-{kind}: plan not empty after the re-apply")
+            killed.append(kind)
+    with progress.step(f"{target}: after the interrupted applies, served by the next version only"):
+        versions = [v for v in rollout.model_versions(target) if sha256 in v["artifactUri"]]
+        check(len(versions) == 1, f"{len(versions)} versions of the next artifact")
+        check(rollout.deployed(target) == {rollout.deployed_id(target, sha256): 100},
+              f"{target}: split {rollout.deployed(target)}")
+    report.facts["interrupted"] = killed
 
 
 def main(argv: list[str]) -> int:
     import argparse
-    import shutil
 
     parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -216,19 +433,24 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     failed = 0
     for config in args.configs if args.scenario in ("all", "rollout") else []:
-        print(f"rehearse {config}")
         workdir = args.workdir / config.stem
+        print(f"rehearse {config} (details: {workdir / 'rehearsal.log'})")
         if workdir.exists():
             shutil.rmtree(workdir)
         try:
             report = rehearse(config, workdir, max_targets=args.max_targets)
-        except Exception as error:  # noqa: BLE001 - report and go on with the next config
+        except PrerequisiteMissing as error:
+            print(f"NOT STARTED: {error}")
+            failed += 1
+            continue
+        except (RehearsalFailed, RuntimeError, TimeoutError) as error:
             print(f"FAILED: {error}")
             failed += 1
             continue
         print(report.summary)
-        print(f"artifacts {report.first_sha256[:12]} -> {report.next_sha256[:12]} on {', '.join(report.targets)}: "
-              f"canary calls {report.facts['canary_counts']}, failed deploy left {report.facts['failed_deploy_left']}")
+        print(f"artifacts {report.first_sha256[:12]} -> {report.next_sha256[:12]} on {', '.join(report.targets)} "
+              f"(+ {SEED_TARGET}), {report.tile_size}px tiles: canary calls {report.facts['canary_counts']}, "
+              f"no failed request during canary/promote/rollback; interrupted: {report.facts['interrupted']}")
     if args.scenario in ("all", "gcloud"):
         failed += _gcloud(args.configs, args.workdir)
     return 1 if failed else 0

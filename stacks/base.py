@@ -1,15 +1,12 @@
-"""What every stack shares: its state backend and the local-exec hook command."""
+"""What every stack shares: its state backend, and the `eevertex` provider block."""
 
 from __future__ import annotations
 
-from cdktn import GcsBackend, LocalBackend, LocalExecProvisioner, TerraformStack
+from cdktn import GcsBackend, LocalBackend, TerraformStack
 from constructs import Construct
 
-from stacks.wiring import Backend, HookConfig
-
-# A plain command: no quotes, no shell `${...}` (see stacks/hooks/hook.sh), so the JSON
-# and the `cdktf synth --hcl` renderings say the same thing.
-HOOK = "sh stacks/hooks/hook.sh"
+from stacks.vertex import EeVertexProvider
+from stacks.wiring import Backend, VertexProviderConfig
 
 
 class BaseStack(TerraformStack):
@@ -21,15 +18,5 @@ class BaseStack(TerraformStack):
             LocalBackend(self, path=backend.local_path)
 
 
-def hook(action: str, hooks: HookConfig, *, when: str | None = None) -> LocalExecProvisioner:
-    """A provisioner that runs `python -m stacks.hooks <action>` on this resource's input.
-
-    The hook reads only `self.input`, so destroy-time hooks work from state alone.
-    """
-    return LocalExecProvisioner(
-        type="local-exec",
-        command=f"{HOOK} {action}",
-        working_dir=hooks.working_dir,
-        environment={"EEV_HOOK_INPUT": "${jsonencode(self.input)}"},
-        when=when,
-    )
+def vertex_provider(stack: TerraformStack, config: VertexProviderConfig) -> EeVertexProvider:
+    return EeVertexProvider(stack, "eevertex", api_endpoint=config.api_endpoint, credentials=config.credentials)

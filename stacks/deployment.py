@@ -1,62 +1,47 @@
 """The deployments of the model on the endpoint, and the endpoint's traffic split.
 
-- `deployment_<deployed-model ID>`, one per deployment (the current artifact, and the
-  previous one while a canary runs): deploys on create, idempotently.
-- `traffic`: the whole split and the replica bounds. It depends on every deployment, so it
-  runs once they all serve; it moves the traffic and then undeploys what the config no
-  longer declares. Undeploying there, not in each deployment's destroy hook, is what makes
-  a new artifact serve before the old one is let go, whatever order Terraform picks for
-  creating the new deployment and destroying the old one.
-- `release`: on destroy of the stack, undeploys every deployment of the model from the
-  endpoint (before the model stack, which depends on nothing here, deletes the models).
+- `deployment_<version alias>`, one per model version that serves (the current artifact,
+  and the previous one while a canary runs). A new version, machine or service account
+  is a new deployment, created before the old one is undeployed; replicas change in place.
+- `traffic`: the whole split, changed in place once every deployment it names serves.
+  Terraform updates it before it destroys a deployment the config dropped (the split
+  depended on it), so traffic leaves a deployment before the deployment goes.
 """
 
 from __future__ import annotations
 
-from cdktn import TerraformOutput, TerraformResource
+from cdktn import TerraformOutput
 from constructs import Construct
 
-from stacks.base import BaseStack, hook
+from stacks.base import BaseStack, vertex_provider
+from stacks.vertex import Deployment, TrafficSplit
 from stacks.wiring import DeploymentConfig
-
-# Settings the `traffic` hook changes on a live deployment; every other one redeploys.
-IN_PLACE = ("traffic_percent", "min_replica_count", "max_replica_count")
 
 
 class DeploymentStack(BaseStack):
     def __init__(self, scope: Construct, id: str, *, config: DeploymentConfig) -> None:
         super().__init__(scope, id, backend=config.backend)
+        vertex_provider(self, config.provider)
         deployments = []
         for spec in config.deployments:
-            deployment = TerraformResource(
-                self,
-                f"deployment_{spec['deployed_model_id']}",
-                terraform_resource_type="terraform_data",
-                provisioners=[hook("deploy", config.hooks)],
-            )
-            deployment.add_override("input", spec)
-            deployment.add_override("triggers_replace", {k: v for k, v in spec.items() if k not in IN_PLACE})
+            deployment = Deployment(self, spec.resource_id, **spec.attributes())
+            if spec.import_id:
+                deployment.import_from(spec.import_id)
             deployments.append(deployment)
-        traffic = TerraformResource(
+        traffic = TrafficSplit(
             self,
             "traffic",
-            terraform_resource_type="terraform_data",
-            provisioners=[hook("traffic", config.hooks)],
+            project=config.project,
+            region=config.region,
+            endpoint_id=config.endpoint_id,
+            split=config.split,
             depends_on=deployments,
         )
-        traffic.add_override("input", config.traffic_input)
-        traffic.add_override("triggers_replace", config.traffic_input)
-        release = TerraformResource(
-            self,
-            "release",
-            terraform_resource_type="terraform_data",
-            provisioners=[hook("release", config.hooks, when="destroy")],
-        )
-        release.add_override("input", config.release_input)
-        release.add_override("triggers_replace", config.release_input)
+        if config.traffic_import_id:
+            traffic.import_from(config.traffic_import_id)
         TerraformOutput(
             self,
             "traffic_split",
-            value=config.traffic_input["split"],
+            value=config.split,
             description="Deployed-model ID -> percent of the endpoint's traffic.",
         )

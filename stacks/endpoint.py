@@ -8,13 +8,16 @@ from cdktn_provider_google.project_iam_custom_role import ProjectIamCustomRole
 from cdktn_provider_google.project_iam_member import ProjectIamMember
 from cdktn_provider_google.provider import GoogleProvider
 from cdktn_provider_google.vertex_ai_endpoint import VertexAiEndpoint
+from cdktn_provider_google_beta.google_vertex_ai_endpoint_iam_member import GoogleVertexAiEndpointIamMember
+from cdktn_provider_google_beta.provider import GoogleBetaProvider
 
 from stacks.base import BaseStack
 from stacks.wiring import EndpointConfig
 
 
 # Earth Engine calls the endpoint with the credentials of whoever runs the computation,
-# so those principals need exactly this permission on the endpoint's project.
+# so those principals need exactly this permission: on this endpoint (predict_scope
+# "endpoint", the default) or on every endpoint of the project ("project").
 PREDICT_PERMISSIONS = ["aiplatform.endpoints.predict"]
 
 
@@ -44,10 +47,26 @@ class EndpointStack(BaseStack):
                 description="Call Vertex AI endpoints from Earth Engine (ee.Model.fromVertexAi).",
                 permissions=PREDICT_PERMISSIONS,
             )
-            for index, member in enumerate(config.predict_members):
-                ProjectIamMember(
-                    self, f"predict_member_{index}", project=config.project, role=role.name, member=member
-                )
+            if config.predict_scope == "project":
+                for index, member in enumerate(config.predict_members):
+                    ProjectIamMember(
+                        self, f"predict_member_{index}", project=config.project, role=role.name, member=member
+                    )
+            else:
+                # Endpoint-level IAM exists only in google-beta; the provider is passed
+                # explicitly, else Terraform would look for a default-configured one.
+                beta = GoogleBetaProvider(self, "google-beta", project=config.project, region=config.region)
+                for index, member in enumerate(config.predict_members):
+                    GoogleVertexAiEndpointIamMember(
+                        self,
+                        f"predict_endpoint_member_{index}",
+                        provider=beta,
+                        project=config.project,
+                        location=config.region,
+                        endpoint=endpoint.name,
+                        role=role.name,
+                        member=member,
+                    )
         TerraformOutput(
             self,
             "endpoint_name",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from build_hooks.manifest import Manifest, ManifestError
@@ -82,6 +82,8 @@ class EndpointConfig:
     """The `ee.Model.fromVertexAi` arguments for this endpoint (see `from_vertex_ai_args`)."""
     earth_engine_snippet: str
     """The same arguments as Python to paste."""
+    predict_scope: str = "endpoint"
+    """Where predict_members get the predict role: "endpoint" (this endpoint) or "project"."""
 
 
 def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_name: str) -> dict:
@@ -137,38 +139,92 @@ def from_vertex_ai_snippet(args: dict, input_bands) -> str:
 
 
 @dataclass(frozen=True)
-class HookConfig:
-    """How terraform's local-exec provisioners reach our Python hooks."""
+class VertexProviderConfig:
+    """The `eevertex` provider block: unset for Google (regional endpoints, Application
+    Default Credentials); the rehearsal points it at the local emulator."""
 
-    working_dir: str
-    """Project root, relative to the stack directory."""
+    api_endpoint: str | None = None
+    credentials: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One `eevertex_model`: a version of the parent model `model_id`. The fields after
+    `import_id` are the resource's attributes, as `stacks.vertex.Model` takes them."""
+
+    resource_id: str
+    """Terraform name, from the version alias: stable while this artifact and spec serve."""
+    artifact_sha256: str
+    import_id: str | None
+    """A version created outside the stacks (config `adopt`), imported on the next apply."""
+    project: str
+    region: str
+    model_id: str
+    version_alias: str
+    display_name: str
+    description: str
+    labels: dict[str, str]
+    artifact_uri: str
+    container_image_uri: str
+    container_env: dict[str, str] | None
+    container_grpc_ports: list[int] | None
+    container_predict_route: str | None
+    container_health_route: str | None
+    kms_key_name: str | None
+
+    @property
+    def version_name(self) -> str:
+        """The version by its alias, known before anything is applied."""
+        return f"projects/{self.project}/locations/{self.region}/models/{self.model_id}@{self.version_alias}"
+
+    def attributes(self) -> dict:
+        return _attributes(self, ("resource_id", "artifact_sha256", "import_id"))
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One `eevertex_deployment`: a model version on the endpoint."""
+
+    resource_id: str
+    artifact_sha256: str
+    import_id: str | None
+    project: str
+    region: str
+    endpoint_id: str
+    model: str
+    deployed_model_id: str
+    display_name: str
+    machine_type: str
+    accelerator_type: str | None
+    accelerator_count: int | None
+    min_replica_count: int
+    max_replica_count: int
+    service_account: str | None
+
+    def attributes(self) -> dict:
+        return _attributes(self, ("resource_id", "artifact_sha256", "import_id"))
 
 
 @dataclass(frozen=True)
 class ModelStackConfig:
     stack: str
-    models: tuple[dict, ...]
-    """Full desired state of each model version to keep uploaded (the current artifact, and
-    the previous one while a canary splits traffic): the terraform_data `input`s."""
-    bands: dict
-    """The current artifact's Earth Engine bands (an output, not part of any input: the
-    previous artifact's bands are not known here, and are no reason to touch its model)."""
-    hooks: HookConfig
+    models: tuple[ModelVersion, ...]
+    """The current artifact's version, and the previous one while a canary splits traffic."""
+    provider: VertexProviderConfig
     backend: Backend
 
 
 @dataclass(frozen=True)
 class DeploymentConfig:
     stack: str
-    deployments: tuple[dict, ...]
-    """Full desired state of each deployment on the endpoint (current, and previous during
-    a canary), keyed in Terraform by deployed-model ID."""
-    traffic_input: dict
-    """The whole traffic split and replica bounds; changed in place, and the point where
-    deployments no longer declared are undeployed."""
-    release_input: dict
-    """Endpoint and model name: what destroying the stack undeploys."""
-    hooks: HookConfig
+    project: str
+    region: str
+    endpoint_id: str
+    deployments: tuple[DeploymentSpec, ...]
+    split: dict[str, int]
+    """The endpoint's whole traffic split: deployed-model ID -> percent, summing to 100."""
+    traffic_import_id: str | None
+    provider: VertexProviderConfig
     backend: Backend
 
 
@@ -181,85 +237,93 @@ class TargetStacks:
     deployment: DeploymentConfig
 
 
-def spec_alias(container: dict) -> str:
-    """Model-version alias for one container spec: the same artifact served by another
-    image, env or port set becomes a new version of the same model ID."""
-    digest = hashlib.sha256(json.dumps(container, sort_keys=True).encode()).hexdigest()
-    return f"spec-{digest[:10]}"
+def _attributes(spec, exclude: tuple[str, ...]) -> dict:
+    return {f.name: getattr(spec, f.name) for f in fields(spec) if f.name not in exclude}
 
 
-def _model_input(
-    rollout: RolloutConfig, target: TargetConfig, labels: dict[str, str], sha256: str, manifest: Manifest | None
-) -> dict:
-    """The full desired state of one uploaded model version."""
+def version_alias(sha256: str, spec: dict) -> str:
+    """The model version's alias, `a<sha256[:12]>-<spec[:8]>`: the artifact, and a hash of
+    everything else that makes a new version (artifact URI, container, key), so two
+    versions never claim one alias.
+
+    Vertex AI's alias grammar is `[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]` (Model.version_aliases,
+    google/cloud/aiplatform_v1/types/model.py): the leading `a` keeps it from starting with
+    a digit, which is what tells an alias from a version ID."""
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    return f"a{sha256[:12]}-{digest[:8]}"
+
+
+def _model_version(
+    rollout: RolloutConfig, target: TargetConfig, labels: dict[str, str], sha256: str, *, previous: bool
+) -> ModelVersion:
     model = rollout.model
-    previous = model.previous if manifest is None else None
-    image = (previous and previous.serving_image) or rollout.serving_image(target)
-    env = model.env if previous is None or previous.env is None else previous.env
-    grpc = model.grpc if previous is None or previous.grpc is None else previous.grpc
-    # Unset optional values are left out rather than null: cdktf drops nulls, and the
-    # hooks read them with .get().
-    container = _without_none({
+    prior = model.previous if previous else None
+    image = (prior and prior.serving_image) or rollout.serving_image(target)
+    env = model.env if prior is None or prior.env is None else prior.env
+    grpc = model.grpc if prior is None or prior.grpc is None else prior.grpc
+    container = {
         "image_uri": image,
-        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "env": dict(sorted(env.items())),
         "grpc_ports": [GRPC_PORT] if grpc else [],
         "predict_route": model.predict_route,
         "health_route": model.health_route,
-    })
-    model_id = naming.model_id(model.name, sha256)
-    alias = spec_alias(container)
-    location = f"projects/{target.project}/locations/{target.region}"
-    spec = {
-        "project": target.project,
-        "region": target.region,
-        "model_id": model_id,
-        "version_alias": alias,
-        "model": f"{location}/models/{model_id}@{alias}",
-        "display_name": model.name,
-        "description": f"{model.framework} model for Earth Engine ({model.payload_format.value}), "
-        f"artifact sha256 {sha256}",
-        "framework": model.framework,
-        "payload_format": model.payload_format.value,
-        "artifact_uri": f"gs://{target.bucket}/{naming.artifact_prefix(model.name, sha256)}/",
-        "artifact_sha256": sha256,
-        "container": container,
-        "labels": labels,
     }
-    if target.kms_key:
-        spec["kms_key"] = target.kms_key
-    return spec
-
-
-def _deployment_input(target: TargetConfig, model: dict, endpoint_name: str, percent: int) -> dict:
-    """The full desired state of one model version's deployment on the endpoint."""
-    machine_spec = _without_none({
-        "machine_type": target.machine_type,
-        "accelerator_type": target.accelerator_type,
-        "accelerator_count": target.accelerator_count,
-    })
-    deployed_id = naming.deployed_model_id(
-        endpoint_name, json.dumps([model["model"], machine_spec, target.service_account])
+    artifact_uri = f"gs://{target.bucket}/{naming.artifact_prefix(model.name, sha256)}/"
+    alias = version_alias(sha256, {**container, "artifact_uri": artifact_uri, "kms_key_name": target.kms_key})
+    adopt = target.adopt if target.adopt and target.adopt.artifact_sha256 == sha256 else None
+    model_id = target.adopt.model_id if target.adopt else model.name
+    return ModelVersion(
+        resource_id=f"model_{alias.replace('-', '_')}",
+        artifact_sha256=sha256,
+        import_id=adopt.model_version if adopt else None,
+        project=target.project,
+        region=target.region,
+        model_id=model_id,
+        version_alias=alias,
+        display_name=model.name,
+        # Model-level in Vertex AI (shared by every version, unlike version labels): the
+        # same for every artifact, which the artifact URI already names.
+        description=f"{model.framework} model for Earth Engine ({model.payload_format.value})",
+        labels=labels,
+        artifact_uri=artifact_uri,
+        container_image_uri=image,
+        # Empty is left out, as Vertex AI and an imported version have it (absent).
+        container_env=container["env"] or None,
+        container_grpc_ports=container["grpc_ports"] or None,
+        container_predict_route=model.predict_route,
+        container_health_route=model.health_route,
+        kms_key_name=target.kms_key,
     )
-    return _without_none({
-        "project": target.project,
-        "region": target.region,
-        "endpoint": endpoint_name,
-        "model_name": model["display_name"],
-        "model": model["model"],
-        "artifact_sha256": model["artifact_sha256"],
-        "deployed_model_id": deployed_id,
-        "display_name": f"{model['model_id']}-{target.name}",
-        "machine_spec": machine_spec,
-        "service_account": target.service_account,
-        "min_replica_count": target.min_replicas,
-        "max_replica_count": target.max_replicas,
-        "traffic_percent": percent,
-        "grpc_ports": model["container"]["grpc_ports"],
-    })
 
 
-def _without_none(values: dict) -> dict:
-    return {k: v for k, v in values.items() if v is not None}
+def _deployment(target: TargetConfig, version: ModelVersion, endpoint_id: str) -> DeploymentSpec:
+    endpoint_name = f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}"
+    machine_spec = [target.machine_type, target.accelerator_type, target.accelerator_count]
+    adopted = version.import_id is not None and target.adopt.deployed_model_id is not None
+    if adopted:
+        deployed_id = target.adopt.deployed_model_id
+    else:
+        deployed_id = naming.deployed_model_id(
+            endpoint_name, json.dumps([version.version_name, machine_spec, target.service_account])
+        )
+    return DeploymentSpec(
+        resource_id=f"deployment_{version.version_alias.replace('-', '_')}",
+        artifact_sha256=version.artifact_sha256,
+        import_id=f"{endpoint_name}/deployedModels/{deployed_id}" if adopted else None,
+        project=target.project,
+        region=target.region,
+        endpoint_id=endpoint_id,
+        # The imported version by its ID until our alias is on it; ours by alias.
+        model=version.import_id or version.version_name,
+        deployed_model_id=deployed_id,
+        display_name=f"{version.display_name}-{version.version_alias}",
+        machine_type=target.machine_type,
+        accelerator_type=target.accelerator_type,
+        accelerator_count=target.accelerator_count or None,
+        min_replica_count=target.min_replicas,
+        max_replica_count=target.max_replicas,
+        service_account=target.service_account,
+    )
 
 
 def _backend(rollout: RolloutConfig, target: TargetConfig, stack: str, layout: StackLayout) -> Backend:
@@ -269,7 +333,11 @@ def _backend(rollout: RolloutConfig, target: TargetConfig, stack: str, layout: S
 
 
 def target_stacks(
-    rollout: RolloutConfig, manifest: Manifest, target: TargetConfig, layout: StackLayout
+    rollout: RolloutConfig,
+    manifest: Manifest,
+    target: TargetConfig,
+    layout: StackLayout,
+    provider: VertexProviderConfig = VertexProviderConfig(),
 ) -> TargetStacks:
     model = rollout.model
     labels = {**naming.default_labels(model.name, target.name), **target.labels}
@@ -312,46 +380,41 @@ def target_stacks(
         backend=_backend(rollout, target, names["endpoint"], layout),
         earth_engine=earth_engine,
         earth_engine_snippet=from_vertex_ai_snippet(earth_engine, manifest.input_bands),
+        predict_scope=target.predict_scope,
     )
 
-    location = f"projects/{target.project}/locations/{target.region}"
-    endpoint_name = f"{location}/endpoints/{endpoint_id}"
-    current = _model_input(rollout, target, labels, manifest.sha256, manifest)
-    deployments = [_deployment_input(target, current, endpoint_name, target.traffic_percent)]
-    models = [current]
-    if target.traffic_percent < 100 and model.previous:
-        previous = _model_input(rollout, target, labels, model.previous.sha256, None)
-        models.append(previous)
-        deployments.append(
-            _deployment_input(target, previous, endpoint_name, 100 - target.traffic_percent)
-        )
+    # Both versions stay uploaded while `model.previous` is set, whatever the split: the
+    # model stack is applied before the deployment stack, so a version must outlive the
+    # deployments that move off it (promotion, rollback); dropping `model.previous`
+    # afterwards deletes it. Only versions with a share of the traffic are deployed.
+    versions = [(_model_version(rollout, target, labels, manifest.sha256, previous=False), target.traffic_percent)]
+    if model.previous:
+        previous = _model_version(rollout, target, labels, model.previous.sha256, previous=True)
+        if previous.version_alias == versions[0][0].version_alias:
+            raise ValueError(
+                f"model.previous: sha256 {model.previous.sha256[:12]}... with the same container is the current "
+                "artifact; allowed: the sha256 of the artifact that served before this one"
+            )
+        versions.append((previous, 100 - target.traffic_percent))
+    deployments = [(_deployment(target, version, endpoint_id), percent) for version, percent in versions if percent]
     model_stack = ModelStackConfig(
         stack=names["model"],
-        models=tuple(models),
-        bands={
-            "input_bands": list(manifest.input_bands),
-            "output_bands": {b.name: b.model_dump(exclude_none=True) for b in manifest.output_bands},
-        },
-        hooks=HookConfig(working_dir=layout.relative(names["model"], PROJECT_ROOT)),
+        models=tuple(version for version, _ in versions),
+        provider=provider,
         backend=_backend(rollout, target, names["model"], layout),
     )
-    traffic_input = {
-        "project": target.project,
-        "region": target.region,
-        "endpoint": endpoint_name,
-        "model_name": model.name,
-        "split": {d["deployed_model_id"]: d["traffic_percent"] for d in deployments},
-        "models": [m["model"] for m in models],
-        "min_replica_count": target.min_replicas,
-        "max_replica_count": target.max_replicas,
-    }
+    adopted = any(d.import_id for d, _ in deployments)
     deployment = DeploymentConfig(
         stack=names["deployment"],
-        deployments=tuple(deployments),
-        traffic_input=traffic_input,
-        release_input={k: traffic_input[k] for k in ("project", "region", "endpoint", "model_name")},
-        hooks=HookConfig(working_dir=layout.relative(names["deployment"], PROJECT_ROOT)),
+        project=target.project,
+        region=target.region,
+        endpoint_id=endpoint_id,
+        deployments=tuple(d for d, _ in deployments),
+        split={d.deployed_model_id: percent for d, percent in deployments},
+        traffic_import_id=(
+            f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}" if adopted else None
+        ),
+        provider=provider,
         backend=_backend(rollout, target, names["deployment"], layout),
     )
     return TargetStacks(target=target, bucket=bucket, model=model_stack, endpoint=endpoint, deployment=deployment)
-

@@ -60,9 +60,9 @@ def tf_build(tmp_path_factory):
 
 
 def synth(config, manifest, outdir: Path, state_dir: Path) -> Path:
-    from stacks.app import build_app
+    from stacks.app import synthesize
 
-    build_app(config, manifest, outdir=outdir, state_dir=state_dir).synth()
+    synthesize(config, manifest, outdir=outdir, state_dir=state_dir)
     return outdir
 
 

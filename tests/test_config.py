@@ -72,6 +72,7 @@ BAD_VALUES = [
         "projects/p/locations/europe-west4/keyRings/r/cryptoKeys/k", "targets.0", "same region",
     ),
     ("pytorch", "target", "predict_members", ["alice@example.com"], "targets.0.predict_members", "'user:<email>'"),
+    ("pytorch", "target", "predict_scope", "folder", "targets.0.predict_scope", "'endpoint' or 'project'"),
     ("pytorch", "target", "name", "Dev", "targets.0.name", "a-z, 0-9 and '-'"),
     ("pytorch", "target", "colour", "blue", "targets.0.colour", "unknown field"),
     ("pytorch", "model", "payload_format", "GRPC_TF_TENSORS", "model", "allowed: ND_ARRAYS, RAW_JSON"),

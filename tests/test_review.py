@@ -1,14 +1,18 @@
-"""Plan review: real plans (embedded Terraform) against a real prior state, summarized."""
+"""Plan review: real plans (embedded Terraform) against a real prior state, summarized; the
+review command on configs other than the built-in one."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from conftest import example_data, synth
-from stacks import terraform
-from plan.review import input_diff, review_stack
+from conftest import ROOT, example_data, synth
+from plan import terraform
+from plan.review import input_diff, review_stack, summarize_plan
 
 pytestmark = pytest.mark.slow
 
@@ -57,13 +61,16 @@ def test_review_shows_what_a_change_does(torch_build, tmp_path):
 
     review = review_stack(stack_dir, tmp_path / "review" / "changed")
     text = review.markdown()
-    assert review.lines[0] == "Plan: 1 to create, 1 to destroy, 1 to replace."
+    assert review.lines[0] == "Plan: 1 to create, 1 to replace, 1 to destroy."
     assert f"- create: `terraform_data.deployment_{new_id}`" in text
     assert f"- destroy: `terraform_data.deployment_{old_id}`" in text
-    assert "    - machine_spec.machine_type: \"n1-standard-8\"" in text
+    assert "    - input.machine_spec.machine_type: \"n1-standard-8\"" in text
     assert "- replace (destroy, then create): `terraform_data.traffic`" in text
-    assert "    - max_replica_count: 2 -> 5" in text
-    assert f"    - split.{new_id}: 100" in text and f"    - split.{old_id}: 100 -> (removed)" in text
+    assert "    - input.max_replica_count: 2 -> 5 (also triggers_replace)" in text
+    assert f"    - input.split.{new_id}: 100 (also triggers_replace)" in text
+    assert f"    - input.split.{old_id}: 100 -> (removed) (also triggers_replace)" in text
+    assert "    - replaced because of: a changed setting cannot be updated in place" in text
+    assert "    - why: no longer in the config" in text
     plan = json.loads((tmp_path / "review/changed/plan.json").read_text())
     assert {c["address"] for c in plan["resource_changes"]} >= {f"terraform_data.deployment_{new_id}"}
     assert (tmp_path / "review/changed/summary.md").read_text() == text
@@ -78,7 +85,8 @@ def parse(data, tmp_path):
 def test_stacks_terraform_cannot_plan_list_what_they_declare(torch_synth, tmp_path):
     review = review_stack(torch_synth / "stacks" / "dev-bucket", tmp_path / "dev-bucket")
     assert not review.planned
-    assert review.lines[0].startswith("Not planned here: dev-bucket: terraform init could not install the google provider")
+    assert review.lines[0] == "not planned here: terraform init could not install the google provider; it declares 2 resource(s)"
+    assert "registry.terraform.io" in review.reason  # Terraform's own message, whole
     assert "    - public_access_prevention: \"enforced\"" in review.lines
     assert "    - versioning.enabled: true" in review.lines
 
@@ -87,3 +95,102 @@ def test_input_diff_names_each_changed_setting():
     old = {"split": {"1": 100}, "env": [{"name": "A", "value": "1"}], "same": 1}
     new = {"split": {"1": 70, "2": 30}, "env": [{"name": "A", "value": "2"}], "same": 1}
     assert input_diff(old, new) == ['env[0].value: "1" -> "2"', "split.1: 100 -> 70", "split.2: 30"]
+
+
+def test_summary_is_the_same_for_any_resource_type():
+    """Our provider's resources (eevertex_*) and google's get the same treatment as terraform_data."""
+    plan = {"resource_changes": [
+        {"address": "eevertex_deployment.current", "type": "eevertex_deployment", "change": {
+            "actions": ["update"],
+            "before": {"id": "123", "min_replica_count": 1, "max_replica_count": 2, "machine_type": "n1-standard-4"},
+            "after": {"id": "123", "min_replica_count": 1, "max_replica_count": 5, "machine_type": "n1-standard-4"},
+            "after_unknown": {}}},
+        {"address": "eevertex_model.v2", "type": "eevertex_model", "change": {
+            "actions": ["create", "delete"], "before": {"artifact_uri": "gs://b/old/", "name": "m-1"},
+            "after": {"artifact_uri": "gs://b/new/"}, "after_unknown": {"name": True}},
+            "replace_paths": [["artifact_uri"]]},
+        {"address": "eevertex_traffic_split.traffic", "type": "eevertex_traffic_split", "change": {
+            "actions": ["delete"], "before": {"endpoint": "projects/p/locations/r/endpoints/1", "split": {"1": 100}},
+            "after": None}},
+        {"address": "google_vertex_ai_endpoint.endpoint", "type": "google_vertex_ai_endpoint", "change": {
+            "actions": ["create"], "before": None, "after": {"display_name": "m-dev", "labels": {"env": "dev"}},
+            "after_unknown": {"effective_labels": True, "id": True}}},
+        {"address": "google_storage_bucket.artifacts", "type": "google_storage_bucket", "change": {
+            "actions": ["no-op"], "before": {}, "after": {}}},
+    ]}
+    review = summarize_plan("dev-deployment", plan)
+    assert review.lines == [
+        "Plan: 1 to create, 1 to update in place, 1 to replace, 1 to destroy.",
+        "- create: `google_vertex_ai_endpoint.endpoint`",
+        "    - display_name: \"m-dev\"",
+        "    - labels.env: \"dev\"",
+        "- update in place: `eevertex_deployment.current`",
+        "    - max_replica_count: 2 -> 5",
+        "- replace (create, then destroy): `eevertex_model.v2`",
+        "    - artifact_uri: \"gs://b/old/\" -> \"gs://b/new/\"",
+        "    - name: \"m-1\" -> (known after apply)",
+        "    - replaced because of: artifact_uri",
+        "- destroy: `eevertex_traffic_split.traffic`",
+        "    - endpoint: \"projects/p/locations/r/endpoints/1\"",
+    ]
+    # The printed form: new resources by address, the others with what changes.
+    assert review.render(limit=8)[1:4] == [
+        "- create: `google_vertex_ai_endpoint.endpoint`",
+        "- update in place: `eevertex_deployment.current`",
+        "    - max_replica_count: 2 -> 5",
+    ]
+
+
+def _other_config(torch_build, tmp_path, **target):
+    """A config unlike the built-in one: other target names, no KMS key."""
+    from config.rollout import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    base = {k: v for k, v in data["targets"][0].items() if k not in ("kms_key", "service_account")}
+    data["targets"] = [
+        {**base, "name": "qa", "project": "other-geo-qa", "bucket": "other-geo-qa-models",
+         "access_log_bucket": "other-geo-qa-logs", **target},
+        {**base, "name": "live", "project": "other-geo-live", "region": "europe-west1",
+         "bucket": "other-geo-live-models", "access_log_bucket": "other-geo-live-logs"},
+    ]
+    outdir = synth(parse_config(data, config.path), manifest, tmp_path / "cdktf.out", tmp_path / "state")
+    return outdir
+
+
+def _review(outdir, out, *args, env=None):
+    return subprocess.run([sys.executable, "-m", "plan.review", str(outdir), "--out", str(out), *args],
+                          cwd=ROOT, capture_output=True, text=True, env=env or os.environ)
+
+
+@pytest.mark.skipif(not os.environ.get("CHECKOV"),
+                    reason="checkov lives in its own virtualenv: set $CHECKOV (`nox -s tests` does)")
+def test_review_of_another_config_passes_with_checkov_clean(torch_build, tmp_path):
+    outdir = _other_config(torch_build, tmp_path)
+    done = _review(outdir, tmp_path / "review", "--scan")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "checkov: " in done.stdout and " 0 failed, 0 parsing errors" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "review").iterdir() if p.is_dir()) == sorted(
+        f"{t}-{k}" for t in ("qa", "live") for k in ("bucket", "model", "endpoint", "deployment"))
+    comment = (tmp_path / "review" / "PR_COMMENT.md").read_text()
+    assert "| qa | `qa-deployment` | 3 | 0 | 0 | 0 |  |" in comment
+    assert json.loads((tmp_path / "review" / "checkov.json").read_text())["failed"] == []
+
+
+def test_review_with_state_bucket_and_no_credentials_says_so_in_one_line(torch_build, tmp_path):
+    outdir = _other_config(torch_build, tmp_path, state_bucket="other-tf-state")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_"))}
+    env.update(HOME=str(tmp_path / "home"), NO_GCE_CHECK="True")
+    done = _review(outdir, tmp_path / "review", env=env)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr + done.stdout
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: review needs Google credentials: target(s) qa keep Terraform state in "
+                           "gs://other-tf-state (state_bucket)")
+    assert "--local-state" in line
+
+    local = _review(outdir, tmp_path / "review", "--local-state", env=env)
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert "qa-model: Plan: 1 to create." in local.stdout
+    assert not list((outdir / "stacks" / "qa-model").glob("*override*"))
+

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
-from conftest import ROOT, rollout_toml, stack_json, synth
+from conftest import ROOT, stack_json, synth
 from stacks import naming
 
 
@@ -15,15 +14,20 @@ def resource(config: dict, kind: str, name: str) -> dict:
     return config["resource"][kind][name]
 
 
-def data_resources(config: dict, prefix: str) -> list[dict]:
-    """terraform_data resources whose name starts with prefix, in name order."""
-    found = config["resource"]["terraform_data"]
-    return [found[k] for k in sorted(found) if k.startswith(prefix)]
+def of_type(config: dict, kind: str) -> list[dict]:
+    """Resources of one type, in name order."""
+    found = config["resource"].get(kind, {})
+    return [found[k] for k in sorted(found)]
 
 
-def only(config: dict, prefix: str) -> dict:
-    (found,) = data_resources(config, prefix)
+def only(config: dict, kind: str) -> dict:
+    (found,) = of_type(config, kind)
     return found
+
+
+def attributes(resource: dict) -> dict:
+    """A resource's attributes, without cdktf's metadata and Terraform meta-arguments."""
+    return {k: v for k, v in resource.items() if k not in ("//", "lifecycle", "depends_on")}
 
 
 def test_four_stacks_per_target(torch_synth):
@@ -61,10 +65,9 @@ def test_bucket_cmek_when_configured(torch_synth):
     }
     endpoint = resource(stack_json(torch_synth, "prod-endpoint"), "google_vertex_ai_endpoint", "endpoint")
     assert endpoint["encryption_spec"]["kms_key_name"].endswith("/cryptoKeys/models")
-    model = only(stack_json(torch_synth, "prod-model"), "model_")
-    assert model["input"]["kms_key"] == bucket["encryption"]["default_kms_key_name"]
-    assert model["triggers_replace"]["kms_key"] == model["input"]["kms_key"]
-    assert "kms_key" not in only(stack_json(torch_synth, "dev-model"), "model_")["input"]
+    model = only(stack_json(torch_synth, "prod-model"), "eevertex_model")
+    assert model["kms_key_name"] == bucket["encryption"]["default_kms_key_name"]
+    assert "kms_key_name" not in only(stack_json(torch_synth, "dev-model"), "eevertex_model")
 
 
 def test_bucket_labels_merge_target_and_tool_labels(torch_synth):
@@ -94,80 +97,168 @@ def test_savedmodel_uploads_every_file(tf_build, tf_synth):
     assert prefix + "saved_model.pb" in names
 
 
-def test_model_input_carries_grpc_port_8500(tf_build, tf_synth):
+def test_model_carries_grpc_port_8500(tf_build, tf_synth):
     _, manifest = tf_build
-    model = only(stack_json(tf_synth, "staging-model"), "model_")
-    assert model["input"]["container"]["grpc_ports"] == [8500]
-    assert model["input"]["payload_format"] == "GRPC_SERIALIZED_TF_TENSORS"
-    assert model["input"]["artifact_uri"] == f"gs://acme-geo-staging-ee-models/models/landcover-keras/{manifest.sha256}/"
-    assert model["triggers_replace"]["artifact_sha256"] == manifest.sha256
+    model = only(stack_json(tf_synth, "staging-model"), "eevertex_model")
+    assert model["container_grpc_ports"] == [8500]
+    assert model["artifact_uri"] == f"gs://acme-geo-staging-ee-models/models/landcover-keras/{manifest.sha256}/"
+    assert "(GRPC_SERIALIZED_TF_TENSORS)" in model["description"]
 
 
-def test_model_input_shows_every_setting(torch_build, torch_synth):
+def test_model_shows_every_setting(torch_build, torch_synth):
     _, manifest = torch_build
-    model = only(stack_json(torch_synth, "dev-model"), "model_")
-    assert model["input"]["model_id"] == f"landcover-torch-{manifest.sha256[:12]}"
-    assert model["input"]["container"] == {
-        "image_uri": "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
-        "env": [{"name": "EEV_TORCH_THREADS", "value": "4"}],
-        "grpc_ports": [],
+    config = stack_json(torch_synth, "dev-model")
+    model = only(config, "eevertex_model")
+    alias = model["version_alias"]
+    assert attributes(model) == {
+        "project": "acme-geo-dev",
+        "region": "us-central1",
+        # One parent model per model name; each artifact or container is a version of it.
+        "model_id": "landcover-torch",
+        "version_alias": alias,
+        "display_name": "landcover-torch",
+        "description": "pytorch model for Earth Engine (ND_ARRAYS)",
+        "labels": {"env": "dev", "team": "geo-ml", "managed-by": "ee-vertex-cdktf",
+                   "ee-model": "landcover-torch", "rollout-target": "dev"},
+        "artifact_uri": f"gs://acme-geo-dev-ee-models/models/landcover-torch/{manifest.sha256}/",
+        "container_image_uri": "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
+        "container_env": {"EEV_TORCH_THREADS": "4"},
     }
-    bands = stack_json(torch_synth, "dev-model")["output"]["earth_engine_bands"]["value"]
-    assert bands["input_bands"] == ["B2", "B3", "B4", "B5", "B6", "B7"]
-    assert bands["output_bands"] == {"probabilities": {"name": "probabilities", "dimensions": 1, "length": 3}}
+    assert model["lifecycle"] == {"create_before_destroy": True}
+    assert config["resource"].keys() == {"eevertex_model"}
+    assert list(config["resource"]["eevertex_model"]) == [f"model_{alias.replace('-', '_')}"]
+    assert config["output"]["model_version"]["value"] == f"${{eevertex_model.model_{alias.replace('-', '_')}.id}}"
+    assert "earth_engine_bands" not in config["output"]
 
 
-def test_model_hooks_upload_and_delete_from_state(torch_synth):
-    model = only(stack_json(torch_synth, "dev-model"), "model_")
-    hooks = [p["local-exec"] for p in model["provisioner"]]
-    assert [(h["command"].split()[-1], h.get("when")) for h in hooks] == [
-        ("model-upload", None), ("model-delete", "destroy")
-    ]
-    assert all(h["environment"] == {"EEV_HOOK_INPUT": "${jsonencode(self.input)}"} for h in hooks)
-    # The working dir is the project root, as seen from the stack directory.
-    assert (torch_synth / "stacks" / "dev-model" / hooks[0]["working_dir"]).resolve() == ROOT
-    # A plain command, the same in cdk.tf.json and in `cdktf synth --hcl` (which mangles
-    # quotes and `$${...}` escapes), running a script that exists there.
-    assert hooks[0]["command"] == "sh stacks/hooks/hook.sh model-upload"
-    assert (ROOT / hooks[0]["command"].split()[1]).is_file()
+def test_version_alias_is_deterministic_and_valid(torch_build, torch_synth):
+    _, manifest = torch_build
+    alias = only(stack_json(torch_synth, "dev-model"), "eevertex_model")["version_alias"]
+    # Model.version_aliases: [a-z][a-zA-Z0-9-]{0,126}[a-z0-9] (aiplatform_v1/types/model.py)
+    assert re.fullmatch(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]", alias)
+    assert re.fullmatch(rf"a{manifest.sha256[:12]}-[0-9a-f]{{8}}", alias)
 
 
-def test_deployment_input_and_in_place_settings(torch_synth):
+def test_container_change_is_a_new_version_of_the_same_model(torch_build, tmp_path, torch_synth):
+    from config.rollout import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["model"]["env"] = {"EEV_TORCH_THREADS": "2"}
+    out = synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state")
+    before = only(stack_json(torch_synth, "dev-model"), "eevertex_model")
+    after = only(stack_json(out, "dev-model"), "eevertex_model")
+    assert after["model_id"] == before["model_id"] == "landcover-torch"
+    assert after["version_alias"] != before["version_alias"]
+    assert after["version_alias"].startswith(f"a{manifest.sha256[:12]}-")
+    deployment = only(stack_json(out, "dev-deployment"), "eevertex_deployment")
+    assert deployment["model"].endswith(f"/models/landcover-torch@{after['version_alias']}")
+
+
+def test_provider_block_and_source(torch_synth):
+    for stack in ("dev-model", "dev-deployment"):
+        config = stack_json(torch_synth, stack)
+        assert config["terraform"]["required_providers"] == {
+            "eevertex": {"source": "ee-vertex.local/ee/eevertex", "version": "0.1.0"}
+        }
+        # Google's regional endpoint and Application Default Credentials: nothing to set.
+        assert config["provider"] == {"eevertex": [{}]}
+
+
+def test_provider_points_at_an_emulator_only_when_asked(torch_build, tmp_path):
+    from stacks.app import build_app
+    from stacks.wiring import VertexProviderConfig
+
+    config, manifest = torch_build
+    emulator = VertexProviderConfig(api_endpoint="http://127.0.0.1:8123", credentials="none")
+    build_app(config, manifest, outdir=tmp_path / "out", state_dir=tmp_path / "state",
+              vertex_provider=emulator).synth()
+    for stack in ("dev-model", "prod-deployment"):
+        assert stack_json(tmp_path / "out", stack)["provider"] == {
+            "eevertex": [{"api_endpoint": "http://127.0.0.1:8123", "credentials": "none"}]
+        }
+
+
+def test_no_terraform_data_or_local_exec(torch_synth, tf_synth):
+    for outdir in (torch_synth, tf_synth):
+        for stack_dir in (outdir / "stacks").iterdir():
+            text = (stack_dir / "cdk.tf.json").read_text()
+            assert "terraform_data" not in text and "local-exec" not in text and "provisioner" not in text, stack_dir
+
+
+def test_deployment_settings_and_in_place_split(torch_build, torch_synth):
+    _, manifest = torch_build
     config = stack_json(torch_synth, "prod-deployment")
-    deployment = only(config, "deployment_")
-    traffic = resource(config, "terraform_data", "traffic")
-    assert deployment["input"]["machine_spec"] == {"machine_type": "n1-standard-8", "accelerator_count": 0}
-    assert deployment["input"]["service_account"] == "vertex-serving@acme-geo-prod.iam.gserviceaccount.com"
-    assert (deployment["input"]["min_replica_count"], deployment["input"]["max_replica_count"]) == (2, 10)
-    # Replicas and traffic change in place (the traffic hook); the rest redeploys.
-    assert not {"traffic_percent", "min_replica_count", "max_replica_count"} & set(deployment["triggers_replace"])
-    deployed_id = deployment["input"]["deployed_model_id"]
-    assert traffic["triggers_replace"]["split"] == {deployed_id: 100}
-    assert traffic["depends_on"] == [f"terraform_data.deployment_{deployed_id}"]
-    hooks = {k: [p["local-exec"]["command"].split()[-1] for p in r["provisioner"]]
-             for k, r in config["resource"]["terraform_data"].items()}
-    assert hooks == {f"deployment_{deployed_id}": ["deploy"], "traffic": ["traffic"], "release": ["release"]}
-    release = resource(config, "terraform_data", "release")
-    assert release["provisioner"][0]["local-exec"]["when"] == "destroy"
-    assert release["input"]["endpoint"] == deployment["input"]["endpoint"]
+    deployment = only(config, "eevertex_deployment")
+    model = only(stack_json(torch_synth, "prod-model"), "eevertex_model")
+    endpoint = resource(stack_json(torch_synth, "prod-endpoint"), "google_vertex_ai_endpoint", "endpoint")
+    deployed_id = deployment["deployed_model_id"]
+    assert attributes(deployment) == {
+        "project": "acme-geo-prod",
+        "region": "europe-west4",
+        "endpoint_id": endpoint["name"],
+        "model": f"projects/acme-geo-prod/locations/europe-west4/models/landcover-torch@{model['version_alias']}",
+        "deployed_model_id": deployed_id,
+        "display_name": f"landcover-torch-{model['version_alias']}",
+        "machine_type": "n1-standard-8",
+        "min_replica_count": 2,
+        "max_replica_count": 10,
+        "service_account": "vertex-serving@acme-geo-prod.iam.gserviceaccount.com",
+    }
+    assert deployment["lifecycle"] == {"create_before_destroy": True}
+    traffic = resource(config, "eevertex_traffic_split", "traffic")
+    assert attributes(traffic) == {
+        "project": "acme-geo-prod", "region": "europe-west4", "endpoint_id": endpoint["name"],
+        "split": {deployed_id: 100},
+    }
+    assert traffic["depends_on"] == [f"eevertex_deployment.deployment_{model['version_alias'].replace('-', '_')}"]
+    assert config["output"]["traffic_split"]["value"] == {deployed_id: 100}
 
 
 def test_deterministic_ids(torch_build, torch_synth):
-    _, manifest = torch_build
-    deployment = only(stack_json(torch_synth, "dev-deployment"), "deployment_")["input"]
+    deployment = only(stack_json(torch_synth, "dev-deployment"), "eevertex_deployment")
     endpoint = resource(stack_json(torch_synth, "dev-endpoint"), "google_vertex_ai_endpoint", "endpoint")
     assert endpoint["name"] == naming.endpoint_id("acme-geo-dev", "us-central1", "landcover-torch")
     assert re.fullmatch(r"[1-9][0-9]{8}", endpoint["name"])
-    assert deployment["endpoint"].endswith(f"/endpoints/{endpoint['name']}")
-    assert re.fullmatch(r"[1-9][0-9]{9}", deployment["deployed_model_id"])
+    assert deployment["endpoint_id"] == endpoint["name"]
+    # DeployedModel.id: 1-10 digits (aiplatform_v1/types/endpoint.py).
+    assert re.fullmatch(r"[1-9][0-9]{0,9}", deployment["deployed_model_id"])
 
 
-def test_predict_members_get_a_predict_only_role(torch_synth):
-    config = stack_json(torch_synth, "dev-endpoint")["resource"]
+def test_predict_members_get_a_predict_only_role_on_the_endpoint(torch_synth):
+    stack = stack_json(torch_synth, "dev-endpoint")
+    config = stack["resource"]
     role = config["google_project_iam_custom_role"]["predict_role"]
     assert role["permissions"] == ["aiplatform.endpoints.predict"]
-    members = [m["member"] for m in config["google_project_iam_member"].values()]
-    assert members == ["group:geo-ml@example.com"]
+    assert "google_project_iam_member" not in config
+    assert list(config["google_vertex_ai_endpoint_iam_member"].values()) == [{
+        "//": {"metadata": {"path": "dev-endpoint/predict_endpoint_member_0", "uniqueId": "predict_endpoint_member_0"}},
+        "provider": "google-beta",
+        "project": "acme-geo-dev",
+        "location": "us-central1",
+        "endpoint": "${google_vertex_ai_endpoint.endpoint.name}",
+        "role": "${google_project_iam_custom_role.predict_role.name}",
+        "member": "group:geo-ml@example.com",
+    }]
+    assert stack["provider"]["google-beta"] == [{"project": "acme-geo-dev", "region": "us-central1"}]
+
+
+def test_predict_scope_project_grants_the_role_on_the_project(torch_build, tmp_path):
+    from config.rollout import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["targets"][0]["predict_scope"] = "project"
+    stack = stack_json(synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state"),
+                       "dev-endpoint")
+    members = stack["resource"]["google_project_iam_member"]
+    assert [{k: m[k] for k in ("project", "role", "member")} for m in members.values()] == [{
+        "project": "acme-geo-dev",
+        "role": "${google_project_iam_custom_role.predict_role.name}",
+        "member": "group:geo-ml@example.com",
+    }]
+    assert "google_vertex_ai_endpoint_iam_member" not in stack["resource"]
+    assert "google-beta" not in stack["provider"]
 
 
 def test_synth_is_deterministic_and_machine_independent(torch_build, torch_synth, tmp_path):
@@ -233,24 +324,53 @@ def test_main_reports_tampered_artifact(torch_build, tmp_path):
         load_artifact(parse_config(data, config.path))
 
 
-def test_canary_keeps_the_previous_artifact_declared(torch_build, tmp_path):
+def _canary(torch_build, tmp_path, percent: int = 10):
     from config.rollout import parse_config
 
     config, manifest = torch_build
     data = config.model_dump(mode="json", exclude={"path"})
     previous = "ab" * 32
     data["model"]["previous"] = {"sha256": previous}
-    data["targets"][0]["traffic_percent"] = 10
-    canary = parse_config(data, config.path)
-    out = synth(canary, manifest, tmp_path / "out", tmp_path / "state")
+    data["targets"][0]["traffic_percent"] = percent
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state"), previous
 
-    models = data_resources(stack_json(out, "dev-model"), "model_")
-    assert [m["input"]["artifact_sha256"] for m in models] == sorted([manifest.sha256, previous], key=lambda sha: f"model_landcover_torch_{sha[:12]}")
-    deployments = {d["input"]["artifact_sha256"]: d["input"] for d in data_resources(stack_json(out, "dev-deployment"), "deployment_")}
-    split = resource(stack_json(out, "dev-deployment"), "terraform_data", "traffic")["input"]["split"]
-    assert split == {deployments[manifest.sha256]["deployed_model_id"]: 10, deployments[previous]["deployed_model_id"]: 90}
-    # prod is at 100%: the previous artifact is promoted away there.
-    assert len(data_resources(stack_json(out, "prod-deployment"), "deployment_")) == 1
+
+def test_canary_keeps_the_previous_version_deployed(torch_build, tmp_path):
+    _, manifest = torch_build
+    out, previous = _canary(torch_build, tmp_path)
+    models = {m["artifact_uri"].split("/")[-2]: m for m in of_type(stack_json(out, "dev-model"), "eevertex_model")}
+    assert set(models) == {manifest.sha256, previous}
+    assert {m["model_id"] for m in models.values()} == {"landcover-torch"}
+    config = stack_json(out, "dev-deployment")
+    deployments = {d["model"].split("@")[1]: d for d in of_type(config, "eevertex_deployment")}
+    new = deployments[models[manifest.sha256]["version_alias"]]["deployed_model_id"]
+    old = deployments[models[previous]["version_alias"]]["deployed_model_id"]
+    # The plan shows the exact split: what the canary gets is what the apply gives it.
+    assert resource(config, "eevertex_traffic_split", "traffic")["split"] == {new: 10, old: 90}
+    assert len(resource(config, "eevertex_traffic_split", "traffic")["depends_on"]) == 2
+    # prod is at 100%: the previous version stays uploaded (the model stack is applied
+    # first, so it must outlive the deployment that moves off it) but is not deployed.
+    assert len(of_type(stack_json(out, "prod-model"), "eevertex_model")) == 2
+    assert len(of_type(stack_json(out, "prod-deployment"), "eevertex_deployment")) == 1
+
+
+def test_promotion_and_rollback_only_change_deployments(torch_build, tmp_path):
+    """Canary 10 -> promote 100 -> roll back 0: the model stack stays the same, the new
+    version's deployment keeps its Terraform address, the split is exact in each plan."""
+    canary, previous = _canary(torch_build, tmp_path / "canary", 10)
+    promoted, _ = _canary(torch_build, tmp_path / "promoted", 100)
+    rolled_back, _ = _canary(torch_build, tmp_path / "rolled_back", 0)
+    models = [stack_json(out, "dev-model")["resource"] for out in (canary, promoted, rolled_back)]
+    assert models[0] == models[1] == models[2]
+    by_alias = {m["artifact_uri"].split("/")[-2]: name for name, m in models[0]["eevertex_model"].items()}
+    new, old = (by_alias[sha].replace("model_", "deployment_") for sha in (torch_build[1].sha256, previous))
+    deployments = [stack_json(out, "dev-deployment")["resource"] for out in (canary, promoted, rolled_back)]
+    assert [sorted(d["eevertex_deployment"]) for d in deployments] == [sorted([new, old]), [new], [old]]
+    ids = {name: d["deployed_model_id"] for name, d in deployments[0]["eevertex_deployment"].items()}
+    assert [d["eevertex_traffic_split"]["traffic"]["split"] for d in deployments] == [
+        {ids[new]: 10, ids[old]: 90}, {ids[new]: 100}, {ids[old]: 100}
+    ]
 
 
 def test_canary_without_previous_is_an_error(torch_build):
@@ -264,26 +384,57 @@ def test_canary_without_previous_is_an_error(torch_build):
         parse_config(data, config.path)
 
 
-def _as_hcl_types(value):
-    """What `cdktf synth --hcl` does to the inputs: numeric-looking strings become numbers."""
-    if isinstance(value, dict):
-        return {k: _as_hcl_types(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_as_hcl_types(v) for v in value]
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
-        return int(value)
-    return value
+def _adopting(torch_build, tmp_path, **adopt):
+    from config.rollout import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["targets"][0]["adopt"] = {"artifact_sha256": manifest.sha256, **adopt}
+    return parse_config(data, config.path)
 
 
-def test_hooks_read_inputs_written_as_hcl(torch_synth):
-    """The way out of cdktf (`cdktf synth --hcl`) turns deployed-model IDs and env values
-    into HCL numbers; the hooks get back exactly the synthesized input."""
-    from stacks.hooks.__main__ import restore_types
+def test_adopt_imports_what_gcloud_created(torch_build, tmp_path):
+    _, manifest = torch_build
+    version = "projects/acme-geo-dev/locations/us-central1/models/1234567890123456789@1"
+    config = _adopting(torch_build, tmp_path, model_version=version, deployed_model_id="8877665544332211")
+    out = synth(config, manifest, tmp_path / "out", tmp_path / "state")
+    model_stack = stack_json(out, "dev-model")
+    model = only(model_stack, "eevertex_model")
+    address = f"eevertex_model.{next(iter(model_stack['resource']['eevertex_model']))}"
+    assert model_stack["import"] == [{"id": version, "to": address}]
+    assert model["model_id"] == "1234567890123456789"
+    config = stack_json(out, "dev-deployment")
+    deployment = only(config, "eevertex_deployment")
+    endpoint = f"projects/acme-geo-dev/locations/us-central1/endpoints/{deployment['endpoint_id']}"
+    assert deployment["deployed_model_id"] == "8877665544332211"
+    assert deployment["model"] == version
+    assert sorted(config["import"], key=lambda i: i["to"]) == [
+        {"id": f"{endpoint}/deployedModels/8877665544332211",
+         "to": f"eevertex_deployment.{next(iter(config['resource']['eevertex_deployment']))}"},
+        {"id": endpoint, "to": "eevertex_traffic_split.traffic"},
+    ]
+    assert "import" not in stack_json(out, "prod-model")
 
-    inputs = [r["input"] for kind in ("model", "deployment")
-              for r in stack_json(torch_synth, f"dev-{kind}")["resource"]["terraform_data"].values()]
-    assert any(isinstance(_as_hcl_types(i).get("deployed_model_id"), int) for i in inputs)
-    assert any(_as_hcl_types(i).get("container", {}).get("env") == [{"name": "EEV_TORCH_THREADS", "value": 4}]
-               for i in inputs)
-    for synthesized in inputs:
-        assert restore_types(json.loads(json.dumps(_as_hcl_types(synthesized)))) == synthesized
+
+def test_adopt_refuses_a_version_elsewhere(torch_build, tmp_path):
+    import pytest
+    from config.rollout import ConfigError
+
+    with pytest.raises(ConfigError, match=r"targets.0: adopt.model_version is in acme-geo-prod/us-central1 but the target"):
+        _adopting(torch_build, tmp_path, model_version="projects/acme-geo-prod/locations/us-central1/models/m@1")
+    with pytest.raises(ConfigError, match=r"targets.0.adopt.model_version: 'models/m'; allowed: 'projects/"):
+        _adopting(torch_build, tmp_path, model_version="models/m")
+
+
+def test_constructs_render_hcl_attributes():
+    """`cdktf synth --hcl` renders what `_synthesize_hcl_attributes` returns: every set
+    attribute with its Terraform type, nothing for unset ones."""
+    from cdktn import App, TerraformStack
+    from stacks.vertex import TrafficSplit
+
+    stack = TerraformStack(App(), "s")
+    split = TrafficSplit(stack, "traffic", project="p", region="r", endpoint_id="1", split={"12": 100})
+    assert split._synthesize_hcl_attributes()["split"] == {
+        "value": {"12": 100}, "isBlock": False, "type": "map", "storageClassType": "numberMap"
+    }
+    assert set(split._synthesize_hcl_attributes()) == {"project", "region", "endpoint_id", "split"}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stacks import terraform
+from plan import terraform
 
 
 @pytest.fixture
@@ -43,3 +43,36 @@ def test_stack_order_puts_dependencies_first(torch_synth):
     for before, after in (("dev-bucket", "dev-model"), ("dev-model", "dev-deployment"),
                           ("dev-endpoint", "dev-deployment")):
         assert order.index(before) < order.index(after)
+
+
+def test_plan_command_lists_changes_per_target_and_says_why_it_skips(embedded, torch_synth, capsys):
+    assert terraform.main(["plan", str(torch_synth), "--stack", "dev-bucket", "--stack", "dev-deployment"]) == 0
+    out = capsys.readouterr().out
+    assert "dev:\n" in out
+    assert "dev-deployment               ok       Plan: 3 to add, 0 to change, 0 to destroy." in out
+    assert "      create: terraform_data.deployment_" in out and "terraform_data.traffic" in out
+    skipped = out.split("dev-bucket", 1)[1]
+    assert skipped.lstrip().startswith("SKIPPED  terraform init could not install the google provider")
+    # Terraform's own message follows, whole.
+    assert "Terraform said:" in skipped and "registry.terraform.io" in skipped.split("Terraform said:")[1]
+
+
+def test_plan_with_remote_state_and_no_credentials_is_one_line(embedded, torch_build, tmp_path, monkeypatch, capsys):
+    from conftest import synth
+    from config.rollout import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["targets"][1]["state_bucket"] = "acme-tf-state"
+    outdir = synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state")
+    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CREDENTIALS", "GOOGLE_BACKEND_CREDENTIALS",
+                 "GOOGLE_OAUTH_ACCESS_TOKEN", "CLOUDSDK_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    assert terraform.main(["plan", str(outdir)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith("error: terraform plan needs Google credentials: target(s) prod keep Terraform state "
+                           "in gs://acme-tf-state (state_bucket)")

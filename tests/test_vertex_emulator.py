@@ -188,8 +188,9 @@ def test_model_output_fields(api):
 
 def test_delete_default_version_refused(api):
     from google.api_core import exceptions
-
-    from stacks.hooks.vertex import clients
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform_v1
 
     base = f"{LOC}/models/m"
     api.upload("m")
@@ -198,9 +199,10 @@ def test_delete_default_version_refused(api):
     assert "default alias" in api.refused("FAILED_PRECONDITION", "DELETE", f"{base}@1:deleteVersion")
     assert "version ID" in api.refused("INVALID_ARGUMENT", "DELETE", f"{base}@spec-b:deleteVersion")
     # The real client (REST) raises by HTTP code: BadRequest, carrying the canonical status.
-    c = clients("us-central1", api.url)
+    models = aiplatform_v1.ModelServiceClient(client_options=ClientOptions(api_endpoint=api.url), transport="rest",
+                                              credentials=AnonymousCredentials())
     with pytest.raises(exceptions.BadRequest, match="default alias") as refused:
-        c.models.delete_model_version(name=f"{base}@1").result()
+        models.delete_model_version(name=f"{base}@1").result()
     assert refused.value.response.json()["error"]["status"] == "FAILED_PRECONDITION"
     # Once `default` has moved, the old version can go.
     api.ok("POST", f"{base}@2:mergeVersionAliases", {"versionAliases": ["default"]})

@@ -1,1 +1,0 @@
-"""Hooks that Terraform's local-exec provisioners run: `python -m stacks.hooks <action>`."""
