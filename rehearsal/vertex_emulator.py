@@ -64,6 +64,7 @@ import argparse
 import copy
 import datetime
 import hashlib
+import collections
 import json
 import os
 import re
@@ -231,6 +232,10 @@ class Emulator:
         self.state_path = data_dir / "state.json"
         self.lock = threading.RLock()
         self.servers: dict[tuple[str, str], object] = {}
+        # Requests a model server is answering, per (endpoint, deployed ID): an undeploy lets
+        # them finish before the server stops, as Vertex AI drains a deployment it removes.
+        self.inflight: collections.Counter = collections.Counter()
+        self.drained = threading.Condition()
         self.rr: dict[str, dict[str, float]] = {}
         self.faults: dict[str, str] = {}
         self.storage_host = storage_host
@@ -835,8 +840,11 @@ class Emulator:
         self.servers[key] = server
 
     def _unserve(self, endpoint_name: str, deployed_id: str) -> None:
-        server = self.servers.pop((endpoint_name, deployed_id), None)
+        key = (endpoint_name, deployed_id)
+        server = self.servers.pop(key, None)
         if server is not None:
+            with self.drained:
+                self.drained.wait_for(lambda: self.inflight[key] == 0, timeout=60)
             server.close()
 
     def _route(self, endpoint: dict) -> str:
@@ -866,12 +874,21 @@ class Emulator:
             endpoint = self._endpoint(name)
             deployed_id = self._route(endpoint)
             record = next(d for d in endpoint["deployedModels"] if d["id"] == deployed_id)
-            server = self.servers.get((endpoint["name"], deployed_id))
+            key = (endpoint["name"], deployed_id)
+            server = self.servers.get(key)
             version = self._resolve(f"{record['model']}@{record['modelVersionId']}")
             display_name = self.state["models"][record["model"]]["model"]["displayName"]
+            if server is not None:
+                with self.drained:
+                    self.inflight[key] += 1
         if server is None:
             raise ApiError("UNAVAILABLE", f"deployed model {deployed_id} is not serving")
-        status, answer = server.predict(raw)
+        try:
+            status, answer = server.predict(raw)
+        finally:
+            with self.drained:
+                self.inflight[key] -= 1
+                self.drained.notify_all()
         if status != 200:
             message = (answer.get("message") or answer.get("error")) if isinstance(answer, dict) else str(answer)
             raise ApiError("INVALID_ARGUMENT" if 400 <= status < 500 else "INTERNAL",
