@@ -61,10 +61,10 @@ tests/test_vertex_emulator.py unless named.
 from __future__ import annotations
 
 import argparse
+import collections
 import copy
 import datetime
 import hashlib
-import collections
 import json
 import os
 import re
