@@ -30,6 +30,7 @@ import json
 import shutil
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,21 +271,18 @@ def review_stack(stack_dir: Path, out_dir: Path) -> StackReview:
     return review
 
 
+@contextmanager
 def local_state(stack_dir: Path, state: Path):
     """Plan this stack against empty local state: an override file replaces its backend (Terraform
     merges `*_override.tf.json` last); removed, with Terraform's working files, afterwards."""
-
-    class _Local:
-        def __enter__(self):
-            override = {"terraform": {"backend": {"local": {"path": str(state)}}}}
-            (stack_dir / "review_backend_override.tf.json").write_text(json.dumps(override))
-
-        def __exit__(self, *exc):
-            (stack_dir / "review_backend_override.tf.json").unlink(missing_ok=True)
-            shutil.rmtree(stack_dir / ".terraform", ignore_errors=True)
-            (stack_dir / "plan.tfplan").unlink(missing_ok=True)
-
-    return _Local()
+    override = stack_dir / "review_backend_override.tf.json"
+    override.write_text(json.dumps({"terraform": {"backend": {"local": {"path": str(state)}}}}))
+    try:
+        yield
+    finally:
+        override.unlink(missing_ok=True)
+        shutil.rmtree(stack_dir / ".terraform", ignore_errors=True)
+        (stack_dir / "plan.tfplan").unlink(missing_ok=True)
 
 
 def pr_comment(reviews: list[StackReview]) -> str:

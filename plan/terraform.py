@@ -131,7 +131,7 @@ def check_credentials(outdir: Path, stacks: list[str], command: str) -> None:
         f"{command} needs Google credentials: target(s) {', '.join(targets)} keep Terraform state in "
         f"{buckets} (state_bucket), and none were found (run `gcloud auth application-default login` "
         "or set GOOGLE_APPLICATION_CREDENTIALS); for a review against empty local state instead, "
-        "run it with --local-state"
+        "add --local-state (`nox -s review -- CONFIG --local-state`)"
     )
 
 
@@ -243,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_credentials(args.outdir, order, f"terraform {args.command}")
     except MissingPrerequisite as error:
-        print(f"error: {error}".replace(", run it with --local-state", ", use `nox -s review -- CONFIG --local-state`"),
-              file=sys.stderr)
+        # plan itself has no --local-state: the review has.
+        print(f"error: {error}".replace("add --local-state (`nox -s review -- CONFIG --local-state`)",
+                                        "run `nox -s review -- CONFIG --local-state`"), file=sys.stderr)
         return 2
     if args.command == "destroy":
         order.reverse()
