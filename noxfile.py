@@ -115,15 +115,17 @@ def checkov_env(session: nox.Session) -> str:
     return str(_ensure_env(session, "scan", _requirements("scan")) / "bin" / "checkov")
 
 
-def provider_env(session: nox.Session, *args: str) -> Path | None:
-    """Our Terraform provider (provider/, Python): its own virtualenv `.nox/provider` (the
-    provider framework `tf` needs protobuf<6, TensorFlow 6), then `python -m provider.install
-    ARGS` in it. None while the repository has no provider/install.py."""
-    if not (ROOT / "provider" / "install.py").exists():
-        return None
+def provider_env(session: nox.Session) -> dict[str, str]:
+    """Our Terraform provider (provider/, Python) in its own virtualenv `.nox/provider` (the
+    provider framework `tf` needs protobuf<6, TensorFlow 6), installed as a user installs it
+    (`python -m provider.install`) into `.nox/provider-mirror`. Returns the environment that
+    makes Terraform find it (TF_CLI_CONFIG_FILE) and tells tests and the rehearsal its Python."""
     env = _ensure_env(session, "provider", _requirements("provider"))
-    session.run(str(env / "bin" / "python"), "-m", "provider.install", *args, external=True, env=ENV)
-    return env
+    python = env / "bin" / "python"
+    cli_config = ENVS / "provider.tfrc"
+    session.run(str(python), "-m", "provider.install", "--mirror", str(ENVS / "provider-mirror"),
+                "--cli-config", str(cli_config), external=True, env=ENV, silent=True)
+    return {"TF_CLI_CONFIG_FILE": str(cli_config), "EEV_PROVIDER_PYTHON": str(python)}
 
 
 def require(session: nox.Session, program: str, why: str) -> None:
@@ -161,8 +163,7 @@ def tests(session: nox.Session) -> None:
     """Run the test suite, with checkov and the cdktf CLI (--hcl) when available (pytest args after --)."""
     install(session, "build", "synth", "deploy", "serve", "test")
     require(session, "java", "TorchServe (tests, verify, rehearse) needs Java 11+; install a JDK, e.g. openjdk-17")
-    env = {**ENV, "CHECKOV": checkov_env(session)}
-    provider_env(session)
+    env = {**ENV, "CHECKOV": checkov_env(session), **provider_env(session)}
     if shutil.which("npm"):
         # The cdktf CLI, for the `cdktf synth --hcl` way-out test (tests/test_hcl.py).
         prefix = ENVS / "cdktf-cli"
@@ -185,8 +186,7 @@ def plan(session: nox.Session) -> None:
     install(session, "build", "synth", "deploy")
     config = _configs(session)[0]
     _synth(session, config)
-    provider_env(session)
-    session.run("python", "-m", "plan.terraform", "plan", "cdktf.out", env=ENV)
+    session.run("python", "-m", "plan.terraform", "plan", "cdktf.out", env={**ENV, **provider_env(session)})
 
 
 @nox.session(default=False)
@@ -221,10 +221,9 @@ def rehearse(session: nox.Session) -> None:
     install(session, "build", "synth", "deploy", "serve", "rehearse")
     require(session, "java", "the rehearsal serves PyTorch models in TorchServe, which needs Java 11+")
     # The rehearsal installs the provider into its own work folder; it needs the provider's Python.
-    provider = provider_env(session, "--mirror", str(ENVS / "provider-mirror"),
-                            "--cli-config", str(ENVS / "provider.tfrc"))
+    provider = provider_env(session)["EEV_PROVIDER_PYTHON"]
     args = list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]
-    session.run("python", "-m", "rehearsal", *args, env={**ENV, "EEV_PROVIDER_PYTHON": str(provider / "bin" / "python")})
+    session.run("python", "-m", "rehearsal", *args, env={**ENV, "EEV_PROVIDER_PYTHON": provider})
 
 
 @nox.session(default=False)
@@ -234,8 +233,7 @@ def review(session: nox.Session) -> None:
     config = _configs(session)[0]
     flags = [a for a in session.posargs if a.startswith("--")]
     _synth(session, config)
-    provider_env(session)
-    env = {**ENV, "CHECKOV": checkov_env(session)}
+    env = {**ENV, "CHECKOV": checkov_env(session), **provider_env(session)}
     session.run("python", "-m", "plan.review", "cdktf.out", "--out", "review", "--scan", *flags, env=env)
 
 
@@ -252,6 +250,6 @@ def scan(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Handler throughput, synth time for 1/10/50 targets, no-op rebuild vs full build, as side-by-side ratios (-- --readme)."""
+    """Handler throughput, synth time for 1/10/50 targets, unchanged vs first build, our provider's start-up and plan time, as side-by-side ratios (-- --readme)."""
     install(session, "build", "synth", "serve")
-    session.run("python", "-m", "benchmarks", *session.posargs, env=ENV)
+    session.run("python", "-m", "benchmarks", *session.posargs, env={**ENV, **provider_env(session)})

@@ -63,10 +63,17 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Result
     return Result(code, out or "", err or "")
 
 
+# Our own provider comes from a filesystem mirror (python -m provider.install), never a registry.
+LOCAL_PROVIDER_HOST = "ee-vertex.local/"
+
+
 def needs_remote_provider(stack_dir: Path) -> list[str]:
-    """Providers the stack must download (everything but the built-in terraform one)."""
+    """Providers the stack must download from a registry: all but the built-in terraform one
+    and ours."""
     config = json.loads((stack_dir / "cdk.tf.json").read_text())
-    return sorted(config.get("terraform", {}).get("required_providers", {}))
+    required = config.get("terraform", {}).get("required_providers", {})
+    return sorted(name for name, spec in required.items()
+                  if not str(spec.get("source", "")).startswith(LOCAL_PROVIDER_HOST))
 
 
 def stack_order(outdir: Path) -> list[str]:

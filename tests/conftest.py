@@ -87,3 +87,18 @@ def stack_json(outdir: Path, stack: str) -> dict:
 def copy_stack(outdir: Path, stack: str, dest: Path) -> Path:
     shutil.copytree(outdir / "stacks" / stack, dest / stack)
     return dest / stack
+
+
+@pytest.fixture(scope="session")
+def provider_cli_config(tmp_path_factory) -> Path:
+    """Our eevertex provider, installed as a user installs it (`python -m provider.install`):
+    the Terraform CLI config to assign to TF_CLI_CONFIG_FILE."""
+    from rehearsal.rollout import provider_python
+
+    if not provider_python().exists():
+        pytest.skip("set $EEV_PROVIDER_PYTHON to the provider's virtualenv python (`nox -s tests` does)")
+    from provider.install import install
+
+    tmp = tmp_path_factory.mktemp("provider")
+    install(tmp / "mirror", tmp / "terraform.rc", str(provider_python()))
+    return tmp / "terraform.rc"

