@@ -273,14 +273,15 @@ def test_canary_with_a_short_reference_synthesizes_the_full_sha(tmp_path):
                     .replace('bucket = "acme-geo-dev-unet"', 'bucket = "acme-geo-dev-unet"\ntraffic_percent = 10'))
     config = load_config(path)
     outdir = synth(config, second, tmp_path / "cdktf.out", tmp_path / "state")
-    models = [r["input"] for r in stack_json(outdir, "dev-model")["resource"]["terraform_data"].values()]
-    assert sorted(m["artifact_sha256"] for m in models) == sorted([first.sha256, second.sha256])
-    images = {m["container"]["image_uri"] for m in models}
+    models = list(stack_json(outdir, "dev-model")["resource"]["eevertex_model"].values())
+    assert sorted(m["artifact_uri"].rstrip("/").rsplit("/", 1)[1] for m in models) == sorted(
+        [first.sha256, second.sha256])
+    images = {m["container_image_uri"] for m in models}
     assert images == {"us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest"}
-    prod = stack_json(outdir, "prod-model")["resource"]["terraform_data"]
-    assert [r["input"]["container"]["image_uri"] for r in prod.values()] == [
+    prod = stack_json(outdir, "prod-model")["resource"]["eevertex_model"]
+    assert {r["container_image_uri"] for r in prod.values()} == {
         "us-docker.pkg.dev/vertex-ai/prediction/pytorch-gpu.2-4:latest"
-    ]
+    }
     shutil.rmtree(outdir)
 
 
