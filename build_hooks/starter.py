@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from build_hooks.spec import ModelError, load_spec
+from config.payload import DEFAULT_MAX_PAYLOAD_BYTES, largest_tile
 from config.rollout import MODEL_NAME_RE, ConfigError, load_config
 
 TEMPLATE = """\
@@ -28,7 +29,11 @@ source = "{source}"
 # How Earth Engine will call it: ee.Model.fromVertexAi(..., payloadFormat="{payload}").
 payload_format = "{payload}"
 artifact_dir = "build/{name}"
-tile_size = 256
+# The bands Earth Engine sends, in the model's order: the payload budget is checked with them.
+input_bands = [{input_list}]
+# The largest square tile whose request fits Earth Engine's default maxPayloadBytes
+# (1,500,000 bytes, Vertex AI's limit on a shared public endpoint), rounded down to 8.
+tile_size = {tile_size}
 # serving_image: unset = Vertex AI's prebuilt {framework} image for each target's hardware.
 
 [[targets]]
@@ -62,9 +67,12 @@ def starter(source: str, out: Path) -> str:
     spec = load_spec(source, out.resolve().parent)
     name = _model_name(out.resolve().parent.name) or _model_name(source.partition(":")[0].split(".")[0]) or "my-model"
     outputs = ", ".join(f"{b.name} ({b.length} value{'s' if b.length > 1 else ''} per pixel)" for b in spec.output_bands)
+    payload = payload_format(spec.framework, len(spec.output_bands))
+    fits = largest_tile(payload, {band: 1 for band in spec.input_bands}, 0, DEFAULT_MAX_PAYLOAD_BYTES)
     text = TEMPLATE.format(
-        source=source, name=name, framework=spec.framework, payload=payload_format(spec.framework, len(spec.output_bands)),
+        source=source, name=name, framework=spec.framework, payload=payload,
         inputs=", ".join(spec.input_bands), outputs=outputs,
+        input_list=", ".join(f'"{band}"' for band in spec.input_bands), tile_size=min(256, fits // 8 * 8),
     )
     out.write_text(text)
     try:

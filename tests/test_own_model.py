@@ -300,7 +300,9 @@ def test_starter_config_builds(tmp_path):
     assert 'payload_format = "ND_ARRAYS"' in text and "B2, B3, B4, B8" in text
     config = load_config(out)
     assert (config.model.name, config.model.framework, config.model.source) == ("my-unet", "pytorch", "seg.unet:make_model")
-    out.write_text(out.read_text().replace("tile_size = 256", "tile_size = 16"))
+    # The tile fits Earth Engine's default 1.5 MB request: four ND_ARRAYS bands, at most 153.
+    assert config.model.input_bands == ("B2", "B3", "B4", "B8") and config.model.tile_size == 152
+    out.write_text(out.read_text().replace("tile_size = 152", "tile_size = 16"))
     assert build(load_config(out), log=quiet).output_bands[0].length == 3
     with pytest.raises(Exception, match="exists"):
         starter("seg.unet:make_model", out)
