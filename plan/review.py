@@ -36,8 +36,7 @@ from pathlib import Path
 
 from plan import terraform
 
-# Attributes that say which object a destroyed resource was (generic: any resource type;
-# `input.` covers terraform_data).
+# Attributes that say which object a destroyed resource was (generic: any resource type).
 IDENTITY_KEYS = ("name", "display_name", "bucket", "endpoint", "model", "deployed_model_id", "member",
                  "role", "artifact_sha256")
 # Derived by the provider from other settings: shown once, where they are set.

@@ -1,6 +1,6 @@
 """Deterministic names and IDs, all from one place.
 
-Every name the stacks and hooks use is derived here from the config and the artifact hash,
+Every name the stacks use is derived here from the config and the artifact hash,
 never drawn at random, so a re-synth or a re-apply addresses the very same resources.
 """
 
@@ -23,11 +23,6 @@ def _numeric_id(*parts: str, digits: int) -> str:
     digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
     low = 10 ** (digits - 1)
     return str(low + int.from_bytes(digest[:8], "big") % (9 * low))
-
-
-def model_id(model_name: str, sha256: str) -> str:
-    """Vertex model ID: `<name>-<first 12 hex of the artifact sha256>` (<= 63 of [a-z0-9-])."""
-    return f"{model_name}-{sha256[:12]}"
 
 
 def endpoint_id(project: str, region: str, model_name: str) -> str:
