@@ -50,7 +50,7 @@ def test_pytorch_rollout_scenarios_1_to_8(tmp_path):
     assert facts["interrupted"] == ["model", "deployment"]
     # 8. destroy: every endpoint deleted (the checks of what is left ran inside)
     assert facts["destroy_calls"]["deleteEndpoint"] == 3
-    assert any(line.startswith("  ok build builtin:pytorch-landcover") for line in lines)
+    assert any(line.startswith("  ok build and synth builtin:pytorch-landcover") for line in lines)
     assert report.summary.splitlines()[-1].startswith("total")
     assert "FAILED" not in report.summary
 

@@ -139,16 +139,18 @@ def _other_config(torch_build, tmp_path, **target):
     return outdir
 
 
-def _review(outdir, out, *args, env=None):
+def _review(outdir, out, cli_config, *args, env=None):
+    """`python -m plan.review`, our provider installed as `nox -s review` installs it."""
+    env = {**(env or os.environ), "TF_CLI_CONFIG_FILE": str(cli_config)}
     return subprocess.run([sys.executable, "-m", "plan.review", str(outdir), "--out", str(out), *args],
-                          cwd=ROOT, capture_output=True, text=True, env=env or os.environ)
+                          cwd=ROOT, capture_output=True, text=True, env=env)
 
 
 @pytest.mark.skipif(not os.environ.get("CHECKOV"),
                     reason="checkov lives in its own virtualenv: set $CHECKOV (`nox -s tests` does)")
-def test_review_of_another_config_passes_with_checkov_clean(torch_build, tmp_path):
+def test_review_of_another_config_passes_with_checkov_clean(torch_build, tmp_path, provider_cli_config):
     outdir = _other_config(torch_build, tmp_path)
-    done = _review(outdir, tmp_path / "review", "--scan")
+    done = _review(outdir, tmp_path / "review", provider_cli_config, "--scan")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "checkov: " in done.stdout and " 0 failed, 0 parsing errors" in done.stdout
     assert sorted(p.name for p in (tmp_path / "review").iterdir() if p.is_dir()) == sorted(
@@ -158,11 +160,11 @@ def test_review_of_another_config_passes_with_checkov_clean(torch_build, tmp_pat
     assert json.loads((tmp_path / "review" / "checkov.json").read_text())["failed"] == []
 
 
-def test_review_with_state_bucket_and_no_credentials_says_so_in_one_line(torch_build, tmp_path):
+def test_review_with_state_bucket_and_no_credentials_says_so_in_one_line(torch_build, tmp_path, provider_cli_config):
     outdir = _other_config(torch_build, tmp_path, state_bucket="other-tf-state")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "CLOUDSDK_"))}
     env.update(HOME=str(tmp_path / "home"), NO_GCE_CHECK="True")
-    done = _review(outdir, tmp_path / "review", env=env)
+    done = _review(outdir, tmp_path / "review", provider_cli_config, env=env)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr + done.stdout
     (line,) = done.stderr.strip().splitlines()
@@ -170,7 +172,7 @@ def test_review_with_state_bucket_and_no_credentials_says_so_in_one_line(torch_b
                            "gs://other-tf-state (state_bucket)")
     assert "--local-state" in line
 
-    local = _review(outdir, tmp_path / "review", "--local-state", env=env)
+    local = _review(outdir, tmp_path / "review", provider_cli_config, "--local-state", env=env)
     assert local.returncode == 0, local.stderr[-2000:]
     assert "qa-model: Plan: 1 to create." in local.stdout
     assert not list((outdir / "stacks" / "qa-model").glob("*override*"))
