@@ -33,23 +33,15 @@ class Check:
     detail: str
 
 
-def reference(rollout: RolloutConfig, manifest: Manifest, tiles: np.ndarray) -> dict[str, np.ndarray]:
-    """The framework model's own answer for tiles [N, bands, y, x]."""
-    spec = load_spec(rollout.model.source, rollout.path.parent if rollout.path else None)
-    if spec.framework == "pytorch":
-        import torch
-
-        with torch.inference_mode():
-            values = spec.model(torch.from_numpy(tiles)).numpy()
-        values = np.moveaxis(values, 1, -1)
-    else:
-        values = np.asarray(spec.model(np.moveaxis(tiles, 1, -1), training=False))
-    return ee.reference_outputs(values, [b.model_dump() for b in manifest.output_bands])
+def reference(rollout: RolloutConfig, contract: ee.Contract, tiles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What Earth Engine should get back for the tiles: the framework model's own answer,
+    its centre outputTileSize, split into the output bands."""
+    return contract.expected_outputs(reference_values(rollout, contract.model_input(tiles)))
 
 
 def reference_values(rollout: RolloutConfig, channels_last: np.ndarray) -> np.ndarray:
     """The framework model's [N, s, s, values] for tiles [N, s, s, bands] (channels last)."""
-    spec = load_factory(rollout.model.source)()
+    spec = load_spec(rollout.model.source, rollout.path.parent if rollout.path else None)
     if spec.framework == "pytorch":
         import torch
 
@@ -73,7 +65,7 @@ def check_call(name: str, rollout: RolloutConfig, contract: ee.Contract, tiles: 
     except (ee.ContractError, ValueError) as error:
         return Check(name, False, str(error))
     got = {band: np.concatenate(parts) for band, parts in got.items()}
-    return compare(name, got, contract.expected_outputs(reference_values(rollout, contract.model_input(tiles))))
+    return compare(name, got, reference(rollout, contract, tiles))
 
 
 def compare(name: str, got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> Check:
@@ -93,7 +85,6 @@ def verify_pytorch(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
     from build_hooks.serving import TorchServe
 
     fmt = manifest.payload_format
-    bands = list(manifest.input_bands)
     contract = ee.Contract.from_config(rollout.model, manifest)
 
     def send(batch):
@@ -109,8 +100,8 @@ def verify_pytorch(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
         pids = server.worker_pids()
         status, body = server.predict({"instances": [[[1.0, 2.0]]]})
         checks.append(Check("malformed request", 400 <= status < 500, f"HTTP {status}: {body}"))
-        tiles = ee.example_tiles(bands, 8, count=1)
-        status, _ = server.predict(ee.request_body(fmt, tiles, bands))
+        (batch,) = contract.requests(contract.example_tiles(count=1))
+        status, _ = server.predict(batch.body)
         checks.append(Check("worker survives", status == 200 and server.worker_pids() == pids,
                             f"HTTP {status}, workers {pids} -> {server.worker_pids()}"))
     return checks

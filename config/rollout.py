@@ -635,7 +635,7 @@ def _bounds(loc: tuple) -> tuple[int, int] | None:
     """(ge, le) of the integer field (or dict value, e.g. input_shapes.<band>) at a
     validation error's location."""
     model: type[BaseModel] | None = RolloutConfig
-    metadata = None
+    metadata, annotation = None, None
     for part in loc:
         if isinstance(part, int):
             continue

@@ -39,7 +39,7 @@ from build_hooks import earth_engine as ee
 from build_hooks.build import build
 from config.rollout import parse_config
 from rehearsal.emulators import Emulators
-from rehearsal.rollout import EarthEngine, Progress, Rollout
+from rehearsal.rollout import Progress, Rollout
 from stacks import naming
 
 # The seed's deploy-model passes no --machine-type: Vertex AI deploys on its default
@@ -235,8 +235,9 @@ def _gcloud_commands(config, manifest, workdir: Path, emulators: Emulators, repo
     deployed_id = match.group(1)
 
     request = workdir / "predict-request.json"
-    tiles = ee.example_tiles(manifest.input_bands, 8, count=1, seed=7)
-    request.write_text(json.dumps(EarthEngine(emulators.vertex_url, manifest).body(tiles)))
+    contract = ee.Contract.from_config(model, manifest)
+    (batch,) = contract.requests(contract.example_tiles(count=1, seed=7))
+    request.write_text(json.dumps(batch.rest_body()))
     predicted = gcloud("ai", "endpoints", "predict", endpoint_id, f"--region={region}", f"--json-request={request}")
     _check(predicted.stdout.strip(), "endpoints predict printed no predictions")
     state = emulators.state()

@@ -66,48 +66,39 @@ class Progress:
 
 @dataclass
 class Prediction:
-    deployed_model_id: str
+    deployed_model_ids: list[str]
+    """The deployed model that answered each request of the call."""
     bands: dict[str, np.ndarray]
+
+    @property
+    def deployed_model_id(self) -> str:
+        ids = set(self.deployed_model_ids)
+        if len(ids) != 1:
+            raise AssertionError(f"the call's requests were answered by several deployed models: {sorted(ids)}")
+        return self.deployed_model_ids[0]
 
 
 class EarthEngine:
-    """Builds the request Earth Engine sends for image tiles and checks the answer's bands."""
+    """Sends the requests Earth Engine sends for image tiles (split at maxPayloadBytes) and
+    reads the answers back as Earth Engine does (`build_hooks.earth_engine.Contract`)."""
 
-    def __init__(self, vertex_url: str, manifest: Manifest):
+    def __init__(self, vertex_url: str, contract: ee.Contract):
         self.vertex_url = vertex_url
-        self.manifest = manifest
+        self.contract = contract
 
-    def body(self, tiles: np.ndarray) -> dict:
-        fmt = self.manifest.payload_format
-        bands = list(self.manifest.input_bands)
-        # The emulator predicts over REST: gRPC formats travel as TensorFlow Serving's REST
-        # rendering of the same tensors (the signature is the same one).
-        if fmt == "GRPC_SERIALIZED_TF_TENSORS":
-            return ee.request_body("SERIALIZED_TF_TENSORS", tiles, bands)
-        if fmt == "GRPC_TF_TENSORS":
-            return {"instances": [{b: tile[i].tolist() for i, b in enumerate(bands)} for tile in tiles]}
-        if fmt == "GRPC_SERIALIZED_TF_EXAMPLES":
-            import base64
-
-            return {"instances": [{"input": {"b64": base64.b64encode(ee.tf_example(dict(zip(bands, tile)))).decode()}}
-                                  for tile in tiles]}
-        return ee.request_body(fmt, tiles, bands)
-
-    def predict(self, endpoint: str, tiles: np.ndarray) -> Prediction:
-        status, body = http_json(f"{self.vertex_url}/v1/{endpoint}:predict", self.body(tiles))
-        if status != 200:
-            raise RuntimeError(f"predict on {endpoint}: HTTP {status}: {body}")
-        fmt = self.manifest.payload_format
-        decode_as = {"GRPC_SERIALIZED_TF_TENSORS": "SERIALIZED_TF_TENSORS", "GRPC_TF_TENSORS": "RAW_JSON",
-                     "GRPC_SERIALIZED_TF_EXAMPLES": "RAW_JSON"}.get(fmt, fmt)
-        outputs = [b.model_dump() for b in self.manifest.output_bands]
-        bands = ee.decode_predictions(decode_as, body["predictions"], outputs)
-        tile = tiles.shape[-1]
-        for band in self.manifest.output_bands:
-            want = (len(tiles), tile, tile) + ((band.length,) if band.dimensions else ())
-            if bands[band.name].shape != want:
-                raise AssertionError(f"band {band.name}: shape {bands[band.name].shape}, Earth Engine expects {want}")
-        return Prediction(body["deployedModelId"], bands)
+    def predict(self, endpoint: str, tiles: dict[str, np.ndarray]) -> Prediction:
+        ids, got = [], {}
+        for batch in self.contract.requests(tiles):
+            # The emulator predicts over REST: gRPC formats travel as TensorFlow Serving's REST
+            # rendering of the same tensors (the signature is the same one).
+            request = batch.body if batch.body is not None else batch.rest_body()
+            status, body = http_json(f"{self.vertex_url}/v1/{endpoint}:predict", request)
+            if status != 200:
+                raise RuntimeError(f"predict on {endpoint}: HTTP {status}: {body}")
+            ids.append(body["deployedModelId"])
+            for band, values in self.contract.read_predictions(batch, body["predictions"]).items():
+                got.setdefault(band, []).append(values)
+        return Prediction(ids, {band: np.concatenate(parts) for band, parts in got.items()})
 
 
 class Rollout:

@@ -32,7 +32,6 @@ from rehearsal.emulators import Emulators
 from rehearsal.rollout import EarthEngine, Progress, Rollout
 
 CANARY_PERCENT = 30
-TILE = 32
 
 
 class RehearsalFailed(AssertionError):
@@ -80,9 +79,11 @@ def _run(data: dict, targets: list[str], workdir: Path, emulators: Emulators, pr
     rollout = Rollout(data, workdir, emulators, progress)
     first = rollout.synth()
     report.first_sha256 = first.sha256
-    earth_engine = EarthEngine(emulators.vertex_url, first)
-    tiles = ee.example_tiles(first.input_bands, TILE, count=2, seed=42)
-    want_first = reference(rollout.config, first, tiles)
+    contract = ee.Contract.from_config(rollout.config.model, first)
+    earth_engine = EarthEngine(emulators.vertex_url, contract)
+    # One tile of the config's size per call: one request, answered by one deployed model.
+    tiles = contract.example_tiles(count=1, seed=42)
+    want_first = reference(rollout.config, contract, tiles)
 
     def served_by(target: str, manifest, want) -> str:
         prediction = earth_engine.predict(rollout.endpoint(target), tiles)
@@ -94,7 +95,7 @@ def _run(data: dict, targets: list[str], workdir: Path, emulators: Emulators, pr
     # 1. apply every target
     for target in targets:
         rollout.apply(target)
-        with progress.step(f"{target}: Earth Engine predicts a {TILE}x{TILE} tile pair"):
+        with progress.step(f"{target}: Earth Engine predicts a {contract.instance_size}px tile"):
             check(served_by(target, first, want_first) == rollout.deployed_id(target, first.sha256),
                   f"{target}: not served by the deployed artifact")
     report.facts["first_apply_calls"] = emulators.calls()
@@ -139,8 +140,9 @@ def _run(data: dict, targets: list[str], workdir: Path, emulators: Emulators, pr
     rollout.apply(head)
     check(rollout.deployed(head) == {new_id: CANARY_PERCENT, old_id: 100 - CANARY_PERCENT},
           f"re-apply did not converge to the canary split: {rollout.deployed(head)}")
-    earth_engine = EarthEngine(emulators.vertex_url, second)
-    want_second = reference(rollout.config, second, tiles)
+    contract = ee.Contract.from_config(rollout.config.model, second)
+    earth_engine = EarthEngine(emulators.vertex_url, contract)
+    want_second = reference(rollout.config, contract, tiles)
     with progress.step(f"{head}: 10 Earth Engine calls split {CANARY_PERCENT}/{100 - CANARY_PERCENT}"):
         counts = collections.Counter()
         for _ in range(10):

@@ -197,6 +197,25 @@ def test_output_channels_must_match_the_declared_bands(tmp_path):
     assert not (config.artifact_dir / "manifest.json").exists()
 
 
+OVERLAP = "input_overlap = 8\noutput_tile_size = 32"
+
+
+def test_a_model_with_overlap_passes_the_check(tmp_path):
+    messages = []
+    build(load_config(write_project(tmp_path, extra=OVERLAP)), log=messages.append)
+    # The model sees 32 + 2 x 8 pixels a side; the answer is the centre 32.
+    assert "build: ok tile 48x48 -> 32x32: class_probs (32, 32, 3) (float32)" in messages
+    assert "build: ok edge tile 48x48 -> 32x32: class_probs (32, 32, 3) (float32)" in messages
+
+
+def test_output_channels_must_match_the_declared_bands_with_overlap(tmp_path):
+    config = load_config(write_project(tmp_path, classes=5, declared=3, extra=OVERLAP))
+    with pytest.raises(BuildError) as caught:
+        build(config, log=quiet)
+    assert ("tile 48x48 -> 32x32: the declared output bands (class_probs length 3) add up to 3 values per "
+            "pixel, but the model returns 5 (output [N, values, y, x] of shape [1, 5, 48, 48])") in str(caught.value)
+
+
 def test_keras_output_channels_must_match_the_declared_bands(tmp_path):
     from conftest import config_in, example_data
 

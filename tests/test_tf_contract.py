@@ -157,7 +157,7 @@ def test_simulator_batches_over_grpc_and_rest(tmp_path, fmt):
     """The rehearsal's way: Contract batches sent as gRPC tensors, and as the same request
     in TF Serving's REST encoding (a REST-only emulator), checked by read_predictions."""
     from build_hooks import earth_engine as ee
-    from build_hooks.verify import reference_values
+    from build_hooks.verify import reference
 
     data = example_data("tensorflow")
     data["model"].update(payload_format=fmt, tile_size=8, max_payload_bytes=5_000)
@@ -166,7 +166,7 @@ def test_simulator_batches_over_grpc_and_rest(tmp_path, fmt):
     server = SavedModelServer(config.artifact_dir / "artifact")
     contract = ee.Contract.from_config(config.model, manifest)
     tiles = contract.example_tiles(count=7, seed=2)
-    want = contract.expected_outputs(reference_values(config, contract.model_input(tiles)))["probabilities"]
+    want = reference(config, contract, tiles)["probabilities"]
     batches = contract.requests(tiles)
     assert len(batches) > 1  # 5 kB holds a few 8x8 tiles, not seven
     for batch in batches:
