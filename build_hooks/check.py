@@ -67,11 +67,9 @@ def check_artifact(spec: ModelSpec, contract: ee.Contract, artifact: Path) -> Re
     mismatch with the declared output bands."""
     runner = (TorchServeRunner if spec.framework == "pytorch" else SavedModelRunner)(spec, contract, artifact)
     report, problems = Report(), []
-    side, answer = contract.instance_size, contract.answer_size
-    size = f"{side}x{side}" + (f" -> {answer}x{answer}" if answer != side else "")
     try:
         for seed, name in enumerate(PROBES):
-            label = f"{name} {size}"
+            label = f"{name} {contract.sides}"
             try:
                 raw, served = runner.run(_tiles(contract, name, seed))
             except CheckError as error:

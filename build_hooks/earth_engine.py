@@ -198,7 +198,7 @@ class Batch:
 
 
 @dataclass(frozen=True)
-class Contract:
+class Contract(payload.TileSides):
     """What Earth Engine knows of a hosted model: the `ee.Model.fromVertexAi` arguments."""
 
     payload_format: str
@@ -228,12 +228,10 @@ class Contract:
         )
 
     @property
-    def instance_size(self) -> int:
-        return self.tile_size + 2 * self.input_overlap
-
-    @property
-    def answer_size(self) -> int:
-        return self.output_tile_size or self.tile_size
+    def sides(self) -> str:
+        """For messages: '48x48', or '48x48 -> 32x32' where the answer is the instance's centre."""
+        side, answer = self.instance_size, self.answer_size
+        return f"{side}x{side}" + (f" -> {answer}x{answer}" if answer != side else "")
 
     @property
     def layout(self) -> payload.Layout:

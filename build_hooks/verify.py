@@ -84,19 +84,14 @@ def compare(name: str, got: dict[str, np.ndarray], want: dict[str, np.ndarray]) 
 def verify_pytorch(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
     from build_hooks.serving import TorchServe
 
-    fmt = manifest.payload_format
     contract = ee.Contract.from_config(rollout.model, manifest)
 
     def send(batch):
         status, body = server.predict(batch.body)
         return status, body.get("predictions") if isinstance(body, dict) and status == 200 else body
 
-    checks = []
     with TorchServe(rollout.artifact_dir / manifest.artifact_root / "model.mar") as server:
-        for count in (1, 4):
-            tiles = contract.example_tiles(count=count, seed=count)
-            checks.append(check_call(f"TorchServe, {fmt}, {count} tile(s) of {_tile_text(contract)}",
-                                     rollout, contract, tiles, send))
+        checks = _calls("TorchServe", rollout, contract, send)
         pids = server.worker_pids()
         status, body = server.predict({"instances": [[[1.0, 2.0]]]})
         checks.append(Check("malformed request", 400 <= status < 500, f"HTTP {status}: {body}"))
@@ -110,7 +105,6 @@ def verify_pytorch(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
 def verify_tensorflow(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
     from build_hooks.serving import SavedModelServer
 
-    fmt = manifest.payload_format
     contract = ee.Contract.from_config(rollout.model, manifest)
     server = SavedModelServer(rollout.artifact_dir / manifest.artifact_root)
 
@@ -119,20 +113,16 @@ def verify_tensorflow(rollout: RolloutConfig, manifest: Manifest) -> list[Check]
             return 200, server.predict_json(json.loads(batch.body))["predictions"]
         return 200, server.predict_tensors(batch.inputs)
 
-    checks = []
-    for count in (1, 4):
-        tiles = contract.example_tiles(count=count, seed=count)
-        checks.append(check_call(f"SavedModel signature, {fmt}, {count} tile(s) of {_tile_text(contract)}",
-                                 rollout, contract, tiles, send))
-    return checks
+    return _calls("SavedModel signature", rollout, contract, send)
 
 
-def _tile_text(contract: ee.Contract) -> str:
-    side = contract.instance_size
-    text = f"{side}x{side}"
-    if side != contract.answer_size:
-        text += f" -> {contract.answer_size}x{contract.answer_size}"
-    return text
+def _calls(server: str, rollout: RolloutConfig, contract: ee.Contract, send) -> list[Check]:
+    """One tile of the config's size, then four, as Earth Engine sends them."""
+    return [
+        check_call(f"{server}, {contract.payload_format}, {count} tile(s) of {contract.sides}",
+                   rollout, contract, contract.example_tiles(count=count, seed=count), send)
+        for count in (1, 4)
+    ]
 
 
 def verify(rollout: RolloutConfig) -> list[Check]:

@@ -176,7 +176,7 @@ def _bands(source: str, input_bands: tuple[str, ...]) -> tuple[str, ...]:
     return payload.BUILTIN_INPUT_BANDS.get(source.removeprefix("builtin:"), ())
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(payload.TileSides, _Frozen):
     """What is built, uploaded and served: one model, the same for every target."""
 
     name: str
@@ -346,16 +346,6 @@ class ModelConfig(_Frozen):
     def band_lengths(self) -> dict[str, int]:
         """Values per pixel of each input band, in order."""
         return {b: self.input_shapes.get(b, 1) for b in self.bands}
-
-    @property
-    def instance_size(self) -> int:
-        """Pixels a side of each instance Earth Engine sends: tile plus overlap on both edges."""
-        return self.tile_size + 2 * self.input_overlap
-
-    @property
-    def answer_size(self) -> int:
-        """Pixels a side of each answer (`outputTileSize`)."""
-        return self.output_tile_size or self.tile_size
 
     @property
     def grpc_ports(self) -> list[int]:
