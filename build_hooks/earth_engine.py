@@ -223,7 +223,7 @@ class Contract(payload.TileSides):
             output_bands=tuple(b.model_dump() for b in manifest.output_bands),
             tile_size=model.tile_size,
             input_overlap=model.input_overlap,
-            output_tile_size=model.answer_size,
+            output_tile_size=model.output_tile_size,
             max_payload_bytes=model.max_payload_bytes,
         )
 

@@ -175,7 +175,7 @@ def test_the_handler_parses_the_raw_body_when_torchserve_does_not(torch_build):
     contract = sized(config, manifest, 16)
     tiles = contract.example_tiles(count=2, seed=12)
     (batch,) = contract.requests(tiles)
-    with TorchServe(config.artifact_dir / "artifact/model.mar", properties={"decode_input_request": "false"}) as server:
+    with TorchServe(config.artifact_dir / manifest.artifact_root / "model.mar", properties={"decode_input_request": "false"}) as server:
         status, answer = server.predict(batch.body)
         assert status == 200, answer
         got = contract.read_predictions(batch, answer["predictions"])
