@@ -6,7 +6,7 @@ The public API, for the rehearsal and the checks (`Contract` from a config and m
     tiles = contract.example_tiles(count=3, seed=1)       # {band: [N, s, s] or [N, s, s, k]}
     for batch in contract.requests(tiles):                 # each <= max_payload_bytes
         status, body = post(url, batch.body)               # HTTP formats: the JSON bytes
-        # gRPC formats: batch.inputs (named tensors), or batch.rest_body() for a REST emulator
+        # gRPC formats: batch.inputs (named tensors), or batch.rest_body() for a REST URL
         got = contract.read_predictions(batch, body["predictions"])   # checked, {band: array}
         # got[band] holds tiles [batch.first, batch.first + batch.count)
     want = verify.reference(rollout, contract, tiles)     # the framework model's own answer
@@ -177,11 +177,12 @@ class Batch:
     inputs: dict | None
     """gRPC formats: the PredictRequest's named tensors."""
 
-    def rest_body(self) -> dict:
-        """The same request in TensorFlow Serving's REST row encoding (for a REST-only
-        emulator of a gRPC format): one object per instance, bytes as {"b64": ...}."""
+    def rest_body(self) -> bytes:
+        """What to POST to a REST predict URL (a local server, a REST-only emulator): the
+        body itself for an HTTP format; for a gRPC format the same tensors in TensorFlow
+        Serving's REST row encoding, one object per instance, bytes as {"b64": ...}."""
         if self.body is not None:
-            return json.loads(self.body)
+            return self.body
         rows = []
         for i in range(self.count):
             row = {}
@@ -194,7 +195,7 @@ class Batch:
                 else:
                     row[name] = np.asarray(value).tolist()
             rows.append(row)
-        return {"instances": rows}
+        return json.dumps({"instances": rows}).encode()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ prebuilt container would, print where and a sample Earth Engine request, until C
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import signal
 import sys
@@ -30,7 +29,7 @@ def sample_body(contract: ee.Contract, tiles: dict[str, np.ndarray]) -> bytes:
     """The predict body for the tiles: Earth Engine's own for the HTTP formats, TensorFlow
     Serving's REST encoding of the gRPC tensors for the others."""
     (batch,) = contract.requests(tiles)
-    return batch.body if batch.body is not None else json.dumps(batch.rest_body()).encode()
+    return batch.rest_body()
 
 
 def _announce(manifest: Manifest, contract: ee.Contract, url: str, request: Path, server: str, log) -> None:

@@ -237,7 +237,7 @@ def _gcloud_commands(config, manifest, workdir: Path, emulators: Emulators, repo
     request = workdir / "predict-request.json"
     contract = ee.Contract.from_config(model, manifest)
     (batch,) = contract.requests(contract.example_tiles(count=1, seed=7))
-    request.write_text(json.dumps(batch.rest_body()))
+    request.write_bytes(batch.rest_body())
     predicted = gcloud("ai", "endpoints", "predict", endpoint_id, f"--region={region}", f"--json-request={request}")
     _check(predicted.stdout.strip(), "endpoints predict printed no predictions")
     state = emulators.state()

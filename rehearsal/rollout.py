@@ -91,8 +91,7 @@ class EarthEngine:
         for batch in self.contract.requests(tiles):
             # The emulator predicts over REST: gRPC formats travel as TensorFlow Serving's REST
             # rendering of the same tensors (the signature is the same one).
-            request = batch.body if batch.body is not None else batch.rest_body()
-            status, body = http_json(f"{self.vertex_url}/v1/{endpoint}:predict", request)
+            status, body = http_json(f"{self.vertex_url}/v1/{endpoint}:predict", batch.rest_body())
             if status != 200:
                 raise RuntimeError(f"predict on {endpoint}: HTTP {status}: {body}")
             ids.append(body["deployedModelId"])

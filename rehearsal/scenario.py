@@ -95,7 +95,7 @@ def _run(data: dict, targets: list[str], workdir: Path, emulators: Emulators, pr
     # 1. apply every target
     for target in targets:
         rollout.apply(target)
-        with progress.step(f"{target}: Earth Engine predicts a {contract.instance_size}px tile"):
+        with progress.step(f"{target}: Earth Engine predicts a {contract.sides} tile"):
             check(served_by(target, first, want_first) == rollout.deployed_id(target, first.sha256),
                   f"{target}: not served by the deployed artifact")
     report.facts["first_apply_calls"] = emulators.calls()

@@ -318,7 +318,10 @@ def test_starter_config_builds(tmp_path):
     assert 'payload_format = "ND_ARRAYS"' in text and "B2, B3, B4, B8" in text
     config = load_config(out)
     assert (config.model.name, config.model.framework, config.model.source) == ("my-unet", "pytorch", "seg.unet:make_model")
-    out.write_text(out.read_text().replace("tile_size = 256", "tile_size = 16"))
+    # The largest multiple of 16 whose ND_ARRAYS request of 4 bands fits in 1.5 MB (153 fits);
+    # the bands written out, so the budget is checked before the build.
+    assert (config.model.tile_size, config.model.input_bands) == (144, ("B2", "B3", "B4", "B8"))
+    out.write_text(out.read_text().replace("tile_size = 144", "tile_size = 16"))
     assert build(load_config(out), log=quiet).output_bands[0].length == 3
     with pytest.raises(Exception, match="exists"):
         starter("seg.unet:make_model", out)

@@ -172,6 +172,6 @@ def test_simulator_batches_over_grpc_and_rest(tmp_path, fmt):
     for batch in batches:
         rows = slice(batch.first, batch.first + batch.count)
         grpc = contract.read_predictions(batch, server.predict_tensors(batch.inputs))["probabilities"]
-        rest = contract.read_predictions(batch, server.predict_json(batch.rest_body())["predictions"])["probabilities"]
+        rest = contract.read_predictions(batch, server.predict_json(json.loads(batch.rest_body()))["predictions"])["probabilities"]
         np.testing.assert_allclose(grpc, want[rows], atol=1e-5)
         np.testing.assert_allclose(rest, want[rows], atol=1e-5)
