@@ -214,7 +214,7 @@ def _gcloud_commands(config, manifest, workdir: Path, emulators: Emulators, repo
     gcloud("config", "set", "component_manager/disable_update_check", "true")
 
     gcloud("ai", "models", "upload", f"--region={region}", f"--display-name={model.name}",
-           f"--container-image-uri={model.serving_image}", f"--artifact-uri={uri}",
+           f"--container-image-uri={config.serving_image(target)}", f"--artifact-uri={uri}",
            "--container-grpc-ports=8500")
     model_id = gcloud("ai", "models", "list", f"--region={region}", f"--filter=display_name={model.name}",
                       "--format=value(name)").stdout.strip()
