@@ -117,6 +117,7 @@ def _export_in_subprocess(rollout: RolloutConfig, out_dir: Path) -> dict:
         "input_overlap": model.input_overlap,
         "output_tile_size": model.answer_size,
         "input_shapes": model.input_shapes,
+        "max_payload_bytes": model.max_payload_bytes,
         "version_label": model.version_label,
         "out_dir": str(out_dir),
         "max_instances": MAX_INSTANCES,

@@ -1,6 +1,7 @@
-"""The build runs the model: a tile of the configured size and an edge tile (its right half
-zeros, past the image's edge) go through the exported artifact as its server runs it, and
-what comes back must match the declared bands.
+"""The build runs the model: a tile as Earth Engine sends it (tile_size + 2 * input_overlap a
+side, array bands as [y, x, N], in the payload format, `build_hooks.earth_engine.Contract`)
+and an edge tile (its right half zeros, past the image's edge) go through the exported
+artifact as its server runs it, and what comes back must match the declared bands.
 
 - PyTorch: the .mar is unpacked and loaded by TorchServe's own model loader
   (`ts.model_loader.TsModelLoader`, JSON envelope on, as in Vertex AI's prebuilt container),
@@ -9,10 +10,12 @@ what comes back must match the declared bands.
 - TensorFlow: the SavedModel's serving signature, called as TensorFlow Serving calls it
   (`build_hooks.serving.SavedModelServer`), on the payload format's request.
 
-Checked per tile: the model's raw output (TorchScript's tensor as the handler's `inference`
-returns it; for TensorFlow the exported Keras/tf.Module model) has rank 4, as many values
-per pixel as the output bands declare, one output pixel per input pixel, and a numeric
-dtype; every served band has the shape Earth Engine expects. NaN or Inf values are reported.
+Checked per tile: the model's own output (the TorchScript module's tensor inside the
+handler; for TensorFlow the exported Keras/tf.Module model), before the servers crop it to
+outputTileSize, has rank 4, as many values per pixel as the output bands declare, one output
+pixel per input pixel (or the centre outputTileSize already), and a numeric dtype; the
+served answer is read as Earth Engine reads it (`Contract.read_predictions`: every band,
+outputTileSize a side). NaN or Inf values are reported.
 """
 
 from __future__ import annotations
@@ -44,33 +47,35 @@ class Report:
 
 PROBES = ("tile", "edge tile")
 """The configured tile of reflectance-like values, and a tile at an image's edge: the same
-size (Earth Engine's tiles are `inputTileSize`), its right half zeros where there is no
-image; the API doc does not settle what Earth Engine sends there, zeros are its fill."""
+size (Earth Engine's tiles are `inputTileSize` + overlap), its right half zeros where there
+is no image; the API doc does not settle what Earth Engine sends there, zeros are its fill."""
 
 
-def _tiles(probe: str, bands: int, size: int, seed: int) -> np.ndarray:
-    """One tile [1, bands, size, size]."""
-    rng = np.random.default_rng(seed)
-    tile = rng.uniform(0.0, 0.5, size=(1, bands, size, size)).astype(np.float32)
+def _tiles(contract: ee.Contract, probe: str, seed: int) -> dict[str, np.ndarray]:
+    """One instance as Earth Engine sends it: {band: [1, s, s] or [1, s, s, k]}."""
+    tiles = contract.example_tiles(count=1, seed=seed)
     if probe == "edge tile":
-        tile[..., size - size // 2 :] = 0.0
-    return tile
+        side = contract.instance_size
+        for values in tiles.values():
+            values[:, :, side - side // 2 :] = 0.0
+    return tiles
 
 
-def check_artifact(spec: ModelSpec, payload_format: str, tile_size: int, artifact: Path) -> Report:
-    """Run the probe tiles through the artifact; raise CheckError naming every mismatch."""
-    runner = (TorchServeRunner if spec.framework == "pytorch" else SavedModelRunner)(spec, payload_format, artifact)
+def check_artifact(spec: ModelSpec, contract: ee.Contract, artifact: Path) -> Report:
+    """Run the probe tiles through the artifact as Earth Engine sends them (the contract's
+    tile size, overlap, array bands and payload format); raise CheckError naming every
+    mismatch with the declared output bands."""
+    runner = (TorchServeRunner if spec.framework == "pytorch" else SavedModelRunner)(spec, contract, artifact)
     report, problems = Report(), []
     try:
         for seed, name in enumerate(PROBES):
-            tiles = _tiles(name, len(spec.input_bands), tile_size, seed)
-            label = f"{name} {tile_size}x{tile_size}"
+            label = f"{name} {contract.sides}"
             try:
-                raw, served = runner.run(tiles)
+                raw, served = runner.run(_tiles(contract, name, seed))
             except CheckError as error:
                 problems.append(f"{label}: {error}")
                 continue
-            found = _problems(spec, label, tiles, raw, served)
+            found = _problems(spec, contract, label, raw, served)
             problems += found
             if not found:
                 report.lines.append(
@@ -92,10 +97,10 @@ def check_artifact(spec: ModelSpec, payload_format: str, tile_size: int, artifac
     return report
 
 
-def _problems(spec: ModelSpec, label: str, tiles: np.ndarray, raw: np.ndarray, served: dict) -> list[str]:
-    """raw: the model's output as [N, y, x, values]; served: {band: decoded array}."""
+def _problems(spec: ModelSpec, contract: ee.Contract, label: str, raw: np.ndarray, served: dict | str) -> list[str]:
+    """raw: the model's own output as [N, y, x, values], before the served crop; served:
+    {band: array} as Earth Engine reads it, or why it could not be read."""
     layout = "[N, values, y, x]" if spec.framework == "pytorch" else "[N, y, x, values]"
-    _, bands, height, width = tiles.shape
     if raw.ndim != 4:
         return [f"{label}: the model returns shape {list(raw.shape)}; allowed: {layout}"]
     declared = spec.output_values
@@ -107,10 +112,16 @@ def _problems(spec: ModelSpec, label: str, tiles: np.ndarray, raw: np.ndarray, s
             f"model returns {raw.shape[-1]} (output {layout} of shape {_framework_shape(spec, raw)}); "
             f"declare bands whose lengths add up to {raw.shape[-1]}, or change the model"
         )
-    if raw.shape[1:3] != (height, width):
+    side, answer = contract.instance_size, contract.answer_size
+    # The servers answer the centre outputTileSize of the model's output: the model may
+    # answer every input pixel, or that centre itself.
+    if raw.shape[1:3] not in ((side, side), (answer, answer)):
+        allowed = f"{side}x{side} (one output pixel per input pixel)"
+        if answer != side:
+            allowed += f" or {answer}x{answer} (the centre outputTileSize)"
         problems.append(
-            f"{label}: the model returns {raw.shape[1]}x{raw.shape[2]} pixels for a {height}x{width} tile; "
-            "allowed: one output pixel per input pixel (Earth Engine's outputTileSize = inputTileSize)"
+            f"{label}: the model returns {raw.shape[1]}x{raw.shape[2]} pixels for a {side}x{side} tile; "
+            f"allowed: {allowed}"
         )
     if raw.dtype.kind not in "fiu":
         problems.append(f"{label}: the model returns dtype {raw.dtype}; allowed: a float or integer type")
@@ -118,14 +129,7 @@ def _problems(spec: ModelSpec, label: str, tiles: np.ndarray, raw: np.ndarray, s
         return problems
     if isinstance(served, str):
         return [f"{label}: {served}"]
-    for band in spec.output_bands:
-        want = (1, height, width) if band.dimensions == 0 else (1, height, width, band.length)
-        got = served.get(band.name)
-        if got is None:
-            problems.append(f"{label}: band {band.name!r} is missing from the answer (got {sorted(served)})")
-        elif got.shape != want:
-            problems.append(f"{label}: band {band.name!r} is served with shape {list(got.shape)}; expected {list(want)}")
-    return problems
+    return []
 
 
 def _framework_shape(spec: ModelSpec, raw: np.ndarray) -> list[int]:
@@ -133,14 +137,24 @@ def _framework_shape(spec: ModelSpec, raw: np.ndarray) -> list[int]:
     return [shape[0], shape[3], shape[1], shape[2]] if spec.framework == "pytorch" else shape
 
 
+def _read(contract: ee.Contract, batch: ee.Batch, predictions) -> dict | str:
+    """The answer as Earth Engine reads it (shape and bands checked; NaN/Inf are the
+    report's warning, not a failure), or why it cannot be read."""
+    try:
+        return contract.read_predictions(batch, predictions, finite=False)
+    except ee.ContractError as error:
+        return f"the answer is not what Earth Engine expects: {error}"
+    except (ValueError, KeyError, TypeError) as error:
+        return f"the answer cannot be read as Earth Engine reads it: {error}"
+
+
 class TorchServeRunner:
     """model.mar in TorchServe's model loader, in this process."""
 
-    def __init__(self, spec: ModelSpec, payload_format: str, artifact: Path):
+    def __init__(self, spec: ModelSpec, contract: ee.Contract, artifact: Path):
         from ts.model_loader import TsModelLoader
 
-        self.spec, self.payload_format = spec, payload_format
-        self.outputs = [b.model_dump() for b in spec.output_bands]
+        self.spec, self.contract = spec, contract
         self._tmp = tempfile.TemporaryDirectory(prefix="check-mar-")
         model_dir = Path(self._tmp.name)
         with zipfile.ZipFile(artifact / "model.mar") as mar:
@@ -152,27 +166,30 @@ class TorchServeRunner:
         sys.path.insert(0, str(model_dir))
         self._path = str(model_dir)
         self.service = TsModelLoader().load("model", str(model_dir), handler, None, 1, envelope="json")
+        # The model's own output, before the handler crops it to outputTileSize.
         self.captured: list = []
         instance = self.service._entry_point.__self__._handle_fn.__self__
-        inference = instance.inference
+        model = instance.model
 
-        def capturing(data, *args, **kwargs):
-            out = inference(data, *args, **kwargs)
+        def capturing(*args, **kwargs):
+            out = model(*args, **kwargs)
             self.captured.append(out)
             return out
 
-        instance.inference = capturing
+        instance.model = capturing
 
-    def run(self, tiles: np.ndarray) -> tuple[np.ndarray, dict | str]:
+    def run(self, tiles: dict[str, np.ndarray]) -> tuple[np.ndarray, dict | str]:
         """(raw output [N, y, x, values], decoded bands or why the handler failed)."""
+        import torch
         from ts.service import Service
         from ts.utils.util import PredictionException
 
+        (batch,) = self.contract.requests(tiles)
         # The JSON text as Vertex AI passes it on; TorchServe's worker protocol decodes an
         # application/json body before the envelope sees it (ts/protocol/otf_message_handler.py).
-        body = json.loads(json.dumps(ee.request_body(self.payload_format, tiles, self.spec.input_bands)))
-        batch = [{"requestId": b"check", "parameters": [{"name": "body", "value": body, "contentType": "application/json"}]}]
-        _, inputs, _ = Service.retrieve_data_for_inference(batch)
+        body = json.loads(batch.body)
+        request = [{"requestId": b"check", "parameters": [{"name": "body", "value": body, "contentType": "application/json"}]}]
+        _, inputs, _ = Service.retrieve_data_for_inference(request)
         self.captured.clear()
         failure = None
         try:
@@ -184,15 +201,17 @@ class TorchServeRunner:
         if not self.captured:
             raise CheckError(failure)
         raw = self.captured[-1]
-        raw = np.stack([t.numpy() for t in raw]) if isinstance(raw, list) else raw.numpy()
+        if not isinstance(raw, torch.Tensor):
+            raise CheckError(f"the model returns a {type(raw).__name__}; allowed: one tensor [N, values, y, x]")
+        raw = raw.detach().cpu().numpy()
         raw = np.moveaxis(raw, 1, -1) if raw.ndim == 4 else raw
         if failure:
             return raw, failure
         try:
             predictions = json.loads(answers[0])["predictions"]
-            return raw, ee.decode_predictions(self.payload_format, predictions, self.outputs)
         except (ValueError, KeyError, TypeError) as error:
             return raw, f"the answer cannot be read as Earth Engine reads it: {error}"
+        return raw, _read(self.contract, batch, predictions)
 
     def close(self) -> None:
         sys.modules.pop(self._module, None)
@@ -204,30 +223,27 @@ class TorchServeRunner:
 class SavedModelRunner:
     """The SavedModel's serving signature; the exported model itself for the raw output."""
 
-    def __init__(self, spec: ModelSpec, payload_format: str, artifact: Path):
+    def __init__(self, spec: ModelSpec, contract: ee.Contract, artifact: Path):
         from build_hooks.serving import SavedModelServer
 
-        self.spec, self.payload_format = spec, payload_format
-        self.outputs = [b.model_dump() for b in spec.output_bands]
+        self.spec, self.contract = spec, contract
         self.server = SavedModelServer(artifact)
 
-    def run(self, tiles: np.ndarray) -> tuple[np.ndarray, dict | str]:
+    def run(self, tiles: dict[str, np.ndarray]) -> tuple[np.ndarray, dict | str]:
         """(raw output [N, y, x, values], decoded bands or why the signature failed)."""
-        fmt, bands = self.payload_format, list(self.spec.input_bands)
         try:
-            raw = np.asarray(self.spec.model(np.moveaxis(tiles, 1, -1), training=False))
+            raw = np.asarray(self.spec.model(self.contract.model_input(tiles), training=False))
         except Exception as error:  # noqa: BLE001 - the model failing on a tile is the finding
             raise CheckError(f"the model fails: {type(error).__name__}: {str(error).splitlines()[0]}") from None
+        (batch,) = self.contract.requests(tiles)
         try:
-            if fmt == "SERIALIZED_TF_TENSORS":
-                body = self.server.predict_json(ee.request_body(fmt, tiles, bands))
-                served = ee.decode_predictions(fmt, body["predictions"], self.outputs)
+            if batch.body is not None:
+                predictions = self.server.predict_json(json.loads(batch.body))["predictions"]
             else:
-                served = ee.decode_grpc_outputs(fmt, self.server.predict_tensors(ee.grpc_inputs(fmt, tiles, bands)))
+                predictions = self.server.predict_tensors(batch.inputs)
         except Exception as error:  # noqa: BLE001 - reported after the raw output's checks
-            served = f"the serving signature fails: {type(error).__name__}: {str(error).splitlines()[0]}"
-        return raw, served
+            return raw, f"the serving signature fails: {type(error).__name__}: {str(error).splitlines()[0]}"
+        return raw, _read(self.contract, batch, predictions)
 
     def close(self) -> None:
         pass
-

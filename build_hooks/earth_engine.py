@@ -6,14 +6,10 @@ The public API, for the rehearsal and the checks (`Contract` from a config and m
     tiles = contract.example_tiles(count=3, seed=1)       # {band: [N, s, s] or [N, s, s, k]}
     for batch in contract.requests(tiles):                 # each <= max_payload_bytes
         status, body = post(url, batch.body)               # HTTP formats: the JSON bytes
-        # gRPC formats: batch.inputs (named tensors), or batch.rest_body() for a REST emulator
+        # gRPC formats: batch.inputs (named tensors), or batch.rest_body() for a REST URL
         got = contract.read_predictions(batch, body["predictions"])   # checked, {band: array}
         # got[band] holds tiles [batch.first, batch.first + batch.count)
-    want = contract.expected_outputs(verify.reference_values(rollout, contract.model_input(tiles)))
-
-`request_body`, `grpc_inputs`, `decode_predictions`, `decode_grpc_outputs` and
-`example_tiles` below are the older single-request helpers (tiles [N, bands, y, x], scalar
-bands, no size limit), kept while callers move to `Contract`.
+    want = verify.reference(rollout, contract, tiles)     # the framework model's own answer
 
 From Earth Engine's "Hosted Model Payload Formats Supported on Earth Engine" and Google's
 notebooks (earthengine-community, guides/linked):
@@ -40,7 +36,6 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,12 +43,6 @@ import numpy as np
 from config import payload
 
 DT_FLOAT = 1
-
-
-def example_tiles(bands: Sequence[str], size: int, count: int = 1, seed: int = 0) -> np.ndarray:
-    """`count` tiles [count, bands, size, size] of surface-reflectance-like values."""
-    rng = np.random.default_rng(seed)
-    return rng.uniform(0.0, 0.5, size=(count, len(bands), size, size)).astype(np.float32)
 
 
 # -- TensorProto, by hand ------------------------------------------------------------
@@ -143,32 +132,12 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4))
 
 
-# -- requests and responses ------------------------------------------------------------
+# -- numbers as text, tf.Example ------------------------------------------------------
 
 
 def float32_text(array: np.ndarray) -> np.ndarray:
     """Each float32 as the shortest decimal text that reads back as the same float32."""
     return np.char.mod("%.9g", np.asarray(array, dtype=np.float32))
-
-
-def _json_floats(array: np.ndarray) -> list:
-    """Nested lists of Python floats whose JSON text is float32_text's."""
-    return float32_text(array).astype(np.float64).tolist()
-
-
-def request_body(payload_format: str, tiles: np.ndarray, bands: Sequence[str]) -> dict:
-    """The HTTP predict body Earth Engine sends for tiles [N, bands, y, x] (scalar bands)."""
-    if payload_format == "ND_ARRAYS":
-        return {"instances": _json_floats(tiles)}
-    if payload_format == "RAW_JSON":
-        return {
-            "instances": [
-                {b: np.char.mod("%.9g", tile[i]).tolist() for i, b in enumerate(bands)} for tile in tiles
-            ]
-        }
-    if payload_format in ("SERIALIZED_TF_TENSORS", "GRPC_SERIALIZED_TF_TENSORS"):
-        return {"instances": [{b: _b64(tensor_proto(tile[i][..., None])) for i, b in enumerate(bands)} for tile in tiles]}
-    raise ValueError(f"{payload_format!r} has no HTTP JSON body; allowed: SERIALIZED_TF_TENSORS, RAW_JSON, ND_ARRAYS")
 
 
 def tf_example(features: dict[str, np.ndarray]) -> bytes:
@@ -182,53 +151,8 @@ def tf_example(features: dict[str, np.ndarray]) -> bytes:
     return _field(1, entries)  # Example.features
 
 
-def grpc_inputs(payload_format: str, tiles: np.ndarray, bands: Sequence[str]) -> dict[str, np.ndarray]:
-    """The named tensors of the TensorFlow Serving PredictRequest Earth Engine sends."""
-    if payload_format == "GRPC_TF_TENSORS":
-        return {b: tiles[:, i].astype(np.float32) for i, b in enumerate(bands)}
-    if payload_format == "GRPC_SERIALIZED_TF_TENSORS":
-        return {b: np.asarray([_b64(tensor_proto(t[i][..., None])) for t in tiles], dtype=object) for i, b in enumerate(bands)}
-    if payload_format == "GRPC_SERIALIZED_TF_EXAMPLES":
-        examples = [tf_example({b: t[i] for i, b in enumerate(bands)}) for t in tiles]
-        return {"input": np.asarray(examples, dtype=object)}
-    raise ValueError(f"{payload_format!r} is not a gRPC payload format")
-
-
-def decode_grpc_outputs(payload_format: str, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """PredictResponse tensors -> {band: [N, y, x(, length)]}."""
-    if payload_format == "GRPC_SERIALIZED_TF_TENSORS":
-        return {k: np.stack([parse_tensor_proto(_unb64(_text(v))) for v in vs]) for k, vs in outputs.items()}
-    return {k: np.asarray(v, dtype=np.float32) for k, v in outputs.items()}
-
-
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def decode_predictions(payload_format: str, predictions: list, output_bands: Sequence[dict]) -> dict[str, np.ndarray]:
-    """`predictions` of a predict response -> {band: [N, y, x] or [N, y, x, length]}."""
-    names = [b["name"] for b in output_bands]
-    if payload_format == "ND_ARRAYS":
-        return {names[0]: np.asarray(predictions, dtype=np.float32)}
-    rows = [p if isinstance(p, dict) else {names[0]: p} for p in predictions]
-    out = {}
-    for name in names:
-        values = [row[name] for row in rows]
-        if payload_format == "RAW_JSON":
-            out[name] = np.asarray(values, dtype=np.float32)
-        else:
-            out[name] = np.stack([parse_tensor_proto(_unb64(v)) for v in values])
-    return out
-
-
-def reference_outputs(values: np.ndarray, output_bands: Sequence[dict]) -> dict[str, np.ndarray]:
-    """Split a model's [N, y, x, values] into Earth Engine's output bands."""
-    out, start = {}, 0
-    for band in output_bands:
-        part = values[..., start : start + band["length"]]
-        start += band["length"]
-        out[band["name"]] = part[..., 0] if band["dimensions"] == 0 else part
-    return out
 
 
 # -- the contract: requests split at maxPayloadBytes, answers validated ---------------
@@ -253,11 +177,12 @@ class Batch:
     inputs: dict | None
     """gRPC formats: the PredictRequest's named tensors."""
 
-    def rest_body(self) -> dict:
-        """The same request in TensorFlow Serving's REST row encoding (for a REST-only
-        emulator of a gRPC format): one object per instance, bytes as {"b64": ...}."""
+    def rest_body(self) -> bytes:
+        """What to POST to a REST predict URL (a local server, a REST-only emulator): the
+        body itself for an HTTP format; for a gRPC format the same tensors in TensorFlow
+        Serving's REST row encoding, one object per instance, bytes as {"b64": ...}."""
         if self.body is not None:
-            return json.loads(self.body)
+            return self.body
         rows = []
         for i in range(self.count):
             row = {}
@@ -270,11 +195,11 @@ class Batch:
                 else:
                     row[name] = np.asarray(value).tolist()
             rows.append(row)
-        return {"instances": rows}
+        return json.dumps({"instances": rows}).encode()
 
 
 @dataclass(frozen=True)
-class Contract:
+class Contract(payload.TileSides):
     """What Earth Engine knows of a hosted model: the `ee.Model.fromVertexAi` arguments."""
 
     payload_format: str
@@ -299,17 +224,15 @@ class Contract:
             output_bands=tuple(b.model_dump() for b in manifest.output_bands),
             tile_size=model.tile_size,
             input_overlap=model.input_overlap,
-            output_tile_size=model.answer_size,
+            output_tile_size=model.output_tile_size,
             max_payload_bytes=model.max_payload_bytes,
         )
 
     @property
-    def instance_size(self) -> int:
-        return self.tile_size + 2 * self.input_overlap
-
-    @property
-    def answer_size(self) -> int:
-        return self.output_tile_size or self.tile_size
+    def sides(self) -> str:
+        """For messages: '48x48', or '48x48 -> 32x32' where the answer is the instance's centre."""
+        side, answer = self.instance_size, self.answer_size
+        return f"{side}x{side}" + (f" -> {answer}x{answer}" if answer != side else "")
 
     @property
     def layout(self) -> payload.Layout:
@@ -397,20 +320,21 @@ class Contract:
         side = self.answer_size
         return (side, side) if band["dimensions"] == 0 else (side, side, band["length"])
 
-    def _check(self, name: str, array: np.ndarray, band: dict, where: str) -> np.ndarray:
+    def _check(self, name: str, array: np.ndarray, band: dict, where: str, finite: bool) -> np.ndarray:
         want = self._band_shape(band)
         if band["dimensions"] == 0 and array.shape == want + (1,):
             array = array[..., 0]
         if array.shape != want:
             raise ContractError(f"{where}: band {name!r} has shape {list(array.shape)}, expected {list(want)}")
-        if not np.isfinite(array).all():
+        if finite and not np.isfinite(array).all():
             raise ContractError(f"{where}: band {name!r} holds NaN or infinite values")
         return array
 
-    def read_predictions(self, batch: Batch, predictions) -> dict[str, np.ndarray]:
+    def read_predictions(self, batch: Batch, predictions, *, finite: bool = True) -> dict[str, np.ndarray]:
         """An HTTP answer's `predictions` (or a gRPC answer's named tensors) -> {band:
         [count, out, out(, length)]}, checked: one prediction per instance, every band,
-        outputTileSize a side, finite numbers."""
+        outputTileSize a side, finite numbers (unless finite=False: NaN/Inf, sent as null,
+        read as NaN)."""
         fmt, names = self.payload_format, [b["name"] for b in self.output_bands]
         if fmt in ("GRPC_TF_TENSORS", "GRPC_SERIALIZED_TF_EXAMPLES", "GRPC_SERIALIZED_TF_TENSORS") and isinstance(predictions, dict):
             rows = [{k: v[i] for k, v in predictions.items()} for i in range(len(next(iter(predictions.values()))))]
@@ -440,7 +364,7 @@ class Contract:
                         array = np.asarray(value, dtype=np.float32)
                     except (TypeError, ValueError) as error:
                         raise ContractError(f"{where}: band {band['name']!r} is not numbers ({error})") from None
-                out[band["name"]].append(self._check(band["name"], array, band, where))
+                out[band["name"]].append(self._check(band["name"], array, band, where, finite))
         return {name: np.stack(values) for name, values in out.items()}
 
     def expected_outputs(self, values: np.ndarray) -> dict[str, np.ndarray]:
@@ -449,7 +373,12 @@ class Contract:
         margin = (values.shape[1] - self.answer_size) // 2
         if margin > 0:
             values = values[:, margin : margin + self.answer_size, margin : margin + self.answer_size]
-        return reference_outputs(values, self.output_bands)
+        out, start = {}, 0
+        for band in self.output_bands:
+            part = values[..., start : start + band["length"]]
+            start += band["length"]
+            out[band["name"]] = part[..., 0] if band["dimensions"] == 0 else part
+        return out
 
 
 def _channels(array: np.ndarray, rank: int) -> np.ndarray:

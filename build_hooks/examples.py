@@ -31,13 +31,7 @@ def pytorch_landcover(seed: int = 20231) -> ModelSpec:
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-    model.eval()
-    return ModelSpec(
-        model=model,
-        framework="pytorch",
-        input_bands=BANDS,
-        output_bands=(Band(name="probabilities", dimensions=1, length=CLASSES),),
-    )
+    return _landcover(model.eval(), "pytorch")
 
 
 def keras_landcover(seed: int = 20231) -> ModelSpec:
@@ -50,9 +44,14 @@ def keras_landcover(seed: int = 20231) -> ModelSpec:
     outputs = keras.layers.Conv2D(CLASSES, 1, activation="softmax", name="conv2")(hidden)
     model = keras.Model(inputs, outputs, name="landcover")
     model.set_weights([(rng.standard_normal(w.shape) * 0.5).astype("float32") for w in model.get_weights()])
+    return _landcover(model, "tensorflow")
+
+
+def _landcover(model, framework: str) -> ModelSpec:
+    """The examples' contract: six reflectance bands in, per-class probabilities out."""
     return ModelSpec(
         model=model,
-        framework="tensorflow",
+        framework=framework,
         input_bands=BANDS,
         output_bands=(Band(name="probabilities", dimensions=1, length=CLASSES),),
     )

@@ -60,9 +60,21 @@ def export(request: dict) -> dict:
         if label:
             (out_dir / TF_EXTRA_DIR).mkdir()
             (out_dir / TF_EXTRA_DIR / VERSION_LABEL_FILE).write_text(label + "\n")
+    from build_hooks import earth_engine as ee
     from build_hooks.check import check_artifact
 
-    report = check_artifact(spec, request["payload_format"], request["tile_size"], out_dir)
+    shapes = request.get("input_shapes") or {}
+    contract = ee.Contract(
+        payload_format=request["payload_format"],
+        input_bands=tuple(spec.input_bands),
+        band_lengths=tuple(shapes.get(b, 1) for b in spec.input_bands),
+        output_bands=tuple(bands),
+        tile_size=request["tile_size"],
+        input_overlap=request.get("input_overlap", 0),
+        output_tile_size=request.get("output_tile_size"),
+        max_payload_bytes=request["max_payload_bytes"],
+    )
+    report = check_artifact(spec, contract, out_dir)
     return {
         "input_bands": list(spec.input_bands),
         "output_bands": bands,

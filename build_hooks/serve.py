@@ -11,8 +11,6 @@ prebuilt container would, print where and a sample Earth Engine request, until C
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import shutil
 import signal
 import sys
@@ -27,25 +25,21 @@ from build_hooks.manifest import SHORT_SHA, Manifest, ManifestError, read_manife
 from config.rollout import ConfigError, load_config
 
 
-def sample_body(payload_format: str, tiles: np.ndarray, bands: list[str]) -> dict:
-    """The predict body for tiles [N, bands, y, x]: Earth Engine's own for the HTTP formats,
-    TensorFlow Serving's REST encoding of the gRPC tensors for the others."""
-    if payload_format in ("ND_ARRAYS", "RAW_JSON", "SERIALIZED_TF_TENSORS", "GRPC_SERIALIZED_TF_TENSORS"):
-        return ee.request_body(payload_format, tiles, bands)
-    if payload_format == "GRPC_TF_TENSORS":
-        return {"instances": [{b: tile[i].tolist() for i, b in enumerate(bands)} for tile in tiles]}
-    examples = [ee.tf_example({b: tile[i] for i, b in enumerate(bands)}) for tile in tiles]
-    return {"instances": [{"input": {"b64": base64.b64encode(e).decode()}} for e in examples]}
+def sample_body(contract: ee.Contract, tiles: dict[str, np.ndarray]) -> bytes:
+    """The predict body for the tiles: Earth Engine's own for the HTTP formats, TensorFlow
+    Serving's REST encoding of the gRPC tensors for the others."""
+    (batch,) = contract.requests(tiles)
+    return batch.rest_body()
 
 
-def _announce(manifest: Manifest, url: str, request: Path, server: str, log) -> None:
-    size = request.stat().st_size
+def _announce(manifest: Manifest, contract: ee.Contract, url: str, request: Path, server: str, log) -> None:
+    size, side = request.stat().st_size, contract.instance_size
     log(f"serving {manifest.model_name} (artifact {manifest.sha256[:SHORT_SHA]}, {manifest.framework}, "
         f"{manifest.payload_format}) with {server}")
     log(f"  predict: POST {url}")
-    log(f"  sample:  one {manifest.tile_size}x{manifest.tile_size} tile of {', '.join(manifest.input_bands)} "
-        f"as Earth Engine sends {manifest.payload_format} ({size / 1e6:.1f} MB; Vertex AI's shared "
-        "endpoints take at most 1.5 MB per request)")
+    log(f"  sample:  one {side}x{side} tile of {', '.join(manifest.input_bands)} "
+        f"as Earth Engine sends {manifest.payload_format} ({size / 1e6:.2f} MB; at most "
+        f"{contract.max_payload_bytes / 1e6:.2f} MB per request, the config's max_payload_bytes)")
     log(f"  try:     curl -s -H 'Content-Type: application/json' --data @{request} {url} | head -c 400; echo")
     log("Ctrl-C stops the server")
 
@@ -61,13 +55,12 @@ def serve(config_path: str, *, log=print) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.default_int_handler)
     try:
-        bands = list(manifest.input_bands)
-        tiles = ee.example_tiles(bands, manifest.tile_size, count=1, seed=1)
+        contract = ee.Contract.from_config(rollout.model, manifest)
         request = folder / "request.json"
-        request.write_text(json.dumps(sample_body(manifest.payload_format, tiles, bands)))
+        request.write_bytes(sample_body(contract, contract.example_tiles(count=1, seed=1)))
         if manifest.framework == "pytorch":
-            return _serve_torch(manifest, artifact, request, log)
-        return _serve_tensorflow(manifest, artifact, request, log)
+            return _serve_torch(manifest, contract, artifact, request, log)
+        return _serve_tensorflow(manifest, contract, artifact, request, log)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -75,18 +68,18 @@ def serve(config_path: str, *, log=print) -> int:
         log("stopped")
 
 
-def _serve_torch(manifest: Manifest, artifact: Path, request: Path, log) -> int:
+def _serve_torch(manifest: Manifest, contract: ee.Contract, artifact: Path, request: Path, log) -> int:
     from build_hooks.serving import TorchServe
 
     with TorchServe(artifact / "model.mar") as server:
-        _announce(manifest, f"{server.url}/predictions/model", request, "TorchServe", log)
+        _announce(manifest, contract, f"{server.url}/predictions/model", request, "TorchServe", log)
         while server.process.poll() is None:
             time.sleep(0.5)
         log(f"TorchServe exited ({server.process.returncode}):\n{server.output()}")
         return 1
 
 
-def _serve_tensorflow(manifest: Manifest, artifact: Path, request: Path, log) -> int:
+def _serve_tensorflow(manifest: Manifest, contract: ee.Contract, artifact: Path, request: Path, log) -> int:
     from http.server import ThreadingHTTPServer
 
     from build_hooks.serving import SavedModelServer
@@ -95,7 +88,7 @@ def _serve_tensorflow(manifest: Manifest, artifact: Path, request: Path, log) ->
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(SavedModelServer(artifact)))
     try:
         url = f"http://127.0.0.1:{httpd.server_port}/v1/models/model:predict"
-        _announce(manifest, url, request, "TensorFlow Serving's REST API (build_hooks.tf_http)", log)
+        _announce(manifest, contract, url, request, "TensorFlow Serving's REST API (build_hooks.tf_http)", log)
         httpd.serve_forever()
     finally:
         httpd.server_close()

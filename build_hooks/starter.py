@@ -13,8 +13,12 @@ import sys
 from pathlib import Path
 
 from build_hooks.spec import ModelError, load_spec
-from config.payload import DEFAULT_MAX_PAYLOAD_BYTES, largest_tile
+from config import payload
 from config.rollout import MODEL_NAME_RE, ConfigError, load_config
+
+# Tiles a multiple of this: a U-Net-style model halves its input several times.
+TILE_STEP = 16
+MAX_STARTER_TILE = 256
 
 TEMPLATE = """\
 # Starter rollout config for {source}, written by `python -m build_hooks.starter`.
@@ -29,11 +33,10 @@ source = "{source}"
 # How Earth Engine will call it: ee.Model.fromVertexAi(..., payloadFormat="{payload}").
 payload_format = "{payload}"
 artifact_dir = "build/{name}"
-# The bands Earth Engine sends, in the model's order: the payload budget is checked with them.
-input_bands = [{input_list}]
-# The largest square tile whose request fits Earth Engine's default maxPayloadBytes
-# (1,500,000 bytes, Vertex AI's limit on a shared public endpoint), rounded down to 8.
-tile_size = {tile_size}
+input_bands = [{bands}]
+# The largest multiple of 16 (at most 256) whose {payload} request for one tile fits in
+# Earth Engine's maxPayloadBytes (1.5 MB); nox -s build says what a larger one would take.
+tile_size = {tile}
 # serving_image: unset = Vertex AI's prebuilt {framework} image for each target's hardware.
 
 [[targets]]
@@ -67,12 +70,13 @@ def starter(source: str, out: Path) -> str:
     spec = load_spec(source, out.resolve().parent)
     name = _model_name(out.resolve().parent.name) or _model_name(source.partition(":")[0].split(".")[0]) or "my-model"
     outputs = ", ".join(f"{b.name} ({b.length} value{'s' if b.length > 1 else ''} per pixel)" for b in spec.output_bands)
-    payload = payload_format(spec.framework, len(spec.output_bands))
-    fits = largest_tile(payload, {band: 1 for band in spec.input_bands}, 0, DEFAULT_MAX_PAYLOAD_BYTES)
+    fmt = payload_format(spec.framework, len(spec.output_bands))
+    fits = payload.largest_tile(fmt, {b: 1 for b in spec.input_bands}, 0, payload.DEFAULT_MAX_PAYLOAD_BYTES)
     text = TEMPLATE.format(
-        source=source, name=name, framework=spec.framework, payload=payload,
+        source=source, name=name, framework=spec.framework, payload=fmt,
         inputs=", ".join(spec.input_bands), outputs=outputs,
-        input_list=", ".join(f'"{band}"' for band in spec.input_bands), tile_size=min(256, fits // 8 * 8),
+        bands=", ".join(f'"{b}"' for b in spec.input_bands),
+        tile=min(MAX_STARTER_TILE, fits) // TILE_STEP * TILE_STEP or fits,
     )
     out.write_text(text)
     try:

@@ -33,23 +33,15 @@ class Check:
     detail: str
 
 
-def reference(rollout: RolloutConfig, manifest: Manifest, tiles: np.ndarray) -> dict[str, np.ndarray]:
-    """The framework model's own answer for tiles [N, bands, y, x]."""
-    spec = load_spec(rollout.model.source, rollout.path.parent if rollout.path else None)
-    if spec.framework == "pytorch":
-        import torch
-
-        with torch.inference_mode():
-            values = spec.model(torch.from_numpy(tiles)).numpy()
-        values = np.moveaxis(values, 1, -1)
-    else:
-        values = np.asarray(spec.model(np.moveaxis(tiles, 1, -1), training=False))
-    return ee.reference_outputs(values, [b.model_dump() for b in manifest.output_bands])
+def reference(rollout: RolloutConfig, contract: ee.Contract, tiles: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What Earth Engine should get back for the tiles: the framework model's own answer,
+    its centre outputTileSize, split into the output bands."""
+    return contract.expected_outputs(reference_values(rollout, contract.model_input(tiles)))
 
 
 def reference_values(rollout: RolloutConfig, channels_last: np.ndarray) -> np.ndarray:
     """The framework model's [N, s, s, values] for tiles [N, s, s, bands] (channels last)."""
-    spec = load_factory(rollout.model.source)()
+    spec = load_spec(rollout.model.source, rollout.path.parent if rollout.path else None)
     if spec.framework == "pytorch":
         import torch
 
@@ -73,7 +65,7 @@ def check_call(name: str, rollout: RolloutConfig, contract: ee.Contract, tiles: 
     except (ee.ContractError, ValueError) as error:
         return Check(name, False, str(error))
     got = {band: np.concatenate(parts) for band, parts in got.items()}
-    return compare(name, got, contract.expected_outputs(reference_values(rollout, contract.model_input(tiles))))
+    return compare(name, got, reference(rollout, contract, tiles))
 
 
 def compare(name: str, got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> Check:
@@ -92,25 +84,19 @@ def compare(name: str, got: dict[str, np.ndarray], want: dict[str, np.ndarray]) 
 def verify_pytorch(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
     from build_hooks.serving import TorchServe
 
-    fmt = manifest.payload_format
-    bands = list(manifest.input_bands)
     contract = ee.Contract.from_config(rollout.model, manifest)
 
     def send(batch):
         status, body = server.predict(batch.body)
         return status, body.get("predictions") if isinstance(body, dict) and status == 200 else body
 
-    checks = []
     with TorchServe(rollout.artifact_dir / manifest.artifact_root / "model.mar") as server:
-        for count in (1, 4):
-            tiles = contract.example_tiles(count=count, seed=count)
-            checks.append(check_call(f"TorchServe, {fmt}, {count} tile(s) of {_tile_text(contract)}",
-                                     rollout, contract, tiles, send))
+        checks = _calls("TorchServe", rollout, contract, send)
         pids = server.worker_pids()
         status, body = server.predict({"instances": [[[1.0, 2.0]]]})
         checks.append(Check("malformed request", 400 <= status < 500, f"HTTP {status}: {body}"))
-        tiles = ee.example_tiles(bands, 8, count=1)
-        status, _ = server.predict(ee.request_body(fmt, tiles, bands))
+        (batch,) = contract.requests(contract.example_tiles(count=1))
+        status, _ = server.predict(batch.body)
         checks.append(Check("worker survives", status == 200 and server.worker_pids() == pids,
                             f"HTTP {status}, workers {pids} -> {server.worker_pids()}"))
     return checks
@@ -119,7 +105,6 @@ def verify_pytorch(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
 def verify_tensorflow(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
     from build_hooks.serving import SavedModelServer
 
-    fmt = manifest.payload_format
     contract = ee.Contract.from_config(rollout.model, manifest)
     server = SavedModelServer(rollout.artifact_dir / manifest.artifact_root)
 
@@ -128,20 +113,16 @@ def verify_tensorflow(rollout: RolloutConfig, manifest: Manifest) -> list[Check]
             return 200, server.predict_json(json.loads(batch.body))["predictions"]
         return 200, server.predict_tensors(batch.inputs)
 
-    checks = []
-    for count in (1, 4):
-        tiles = contract.example_tiles(count=count, seed=count)
-        checks.append(check_call(f"SavedModel signature, {fmt}, {count} tile(s) of {_tile_text(contract)}",
-                                 rollout, contract, tiles, send))
-    return checks
+    return _calls("SavedModel signature", rollout, contract, send)
 
 
-def _tile_text(contract: ee.Contract) -> str:
-    side = contract.instance_size
-    text = f"{side}x{side}"
-    if side != contract.answer_size:
-        text += f" -> {contract.answer_size}x{contract.answer_size}"
-    return text
+def _calls(server: str, rollout: RolloutConfig, contract: ee.Contract, send) -> list[Check]:
+    """One tile of the config's size, then four, as Earth Engine sends them."""
+    return [
+        check_call(f"{server}, {contract.payload_format}, {count} tile(s) of {contract.sides}",
+                   rollout, contract, contract.example_tiles(count=count, seed=count), send)
+        for count in (1, 4)
+    ]
 
 
 def verify(rollout: RolloutConfig) -> list[Check]:

@@ -43,6 +43,21 @@ class PayloadTooLarge(ValueError):
     """One tile does not fit in one Earth Engine request."""
 
 
+class TileSides:
+    """The sides Earth Engine's tile fields make, for a class with tile_size, input_overlap
+    and output_tile_size (the config's ModelConfig, the Earth Engine Contract)."""
+
+    @property
+    def instance_size(self) -> int:
+        """Pixels a side of each instance Earth Engine sends: tile plus overlap on both edges."""
+        return self.tile_size + 2 * self.input_overlap
+
+    @property
+    def answer_size(self) -> int:
+        """Pixels a side of each answer (`outputTileSize`, default `inputTileSize`)."""
+        return self.output_tile_size or self.tile_size
+
+
 @dataclass(frozen=True)
 class Layout:
     """What one instance carries: its bands (values per pixel each) and its side in pixels."""

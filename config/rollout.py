@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+import typing
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -175,7 +176,7 @@ def _bands(source: str, input_bands: tuple[str, ...]) -> tuple[str, ...]:
     return payload.BUILTIN_INPUT_BANDS.get(source.removeprefix("builtin:"), ())
 
 
-class ModelConfig(_Frozen):
+class ModelConfig(payload.TileSides, _Frozen):
     """What is built, uploaded and served: one model, the same for every target."""
 
     name: str
@@ -347,16 +348,6 @@ class ModelConfig(_Frozen):
     def band_lengths(self) -> dict[str, int]:
         """Values per pixel of each input band, in order."""
         return {b: self.input_shapes.get(b, 1) for b in self.bands}
-
-    @property
-    def instance_size(self) -> int:
-        """Pixels a side of each instance Earth Engine sends: tile plus overlap on both edges."""
-        return self.tile_size + 2 * self.input_overlap
-
-    @property
-    def answer_size(self) -> int:
-        """Pixels a side of each answer (`outputTileSize`)."""
-        return self.output_tile_size or self.tile_size
 
     @property
     def grpc_ports(self) -> list[int]:
@@ -694,22 +685,30 @@ _NUMBER_ERRORS = {
 
 
 def _bounds(loc: tuple) -> tuple[int, int] | None:
-    """(ge, le) of the integer field at a validation error's location."""
-    model: type[BaseModel] = RolloutConfig
-    field = None
+    """(ge, le) of the integer field (or dict value, e.g. input_shapes.<band>) at a
+    validation error's location."""
+    model: type[BaseModel] | None = RolloutConfig
+    metadata, annotation = None, None
     for part in loc:
         if isinstance(part, int):
+            continue
+        if model is None:
+            # A key of a dict field: its values' constraints sit on the value type.
+            args = typing.get_args(annotation)
+            value = args[1] if len(args) == 2 else None
+            metadata = [m for info in typing.get_args(value)[1:] for m in getattr(info, "metadata", [info])]
+            annotation = value
             continue
         field = model.model_fields.get(part)
         if field is None:
             return None
-        inner = getattr(field.annotation, "__args__", (field.annotation,))[0]
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            model = inner
-    if field is None:
+        metadata, annotation = field.metadata, field.annotation
+        inner = getattr(annotation, "__args__", (annotation,))[0]
+        model = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
+    if not metadata:
         return None
-    low = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
-    high = next((m.le for m in field.metadata if hasattr(m, "le")), None)
+    low = next((m.ge for m in metadata if hasattr(m, "ge")), None)
+    high = next((m.le for m in metadata if hasattr(m, "le")), None)
     return None if low is None or high is None else (low, high)
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from build_hooks.build import build
 from config.rollout import parse_config
 from rehearsal.emulators import Emulators
-from rehearsal.rollout import EarthEngine, Progress, Rollout
+from rehearsal.rollout import Progress, Rollout
 from stacks import naming
 
 # The seed's deploy-model passes no --machine-type: Vertex AI deploys on its default
@@ -234,7 +234,9 @@ def _gcloud_commands(config, manifest, workdir: Path, emulators: Emulators, repo
     deployed_id = match.group(1)
 
     request = workdir / "predict-request.json"
-    request.write_text(json.dumps(EarthEngine(emulators.vertex_url, config, manifest, count=1).batches[0].rest_body()))
+    contract = ee.Contract.from_config(model, manifest)
+    (batch,) = contract.requests(contract.example_tiles(count=1, seed=7))
+    request.write_bytes(batch.rest_body())
     predicted = gcloud("ai", "endpoints", "predict", endpoint_id, f"--region={region}", f"--json-request={request}")
     _check(predicted.stdout.strip(), "endpoints predict printed no predictions")
     state = emulators.state()

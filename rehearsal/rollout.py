@@ -127,6 +127,7 @@ def missing_prerequisites(config: RolloutConfig) -> list[str]:
 @dataclass
 class Prediction:
     deployed_model_ids: list[str]
+    """The deployed model that answered each request of the call."""
     bands: dict[str, np.ndarray]
 
 
@@ -148,11 +149,7 @@ class EarthEngine:
     def expected(self, config: RolloutConfig, manifest: Manifest) -> dict[str, np.ndarray]:
         """What the model of this config and artifact answers for the tiles, cropped to
         the answer Earth Engine reads."""
-        values = np.moveaxis(self.contract.model_input(self.tiles), -1, 1)  # [N, values, y, x]
-        full = reference(config, manifest, values)
-        margin = (self.contract.instance_size - self.contract.answer_size) // 2
-        side = self.contract.answer_size
-        return {b: v[:, margin:margin + side, margin:margin + side] for b, v in full.items()}
+        return reference(config, self.contract, self.tiles)
 
     def predict(self, endpoint: str, expected: dict[str, dict[str, np.ndarray]]) -> Prediction:
         """Send every request; `expected` maps each deployed-model ID that may answer to
@@ -206,8 +203,9 @@ class PredictLoop:
 # -- Vertex AI REST (what the emulator speaks, as Google does) -----------------------------
 
 
-def _http(method: str, url: str, body: dict | None = None, timeout: float = 120) -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
+def _http(method: str, url: str, body: dict | bytes | None = None, timeout: float = 120) -> tuple[int, dict]:
+    """One call; `body` is JSON to encode, or the exact bytes to send (an Earth Engine request)."""
+    data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

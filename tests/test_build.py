@@ -132,35 +132,39 @@ def tf_artifact(tmp_path, payload_format, source="builtin:keras-landcover", tile
 
 def test_signature_answers_serialized_tf_tensors_over_http(tmp_path):
     config, manifest, server = tf_artifact(tmp_path, "SERIALIZED_TF_TENSORS")
-    bands = list(manifest.input_bands)
-    tiles = ee.example_tiles(bands, 16, count=3, seed=5)
-    body = ee.request_body("SERIALIZED_TF_TENSORS", tiles, bands)
-    assert set(body["instances"][0]) == set(bands)  # one key per band, base64 TensorProto each
-    response = server.predict_json(body)
-    got = ee.decode_predictions("SERIALIZED_TF_TENSORS", response["predictions"],
-                                [b.model_dump() for b in manifest.output_bands])
-    want = reference(config, manifest, tiles)
+    contract = ee.Contract.from_config(config.model, manifest)
+    tiles = contract.example_tiles(count=3, seed=5)
+    (batch,) = contract.requests(tiles)
+    body = json.loads(batch.body)
+    assert set(body["instances"][0]) == set(manifest.input_bands)  # one key per band, base64 TensorProto each
+    got = contract.read_predictions(batch, server.predict_json(body)["predictions"])
+    want = reference(config, contract, tiles)
     assert got["probabilities"].shape == (3, 16, 16, 3)
     np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-5)
 
 
 def test_signature_accepts_websafe_and_standard_base64(tmp_path):
-    _, manifest, server = tf_artifact(tmp_path, "SERIALIZED_TF_TENSORS")
-    bands = list(manifest.input_bands)
-    tiles = ee.example_tiles(bands, 16, count=1, seed=9)
-    body = ee.request_body("SERIALIZED_TF_TENSORS", tiles, bands)
-    websafe = {"instances": [{k: v.replace("+", "-").replace("/", "_").rstrip("=")
-                              for k, v in body["instances"][0].items()}]}
-    assert server.predict_json(websafe) == server.predict_json(body)
+    config, manifest, server = tf_artifact(tmp_path, "SERIALIZED_TF_TENSORS")
+    contract = ee.Contract.from_config(config.model, manifest)
+    (batch,) = contract.requests(contract.example_tiles(count=1, seed=9))
+    body = json.loads(batch.body)  # web-safe, padded, as Earth Engine sends it
+
+    def rewritten(change):
+        return {"instances": [{k: change(v) for k, v in body["instances"][0].items()}]}
+
+    want = server.predict_json(body)
+    assert server.predict_json(rewritten(lambda v: v.rstrip("="))) == want
+    assert server.predict_json(rewritten(lambda v: v.replace("-", "+").replace("_", "/"))) == want
 
 
 @pytest.mark.parametrize("payload_format", ["GRPC_TF_TENSORS", "GRPC_SERIALIZED_TF_EXAMPLES"])
 def test_grpc_signatures_answer_earth_engine_tensors(tmp_path, payload_format):
     config, manifest, server = tf_artifact(tmp_path, payload_format, source="tests.fixture_models:keras_two_outputs")
-    bands = list(manifest.input_bands)
-    tiles = ee.example_tiles(bands, 16, count=2, seed=3)
-    got = ee.decode_grpc_outputs(payload_format, server.predict_tensors(ee.grpc_inputs(payload_format, tiles, bands)))
-    want = reference(config, manifest, tiles)
+    contract = ee.Contract.from_config(config.model, manifest)
+    tiles = contract.example_tiles(count=2, seed=3)
+    (batch,) = contract.requests(tiles)
+    got = contract.read_predictions(batch, server.predict_tensors(batch.inputs))
+    want = reference(config, contract, tiles)
     assert got["classes"].shape == (2, 16, 16, 3) and got["score"].shape == (2, 16, 16)
     for band in ("classes", "score"):
         np.testing.assert_allclose(got[band], want[band], atol=1e-5)

@@ -40,19 +40,24 @@ def test_tf_example_parses_with_tensorflow():
 
 
 def test_request_bodies_have_earth_engine_shapes():
-    bands = ["B2", "B3"]
-    tiles = ee.example_tiles(bands, 4, count=2)
-    nd = ee.request_body("ND_ARRAYS", tiles, bands)
-    assert np.asarray(nd["instances"]).shape == (2, 2, 4, 4)
-    raw = ee.request_body("RAW_JSON", tiles, bands)
+    out = ({"name": "classes", "dimensions": 0, "length": 1},)
+    tiles = ee.Contract("ND_ARRAYS", ("B2", "B3"), (1, 1), out, 4).example_tiles(count=2)
+
+    def request(fmt):
+        (batch,) = ee.Contract(fmt, ("B2", "B3"), (1, 1), out, 4).requests(tiles)
+        return batch
+
+    nd = json.loads(request("ND_ARRAYS").body)
+    assert np.asarray(nd["instances"]).shape == (2, 2, 4, 4)  # [bands][y][x] per instance
+    raw = json.loads(request("RAW_JSON").body)
     assert set(raw["instances"][0]) == {"B2", "B3"}
     assert isinstance(raw["instances"][0]["B2"][0][0], str)  # numbers travel as JSON strings
-    assert float(raw["instances"][1]["B3"][2][1]) == pytest.approx(tiles[1, 1, 2, 1])
-    serialized = ee.request_body("SERIALIZED_TF_TENSORS", tiles, bands)
+    assert float(raw["instances"][1]["B3"][2][1]) == pytest.approx(tiles["B3"][1, 2, 1])
+    serialized = json.loads(request("SERIALIZED_TF_TENSORS").body)
     decoded = ee.parse_tensor_proto(base64.urlsafe_b64decode(serialized["instances"][1]["B3"]))
-    assert np.array_equal(decoded, tiles[1, 1][..., None])  # [y, x, 1], web-safe, as Google's notebooks parse
-    with pytest.raises(ValueError, match="no HTTP JSON body"):
-        ee.request_body("GRPC_TF_TENSORS", tiles, bands)
+    assert np.array_equal(decoded, tiles["B3"][1][..., None])  # [y, x, 1], web-safe, as Google's notebooks parse
+    grpc = request("GRPC_TF_TENSORS")
+    assert grpc.body is None and grpc.inputs["B3"].shape == (2, 4, 4, 1)
 
 
 OUT = ({"name": "probabilities", "dimensions": 1, "length": 3},)

@@ -197,6 +197,25 @@ def test_output_channels_must_match_the_declared_bands(tmp_path):
     assert not (config.artifact_dir / "manifest.json").exists()
 
 
+OVERLAP = "input_overlap = 8\noutput_tile_size = 32"
+
+
+def test_a_model_with_overlap_passes_the_check(tmp_path):
+    messages = []
+    build(load_config(write_project(tmp_path, extra=OVERLAP)), log=messages.append)
+    # The model sees 32 + 2 x 8 pixels a side; the answer is the centre 32.
+    assert "build: ok tile 48x48 -> 32x32: class_probs (32, 32, 3) (float32)" in messages
+    assert "build: ok edge tile 48x48 -> 32x32: class_probs (32, 32, 3) (float32)" in messages
+
+
+def test_output_channels_must_match_the_declared_bands_with_overlap(tmp_path):
+    config = load_config(write_project(tmp_path, classes=5, declared=3, extra=OVERLAP))
+    with pytest.raises(BuildError) as caught:
+        build(config, log=quiet)
+    assert ("tile 48x48 -> 32x32: the declared output bands (class_probs length 3) add up to 3 values per "
+            "pixel, but the model returns 5 (output [N, values, y, x] of shape [1, 5, 48, 48])") in str(caught.value)
+
+
 def test_keras_output_channels_must_match_the_declared_bands(tmp_path):
     from conftest import config_in, example_data
 
@@ -300,9 +319,10 @@ def test_starter_config_builds(tmp_path):
     assert 'payload_format = "ND_ARRAYS"' in text and "B2, B3, B4, B8" in text
     config = load_config(out)
     assert (config.model.name, config.model.framework, config.model.source) == ("my-unet", "pytorch", "seg.unet:make_model")
-    # The tile fits Earth Engine's default 1.5 MB request: four ND_ARRAYS bands, at most 153.
-    assert config.model.input_bands == ("B2", "B3", "B4", "B8") and config.model.tile_size == 152
-    out.write_text(out.read_text().replace("tile_size = 152", "tile_size = 16"))
+    # The largest multiple of 16 whose ND_ARRAYS request of 4 bands fits in 1.5 MB (153 fits);
+    # the bands written out, so the budget is checked before the build.
+    assert (config.model.tile_size, config.model.input_bands) == (144, ("B2", "B3", "B4", "B8"))
+    out.write_text(out.read_text().replace("tile_size = 144", "tile_size = 16"))
     assert build(load_config(out), log=quiet).output_bands[0].length == 3
     with pytest.raises(Exception, match="exists"):
         starter("seg.unet:make_model", out)

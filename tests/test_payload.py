@@ -61,14 +61,16 @@ def test_overlap_counts_in_the_budget():
 @pytest.mark.parametrize(
     "fields,message",
     [
-        ({"input_overlap": -1}, "model.input_overlap: Input should be greater than or equal to 0"),
+        ({"input_overlap": -1}, "model.input_overlap: -1; allowed: a whole number from 0 to 1024"),
+            ({"payload_format": "SERIALIZED_TF_TENSORS", "input_shapes": {"B2": 0}},
+             "model.input_shapes.B2: 0; allowed: a whole number from 1 to 4096"),
         ({"tile_size": 64, "input_overlap": 8, "output_tile_size": 81},
          "output_tile_size 81 is larger than the tile sent (64 + 2 x input_overlap 8 = 80)"),
         ({"tile_size": 64, "output_tile_size": 63}, "64 - output_tile_size must be even"),
         ({"input_shapes": {"B2": 3}}, "input_shapes (array bands) with payload_format 'ND_ARRAYS'"),
         ({"input_shapes": {"NIR": 3}}, "input_shapes names NIR, not in input_bands"),
     ],
-    ids=["negative-overlap", "output-larger-than-input", "odd-margin", "array-band-json", "unknown-array-band"],
+    ids=["negative-overlap", "zero-array-length", "output-larger-than-input", "odd-margin", "array-band-json", "unknown-array-band"],
 )
 def test_tile_fields_are_validated(fields, message):
     data = example_data("pytorch")

@@ -47,12 +47,19 @@ def serve_and_try(config_path, manifest) -> tuple[list[str], dict]:
     return lines, body
 
 
+def read(config, manifest, body) -> dict[str, np.ndarray]:
+    """The sample's answer as Earth Engine reads it (one tile of the config's size)."""
+    contract = ee.Contract.from_config(config.model, manifest)
+    (batch,) = contract.requests(contract.example_tiles(count=1, seed=1))
+    return contract.read_predictions(batch, body["predictions"])
+
+
 def test_serve_pytorch_answers_the_sample_and_stops(torch_build, tmp_path):
     config, manifest = torch_build
     lines, body = serve_and_try(rollout_toml(tmp_path / "rollout.toml", config.artifact_dir), manifest)
     assert any(re.search(r"POST http://127\.0\.0\.1:\d+/predictions/model$", line) for line in lines)
-    probabilities = np.asarray(body["predictions"], dtype=np.float32)
-    assert probabilities.shape == (1, 256, 256, 3)
+    side = config.model.answer_size
+    assert read(config, manifest, body)["probabilities"].shape == (1, side, side, 3)
 
 
 def test_serve_tensorflow_answers_the_sample_and_stops(tf_build, tmp_path):
@@ -62,5 +69,5 @@ def test_serve_tensorflow_answers_the_sample_and_stops(tf_build, tmp_path):
     path.write_text(re.sub(r"(?m)^artifact_dir = .*$", f"artifact_dir = {json.dumps(str(config.artifact_dir))}", text))
     lines, body = serve_and_try(path, manifest)
     assert any(line.endswith("/v1/models/model:predict") for line in lines)
-    got = ee.decode_predictions("SERIALIZED_TF_TENSORS", body["predictions"], [b.model_dump() for b in manifest.output_bands])
-    assert got["probabilities"].shape == (1, 256, 256, 3)
+    side = config.model.answer_size
+    assert read(config, manifest, body)["probabilities"].shape == (1, side, side, 3)

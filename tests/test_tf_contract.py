@@ -71,9 +71,9 @@ def array_band_model(tmp_path_factory):
         input_shapes={"array_image": 3}, tile_size=8, input_overlap=4,
     )
     config = config_in(tmp_path_factory.mktemp("array-band"), data)
-    build(config, log=lambda *_: None)
+    manifest = build(config, log=lambda *_: None)
     spec = load_factory(config.model.source)()
-    return SavedModelServer(config.artifact_dir / "artifact"), spec
+    return SavedModelServer(config.artifact_dir / manifest.artifact_root), spec
 
 
 def test_array_band_over_http_in_googles_encoding(array_band_model):
@@ -118,7 +118,7 @@ def test_wrong_array_band_length_is_refused(array_band_model):
 )
 def test_scalar_bands_in_every_plausible_encoding(tf_build, encode):
     config, manifest = tf_build
-    server = SavedModelServer(config.artifact_dir / "artifact")
+    server = SavedModelServer(config.artifact_dir / manifest.artifact_root)
     spec = load_factory(config.model.source)()
     tiles = np.random.default_rng(7).uniform(0, 0.5, size=(2, 12, 12, 6)).astype(np.float32)
     bands = list(manifest.input_bands)
@@ -135,8 +135,8 @@ def test_grpc_tf_tensors_accept_y_x_and_y_x_1(tmp_path):
     data = example_data("tensorflow")
     data["model"].update(payload_format="GRPC_TF_TENSORS", tile_size=8)
     config = config_in(tmp_path, data)
-    build(config, log=lambda *_: None)
-    server = SavedModelServer(config.artifact_dir / "artifact")
+    manifest = build(config, log=lambda *_: None)
+    server = SavedModelServer(config.artifact_dir / manifest.artifact_root)
     spec = load_factory(config.model.source)()
     tiles = np.random.default_rng(8).uniform(0, 0.5, size=(2, 8, 8, 6)).astype(np.float32)
     want = np.asarray(spec.model(tiles, training=False))
@@ -147,8 +147,8 @@ def test_grpc_tf_tensors_accept_y_x_and_y_x_1(tmp_path):
 
 @pytest.mark.parametrize("body", [{"instances": []}, {"inputs": []}, b"{not json"], ids=["empty", "no-instances", "not-json"])
 def test_malformed_bodies_get_400_with_a_message(tf_build, body):
-    config, _ = tf_build
-    status, answer = http_predict(SavedModelServer(config.artifact_dir / "artifact"), body)
+    config, manifest = tf_build
+    status, answer = http_predict(SavedModelServer(config.artifact_dir / manifest.artifact_root), body)
     assert status == 400 and answer["error"]
 
 
@@ -157,21 +157,21 @@ def test_simulator_batches_over_grpc_and_rest(tmp_path, fmt):
     """The rehearsal's way: Contract batches sent as gRPC tensors, and as the same request
     in TF Serving's REST encoding (a REST-only emulator), checked by read_predictions."""
     from build_hooks import earth_engine as ee
-    from build_hooks.verify import reference_values
+    from build_hooks.verify import reference
 
     data = example_data("tensorflow")
     data["model"].update(payload_format=fmt, tile_size=8, max_payload_bytes=5_000)
     config = config_in(tmp_path, data)
     manifest = build(config, log=lambda *_: None)
-    server = SavedModelServer(config.artifact_dir / "artifact")
+    server = SavedModelServer(config.artifact_dir / manifest.artifact_root)
     contract = ee.Contract.from_config(config.model, manifest)
     tiles = contract.example_tiles(count=7, seed=2)
-    want = contract.expected_outputs(reference_values(config, contract.model_input(tiles)))["probabilities"]
+    want = reference(config, contract, tiles)["probabilities"]
     batches = contract.requests(tiles)
     assert len(batches) > 1  # 5 kB holds a few 8x8 tiles, not seven
     for batch in batches:
         rows = slice(batch.first, batch.first + batch.count)
         grpc = contract.read_predictions(batch, server.predict_tensors(batch.inputs))["probabilities"]
-        rest = contract.read_predictions(batch, server.predict_json(batch.rest_body())["predictions"])["probabilities"]
+        rest = contract.read_predictions(batch, server.predict_json(json.loads(batch.rest_body()))["predictions"])["probabilities"]
         np.testing.assert_allclose(grpc, want[rows], atol=1e-5)
         np.testing.assert_allclose(rest, want[rows], atol=1e-5)

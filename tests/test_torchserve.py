@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from build_hooks import earth_engine as ee
 from build_hooks.build import build
 from build_hooks.serving import TorchServe
-from build_hooks.verify import reference
+from build_hooks.verify import reference, reference_values
 from conftest import config_in, example_data
 
 pytestmark = pytest.mark.slow
@@ -23,49 +24,56 @@ def served(torch_build):
         yield config, manifest, server
 
 
-def predict(served, tiles):
-    config, manifest, server = served
-    bands = list(manifest.input_bands)
-    status, body = server.predict(ee.request_body(manifest.payload_format, tiles, bands))
+def sized(config, manifest, tile: int) -> ee.Contract:
+    """The config's contract at another tile size (the built-in model is per-pixel)."""
+    return dataclasses.replace(ee.Contract.from_config(config.model, manifest), tile_size=tile)
+
+
+def predict(served, contract, tiles):
+    _, _, server = served
+    (batch,) = contract.requests(tiles)
+    status, body = server.predict(batch.body)
     assert status == 200, body
-    return ee.decode_predictions(manifest.payload_format, body["predictions"],
-                                 [b.model_dump() for b in manifest.output_bands])
+    return contract.read_predictions(batch, body["predictions"])
 
 
 def test_single_tile(served):
     config, manifest, _ = served
-    tiles = ee.example_tiles(manifest.input_bands, 64, count=1, seed=1)
-    got = predict(served, tiles)["probabilities"]
+    contract = sized(config, manifest, 64)
+    tiles = contract.example_tiles(count=1, seed=1)
+    got = predict(served, contract, tiles)["probabilities"]
     assert got.shape == (1, 64, 64, 3)
-    np.testing.assert_allclose(got, reference(config, manifest, tiles)["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(got, reference(config, contract, tiles)["probabilities"], atol=1e-5)
     np.testing.assert_allclose(got.sum(axis=-1), 1.0, atol=1e-5)  # softmax over classes
 
 
 def test_batch_of_tiles_in_one_request(served):
     config, manifest, _ = served
-    tiles = ee.example_tiles(manifest.input_bands, 32, count=5, seed=2)
-    got = predict(served, tiles)["probabilities"]
-    np.testing.assert_allclose(got, reference(config, manifest, tiles)["probabilities"], atol=1e-5)
+    contract = sized(config, manifest, 32)
+    tiles = contract.example_tiles(count=5, seed=2)
+    got = predict(served, contract, tiles)["probabilities"]
+    np.testing.assert_allclose(got, reference(config, contract, tiles)["probabilities"], atol=1e-5)
 
 
 def test_concurrent_requests_batched_by_torchserve(served):
     config, manifest, _ = served
-    tiles = [ee.example_tiles(manifest.input_bands, 16, count=1 + i % 2, seed=10 + i) for i in range(8)]
+    contract = sized(config, manifest, 16)
+    tiles = [contract.example_tiles(count=1 + i % 2, seed=10 + i) for i in range(8)]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda t: predict(served, t), tiles))
+        results = list(pool.map(lambda t: predict(served, contract, t), tiles))
     for t, got in zip(tiles, results):
-        np.testing.assert_allclose(got["probabilities"], reference(config, manifest, t)["probabilities"], atol=1e-5)
+        np.testing.assert_allclose(got["probabilities"], reference(config, contract, t)["probabilities"], atol=1e-5)
 
 
 def test_edge_tiles_of_different_sizes(served):
     config, manifest, server = served
-    bands = list(manifest.input_bands)
-    full = ee.example_tiles(bands, 16, seed=3)[0]
+    contract = sized(config, manifest, 16)
+    full = np.moveaxis(contract.model_input(contract.example_tiles(seed=3))[0], -1, 0)  # [bands, y, x]
     edge = full[:, :, :5]
     status, body = server.predict({"instances": [full.tolist(), edge.tolist()]})
     assert status == 200, body
     assert np.asarray(body["predictions"][1]).shape == (16, 5, 3)
-    want = reference(config, manifest, edge[None])["probabilities"][0]
+    want = reference_values(config, np.moveaxis(edge, 0, -1)[None])[0]
     np.testing.assert_allclose(np.asarray(body["predictions"][1]), want, atol=1e-5)
 
 
@@ -81,13 +89,13 @@ def test_edge_tiles_of_different_sizes(served):
     ids=["wrong-band-count", "object-instead-of-array", "ragged", "text", "too-many-instances"],
 )
 def test_malformed_requests_get_4xx_and_the_worker_survives(served, instances, status, message):
-    _, manifest, server = served
+    config, manifest, server = served
     pids = server.worker_pids()
     got_status, body = server.predict({"instances": instances})
     assert got_status == status
     assert message in body["message"]
-    tiles = ee.example_tiles(manifest.input_bands, 8, count=1)
-    assert predict(served, tiles)["probabilities"].shape == (1, 8, 8, 3)
+    contract = sized(config, manifest, 8)
+    assert predict(served, contract, contract.example_tiles())["probabilities"].shape == (1, 8, 8, 3)
     assert server.worker_pids() == pids
 
 
@@ -96,14 +104,15 @@ def test_raw_json_payload(tmp_path):
     data["model"].update(payload_format="RAW_JSON", tile_size=64)
     config = config_in(tmp_path, data)
     manifest = build(config, log=lambda *_: None)
-    bands = list(manifest.input_bands)
-    tiles = ee.example_tiles(bands, 16, count=2, seed=4)
+    contract = sized(config, manifest, 16)
+    tiles = contract.example_tiles(count=2, seed=4)
+    (batch,) = contract.requests(tiles)
     with TorchServe(config.artifact_dir / manifest.artifact_root / "model.mar") as server:
-        status, body = server.predict(ee.request_body("RAW_JSON", tiles, bands))
+        status, body = server.predict(batch.body)
         assert status == 200, body
         assert set(body["predictions"][0]) == {"probabilities"}
-        got = ee.decode_predictions("RAW_JSON", body["predictions"], [b.model_dump() for b in manifest.output_bands])
-        np.testing.assert_allclose(got["probabilities"], reference(config, manifest, tiles)["probabilities"], atol=1e-5)
+        got = contract.read_predictions(batch, body["predictions"])
+        np.testing.assert_allclose(got["probabilities"], reference(config, contract, tiles)["probabilities"], atol=1e-5)
         status, body = server.predict({"instances": [{"B2": [["0.1"]]}]})
         assert status == 400 and "missing band(s) B3, B4, B5, B6, B7" in body["message"]
 
@@ -119,12 +128,12 @@ def test_raw_json_payload(tmp_path):
 )
 def test_malformed_bodies_get_400_not_503(served, body, message):
     """TorchServe's JSON envelope would fail these with 503 "Prediction failed"."""
-    _, manifest, server = served
+    config, manifest, server = served
     status, answer = server.predict(body)
     assert status == 400, answer
     assert message in answer["message"]
-    tiles = ee.example_tiles(manifest.input_bands, 8, count=1)
-    assert predict(served, tiles)["probabilities"].shape == (1, 8, 8, 3)
+    contract = sized(config, manifest, 8)
+    assert predict(served, contract, contract.example_tiles())["probabilities"].shape == (1, 8, 8, 3)
 
 
 def test_config_tile_size_through_torchserve(served):
@@ -135,23 +144,13 @@ def test_config_tile_size_through_torchserve(served):
     batches = contract.requests(tiles)
     assert all(len(b.body) <= config.model.max_payload_bytes for b in batches)
     assert sum(b.count for b in batches) == 3
-    want = contract.expected_outputs(np.moveaxis(
-        reference_values(config, contract.model_input(tiles)), 1, -1))
+    want = reference(config, contract, tiles)
     for batch in batches:
         status, body = server.predict(batch.body)
         assert status == 200, body
         got = contract.read_predictions(batch, body["predictions"])
         np.testing.assert_allclose(got["probabilities"], want["probabilities"][batch.first : batch.first + batch.count],
                                    atol=1e-5)
-
-
-def reference_values(config, channels_last):
-    import torch
-
-    from build_hooks.spec import load_factory
-
-    with torch.inference_mode():
-        return load_factory(config.model.source)().model(torch.from_numpy(np.moveaxis(channels_last, -1, 1))).numpy()
 
 
 def test_overlap_through_the_built_mar(tmp_path):
@@ -173,13 +172,13 @@ def test_the_handler_parses_the_raw_body_when_torchserve_does_not(torch_build):
     TS_DECODE_INPUT_REQUEST only counts with enable_envvars_config=true): the worker passes
     the body unparsed and the handler parses it itself."""
     config, manifest = torch_build
-    tiles = ee.example_tiles(manifest.input_bands, 16, count=2, seed=12)
-    body = ee.request_body(manifest.payload_format, tiles, list(manifest.input_bands))
-    with TorchServe(config.artifact_dir / "artifact/model.mar", properties={"decode_input_request": "false"}) as server:
-        status, answer = server.predict(body)
+    contract = sized(config, manifest, 16)
+    tiles = contract.example_tiles(count=2, seed=12)
+    (batch,) = contract.requests(tiles)
+    with TorchServe(config.artifact_dir / manifest.artifact_root / "model.mar", properties={"decode_input_request": "false"}) as server:
+        status, answer = server.predict(batch.body)
         assert status == 200, answer
-        got = ee.decode_predictions(manifest.payload_format, answer["predictions"],
-                                    [b.model_dump() for b in manifest.output_bands])
-        np.testing.assert_allclose(got["probabilities"], reference(config, manifest, tiles)["probabilities"], atol=1e-5)
+        got = contract.read_predictions(batch, answer["predictions"])
+        np.testing.assert_allclose(got["probabilities"], reference(config, contract, tiles)["probabilities"], atol=1e-5)
         status, answer = server.predict(b"{not json")
         assert status == 400 and "request body is not JSON" in answer["message"]
