@@ -60,7 +60,4 @@ def _landcover(model, framework: str) -> ModelSpec:
 BUILTIN = {
     "pytorch-landcover": pytorch_landcover,
     "keras-landcover": keras_landcover,
-    # The same models retrained (other weights): a second artifact for rollout rehearsals.
-    "pytorch-landcover-v2": lambda: pytorch_landcover(seed=7),
-    "keras-landcover-v2": lambda: keras_landcover(seed=7),
 }

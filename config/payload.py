@@ -32,9 +32,7 @@ FLOAT_TEXT = 15
 # so their budget is known without importing a framework.
 BUILTIN_INPUT_BANDS = {
     "pytorch-landcover": ("B2", "B3", "B4", "B5", "B6", "B7"),
-    "pytorch-landcover-v2": ("B2", "B3", "B4", "B5", "B6", "B7"),
     "keras-landcover": ("B2", "B3", "B4", "B5", "B6", "B7"),
-    "keras-landcover-v2": ("B2", "B3", "B4", "B5", "B6", "B7"),
 }
 ENVELOPE = len('{"instances":[]}')
 

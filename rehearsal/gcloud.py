@@ -35,6 +35,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from build_hooks import earth_engine as ee
 from build_hooks.build import build
 from config.rollout import parse_config
 from rehearsal.emulators import Emulators
@@ -169,7 +170,7 @@ def rehearse_gcloud(config_path: Path, workdir: Path, *, out=print) -> GcloudRep
     report = GcloudReport(config=str(config_path))
     progress = Progress(out=out)
     try:
-        config = parse_config(copy.deepcopy(data), workdir / "rollout.toml")
+        config = parse_config(copy.deepcopy(data), config_path.resolve())
         if not config.model.grpc:
             raise GcloudFailed(f"{config_path}: model.grpc is false, but the seed's upload opens gRPC port 8500 "
                                "(--container-grpc-ports=8500); use a config with grpc = true")
@@ -179,7 +180,7 @@ def rehearse_gcloud(config_path: Path, workdir: Path, *, out=print) -> GcloudRep
             gcloud_state = _gcloud_commands(config, manifest, workdir, emulators, report, progress)
         with Emulators(workdir / "stacks-emulators") as emulators:
             (workdir / "stacks").mkdir(parents=True, exist_ok=True)
-            rollout = Rollout(data, workdir / "stacks", emulators, progress)
+            rollout = Rollout(data, workdir / "stacks", emulators, progress, config_path=config_path)
             rollout.synth()
             rollout.apply(config.targets[0].name)
             stacks_state = emulators.state()

@@ -98,7 +98,10 @@ class Progress:
 
 
 def provider_python() -> Path:
-    return Path(os.environ.get(PROVIDER_PYTHON_ENV) or sys.executable)
+    """The provider's own virtualenv (its framework needs protobuf<6, TensorFlow 6):
+    $EEV_PROVIDER_PYTHON, else the one `nox` makes, `.nox/provider`."""
+    default = Path(__file__).resolve().parent.parent / ".nox" / "provider" / "bin" / "python"
+    return Path(os.environ.get(PROVIDER_PYTHON_ENV) or default)
 
 
 def missing_prerequisites(config: RolloutConfig) -> list[str]:
@@ -367,7 +370,11 @@ class Terraform:
 class Rollout:
     """One rollout config, synthesized and applied target by target against the emulators."""
 
-    def __init__(self, data: dict, workdir: Path, emulators: Emulators, progress: Progress):
+    def __init__(self, data: dict, workdir: Path, emulators: Emulators, progress: Progress, *,
+                 config_path: Path):
+        """`config_path`: where the user's config lives; its folder is where `model.source`
+        is looked up, as for `nox -s build` (data's artifact_dir is absolute)."""
+        self.config_path = config_path.resolve()
         self.workdir = workdir
         self.emulators = emulators
         self.progress = progress
@@ -381,7 +388,7 @@ class Rollout:
 
     def configure(self, data: dict) -> RolloutConfig:
         self.data = json.loads(json.dumps(data))
-        self.config = parse_config(json.loads(json.dumps(self.data)), self.workdir / "rollout.toml")
+        self.config = parse_config(json.loads(json.dumps(self.data)), self.config_path)
         return self.config
 
     def synth(self, data: dict | None = None) -> Manifest:

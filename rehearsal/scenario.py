@@ -60,17 +60,8 @@ class Report:
 def next_version(data: dict) -> dict:
     """The config of the next version of the user's own model: the same model, with
     `model.version_label` set, which changes the artifact's sha256 (and nothing it computes)."""
-    from config.rollout import ModelConfig
-
     data = copy.deepcopy(data)
-    if "version_label" in ModelConfig.model_fields:
-        data["model"]["version_label"] = NEXT_VERSION_LABEL
-    elif data["model"]["source"].startswith("builtin:"):
-        # Until model.version_label exists (issue 10): the built-in example's other weights.
-        data["model"]["source"] += "-v2"
-    else:
-        raise RehearsalFailed("model.version_label is not supported by this checkout; the rehearsal cannot make "
-                              "the next version of a model that is not a built-in example")
+    data["model"]["version_label"] = NEXT_VERSION_LABEL
     return data
 
 
@@ -84,8 +75,8 @@ def rehearse(config_path: Path, workdir: Path, *, max_targets: int | None = None
     report = Report(config=str(config_path), targets=targets)
     progress = Progress(out=out, log=workdir / "rehearsal.log")
     try:
-        config = parse_config(copy.deepcopy(data), workdir / "rollout.toml")
-        parse_config(next_version(data), workdir / "rollout.toml")
+        config = parse_config(copy.deepcopy(data), config_path.resolve())
+        parse_config(next_version(data), config_path.resolve())
     except ConfigError as error:
         raise PrerequisiteMissing(str(error)) from None
     problems = missing_prerequisites(config)
@@ -93,7 +84,7 @@ def rehearse(config_path: Path, workdir: Path, *, max_targets: int | None = None
         raise PrerequisiteMissing("missing prerequisites, nothing started:\n" + "\n".join(f"  {p}" for p in problems))
     try:
         with Emulators(workdir / "emulators") as emulators:
-            _run(data, targets, workdir, emulators, progress, report)
+            _run(data, targets, config_path, workdir, emulators, progress, report)
     finally:
         report.summary = progress.summary()
     return report
@@ -103,8 +94,9 @@ def _journal_since(emulators: Emulators, start: int) -> list[dict]:
     return emulators.journal()[start:]
 
 
-def _run(data: dict, targets: list[str], workdir: Path, emulators: Emulators, progress: Progress, report: Report):
-    rollout = Rollout(data, workdir, emulators, progress)
+def _run(data: dict, targets: list[str], config_path: Path, workdir: Path, emulators: Emulators,
+         progress: Progress, report: Report):
+    rollout = Rollout(data, workdir, emulators, progress, config_path=config_path)
     head = targets[0]
 
     # Prerequisite: the user's artifact builds (the stacks read only its manifest).

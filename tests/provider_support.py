@@ -15,25 +15,12 @@ import pytest
 
 from conftest import ROOT
 from plan.terraform import run
+from rehearsal.rollout import provider_python
 
-PROVIDER_PYTHON = Path(os.environ.get("EEV_PROVIDER_PYTHON", "/work/venv-provider/bin/python"))
+PROVIDER_PYTHON = provider_python()
 PROJECT, REGION = "acme-dev", "us-central1"
 BUCKET = "acme-dev-models"
 ARTIFACT = f"gs://{BUCKET}/landcover/sha256-0123abcd/"
-
-
-@pytest.fixture(scope="session")
-def provider_cli_config(tmp_path_factory) -> Path:
-    """The provider installed as a user does it (python -m provider.install)."""
-    if not PROVIDER_PYTHON.exists():
-        pytest.skip(f"no provider virtualenv at {PROVIDER_PYTHON} (set EEV_PROVIDER_PYTHON)")
-    import subprocess
-
-    tmp = tmp_path_factory.mktemp("provider")
-    subprocess.run([str(PROVIDER_PYTHON), "-m", "provider.install", "--mirror", str(tmp / "mirror"),
-                    "--cli-config", str(tmp / "terraform.rc"), "--python", str(PROVIDER_PYTHON)],
-                   cwd=ROOT, check=True, capture_output=True)
-    return tmp / "terraform.rc"
 
 
 @pytest.fixture(scope="module")

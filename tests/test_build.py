@@ -106,7 +106,7 @@ def test_unscriptable_model_is_traced_with_a_message(tmp_path, capfd):
 def test_unknown_builtin_names_the_allowed_ones(tmp_path):
     data = example_data("pytorch")
     data["model"]["source"] = "builtin:resnet"
-    with pytest.raises(RuntimeError, match="allowed: builtin:keras-landcover, builtin:keras-landcover-v2, builtin:pytorch-landcover"):
+    with pytest.raises(RuntimeError, match="allowed: builtin:keras-landcover, builtin:pytorch-landcover"):
         build(config_in(tmp_path, data), log=lambda *_: None)
 
 

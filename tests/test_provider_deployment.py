@@ -10,7 +10,7 @@ import pytest
 
 from build_hooks.serving import http_json
 from provider_support import (ARTIFACT, PROJECT, REGION, Workspace, artifact_objects, changes,  # noqa: F401
-                              emulators, model_config, planned_after, provider_cli_config, put_artifact)
+                              emulators, model_config, planned_after, put_artifact)
 
 pytestmark = pytest.mark.slow
 

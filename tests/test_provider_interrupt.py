@@ -23,7 +23,7 @@ import pytest
 
 from build_hooks.serving import http_json
 from provider_support import (ARTIFACT, PROJECT, REGION, Workspace, changes, emulators,  # noqa: F401
-                              model_config, provider_cli_config, put_artifact)
+                              model_config, put_artifact)
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("terraform"),
                                                    reason="needs a Terraform CLI on PATH to interrupt")]

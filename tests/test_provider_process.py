@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from provider_support import PROVIDER_PYTHON, Workspace, model_config, provider_cli_config  # noqa: F401
+from provider_support import PROVIDER_PYTHON, Workspace, model_config  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not PROVIDER_PYTHON.exists(),
                                 reason=f"no provider virtualenv at {PROVIDER_PYTHON} (set EEV_PROVIDER_PYTHON)")
