@@ -50,10 +50,14 @@ def send_json(handler, status: int, body) -> None:
     handler.wfile.write(data)
 
 
-def http_json(url: str, body: dict | bytes | None = None, timeout: float = 60.0) -> tuple[int, dict | str]:
+def http_json(url: str, body: dict | bytes | None = None, timeout: float = 60.0, *,
+              method: str | None = None) -> tuple[int, dict | str]:
+    """One call: `body` is JSON to encode, or the exact bytes to send; POST with a body, GET
+    without, unless `method` says otherwise. The answer as JSON, or its text."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/json"}, method="POST" if data is not None else "GET"
+        url, data=data, headers={"Content-Type": "application/json"},
+        method=method or ("POST" if data is not None else "GET"),
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

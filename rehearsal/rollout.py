@@ -20,8 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 from build_hooks import earth_engine as ee
 from build_hooks.build import build
 from build_hooks.manifest import Manifest
+from build_hooks.serving import http_json
 from build_hooks.verify import reference
 from config.rollout import RolloutConfig, parse_config
 from plan import terraform
@@ -159,7 +158,7 @@ class EarthEngine:
         its model's answer."""
         ids, parts = [], []
         for batch in self.batches:
-            status, body = _http("POST", f"{self.vertex_url}/v1/{endpoint}:predict", batch.rest_body())
+            status, body = http_json(f"{self.vertex_url}/v1/{endpoint}:predict", batch.rest_body(), timeout=120)
             if status != 200:
                 raise RuntimeError(f"predict on {endpoint}: HTTP {status}: {str(body)[:300]}")
             answered = body["deployedModelId"]
@@ -206,21 +205,6 @@ class PredictLoop:
 # -- Vertex AI REST (what the emulator speaks, as Google does) -----------------------------
 
 
-def _http(method: str, url: str, body: dict | bytes | None = None, timeout: float = 120) -> tuple[int, dict]:
-    """One call; `body` is JSON to encode, or the exact bytes to send (an Earth Engine request)."""
-    data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, text = response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        status, text = error.code, error.read().decode()
-    try:
-        return status, json.loads(text or "{}")
-    except ValueError:
-        return status, {"text": text}
-
-
 class Vertex:
     """Calls a person would make by hand (console, gcloud, a script), on the v1 REST API."""
 
@@ -228,7 +212,7 @@ class Vertex:
         self.url = url
 
     def call(self, method: str, path: str, body: dict | None = None, *, wait: bool = True) -> dict:
-        status, answer = _http(method, f"{self.url}/v1/{path}", body)
+        status, answer = http_json(f"{self.url}/v1/{path}", body, timeout=120, method=method)
         if status != 200:
             raise RuntimeError(f"{method} {path}: HTTP {status}: {answer}")
         if wait and "name" in answer and "/operations/" in answer["name"] and "done" in answer:
@@ -247,7 +231,7 @@ class Vertex:
         return operation.get("response", {})
 
     def get(self, name: str) -> dict | None:
-        status, answer = _http("GET", f"{self.url}/v1/{name}")
+        status, answer = http_json(f"{self.url}/v1/{name}", timeout=120)
         return answer if status == 200 else None
 
 
@@ -496,7 +480,7 @@ class Rollout:
     # what the emulator holds
 
     def state(self) -> dict:
-        return _http("GET", f"{self.emulators.vertex_url}/emulator/state")[1]
+        return self.emulators.state()
 
     def settle(self, timeout: float = 300) -> None:
         """Wait until every long-running operation the emulator started is done (as a
