@@ -124,18 +124,16 @@ def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_nam
 
 
 def from_vertex_ai_snippet(args: dict, input_bands) -> str:
-    """The arguments as Python to paste after `import ee` and `ee.Initialize(...)`."""
+    """The arguments as Python to paste after `import ee` and `ee.Initialize(...)`: one line,
+    since `cdktf synth --hcl` writes a string's newlines into HCL, which Terraform refuses."""
     bands = ", ".join(
         f"{name!r}: {{'type': ee.PixelType.{band['type']}(), 'dimensions': {band['dimensions']}}}"
         for name, band in args["outputBands"].items()
     )
-    lines = ["model = ee.Model.fromVertexAi("]
-    for key, value in args.items():
-        text = f"{{{bands}}}" if key == "outputBands" else repr(value)
-        lines.append(f"    {key}={text},")
-    lines.append(")")
-    lines.append(f"predictions = model.predictImage(image.select({list(input_bands)!r}).float())")
-    return "\n".join(lines) + "\n"
+    arguments = ", ".join(f"{key}={f'{{{bands}}}' if key == 'outputBands' else repr(value)}"
+                          for key, value in args.items())
+    return (f"model = ee.Model.fromVertexAi({arguments}); "
+            f"predictions = model.predictImage(image.select({list(input_bands)!r}).float())")
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,9 @@ def test_array_bands_and_overlap_reach_the_arguments(tf_build):
     args = from_vertex_ai_args(config, manifest, "projects/p/locations/r/endpoints/1")
     assert args["inputOverlapSize"] == [64, 64] and args["outputTileSize"] == [128, 128]
     assert args["inputShapes"] == {"array_image": [3]}
-    assert "inputShapes={'array_image': [3]}," in from_vertex_ai_snippet(args, ["array_image"])
+    snippet = from_vertex_ai_snippet(args, ["array_image"])
+    assert "inputShapes={'array_image': [3]}" in snippet
+    assert "\n" not in snippet  # `cdktf synth --hcl` writes newlines into HCL strings, which Terraform refuses
 
 
 def test_custom_source_without_input_bands_is_checked_at_synth(tf_build):

@@ -156,7 +156,7 @@ def test_review_of_another_config_passes_with_checkov_clean(torch_build, tmp_pat
     assert sorted(p.name for p in (tmp_path / "review").iterdir() if p.is_dir()) == sorted(
         f"{t}-{k}" for t in ("qa", "live") for k in ("bucket", "model", "endpoint", "deployment"))
     comment = (tmp_path / "review" / "PR_COMMENT.md").read_text()
-    assert "| qa | `qa-deployment` | 3 | 0 | 0 | 0 |  |" in comment
+    assert "| qa | `qa-deployment` | 2 | 0 | 0 | 0 |  |" in comment
     assert json.loads((tmp_path / "review" / "checkov.json").read_text())["failed"] == []
 
 
