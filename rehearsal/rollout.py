@@ -148,9 +148,9 @@ class EarthEngine:
     def tile_size(self) -> int:
         return self.contract.tile_size
 
-    def expected(self, config: RolloutConfig, manifest: Manifest) -> dict[str, np.ndarray]:
-        """What the model of this config and artifact answers for the tiles, cropped to
-        the answer Earth Engine reads."""
+    def expected(self, config: RolloutConfig) -> dict[str, np.ndarray]:
+        """What the model of this config answers for the tiles, cropped to the answer
+        Earth Engine reads."""
         return reference(config, self.contract, self.tiles)
 
     def predict(self, endpoint: str, expected: dict[str, dict[str, np.ndarray]]) -> Prediction:

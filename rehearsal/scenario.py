@@ -104,7 +104,7 @@ def _run(data: dict, targets: list[str], config_path: Path, workdir: Path, emula
     report.first_sha256 = first.sha256
     earth_engine = EarthEngine(emulators.vertex_url, rollout.config, first)
     report.tile_size = earth_engine.tile_size
-    want_first = earth_engine.expected(rollout.config, first)
+    want_first = earth_engine.expected(rollout.config)
 
     def served(target: str, expected: dict[str, dict]) -> set[str]:
         return set(earth_engine.predict(rollout.endpoint(target), expected).deployed_model_ids)
@@ -194,7 +194,7 @@ def _run(data: dict, targets: list[str], config_path: Path, workdir: Path, emula
     report.next_sha256 = second.sha256
     check(second.sha256 != first.sha256, "the next version built the same artifact")
     old_id, new_id = deployed_id, rollout.deployed_id(head, second.sha256)
-    expected = {old_id: want_first, new_id: earth_engine.expected(rollout.config, second)}
+    expected = {old_id: want_first, new_id: earth_engine.expected(rollout.config)}
 
     def label(address: str) -> str:
         if address.startswith("eevertex_deployment."):

@@ -49,6 +49,12 @@ def _hcl(values: Mapping[str, Any], schema: Mapping[str, str]) -> dict[str, Any]
     return rendered
 
 
+def _keyword_values(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """A constructor's `locals()` less what is not a resource attribute."""
+    return {k: v for k, v in arguments.items()
+            if k not in ("self", "scope", "id", "create_before_destroy", "__class__")}
+
+
 def _lifecycle(create_before_destroy: bool) -> TerraformResourceLifecycle | None:
     return TerraformResourceLifecycle(create_before_destroy=True) if create_before_destroy else None
 
@@ -197,10 +203,7 @@ class Model(_EeVertexResource):
         kms_key_name: str | None = None,
         create_before_destroy: bool = True,
     ) -> None:
-        values = dict(locals())
-        for name in ("self", "scope", "id", "create_before_destroy", "__class__"):
-            values.pop(name, None)
-        super().__init__(scope, id, values, create_before_destroy=create_before_destroy)
+        super().__init__(scope, id, _keyword_values(locals()), create_before_destroy=create_before_destroy)
 
     @property
     def version_id(self) -> str:
@@ -265,10 +268,7 @@ class Deployment(_EeVertexResource):
         enable_access_logging: bool | None = None,
         create_before_destroy: bool = True,
     ) -> None:
-        values = dict(locals())
-        for name in ("self", "scope", "id", "create_before_destroy", "__class__"):
-            values.pop(name, None)
-        super().__init__(scope, id, values, create_before_destroy=create_before_destroy)
+        super().__init__(scope, id, _keyword_values(locals()), create_before_destroy=create_before_destroy)
 
 
 class TrafficSplit(_EeVertexResource):
