@@ -1,10 +1,16 @@
-"""Build the artifact for a rollout config: export, check, hash, and keep it by its hash.
+"""Build what a rollout config serves: the artifact (export, check, hash, kept by its hash),
+then our serving images for the targets that use them (`serving.image`), each recorded by
+digest in the manifest.
 
 Every build exports afresh (into a temporary folder, in a fresh process) and hashes the
 result: artifacts are deterministic, so the hash says whether anything that determines the
 artifact changed — weights, the factory's modules, files it reads, the config's model
 fields, the handler, library versions — with nothing to list or forget. Only the copy into
-`<artifact_dir>/<sha256>/` is skipped when that version is already there, intact.
+`<artifact_dir>/<sha256>/` is skipped when that version is already there, intact. Images are
+deterministic too, and rebuilt only when what goes into them changes.
+
+Where a target names a Vertex AI prebuilt image, the artifact is also loaded and run under
+that image's framework version (`build_hooks.runtimes`) before the build accepts it.
 """
 
 from __future__ import annotations
@@ -32,9 +38,6 @@ from build_hooks.manifest import (
 from config.rollout import RolloutConfig
 
 BUILD_HOOKS = Path(__file__).resolve().parent
-# Limits the handler enforces (a 256x256 tile of a few bands is far below them).
-MAX_INSTANCES = 64
-MAX_PIXELS = 1024 * 1024
 
 
 class BuildError(RuntimeError):
@@ -50,6 +53,11 @@ def build(rollout: RolloutConfig, *, log=print) -> Manifest:
         staging = Path(tmp) / "version"
         log(f"build: exporting and checking {model.name} ({model.framework}, {model.payload_format.value}) ...")
         info = _export_in_subprocess(rollout, staging / ARTIFACT_SUBDIR)
+        if "prebuilt" in rollout.image_kinds:
+            from build_hooks.runtimes import check_prebuilt
+
+            for line in check_prebuilt(rollout, staging / ARTIFACT_SUBDIR, log=log):
+                log(f"build: ok {line}")
         for line in info["checked"]:
             log(f"build: ok {line}")
         for line in info["warnings"]:
@@ -74,17 +82,55 @@ def build(rollout: RolloutConfig, *, log=print) -> Manifest:
             write_manifest(staging, manifest)
             staging.rename(version)
             stored = f"wrote {version}"
+    images = build_images(rollout, log=log)
+    if images:
+        manifest = manifest.model_copy(update={"serving_images": images})
+        if read_manifest(version) != manifest:
+            _write_atomically(version / MANIFEST_NAME, manifest.to_json())
     previous = _current_sha(root)
-    if previous != sha:
+    try:
+        current = read_manifest(root)
+    except ManifestError:
+        current = None
+    if current != manifest:
         _write_atomically(root / MANIFEST_NAME, manifest.to_json())
     change = "unchanged" if previous == sha else f"was {previous[:SHORT_SHA]}" if previous else "first build"
     log(f"build: {model.name} sha256 {sha[:SHORT_SHA]} ({stored}; current artifact {change})")
     return manifest
 
 
-def _intact(root: Path, manifest: Manifest) -> bool:
+def layouts(rollout: RolloutConfig) -> list[str]:
+    """What the artifact must hold for the images its targets use (build_hooks.export)."""
+    kinds = rollout.image_kinds
+    if rollout.model.framework == "pytorch":
+        wanted = ["program"] + (["mar"] if kinds - {"own"} else [])
+    else:
+        wanted = (["versioned"] if "own" in kinds else []) + (["root"] if kinds - {"own"} else [])
+    return wanted
+
+
+def build_images(rollout: RolloutConfig, *, log=print) -> tuple:
+    """Our serving image for every framework and device the targets use it for."""
+    wanted = {}
+    for target in rollout.targets:
+        image = rollout.own_image(target)
+        if image is not None:
+            wanted[image.name] = image
+    if not wanted:
+        return ()
+    from serving.image import ImageError, build_image
+
     try:
-        return read_manifest(root / manifest.sha256) == manifest and verify_artifact(root, manifest) is None
+        return tuple(build_image(wanted[name], log=log) for name in sorted(wanted))
+    except ImageError as error:
+        raise BuildError(str(error)) from None
+
+
+def _intact(root: Path, manifest: Manifest) -> bool:
+    """The version is there with these files (whatever images were recorded with it)."""
+    try:
+        built = read_manifest(root / manifest.sha256).model_copy(update={"serving_images": ()})
+        return built == manifest and verify_artifact(root, manifest) is None
     except ManifestError:
         return False
 
@@ -120,8 +166,7 @@ def _export_in_subprocess(rollout: RolloutConfig, out_dir: Path) -> dict:
         "max_payload_bytes": model.max_payload_bytes,
         "version_label": model.version_label,
         "out_dir": str(out_dir),
-        "max_instances": MAX_INSTANCES,
-        "max_pixels": MAX_PIXELS,
+        "layouts": layouts(rollout),
     }
     env = {**os.environ, "PYTHONHASHSEED": "0", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
            "PYTHONDONTWRITEBYTECODE": "1"}

@@ -3,11 +3,14 @@ side, array bands as [y, x, N], in the payload format, `build_hooks.earth_engine
 and an edge tile (its right half zeros, past the image's edge) go through the exported
 artifact as its server runs it, and what comes back must match the declared bands.
 
-- PyTorch: the .mar is unpacked and loaded by TorchServe's own model loader
+- PyTorch, our image: model.pt2 in our server's own `serving.pytorch_server.Model`, in this
+  process: the code our image runs behind its HTTP server, on Earth Engine's JSON body.
+- PyTorch, a prebuilt image: the .mar is unpacked and loaded by TorchServe's own model loader
   (`ts.model_loader.TsModelLoader`, JSON envelope on, as in Vertex AI's prebuilt container),
   in this process: the same handler class, `Context` and envelope code a TorchServe worker
-  runs, without the Java frontend in front of it. The request is Earth Engine's JSON body.
-- TensorFlow: the SavedModel's serving signature, called as TensorFlow Serving calls it
+  runs, without the Java frontend in front of it.
+- TensorFlow: the SavedModel's serving signature (in 1/ for our TensorFlow Serving image, at
+  the root for a prebuilt one), called as TensorFlow Serving calls it
   (`build_hooks.serving.SavedModelServer`), on the payload format's request.
 
 Checked per tile: the model's own output (the TorchScript module's tensor inside the
@@ -61,40 +64,73 @@ def _tiles(contract: ee.Contract, probe: str, seed: int) -> dict[str, np.ndarray
     return tiles
 
 
-def check_artifact(spec: ModelSpec, contract: ee.Contract, artifact: Path) -> Report:
-    """Run the probe tiles through the artifact as Earth Engine sends them (the contract's
-    tile size, overlap, array bands and payload format); raise CheckError naming every
-    mismatch with the declared output bands."""
-    runner = (TorchServeRunner if spec.framework == "pytorch" else SavedModelRunner)(spec, contract, artifact)
+RUNNERS = {
+    "program": ("ProgramRunner", "", "model.pt2"),
+    "mar": ("TorchServeRunner", "", "model.mar"),
+    "versioned": ("SavedModelRunner", "1", "SavedModel 1/"),
+    "root": ("SavedModelRunner", "", "SavedModel"),
+}
+
+
+def check_artifact(spec: ModelSpec, contract: ee.Contract, artifact: Path, layouts=("program",)) -> Report:
+    """Run the probe tiles through every layout of the artifact (`layouts`, see
+    `build_hooks.export.export`) as Earth Engine sends them (the contract's tile size,
+    overlap, array bands and payload format); raise CheckError naming every mismatch with
+    the declared output bands."""
     report, problems = Report(), []
-    try:
-        for seed, name in enumerate(PROBES):
-            label = f"{name} {contract.sides}"
-            try:
-                raw, served = runner.run(_tiles(contract, name, seed))
-            except CheckError as error:
-                problems.append(f"{label}: {error}")
-                continue
-            found = _problems(spec, contract, label, raw, served)
-            problems += found
-            if not found:
-                report.lines.append(
-                    f"{label}: " + ", ".join(f"{band} {tuple(v.shape[1:])}" for band, v in served.items())
-                    + f" ({raw.dtype})"
-                )
-                bad = int(np.count_nonzero(~np.isfinite(raw))) if raw.dtype.kind == "f" else 0
-                if bad:
-                    report.warnings.append(
-                        f"{label}: {bad} of {raw.size} output values are NaN or Inf on reflectance-like "
-                        "inputs (0-0.5); check the model's normalization"
-                    )
-    finally:
-        runner.close()
+    for layout in sorted(set(layouts)):
+        runner_name, sub, shown = RUNNERS[layout]
+        runner = globals()[runner_name](spec, contract, artifact / sub if sub else artifact)
+        try:
+            _probe(spec, contract, runner, shown, report, problems)
+        finally:
+            runner.close()
     if problems:
         raise CheckError(
             "check: the artifact's answer does not match the declared output bands:\n  " + "\n  ".join(problems)
         )
     return report
+
+
+def _probe(spec, contract, runner, shown: str, report: Report, problems: list[str]) -> None:
+    for seed, name in enumerate(PROBES):
+        label = f"{shown}, {name} {contract.sides}"
+        try:
+            raw, served = runner.run(_tiles(contract, name, seed))
+        except CheckError as error:
+            problems.append(f"{label}: {error}")
+            continue
+        found = _problems(spec, contract, label, raw, served)
+        problems += found
+        if found:
+            continue
+        report.lines.append(
+            f"{label}: " + ", ".join(f"{band} {tuple(v.shape[1:])}" for band, v in served.items())
+            + f" ({raw.dtype})"
+        )
+        bad = int(np.count_nonzero(~np.isfinite(raw))) if raw.dtype.kind == "f" else 0
+        if bad:
+            report.warnings.append(
+                f"{label}: {bad} of {raw.size} output values are NaN or Inf on reflectance-like "
+                "inputs (0-0.5); check the model's normalization"
+            )
+        report.warnings += _type_warnings(spec, label, raw)
+
+
+def _type_warnings(spec: ModelSpec, label: str, raw: np.ndarray) -> list[str]:
+    """A band's declared pixel type against what the model returns."""
+    if spec.framework != "pytorch" or raw.dtype.kind not in "fiu":
+        return []
+    warnings = []
+    for band in spec.output_bands:
+        if band.is_integer and raw.dtype.kind == "f":
+            warnings.append(f"{label}: band {band.name!r} is declared {band.type} but the model returns {raw.dtype}: "
+                            "the answer rounds the values to whole numbers")
+        elif not band.is_integer and raw.dtype.kind in "iu":
+            warnings.append(f"{label}: band {band.name!r} is declared {band.type} but the model returns {raw.dtype} "
+                            f"(a class band?): declare Band(name={band.name!r}, type='uint8') or another integer "
+                            "type, so that Earth Engine reads whole numbers")
+    return warnings
 
 
 def _problems(spec: ModelSpec, contract: ee.Contract, label: str, raw: np.ndarray, served: dict | str) -> list[str]:
@@ -146,6 +182,57 @@ def _read(contract: ee.Contract, batch: ee.Batch, predictions) -> dict | str:
         return f"the answer is not what Earth Engine expects: {error}"
     except (ValueError, KeyError, TypeError) as error:
         return f"the answer cannot be read as Earth Engine reads it: {error}"
+
+
+class ProgramRunner:
+    """model.pt2 in our server's `serving.pytorch_server.Model`, in this process."""
+
+    def __init__(self, spec: ModelSpec, contract: ee.Contract, artifact: Path):
+        import torch
+
+        from serving.pytorch_server import Model
+
+        self.spec, self.contract = spec, contract
+        self.model = Model(artifact, device=torch.device("cpu"))
+        # The model's own output, before the server crops it to outputTileSize.
+        self.captured: list = []
+        module = self.model.module
+
+        def capturing(*args):
+            out = module(*args)
+            self.captured.append(out)
+            return out
+
+        self.model.module = capturing
+
+    def run(self, tiles: dict[str, np.ndarray]) -> tuple[np.ndarray, dict | str]:
+        """(raw output [N, y, x, values], decoded bands or why the server refused)."""
+        import torch
+
+        from serving import codec
+
+        (batch,) = self.contract.requests(tiles)
+        self.captured.clear()
+        failure = None
+        try:
+            answer = self.model.predict(batch.body)
+        except codec.RequestError as error:
+            failure = f"the server answers HTTP {error.status}: {error.message}"
+        except Exception as error:  # noqa: BLE001 - the model failing on a tile is the finding
+            failure = f"the model fails: {type(error).__name__}: {str(error).splitlines()[0]}"
+        if not self.captured:
+            raise CheckError(failure)
+        raw = self.captured[-1]
+        if not isinstance(raw, torch.Tensor):
+            raise CheckError(f"the model returns a {type(raw).__name__}; allowed: one tensor [N, values, y, x]")
+        raw = raw.detach().cpu().numpy()
+        raw = np.moveaxis(raw, 1, -1) if raw.ndim == 4 else raw
+        if failure:
+            return raw, failure
+        return raw, _read(self.contract, batch, json.loads(answer)["predictions"])
+
+    def close(self) -> None:
+        pass
 
 
 class TorchServeRunner:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_SUBDIR = "artifact"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SHORT_SHA = 12
 """Hex digits of a sha256 shown to users (and enough to refer to an artifact)."""
 
@@ -35,6 +35,10 @@ class ArtifactFile(BaseModel):
     size: int
 
 
+# ee.PixelType's constructors (earthengine-api python/ee/pixeltype.py).
+PIXEL_TYPES = ("float", "double", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64")
+
+
 class Band(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -43,6 +47,10 @@ class Band(BaseModel):
     """0 for one value per pixel, 1 for an array per pixel (Earth Engine's `dimensions`)."""
     length: int = 1
     """Values per pixel when dimensions is 1."""
+    type: str = "float"
+    """The band's `ee.PixelType` (`outputBands` `type`): float (float32, the default), double,
+    or an integer type (int8, uint8, int16, uint16, int32, uint32, int64) for a class band
+    such as an argmax; the served answer writes the band in this type."""
 
     @model_validator(mode="after")
     def _shape(self) -> Band:
@@ -52,7 +60,31 @@ class Band(BaseModel):
             raise ValueError(
                 f"band {self.name!r}: length {self.length}; allowed: 1 when dimensions is 0, 1 or more when it is 1"
             )
+        if self.type not in PIXEL_TYPES:
+            raise ValueError(f"band {self.name!r}: type {self.type!r}; allowed: {', '.join(PIXEL_TYPES)}")
         return self
+
+    @property
+    def is_integer(self) -> bool:
+        return self.type not in ("float", "double")
+
+
+class ServingImage(BaseModel):
+    """One of our serving images, as built for this artifact: what the stacks upload (by
+    digest) and `nox -s push` copies into each target's registry."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    """`ee-serving-<framework>-<device>` (config/images.py)."""
+    digest: str
+    """`sha256:<64 hex>` of the image manifest: the same bytes in every registry."""
+    tag: str
+    """The immutable tag it is pushed with."""
+    base: str
+    """The base image it was built on (its digest, or the local base's)."""
+    layout: str
+    """The OCI image layout holding it, relative to the repository root (what push copies)."""
 
 
 class Manifest(BaseModel):
@@ -70,6 +102,13 @@ class Manifest(BaseModel):
     tile_size: int
     version_label: str | None = None
     """`model.version_label`, also stored inside the artifact (so it is part of sha256)."""
+    serving_images: tuple[ServingImage, ...] = ()
+    """Our serving images built with this artifact, one per framework and device the targets
+    use (none where only prebuilt or custom images serve). Not part of sha256: the same
+    artifact can be served by a newer image."""
+
+    def serving_image(self, name: str) -> ServingImage | None:
+        return next((image for image in self.serving_images if image.name == name), None)
 
     @property
     def artifact_root(self) -> str:

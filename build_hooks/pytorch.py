@@ -1,4 +1,6 @@
-"""PyTorch: TorchScript the model and archive it with our handler into model.mar."""
+"""PyTorch: the model as a `torch.export` program (model.pt2, what our serving image runs),
+and, for a prebuilt TorchServe image while one is used, TorchScript in model.mar with the
+TorchServe handler (serving/torchserve_handler.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,12 @@ from pathlib import Path
 from build_hooks.spec import ModelSpec
 
 MAR_NAME = "model.mar"
+PROGRAM_NAME = "model.pt2"
+CONTRACT_NAME = "ee_contract.json"
 # The prebuilt PyTorch container serves the archive named "model".
 MODEL_NAME = "model"
-HANDLER = Path(__file__).with_name("torchserve_handler.py")
+SERVING = Path(__file__).resolve().parent.parent / "serving"
+HANDLER = SERVING / "torchserve_handler.py"
 # Zip entries carry this date, so the archive's bytes do not depend on when it was built.
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 FIXED_CREATED_ON = "01/01/1980 00:00:00"
@@ -75,8 +80,60 @@ def _portable_torchscript(raw: Path, target: Path) -> None:
     normalize_zip(raw, target, {name: serialization_id for name in ids}, drop=lambda n: n.endswith(".debug_pkl"))
 
 
-def export_pytorch(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
-    """Write out_dir/model.mar (deterministic bytes) and return its path."""
+class ExportError(ValueError):
+    """torch.export cannot capture the model; the message says why and what to change."""
+
+
+def export_program(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
+    """Write out_dir/model.pt2 (deterministic bytes) and out_dir/ee_contract.json.
+
+    The program takes [N, bands, s, s] tiles of the configured size (s = tile_size + 2 *
+    input_overlap), N dynamic from 1 to the most tiles a request can hold; a model whose
+    batch cannot be dynamic is exported for one tile at a time (`"batch": 1` in the
+    contract). Node metadata with source paths (`stack_trace`) is dropped, so the bytes do not
+    depend on where the build ran; the example inputs are not kept."""
+    import torch
+
+    from serving import codec
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    served = codec.Contract.from_dict(contract)
+    side, bands = served.instance_size, len(served.input_bands)
+    model = spec.model.eval()
+    cap = max(2, served.max_instances)
+    try:
+        program = torch.export.export(
+            model, (torch.zeros(2, bands, side, side),),
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=cap)},), strict=False,
+        )
+    except Exception as error:  # noqa: BLE001 - retried with one tile per call, then reported
+        first = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+        try:
+            program = torch.export.export(model, (torch.zeros(1, bands, side, side),), strict=False)
+        except Exception as again:  # noqa: BLE001 - the user's model cannot be exported
+            raise ExportError(
+                f"model.source: torch.export cannot capture the model on a [N, {bands}, {side}, {side}] tile "
+                f"({type(again).__name__}: {str(again).strip().splitlines()[0][:300]}); make forward() "
+                "traceable (no data-dependent Python control flow or .item() calls on the input; see "
+                "https://pytorch.org/docs/stable/export.html)"
+            ) from None
+        print(f"build: the model's batch size cannot vary ({first}); exported for one tile per call",
+              file=sys.stderr)
+        contract = {**contract, "batch": 1}
+    for node in program.graph.nodes:
+        node.meta.pop("stack_trace", None)
+    program._example_inputs = None
+    target = out_dir / PROGRAM_NAME
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    target.write_bytes(buffer.getvalue())
+    (out_dir / CONTRACT_NAME).write_text(json.dumps(contract, indent=2, sort_keys=True) + "\n")
+    return target
+
+
+def export_mar(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
+    """Write out_dir/model.mar (deterministic bytes): TorchScript, the TorchServe handler and
+    the Earth Engine codec it shares with our server (as the package `serving`)."""
     import torch
     from model_archiver.model_archiver_config import ModelArchiverConfig
     from model_archiver.model_packaging import generate_model_archive
@@ -90,8 +147,12 @@ def export_pytorch(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
         # TorchScript's own zip is normalized too, so its bytes depend on the model only.
         (tmp_path / "raw.pt").write_bytes(raw.getvalue())
         _portable_torchscript(tmp_path / "raw.pt", tmp_path / "model.pt")
-        (tmp_path / "ee_contract.json").write_text(json.dumps(contract, indent=2, sort_keys=True))
+        (tmp_path / CONTRACT_NAME).write_text(json.dumps(contract, indent=2, sort_keys=True))
         shutil.copy(HANDLER, tmp_path / "handler.py")
+        package = tmp_path / "serving"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        shutil.copy(SERVING / "codec.py", package / "codec.py")
         export = tmp_path / "export"
         export.mkdir()
         generate_model_archive(
@@ -100,7 +161,7 @@ def export_pytorch(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
                 handler=str(tmp_path / "handler.py"),
                 version="1.0",
                 serialized_file=str(tmp_path / "model.pt"),
-                extra_files=str(tmp_path / "ee_contract.json"),
+                extra_files=f"{tmp_path / CONTRACT_NAME},{package}",
                 export_path=str(export),
                 force=True,
             )
@@ -113,4 +174,3 @@ def export_pytorch(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
         target = out_dir / MAR_NAME
         normalize_zip(mar, target, {"MAR-INF/MANIFEST.json": rewritten})
     return target
-

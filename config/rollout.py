@@ -16,7 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from config.images import IMAGE_FAMILY, accelerator_device, default_image, prebuilt_parts
+from config import images
+from config.images import IMAGE_FAMILY, EXAMPLE_PREBUILT, accelerator_device
 from config.regions import PREDICTION_REGIONS
 
 from config import payload
@@ -129,17 +130,21 @@ def check_bucket_name(name: str) -> str:
     return name
 
 
-def check_prebuilt_image(framework: str, uri: str, field: str = "serving_image") -> str:
-    """A Vertex AI prebuilt prediction image of this framework, or an error saying which are."""
+def check_prebuilt_image(framework: str, uri: str, field: str = "serving_image") -> images.Prebuilt:
+    """A Vertex AI prebuilt prediction image of this framework that is still available, or an
+    error saying which are."""
     family = IMAGE_FAMILY[framework]
-    parts = prebuilt_parts(uri)
-    if not parts or parts[0] != family:
+    image = images.prebuilt(uri)
+    if image is None or image.family != family:
         raise ValueError(
-            f"{field} {uri!r} is not a Vertex AI prebuilt {framework} image; allowed: "
-            f"'<us|europe|asia>-docker.pkg.dev/vertex-ai/prediction/{family}-<cpu|gpu>.<major>-<minor>:latest', "
-            "or set custom_image = true"
+            f"{field} {uri!r} is not a Vertex AI prebuilt {framework} image; allowed: unset (our own image, "
+            f"built from serving/), a prebuilt one such as {EXAMPLE_PREBUILT[framework]!r}, or any image with "
+            "custom_image = true"
         )
-    return uri
+    problem = images.availability_problem(image, images.today())
+    if problem:
+        raise ValueError(f"{field}: {problem}")
+    return image
 
 
 class _Frozen(BaseModel):
@@ -156,6 +161,9 @@ class PreviousArtifact(_Frozen):
     prefix of at least 6 that is unique among the artifacts built in `artifact_dir`
     (resolved at synth)."""
     serving_image: str | None = None
+    """The image its model version runs, if not the one the current artifact runs: a prebuilt
+    image, or `<host>/<project>/<repository>/<name>@sha256:<digest>`. Unset for our own image:
+    the digest recorded with that artifact's build (`<artifact_dir>/<sha256>/manifest.json`)."""
     env: dict[str, str] | None = None
     grpc: bool | None = None
 
@@ -190,18 +198,19 @@ class ModelConfig(payload.TileSides, _Frozen):
     artifact_dir: Path
     """Where `nox -s build` writes the artifact and its manifest.json (relative to the config)."""
     serving_image: str | None = None
-    """Container image for every target that does not set its own; unset: the pinned
-    prebuilt image of the framework for each target's hardware (config/images.py)."""
+    """Container image for every target that does not set its own; unset: our own image for
+    each target's hardware (built from serving/, pushed to the target's registry, uploaded by
+    digest); or a Vertex AI prebuilt image until its end of availability (config/images.py)."""
     custom_image: bool = False
-    """Set when the serving images are your own containers rather than Vertex AI prebuilt ones."""
+    """Set when the serving images are containers of your own (not checked)."""
     grpc: bool = False
     """Open gRPC port 8500 on the container (`--container-grpc-ports=8500`)."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the serving container."""
     predict_route: str | None = None
-    """HTTP predict route of a custom container; prebuilt images bring their own."""
+    """HTTP predict route of a custom container; our images and the prebuilt ones bring their own."""
     health_route: str | None = None
-    """HTTP health route of a custom container; prebuilt images bring their own."""
+    """HTTP health route of a custom container; our images and the prebuilt ones bring their own."""
     input_overlap: int = Field(default=0, ge=0, le=1024)
     """`inputOverlapSize` (square): pixels added on each edge of a tile sent to the model; an
     instance is tile_size + 2 * input_overlap pixels a side."""
@@ -304,7 +313,7 @@ class ModelConfig(payload.TileSides, _Frozen):
                 check_prebuilt_image(self.framework, self.serving_image)
             if self.predict_route or self.health_route:
                 raise ValueError(
-                    "predict_route/health_route are set by Vertex AI for prebuilt images; "
+                    "predict_route/health_route come with our images and the prebuilt ones; "
                     "allowed only with custom_image = true"
                 )
         return self
@@ -422,8 +431,11 @@ class TargetConfig(_Frozen):
     accelerator_count: int = Field(default=0, ge=0, le=16)
     """Accelerators per replica."""
     serving_image: str | None = None
-    """Container image for this target; default: model.serving_image, else the pinned prebuilt
-    image of the framework for this target's hardware (CPU, or GPU with an NVIDIA accelerator)."""
+    """Container image for this target; default: model.serving_image, else our own image for
+    this target's hardware (CPU, or GPU with an NVIDIA accelerator)."""
+    image_repository: str = "ee-serving"
+    """Artifact Registry repository (docker format, in the target's project and region) that
+    the stacks create and our serving image is pushed to."""
     min_replicas: int = Field(default=1, ge=1, le=1000)
     """Replicas always running."""
     max_replicas: int = Field(default=1, ge=1, le=1000)
@@ -491,6 +503,15 @@ class TargetConfig(_Frozen):
     @classmethod
     def _bucket(cls, v: str | None) -> str | None:
         return None if v is None else check_bucket_name(v)
+
+    @field_validator("image_repository")
+    @classmethod
+    def _image_repository(cls, v: str) -> str:
+        # Artifact Registry repository IDs: lowercase letters, digits and hyphens, starting
+        # with a letter, at most 63 (gcloud artifacts repositories create REPOSITORY).
+        if not re.fullmatch(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?", v):
+            raise ValueError(f"{v!r}; allowed: 1-63 of a-z, 0-9 and '-', starting with a letter, not ending with '-'")
+        return v
 
     @field_validator("endpoint_id")
     @classmethod
@@ -634,43 +655,62 @@ class RolloutConfig(_Frozen):
         return self
 
     def _check_image(self, index: int, target: TargetConfig) -> None:
-        """A prebuilt image must be of the model's framework and fit the target's hardware."""
+        """Our own image must exist for the hardware; a prebuilt image must be of the model's
+        framework, fit the target's hardware and still be available."""
         model = self.model
         field = f"targets.{index}.serving_image" if target.serving_image else "model.serving_image"
-        if model.custom_image:
+        device = accelerator_device(target.accelerator_type)
+        kind = self.image_kind(target)
+        if kind == "custom":
             if not (target.serving_image or model.serving_image):
                 raise ValueError(
                     f"targets.{index}.serving_image: custom_image = true needs your container's URI, "
                     "here or in model.serving_image"
                 )
             return
-        images = [(field, self.serving_image(target))]
-        if model.previous and model.previous.serving_image and target.traffic_percent < 100:
-            images.append(("model.previous.serving_image", model.previous.serving_image))
-        device = accelerator_device(target.accelerator_type)
-        for where, image in images:
-            if device == "tpu":
-                raise ValueError(
-                    f"{where}: Vertex AI has no prebuilt {model.framework} image here for "
-                    f"{target.accelerator_type}; allowed: your own image with custom_image = true"
-                )
-            check_prebuilt_image(model.framework, image, where)
-            image_device = prebuilt_parts(image)[1]
-            if image_device != device:
+        if device == "tpu":
+            raise ValueError(
+                f"targets.{index}.accelerator_type: neither our images nor Vertex AI's prebuilt {model.framework} "
+                f"images serve on {target.accelerator_type}; allowed: an NVIDIA accelerator or none, or your "
+                "own image with custom_image = true"
+            )
+        checked = [(field, self.serving_image(target))] if kind == "prebuilt" else []
+        if model.previous and model.previous.serving_image and target.traffic_percent < 100 \
+                and images.prebuilt(model.previous.serving_image):
+            checked.append(("model.previous.serving_image", model.previous.serving_image))
+        for where, uri in checked:
+            image = check_prebuilt_image(model.framework, uri, where)
+            if image.device != device:
                 hardware = f"accelerator_type {target.accelerator_type}" if target.accelerator_type else "no accelerator"
+                family = IMAGE_FAMILY[model.framework]
                 raise ValueError(
-                    f"{where}: {image!r} is a {image_device.upper()} image but targets.{index} has {hardware}; "
-                    f"allowed: a '-{device}.' prebuilt image such as {default_image(model.framework, target.accelerator_type)!r}"
-                    " (or leave serving_image unset for that default)"
+                    f"{where}: {uri!r} is a {image.device.upper()} image but targets.{index} has {hardware}; "
+                    f"allowed: a '{family}-{device}.' prebuilt image, or leave serving_image unset for our own "
+                    f"{device.upper()} image"
                 )
 
+    def image_kind(self, target: TargetConfig) -> Literal["own", "prebuilt", "custom"]:
+        """What serves this target: our own image (the default), a Vertex AI prebuilt one, or a
+        container of the user's (custom_image)."""
+        if self.model.custom_image:
+            return "custom"
+        return "prebuilt" if (target.serving_image or self.model.serving_image) else "own"
+
     def serving_image(self, target: TargetConfig) -> str | None:
-        """The image that serves the current artifact on this target."""
-        return (
-            target.serving_image
-            or self.model.serving_image
-            or default_image(self.model.framework, target.accelerator_type)
-        )
+        """The prebuilt or custom image URI that serves the current artifact on this target;
+        None for our own image (its digest is known only once it is built)."""
+        return target.serving_image or self.model.serving_image
+
+    def own_image(self, target: TargetConfig) -> images.OwnImage | None:
+        """Our image for this target, or None where a prebuilt or custom one serves."""
+        if self.image_kind(target) != "own":
+            return None
+        return images.own_image(self.model.framework, target.accelerator_type)
+
+    @property
+    def image_kinds(self) -> frozenset[str]:
+        """Every kind of image some target uses (what the artifact must hold)."""
+        return frozenset(self.image_kind(t) for t in self.targets)
 
     @property
     def artifact_dir(self) -> Path:

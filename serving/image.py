@@ -1,0 +1,410 @@
+"""Build our serving images reproducibly, keep them as OCI image layouts, and push them by digest.
+
+    build_image(OWN_IMAGES[("pytorch", "cpu")]) -> ServingImage(name, digest, tag, base, layout)
+    push(image, "us-central1-docker.pkg.dev/acme-geo-dev/ee-serving")
+
+Reproducible: the base is pinned by digest, every wheel by sha256 (serving/requirements/*.txt,
+installed with --require-hashes from a wheelhouse filled here), and the builder fixes every
+timestamp (`buildah build --timestamp 0`; byte-compiled files are hash-based through
+SOURCE_DATE_EPOCH). The same inputs give the same image digest, so a rebuild never makes
+Terraform plan a change; an image whose inputs are unchanged is not rebuilt at all.
+
+Builders, the first found on PATH (or `EEV_OCI_BUILDER`): buildah (chroot isolation, which
+needs no daemon), podman (the same engine), docker (BuildKit with rewrite-timestamp; not
+tried on this project's machines, which run no Docker engine). Pushing needs skopeo, which
+copies the layout's blobs as they are (`--preserve-digests`): every registry holds the same
+digest.
+
+Base images: the Containerfile's pinned `BASE` where it can be pulled; where it cannot (an
+offline machine) a local stand-in built from Debian bookworm by mmdebstrap, said so in the
+output; the image's digest then differs from one built on the pinned base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVING = ROOT / "serving"
+REQUIREMENTS = SERVING / "requirements"
+# What each framework's image takes from serving/ (besides its Containerfile and lock).
+IMAGE_FILES = {
+    "pytorch": ("__init__.py", "codec.py", "pytorch_server.py"),
+    "tensorflow": ("tensorflow-entrypoint.sh",),
+}
+DEBIAN_SUITE = "bookworm"
+BUILDERS = ("buildah", "podman", "docker")
+
+
+class ImageError(RuntimeError):
+    """An image could not be built or pushed; the message says why and what to install."""
+
+
+def images_dir() -> Path:
+    """Where images are kept (OCI layouts, the wheelhouse, logs): $EEV_IMAGES_DIR or build/images."""
+    return Path(os.environ.get("EEV_IMAGES_DIR") or ROOT / "build" / "images").resolve()
+
+
+# -- the builder ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Builder:
+    name: str
+    path: str
+    version: str
+
+
+def builder() -> Builder:
+    """The OCI builder to use: $EEV_OCI_BUILDER, else the first of buildah, podman, docker."""
+    wanted = os.environ.get("EEV_OCI_BUILDER")
+    for name in [wanted] if wanted else BUILDERS:
+        path = shutil.which(name)
+        if path:
+            done = subprocess.run([path, "--version"], capture_output=True, text=True)
+            return Builder(name, path, done.stdout.strip().splitlines()[0] if done.stdout.strip() else "unknown")
+    if wanted:
+        raise ImageError(f"EEV_OCI_BUILDER={wanted}: not on PATH; allowed: {', '.join(BUILDERS)}")
+    raise ImageError(
+        "building our serving image needs an OCI builder: none of buildah, podman, docker is on PATH "
+        "(Debian/Ubuntu: `sudo apt-get install buildah`); or serve with a Vertex AI prebuilt image "
+        "(model.serving_image) until 2027-01-14"
+    )
+
+
+def _run(argv: list[str], log_file: Path, *, timeout: float | None = None, env: dict | None = None) -> str:
+    """Run a command, its output appended to log_file; its stdout, or ImageError with the tail."""
+    with log_file.open("a") as log:
+        log.write(f"\n$ {' '.join(argv)}\n")
+        log.flush()
+        try:
+            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=log, text=True, timeout=timeout,
+                                  env={**os.environ, **(env or {})})
+        except subprocess.TimeoutExpired:
+            raise ImageError(f"{argv[0]} {argv[1]} did not finish in {timeout:.0f}s; see {log_file}") from None
+        log.write(done.stdout)
+    if done.returncode:
+        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-15:])
+        raise ImageError(f"{' '.join(argv[:2])} failed (exit {done.returncode}); see {log_file}:\n{tail}")
+    return done.stdout
+
+
+# -- bases -------------------------------------------------------------------------------
+
+
+def default_base(containerfile: Path) -> str:
+    """The Containerfile's `ARG BASE=...`: the production base, pinned by digest."""
+    match = re.search(r"(?m)^ARG BASE=(\S+)$", containerfile.read_text())
+    if not match:
+        raise ImageError(f"{containerfile}: no `ARG BASE=<image>@sha256:<digest>` line")
+    return match[1]
+
+
+def _pullable(tool: Builder, image: str, log_file: Path) -> bool:
+    if tool.name == "docker":
+        argv = [tool.path, "pull", "--quiet", image]
+    else:
+        argv = [tool.path, "pull", "--quiet", image]
+    try:
+        _run(argv, log_file, timeout=600)
+    except ImageError:
+        return False
+    return True
+
+
+def local_debian_base(tool: Builder, log_file: Path, log=print) -> str:
+    """A Debian bookworm base with Python 3.11 made here with mmdebstrap (minbase, python3,
+    python3-venv, ca-certificates), as `localhost/ee-serving-base:bookworm-<tar sha12>`;
+    made once and kept. mmdebstrap's tarball is reproducible (SOURCE_DATE_EPOCH), so the
+    same Debian packages give the same base on any machine."""
+    folder = images_dir() / "base"
+    folder.mkdir(parents=True, exist_ok=True)
+    tarball = folder / f"{DEBIAN_SUITE}.tar"
+    if not tarball.exists():
+        mmdebstrap = shutil.which("mmdebstrap")
+        if not mmdebstrap:
+            raise ImageError("the pinned base image cannot be pulled here, and mmdebstrap is not on PATH to make a "
+                             "Debian base locally (`sudo apt-get install mmdebstrap`)")
+        log(f"build: making a Debian {DEBIAN_SUITE} base with mmdebstrap (once; about a minute) ...")
+        partial = tarball.with_suffix(".partial")
+        _run([mmdebstrap, "--format=tar", "--variant=minbase", "--include=python3,python3-venv,ca-certificates", DEBIAN_SUITE,
+              str(partial)], log_file, env={"SOURCE_DATE_EPOCH": "0"})
+        partial.rename(tarball)
+    digest = _file_sha256(tarball)
+    name = f"localhost/ee-serving-base:{DEBIAN_SUITE}-{digest[:12]}"
+    if not _image_exists(tool, name):
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            context = Path(tmp)
+            os.link(tarball, context / "base.tar")
+            (context / "Containerfile").write_text("FROM scratch\nADD base.tar /\nCMD [\"/usr/bin/python3\"]\n")
+            _build(tool, context, name, {}, log_file)
+    return name
+
+
+def _image_exists(tool: Builder, name: str) -> bool:
+    argv = [tool.path, "image", "inspect", name] if tool.name == "docker" else [tool.path, "inspect", "--type",
+                                                                                  "image", name]
+    return subprocess.run(argv, capture_output=True).returncode == 0
+
+
+def resolve_base(tool: Builder, containerfile: Path, log_file: Path, log=print) -> str:
+    """The base to build on: $EEV_SERVING_BASE if set (`debian-local` for the local stand-in),
+    else the pinned production base when it can be pulled, else the local stand-in."""
+    wanted = os.environ.get("EEV_SERVING_BASE")
+    pinned = default_base(containerfile)
+    if wanted == "debian-local":
+        return local_debian_base(tool, log_file, log)
+    if wanted:
+        return wanted
+    if _pullable(tool, pinned, log_file):
+        return pinned
+    log(f"build: the pinned base {pinned.split('@')[0]} cannot be pulled here (see {log_file}); building on a "
+        f"local Debian {DEBIAN_SUITE} base instead: the image digest differs from one built on the pinned base")
+    return local_debian_base(tool, log_file, log)
+
+
+def _base_identity(tool: Builder, base: str) -> str:
+    """What the base is, for the inputs hash: its pinned digest, or a local image's ID."""
+    if "@sha256:" in base:
+        return base
+    argv = ([tool.path, "image", "inspect", "--format", "{{.Id}}", base] if tool.name == "docker"
+            else [tool.path, "inspect", "--type", "image", "--format", "{{.FromImageID}}", base])
+    done = subprocess.run(argv, capture_output=True, text=True)
+    return f"{base}@{done.stdout.strip()}"
+
+
+# -- building ----------------------------------------------------------------------------
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def lock_file(image) -> Path:
+    return REQUIREMENTS / f"{image.framework}-{image.device}.txt"
+
+
+def locked_wheels(lock: Path) -> dict[tuple[str, str], str]:
+    """(name, version) -> sha256 of every package a lock pins."""
+    text = lock.read_text()
+    return {(_canonical(n), v): h for n, v, h in re.findall(r"(?m)^([A-Za-z0-9_.-]+)==(\S+) \\\n\s+--hash=sha256:([0-9a-f]{64})", text)}
+
+
+def fill_wheelhouse(image, log_file: Path, log=print) -> list[Path]:
+    """The lock's wheels, downloaded once into the shared wheelhouse and checked by hash."""
+    lock = lock_file(image)
+    if not lock.exists():
+        return []
+    house = images_dir() / "wheels"
+    house.mkdir(parents=True, exist_ok=True)
+    wanted = locked_wheels(lock)
+    found = _wheels_in(house, wanted)
+    if len(found) < len(wanted):
+        log(f"build: downloading the {len(wanted) - len(found)} wheels {lock.name} pins that are not in {house} yet "
+            "(checked by sha256) ...")
+        argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--require-hashes",
+                "--disable-pip-version-check", "--progress-bar", "off", "-d", str(house), "-r", str(lock)]
+        try:
+            _run(argv, log_file)
+        except ImageError:
+            if image.framework != "pytorch" or image.device != "cpu":
+                raise
+            # torch's CPU build is on PyTorch's own index, not PyPI.
+            _run(argv + ["--extra-index-url", "https://download.pytorch.org/whl/cpu"], log_file)
+        found = _wheels_in(house, wanted)
+    missing = sorted(f"{n}=={v}" for n, v in set(wanted) - set(found))
+    if missing:
+        raise ImageError(f"the wheelhouse {house} lacks {', '.join(missing)} after pip download; see {log_file}")
+    for (name, version), path in found.items():
+        if _file_sha256(path) != wanted[(name, version)]:
+            raise ImageError(f"{path}: sha256 differs from {lock.name}; delete it and build again")
+    return sorted(found.values())
+
+
+def _wheels_in(house: Path, wanted: dict) -> dict[tuple[str, str], Path]:
+    found = {}
+    for path in house.glob("*.whl"):
+        name, version = path.name.split("-")[:2]
+        key = (_canonical(name), version)
+        if key in wanted:
+            found[key] = path
+    return found
+
+
+def _stage(image, wheels: list[Path], context: Path) -> None:
+    """The build context: the Containerfile, the image's serving/ files, the lock as
+    requirements.txt and its wheels (hard links into the wheelhouse)."""
+    (context / "serving").mkdir(parents=True)
+    shutil.copy(ROOT / image.containerfile, context / "Containerfile")
+    for name in IMAGE_FILES[image.framework]:
+        shutil.copy(SERVING / name, context / "serving" / name)
+    lock = lock_file(image)
+    (context / "requirements.txt").write_text(lock.read_text() if lock.exists() else "")
+    (context / "wheels").mkdir()
+    for wheel in wheels:
+        try:
+            os.link(wheel, context / "wheels" / wheel.name)
+        except OSError:
+            shutil.copy(wheel, context / "wheels" / wheel.name)
+
+
+def inputs_hash(image, context: Path, base: str, tool: Builder) -> str:
+    """Everything the image is made of: the staged context (names and bytes), the base's
+    identity, the builder and the build arguments."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        relative = path.relative_to(context).as_posix()
+        # The wheels are named with their hashes in requirements.txt already.
+        content = b"" if relative.startswith("wheels/") else path.read_bytes()
+        digest.update(relative.encode() + b"\0" + hashlib.sha256(content).digest())
+    digest.update(json.dumps([base, tool.name, tool.version, sorted(image.build_args.items())]).encode())
+    return digest.hexdigest()
+
+
+def _build(tool: Builder, context: Path, tag: str, args: dict[str, str], log_file: Path) -> None:
+    build_args = [x for key, value in sorted(args.items()) for x in ("--build-arg", f"{key}={value}")]
+    if tool.name == "docker":
+        argv = [tool.path, "buildx", "build", "--load", "--build-arg", "SOURCE_DATE_EPOCH=0", *build_args,
+                "-t", tag, "-f", str(context / "Containerfile"), str(context)]
+    else:
+        pull = ["--pull-never"] if any(v.startswith("localhost/") for v in args.values()) else []
+        argv = [tool.path, "build", "--isolation=chroot", "--timestamp", "0", "--layers=false", *pull, *build_args,
+                "-t", tag, "-f", str(context / "Containerfile"), str(context)]
+    _run(argv, log_file, env={"SOURCE_DATE_EPOCH": "0"})
+
+
+def _save_layout(tool: Builder, tag: str, layout: Path, ref: str, log_file: Path) -> str:
+    """The built image into an OCI image layout; its manifest digest."""
+    shutil.rmtree(layout, ignore_errors=True)
+    layout.parent.mkdir(parents=True, exist_ok=True)
+    if tool.name == "docker":
+        skopeo = _skopeo()
+        _run([skopeo, "copy", f"docker-daemon:{tag}", f"oci:{layout}:{ref}"], log_file)
+    else:
+        _run([tool.path, "push", "--quiet", tag, f"oci:{layout}:{ref}"], log_file)
+    return layout_digest(layout, ref)
+
+
+def layout_digest(layout: Path, ref: str) -> str:
+    index = json.loads((layout / "index.json").read_text())
+    for entry in index.get("manifests", []):
+        if entry.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref:
+            return entry["digest"]
+    raise ImageError(f"{layout}: no image tagged {ref}")
+
+
+def build_image(image, *, log=print):
+    """Build (or find already built) our image `image` (a config.images.OwnImage); returns
+    the build_hooks.manifest.ServingImage to record."""
+    from build_hooks.manifest import ServingImage
+
+    tool = builder()
+    folder = images_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    log_file = folder / f"{image.name}.log"
+    containerfile = ROOT / image.containerfile
+    base = resolve_base(tool, containerfile, log_file, log)
+    wheels = fill_wheelhouse(image, log_file, log)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".context-") as tmp:
+        context = Path(tmp)
+        _stage(image, wheels, context)
+        inputs = inputs_hash(image, context, _base_identity(tool, base), tool)
+        layout = folder / image.name / inputs[:16]
+        ref = "image"
+        if (layout / "index.json").exists():
+            digest = layout_digest(layout, ref)
+            log(f"build: image {image.name} {digest[:19]} (unchanged inputs; {_relative(layout)})")
+        else:
+            started = time.monotonic()
+            log(f"build: image {image.name}: building with {tool.name} on {base.split('@')[0]} (first time: a few "
+                f"minutes; log: {_relative(log_file)}) ...")
+            tag = f"localhost/{image.name}:{inputs[:16]}"
+            _build(tool, context, tag, {**image.build_args, "BASE": base}, log_file)
+            digest = _save_layout(tool, tag, layout, ref, log_file)
+            log(f"build: image {image.name} {digest[:19]} built in {time.monotonic() - started:.0f}s "
+                f"({_size(layout) / 1e6:.0f} MB compressed)")
+    return ServingImage(name=image.name, digest=digest, tag=f"sha256-{digest[7:19]}", base=base,
+                        layout=_relative(layout))
+
+
+def _relative(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _size(layout: Path) -> int:
+    return sum(p.stat().st_size for p in (layout / "blobs").rglob("*") if p.is_file())
+
+
+# -- pushing -----------------------------------------------------------------------------
+
+
+def _skopeo() -> str:
+    found = shutil.which("skopeo")
+    if not found:
+        raise ImageError("pushing an image by digest needs skopeo (`sudo apt-get install skopeo`), which copies "
+                         "the built layout's bytes unchanged")
+    return found
+
+
+def access_token() -> str:
+    """An OAuth access token from Application Default Credentials (Artifact Registry accepts
+    it as the password of the user `oauth2accesstoken`)."""
+    try:
+        import google.auth
+        import google.auth.transport.requests
+    except ImportError as error:
+        raise ImageError(f"pushing to Artifact Registry needs google-auth ({error})") from None
+    try:
+        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+        credentials.refresh(google.auth.transport.requests.Request())
+    except Exception as error:  # noqa: BLE001 - any failure means no usable credentials
+        raise ImageError(
+            f"no Google credentials to push with ({type(error).__name__}: {str(error).splitlines()[0]}): run "
+            "`gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
+        ) from None
+    return credentials.token
+
+
+def push(image, repository: str, *, token: str | None = None, tls_verify: bool = True, log=print) -> str:
+    """Copy the image's layout to `repository/<name>:<tag>`, blobs unchanged; returns the
+    pushed reference `repository/<name>@<digest>`, read back from the registry."""
+    skopeo = _skopeo()
+    log_file = images_dir() / f"{image.name}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    layout = ROOT / image.layout if not Path(image.layout).is_absolute() else Path(image.layout)
+    if not (layout / "index.json").exists():
+        raise ImageError(f"{layout}: the built image is not here; build it again (`nox -s build`)")
+    target = f"{repository}/{image.name}"
+    tls = [] if tls_verify else ["--dest-tls-verify=false"]
+    creds = ["--dest-creds", f"oauth2accesstoken:{token}"] if token else []
+    _run([skopeo, "copy", "--quiet", "--preserve-digests", *tls, *creds, f"oci:{layout}:image",
+          f"docker://{target}:{image.tag}"], log_file)
+    inspect_tls = [] if tls_verify else ["--tls-verify=false"]
+    inspect_creds = ["--creds", f"oauth2accesstoken:{token}"] if token else []
+    answer = json.loads(_run([skopeo, "inspect", "--raw", *inspect_tls, *inspect_creds,
+                              f"docker://{target}@{image.digest}"], log_file) or "{}")
+    if not answer:
+        raise ImageError(f"{target}@{image.digest}: not found after the push; see {log_file}")
+    log(f"push: {target}@{image.digest[:19]} (tag {image.tag})")
+    return f"{target}@{image.digest}"
