@@ -83,7 +83,7 @@ def _context(model, workdir: Path, contract: dict | None = None):
     import torch
     from ts.context import Context
 
-    from build_hooks.torchserve_handler import CONTRACT_FILE
+    from serving.torchserve_handler import CONTRACT_FILE
 
     workdir.mkdir(parents=True, exist_ok=True)
     torch.jit.save(torch.jit.script(model), str(workdir / "model.pt"))
@@ -95,7 +95,7 @@ def _context(model, workdir: Path, contract: dict | None = None):
 
 def our_handler(model, workdir: Path, band: dict, tile: int):
     """build_hooks/torchserve_handler.py, initialized by TorchServe's own Context."""
-    from build_hooks.torchserve_handler import EarthEngineHandler
+    from serving.torchserve_handler import EarthEngineHandler
 
     contract = {
         "payload_format": "ND_ARRAYS", "input_bands": list(BANDS), "output_bands": [band],
@@ -182,7 +182,7 @@ def run(repeats: int = 15) -> list[HandlerResult]:
     import torch
     from ts.torch_handler.request_envelope.json import JSONEnvelope
 
-    from build_hooks import torchserve_handler
+    from serving import torchserve_handler
 
     orjson_module = torchserve_handler.orjson
     if orjson_module is None:

@@ -216,7 +216,7 @@ def _prepare(emulators) -> None:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    from build_hooks.serving import http_json
+    from serving.local import http_json
 
     client = storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
                             client_options={"api_endpoint": emulators.gcs_url})

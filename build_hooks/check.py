@@ -308,16 +308,24 @@ class TorchServeRunner:
 
 
 class SavedModelRunner:
-    """The SavedModel's serving signature; the exported model itself for the raw output."""
+    """The SavedModel as our TensorFlow Serving stand-in serves it (`serving.tf_serving`: the
+    REST or gRPC request, its warm-up requests first); the exported model itself for the raw
+    output."""
 
     def __init__(self, spec: ModelSpec, contract: ee.Contract, artifact: Path):
-        from build_hooks.serving import SavedModelServer
+        from serving.tf_serving import SavedModel, ServingError
 
         self.spec, self.contract = spec, contract
-        self.server = SavedModelServer(artifact)
+        self.model = SavedModel(artifact)
+        try:
+            self.model.warm_up()
+        except ServingError as error:
+            raise CheckError(f"TensorFlow Serving's warm-up request fails: {error.message}") from None
 
     def run(self, tiles: dict[str, np.ndarray]) -> tuple[np.ndarray, dict | str]:
         """(raw output [N, y, x, values], decoded bands or why the signature failed)."""
+        from serving.tf_serving import ServingError
+
         try:
             raw = np.asarray(self.spec.model(self.contract.model_input(tiles), training=False))
         except Exception as error:  # noqa: BLE001 - the model failing on a tile is the finding
@@ -325,9 +333,11 @@ class SavedModelRunner:
         (batch,) = self.contract.requests(tiles)
         try:
             if batch.body is not None:
-                predictions = self.server.predict_json(json.loads(batch.body))["predictions"]
+                predictions = self.model.predict_rest(json.loads(batch.body))["predictions"]
             else:
-                predictions = self.server.predict_tensors(batch.inputs)
+                predictions = self.model.call(batch.inputs)
+        except ServingError as error:
+            return raw, f"the serving signature fails: {error.message}"
         except Exception as error:  # noqa: BLE001 - reported after the raw output's checks
             return raw, f"the serving signature fails: {type(error).__name__}: {str(error).splitlines()[0]}"
         return raw, _read(self.contract, batch, predictions)

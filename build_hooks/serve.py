@@ -69,7 +69,7 @@ def serve(config_path: str, *, log=print) -> int:
 
 
 def _serve_torch(manifest: Manifest, contract: ee.Contract, artifact: Path, request: Path, log) -> int:
-    from build_hooks.serving import TorchServe
+    from serving.local import TorchServe
 
     with TorchServe(artifact / "model.mar") as server:
         _announce(manifest, contract, f"{server.url}/predictions/model", request, "TorchServe", log)
@@ -82,7 +82,7 @@ def _serve_torch(manifest: Manifest, contract: ee.Contract, artifact: Path, requ
 def _serve_tensorflow(manifest: Manifest, contract: ee.Contract, artifact: Path, request: Path, log) -> int:
     from http.server import ThreadingHTTPServer
 
-    from build_hooks.serving import SavedModelServer
+    from serving.local import SavedModelServer
     from build_hooks.tf_http import make_handler
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(SavedModelServer(artifact)))

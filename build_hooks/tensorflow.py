@@ -204,3 +204,36 @@ def _fix_fingerprint_uuid(out_dir: Path) -> None:
     digest = hashlib.sha256(fingerprint.SerializeToString(deterministic=True)).digest()
     fingerprint.uuid = str(int.from_bytes(digest[:16], "big"))
     path.write_bytes(fingerprint.SerializeToString(deterministic=True))
+
+
+def write_warmup(contract, path: Path) -> Path:
+    """TensorFlow Serving's warm-up file (SavedModel Warmup: a TFRecord of PredictionLog in
+    `assets.extra/tf_serving_warmup_requests`): one request of a tile of zeros as Earth
+    Engine sends it, which TensorFlow Serving runs before the version is AVAILABLE, so the
+    container is healthy only once the model has answered. Deterministic bytes."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    tiles = {band: np.zeros_like(values) for band, values in contract.example_tiles(count=1).items()}
+    (batch,) = contract.requests(tiles)
+    if batch.body is not None:
+        import json
+
+        rows = json.loads(batch.body)["instances"]
+        inputs = {name: [row[name] for row in rows] for name in rows[0]}
+    else:
+        inputs = batch.inputs
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "model"
+    request.model_spec.signature_name = SIGNATURE
+    for name in sorted(inputs):
+        value = inputs[name]
+        if isinstance(value, np.ndarray) and value.dtype == object:
+            value = [v.encode() if isinstance(v, str) else v for v in value.tolist()]
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(log.SerializeToString(deterministic=True))
+    return path

@@ -82,7 +82,7 @@ def compare(name: str, got: dict[str, np.ndarray], want: dict[str, np.ndarray]) 
 
 
 def verify_pytorch(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
-    from build_hooks.serving import TorchServe
+    from serving.local import TorchServe
 
     contract = ee.Contract.from_config(rollout.model, manifest)
 
@@ -103,7 +103,7 @@ def verify_pytorch(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
 
 
 def verify_tensorflow(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
-    from build_hooks.serving import SavedModelServer
+    from serving.local import SavedModelServer
 
     contract = ee.Contract.from_config(rollout.model, manifest)
     server = SavedModelServer(rollout.artifact_dir / manifest.artifact_root)

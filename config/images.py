@@ -50,13 +50,16 @@ def accelerator_device(accelerator_type: str | None) -> str:
 
 @dataclass(frozen=True)
 class OwnImage:
-    """One of our serving images: built from `containerfile` with `build_args`, served with
-    this container spec (the routes our servers answer)."""
+    """One of our serving images: `containerfile` built on `base` with `build_args`, served
+    with this container spec (the routes our servers answer)."""
 
     framework: str
     device: str
     containerfile: str
     """Relative to the repository root."""
+    base: str
+    """The production base image, pinned by digest (where a tag is not pinned yet, the build
+    resolves it and says so); where it cannot be pulled, the build uses a local stand-in."""
     build_args: dict[str, str] = field(default_factory=dict)
     predict_route: str = "/predict"
     health_route: str = "/health"
@@ -67,14 +70,23 @@ class OwnImage:
         return f"ee-serving-{self.framework}-{self.device}"
 
 
+# The official python:3.11-slim-bookworm (Debian bookworm, CPython 3.11): the digest as pinned
+# in public Dockerfiles (not checked against Docker Hub from here: no registry is reachable).
+PYTHON_BASE = ("docker.io/library/python:3.11-slim-bookworm"
+               "@sha256:528257d48c1da0dcecc2e725d1ae34498d60c965f1241e39cd6a85a8859bdf84")
+# TensorFlow Serving's official image at the export's TensorFlow version (2.21). Its digest
+# is not published in any file this project could read: the first build where Docker Hub is
+# reachable resolves the tag and prints the digest to pin here.
+TF_SERVING_BASE = {"cpu": "docker.io/tensorflow/serving:2.21.0", "gpu": "docker.io/tensorflow/serving:2.21.0-gpu"}
+
 OWN_IMAGES: dict[tuple[str, str], OwnImage] = {
     # CPR's own routes (google-cloud-aiplatform LocalModel.build_cpr_model: /predict, /health).
-    ("pytorch", "cpu"): OwnImage("pytorch", "cpu", "serving/pytorch.Containerfile", {"DEVICE": "cpu"}),
-    ("pytorch", "gpu"): OwnImage("pytorch", "gpu", "serving/pytorch.Containerfile", {"DEVICE": "gpu"}),
+    ("pytorch", "cpu"): OwnImage("pytorch", "cpu", "serving/pytorch.Containerfile", PYTHON_BASE, {"DEVICE": "cpu"}),
+    ("pytorch", "gpu"): OwnImage("pytorch", "gpu", "serving/pytorch.Containerfile", PYTHON_BASE, {"DEVICE": "gpu"}),
     # TensorFlow Serving's REST routes for the model named "model" (model status, predict).
-    ("tensorflow", "cpu"): OwnImage("tensorflow", "cpu", "serving/tensorflow.Containerfile", {"DEVICE": "cpu"},
+    ("tensorflow", "cpu"): OwnImage("tensorflow", "cpu", "serving/tensorflow.Containerfile", TF_SERVING_BASE["cpu"],
                                     predict_route="/v1/models/model:predict", health_route="/v1/models/model"),
-    ("tensorflow", "gpu"): OwnImage("tensorflow", "gpu", "serving/tensorflow.Containerfile", {"DEVICE": "gpu"},
+    ("tensorflow", "gpu"): OwnImage("tensorflow", "gpu", "serving/tensorflow.Containerfile", TF_SERVING_BASE["gpu"],
                                     predict_route="/v1/models/model:predict", health_route="/v1/models/model"),
 }
 

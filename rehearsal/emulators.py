@@ -1,4 +1,12 @@
-"""Start the local GCS (gcp-storage-emulator) and Vertex AI emulators as child processes."""
+"""Start the local GCS (gcp-storage-emulator), container registry and Vertex AI emulators as
+child processes.
+
+The registry stands in for Artifact Registry: Debian's `docker-registry` (the CNCF
+distribution registry) on a loopback port, images pushed to `127.0.0.1:PORT/<project>/<repo>`
+by digest (`serving.image.push`), and a containers-registries.conf that makes every
+`<region>-docker.pkg.dev` pull come from it, so the emulator runs a model's image by the very
+name the stacks upload.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from build_hooks.serving import free_port, http_json
+from config.images import registry_host
+from config.regions import PREDICTION_REGIONS
+from serving.local import free_port, http_json, registry_mirror_conf
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,8 +33,11 @@ class Emulators:
         self.serving = serving
         self.gcs_port = free_port()
         self.vertex_port = free_port()
+        self.registry_port = free_port()
         self.gcs: subprocess.Popen | None = None
         self.vertex: subprocess.Popen | None = None
+        self.registry: subprocess.Popen | None = None
+        self.registries_conf: Path | None = None
 
     @property
     def gcs_url(self) -> str:
@@ -34,6 +47,26 @@ class Emulators:
     def vertex_url(self) -> str:
         return f"http://127.0.0.1:{self.vertex_port}"
 
+    @property
+    def registry_host(self) -> str:
+        """Where images are pushed: `<this>/<project>/<repository>/<name>`."""
+        return f"127.0.0.1:{self.registry_port}"
+
+    def start_registry(self) -> None:
+        """A loopback registry, and the registries.conf that mirrors Artifact Registry to it;
+        skipped (no registry, so no images of ours run) where docker-registry is missing."""
+        import shutil
+
+        program = shutil.which("docker-registry")
+        if not program:
+            return
+        config = self.workdir / "registry.yml"
+        config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.workdir / 'registry'}\n"
+                          f"http:\n  addr: 127.0.0.1:{self.registry_port}\nlog:\n  level: warn\n")
+        self.registry = self._spawn("registry", [program, "serve", str(config)])
+        self._wait(f"http://{self.registry_host}/v2/", self.registry)
+        self.registries_conf = registry_mirror_conf(
+            self.workdir, {registry_host(region): self.registry_host for region in PREDICTION_REGIONS})
     def __enter__(self) -> Emulators:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.gcs = self._spawn(
@@ -42,6 +75,7 @@ class Emulators:
              "--host", "127.0.0.1", "--port", str(self.gcs_port), "-q"],
         )
         self._wait(f"{self.gcs_url}/storage/v1/b?project=rehearsal", self.gcs)
+        self.start_registry()
         self.start_vertex()
         return self
 
@@ -50,7 +84,8 @@ class Emulators:
             "vertex",
             [sys.executable, "-m", "rehearsal.vertex_emulator", "--port", str(self.vertex_port),
              "--data-dir", str(self.workdir / "vertex"), "--storage", self.gcs_url,
-             *(["--project-numbers"] if self.project_numbers else []), *([] if self.serving else ["--no-serving"])],
+             *(["--project-numbers"] if self.project_numbers else []), *([] if self.serving else ["--no-serving"]),
+             *(["--registries-conf", str(self.registries_conf)] if self.registries_conf else [])],
         )
         self._wait(f"{self.vertex_url}/emulator/health", self.vertex, timeout=300)
 
@@ -98,6 +133,7 @@ class Emulators:
     def __exit__(self, *exc) -> None:
         _stop(self.vertex)
         _stop(self.gcs)
+        _stop(self.registry)
 
 
 def _stop(process: subprocess.Popen | None) -> None:

@@ -37,10 +37,12 @@ from pathlib import Path
 
 from build_hooks import earth_engine as ee
 from build_hooks.build import build
+from build_hooks.push import push_target
 from config.rollout import parse_config
 from rehearsal.emulators import Emulators
 from rehearsal.rollout import Progress, Rollout
 from stacks import naming
+from stacks.wiring import serving_image_uri
 
 # The seed's deploy-model passes no --machine-type: Vertex AI deploys on its default
 # (MachineSpec.machine_type: "For DeployedModel ... the default value is n1-standard-2").
@@ -213,8 +215,16 @@ def _gcloud_commands(config, manifest, workdir: Path, emulators: Emulators, repo
     gcloud("config", "set", "core/disable_usage_reporting", "true")
     gcloud("config", "set", "component_manager/disable_update_check", "true")
 
+    image = serving_image_uri(config, manifest, target)
+    own = config.own_image(target)
+    routes = []
+    if own is not None:
+        with progress.step(f"push {own.name} to the registry (as `nox -s push` does)"):
+            for reference in push_target(config, target, host=emulators.registry_host, tls_verify=False):
+                progress.note(f"pushed {reference}")
+        routes = [f"--container-predict-route={own.predict_route}", f"--container-health-route={own.health_route}"]
     gcloud("ai", "models", "upload", f"--region={region}", f"--display-name={model.name}",
-           f"--container-image-uri={config.serving_image(target)}", f"--artifact-uri={uri}",
+           f"--container-image-uri={image}", f"--artifact-uri={uri}", *routes,
            "--container-grpc-ports=8500")
     model_id = gcloud("ai", "models", "list", f"--region={region}", f"--filter=display_name={model.name}",
                       "--format=value(name)").stdout.strip()

@@ -28,8 +28,9 @@ import numpy as np
 
 from build_hooks import earth_engine as ee
 from build_hooks.build import build
+from build_hooks.push import push_target
 from build_hooks.manifest import Manifest
-from build_hooks.serving import http_json
+from serving.local import http_json
 from build_hooks.verify import reference
 from config.rollout import RolloutConfig, parse_config
 from plan import terraform
@@ -408,7 +409,8 @@ class Rollout:
     # the stacks the google provider would apply
 
     def provision(self, target: str) -> None:
-        """Create what the bucket and endpoint stacks declare (idempotent, like Terraform)."""
+        """Create what the bucket, registry and endpoint stacks declare (idempotent, like
+        Terraform), and push our serving images as `nox -s push` does."""
         bucket_stack = self.stack(f"{target}-bucket")["resource"]
         spec = bucket_stack["google_storage_bucket"]["artifacts"]
         gcs = self._gcs(spec["project"])
@@ -423,6 +425,10 @@ class Rollout:
             blob = bucket.blob(obj["name"])
             if not blob.exists():
                 blob.upload_from_filename(str(self.stack_dir(f"{target}-bucket") / obj["source"]))
+        if self.stack_dir(f"{target}-registry").exists():
+            chosen = next(t for t in self.config.targets if t.name == target)
+            for reference in push_target(self.config, chosen, host=self.emulators.registry_host, tls_verify=False):
+                self.progress.detail(f"pushed {reference}")
         self.create_endpoint(target)
 
     def create_endpoint(self, target: str, *, endpoint_id: str | None = None) -> str:

@@ -349,6 +349,9 @@ def _seed_by_gcloud(rollout: Rollout, model: dict, deployment: dict, progress: P
         upload.append("--container-env-vars=" + ",".join(f"{k}={v}" for k, v in sorted(model["container_env"].items())))
     if model.get("container_grpc_ports"):
         upload.append("--container-grpc-ports=" + ",".join(str(p) for p in model["container_grpc_ports"]))
+    for flag in ("predict_route", "health_route"):
+        if model.get(f"container_{flag}"):
+            upload.append(f"--container-{flag.replace('_', '-')}={model[f'container_{flag}']}")
     gcloud(*upload, step=f"{SEED_TARGET}: gcloud ai models upload")
     model_id = gcloud("ai", "models", "list", f"--region={region}", f"--filter=display_name={model['display_name']}",
                       "--format=value(name)", step=f"{SEED_TARGET}: gcloud ai models list").stdout.strip()
@@ -372,6 +375,9 @@ def _seed_by_rest(rollout: Rollout, model: dict, deployment: dict, progress: Pro
                      "env": [{"name": k, "value": v} for k, v in sorted(model.get("container_env", {}).items())]}
         if model.get("container_grpc_ports"):
             container["grpcPorts"] = [{"containerPort": p} for p in model["container_grpc_ports"]]
+        for flag, key in (("predict_route", "predictRoute"), ("health_route", "healthRoute")):
+            if model.get(f"container_{flag}"):
+                container[key] = model[f"container_{flag}"]
         uploaded = rollout.vertex.call("POST", f"{parent}/models:upload", {"model": {
             "displayName": model["display_name"], "artifactUri": model["artifact_uri"], "containerSpec": container}})
         deployed = rollout.vertex.call("POST", f"{rollout.endpoint(SEED_TARGET)}:deployModel", {

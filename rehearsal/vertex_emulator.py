@@ -2,7 +2,7 @@
 and Earth Engine use of it, as strict as the API is.
 
 `python -m rehearsal.vertex_emulator --port P --data-dir D [--storage http://127.0.0.1:S]
-[--project-numbers] [--no-serving]`
+[--project-numbers] [--no-serving] [--registries-conf FILE]`
 
 - models: upload (new model, or a new version with `parentModel`), get (`M`, `M@versionId`,
   `M@alias`), list, listVersions, patch (updateMask), mergeVersionAliases, delete,
@@ -19,9 +19,13 @@ and Earth Engine use of it, as strict as the API is.
 - `--no-serving` (or EEV_EMULATOR_SERVE=0): deployModel checks the artifact is in the bucket
   but starts no model server; predict answers 503 UNAVAILABLE.
 
-Deployed models really serve: the artifact is read from the (emulated) bucket at
-`artifactUri`; a model.mar runs in TorchServe, a SavedModel in TensorFlow. State lives in
-`<data-dir>/state.json`; after a restart, deployed models are served again.
+Deployed models really serve. A model on one of our images runs that image, pulled by digest
+(`--registries-conf`: a loopback registry standing in for Artifact Registry), with the
+AIP_* variables set and AIP_STORAGE_URI a copy of the artifact in an emulator-managed
+bucket, which the container downloads itself. The Vertex AI prebuilt images cannot run
+here: for them a model.mar runs in TorchServe, a SavedModel in our TensorFlow Serving
+stand-in. State lives in `<data-dir>/state.json`; after a restart, deployed models are
+served again.
 
 Rules it enforces, each from a primary source. Sources: [types] = the field docs in
 google-cloud-aiplatform's `google/cloud/aiplatform_v1/types/<file>.py` (the same text is in
@@ -78,7 +82,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
-from build_hooks.serving import TorchServe, free_port, http_json, send_json
+from config.images import prebuilt
+from serving.local import Container, TorchServe, free_port, http_json, send_json
 
 # google.rpc.Code: canonical code -> (number, HTTP status), from google/rpc/code.proto.
 CODES = {
@@ -101,6 +106,8 @@ DEPLOYED_MODEL_ID = re.compile(r"[0-9]{1,10}")
 VERSION_ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
 MERGE_ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]")
 PREDICT_LIMIT = 1_500_000
+# Where the emulator keeps its copies of model artifacts (AIP_STORAGE_URI).
+MANAGED_BUCKET = "vertex-emulator-managed-artifacts"
 DEFAULT_MACHINE_TYPE = "n1-standard-2"
 LOCATION = r"projects/[^/]+/locations/[^/]+"
 # What Vertex AI lists for a model uploaded with a custom container spec.
@@ -174,22 +181,58 @@ def check_split(split: dict, deployed_ids: set[str], field: str) -> dict[str, in
 
 
 # -- model servers -------------------------------------------------------------------------
+# What serves a deployed model, by its container image: our images (any image that is not a
+# Vertex AI prebuilt one) really run, pulled by digest and started with the AIP_* variables;
+# the prebuilt images are not available here, so their servers run as the images would:
+# TorchServe with the .mar, our TensorFlow Serving stand-in with the SavedModel.
+
+
+class ContainerServer:
+    """The model's own container image (serving.local.Container), fetching the artifacts
+    from AIP_STORAGE_URI itself."""
+
+    def __init__(self, version: dict, storage_uri: str, deployed_id: str, endpoint_id: str, *,
+                 storage_host: str, registries_conf: Path | None, log: Path):
+        spec = version["containerSpec"]
+        # ModelContainerSpec.predict_route / health_route defaults (model.py field docs).
+        default = f"/v1/endpoints/{endpoint_id}/deployedModels/{deployed_id}"
+        env = {e["name"]: e["value"] for e in spec.get("env", [])}
+        # The container's GCS client, pointed at the GCS emulator (google-cloud-storage
+        # honours STORAGE_EMULATOR_HOST; on Vertex AI it uses the deployment's credentials).
+        env["STORAGE_EMULATOR_HOST"] = storage_host
+        self.container = Container(
+            spec["imageUri"], storage_uri=storage_uri, predict_route=spec.get("predictRoute") or f"{default}:predict",
+            health_route=spec.get("healthRoute") or default, env=env, registries_conf=registries_conf, log=log,
+            deployed_model_id=deployed_id, endpoint_id=endpoint_id,
+        ).__enter__()
+
+    def predict(self, body: bytes):
+        return self.container.predict(body)
+
+    def close(self) -> None:
+        self.container.__exit__(None, None, None)
 
 
 class TensorFlowServer:
-    """build_hooks.tf_http in a child process."""
+    """A prebuilt tf2 image's TensorFlow Serving: our stand-in (serving.tf_serving) in a child
+    process, the SavedModel at the artifact's root served as version 1."""
 
     def __init__(self, path: Path):
         self.port = free_port()
+        base = path.parent / f"{path.name}-versions"
+        base.mkdir(exist_ok=True)
+        if not (base / "1").exists():
+            (base / "1").symlink_to(path.resolve())
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "build_hooks.tf_http", str(path), str(self.port)],
+            [sys.executable, "-m", "serving.tf_serving", f"--port={free_port()}", f"--rest_api_port={self.port}",
+             "--model_name=model", f"--model_base_path={base}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
         )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"TensorFlow server exited: {self.process.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"TensorFlow Serving (stand-in) exited: {self.process.stderr.read().decode()[-2000:]}")
             try:
                 if http_json(f"http://127.0.0.1:{self.port}/v1/models/model", timeout=2)[0] == 200:
                     return
@@ -197,7 +240,7 @@ class TensorFlowServer:
                 pass
             time.sleep(0.3)
         self.close()
-        raise TimeoutError("TensorFlow server did not come up in 120s")
+        raise TimeoutError("TensorFlow Serving (stand-in) did not come up in 120s")
 
     def predict(self, body: bytes):
         return http_json(f"http://127.0.0.1:{self.port}/v1/models/model:predict", body)
@@ -212,6 +255,8 @@ class TensorFlowServer:
 
 
 class PyTorchServer:
+    """A prebuilt pytorch image's TorchServe with the .mar."""
+
     def __init__(self, mar: Path):
         self.server = TorchServe(mar).__enter__()
 
@@ -227,8 +272,9 @@ class PyTorchServer:
 
 class Emulator:
     def __init__(self, data_dir: Path, storage_host: str | None, *, project_numbers: bool = False,
-                 serving: bool = True):
+                 serving: bool = True, registries_conf: Path | None = None):
         self.data_dir = data_dir
+        self.registries_conf = registries_conf
         self.state_path = data_dir / "state.json"
         self.lock = threading.RLock()
         self.servers: dict[tuple[str, str], object] = {}
@@ -821,6 +867,19 @@ class Emulator:
         (local / ".complete").write_text(version["artifactUri"])
         return local
 
+    def _storage_copy(self, version: dict) -> str:
+        """AIP_STORAGE_URI: "a copy of your model artifact directory in a different Cloud
+        Storage bucket, which Vertex AI manages" (Custom container requirements), not
+        artifactUri itself; a container that reads artifactUri fails here as on Vertex AI."""
+        prefix, blobs = self._artifact_blobs(version)
+        client = blobs[0].client
+        managed = client.lookup_bucket(MANAGED_BUCKET) or client.create_bucket(MANAGED_BUCKET)
+        model_id = version["name"].rsplit("/", 1)[1]
+        copy = f"{model_id}/{version['versionId']}/"
+        for blob in blobs:
+            blob.bucket.copy_blob(blob, managed, copy + blob.name[len(prefix):])
+        return f"gs://{MANAGED_BUCKET}/{copy}"
+
     def _serve(self, endpoint_name: str, deployed: dict) -> None:
         key = (endpoint_name, deployed["id"])
         if key in self.servers:
@@ -829,14 +888,21 @@ class Emulator:
         if not self.serving:
             self._artifact_blobs(version)
             return
-        artifact = self._fetch_artifact(version)
-        if (artifact / "model.mar").exists():
-            server = PyTorchServer(artifact / "model.mar")
-        elif (artifact / "saved_model.pb").exists():
-            server = TensorFlowServer(artifact)
+        image = version["containerSpec"]["imageUri"]
+        if prebuilt(image) is None:
+            log = self.data_dir / "containers" / f"{endpoint_name.rsplit('/', 1)[1]}-{deployed['id']}.log"
+            server = ContainerServer(version, self._storage_copy(version), deployed["id"],
+                                     endpoint_name.rsplit("/", 1)[1], storage_host=self.storage_host,
+                                     registries_conf=self.registries_conf, log=log)
         else:
-            raise ApiError("FAILED_PRECONDITION", f"{version['artifactUri']} holds neither model.mar nor "
-                                                  "saved_model.pb")
+            artifact = self._fetch_artifact(version)
+            if (artifact / "model.mar").exists():
+                server = PyTorchServer(artifact / "model.mar")
+            elif (artifact / "saved_model.pb").exists():
+                server = TensorFlowServer(artifact)
+            else:
+                raise ApiError("FAILED_PRECONDITION", f"{version['artifactUri']} holds neither model.mar nor a "
+                                                      f"saved_model.pb, which {image} serves")
         self.servers[key] = server
 
     def _unserve(self, endpoint_name: str, deployed_id: str) -> None:
@@ -1040,10 +1106,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="name resources with project numbers, as Vertex AI does")
     parser.add_argument("--no-serving", action="store_true",
                         help="check artifacts on deploy, but start no model server")
+    parser.add_argument("--registries-conf", type=Path,
+                        help="containers-registries.conf(5) for pulling images (a loopback mirror of the registries)")
     args = parser.parse_args(argv)
     serving = not args.no_serving and os.environ.get("EEV_EMULATOR_SERVE", "1") != "0"
     numbers = args.project_numbers or os.environ.get("EEV_EMULATOR_PROJECT_NUMBERS") == "1"
-    emulator = Emulator(args.data_dir, args.storage, project_numbers=numbers, serving=serving)
+    emulator = Emulator(args.data_dir, args.storage, project_numbers=numbers, serving=serving,
+                        registries_conf=args.registries_conf)
     if serving:
         emulator.restore_servers()
     httpd = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(emulator))

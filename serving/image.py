@@ -102,24 +102,23 @@ def _run(argv: list[str], log_file: Path, *, timeout: float | None = None, env: 
 # -- bases -------------------------------------------------------------------------------
 
 
-def default_base(containerfile: Path) -> str:
-    """The Containerfile's `ARG BASE=...`: the production base, pinned by digest."""
-    match = re.search(r"(?m)^ARG BASE=(\S+)$", containerfile.read_text())
-    if not match:
-        raise ImageError(f"{containerfile}: no `ARG BASE=<image>@sha256:<digest>` line")
-    return match[1]
-
-
 def _pullable(tool: Builder, image: str, log_file: Path) -> bool:
-    if tool.name == "docker":
-        argv = [tool.path, "pull", "--quiet", image]
-    else:
-        argv = [tool.path, "pull", "--quiet", image]
     try:
-        _run(argv, log_file, timeout=600)
+        _run([tool.path, "pull", "--quiet", image], log_file, timeout=900)
     except ImageError:
         return False
     return True
+
+
+def _tag_digest(image: str, log_file: Path) -> str | None:
+    """The registry's digest for a tag (skopeo inspect), or None where it cannot be asked."""
+    skopeo = shutil.which("skopeo")
+    if not skopeo:
+        return None
+    try:
+        return json.loads(_run([skopeo, "inspect", "--no-tags", f"docker://{image}"], log_file, timeout=120))["Digest"]
+    except (ImageError, ValueError, KeyError):
+        return None
 
 
 def local_debian_base(tool: Builder, log_file: Path, log=print) -> str:
@@ -157,20 +156,30 @@ def _image_exists(tool: Builder, name: str) -> bool:
     return subprocess.run(argv, capture_output=True).returncode == 0
 
 
-def resolve_base(tool: Builder, containerfile: Path, log_file: Path, log=print) -> str:
-    """The base to build on: $EEV_SERVING_BASE if set (`debian-local` for the local stand-in),
-    else the pinned production base when it can be pulled, else the local stand-in."""
+def resolve_base(tool: Builder, image, log_file: Path, log=print) -> tuple[str, str | None]:
+    """(base to build on, a note on why it is not the production base or None).
+
+    $EEV_SERVING_BASE names one (`local` for the local stand-in); else the image's pinned
+    production base when it can be pulled (a tag without a digest is resolved and the digest
+    printed, to be pinned in config/images.py); else the local stand-in: Debian bookworm
+    (PyTorch), or Debian with our TensorFlow Serving stand-in (TensorFlow)."""
     wanted = os.environ.get("EEV_SERVING_BASE")
-    pinned = default_base(containerfile)
-    if wanted == "debian-local":
-        return local_debian_base(tool, log_file, log)
-    if wanted:
-        return wanted
-    if _pullable(tool, pinned, log_file):
-        return pinned
-    log(f"build: the pinned base {pinned.split('@')[0]} cannot be pulled here (see {log_file}); building on a "
-        f"local Debian {DEBIAN_SUITE} base instead: the image digest differs from one built on the pinned base")
-    return local_debian_base(tool, log_file, log)
+    if wanted and wanted != "local":
+        return wanted, None
+    pinned = image.base
+    if not wanted:
+        if "@sha256:" not in pinned:
+            digest = _tag_digest(pinned, log_file)
+            if digest:
+                log(f"build: {pinned} is {digest}: pin it in config/images.py ({pinned}@{digest})")
+                pinned = f"{pinned}@{digest}"
+        if "@sha256:" in pinned and _pullable(tool, pinned, log_file):
+            return pinned, None
+    note = (f"build: {image.base.split('@')[0]} cannot be pulled here (see {_relative(log_file)}); building on a "
+            "local stand-in base instead, so the digest differs from an image built on the production base")
+    if image.framework == "tensorflow":
+        return local_tf_serving_base(tool, log_file, log), note
+    return local_debian_base(tool, log_file, log), note
 
 
 def _base_identity(tool: Builder, base: str) -> str:
@@ -199,6 +208,7 @@ def _canonical(name: str) -> str:
 
 
 def lock_file(image) -> Path:
+    """The image's requirement lock (none for TensorFlow Serving, which brings its own)."""
     return REQUIREMENTS / f"{image.framework}-{image.device}.txt"
 
 
@@ -208,9 +218,8 @@ def locked_wheels(lock: Path) -> dict[tuple[str, str], str]:
     return {(_canonical(n), v): h for n, v, h in re.findall(r"(?m)^([A-Za-z0-9_.-]+)==(\S+) \\\n\s+--hash=sha256:([0-9a-f]{64})", text)}
 
 
-def fill_wheelhouse(image, log_file: Path, log=print) -> list[Path]:
+def fill_wheelhouse(lock: Path, log_file: Path, log=print) -> list[Path]:
     """The lock's wheels, downloaded once into the shared wheelhouse and checked by hash."""
-    lock = lock_file(image)
     if not lock.exists():
         return []
     house = images_dir() / "wheels"
@@ -225,7 +234,7 @@ def fill_wheelhouse(image, log_file: Path, log=print) -> list[Path]:
         try:
             _run(argv, log_file)
         except ImageError:
-            if image.framework != "pytorch" or image.device != "cpu":
+            if "+cpu" not in lock.read_text():
                 raise
             # torch's CPU build is on PyTorch's own index, not PyPI.
             _run(argv + ["--extra-index-url", "https://download.pytorch.org/whl/cpu"], log_file)
@@ -249,15 +258,14 @@ def _wheels_in(house: Path, wanted: dict) -> dict[tuple[str, str], Path]:
     return found
 
 
-def _stage(image, wheels: list[Path], context: Path) -> None:
+def _stage(containerfile: str, files: tuple[str, ...], lock: Path | None, wheels: list[Path], context: Path) -> None:
     """The build context: the Containerfile, the image's serving/ files, the lock as
     requirements.txt and its wheels (hard links into the wheelhouse)."""
     (context / "serving").mkdir(parents=True)
-    shutil.copy(ROOT / image.containerfile, context / "Containerfile")
-    for name in IMAGE_FILES[image.framework]:
+    shutil.copy(ROOT / containerfile, context / "Containerfile")
+    for name in files:
         shutil.copy(SERVING / name, context / "serving" / name)
-    lock = lock_file(image)
-    (context / "requirements.txt").write_text(lock.read_text() if lock.exists() else "")
+    (context / "requirements.txt").write_text(lock.read_text() if lock and lock.exists() else "")
     (context / "wheels").mkdir()
     for wheel in wheels:
         try:
@@ -266,8 +274,8 @@ def _stage(image, wheels: list[Path], context: Path) -> None:
             shutil.copy(wheel, context / "wheels" / wheel.name)
 
 
-def inputs_hash(image, context: Path, base: str, tool: Builder) -> str:
-    """Everything the image is made of: the staged context (names and bytes), the base's
+def inputs_hash(context: Path, base: str, tool: Builder, args: dict[str, str]) -> str:
+    """Everything an image is made of: the staged context (names and bytes), the base's
     identity, the builder and the build arguments."""
     digest = hashlib.sha256()
     for path in sorted(p for p in context.rglob("*") if p.is_file()):
@@ -275,8 +283,26 @@ def inputs_hash(image, context: Path, base: str, tool: Builder) -> str:
         # The wheels are named with their hashes in requirements.txt already.
         content = b"" if relative.startswith("wheels/") else path.read_bytes()
         digest.update(relative.encode() + b"\0" + hashlib.sha256(content).digest())
-    digest.update(json.dumps([base, tool.name, tool.version, sorted(image.build_args.items())]).encode())
+    digest.update(json.dumps([base, tool.name, tool.version, sorted(args.items())]).encode())
     return digest.hexdigest()
+
+
+def local_tf_serving_base(tool: Builder, log_file: Path, log=print) -> str:
+    """Where TensorFlow Serving's image cannot be pulled: a base with our stand-in
+    (serving/tf_serving.py, TensorFlow at the export's version) as
+    /usr/bin/tensorflow_model_server, on the local Debian base."""
+    debian = local_debian_base(tool, log_file, log)
+    lock = REQUIREMENTS / "tf-serving-standin.txt"
+    wheels = fill_wheelhouse(lock, log_file, log)
+    with tempfile.TemporaryDirectory(dir=images_dir(), prefix=".context-") as tmp:
+        context = Path(tmp)
+        _stage("serving/tf-serving-standin.Containerfile", ("tf_serving.py",), lock, wheels, context)
+        inputs = inputs_hash(context, _base_identity(tool, debian), tool, {})
+        name = f"localhost/ee-tf-serving-standin:{inputs[:16]}"
+        if not _image_exists(tool, name):
+            log("build: building a TensorFlow Serving stand-in base (serving/tf_serving.py; once; a few minutes) ...")
+            _build(tool, context, name, {"BASE": debian}, log_file)
+    return name
 
 
 def _build(tool: Builder, context: Path, tag: str, args: dict[str, str], log_file: Path) -> None:
@@ -320,19 +346,20 @@ def build_image(image, *, log=print):
     folder = images_dir()
     folder.mkdir(parents=True, exist_ok=True)
     log_file = folder / f"{image.name}.log"
-    containerfile = ROOT / image.containerfile
-    base = resolve_base(tool, containerfile, log_file, log)
-    wheels = fill_wheelhouse(image, log_file, log)
+    base, note = resolve_base(tool, image, log_file, log)
+    wheels = fill_wheelhouse(lock_file(image), log_file, log)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".context-") as tmp:
         context = Path(tmp)
-        _stage(image, wheels, context)
-        inputs = inputs_hash(image, context, _base_identity(tool, base), tool)
+        _stage(image.containerfile, IMAGE_FILES[image.framework], lock_file(image), wheels, context)
+        inputs = inputs_hash(context, _base_identity(tool, base), tool, image.build_args)
         layout = folder / image.name / inputs[:16]
         ref = "image"
         if (layout / "index.json").exists():
             digest = layout_digest(layout, ref)
             log(f"build: image {image.name} {digest[:19]} (unchanged inputs; {_relative(layout)})")
         else:
+            if note:
+                log(note)
             started = time.monotonic()
             log(f"build: image {image.name}: building with {tool.name} on {base.split('@')[0]} (first time: a few "
                 f"minutes; log: {_relative(log_file)}) ...")
@@ -386,7 +413,7 @@ def access_token() -> str:
     return credentials.token
 
 
-def push(image, repository: str, *, token: str | None = None, tls_verify: bool = True, log=print) -> str:
+def push(image, repository: str, *, token: str | None = None, tls_verify: bool = True) -> str:
     """Copy the image's layout to `repository/<name>:<tag>`, blobs unchanged; returns the
     pushed reference `repository/<name>@<digest>`, read back from the registry."""
     skopeo = _skopeo()
@@ -406,5 +433,4 @@ def push(image, repository: str, *, token: str | None = None, tls_verify: bool =
                               f"docker://{target}@{image.digest}"], log_file) or "{}")
     if not answer:
         raise ImageError(f"{target}@{image.digest}: not found after the push; see {log_file}")
-    log(f"push: {target}@{image.digest[:19]} (tag {image.tag})")
     return f"{target}@{image.digest}"

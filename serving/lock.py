@@ -30,7 +30,11 @@ CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 LOCKS = {
     "pytorch-cpu": ("pytorch.in", ["--extra-index-url", CPU_INDEX]),
     "pytorch-gpu": ("pytorch.in", ["--isolated", "--index-url", "https://pypi.org/simple"]),
+    "tf-serving-standin": ("tf-serving-standin.in", []),
 }
+# Locked without their dependencies: tensorflow-serving-api requires the `tensorflow`
+# distribution, which would install TensorFlow a second time beside tensorflow-cpu.
+NO_DEPS = {"tf-serving-standin": ["tensorflow-serving-api==2.21.0"]}
 
 
 def project_versions() -> dict[str, str]:
@@ -81,6 +85,12 @@ def write_lock(name: str) -> Path:
     source, options = LOCKS[name]
     device = name.rsplit("-", 1)[1]
     locked = resolve(REQUIREMENTS / source, options, device)
+    with tempfile.TemporaryDirectory() as tmp:
+        for requirement in NO_DEPS.get(name, []):
+            extra = Path(tmp) / "extra.in"
+            extra.write_text(requirement + "\n")
+            locked += resolve(extra, options + ["--no-deps"], device)
+    locked = sorted(set(locked))
     target = REQUIREMENTS / f"{name}.txt"
     lines = [
         f"# {name}: written by `python -m serving.lock {name}` from {source} at the project's versions;",

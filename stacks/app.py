@@ -15,6 +15,7 @@ from config.rollout import RolloutConfig
 from stacks.deployment import DeploymentStack
 from stacks.endpoint import EndpointStack
 from stacks.model import ModelStack
+from stacks.registry import RegistryStack
 from stacks.wiring import PROJECT_ROOT, StackLayout, VertexProviderConfig, target_stacks
 
 
@@ -59,9 +60,10 @@ def build_app(
     state_dir: Path | None = None,
     vertex_provider: VertexProviderConfig = VertexProviderConfig(),
 ) -> App:
-    """One App, four stacks per target, with explicit dependencies:
-    bucket -> model -> deployment <- endpoint. `vertex_provider` is for the rehearsal
-    (emulator endpoint); stacks for Google leave it unset."""
+    """One App, four or five stacks per target, with explicit dependencies:
+    bucket, registry -> model -> deployment <- endpoint (the registry where a model version
+    runs our serving image). `vertex_provider` is for the rehearsal (emulator endpoint);
+    stacks for Google leave it unset."""
     rollout = resolve_previous(rollout)
     layout = StackLayout(outdir=outdir.resolve(), state_dir=(state_dir or PROJECT_ROOT / "terraform-state").resolve())
     app = App(outdir=str(layout.outdir), skip_validation=False)
@@ -71,6 +73,8 @@ def build_app(
         model = ModelStack(app, config.model.stack, config=config.model)
         endpoint = EndpointStack(app, config.endpoint.stack, config=config.endpoint)
         deployment = DeploymentStack(app, config.deployment.stack, config=config.deployment)
+        if config.registry is not None:
+            model.add_dependency(RegistryStack(app, config.registry.stack, config=config.registry))
         model.add_dependency(bucket)
         deployment.add_dependency(model)
         deployment.add_dependency(endpoint)

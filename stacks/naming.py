@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 
-STACK_KINDS = ("bucket", "model", "endpoint", "deployment")
+STACK_KINDS = ("bucket", "registry", "model", "endpoint", "deployment")
 
 
 def stack_name(target: str, kind: str) -> str:
-    """`dev-bucket`, `dev-model`, ...: the stack names are part of the state layout."""
+    """`dev-bucket`, `dev-registry`, `dev-model`, ...: the stack names are part of the state layout."""
     if kind not in STACK_KINDS:
         raise ValueError(f"unknown stack kind {kind!r}; allowed: {', '.join(STACK_KINDS)}")
     return f"{target}-{kind}"

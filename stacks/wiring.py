@@ -12,10 +12,11 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from build_hooks.manifest import Manifest, ManifestError
-from stacks import naming
+from build_hooks.manifest import Manifest, ManifestError, ServingImage, read_manifest
 from config import payload
+from config.images import registry_host
 from config.rollout import GRPC_PORT, RolloutConfig, TargetConfig
+from stacks import naming
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +65,27 @@ class BucketConfig:
     access_log_bucket: str | None
     objects: tuple[ArtifactObject, ...]
     backend: Backend
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """The target's Artifact Registry repository for our serving images."""
+
+    stack: str
+    project: str
+    region: str
+    repository_id: str
+    labels: dict[str, str]
+    kms_key: str | None
+    images: tuple[str, ...]
+    """`<uri>/<name>@sha256:<digest>` of every image a model version here uses."""
+    keep_tags: tuple[str, ...]
+    """Their immutable tags, which the cleanup policy keeps."""
+    backend: Backend
+
+    @property
+    def uri(self) -> str:
+        return f"{registry_host(self.region)}/{self.project}/{self.repository_id}"
 
 
 @dataclass(frozen=True)
@@ -230,6 +252,8 @@ class DeploymentConfig:
 class TargetStacks:
     target: TargetConfig
     bucket: BucketConfig
+    registry: RegistryConfig | None
+    """None where no model version of the target runs our image."""
     model: ModelStackConfig
     endpoint: EndpointConfig
     deployment: DeploymentConfig
@@ -251,26 +275,67 @@ def version_alias(sha256: str, spec: dict) -> str:
     return f"a{sha256[:12]}-{digest[:8]}"
 
 
+def _images_of(rollout: RolloutConfig, manifest: Manifest, sha256: str) -> tuple[ServingImage, ...]:
+    """Our images recorded with the artifact `sha256`: the current manifest's, or those of a
+    version built earlier in artifact_dir."""
+    if sha256 == manifest.sha256:
+        return manifest.serving_images
+    try:
+        return read_manifest(rollout.artifact_dir / sha256).serving_images
+    except ManifestError:
+        return ()
+
+
+def _container_image(rollout: RolloutConfig, manifest: Manifest, target: TargetConfig, sha256: str,
+                     prior) -> tuple[str, ServingImage | None]:
+    """(image URI, our image or None) that serves artifact `sha256` on this target."""
+    if prior and prior.serving_image:
+        return prior.serving_image, None
+    own = rollout.own_image(target)
+    if own is None:
+        return rollout.serving_image(target), None
+    image = next((i for i in _images_of(rollout, manifest, sha256) if i.name == own.name), None)
+    if image is None:
+        where = "model.previous" if prior else "the build"
+        raise ManifestError(
+            f"{where}: no {own.name} image is recorded with artifact {sha256[:12]} (built in "
+            f"{rollout.artifact_dir}); allowed: build it again with `nox -s build`, or set "
+            "model.previous.serving_image to the image URI its model version runs (`...@sha256:<digest>`)"
+        )
+    repository = f"{registry_host(target.region)}/{target.project}/{target.image_repository}"
+    return f"{repository}/{image.name}@{image.digest}", image
+
+
+def serving_image_uri(rollout: RolloutConfig, manifest: Manifest, target: TargetConfig) -> str:
+    """The image URI the current artifact's model version runs on this target: our image in
+    the target's registry by digest, or the prebuilt or custom image the config names."""
+    return _container_image(rollout, manifest, target, manifest.sha256, None)[0]
+
+
 def _model_version(
-    rollout: RolloutConfig, target: TargetConfig, labels: dict[str, str], sha256: str, *, previous: bool
-) -> ModelVersion:
+    rollout: RolloutConfig, manifest: Manifest, target: TargetConfig, labels: dict[str, str], sha256: str, *,
+    previous: bool,
+) -> tuple[ModelVersion, ServingImage | None]:
     model = rollout.model
     prior = model.previous if previous else None
-    image = (prior and prior.serving_image) or rollout.serving_image(target)
+    image, own = _container_image(rollout, manifest, target, sha256, prior)
+    spec = rollout.own_image(target)
+    predict_route = spec.predict_route if own else model.predict_route
+    health_route = spec.health_route if own else model.health_route
     env = model.env if prior is None or prior.env is None else prior.env
     grpc = model.grpc if prior is None or prior.grpc is None else prior.grpc
     container = {
         "image_uri": image,
         "env": dict(sorted(env.items())),
         "grpc_ports": [GRPC_PORT] if grpc else [],
-        "predict_route": model.predict_route,
-        "health_route": model.health_route,
+        "predict_route": predict_route,
+        "health_route": health_route,
     }
     artifact_uri = f"gs://{target.bucket}/{naming.artifact_prefix(model.name, sha256)}/"
     alias = version_alias(sha256, {**container, "artifact_uri": artifact_uri, "kms_key_name": target.kms_key})
     adopt = target.adopt if target.adopt and target.adopt.artifact_sha256 == sha256 else None
     model_id = target.adopt.model_id if target.adopt else model.name
-    return ModelVersion(
+    version = ModelVersion(
         resource_id=f"model_{alias.replace('-', '_')}",
         artifact_sha256=sha256,
         import_id=adopt.model_version if adopt else None,
@@ -288,10 +353,11 @@ def _model_version(
         # Empty is left out, as Vertex AI and an imported version have it (absent).
         container_env=container["env"] or None,
         container_grpc_ports=container["grpc_ports"] or None,
-        container_predict_route=model.predict_route,
-        container_health_route=model.health_route,
+        container_predict_route=predict_route,
+        container_health_route=health_route,
         kms_key_name=target.kms_key,
     )
+    return version, own
 
 
 def _deployment(target: TargetConfig, version: ModelVersion, endpoint_id: str) -> DeploymentSpec:
@@ -385,15 +451,31 @@ def target_stacks(
     # model stack is applied before the deployment stack, so a version must outlive the
     # deployments that move off it (promotion, rollback); dropping `model.previous`
     # afterwards deletes it. Only versions with a share of the traffic are deployed.
-    versions = [(_model_version(rollout, target, labels, manifest.sha256, previous=False), target.traffic_percent)]
+    current, image = _model_version(rollout, manifest, target, labels, manifest.sha256, previous=False)
+    versions, own = [(current, target.traffic_percent)], [image]
     if model.previous:
-        previous = _model_version(rollout, target, labels, model.previous.sha256, previous=True)
-        if previous.version_alias == versions[0][0].version_alias:
+        previous, image = _model_version(rollout, manifest, target, labels, model.previous.sha256, previous=True)
+        if previous.version_alias == current.version_alias:
             raise ValueError(
                 f"model.previous: sha256 {model.previous.sha256[:12]}... with the same container is the current "
                 "artifact; allowed: the sha256 of the artifact that served before this one"
             )
         versions.append((previous, 100 - target.traffic_percent))
+        own.append(image)
+    served = [(v.container_image_uri, i) for (v, _), i in zip(versions, own) if i is not None]
+    registry = None
+    if served:
+        registry = RegistryConfig(
+            stack=names["registry"],
+            project=target.project,
+            region=target.region,
+            repository_id=target.image_repository,
+            labels=labels,
+            kms_key=target.kms_key,
+            images=tuple(dict.fromkeys(uri for uri, _ in served)),
+            keep_tags=tuple(dict.fromkeys(i.tag for _, i in served)),
+            backend=_backend(rollout, target, names["registry"], layout),
+        )
     deployments = [(_deployment(target, version, endpoint_id), percent) for version, percent in versions if percent]
     model_stack = ModelStackConfig(
         stack=names["model"],
@@ -415,4 +497,5 @@ def target_stacks(
         provider=provider,
         backend=_backend(rollout, target, names["deployment"], layout),
     )
-    return TargetStacks(target=target, bucket=bucket, model=model_stack, endpoint=endpoint, deployment=deployment)
+    return TargetStacks(target=target, bucket=bucket, registry=registry, model=model_stack, endpoint=endpoint,
+                        deployment=deployment)

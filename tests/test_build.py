@@ -125,7 +125,7 @@ def tf_artifact(tmp_path, payload_format, source="builtin:keras-landcover", tile
     data["model"].update(payload_format=payload_format, source=source, tile_size=tile)
     config = config_in(tmp_path, data)
     manifest = build(config, log=lambda *_: None)
-    from build_hooks.serving import SavedModelServer
+    from serving.local import SavedModelServer
 
     return config, manifest, SavedModelServer(config.artifact_dir / manifest.artifact_root)
 

@@ -15,8 +15,8 @@ from ts.torch_handler.base_handler import BaseHandler
 from ts.torch_handler.request_envelope.json import JSONEnvelope
 from ts.utils.util import PredictionException
 
-from build_hooks import torchserve_handler
-from build_hooks.torchserve_handler import CONTRACT_FILE, EarthEngineHandler
+from serving import torchserve_handler
+from serving.torchserve_handler import CONTRACT_FILE, EarthEngineHandler
 
 BANDS = ["B2", "B3"]
 

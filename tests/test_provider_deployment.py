@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from build_hooks.serving import http_json
+from serving.local import http_json
 from provider_support import (ARTIFACT, PROJECT, REGION, Workspace, artifact_objects, changes,  # noqa: F401
                               emulators, model_config, planned_after, put_artifact)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from build_hooks import earth_engine as ee
-from build_hooks.serving import http_json
+from serving.local import http_json
 from conftest import ROOT, rollout_toml
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from build_hooks.build import build
-from build_hooks.serving import SavedModelServer
+from serving.local import SavedModelServer
 from build_hooks.spec import load_factory
 from build_hooks.tf_http import make_handler
 from conftest import config_in, example_data

@@ -10,7 +10,7 @@ import pytest
 
 from build_hooks import earth_engine as ee
 from build_hooks.build import build
-from build_hooks.serving import TorchServe
+from serving.local import TorchServe
 from build_hooks.verify import reference, reference_values
 from conftest import config_in, example_data
 

@@ -14,7 +14,7 @@ from http.server import ThreadingHTTPServer
 import pytest
 import requests
 
-from build_hooks.serving import free_port
+from serving.local import free_port
 from rehearsal.vertex_emulator import Emulator, make_handler
 
 LOC = "projects/acme-geo-dev/locations/us-central1"
