@@ -56,7 +56,8 @@ def build(rollout: RolloutConfig, *, log=print) -> Manifest:
         if "prebuilt" in rollout.image_kinds:
             from build_hooks.runtimes import check_prebuilt
 
-            for line in check_prebuilt(rollout, staging / ARTIFACT_SUBDIR, log=log):
+            for line in check_prebuilt(rollout, staging / ARTIFACT_SUBDIR, info["input_bands"], info["output_bands"],
+                                       log=log):
                 log(f"build: ok {line}")
         for line in info["checked"]:
             log(f"build: ok {line}")

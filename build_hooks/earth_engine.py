@@ -132,6 +132,12 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4))
 
 
+def decode_tensor(text: str) -> np.ndarray:
+    """A base64 (web-safe or standard) float TensorProto, as the TensorFlow formats carry
+    each band, -> its array."""
+    return parse_tensor_proto(_unb64(text))
+
+
 # -- numbers as text, tf.Example ------------------------------------------------------
 
 

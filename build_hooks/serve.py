@@ -1,35 +1,100 @@
-"""`python -m build_hooks.serve [CONFIG]`: serve the built artifact on 127.0.0.1 as Vertex AI's
-prebuilt container would, print where and a sample Earth Engine request, until Ctrl-C.
+"""`python -m build_hooks.serve [CONFIG]`: serve the built artifact on 127.0.0.1 as Vertex AI
+would serve it on the config's first target, print where and a sample Earth Engine request,
+until Ctrl-C.
 
-- PyTorch: TorchServe with model.mar, JSON envelope on, predict at /predictions/model
-  (`build_hooks.serving.TorchServe`).
-- TensorFlow: TensorFlow Serving's REST predict at /v1/models/model:predict
-  (`build_hooks.tf_http`). Earth Engine sends the GRPC_* formats over gRPC; the sample holds
-  the same tensors in TensorFlow Serving's REST encoding.
+- Our image (the default): the image itself, run from its built layout with the AIP_*
+  variables set and AIP_STORAGE_URI the artifact folder (`serving.local.Container`).
+- A prebuilt PyTorch image: TorchServe with model.mar, JSON envelope on, predict at
+  /predictions/model (`serving.local.TorchServe`).
+- A prebuilt TensorFlow image: our TensorFlow Serving stand-in on the SavedModel
+  (`serving.tf_serving`).
+Earth Engine sends the GRPC_* formats over gRPC; the sample holds the same tensors in
+TensorFlow Serving's REST encoding.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from build_hooks import earth_engine as ee
 from build_hooks.manifest import SHORT_SHA, Manifest, ManifestError, read_manifest, verify_artifact
-from config.rollout import ConfigError, load_config
+from config.rollout import ConfigError, RolloutConfig, load_config
+from serving.image import ROOT, ImageError
+from serving.local import Container, TorchServe, free_port, http_json
 
 
-def sample_body(contract: ee.Contract, tiles: dict[str, np.ndarray]) -> bytes:
-    """The predict body for the tiles: Earth Engine's own for the HTTP formats, TensorFlow
-    Serving's REST encoding of the gRPC tensors for the others."""
-    (batch,) = contract.requests(tiles)
-    return batch.rest_body()
+@dataclass
+class Served:
+    """A server answering like the target's container: where to POST, and what it is."""
+
+    url: str
+    description: str
+    process: object
+
+    def predict(self, body: bytes) -> tuple[int, dict | str]:
+        return http_json(self.url, body)
+
+
+@contextlib.contextmanager
+def served(rollout: RolloutConfig, manifest: Manifest, target_index: int = 0):
+    """The artifact served as on the config's target (our image, or a prebuilt image's server)."""
+    target = rollout.targets[target_index]
+    artifact = rollout.artifact_dir / manifest.artifact_root
+    own = rollout.own_image(target)
+    if own is not None:
+        image = manifest.serving_image(own.name)
+        if image is None:
+            raise ManifestError(f"model.artifact_dir: no {own.name} image recorded in the manifest; build again "
+                                "(`nox -s build`)")
+        with Container(f"oci:{ROOT / image.layout}:image", storage_uri="/artifact", mounts={str(artifact): "/artifact"},
+                       predict_route=own.predict_route, health_route=own.health_route,
+                       env=dict(rollout.model.env)) as container:
+            yield Served(container.url + own.predict_route, f"our image {image.name}@{image.digest[:19]}", container)
+        return
+    if rollout.model.framework == "pytorch":
+        with TorchServe(artifact / "model.mar") as server:
+            yield Served(f"{server.url}/predictions/model", "TorchServe (as the prebuilt image runs it)", server)
+        return
+    with _tf_serving(artifact) as url:
+        yield Served(url, "our TensorFlow Serving stand-in (as the prebuilt image runs TensorFlow Serving)", None)
+
+
+@contextlib.contextmanager
+def _tf_serving(saved_model: Path):
+    """serving.tf_serving on a SavedModel at the artifact's root (a prebuilt tf2 image's layout)."""
+    base = Path(tempfile.mkdtemp(prefix="tf-serving-"))
+    (base / "1").symlink_to(saved_model.resolve())
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "serving.tf_serving", f"--port={free_port()}",
+                                f"--rest_api_port={port}", "--model_name=model", f"--model_base_path={base}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while http_ok(f"http://127.0.0.1:{port}/v1/models/model") is False:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise ImageError(f"TensorFlow Serving (stand-in) did not start: {process.stderr.read().decode()[-1500:]}")
+            time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}/v1/models/model:predict"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return http_json(url, timeout=2)[0] == 200
+    except OSError:
+        return False
 
 
 def _announce(manifest: Manifest, contract: ee.Contract, url: str, request: Path, server: str, log) -> None:
@@ -48,7 +113,6 @@ def serve(config_path: str, *, log=print) -> int:
     rollout = load_config(config_path)
     manifest = read_manifest(rollout.artifact_dir)
     verify_artifact(rollout.artifact_dir, manifest)
-    artifact = rollout.artifact_dir / manifest.artifact_root
     folder = Path(tempfile.mkdtemp(prefix="ee-request-"))
     # Ctrl-C and a plain kill both stop the server cleanly (also where the shell started us
     # in the background with SIGINT ignored).
@@ -57,42 +121,17 @@ def serve(config_path: str, *, log=print) -> int:
     try:
         contract = ee.Contract.from_config(rollout.model, manifest)
         request = folder / "request.json"
-        request.write_bytes(sample_body(contract, contract.example_tiles(count=1, seed=1)))
-        if manifest.framework == "pytorch":
-            return _serve_torch(manifest, contract, artifact, request, log)
-        return _serve_tensorflow(manifest, contract, artifact, request, log)
+        (batch,) = contract.requests(contract.example_tiles(count=1, seed=1))
+        request.write_bytes(batch.rest_body())
+        with served(rollout, manifest) as server:
+            _announce(manifest, contract, server.url, request, server.description, log)
+            while True:
+                time.sleep(0.5)
     except KeyboardInterrupt:
         return 0
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         log("stopped")
-
-
-def _serve_torch(manifest: Manifest, contract: ee.Contract, artifact: Path, request: Path, log) -> int:
-    from serving.local import TorchServe
-
-    with TorchServe(artifact / "model.mar") as server:
-        _announce(manifest, contract, f"{server.url}/predictions/model", request, "TorchServe", log)
-        while server.process.poll() is None:
-            time.sleep(0.5)
-        log(f"TorchServe exited ({server.process.returncode}):\n{server.output()}")
-        return 1
-
-
-def _serve_tensorflow(manifest: Manifest, contract: ee.Contract, artifact: Path, request: Path, log) -> int:
-    from http.server import ThreadingHTTPServer
-
-    from serving.local import SavedModelServer
-    from build_hooks.tf_http import make_handler
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(SavedModelServer(artifact)))
-    try:
-        url = f"http://127.0.0.1:{httpd.server_port}/v1/models/model:predict"
-        _announce(manifest, contract, url, request, "TensorFlow Serving's REST API (build_hooks.tf_http)", log)
-        httpd.serve_forever()
-    finally:
-        httpd.server_close()
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return serve(args.config, log=lambda line: print(line, flush=True))
-    except (ConfigError, ManifestError, RuntimeError) as error:
+    except (ConfigError, ManifestError, ImageError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

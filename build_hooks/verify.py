@@ -1,18 +1,16 @@
-"""`python -m build_hooks.verify <config.toml>`: serve the built artifact locally and check
-it answers Earth Engine's requests with what the framework model itself computes.
+"""`python -m build_hooks.verify <config.toml>`: serve the built artifact locally as the
+config's first target serves it (`build_hooks.serve.served`: our image, or a prebuilt image's
+server) and check it answers Earth Engine's requests with what the framework model itself
+computes.
 
 The requests are the config's own: its tile size plus overlap, split into requests of at
 most max_payload_bytes, web-safe base64 [y, x, 1] tensors (build_hooks.earth_engine);
-every answer is checked for outputTileSize, every band, finite numbers.
-
-PyTorch: real TorchServe with model.mar, one tile and a batch of tiles, plus a malformed
-request that must get a 4xx while the worker stays up. TensorFlow: the SavedModel's
-serving signature on the payload format's request.
+every answer is checked for outputTileSize, every band, finite numbers. One tile, then
+four; then a malformed request, which must get a 4xx while the server keeps serving.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 
@@ -81,39 +79,24 @@ def compare(name: str, got: dict[str, np.ndarray], want: dict[str, np.ndarray]) 
     return Check(name, True, shapes)
 
 
-def verify_pytorch(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
-    from serving.local import TorchServe
+def verify_served(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
+    from build_hooks.serve import served
 
     contract = ee.Contract.from_config(rollout.model, manifest)
+    with served(rollout, manifest) as server:
 
-    def send(batch):
-        status, body = server.predict(batch.body)
-        return status, body.get("predictions") if isinstance(body, dict) and status == 200 else body
+        def send(batch):
+            status, body = server.predict(batch.rest_body())
+            return status, body.get("predictions") if isinstance(body, dict) and status == 200 else body
 
-    with TorchServe(rollout.artifact_dir / manifest.artifact_root / "model.mar") as server:
-        checks = _calls("TorchServe", rollout, contract, send)
-        pids = server.worker_pids()
-        status, body = server.predict({"instances": [[[1.0, 2.0]]]})
-        checks.append(Check("malformed request", 400 <= status < 500, f"HTTP {status}: {body}"))
-        (batch,) = contract.requests(contract.example_tiles(count=1))
-        status, _ = server.predict(batch.body)
-        checks.append(Check("worker survives", status == 200 and server.worker_pids() == pids,
-                            f"HTTP {status}, workers {pids} -> {server.worker_pids()}"))
+        checks = _calls(server.description, rollout, contract, send)
+        if contract.payload_format in ("ND_ARRAYS", "RAW_JSON"):
+            status, body = server.predict(b'{"instances": [[[1.0, 2.0]]]}')
+            checks.append(Check("malformed request", 400 <= status < 500, f"HTTP {status}: {body}"))
+            (batch,) = contract.requests(contract.example_tiles(count=1))
+            status, _ = server.predict(batch.body)
+            checks.append(Check("still serving", status == 200, f"HTTP {status}"))
     return checks
-
-
-def verify_tensorflow(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
-    from serving.local import SavedModelServer
-
-    contract = ee.Contract.from_config(rollout.model, manifest)
-    server = SavedModelServer(rollout.artifact_dir / manifest.artifact_root)
-
-    def send(batch):
-        if batch.body is not None:
-            return 200, server.predict_json(json.loads(batch.body))["predictions"]
-        return 200, server.predict_tensors(batch.inputs)
-
-    return _calls("SavedModel signature", rollout, contract, send)
 
 
 def _calls(server: str, rollout: RolloutConfig, contract: ee.Contract, send) -> list[Check]:
@@ -127,10 +110,7 @@ def _calls(server: str, rollout: RolloutConfig, contract: ee.Contract, send) -> 
 
 def verify(rollout: RolloutConfig) -> list[Check]:
     """Check the built artifact with the config's own tiles (tile_size + overlap)."""
-    manifest = read_manifest(rollout.artifact_dir)
-    if manifest.framework == "pytorch":
-        return verify_pytorch(rollout, manifest)
-    return verify_tensorflow(rollout, manifest)
+    return verify_served(rollout, read_manifest(rollout.artifact_dir))
 
 
 def main(argv: list[str]) -> int:
