@@ -223,12 +223,12 @@ def _tile(contract: Contract, instance, index: int) -> np.ndarray:
             parts = [f"missing band(s) {', '.join(missing)}"] if missing else []
             parts += [f"unknown band(s) {', '.join(extra)}"] if extra else []
             raise RequestError(f"instance {index}: {'; '.join(parts)}; this model takes {', '.join(names)}")
-        try:
-            tile = np.stack([_numbers(instance[b], index, f"band {b}", strings=True) for b in names])
-        except ValueError:
-            shapes = {b: list(np.shape(instance[b])) for b in names}
+        arrays = [_numbers(instance[b], index, f"band {b}", strings=True) for b in names]
+        if len({a.shape for a in arrays}) > 1:
+            shapes = {b: list(a.shape) for b, a in zip(names, arrays)}
             raise RequestError(f"instance {index}: the bands differ in shape ({shapes}); this model takes "
-                               f"{contract.takes()}") from None
+                               f"{contract.takes()}")
+        tile = np.stack(arrays)
     else:
         if not isinstance(instance, list):
             raise RequestError(f"instance {index}: ND_ARRAYS sends nested lists [bands][y][x]; "

@@ -103,6 +103,9 @@ def _parse_body(data):
     body = data.get("data") if isinstance(data, dict) and data.get("data") is not None else (
         data.get("body") if isinstance(data, dict) and "body" in data else data)
     try:
+        if isinstance(body, str):
+            # TorchServe's worker decoded a JSON string; a body that is not JSON stays bytes.
+            raise codec.RequestError('the request body must be {"instances": [...]}; got a JSON string')
         return codec.instances_of(body)
     except codec.RequestError as error:
         raise _refused(error) from None
