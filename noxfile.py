@@ -41,6 +41,10 @@ ROOT = Path(__file__).resolve().parent
 ENVS = ROOT / ".nox"
 # Extras with their own virtualenv; every other extra goes into the shared one.
 SEPARATE_EXTRAS = ("scan", "provider")
+# Installed into the shared environment without their dependencies: tensorflow-serving-api
+# (the gRPC stubs of TensorFlow Serving's API) requires the `tensorflow` distribution, which
+# would install TensorFlow a second time beside tensorflow-cpu (the same module).
+NO_DEPS = ("tensorflow-serving-api==2.21.0",)
 ENV = {
     # cdktn runs through jsii on the machine's Node.js; silence its Node 20 banner.
     "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
@@ -67,12 +71,12 @@ def _interpreter(session: nox.Session) -> str:
     raise AssertionError  # session.error raises
 
 
-def _ensure_env(session: nox.Session, name: str, requirements: list[str]) -> Path:
+def _ensure_env(session: nox.Session, name: str, requirements: list[str], no_deps: tuple[str, ...] = ()) -> Path:
     """.nox/<name> with exactly these pins: created or updated only when they change."""
     env = ENVS / name
     python = env / "bin" / "python"
     stamp = env / ".pins"
-    wanted = "\n".join([f"python {PYTHON}", *sorted(requirements)]) + "\n"
+    wanted = "\n".join([f"python {PYTHON}", *sorted(requirements), *(f"{r} (no deps)" for r in no_deps)]) + "\n"
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         session.log(f"reusing .nox/{name} (pins unchanged)")
         return env
@@ -84,6 +88,9 @@ def _ensure_env(session: nox.Session, name: str, requirements: list[str]) -> Pat
     # No wheel cache: the environment itself is kept, and the cache would double the disk.
     session.run(str(python), "-m", "pip", "install", "--no-cache-dir", "--progress-bar", "on", *requirements,
                 external=True, env=ENV)
+    if no_deps:
+        session.run(str(python), "-m", "pip", "install", "--no-cache-dir", "--no-deps", *no_deps, external=True,
+                    env=ENV, silent=True)
     stamp.write_text(wanted)
     return env
 
@@ -104,7 +111,7 @@ def install(session: nox.Session, *extras: str) -> None:
     unknown = sorted(set(extras) - set(shared))
     if unknown:
         session.error(f"unknown extra(s) {', '.join(unknown)}; allowed: {', '.join(shared)}")
-    env = _ensure_env(session, "project", _requirements(*shared))
+    env = _ensure_env(session, "project", _requirements(*shared), NO_DEPS)
     # nox finds `python` on the process PATH when it manages no virtualenv itself.
     os.environ["PATH"] = f"{env / 'bin'}{os.pathsep}{os.environ['PATH']}"
     os.environ["VIRTUAL_ENV"] = str(env)
@@ -206,6 +213,14 @@ def serve(session: nox.Session) -> None:
     config = _configs(session)[0]
     session.run("python", "-m", "build_hooks", config, env=ENV)
     session.run("python", "-m", "build_hooks.serve", config, env=ENV)
+
+
+@nox.session(default=False)
+def push(session: nox.Session) -> None:
+    """Copy our serving images of the built artifact into the targets' Artifact Registry repositories by digest: -- CONFIG [TARGET...] (ADC credentials)."""
+    install(session, "build", "deploy")
+    require(session, "skopeo", "pushing images by digest needs skopeo (e.g. `apt-get install skopeo`)")
+    session.run("python", "-m", "build_hooks.push", *(session.posargs or ["rollout.toml"]), env=ENV)
 
 
 @nox.session(default=False)

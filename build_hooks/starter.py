@@ -37,7 +37,8 @@ input_bands = [{bands}]
 # The largest multiple of 16 (at most 256) whose {payload} request for one tile fits in
 # Earth Engine's maxPayloadBytes (1.5 MB); nox -s build says what a larger one would take.
 tile_size = {tile}
-# serving_image: unset = Vertex AI's prebuilt {framework} image for each target's hardware.
+# serving_image: unset = our own {framework} serving image (serving/), built with the export's
+# framework version and pushed by digest to each target's Artifact Registry repository.
 
 [[targets]]
 name = "dev"

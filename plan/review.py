@@ -301,6 +301,25 @@ def pr_comment(reviews: list[StackReview]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def availability_warnings(outdir: Path, stacks: list[str]) -> list[str]:
+    """A warning per target whose model versions run a Vertex AI prebuilt image within 90
+    days of its end of availability (config/images.py; past it, the config is refused)."""
+    from config import images
+
+    warnings = []
+    for stack in stacks:
+        if not stack.endswith("-model"):
+            continue
+        config = json.loads((outdir / "stacks" / stack / "cdk.tf.json").read_text())
+        uris = sorted({m["container_image_uri"] for m in config.get("resource", {}).get("eevertex_model", {}).values()})
+        for uri in uris:
+            image = images.prebuilt(uri)
+            warning = image and images.availability_warning(image, images.today())
+            if warning:
+                warnings.append(f"{stack.removesuffix('-model')}: {warning}")
+    return warnings
+
+
 def short_summary(reviews: list[StackReview]) -> list[str]:
     lines, target = [], None
     for review in reviews:
@@ -353,12 +372,13 @@ def main(argv: list[str] | None = None) -> int:
             except RuntimeError as error:
                 failed.append(stack)
                 print(f"  {stack}: FAILED\n" + "\n".join(f"    {line}" for line in str(error).splitlines()))
-    summary = short_summary(reviews)
+    summary = short_summary(reviews) + [f"WARNING {w}" for w in availability_warnings(args.outdir, stacks)]
     print("\n".join(summary))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.txt").write_text("\n".join(summary) + "\n")
     (args.out / "SUMMARY.md").write_text("# Plan review\n\n" + "\n".join(r.markdown() for r in reviews))
-    (args.out / "PR_COMMENT.md").write_text(pr_comment(reviews))
+    warnings = [line for line in summary if line.startswith("WARNING ")]
+    (args.out / "PR_COMMENT.md").write_text(pr_comment(reviews) + "".join(f"\n> **{w}**\n" for w in warnings))
     print(f"full detail: {args.out}/SUMMARY.md, {args.out}/<stack>/plan.json; "
           f"for a pull request: {args.out}/PR_COMMENT.md")
     if failed:

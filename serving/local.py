@@ -240,6 +240,9 @@ class Container:
             "AIP_ENDPOINT_ID": endpoint_id,
             "AIP_MODEL_NAME": endpoint_id,
             "AIP_VERSION_NAME": deployed_model_id,
+            # Our TensorFlow image's gRPC port: each container its own, as each has its own
+            # network on Vertex AI (here they share the host's).
+            "EEV_GRPC_PORT": str(free_port()),
             **(env or {}),
         }
         self.mounts = mounts or {}
@@ -253,6 +256,11 @@ class Container:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def grpc_port(self) -> int:
+        """Where our TensorFlow image's gRPC server listens here (8500 on Vertex AI)."""
+        return int(self.env["EEV_GRPC_PORT"])
 
     def _tool_env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -6,5 +6,7 @@ if [ -z "${AIP_STORAGE_URI}" ]; then
     echo "ee-serving: AIP_STORAGE_URI is not set (Vertex AI sets it to the model's artifacts)" >&2
     exit 2
 fi
-exec tensorflow_model_server --port=8500 --rest_api_port="${AIP_HTTP_PORT:-8080}" \
+# EEV_GRPC_PORT: for local runs that share one network (the rehearsal); Vertex AI gives
+# each container its own, and sends gRPC to the container spec's grpcPorts (8500).
+exec tensorflow_model_server --port="${EEV_GRPC_PORT:-8500}" --rest_api_port="${AIP_HTTP_PORT:-8080}" \
     --model_name=model --model_base_path="${AIP_STORAGE_URI%/}" "$@"

@@ -312,7 +312,8 @@ class ModelServer:
                                   options=[("grpc.max_receive_message_length", 64 << 20)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Prediction(), grpc_server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(Models(), grpc_server)
-        grpc_server.add_insecure_port(f"{host}:{port}")
+        if not grpc_server.add_insecure_port(f"{host}:{port}"):
+            raise ServingError(500, f"Failed to bind the gRPC port {port} (in use?)")
         return grpc_server
 
 
@@ -332,7 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"Successfully loaded servable version {{name: {args.model_name} version: {server.version}}} "
           f"({server.warmed} warm-up requests)", flush=True)
-    grpc_server = server.grpc(args.port)
+    try:
+        grpc_server = server.grpc(args.port)
+    except ServingError as error:
+        print(f"tensorflow_model_server (stand-in): {error.message}", file=sys.stderr)
+        return 1
     grpc_server.start()
     print(f"Running gRPC ModelServer at 0.0.0.0:{args.port} ...", flush=True)
     if args.rest_api_port:

@@ -32,6 +32,7 @@ FACTORY = """
     from pathlib import Path
 
     import torch
+    import torch.nn.functional as F
     from torch import nn
 
     from build_hooks.manifest import Band
@@ -43,13 +44,21 @@ FACTORY = """
 
 
     class Segmenter(nn.Module):
+        """A small U-Net: an encoder, a half-resolution middle, and two decoders back up,
+        with nn.Upsample and with F.interpolate (bilinear), as U-Nets are written."""
+
         def __init__(self) -> None:
             super().__init__()
             self.features = block(4, 8)
+            self.mid = block(8, 8)
+            self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
             self.head = nn.Conv2d(8, CLASSES, 1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.softmax(self.head(self.features(x)), dim=1){nan}
+            skip = self.features(x)
+            middle = self.mid(F.max_pool2d(skip, 2))
+            upsampled = F.interpolate(middle, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            return torch.softmax(self.head(skip + self.up(middle) + upsampled), dim=1){nan}
 
 
     def make_model() -> ModelSpec:
@@ -85,8 +94,6 @@ CONFIG = """
     region = "europe-west4"
     bucket = "acme-geo-prod-unet"
     machine_type = "n1-standard-8"
-    accelerator_type = "NVIDIA_TESLA_T4"
-    accelerator_count = 1
 """
 
 
@@ -118,6 +125,7 @@ def save_weights(package: Path, classes: int, seed: int) -> None:
     torch.manual_seed(seed)
     model = nn.Module()
     model.features = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.ReLU())
+    model.mid = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
     model.head = nn.Conv2d(8, classes, 1)
     torch.save(model.state_dict(), package / "weights.pt")
 
@@ -127,7 +135,7 @@ def test_module_beside_the_config_needs_no_pythonpath(tmp_path):
     assert "PYTHONPATH" not in os.environ or str(tmp_path) not in os.environ["PYTHONPATH"]
     manifest = build(config, log=quiet)
     assert manifest.input_bands == ("B2", "B3", "B4", "B8")
-    assert (config.artifact_dir / manifest.artifact_root / "model.mar").is_file()
+    assert (config.artifact_dir / manifest.artifact_root / "model.pt2").is_file()
 
 
 def test_new_weights_give_a_new_artifact_and_keep_the_old(tmp_path):
@@ -140,7 +148,7 @@ def test_new_weights_give_a_new_artifact_and_keep_the_old(tmp_path):
     assert f"current artifact was {first.sha256[:12]}" in messages[-1]
     assert read_manifest(config.artifact_dir) == second
     assert {m.sha256 for m in built_versions(config.artifact_dir)} == {first.sha256, second.sha256}
-    assert (config.artifact_dir / first.artifact_root / "model.mar").is_file()
+    assert (config.artifact_dir / first.artifact_root / "model.pt2").is_file()
 
 
 def test_an_edited_helper_module_gives_a_new_artifact(tmp_path):
@@ -171,8 +179,8 @@ def test_version_label_makes_another_artifact(tmp_path):
     labelled = load_config(write_project(tmp_path / "b", extra='version_label = "rehearsal-next"'))
     first, second = build(plain, log=quiet), build(labelled, log=quiet)
     assert first.sha256 != second.sha256 and second.version_label == "rehearsal-next"
-    with zipfile.ZipFile(labelled.artifact_dir / second.artifact_root / "model.mar") as mar:
-        assert json.loads(mar.read("ee_contract.json"))["version_label"] == "rehearsal-next"
+    contract = json.loads((labelled.artifact_dir / second.artifact_root / "ee_contract.json").read_text())
+    assert contract["version_label"] == "rehearsal-next"
 
 
 def test_keras_version_label_is_an_asset(tf_build, tmp_path):
@@ -191,9 +199,9 @@ def test_output_channels_must_match_the_declared_bands(tmp_path):
     with pytest.raises(BuildError) as caught:
         build(config, log=quiet)
     message = str(caught.value)
-    assert ("tile 32x32: the declared output bands (class_probs length 3) add up to 3 values per pixel, "
-            "but the model returns 5 (output [N, values, y, x] of shape [1, 5, 32, 32])") in message
-    assert "edge tile 32x32" in message
+    assert ("model.pt2, tile 32x32: the declared output bands (class_probs length 3) add up to 3 values per "
+            "pixel, but the model returns 5 (output [N, values, y, x] of shape [1, 5, 32, 32])") in message
+    assert "model.pt2, edge tile 32x32" in message
     assert not (config.artifact_dir / "manifest.json").exists()
 
 
@@ -204,15 +212,15 @@ def test_a_model_with_overlap_passes_the_check(tmp_path):
     messages = []
     build(load_config(write_project(tmp_path, extra=OVERLAP)), log=messages.append)
     # The model sees 32 + 2 x 8 pixels a side; the answer is the centre 32.
-    assert "build: ok tile 48x48 -> 32x32: class_probs (32, 32, 3) (float32)" in messages
-    assert "build: ok edge tile 48x48 -> 32x32: class_probs (32, 32, 3) (float32)" in messages
+    assert "build: ok model.pt2, tile 48x48 -> 32x32: class_probs (32, 32, 3) (float32)" in messages
+    assert "build: ok model.pt2, edge tile 48x48 -> 32x32: class_probs (32, 32, 3) (float32)" in messages
 
 
 def test_output_channels_must_match_the_declared_bands_with_overlap(tmp_path):
     config = load_config(write_project(tmp_path, classes=5, declared=3, extra=OVERLAP))
     with pytest.raises(BuildError) as caught:
         build(config, log=quiet)
-    assert ("tile 48x48 -> 32x32: the declared output bands (class_probs length 3) add up to 3 values per "
+    assert ("model.pt2, tile 48x48 -> 32x32: the declared output bands (class_probs length 3) add up to 3 values per "
             "pixel, but the model returns 5 (output [N, values, y, x] of shape [1, 5, 48, 48])") in str(caught.value)
 
 
@@ -229,7 +237,7 @@ def test_keras_output_channels_must_match_the_declared_bands(tmp_path):
 def test_nan_outputs_are_reported(tmp_path):
     messages = []
     build(load_config(write_project(tmp_path, nan=True)), log=messages.append)
-    assert any("WARNING tile 32x32: " in m and "NaN or Inf" in m for m in messages)
+    assert any("WARNING model.pt2, tile 32x32: " in m and "NaN or Inf" in m for m in messages)
 
 
 def run_build(config: Path) -> subprocess.CompletedProcess:
@@ -295,11 +303,12 @@ def test_canary_with_a_short_reference_synthesizes_the_full_sha(tmp_path):
     models = list(stack_json(outdir, "dev-model")["resource"]["eevertex_model"].values())
     assert sorted(m["artifact_uri"].rstrip("/").rsplit("/", 1)[1] for m in models) == sorted(
         [first.sha256, second.sha256])
+    image = second.serving_image("ee-serving-pytorch-cpu")
     images = {m["container_image_uri"] for m in models}
-    assert images == {"us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest"}
+    assert images == {f"us-central1-docker.pkg.dev/acme-geo-dev/ee-serving/ee-serving-pytorch-cpu@{image.digest}"}
     prod = stack_json(outdir, "prod-model")["resource"]["eevertex_model"]
     assert {r["container_image_uri"] for r in prod.values()} == {
-        "us-docker.pkg.dev/vertex-ai/prediction/pytorch-gpu.2-4:latest"
+        f"europe-west4-docker.pkg.dev/acme-geo-prod/ee-serving/ee-serving-pytorch-cpu@{image.digest}"
     }
     shutil.rmtree(outdir)
 
@@ -333,5 +342,5 @@ def test_raw_json_artifact_is_checked_through_the_handler(tmp_path):
     config.write_text(config.read_text().replace('"ND_ARRAYS"', '"RAW_JSON"'))
     messages = []
     build(load_config(config), log=messages.append)
-    assert "build: ok tile 32x32: class_probs (32, 32, 3) (float32)" in messages
-    assert "build: ok edge tile 32x32: class_probs (32, 32, 3) (float32)" in messages
+    assert "build: ok model.pt2, tile 32x32: class_probs (32, 32, 3) (float32)" in messages
+    assert "build: ok model.pt2, edge tile 32x32: class_probs (32, 32, 3) (float32)" in messages
