@@ -45,22 +45,24 @@ def to_torchscript(spec: ModelSpec):
 
 
 def normalize_zip(
-    source: Path, target: Path, rewrite: dict[str, bytes] | None = None, drop=lambda name: False
+    source: Path, target: Path, rewrite: dict[str, bytes] | None = None, drop=lambda name: False,
+    rename: dict[str, str] | None = None, add: dict[str, bytes] | None = None,
 ) -> None:
     """Rewrite a zip with sorted entries, fixed dates and permissions: same content, same bytes.
-    Entries named in `rewrite` get that content; entries for which `drop(name)` is true go."""
-    rewrite = rewrite or {}
+    Entries named in `rewrite` get that content; entries for which `drop(name)` is true go;
+    `rename` moves entries, `add` adds some."""
+    rewrite, rename = rewrite or {}, rename or {}
     with zipfile.ZipFile(source) as zin:
-        entries = sorted((i for i in zin.infolist() if not i.is_dir() and not drop(i.filename)),
-                         key=lambda i: i.filename)
-        with zipfile.ZipFile(target, "w") as zout:
-            for info in entries:
-                data = rewrite.get(info.filename, zin.read(info.filename))
-                fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_DATE)
-                fixed.compress_type = zipfile.ZIP_DEFLATED
-                fixed.external_attr = 0o644 << 16
-                fixed.create_system = 3
-                zout.writestr(fixed, data, compresslevel=6)
+        contents = {rename.get(i.filename, i.filename): rewrite.get(i.filename, zin.read(i.filename))
+                    for i in zin.infolist() if not i.is_dir() and not drop(i.filename)}
+    contents.update(add or {})
+    with zipfile.ZipFile(target, "w") as zout:
+        for name in sorted(contents):
+            fixed = zipfile.ZipInfo(name, date_time=FIXED_DATE)
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            fixed.external_attr = 0o644 << 16
+            fixed.create_system = 3
+            zout.writestr(fixed, contents[name], compresslevel=6)
 
 
 def _portable_torchscript(raw: Path, target: Path) -> None:
@@ -149,10 +151,7 @@ def export_mar(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
         _portable_torchscript(tmp_path / "raw.pt", tmp_path / "model.pt")
         (tmp_path / CONTRACT_NAME).write_text(json.dumps(contract, indent=2, sort_keys=True))
         shutil.copy(HANDLER, tmp_path / "handler.py")
-        package = tmp_path / "serving"
-        package.mkdir()
-        (package / "__init__.py").write_text("")
-        shutil.copy(SERVING / "codec.py", package / "codec.py")
+        shutil.copy(SERVING / "codec.py", tmp_path / "codec.py")
         export = tmp_path / "export"
         export.mkdir()
         generate_model_archive(
@@ -161,7 +160,7 @@ def export_mar(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
                 handler=str(tmp_path / "handler.py"),
                 version="1.0",
                 serialized_file=str(tmp_path / "model.pt"),
-                extra_files=f"{tmp_path / CONTRACT_NAME},{package}",
+                extra_files=f"{tmp_path / CONTRACT_NAME},{tmp_path / 'codec.py'}",
                 export_path=str(export),
                 force=True,
             )
@@ -172,5 +171,8 @@ def export_mar(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
         manifest["createdOn"] = FIXED_CREATED_ON
         rewritten = json.dumps(manifest, indent=2, sort_keys=True).encode()
         target = out_dir / MAR_NAME
-        normalize_zip(mar, target, {"MAR-INF/MANIFEST.json": rewritten})
+        # The archiver puts extra files at the root; the handler imports the codec as
+        # `serving.codec`, the name it has in our image and in this repository.
+        normalize_zip(mar, target, {"MAR-INF/MANIFEST.json": rewritten}, rename={"codec.py": "serving/codec.py"},
+                      add={"serving/__init__.py": b""})
     return target

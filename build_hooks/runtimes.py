@@ -145,14 +145,17 @@ def check_prebuilt(rollout: RolloutConfig, artifact: Path, bands, output_bands, 
         with tempfile.TemporaryDirectory(prefix="runtime-check-") as tmp:
             check = _check_torch if release.framework == "pytorch" else _check_tensorflow
             problem, version, error = check(contract, artifact, python, Path(tmp))
+        fields = sorted({f"targets.{i}.serving_image" if t.serving_image else "model.serving_image"
+                         for i, t in enumerate(rollout.targets)
+                         if rollout.image_kind(t) == "prebuilt"
+                         and images.prebuilt(rollout.serving_image(t)).release == release})
         users = [f"targets.{i}" for i, t in enumerate(rollout.targets)
                  if rollout.image_kind(t) == "prebuilt" and images.prebuilt(rollout.serving_image(t)).release == release]
         if problem:
             raise ValueError(
-                f"serving_image: {release.label} runs {', '.join(release.runtime)}, and the artifact built with the "
-                f"project's versions fails there: {problem} ({', '.join(users)}); allowed: leave serving_image unset "
-                "for our own image (same framework versions as the export), or change the model so that it "
-                "loads there"
+                f"{', '.join(fields)}: {release.label} runs {', '.join(release.runtime)}, and the artifact built with "
+                f"the project's versions fails there ({', '.join(users)}): {problem}; allowed: leave serving_image "
+                "unset for our own image (the export's framework versions), or change the model so that it loads there"
             )
         lines.append(f"{release.label}: the artifact loads and answers alike under {version} "
                      f"(max difference {error:.1e})")

@@ -76,6 +76,8 @@ class Contract:
     input_overlap: int = 0
     output_tile_size: int | None = None
     max_payload_bytes: int = 1_500_000
+    batch: int | None = None
+    """1 where the model was exported for one tile per call (its batch cannot vary)."""
 
     @classmethod
     def from_dict(cls, data: dict) -> Contract:
@@ -87,6 +89,7 @@ class Contract:
             input_overlap=int(data.get("input_overlap") or 0),
             output_tile_size=int(data["output_tile_size"]) if data.get("output_tile_size") else None,
             max_payload_bytes=int(data.get("max_payload_bytes") or 1_500_000),
+            batch=int(data["batch"]) if data.get("batch") else None,
         )
 
     @classmethod

@@ -76,8 +76,13 @@ class Model:
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """[N, bands, s, s] float32 -> the centre outputTileSize of the model's answer,
         [N, values, out, out], on the CPU."""
+        tiles = torch.from_numpy(batch).to(self.device)
         with self._lock, torch.inference_mode():
-            values = self.module(torch.from_numpy(batch).to(self.device))
+            if self.contract.batch == 1:  # exported for one tile per call
+                answers = [self.module(tiles[i : i + 1]) for i in range(len(tiles))]
+                values = torch.cat(answers) if all(isinstance(a, torch.Tensor) for a in answers) else answers[0]
+            else:
+                values = self.module(tiles)
         if not isinstance(values, torch.Tensor):
             raise ValueError(f"the model answered a {type(values).__name__}; the artifact declares one tensor")
         answer = codec.crop(self.contract, values.detach().to("cpu").numpy())

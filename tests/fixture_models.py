@@ -29,6 +29,35 @@ def traced_only() -> ModelSpec:
     )
 
 
+def fixed_batch() -> ModelSpec:
+    """A model that reshapes with a batch of 1 written out: torch.export cannot make its
+    batch dynamic, so it is exported for one tile per call."""
+    import torch
+    from torch import nn
+
+    class OneTile(nn.Module):
+        def forward(self, x):
+            return x.sum(dim=1).reshape(1, 1, x.shape[2], x.shape[3])
+
+    return ModelSpec(model=OneTile().eval(), framework="pytorch", input_bands=("red", "nir"),
+                     output_bands=(Band(name="sum"),))
+
+
+def data_dependent() -> ModelSpec:
+    """Python control flow on the input's values: torch.export cannot capture it."""
+    import torch
+    from torch import nn
+
+    class Branchy(nn.Module):
+        def forward(self, x):
+            if float(x.mean()) > 0.25:
+                return x[:, :1] * 2
+            return x[:, :1]
+
+    return ModelSpec(model=Branchy().eval(), framework="pytorch", input_bands=("red", "nir"),
+                     output_bands=(Band(name="score"),))
+
+
 def keras_two_outputs() -> ModelSpec:
     """A Keras model whose values split into a class-probability array band and a score band."""
     import keras

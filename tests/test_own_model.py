@@ -43,10 +43,9 @@ FACTORY = """
     CLASSES = {classes}
 
 
+    # A small U-Net: an encoder, a half-resolution middle, and two decoders back up, with
+    # nn.Upsample and with F.interpolate (bilinear), as U-Nets are written.
     class Segmenter(nn.Module):
-        """A small U-Net: an encoder, a half-resolution middle, and two decoders back up,
-        with nn.Upsample and with F.interpolate (bilinear), as U-Nets are written."""
-
         def __init__(self) -> None:
             super().__init__()
             self.features = block(4, 8)

@@ -1,184 +1,144 @@
-"""model.mar in a real TorchServe (Java frontend, Python worker), on Earth Engine requests."""
+"""model.mar (for Vertex AI's prebuilt PyTorch images, while they exist) in a real TorchServe
+(Java frontend, Python worker), on Earth Engine requests: the same answers and refusals as
+our own server, from the handler and codec shipped inside the archive."""
 
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
+import json
 
 import numpy as np
 import pytest
 
 from build_hooks import earth_engine as ee
-from build_hooks.build import build
+from build_hooks.examples import pytorch_landcover
 from serving.local import TorchServe
-from build_hooks.verify import reference, reference_values
-from conftest import config_in, example_data
+from serving_support import export
 
 pytestmark = pytest.mark.slow
+BANDS = ("B2", "B3", "B4", "B5", "B6", "B7")
+SIDE = 16
+
+
+def landcover(folder, **overrides):
+    data = {"input_bands": list(BANDS),
+            "output_bands": [{"name": "probabilities", "dimensions": 1, "length": 3, "type": "float"}],
+            "tile_size": SIDE, **overrides}
+    return export(folder, pytorch_landcover().model, mar=True, **data)
+
+
+def contract(**overrides) -> ee.Contract:
+    fields = {"payload_format": "ND_ARRAYS", "input_bands": BANDS, "band_lengths": (1,) * 6,
+              "output_bands": ({"name": "probabilities", "dimensions": 1, "length": 3},), "tile_size": SIDE,
+              **overrides}
+    return ee.Contract(**fields)
+
+
+def reference(tiles: dict, c: ee.Contract) -> np.ndarray:
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(c.model_input(tiles), -1, 1)))
+    with torch.inference_mode():
+        values = np.moveaxis(pytorch_landcover().model(x).numpy(), 1, -1)
+    return c.expected_outputs(values)["probabilities"]
 
 
 @pytest.fixture(scope="module")
-def served(torch_build):
-    config, manifest = torch_build
-    with TorchServe(config.artifact_dir / manifest.artifact_root / "model.mar", batch_size=4) as server:
-        yield config, manifest, server
+def served(tmp_path_factory):
+    folder = landcover(tmp_path_factory.mktemp("mar"))
+    with TorchServe(folder / "model.mar", batch_size=4) as server:
+        yield server
 
 
-def sized(config, manifest, tile: int) -> ee.Contract:
-    """The config's contract at another tile size (the built-in model is per-pixel)."""
-    return dataclasses.replace(ee.Contract.from_config(config.model, manifest), tile_size=tile)
-
-
-def predict(served, contract, tiles):
-    _, _, server = served
-    (batch,) = contract.requests(tiles)
+def predict(server, c, tiles):
+    (batch,) = c.requests(tiles)
     status, body = server.predict(batch.body)
     assert status == 200, body
-    return contract.read_predictions(batch, body["predictions"])
+    return c.read_predictions(batch, body["predictions"])["probabilities"]
 
 
-def test_single_tile(served):
-    config, manifest, _ = served
-    contract = sized(config, manifest, 64)
-    tiles = contract.example_tiles(count=1, seed=1)
-    got = predict(served, contract, tiles)["probabilities"]
-    assert got.shape == (1, 64, 64, 3)
-    np.testing.assert_allclose(got, reference(config, contract, tiles)["probabilities"], atol=1e-5)
+def test_tiles_in_one_request(served):
+    c = contract()
+    tiles = c.example_tiles(count=5, seed=2)
+    got = predict(served, c, tiles)
+    np.testing.assert_allclose(got, reference(tiles, c), atol=1e-5)
     np.testing.assert_allclose(got.sum(axis=-1), 1.0, atol=1e-5)  # softmax over classes
 
 
-def test_batch_of_tiles_in_one_request(served):
-    config, manifest, _ = served
-    contract = sized(config, manifest, 32)
-    tiles = contract.example_tiles(count=5, seed=2)
-    got = predict(served, contract, tiles)["probabilities"]
-    np.testing.assert_allclose(got, reference(config, contract, tiles)["probabilities"], atol=1e-5)
-
-
 def test_concurrent_requests_batched_by_torchserve(served):
-    config, manifest, _ = served
-    contract = sized(config, manifest, 16)
-    tiles = [contract.example_tiles(count=1 + i % 2, seed=10 + i) for i in range(8)]
+    c = contract()
+    tiles = [c.example_tiles(count=1 + i % 2, seed=10 + i) for i in range(8)]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda t: predict(served, contract, t), tiles))
+        results = list(pool.map(lambda t: predict(served, c, t), tiles))
     for t, got in zip(tiles, results):
-        np.testing.assert_allclose(got["probabilities"], reference(config, contract, t)["probabilities"], atol=1e-5)
-
-
-def test_edge_tiles_of_different_sizes(served):
-    config, manifest, server = served
-    contract = sized(config, manifest, 16)
-    full = np.moveaxis(contract.model_input(contract.example_tiles(seed=3))[0], -1, 0)  # [bands, y, x]
-    edge = full[:, :, :5]
-    status, body = server.predict({"instances": [full.tolist(), edge.tolist()]})
-    assert status == 200, body
-    assert np.asarray(body["predictions"][1]).shape == (16, 5, 3)
-    want = reference_values(config, np.moveaxis(edge, 0, -1)[None])[0]
-    np.testing.assert_allclose(np.asarray(body["predictions"][1]), want, atol=1e-5)
+        np.testing.assert_allclose(got, reference(t, c), atol=1e-5)
 
 
 @pytest.mark.parametrize(
-    "instances,status,message",
+    "body,status,message",
     [
-        ([[[1.0, 2.0]]], 400, "expected [6 bands, y, x]"),
-        ([{"B2": [[1.0]]}], 400, "ND_ARRAYS expects nested lists"),
-        ([[[[1.0], [2.0, 3.0]]] * 6], 400, "not a rectangular array"),
-        ([[[["a"]]] * 6], 400, "not a rectangular array"),
-        ([[[[0.1]]] * 6] * 65, 422, "over the limit of 64"),
+        (b'{"instances": [[[1.0, 2.0]]]}', 400, "a 1x2 array ([bands, y, x]); this model takes 16x16 pixels"),
+        (json.dumps({"instances": [np.zeros((6, 130, 130)).tolist()]}).encode(), 400, "a 6x130x130 array"),
+        (b'{"instances": [{"B2": [[1.0]]}]}', 400, "ND_ARRAYS sends nested lists"),
+        (b'{"instances": []}', 400, '"instances" must be a non-empty list'),
+        (b'{"inputs": [[[0.1]]]}', 400, "got an object with keys ['inputs']"),
+        (b"{not json", 400, "the request body is not JSON"),
+        (b"", 400, "the request body is empty"),
+        (json.dumps({"instances": [np.full((6, 16, 16), 1e39).tolist()]}).encode(), 400, "not finite float32"),
     ],
-    ids=["wrong-band-count", "object-instead-of-array", "ragged", "text", "too-many-instances"],
+    ids=["wrong-band-count", "130-px", "object-instead-of-array", "empty-instances", "no-instances", "not-json",
+         "empty-body", "beyond-float32"],
 )
-def test_malformed_requests_get_4xx_and_the_worker_survives(served, instances, status, message):
-    config, manifest, server = served
-    pids = server.worker_pids()
-    got_status, body = server.predict({"instances": instances})
-    assert got_status == status
-    assert message in body["message"]
-    contract = sized(config, manifest, 8)
-    assert predict(served, contract, contract.example_tiles())["probabilities"].shape == (1, 8, 8, 3)
-    assert server.worker_pids() == pids
+def test_malformed_requests_get_4xx_and_the_worker_survives(served, body, status, message):
+    pids = served.worker_pids()
+    got_status, answer = served.predict(body)
+    assert got_status == status, answer
+    assert message in answer["message"] and "['body']" not in answer["message"]
+    # TorchServe's Java frontend calls every worker error "InternalServerException" (its
+    # status is the handler's); our own image answers {"error": ...} (test_image.py).
+    assert answer["code"] == status
+    c = contract()
+    assert predict(served, c, c.example_tiles()).shape == (1, SIDE, SIDE, 3)
+    assert served.worker_pids() == pids
 
 
 def test_raw_json_payload(tmp_path):
-    data = example_data("pytorch")
-    data["model"].update(payload_format="RAW_JSON", tile_size=64)
-    config = config_in(tmp_path, data)
-    manifest = build(config, log=lambda *_: None)
-    contract = sized(config, manifest, 16)
-    tiles = contract.example_tiles(count=2, seed=4)
-    (batch,) = contract.requests(tiles)
-    with TorchServe(config.artifact_dir / manifest.artifact_root / "model.mar") as server:
+    folder = landcover(tmp_path, payload_format="RAW_JSON")
+    c = contract(payload_format="RAW_JSON")
+    tiles = c.example_tiles(count=2, seed=4)
+    (batch,) = c.requests(tiles)
+    with TorchServe(folder / "model.mar") as server:
         status, body = server.predict(batch.body)
         assert status == 200, body
         assert set(body["predictions"][0]) == {"probabilities"}
-        got = contract.read_predictions(batch, body["predictions"])
-        np.testing.assert_allclose(got["probabilities"], reference(config, contract, tiles)["probabilities"], atol=1e-5)
+        np.testing.assert_allclose(c.read_predictions(batch, body["predictions"])["probabilities"],
+                                   reference(tiles, c), atol=1e-5)
         status, body = server.predict({"instances": [{"B2": [["0.1"]]}]})
         assert status == 400 and "missing band(s) B3, B4, B5, B6, B7" in body["message"]
 
 
-@pytest.mark.parametrize(
-    "body,message",
-    [
-        ({"instances": []}, '"instances" must be a non-empty list'),
-        ({"inputs": [[[0.1]]]}, 'request body must be {"instances": [...]}'),
-        (b"{not json", "request body is not JSON"),
-    ],
-    ids=["empty-instances", "no-instances", "not-json"],
-)
-def test_malformed_bodies_get_400_not_503(served, body, message):
-    """TorchServe's JSON envelope would fail these with 503 "Prediction failed"."""
-    config, manifest, server = served
-    status, answer = server.predict(body)
-    assert status == 400, answer
-    assert message in answer["message"]
-    contract = sized(config, manifest, 8)
-    assert predict(served, contract, contract.example_tiles())["probabilities"].shape == (1, 8, 8, 3)
+def test_overlap_answers_the_centre(tmp_path):
+    folder = landcover(tmp_path, tile_size=8, input_overlap=4)
+    c = contract(tile_size=8, input_overlap=4)
+    tiles = c.example_tiles(count=1, seed=5)
+    with TorchServe(folder / "model.mar") as server:
+        got = predict(server, c, tiles)
+    assert got.shape == (1, 8, 8, 3)
+    np.testing.assert_allclose(got, reference(tiles, c), atol=1e-5)
 
 
-def test_config_tile_size_through_torchserve(served):
-    """The config's own tile size, in request batches split at maxPayloadBytes."""
-    config, manifest, server = served
-    contract = ee.Contract.from_config(config.model, manifest)
-    tiles = contract.example_tiles(count=3, seed=9)
-    batches = contract.requests(tiles)
-    assert all(len(b.body) <= config.model.max_payload_bytes for b in batches)
-    assert sum(b.count for b in batches) == 3
-    want = reference(config, contract, tiles)
-    for batch in batches:
-        status, body = server.predict(batch.body)
-        assert status == 200, body
-        got = contract.read_predictions(batch, body["predictions"])
-        np.testing.assert_allclose(got["probabilities"], want["probabilities"][batch.first : batch.first + batch.count],
-                                   atol=1e-5)
-
-
-def test_overlap_through_the_built_mar(tmp_path):
-    """tile_size 16 with 4 pixels of overlap: 24x24 instances, 16x16 answers, checked by
-    verify against the model's own centre (export writes the tile fields into the .mar)."""
-    from build_hooks.verify import verify
-
-    data = example_data("pytorch")
-    data["model"].update(tile_size=16, input_overlap=4)
-    config = config_in(tmp_path, data)
-    build(config, log=lambda *_: None)
-    checks = verify(config)
-    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
-    assert "24x24 -> 16x16" in checks[0].name
-
-
-def test_the_handler_parses_the_raw_body_when_torchserve_does_not(torch_build):
+def test_the_handler_parses_the_raw_body_when_torchserve_does_not(tmp_path):
     """`decode_input_request=false` (TorchServe's config; the container env's
     TS_DECODE_INPUT_REQUEST only counts with enable_envvars_config=true): the worker passes
     the body unparsed and the handler parses it itself."""
-    config, manifest = torch_build
-    contract = sized(config, manifest, 16)
-    tiles = contract.example_tiles(count=2, seed=12)
-    (batch,) = contract.requests(tiles)
-    with TorchServe(config.artifact_dir / manifest.artifact_root / "model.mar", properties={"decode_input_request": "false"}) as server:
+    folder = landcover(tmp_path)
+    c = contract()
+    tiles = c.example_tiles(count=2, seed=12)
+    (batch,) = c.requests(tiles)
+    with TorchServe(folder / "model.mar", properties={"decode_input_request": "false"}) as server:
         status, answer = server.predict(batch.body)
         assert status == 200, answer
-        got = contract.read_predictions(batch, answer["predictions"])
-        np.testing.assert_allclose(got["probabilities"], reference(config, contract, tiles)["probabilities"], atol=1e-5)
+        np.testing.assert_allclose(c.read_predictions(batch, answer["predictions"])["probabilities"],
+                                   reference(tiles, c), atol=1e-5)
         status, answer = server.predict(b"{not json")
-        assert status == 400 and "request body is not JSON" in answer["message"]
+        assert status == 400 and "the request body is not JSON" in answer["message"]
