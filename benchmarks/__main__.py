@@ -13,8 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-# The handler's report has a block of its own, so `--only handler --readme` leaves the others.
-HANDLER_START, HANDLER_END = "<!-- bench-handler:start -->", "<!-- bench-handler:end -->"
+# The serving report has a block of its own, so `--only serving --readme` leaves the others.
+SERVING_START, SERVING_END = "<!-- bench-serving:start -->", "<!-- bench-serving:end -->"
 
 
 def machine() -> str:
@@ -41,18 +41,18 @@ def machine() -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--readme", action="store_true", help="write the report into README.md")
-    parser.add_argument("--only", choices=["handler", "synth", "build", "provider"], action="append")
+    parser.add_argument("--only", choices=["serving", "synth", "build", "provider"], action="append")
     args = parser.parse_args(argv)
-    wanted = args.only or ["handler", "synth", "build", "provider"]
+    wanted = args.only or ["serving", "synth", "build", "provider"]
     report = [f"machine: {machine()}", ""]
-    handler_report = list(report)
+    serving_report = list(report)
     print(report[0], flush=True)
-    if "handler" in wanted:
-        from benchmarks import handler
+    if "serving" in wanted:
+        from benchmarks import serving
 
-        for result in handler.run():
-            handler_report += result.lines() + [""]
-            print("\n".join(result.lines()), flush=True)
+        lines = serving.run().lines()
+        serving_report += lines + [""]
+        print("\n".join(lines), flush=True)
     if "synth" in wanted:
         from benchmarks import synth
 
@@ -75,8 +75,8 @@ def main(argv: list[str]) -> int:
     if args.readme:
         readme = ROOT / "README.md"
         text = readme.read_text()
-        if "handler" in wanted:
-            text = _replace_block(text, HANDLER_START, HANDLER_END, handler_report)
+        if "serving" in wanted:
+            text = _replace_block(text, SERVING_START, SERVING_END, serving_report)
         if {"synth", "build"} & set(wanted):
             text = _replace_block(text, START, END, report)
         readme.write_text(text)

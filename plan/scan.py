@@ -9,8 +9,9 @@ Two checks are not run where they cannot apply, and the scan says so every time:
 - CKV2_GCP_33 "Vertex AI endpoint is private", everywhere: Earth Engine calls the endpoint
   through the public Vertex AI API (`ee.Model.fromVertexAi`); a private, VPC-peered endpoint
   cannot be reached by it. Who may call is restricted by IAM (`predict_members`).
-- CKV2_GCP_24 "Vertex AI endpoint uses a CMK", on targets with no `kms_key`: CMEK is a
-  per-target choice; where a key is configured, the check runs and must pass.
+- CKV2_GCP_24 "Vertex AI endpoint uses a CMK" and CKV_GCP_84 "Artifact Registry repositories
+  are encrypted with Customer Supplied Encryption Keys", on targets with no `kms_key`: CMEK is
+  a per-target choice; where a key is configured, the checks run and must pass.
 """
 
 from __future__ import annotations
@@ -27,16 +28,20 @@ NOT_APPLICABLE = {
     "CKV2_GCP_33": "Earth Engine reaches the endpoint only through the public Vertex AI API; "
     "access is limited by IAM (predict_members)",
 }
-CMEK_CHECKS = {"CKV2_GCP_24": "no kms_key configured for this target"}
+CMEK_CHECKS = {"CKV2_GCP_24": "no kms_key configured for this target",
+               "CKV_GCP_84": "no kms_key configured for this target"}
 # The resource type each exception is about: only stacks that declare one are listed.
-CHECKED_TYPE = {"CKV2_GCP_33": "google_vertex_ai_endpoint", "CKV2_GCP_24": "google_vertex_ai_endpoint"}
+CHECKED_TYPE = {"CKV2_GCP_33": "google_vertex_ai_endpoint", "CKV2_GCP_24": "google_vertex_ai_endpoint",
+                "CKV_GCP_84": "google_artifact_registry_repository"}
 
 
 def uses_cmek(config: dict) -> bool:
     resources = config.get("resource", {})
     buckets = resources.get("google_storage_bucket", {}).values()
     endpoints = resources.get("google_vertex_ai_endpoint", {}).values()
-    return any(b.get("encryption") for b in buckets) or any(e.get("encryption_spec") for e in endpoints)
+    registries = resources.get("google_artifact_registry_repository", {}).values()
+    return (any(b.get("encryption") for b in buckets) or any(e.get("encryption_spec") for e in endpoints)
+            or any(r.get("kms_key_name") for r in registries))
 
 
 def target_of(path: Path) -> str:

@@ -277,13 +277,20 @@ def version_alias(sha256: str, spec: dict) -> str:
 
 def _images_of(rollout: RolloutConfig, manifest: Manifest, sha256: str) -> tuple[ServingImage, ...]:
     """Our images recorded with the artifact `sha256`: the current manifest's, or those of a
-    version built earlier in artifact_dir."""
+    version built earlier in artifact_dir; for a version not built here (say, by another
+    CI run), the current ones, said so on stderr (set model.previous.serving_image if the
+    previous version runs another image)."""
     if sha256 == manifest.sha256:
         return manifest.serving_images
     try:
         return read_manifest(rollout.artifact_dir / sha256).serving_images
     except ManifestError:
-        return ()
+        import sys
+
+        print(f"synth: model.previous: {sha256[:12]} is not built in {rollout.artifact_dir}; its model version is "
+              "taken to run the current artifact's image (set model.previous.serving_image if it does not)",
+              file=sys.stderr)
+        return manifest.serving_images
 
 
 def _container_image(rollout: RolloutConfig, manifest: Manifest, target: TargetConfig, sha256: str,
@@ -296,9 +303,8 @@ def _container_image(rollout: RolloutConfig, manifest: Manifest, target: TargetC
         return rollout.serving_image(target), None
     image = next((i for i in _images_of(rollout, manifest, sha256) if i.name == own.name), None)
     if image is None:
-        where = "model.previous" if prior else "the build"
         raise ManifestError(
-            f"{where}: no {own.name} image is recorded with artifact {sha256[:12]} (built in "
+            f"model.artifact_dir: no {own.name} image is recorded with artifact {sha256[:12]} (built in "
             f"{rollout.artifact_dir}); allowed: build it again with `nox -s build`, or set "
             "model.previous.serving_image to the image URI its model version runs (`...@sha256:<digest>`)"
         )

@@ -51,7 +51,8 @@ BAD_VALUES = [
     ("pytorch", "target", "traffic_percent", -1, "targets.0.traffic_percent", "allowed: a whole number from 0 to 100"),
     ("pytorch", "target", "traffic_percent", 12.5, "targets.0.traffic_percent", "allowed: a whole number from 0 to 100"),
     ("pytorch", "target", "serving_image", "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
-     "(top level)", "targets.0.serving_image 'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest' is not"),
+     "(top level)", "targets.0.serving_image 'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest' is not a "
+     "Vertex AI prebuilt pytorch image"),
     ("pytorch", "target", "accelerator_count", 2, "targets.0", "allowed accelerator_type: NVIDIA_TESLA_P100"),
     ("pytorch", "target", "accelerator_type", "NVIDIA_GTX_1080", "targets.0.accelerator_type", "NVIDIA_TESLA_T4"),
     ("pytorch", "target", "bucket", "My_Bucket", "targets.0.bucket", "3-63 characters of a-z"),
@@ -82,8 +83,8 @@ BAD_VALUES = [
     ("tensorflow", "model", "grpc", False, "model", "set grpc = true"),
     ("tensorflow", "model", "payload_format", "ND_ARRAYS", "model", "allowed: SERIALIZED_TF_TENSORS"),
     ("pytorch", "model", "serving_image", "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
-     "model", "pytorch-<cpu|gpu>"),
-    ("pytorch", "model", "serving_image", "nginx:latest", "model", "or set custom_image = true"),
+     "model", "allowed: unset (our own image, built from serving/)"),
+    ("pytorch", "model", "serving_image", "nginx:latest", "model", "or any image with custom_image = true"),
     ("pytorch", "model", "predict_route", "/predict", "model", "only with custom_image = true"),
     ("pytorch", "model", "env", {"AIP_HTTP_PORT": "1"}, "model.env", "reserved by Vertex AI"),
     ("pytorch", "model", "env", {"1BAD": "1"}, "model.env", "not starting with a digit"),
@@ -120,45 +121,55 @@ def gpu_prod(**model) -> dict:
     return data
 
 
-def test_images_default_from_framework_and_accelerator():
+@pytest.fixture
+def before_the_prebuilt_images_end(monkeypatch):
+    monkeypatch.setenv("EEV_TODAY", "2026-12-01")
+
+
+def test_images_default_to_ours_for_framework_and_accelerator():
     config = parse_config(gpu_prod())
-    assert [config.serving_image(t) for t in config.targets] == [CPU_TORCH, GPU_TORCH]
-    data = gpu_prod(framework="tensorflow", payload_format="SERIALIZED_TF_TENSORS")
-    config = parse_config(data)
-    assert [config.serving_image(t).rsplit("/", 1)[1] for t in config.targets] == ["tf2-cpu.2-15:latest", "tf2-gpu.2-15:latest"]
+    assert [config.image_kind(t) for t in config.targets] == ["own", "own"]
+    assert [config.own_image(t).name for t in config.targets] == ["ee-serving-pytorch-cpu", "ee-serving-pytorch-gpu"]
+    assert [config.serving_image(t) for t in config.targets] == [None, None]
+    config = parse_config(gpu_prod(framework="tensorflow", payload_format="SERIALIZED_TF_TENSORS"))
+    assert [config.own_image(t).name for t in config.targets] == ["ee-serving-tensorflow-cpu", "ee-serving-tensorflow-gpu"]
 
 
-def test_a_target_overrides_the_image():
+def test_a_target_overrides_the_image(before_the_prebuilt_images_end):
     data = gpu_prod()
     data["targets"][1]["serving_image"] = "europe-docker.pkg.dev/vertex-ai/prediction/pytorch-gpu.2-3:latest"
     config = parse_config(data)
     assert config.serving_image(config.targets[1]).startswith("europe-docker.pkg.dev")
-    assert config.serving_image(config.targets[0]) == CPU_TORCH
+    assert [config.image_kind(t) for t in config.targets] == ["own", "prebuilt"]
 
 
-def test_gpu_target_with_a_cpu_image_is_an_error():
+def test_gpu_target_with_a_cpu_image_is_an_error(before_the_prebuilt_images_end):
     message = error_for(gpu_prod(serving_image=CPU_TORCH))
     assert "model.serving_image: '" + CPU_TORCH + "' is a CPU image but targets.1 has accelerator_type NVIDIA_TESLA_T4" in message
-    assert f"allowed: a '-gpu.' prebuilt image such as '{GPU_TORCH}'" in message
+    assert "allowed: a 'pytorch-gpu.' prebuilt image, or leave serving_image unset for our own GPU image" in message
     data = gpu_prod()
     data["targets"][1]["serving_image"] = CPU_TORCH
     assert "targets.1.serving_image: '" + CPU_TORCH + "' is a CPU image" in error_for(data)
 
 
-def test_cpu_target_with_a_gpu_image_is_an_error():
+def test_cpu_target_with_a_gpu_image_is_an_error(before_the_prebuilt_images_end):
     data = gpu_prod()
     data["targets"][0]["serving_image"] = GPU_TORCH
     message = error_for(data)
     assert f"targets.0.serving_image: '{GPU_TORCH}' is a GPU image but targets.0 has no accelerator" in message
-    assert f"allowed: a '-cpu.' prebuilt image such as '{CPU_TORCH}'" in message
+    assert "allowed: a 'pytorch-cpu.' prebuilt image, or leave serving_image unset for our own CPU image" in message
 
 
-def test_previous_image_must_fit_the_canary_target():
+def test_previous_image_must_fit_the_canary_target(before_the_prebuilt_images_end):
     data = gpu_prod(previous={"sha256": "ab" * 32, "serving_image": CPU_TORCH})
     data["targets"][1]["traffic_percent"] = 10
     assert "model.previous.serving_image: '" + CPU_TORCH + "' is a CPU image but targets.1" in error_for(data)
-    data["model"]["previous"]["serving_image"] = "nginx:1"
-    assert "model.previous.serving_image 'nginx:1' is not a Vertex AI prebuilt pytorch image" in error_for(data)
+
+
+def test_a_tpu_target_needs_a_custom_image():
+    data = with_change("pytorch", "target", "accelerator_type", "TPU_V5_LITEPOD")
+    data["targets"][0]["accelerator_count"] = 1
+    assert "neither our images nor Vertex AI's prebuilt pytorch images serve on TPU_V5_LITEPOD" in error_for(data)
 
 
 def test_a_region_newer_than_the_list_needs_the_switch():
@@ -185,13 +196,17 @@ def test_region_list_is_gclouds():
     assert tuple(r.strip().strip("'\"") for r in listed.split(",") if r.strip()) == PREDICTION_REGIONS
 
 
-def test_default_images_are_in_the_sdks_list():
+def test_the_prebuilt_releases_are_the_sdks():
+    """config/images.py's prebuilt releases are images the SDK lists (in us-, europe- and asia-)."""
     from google.cloud.aiplatform.constants import prediction
 
-    from config.images import DEFAULT_IMAGES
+    from config.images import PREBUILT
 
     known = set(prediction.TF_CONTAINER_URIS) | set(prediction.PYTORCH_CONTAINER_URIS)
-    assert set(DEFAULT_IMAGES.values()) <= known
+    for family, version in PREBUILT:
+        for region in ("us", "europe", "asia"):
+            for device in ("cpu", "gpu"):
+                assert f"{region}-docker.pkg.dev/vertex-ai/prediction/{family}-{device}.{version}:latest" in known
 
 
 def test_target_names_and_buckets_are_unique():

@@ -190,7 +190,7 @@ def test_keras_version_label_is_an_asset(tf_build, tmp_path):
     config = config_in(tmp_path, data)
     manifest = build(config, log=quiet)
     assert manifest.sha256 != tf_build[1].sha256
-    assert "assets.extra/version_label.txt" in [f.path for f in manifest.files]
+    assert "1/assets.extra/version_label.txt" in [f.path for f in manifest.files]
 
 
 def test_output_channels_must_match_the_declared_bands(tmp_path):

@@ -66,7 +66,7 @@ def parse(data, tmp_path):
 def test_stacks_terraform_cannot_plan_list_what_they_declare(torch_synth, tmp_path):
     review = review_stack(torch_synth / "stacks" / "dev-bucket", tmp_path / "dev-bucket")
     assert not review.planned
-    assert review.lines[0] == "not planned here: terraform init could not install the google provider; it declares 2 resource(s)"
+    assert review.lines[0] == "not planned here: terraform init could not install the google provider; it declares 3 resource(s)"
     assert "registry.terraform.io" in review.reason  # Terraform's own message, whole
     assert "    - public_access_prevention: \"enforced\"" in review.lines
     assert "    - versioning.enabled: true" in review.lines
@@ -154,7 +154,7 @@ def test_review_of_another_config_passes_with_checkov_clean(torch_build, tmp_pat
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "checkov: " in done.stdout and " 0 failed, 0 parsing errors" in done.stdout
     assert sorted(p.name for p in (tmp_path / "review").iterdir() if p.is_dir()) == sorted(
-        f"{t}-{k}" for t in ("qa", "live") for k in ("bucket", "model", "endpoint", "deployment"))
+        f"{t}-{k}" for t in ("qa", "live") for k in ("bucket", "registry", "model", "endpoint", "deployment"))
     comment = (tmp_path / "review" / "PR_COMMENT.md").read_text()
     assert "| qa | `qa-deployment` | 2 | 0 | 0 | 0 |  |" in comment
     assert json.loads((tmp_path / "review" / "checkov.json").read_text())["failed"] == []

@@ -48,9 +48,9 @@ def test_built_in_example_has_no_failed_checks(outdir):
     for bucket_check in ("CKV_GCP_29", "CKV_GCP_114", "CKV_GCP_78", "CKV_GCP_62"):
         assert (bucket_check, "dev-bucket") in passed
     # CMEK is checked where a key is configured (prod), and said not to apply elsewhere.
-    assert ("CKV2_GCP_24", "prod-endpoint") in passed
-    assert {"check_id": "CKV2_GCP_24", "stack": "dev-endpoint",
-            "reason": "no kms_key configured for this target"} in result["not_run"]
+    assert ("CKV2_GCP_24", "prod-endpoint") in passed and ("CKV_GCP_84", "prod-registry") in passed
+    for check, stack in (("CKV2_GCP_24", "dev-endpoint"), ("CKV_GCP_84", "dev-registry")):
+        assert {"check_id": check, "stack": stack, "reason": "no kms_key configured for this target"} in result["not_run"]
 
 
 def test_weakened_bucket_and_endpoint_fail(outdir):

@@ -1,5 +1,5 @@
-"""`nox -s serve`: the built artifact served as Vertex AI would, a sample request that works,
-a clean stop on Ctrl-C."""
+"""`nox -s serve`: the built artifact served as Vertex AI would (our image, run here), a
+sample request that works, a clean stop on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ def read(config, manifest, body) -> dict[str, np.ndarray]:
 def test_serve_pytorch_answers_the_sample_and_stops(torch_build, tmp_path):
     config, manifest = torch_build
     lines, body = serve_and_try(rollout_toml(tmp_path / "rollout.toml", config.artifact_dir), manifest)
-    assert any(re.search(r"POST http://127\.0\.0\.1:\d+/predictions/model$", line) for line in lines)
+    assert any(re.search(r"POST http://127\.0\.0\.1:\d+/predict$", line) for line in lines)
+    assert any("with our image ee-serving-pytorch-cpu@sha256:" in line for line in lines)
     side = config.model.answer_size
     assert read(config, manifest, body)["probabilities"].shape == (1, side, side, 3)
 
@@ -69,5 +70,6 @@ def test_serve_tensorflow_answers_the_sample_and_stops(tf_build, tmp_path):
     path.write_text(re.sub(r"(?m)^artifact_dir = .*$", f"artifact_dir = {json.dumps(str(config.artifact_dir))}", text))
     lines, body = serve_and_try(path, manifest)
     assert any(line.endswith("/v1/models/model:predict") for line in lines)
+    assert any("with our image ee-serving-tensorflow-cpu@sha256:" in line for line in lines)
     side = config.model.answer_size
     assert read(config, manifest, body)["probabilities"].shape == (1, side, side, 3)

@@ -30,16 +30,17 @@ def attributes(resource: dict) -> dict:
     return {k: v for k, v in resource.items() if k not in ("//", "lifecycle", "depends_on")}
 
 
-def test_four_stacks_per_target(torch_synth):
+def test_five_stacks_per_target_on_our_image(torch_synth):
     stacks = sorted(p.name for p in (torch_synth / "stacks").iterdir())
     assert stacks == [f"{t}-{k}" for t in ("dev", "prod") for k in sorted(naming.STACK_KINDS)]
 
 
-def test_dependencies_bucket_model_deployment_endpoint(torch_synth):
+def test_dependencies_bucket_registry_model_deployment_endpoint(torch_synth):
     manifest = json.loads((torch_synth / "manifest.json").read_text())["stacks"]
     assert manifest["dev-bucket"]["dependencies"] == []
+    assert manifest["dev-registry"]["dependencies"] == []
     assert manifest["dev-endpoint"]["dependencies"] == []
-    assert manifest["dev-model"]["dependencies"] == ["dev-bucket"]
+    assert sorted(manifest["dev-model"]["dependencies"]) == ["dev-bucket", "dev-registry"]
     assert sorted(manifest["dev-deployment"]["dependencies"]) == ["dev-endpoint", "dev-model"]
 
 
@@ -81,11 +82,13 @@ def test_bucket_labels_merge_target_and_tool_labels(torch_synth):
 def test_artifact_objects_are_content_addressed_and_kept(torch_build, torch_synth):
     _, manifest = torch_build
     objects = stack_json(torch_synth, "dev-bucket")["resource"]["google_storage_bucket_object"]
-    assert [(o["name"], o["deletion_policy"]) for o in objects.values()] == [
-        (f"models/landcover-torch/{manifest.sha256}/model.mar", "ABANDON")
+    assert sorted((o["name"], o["deletion_policy"]) for o in objects.values()) == [
+        (f"models/landcover-torch/{manifest.sha256}/ee_contract.json", "ABANDON"),
+        (f"models/landcover-torch/{manifest.sha256}/model.pt2", "ABANDON"),
     ]
-    source = (torch_synth / "stacks" / "dev-bucket" / next(iter(objects.values()))["source"]).resolve()
-    assert source.read_bytes()[:2] == b"PK"  # the real .mar (a zip)
+    program = next(o for o in objects.values() if o["name"].endswith("model.pt2"))
+    source = (torch_synth / "stacks" / "dev-bucket" / program["source"]).resolve()
+    assert source.read_bytes()[:2] == b"PK"  # the real program (a zip)
 
 
 def test_savedmodel_uploads_every_file(tf_build, tf_synth):
@@ -94,7 +97,7 @@ def test_savedmodel_uploads_every_file(tf_build, tf_synth):
     names = sorted(o["name"] for o in objects.values())
     prefix = f"models/landcover-keras/{manifest.sha256}/"
     assert names == sorted(prefix + f.path for f in manifest.files)
-    assert prefix + "saved_model.pb" in names
+    assert prefix + "1/saved_model.pb" in names  # TensorFlow Serving's <base>/<version>/
 
 
 def test_model_carries_grpc_port_8500(tf_build, tf_synth):
@@ -121,7 +124,11 @@ def test_model_shows_every_setting(torch_build, torch_synth):
         "labels": {"env": "dev", "team": "geo-ml", "managed-by": "ee-vertex-cdktf",
                    "ee-model": "landcover-torch", "rollout-target": "dev"},
         "artifact_uri": f"gs://acme-geo-dev-ee-models/models/landcover-torch/{manifest.sha256}/",
-        "container_image_uri": "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
+        # Our image in the target's own registry, by digest: the plan names the exact image.
+        "container_image_uri": "us-central1-docker.pkg.dev/acme-geo-dev/ee-serving/ee-serving-pytorch-cpu@"
+                               + manifest.serving_image("ee-serving-pytorch-cpu").digest,
+        "container_predict_route": "/predict",
+        "container_health_route": "/health",
         "container_env": {"EEV_TORCH_THREADS": "4"},
     }
     assert model["lifecycle"] == {"create_before_destroy": True}
@@ -129,6 +136,47 @@ def test_model_shows_every_setting(torch_build, torch_synth):
     assert list(config["resource"]["eevertex_model"]) == [f"model_{alias.replace('-', '_')}"]
     assert config["output"]["model_version"]["value"] == f"${{eevertex_model.model_{alias.replace('-', '_')}.id}}"
     assert "earth_engine_bands" not in config["output"]
+
+
+def test_registry_per_target_with_cmek_immutable_tags_and_a_safe_cleanup(torch_build, torch_synth):
+    _, manifest = torch_build
+    image = manifest.serving_image("ee-serving-pytorch-cpu")
+    prod = stack_json(torch_synth, "prod-registry")
+    registry = resource(prod, "google_artifact_registry_repository", "registry")
+    assert {k: registry[k] for k in ("project", "location", "repository_id", "format", "kms_key_name",
+                                     "docker_config", "deletion_policy", "cleanup_policy_dry_run")} == {
+        "project": "acme-geo-prod", "location": "europe-west4", "repository_id": "ee-serving", "format": "DOCKER",
+        "kms_key_name": "projects/acme-geo-prod/locations/europe-west4/keyRings/ml/cryptoKeys/models",
+        "docker_config": {"immutable_tags": True}, "deletion_policy": "ABANDON", "cleanup_policy_dry_run": False,
+    }
+    assert registry["cleanup_policies"] == [
+        {"id": "keep-served-images", "action": "KEEP", "condition": {"tag_state": "TAGGED", "tag_prefixes": [image.tag]}},
+        {"id": "keep-most-recent", "action": "KEEP", "most_recent_versions": {"keep_count": 10}},
+        {"id": "delete-older-than-90-days", "action": "DELETE",
+         "condition": {"tag_state": "ANY", "older_than": "7776000s"}},
+    ]
+    reader = resource(prod, "google_artifact_registry_repository_iam_member", "vertex_ai_reader")
+    assert reader["role"] == "roles/artifactregistry.reader"
+    assert reader["member"] == ("serviceAccount:service-${data.google_project.project.number}"
+                                "@gcp-sa-aiplatform.iam.gserviceaccount.com")
+    assert prod["output"]["images"]["value"] == [
+        f"europe-west4-docker.pkg.dev/acme-geo-prod/ee-serving/ee-serving-pytorch-cpu@{image.digest}"]
+    assert "kms_key_name" not in resource(stack_json(torch_synth, "dev-registry"),
+                                          "google_artifact_registry_repository", "registry")
+
+
+def test_no_registry_where_a_prebuilt_image_serves(torch_build, tmp_path, monkeypatch):
+    from config.rollout import parse_config
+
+    monkeypatch.setenv("EEV_TODAY", "2026-12-01")
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["targets"][1]["serving_image"] = "europe-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest"
+    out = synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state")
+    stacks = {p.name for p in (out / "stacks").iterdir()}
+    assert "dev-registry" in stacks and "prod-registry" not in stacks
+    assert only(stack_json(out, "prod-model"), "eevertex_model")["container_image_uri"] == (
+        "europe-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest")
 
 
 def test_version_alias_is_deterministic_and_valid(torch_build, torch_synth):

@@ -33,7 +33,7 @@ def test_synth_of_another_config_removes_the_stacks_it_no_longer_names(torch_bui
     config_b = _config(torch_build, name="qa", bucket="acme-geo-qa-ee-models")
     synth(config_b, manifest, outdir, tmp_path / "state")
 
-    wanted = ["qa-bucket", "qa-deployment", "qa-endpoint", "qa-model"]
+    wanted = ["qa-bucket", "qa-deployment", "qa-endpoint", "qa-model", "qa-registry"]
     assert sorted(p.name for p in (outdir / "stacks").iterdir()) == wanted
     assert sorted(json.loads((outdir / "manifest.json").read_text())["stacks"]) == wanted
     # Local state is the user's, never synth's.

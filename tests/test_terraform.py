@@ -27,7 +27,7 @@ def test_model_and_deployment_stacks_init_and_plan(embedded, torch_synth, stack,
     planned = json.loads(shown.stdout)["planned_values"]["root_module"]["resources"]
     values = {r["type"]: r["values"] for r in planned}
     if stack == "dev-model":
-        assert values["eevertex_model"]["container_image_uri"].endswith("pytorch-cpu.2-4:latest")
+        assert "/ee-serving/ee-serving-pytorch-cpu@sha256:" in values["eevertex_model"]["container_image_uri"]
     else:
         assert list(values["eevertex_traffic_split"]["split"].values()) == [100]
 
