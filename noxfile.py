@@ -141,6 +141,13 @@ def require(session: nox.Session, program: str, why: str) -> None:
         session.error(f"{program} not found on PATH: {why}")
 
 
+def require_builder(session: nox.Session) -> None:
+    """Our serving images need an OCI builder (serving/image.py takes the first it finds)."""
+    if not any(shutil.which(b) for b in ("buildah", "podman", "docker")):
+        session.error("none of buildah, podman, docker is on PATH: building our serving image needs one "
+                      "(Debian/Ubuntu: `sudo apt-get install buildah mmdebstrap`)")
+
+
 def _configs(session: nox.Session) -> list[str]:
     return [a for a in session.posargs if not a.startswith("--")] or ["rollout.toml"]
 
@@ -154,6 +161,7 @@ def _synth(session: nox.Session, config: str) -> None:
 def build(session: nox.Session) -> None:
     """Export the model(s) of the given rollout configs (default rollout.toml) to deterministic artifacts."""
     install(session, "build")
+    require_builder(session)
     session.run("python", "-m", "build_hooks", *_configs(session), env=ENV)
 
 
@@ -161,6 +169,7 @@ def build(session: nox.Session) -> None:
 def synth(session: nox.Session) -> None:
     """Build the artifact, then synthesize exactly the config's stacks into cdktf.out/ (drops stale ones)."""
     install(session, "build", "synth")
+    require_builder(session)
     for config in _configs(session):
         _synth(session, config)
 
@@ -170,6 +179,10 @@ def tests(session: nox.Session) -> None:
     """Run the test suite, with checkov and the cdktf CLI (--hcl) when available (pytest args after --)."""
     install(session, "build", "synth", "deploy", "serve", "test")
     require(session, "java", "TorchServe (tests, verify, rehearse) needs Java 11+; install a JDK, e.g. openjdk-17")
+    require_builder(session)
+    for program in ("skopeo", "docker-registry"):
+        require(session, program, "the rehearsal pushes our images to a loopback registry "
+                                  "(Debian/Ubuntu: `sudo apt-get install skopeo docker-registry`)")
     env = {**ENV, "CHECKOV": checkov_env(session), **provider_env(session)}
     if shutil.which("npm"):
         # The cdktf CLI, for the `cdktf synth --hcl` way-out test (tests/test_hcl.py).
@@ -198,8 +211,9 @@ def plan(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def verify(session: nox.Session) -> None:
-    """Serve the built artifacts locally (TorchServe, TensorFlow) and check Earth Engine-shaped requests against the framework model."""
+    """Serve the built artifacts locally as the first target would (our image, or a prebuilt image's server) and check Earth Engine-shaped requests against the framework model."""
     install(session, "build", "serve")
+    require_builder(session)
     require(session, "java", "TorchServe needs Java 11+; install a JDK, e.g. openjdk-17")
     for config in list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]:
         session.run("python", "-m", "build_hooks", config, env=ENV)
@@ -208,8 +222,9 @@ def verify(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def serve(session: nox.Session) -> None:
-    """Build, then serve the artifact on 127.0.0.1 as Vertex AI's prebuilt container would, with a sample Earth Engine request; Ctrl-C stops it."""
+    """Build, then serve the artifact on 127.0.0.1 as the first target's container would (our image, run here), with a sample Earth Engine request; Ctrl-C stops it."""
     install(session, "build", "serve")
+    require_builder(session)
     config = _configs(session)[0]
     session.run("python", "-m", "build_hooks", config, env=ENV)
     session.run("python", "-m", "build_hooks.serve", config, env=ENV)
@@ -234,7 +249,11 @@ def starter(session: nox.Session) -> None:
 def rehearse(session: nox.Session) -> None:
     """The whole rollout offline (scenarios 1-8, then the gcloud scenario): emulators, real Terraform, our provider (configs, --max-targets N, --scenario after --)."""
     install(session, "build", "synth", "deploy", "serve", "rehearse")
-    require(session, "java", "the rehearsal serves PyTorch models in TorchServe, which needs Java 11+")
+    require(session, "java", "the rehearsal serves the prebuilt images' PyTorch models in TorchServe, which needs Java 11+")
+    require_builder(session)
+    for program in ("skopeo", "docker-registry"):
+        require(session, program, "the rehearsal pushes our images to a loopback registry "
+                                  "(Debian/Ubuntu: `sudo apt-get install skopeo docker-registry`)")
     # The rehearsal installs the provider into its own work folder; it needs the provider's Python.
     provider = provider_env(session)["EEV_PROVIDER_PYTHON"]
     args = list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]
@@ -265,6 +284,6 @@ def scan(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Handler throughput, synth time for 1/10/50 targets, unchanged vs first build, our provider's start-up and plan time, as side-by-side ratios (-- --readme)."""
+    """Serving (forward passes, handler overhead, our image vs TorchServe vs Google's example over HTTP, cold start, load), synth time for 1/10/50 targets, unchanged vs first build, our provider's start-up and plan time, as side-by-side ratios (-- --readme)."""
     install(session, "build", "synth", "serve")
     session.run("python", "-m", "benchmarks", *session.posargs, env={**ENV, **provider_env(session)})
