@@ -249,7 +249,6 @@ def starter(session: nox.Session) -> None:
 def rehearse(session: nox.Session) -> None:
     """The whole rollout offline (scenarios 1-8, then the gcloud scenario): emulators, real Terraform, our provider (configs, --max-targets N, --scenario after --)."""
     install(session, "build", "synth", "deploy", "serve", "rehearse")
-    require(session, "java", "the rehearsal serves the prebuilt images' PyTorch models in TorchServe, which needs Java 11+")
     require_builder(session)
     for program in ("skopeo", "docker-registry"):
         require(session, program, "the rehearsal pushes our images to a loopback registry "

@@ -108,9 +108,17 @@ def missing_prerequisites(config: RolloutConfig) -> list[str]:
     """What the rehearsal needs on this machine, checked before anything is applied; one
     line per missing piece, saying how to get it."""
     problems = []
-    if config.model.framework == "pytorch" and not shutil.which("java"):
+    if config.model.framework == "pytorch" and "own" not in config.image_kinds and not shutil.which("java"):
         problems.append("java: not on PATH; the emulator serves the .mar in TorchServe, which needs a Java 11+ "
                         "runtime (e.g. `apt-get install openjdk-17-jre-headless`)")
+    if "own" in config.image_kinds:
+        if not any(shutil.which(b) for b in ("buildah", "podman", "docker")):
+            problems.append("buildah: not on PATH (nor podman, docker); the rehearsal builds and runs our serving image "
+                            "(`apt-get install buildah mmdebstrap`)")
+        for program in ("skopeo", "docker-registry"):
+            if not shutil.which(program):
+                problems.append(f"{program}: not on PATH; the rehearsal pushes our serving image to a loopback "
+                                f"registry and pulls it by digest (`apt-get install {program}`)")
     python = provider_python()
     if not python.exists():
         problems.append(f"provider python {python}: no such file; set ${PROVIDER_PYTHON_ENV} to a Python with "

@@ -88,7 +88,8 @@ def test_missing_prerequisites_stop_before_anything_starts(tmp_path, monkeypatch
     with pytest.raises(PrerequisiteMissing) as error:
         rehearse(ROOT / "rollout.toml", tmp_path / "work", out=lambda *_: None)
     message = str(error.value)
-    assert "java: not on PATH" in message and "TorchServe" in message
+    assert "buildah: not on PATH (nor podman, docker)" in message and "skopeo: not on PATH" in message
+    assert "java" not in message  # our image serves the built-in model: no TorchServe
     assert f"provider python {tmp_path / 'no-such-python'}: no such file" in message
     assert not (tmp_path / "work" / "emulators").exists()
 
