@@ -110,8 +110,8 @@ class EndpointConfig:
 
 def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_name: str) -> dict:
     """The `ee.Model.fromVertexAi` keyword arguments (earthengine-api python/ee/model.py)
-    that make Earth Engine send what the artifact serves: the pixel types are float, as
-    the served model answers float32."""
+    that make Earth Engine send what the artifact serves: each output band's pixel type is
+    the one the served model writes it in (`Band.type`, float unless declared otherwise)."""
     model = rollout.model
     if manifest.tile_size != model.tile_size:
         raise ManifestError(
@@ -137,7 +137,7 @@ def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_nam
         "inputTileSize": [model.tile_size, model.tile_size],
         "inputOverlapSize": [model.input_overlap, model.input_overlap],
         "outputTileSize": [model.answer_size, model.answer_size],
-        "outputBands": {b.name: {"type": "float", "dimensions": b.dimensions} for b in manifest.output_bands},
+        "outputBands": {b.name: {"type": b.type, "dimensions": b.dimensions} for b in manifest.output_bands},
         "maxPayloadBytes": model.max_payload_bytes,
     }
     if model.input_shapes:

@@ -113,3 +113,19 @@ def test_tile_size_must_be_the_one_built(torch_build):
     data["model"]["tile_size"] = 64
     with pytest.raises(ManifestError, match="model.tile_size: the artifact was built for 120 but the config says 64"):
         from_vertex_ai_args(parse_config(data), torch_build[1], "projects/p/locations/r/endpoints/1")
+
+
+def test_a_class_band_is_declared_in_its_pixel_type(torch_build):
+    """An integer band (an argmax class) is served as JSON integers: the snippet tells Earth
+    Engine so (`ee.PixelType.uint8()`), not float."""
+    from build_hooks.manifest import Band
+    from stacks.wiring import from_vertex_ai_args, from_vertex_ai_snippet
+
+    config, manifest = torch_build
+    classes = manifest.model_copy(update={"output_bands": (Band(name="class", type="uint8"),)})
+    args = from_vertex_ai_args(config, classes, "projects/p/locations/r/endpoints/1")
+    assert args["outputBands"] == {"class": {"type": "uint8", "dimensions": 0}}
+    ee = FakeEE()
+    ee.PixelType = types.SimpleNamespace(uint8=lambda: "uint8")
+    exec(from_vertex_ai_snippet(args, classes.input_bands), {"ee": ee, "image": FakeImage()})
+    assert ee.calls[0]["outputBands"] == {"class": {"type": "uint8", "dimensions": 0}}
