@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from build_hooks.manifest import ManifestError
@@ -43,10 +44,16 @@ def main() -> int:
     try:
         manifest = load_artifact(rollout)
         rollout = resolve_previous(rollout)
-    except (ManifestError, ArtifactMismatch) as error:
+        stacks = synthesize(rollout, manifest, outdir=outdir)
+    except (ManifestError, ArtifactMismatch, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    stacks = synthesize(rollout, manifest, outdir=outdir)
+    except Exception as error:  # noqa: BLE001 - a bug: one line here, the traceback in a file
+        log = outdir.parent / "synth-error.log"
+        log.write_text(traceback.format_exc())
+        print(f"error: synth failed: {type(error).__name__}: {error} (a bug in this tool, not in your config; "
+              f"the traceback is in {log})", file=sys.stderr)
+        return 1
     names = ", ".join(t.name for t in rollout.targets)
     print(f"synthesized {len(stacks)} stacks for {names} "
           f"(artifact sha256 {manifest.sha256[:12]}) into {outdir}")

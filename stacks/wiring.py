@@ -15,7 +15,7 @@ from pathlib import Path
 from build_hooks.manifest import Manifest, ManifestError
 from stacks import naming
 from config import payload
-from config.rollout import GRPC_PORT, RolloutConfig, TargetConfig
+from config.rollout import GRPC_PORT, ConfigError, RolloutConfig, TargetConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -389,7 +389,7 @@ def target_stacks(
     if model.previous:
         previous = _model_version(rollout, target, labels, model.previous.sha256, previous=True)
         if previous.version_alias == versions[0][0].version_alias:
-            raise ValueError(
+            raise ConfigError(
                 f"model.previous: sha256 {model.previous.sha256[:12]}... with the same container is the current "
                 "artifact; allowed: the sha256 of the artifact that served before this one"
             )
