@@ -175,7 +175,8 @@ def region(value, *, allow_unlisted: bool = False) -> str | None:
         return f"{value!r} is not a region; allowed: the '<area>-<direction><n>' form such as 'us-central1' or 'europe-west4'"
     if value not in PREDICTION_REGIONS and not allow_unlisted:
         return (f"{value!r} is not a Vertex AI prediction region; allowed: {', '.join(PREDICTION_REGIONS)} "
-                "(a region newer than this list: set allow_unlisted_region = true on the target)")
+                "(a region newer than this list: set allow_unlisted_region = true on the target, or "
+                "allow_unlisted_regions = true in the eevertex provider block)")
     return None
 
 

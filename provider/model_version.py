@@ -6,6 +6,8 @@ API: GetModel `GET models/M@ALIAS|M@VERSION` ([types] model_service.py GetModelR
 
 from __future__ import annotations
 
+import re
+
 from tf.iface import ReadDataContext, State
 from tf.schema import Schema
 from tf.types import List, Map, String
@@ -73,6 +75,8 @@ class ModelVersion(ProviderDataSource):
             "labels": found.get("labels") or {},
             "artifact_uri": found.get("artifactUri"),
             "container_image_uri": container.get("imageUri"),
-            "deployed_models": [f"{d.get('endpoint')}/deployedModels/{d.get('deployedModelId')}"
+            # Vertex AI names them with the project number; shown with the project as configured.
+            "deployed_models": [re.sub(r"^projects/[^/]+/", f"projects/{config['project']}/",
+                                       f"{d.get('endpoint')}/deployedModels/{d.get('deployedModelId')}")
                                 for d in found.get("deployedModels") or []],
         }
