@@ -1,6 +1,8 @@
 """Synthesize every target's stacks from the rollout config (`cdktf synth` runs this).
 
-The config comes from $ROLLOUT_CONFIG, else `rollout.toml` beside this file.
+The config comes from $ROLLOUT_CONFIG, else `rollout.toml` beside this file; the stacks go to
+$CDKTF_OUTDIR (cdktf sets it), else `cdktf.out/`; local state is kept in $EEV_STATE_DIR, else
+`terraform-state/` beside this file.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def main() -> int:
     try:
         manifest = load_artifact(rollout)
         rollout = resolve_previous(rollout)
-        stacks = synthesize(rollout, manifest, outdir=outdir)
+        state_dir = Path(os.environ["EEV_STATE_DIR"]).absolute() if os.environ.get("EEV_STATE_DIR") else None
+        stacks = synthesize(rollout, manifest, outdir=outdir, state_dir=state_dir)
     except (ManifestError, ArtifactMismatch, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -91,6 +91,11 @@ class Emulators:
         """Every mutating Vertex AI call so far, in order: method, resource, detail."""
         return http_json(f"{self.vertex_url}/emulator/journal")[1]["journal"]
 
+    def traffic(self) -> list[dict]:
+        """After every change of an endpoint, in order: `endpoint`, `at`, and `serving`, the
+        deployed models that take its traffic (empty: nothing served at that instant)."""
+        return http_json(f"{self.vertex_url}/emulator/traffic")[1]["traffic"]
+
     def state(self) -> dict:
         """The Vertex AI emulator's whole state (models, endpoints, operations)."""
         return http_json(f"{self.vertex_url}/emulator/state")[1]
