@@ -1,4 +1,12 @@
-"""Start the local GCS (gcp-storage-emulator) and Vertex AI emulators as child processes."""
+"""Start the local GCS (gcp-storage-emulator) and Vertex AI emulators as child processes.
+
+`python -m rehearsal.emulators [--workdir DIR] [--offline-google]` starts both, prints the
+variables that point synthesized stacks at them (our provider's, and the google provider's own),
+and runs until Ctrl-C: a plan or apply by hand against them needs nothing else. With
+`--offline-google`, where the google provider cannot be downloaded, it also writes a Terraform
+CLI config taking ours and the stand-in google provider (rehearsal/google_standin) from a
+filesystem mirror, and prints TF_CLI_CONFIG_FILE for it.
+"""
 
 from __future__ import annotations
 
@@ -80,6 +88,18 @@ class Emulators:
             time.sleep(0.2)
         raise TimeoutError(f"{url} did not answer in {timeout:.0f}s")
 
+    def environment(self) -> dict[str, str]:
+        """What points the synthesized stacks at these emulators, unchanged: our provider's
+        variables, and those the google provider reads (its registry docs, "Provider Reference":
+        storage_custom_endpoint, vertex_ai_custom_endpoint, access_token)."""
+        return {
+            "EEVERTEX_API_ENDPOINT": self.vertex_url,
+            "EEVERTEX_CREDENTIALS": "none",
+            "GOOGLE_STORAGE_CUSTOM_ENDPOINT": f"{self.gcs_url}/storage/v1/",
+            "GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT": f"{self.vertex_url}/v1/",
+            "GOOGLE_OAUTH_ACCESS_TOKEN": "emulator",
+        }
+
     def fault(self, **faults: str) -> None:
         status, body = http_json(f"{self.vertex_url}/emulator/faults", faults)
         assert status == 200, body
@@ -114,3 +134,39 @@ def _stop(process: subprocess.Popen | None) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import shlex
+
+    parser = argparse.ArgumentParser(prog="python -m rehearsal.emulators", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, default=Path(".emulators"), help="state and logs (kept)")
+    parser.add_argument("--offline-google", action="store_true",
+                        help="also install the stand-in google provider and print TF_CLI_CONFIG_FILE")
+    args = parser.parse_args(argv)
+    with Emulators(args.workdir) as emulators:
+        env = emulators.environment()
+        if args.offline_google:
+            from rehearsal.google_standin import install_with_eevertex
+            from rehearsal.rollout import provider_python
+
+            env["TF_CLI_CONFIG_FILE"] = str(install_with_eevertex(
+                args.workdir / "provider-mirror", args.workdir / "terraform.rc", str(provider_python())))
+        print(f"# GCS emulator {emulators.gcs_url}, Vertex AI emulator {emulators.vertex_url}; state and logs in "
+              f"{emulators.workdir}. In the shell that runs terraform:")
+        for name, value in env.items():
+            print(f"export {name}={shlex.quote(value)}")
+        print("# ready; Ctrl-C stops them", flush=True)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop them on SIGTERM too
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -43,17 +43,13 @@ def config_text(artifact_dir, **model) -> str:
 
 @pytest.fixture(scope="module")
 def cdktf(torch_build, provider_cli_config, tmp_path_factory):
-    from provider.install import install, install_shim
+    from provider.install import install_shim
     from rehearsal.emulators import Emulators
-    from rehearsal.google_standin import cli_config_text
-    from rehearsal.google_standin import install as install_standin
+    from rehearsal.google_standin import install_with_eevertex
     from rehearsal.rollout import provider_python
 
     tmp = tmp_path_factory.mktemp("cdktf-deploy")
-    mirror = tmp / "mirror"
-    install(mirror, tmp / "unused.rc", str(provider_python()))
-    install_standin(mirror, str(provider_python()))
-    (tmp / "terraform.rc").write_text(cli_config_text(mirror))
+    install_with_eevertex(tmp / "mirror", tmp / "terraform.rc", str(provider_python()))
     shim = install_shim(tmp / "bin" / "terraform", sys.executable)
     with Emulators(tmp / "emulators", serving=False) as emulators:
         env = {**os.environ,
@@ -61,11 +57,7 @@ def cdktf(torch_build, provider_cli_config, tmp_path_factory):
                "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
                "TERRAFORM_BINARY_NAME": str(shim), "TF_CLI_CONFIG_FILE": str(tmp / "terraform.rc"),
                "EEV_STATE_DIR": str(tmp / "state"), "CHECKPOINT_DISABLE": "1",
-               "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-               "EEVERTEX_API_ENDPOINT": emulators.vertex_url, "EEVERTEX_CREDENTIALS": "none",
-               "GOOGLE_STORAGE_CUSTOM_ENDPOINT": f"{emulators.gcs_url}/storage/v1/",
-               "GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT": f"{emulators.vertex_url}/v1/",
-               "GOOGLE_OAUTH_ACCESS_TOKEN": "emulator"}
+               "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", **emulators.environment()}
         env.pop("EEV_TERRAFORM", None)
 
         def run(*args: str, config, ok: bool = True) -> subprocess.CompletedProcess:
@@ -81,6 +73,10 @@ def cdktf(torch_build, provider_cli_config, tmp_path_factory):
 
 def methods(journal: list[dict]) -> list[str]:
     return [c["method"] for c in journal]
+
+
+def _versions(emulators) -> list[dict]:
+    return [v for model in emulators.state()["models"].values() for v in model["versions"]]
 
 
 def test_deploy_then_a_canary_then_destroy(cdktf, torch_build):
@@ -117,8 +113,8 @@ def test_deploy_then_a_canary_then_destroy(cdktf, torch_build):
     assert "undeployModel" not in canary_calls
     split = emulators.state()["endpoints"][endpoint]["trafficSplit"]
     assert sorted(split.values()) == [10, 90], split
-    objects = [c for c in journal if c["method"] == "uploadModel"]
-    assert second.sha256 in objects[-1]["detail"] or len(objects) == 2
+    assert methods(journal).count("uploadModel") == 2
+    assert any(second.sha256 in m.get("artifactUri", "") for m in _versions(emulators))
 
     before = len(journal)
     run("destroy", "--auto-approve", "dev-deployment", "dev-endpoint", "dev-model", config=canary)

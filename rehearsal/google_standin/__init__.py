@@ -21,6 +21,18 @@ SOURCE = "registry.terraform.io/hashicorp/google"
 VERSION = "8.7.0"  # what cdktn-provider-google 21.1 requires (stacks' required_providers)
 
 
+def install_with_eevertex(mirror: Path, cli_config: Path, python: str) -> Path:
+    """Our provider and the stand-in in `mirror`, and a CLI config (`cli_config`) taking both from
+    it; `python` has the provider extra. Returns the CLI config, for TF_CLI_CONFIG_FILE."""
+    from provider.install import install as install_eevertex
+
+    mirror, cli_config = mirror.resolve(), cli_config.resolve()
+    install_eevertex(mirror, cli_config, python)
+    install(mirror, python)
+    cli_config.write_text(cli_config_text(mirror))
+    return cli_config
+
+
 def install(mirror: Path, python: str) -> Path:
     """The launcher in `mirror`; pair it with `cli_config_text(mirror)`."""
     from provider.install import platform_dir
