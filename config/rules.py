@@ -347,3 +347,10 @@ RULES = [
     ("numbers are whole numbers and booleans true/false: a string or a bool where a number belongs is refused",
      "TOML types; [types] (int32/int64 fields)", "config (StrictInt, StrictBool); provider (Terraform's types)"),
 ]
+
+
+def table() -> str:
+    """RULES as the README's markdown table."""
+    lines = ["| rule | source | checked by |", "|---|---|---|"]
+    lines += [f"| {rule} | {source} | {where} |" for rule, source, where in RULES]
+    return "\n".join(lines)
