@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -85,8 +86,11 @@ def test_deploy_then_a_canary_then_destroy(cdktf, torch_build):
 
     tmp, emulators, run = cdktf
     config, manifest = torch_build
+    # A copy: the canary's build makes another artifact the current one of its artifact_dir.
+    artifact_dir = tmp / "artifacts"
+    shutil.copytree(config.artifact_dir, artifact_dir)
     first = tmp / "rollout.toml"
-    first.write_text(config_text(config.artifact_dir))
+    first.write_text(config_text(artifact_dir))
 
     run("deploy", "--skip-provider-lock", "--auto-approve", *STACKS, config=first)
     journal = emulators.journal()
@@ -101,7 +105,7 @@ def test_deploy_then_a_canary_then_destroy(cdktf, torch_build):
         list(state["trafficSplit"].values()) == [100]
 
     canary = tmp / "canary.toml"
-    canary.write_text(config_text(config.artifact_dir, version_label='"next"').replace(
+    canary.write_text(config_text(artifact_dir, version_label='"next"').replace(
         "traffic_percent = 100", "traffic_percent = 10") + f"\n[model.previous]\nsha256 = \"{manifest.sha256}\"\n")
     second = build(load_config(canary), log=lambda *_: None)
     before = len(journal)
