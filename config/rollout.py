@@ -19,7 +19,7 @@ from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valid
 
 from config.images import IMAGE_FAMILY, accelerator_device, default_image, prebuilt_parts
 from config import payload, rules
-from config.rules import ACCELERATOR_TYPES
+from config.rules import ACCELERATOR_TYPES  # noqa: F401 - the config module names them too
 
 GRPC_PORT = 8500
 

@@ -130,11 +130,16 @@ def rule(diags, attribute: str, problem: str | None) -> None:
         diags.add_error(f"{attribute}: {problem}", "", path=[attribute])
 
 
-def validate_location(diags, config: dict, allow_unlisted_regions: bool) -> None:
+def validate_common(diags, config: dict, allow_unlisted_regions: bool) -> None:
+    """What every resource and data source has: project, region, and where present the endpoint
+    ID (any Vertex AI gave an existing endpoint) and the timeouts block."""
     if known(config.get("project")):
         rule(diags, "project", rules.project(config["project"], number_allowed=True))
     if known(config.get("region")):
         rule(diags, "region", rules.region(config["region"], allow_unlisted=allow_unlisted_regions))
+    if known(config.get("endpoint_id")):
+        rule(diags, "endpoint_id", rules.endpoint_id(config["endpoint_id"], existing=True))
+    validate_timeouts(diags, config)
 
 
 # -- timeouts ---------------------------------------------------------------------------------

@@ -31,8 +31,7 @@ from provider.common import (
     rule,
     same_resource,
     timeout_of,
-    validate_location,
-    validate_timeouts,
+    validate_common,
 )
 
 # machine_resources.py AutoscalingMetricSpec.metric_name
@@ -185,8 +184,7 @@ class Deployment(ProviderResource):
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
-        validate_location(diags, config, self.provider.allow_unlisted_regions)
-        validate_timeouts(diags, config)
+        validate_common(diags, config, self.provider.allow_unlisted_regions)
         if known(config.get("deployed_model_id")):
             rule(diags, "deployed_model_id", rules.deployed_model_id(config["deployed_model_id"], existing=True))
         if known(config.get("endpoint_id")):

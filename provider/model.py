@@ -41,8 +41,7 @@ from provider.common import (
     replaced_attributes,
     rule,
     timeout_of,
-    validate_location,
-    validate_timeouts,
+    validate_common,
 )
 
 # model_service.py MergeVersionAliasesRequest.version_aliases (also Model.version_aliases)
@@ -264,8 +263,7 @@ class Model(ProviderResource):
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
-        validate_location(diags, config, self.provider.allow_unlisted_regions)
-        validate_timeouts(diags, config)
+        validate_common(diags, config, self.provider.allow_unlisted_regions)
         if known(config.get("model_id")):
             rule(diags, "model_id", rules.model_id(config["model_id"], existing=True))
         if known(config.get("display_name")):

@@ -15,7 +15,7 @@ from tf.utils import Diagnostics
 
 from config import rules
 from provider.client import VertexError, report
-from provider.common import PROJECT_REGION_DOC, ProviderDataSource, attr, known, rule, validate_location
+from provider.common import PROJECT_REGION_DOC, ProviderDataSource, attr, known, rule, validate_common
 
 _S = String()
 
@@ -48,7 +48,7 @@ class ModelVersion(ProviderDataSource):
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
-        validate_location(diags, config, self.provider.allow_unlisted_regions)
+        validate_common(diags, config, self.provider.allow_unlisted_regions)
         if known(config.get("model_id")):
             rule(diags, "model_id", rules.model_id(config["model_id"], existing=True))
 

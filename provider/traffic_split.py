@@ -24,7 +24,6 @@ from tf.schema import Schema
 from tf.types import Map, Number, String, Unknown
 from tf.utils import Diagnostics
 
-from config import rules
 from provider.client import VertexError, log, report
 from provider.common import (
     PROJECT_REGION_DOC,
@@ -37,8 +36,7 @@ from provider.common import (
     known,
     rule,
     timeout_of,
-    validate_location,
-    validate_timeouts,
+    validate_common,
 )
 
 _S = String()
@@ -89,10 +87,7 @@ class TrafficSplit(ProviderResource):
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
-        validate_location(diags, config, self.provider.allow_unlisted_regions)
-        validate_timeouts(diags, config)
-        if known(config.get("endpoint_id")):
-            rule(diags, "endpoint_id", rules.endpoint_id(config["endpoint_id"], existing=True))
+        validate_common(diags, config, self.provider.allow_unlisted_regions)
         split = config.get("split")
         if known(split):
             problem = split_errors(split)
@@ -212,9 +207,7 @@ class TrafficSplitData(ProviderDataSource):
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
-        validate_location(diags, config, self.provider.allow_unlisted_regions)
-        if known(config.get("endpoint_id")):
-            rule(diags, "endpoint_id", rules.endpoint_id(config["endpoint_id"], existing=True))
+        validate_common(diags, config, self.provider.allow_unlisted_regions)
 
     def read(self, ctx: ReadDataContext, config: State) -> State | None:
         name = endpoint_name(config)
