@@ -1,12 +1,15 @@
 """Synthesize every target's stacks from the rollout config (`cdktf synth` runs this).
 
-The config comes from $ROLLOUT_CONFIG, else `rollout.toml` beside this file.
+The config comes from $ROLLOUT_CONFIG, else `rollout.toml` beside this file; the stacks go to
+$CDKTF_OUTDIR (cdktf sets it), else `cdktf.out/`; local state is kept in $EEV_STATE_DIR, else
+`terraform-state/` beside this file.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from build_hooks.manifest import ManifestError
@@ -43,10 +46,17 @@ def main() -> int:
     try:
         manifest = load_artifact(rollout)
         rollout = resolve_previous(rollout)
-    except (ManifestError, ArtifactMismatch) as error:
+        state_dir = Path(os.environ["EEV_STATE_DIR"]).absolute() if os.environ.get("EEV_STATE_DIR") else None
+        stacks = synthesize(rollout, manifest, outdir=outdir, state_dir=state_dir)
+    except (ManifestError, ArtifactMismatch, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    stacks = synthesize(rollout, manifest, outdir=outdir)
+    except Exception as error:  # noqa: BLE001 - a bug: one line here, the traceback in a file
+        log = outdir.parent / "synth-error.log"
+        log.write_text(traceback.format_exc())
+        print(f"error: synth failed: {type(error).__name__}: {error} (a bug in this tool, not in your config; "
+              f"the traceback is in {log})", file=sys.stderr)
+        return 1
     names = ", ".join(t.name for t in rollout.targets)
     print(f"synthesized {len(stacks)} stacks for {names} "
           f"(artifact sha256 {manifest.sha256[:12]}) into {outdir}")

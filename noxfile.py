@@ -260,6 +260,14 @@ def rehearse(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
+def emulators(session: nox.Session) -> None:
+    """Start the GCS and Vertex AI emulators and print the variables that point synthesized stacks at them, for a plan or apply by hand (-- --offline-google: and the stand-in google provider); Ctrl-C stops them."""
+    install(session, "rehearse")
+    provider = provider_env(session)["EEV_PROVIDER_PYTHON"]
+    session.run("python", "-m", "rehearsal.emulators", *session.posargs, env={**ENV, "EEV_PROVIDER_PYTHON": provider})
+
+
+@nox.session(default=False)
 def review(session: nox.Session) -> None:
     """Synthesize CONFIG, plan every stack, print a short summary per target, write the detail and PR_COMMENT.md to review/, then checkov (--local-state: no remote state)."""
     install(session, "build", "synth", "deploy")

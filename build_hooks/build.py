@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,8 @@ from build_hooks.manifest import (
 from config.rollout import RolloutConfig
 
 BUILD_HOOKS = Path(__file__).resolve().parent
+# Where a failed export's traceback goes (in artifact_dir), named in the error line.
+EXPORT_LOG = "build-error.log"
 
 
 class BuildError(RuntimeError):
@@ -187,5 +190,25 @@ def _export_in_subprocess(rollout: RolloutConfig, out_dir: Path) -> dict:
     if result.returncode == 2 and last.startswith("{"):
         raise BuildError(json.loads(last)["error"])
     if result.returncode != 0:
-        raise BuildError(f"build: export of {model.name} failed:\n{result.stderr.strip()}")
+        # The user's factory (or code it imports) raised: its traceback is theirs to read, in a
+        # file; the error line says what was raised and where the rest is.
+        log = rollout.artifact_dir / EXPORT_LOG
+        log.write_text(result.stderr)
+        raised = _raised(result.stderr)
+        hint = ""
+        if raised.startswith("ModuleNotFoundError"):
+            hint = f" (install the missing package where the build runs: {sys.executable})"
+        raise BuildError(f"build: exporting {model.name} from model.source {model.source} failed: {raised}{hint}; "
+                         f"the traceback is in {log}")
+    log_file = rollout.artifact_dir / EXPORT_LOG
+    log_file.unlink(missing_ok=True)
     return json.loads(last)
+
+
+def _raised(stderr: str) -> str:
+    """The `Type: message` line that ends a Python traceback (else the last line)."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b", line):
+            return line.strip()
+    return lines[-1].strip() if lines else "no output"

@@ -2,7 +2,7 @@
 
 The last stdout line is JSON: the model's bands and the check's report, or `{"error": ...}`
 (exit 2) for a problem the user must fix, printed without a traceback. Anything else (the
-user's factory raising) exits 1 with its traceback.
+user's factory raising) exits 1 with its traceback, which the build keeps in a file.
 """
 
 from __future__ import annotations

@@ -14,19 +14,39 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from config import images
 from config.images import IMAGE_FAMILY, EXAMPLE_PREBUILT, accelerator_device
-from config.regions import PREDICTION_REGIONS
-
-from config import payload
+from config import payload, rules
+from config.rules import ACCELERATOR_TYPES  # noqa: F401 - the config module names them too
 
 GRPC_PORT = 8500
 
 
 class ConfigError(ValueError):
     """A rollout config that cannot be used; the message names every offending field."""
+
+
+class FieldError(ValueError):
+    """A cross-field check's error about one field of the model it runs on: reported at that
+    field (`targets.0.accelerator_type: ...`), not at the model."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def _check(problem: str | None) -> None:
+    """Raise a rule's message (config/rules.py) as the validator's error."""
+    if problem:
+        raise ValueError(problem)
+
+
+def _check_field(field: str, problem: str | None) -> None:
+    if problem:
+        raise FieldError(field, problem)
 
 
 class PayloadFormat(str, Enum):
@@ -57,49 +77,15 @@ FRAMEWORK_PAYLOADS: dict[str, tuple[PayloadFormat, ...]] = {
     "pytorch": (PayloadFormat.ND_ARRAYS, PayloadFormat.RAW_JSON),
 }
 
-# Vertex AI machine-spec accelerator types (google.cloud.aiplatform.v1 AcceleratorType).
-ACCELERATOR_TYPES = (
-    "NVIDIA_TESLA_P100",
-    "NVIDIA_TESLA_V100",
-    "NVIDIA_TESLA_P4",
-    "NVIDIA_TESLA_T4",
-    "NVIDIA_TESLA_A100",
-    "NVIDIA_A100_80GB",
-    "NVIDIA_L4",
-    "NVIDIA_H100_80GB",
-    "NVIDIA_H100_MEGA_80GB",
-    "NVIDIA_H200_141GB",
-    "NVIDIA_B200",
-    "TPU_V2",
-    "TPU_V3",
-    "TPU_V4_POD",
-    "TPU_V5_LITEPOD",
-)
-
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,20}[a-z0-9]$")
 MODEL_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
-PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-REGION_RE = re.compile(r"^[a-z]+-[a-z]+[1-9][0-9]?$")
-MACHINE_TYPE_RE = re.compile(
-    r"^(n1|n2|n2d|n4|e2|c2|c2d|c3|c3d|c4|a2|a3|a4|g2|ct5lp)-"
-    r"(standard|highmem|highcpu|highgpu|megagpu|ultragpu|edgegpu|hightpu)-[0-9]+[a-z]*$"
-)
 SERVICE_ACCOUNT_RE = re.compile(
     r"^([a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com"
     r"|[0-9]+-compute@developer\.gserviceaccount\.com)$"
 )
-IAM_MEMBER_RE = re.compile(r"^(user|serviceAccount|group|domain):[^\s:]+$")
 KMS_KEY_RE = re.compile(
     r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/keyRings/[^/]+/cryptoKeys/[^/]+$"
 )
-# CreateEndpointRequest.endpoint_id (aiplatform_v1/types/endpoint_service.py).
-ENDPOINT_ID_RE = re.compile(r"^([1-9][0-9]{0,8}|[a-z]([a-z0-9-]{0,61}[a-z0-9])?)$")
-ENDPOINT_ID_RULE = (
-    "a number of at most 9 digits without a leading zero, or up to 63 of a-z, 0-9 and '-' "
-    "starting with a letter and ending with a letter or digit"
-)
-LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-LABEL_VALUE_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SHA_REF_RE = re.compile(r"^[0-9a-f]{6,64}$")
 VERSION_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -165,7 +151,7 @@ class PreviousArtifact(_Frozen):
     image, or `<host>/<project>/<repository>/<name>@sha256:<digest>`. Unset for our own image:
     the digest recorded with that artifact's build (`<artifact_dir>/<sha256>/manifest.json`)."""
     env: dict[str, str] | None = None
-    grpc: bool | None = None
+    grpc: StrictBool | None = None
 
     @field_validator("sha256")
     @classmethod
@@ -189,6 +175,8 @@ class ModelConfig(payload.TileSides, _Frozen):
 
     name: str
     """Model name: the Vertex model ID prefix and the artifact folder in the bucket."""
+    display_name: str | None = None
+    """The model's display name in Vertex AI (default: name); changed in place."""
     framework: Literal["tensorflow", "pytorch"]
     """Which framework exports the model and which prebuilt container serves it."""
     source: str
@@ -201,9 +189,9 @@ class ModelConfig(payload.TileSides, _Frozen):
     """Container image for every target that does not set its own; unset: our own image for
     each target's hardware (built from serving/, pushed to the target's registry, uploaded by
     digest); or a Vertex AI prebuilt image until its end of availability (config/images.py)."""
-    custom_image: bool = False
+    custom_image: StrictBool = False
     """Set when the serving images are containers of your own (not checked)."""
-    grpc: bool = False
+    grpc: StrictBool = False
     """Open gRPC port 8500 on the container (`--container-grpc-ports=8500`)."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the serving container."""
@@ -211,22 +199,22 @@ class ModelConfig(payload.TileSides, _Frozen):
     """HTTP predict route of a custom container; our images and the prebuilt ones bring their own."""
     health_route: str | None = None
     """HTTP health route of a custom container; our images and the prebuilt ones bring their own."""
-    input_overlap: int = Field(default=0, ge=0, le=1024)
+    input_overlap: StrictInt = Field(default=0, ge=0, le=1024)
     """`inputOverlapSize` (square): pixels added on each edge of a tile sent to the model; an
     instance is tile_size + 2 * input_overlap pixels a side."""
-    output_tile_size: int | None = Field(default=None, ge=1, le=4096)
+    output_tile_size: StrictInt | None = Field(default=None, ge=1, le=4096)
     """`outputTileSize` (square): pixels a side of each answer; defaults to tile_size. The
     served model answers the centre output_tile_size of what the model computes."""
-    max_payload_bytes: int = Field(default=payload.DEFAULT_MAX_PAYLOAD_BYTES, ge=1, le=payload.MAX_PAYLOAD_BYTES)
+    max_payload_bytes: StrictInt = Field(default=payload.DEFAULT_MAX_PAYLOAD_BYTES, ge=1, le=payload.MAX_PAYLOAD_BYTES)
     """`maxPayloadBytes`: the largest request Earth Engine may send (1.5 MB on a shared
     public Vertex AI endpoint, up to 10 MB on a dedicated one)."""
     input_bands: tuple[str, ...] = ()
     """The bands Earth Engine sends, in order; defaults to the built-in example's bands.
     Needed for the payload budget before anything is built."""
-    input_shapes: dict[str, Annotated[int, Field(ge=1, le=4096)]] = Field(default_factory=dict)
+    input_shapes: dict[str, Annotated[StrictInt, Field(ge=1, le=4096)]] = Field(default_factory=dict)
     """Array bands: values per pixel of each (Earth Engine's `inputShapes`); others are scalar."""
     # After the fields its payload budget depends on, so its validator sees them.
-    tile_size: int = Field(default=256, ge=1, le=2048)
+    tile_size: StrictInt = Field(default=256, ge=1, le=2048)
     """`inputTileSize` (square): the pixels of each tile Earth Engine predicts, overlap excluded."""
     version_label: str | None = None
     """Free label stored inside the artifact, so the same model with another label is another
@@ -241,6 +229,12 @@ class ModelConfig(payload.TileSides, _Frozen):
     def _name(cls, v: str) -> str:
         if not MODEL_NAME_RE.match(v):
             raise ValueError(f"{v!r}: allowed: 2-40 characters of a-z, 0-9 and '-', starting with a letter")
+        return v
+
+    @field_validator("display_name")
+    @classmethod
+    def _display_name(cls, v: str | None) -> str | None:
+        _check(None if v is None else rules.display_name(v))
         return v
 
     @field_validator("source")
@@ -363,52 +357,73 @@ class ModelConfig(payload.TileSides, _Frozen):
         return [GRPC_PORT] if self.grpc else []
 
 
+# What `gcloud ai models describe` and `list` print: the project as its ID or number, the
+# version by its ID (versionId) or an alias ([types] model_service.py GetModelRequest.name).
 MODEL_VERSION_RE = re.compile(
-    r"^projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/models/(?P<model_id>[a-z0-9_][a-z0-9_-]{0,62})"
-    r"@(?P<version>[0-9]+)$"
+    r"^projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/models/(?P<model_id>[^/@]+)"
+    r"@(?P<version>[0-9]+|[a-z][a-zA-Z0-9-]{0,126}[a-z0-9])$"
 )
 
 
 class AdoptConfig(_Frozen):
-    """Vertex AI resources created outside the stacks (e.g. by `gcloud ai models upload` and
-    `gcloud ai endpoints deploy-model`) that the next apply imports instead of creating anew.
-    Keep it in the config afterwards: it names the resources the stacks now manage."""
+    """Vertex AI resources created outside the stacks (e.g. by `gcloud ai endpoints create`,
+    `gcloud ai models upload` and `gcloud ai endpoints deploy-model`) that the next apply imports
+    instead of creating anew. Keep it in the config afterwards: it names the resources the
+    stacks now manage."""
 
-    model_version: str
-    """`projects/<p>/locations/<region>/models/<model ID>@<version ID>` of the existing version;
-    its model ID becomes the parent of every later version."""
-    artifact_sha256: str
+    endpoint: StrictBool = False
+    """The target's `endpoint_id` names an endpoint that exists: the endpoint stack imports it
+    (any ID Vertex AI gave it, e.g. the 19 digits `gcloud ai endpoints create` prints)."""
+    model_version: str | None = None
+    """`projects/<p>/locations/<region>/models/<model ID>@<version ID or alias>` of the existing
+    version; its model ID becomes the parent of every later version."""
+    artifact_sha256: str | None = None
     """sha256 of the artifact that version serves (the folder under `models/<name>/` in the bucket)."""
     deployed_model_id: str | None = None
     """ID of its existing deployment on the target's endpoint (as `gcloud ai endpoints deploy-model` prints it)."""
 
     @field_validator("model_version")
     @classmethod
-    def _model_version(cls, v: str) -> str:
-        if not MODEL_VERSION_RE.match(v):
+    def _model_version(cls, v: str | None) -> str | None:
+        match = MODEL_VERSION_RE.match(v or "")
+        if v is not None and not match:
             raise ValueError(
-                f"{v!r}; allowed: 'projects/<project>/locations/<region>/models/<model ID>@<version ID>' "
+                f"{v!r}; allowed: 'projects/<project>/locations/<region>/models/<model ID>@<version ID or alias>' "
                 "(`gcloud ai models describe MODEL --region REGION` shows name and versionId)"
             )
+        if match:
+            _check(rules.model_id(match["model_id"], existing=True))
         return v
 
     @field_validator("artifact_sha256")
     @classmethod
-    def _sha(cls, v: str) -> str:
-        if not re.fullmatch(r"[0-9a-f]{64}", v):
+    def _sha(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9a-f]{64}", v):
             raise ValueError(f"{v!r}: allowed: the 64 lowercase hex digits of the artifact's sha256")
         return v
 
     @field_validator("deployed_model_id")
     @classmethod
     def _deployed_model_id(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[1-9][0-9]{0,18}", v):
-            raise ValueError(f"{v!r}; allowed: the deployed model's numeric ID, as Vertex AI shows it")
+        _check(None if v is None else rules.deployed_model_id(v, existing=True))
         return v
 
+    @model_validator(mode="after")
+    def _together(self) -> AdoptConfig:
+        if (self.model_version is None) != (self.artifact_sha256 is None):
+            missing = "artifact_sha256" if self.artifact_sha256 is None else "model_version"
+            raise FieldError(missing, "model_version and artifact_sha256 go together; allowed: both (the version and "
+                                      "the artifact it serves) or neither")
+        if self.deployed_model_id is not None and self.model_version is None:
+            raise FieldError("model_version", "deployed_model_id needs the model version it serves; allowed: set "
+                                              "model_version and artifact_sha256 too")
+        if not (self.endpoint or self.model_version):
+            raise ValueError("nothing to adopt; allowed: endpoint = true, and/or model_version with artifact_sha256")
+        return self
+
     @property
-    def model_id(self) -> str:
-        return MODEL_VERSION_RE.match(self.model_version)["model_id"]
+    def model_id(self) -> str | None:
+        return MODEL_VERSION_RE.match(self.model_version)["model_id"] if self.model_version else None
 
 
 class TargetConfig(_Frozen):
@@ -418,7 +433,7 @@ class TargetConfig(_Frozen):
     """Short target name; prefixes the four stacks (`<name>-bucket`, ...)."""
     project: str
     """Google Cloud project ID."""
-    allow_unlisted_region: bool = False
+    allow_unlisted_region: StrictBool = False
     """Accept a region missing from config/regions.py (one newer than that list)."""
     region: str
     """Vertex AI region that serves online predictions; also the bucket's location."""
@@ -428,7 +443,7 @@ class TargetConfig(_Frozen):
     """Compute machine type for each serving replica."""
     accelerator_type: str | None = None
     """GPU/TPU type per replica; requires accelerator_count >= 1 and a -gpu serving image."""
-    accelerator_count: int = Field(default=0, ge=0, le=16)
+    accelerator_count: StrictInt = Field(default=0, ge=0, le=16)
     """Accelerators per replica."""
     serving_image: str | None = None
     """Container image for this target; default: model.serving_image, else our own image for
@@ -436,11 +451,11 @@ class TargetConfig(_Frozen):
     image_repository: str = "ee-serving"
     """Artifact Registry repository (docker format, in the target's project and region) that
     the stacks create and our serving image is pushed to."""
-    min_replicas: int = Field(default=1, ge=1, le=1000)
+    min_replicas: StrictInt = Field(default=1, ge=1, le=rules.MAX_REPLICAS)
     """Replicas always running."""
-    max_replicas: int = Field(default=1, ge=1, le=1000)
+    max_replicas: StrictInt = Field(default=1, ge=1, le=rules.MAX_REPLICAS)
     """Upper bound for autoscaling."""
-    traffic_percent: int = Field(default=100, ge=0, le=100)
+    traffic_percent: StrictInt = Field(default=100, ge=0, le=100)
     """Share of the endpoint's traffic the current artifact gets; the rest goes to model.previous.
     A version with 0% is not deployed (0 rolls back to the previous artifact)."""
     service_account: str | None = None
@@ -461,9 +476,12 @@ class TargetConfig(_Frozen):
     state_bucket: str | None = None
     """GCS bucket for Terraform remote state (prefix per stack); local state when unset."""
     endpoint_id: str | None = None
-    """ID of the Vertex AI endpoint to use, e.g. one that already exists (import it into the
-    endpoint stack); derived from project, region and model name when unset. Vertex AI's
-    rule: a number of at most 9 digits without a leading zero, or up to 63 of a-z, 0-9, '-'."""
+    """ID of the Vertex AI endpoint: derived from project, region and model name when unset.
+    For an endpoint the stacks create, Vertex AI's rule: a number of at most 9 digits without
+    a leading zero, or up to 63 of a-z, 0-9, '-'. For one that exists (`adopt.endpoint = true`),
+    any ID Vertex AI gave it."""
+    endpoint_display_name: str | None = None
+    """The endpoint's display name (default `<model name>-<target name>`); changed in place."""
     adopt: AdoptConfig | None = None
     """Existing model version and deployment to import into this target's stacks."""
 
@@ -477,26 +495,13 @@ class TargetConfig(_Frozen):
     @field_validator("project")
     @classmethod
     def _project(cls, v: str) -> str:
-        if not PROJECT_RE.match(v):
-            raise ValueError(
-                f"{v!r} is not a Google Cloud project ID; allowed: 6-30 characters of a-z, 0-9 and '-', "
-                "starting with a letter, not ending with '-'"
-            )
+        _check(rules.project(v))
         return v
 
     @field_validator("region")
     @classmethod
     def _region(cls, v: str, info: ValidationInfo) -> str:
-        if not REGION_RE.match(v):
-            raise ValueError(
-                f"{v!r} is not a region; allowed: the '<area>-<direction><n>' form such as "
-                "'us-central1' or 'europe-west4'"
-            )
-        if v not in PREDICTION_REGIONS and not info.data.get("allow_unlisted_region"):
-            raise ValueError(
-                f"{v!r} is not a Vertex AI prediction region; allowed: {', '.join(PREDICTION_REGIONS)} "
-                "(a region newer than this list: set allow_unlisted_region = true on the target)"
-            )
+        _check(rules.region(v, allow_unlisted=info.data.get("allow_unlisted_region") is True))
         return v
 
     @field_validator("bucket", "state_bucket", "access_log_bucket")
@@ -513,32 +518,22 @@ class TargetConfig(_Frozen):
             raise ValueError(f"{v!r}; allowed: 1-63 of a-z, 0-9 and '-', starting with a letter, not ending with '-'")
         return v
 
-    @field_validator("endpoint_id")
-    @classmethod
-    def _endpoint_id(cls, v: str | None) -> str | None:
-        if v is not None and not ENDPOINT_ID_RE.fullmatch(v):
-            hint = ""
-            if v.isdigit() and len(v) > 9:
-                hint = (" (Vertex AI refuses numeric endpoint IDs over 9 digits, such as the 10-digit IDs "
-                        "earlier versions of this tool derived)")
-            raise ValueError(f"{v!r} is not a valid Vertex AI endpoint ID{hint}; allowed: {ENDPOINT_ID_RULE}")
-        return v
-
     @field_validator("machine_type")
     @classmethod
     def _machine_type(cls, v: str) -> str:
-        if not MACHINE_TYPE_RE.match(v):
-            raise ValueError(
-                f"{v!r} is not a Vertex AI machine type; allowed: '<family>-<kind>-<n>' such as "
-                "'n1-standard-4', 'e2-standard-8', 'g2-standard-12', 'a2-highgpu-1g'"
-            )
+        _check(rules.machine_type(v))
         return v
 
     @field_validator("accelerator_type")
     @classmethod
     def _accelerator_type(cls, v: str | None) -> str | None:
-        if v is not None and v not in ACCELERATOR_TYPES:
-            raise ValueError(f"{v!r}; allowed: {', '.join(ACCELERATOR_TYPES)}")
+        _check(rules.accelerator_type(v))
+        return v
+
+    @field_validator("endpoint_display_name")
+    @classmethod
+    def _display_name(cls, v: str | None) -> str | None:
+        _check(None if v is None else rules.display_name(v))
         return v
 
     @field_validator("service_account")
@@ -554,13 +549,7 @@ class TargetConfig(_Frozen):
     @field_validator("labels")
     @classmethod
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
-        if len(v) > 60:
-            raise ValueError(f"{len(v)} labels; allowed: at most 60 (a few are added by this tool)")
-        for key, value in v.items():
-            if not LABEL_KEY_RE.match(key):
-                raise ValueError(f"key {key!r}; allowed: 1-63 of a-z, 0-9, '_', '-', starting with a letter")
-            if not LABEL_VALUE_RE.match(value):
-                raise ValueError(f"value {value!r} of {key!r}; allowed: 0-63 of a-z, 0-9, '_', '-'")
+        _check(rules.labels(v, reserved=rules.RESERVED_LABELS))
         return v
 
     @field_validator("kms_key")
@@ -576,30 +565,23 @@ class TargetConfig(_Frozen):
     @classmethod
     def _members(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for member in v:
-            if not IAM_MEMBER_RE.match(member):
-                raise ValueError(
-                    f"{member!r}; allowed: 'user:<email>', 'serviceAccount:<email>', "
-                    "'group:<email>' or 'domain:<domain>'"
-                )
+            _check(rules.member(member))
         return v
 
     @model_validator(mode="after")
     def _consistent(self) -> TargetConfig:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"min_replicas ({self.min_replicas}) is greater than max_replicas ({self.max_replicas}); "
-                "allowed: 1 <= min_replicas <= max_replicas"
-            )
-        if self.accelerator_count and not self.accelerator_type:
-            raise ValueError(
-                f"accelerator_count is {self.accelerator_count} but accelerator_type is unset; "
-                f"allowed accelerator_type: {', '.join(ACCELERATOR_TYPES)}"
-            )
-        if self.accelerator_type and not self.accelerator_count:
-            raise ValueError(
-                f"accelerator_type is {self.accelerator_type!r} but accelerator_count is 0; "
-                "allowed: accelerator_count from 1 to 16"
-            )
+        problem = rules.replicas(self.min_replicas, self.max_replicas)
+        if problem:
+            raise FieldError(f"{problem[0]}_replicas", problem[1])
+        problem = rules.machine_spec(self.machine_type, self.accelerator_type, self.accelerator_count)
+        if problem:
+            raise FieldError(*problem)
+        adopting = self.adopt is not None and self.adopt.endpoint
+        if self.endpoint_id is not None:
+            _check_field("endpoint_id", rules.endpoint_id(self.endpoint_id, existing=adopting))
+        elif adopting:
+            raise FieldError("adopt", "endpoint = true needs the existing endpoint's ID; allowed: set endpoint_id "
+                                      "on the target (as `gcloud ai endpoints list` shows it)")
         if self.kms_key:
             location = KMS_KEY_RE.match(self.kms_key)["location"]
             if location != self.region:
@@ -607,13 +589,13 @@ class TargetConfig(_Frozen):
                     f"kms_key is in {location!r} but the target region is {self.region!r}; "
                     "allowed: a key in the same region as the bucket and endpoint"
                 )
-        if self.adopt:
+        if self.adopt and self.adopt.model_version:
             match = MODEL_VERSION_RE.match(self.adopt.model_version)
-            if (match["project"], match["region"]) != (self.project, self.region):
-                raise ValueError(
-                    f"adopt.model_version is in {match['project']}/{match['region']} but the target is "
-                    f"{self.project}/{self.region}; allowed: a model version in the target's project and region"
-                )
+            # A project number (as gcloud prints names) cannot be checked against the ID here.
+            if match["region"] != self.region or (match["project"] != self.project and not match["project"].isdigit()):
+                raise FieldError("adopt", (
+                    f"model_version is in {match['project']}/{match['region']} but the target is "
+                    f"{self.project}/{self.region}; allowed: a model version in the target's project and region"))
         if self.access_log_bucket == self.bucket:
             raise ValueError(
                 f"access_log_bucket is the artifact bucket {self.bucket!r}; "
@@ -754,8 +736,15 @@ def _bounds(loc: tuple) -> tuple[int, int] | None:
 
 def _describe(error: ValidationError) -> str:
     lines = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+    errors = error.errors()
+    for item in errors:
+        loc = item["loc"]
+        if item["type"] == "too_short" and any(e["loc"][:len(loc)] == loc and len(e["loc"]) > len(loc) for e in errors):
+            continue  # pydantic counts only the valid items: their own errors say what is wrong
+        error_object = (item.get("ctx") or {}).get("error")
+        if isinstance(error_object, FieldError):
+            loc = (*loc, error_object.field)
+        where = ".".join(str(part) for part in loc) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "enum":
             message = f"{item['input']!r}; allowed: {item['ctx']['expected']}"
@@ -765,6 +754,11 @@ def _describe(error: ValidationError) -> str:
             message = "unknown field; check the spelling against README.md"
         elif item["type"] in _NUMBER_ERRORS and (bounds := _bounds(item["loc"])):
             message = f"{item['input']!r}; allowed: a whole number from {bounds[0]} to {bounds[1]}"
+        elif item["type"] == "bool_type":
+            message = f"{item['input']!r}; allowed: true or false"
+        elif item["type"] in ("string_type", "dict_type", "tuple_type", "list_type", "model_type", "model_attributes_type"):
+            kind = {"string_type": "a string", "dict_type": "a table", "tuple_type": "a list", "list_type": "a list"}
+            message = f"{item['input']!r}; allowed: {kind.get(item['type'], 'a table')}"
         lines.append(f"  {where}: {message}")
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ import re
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from urllib.parse import urlparse
 
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
@@ -76,6 +77,28 @@ class Client:
         self.operation_timeout = operation_timeout
         self._session = None
         self._lock = threading.Lock()
+        # A resource's `timeouts` for the call in progress; Terraform runs each call in a thread.
+        self._local = threading.local()
+
+    @contextmanager
+    def deadline(self, seconds: float | None, attribute: str):
+        """Bound everything in the block (requests and operation waits) by `seconds`, the
+        resource's `timeouts.<attribute>`; None: each operation waits operation_timeout."""
+        self._local.deadline = (time.monotonic() + seconds, attribute) if seconds else None
+        try:
+            yield
+        finally:
+            self._local.deadline = None
+
+    def _remaining(self, what: str) -> float | None:
+        deadline = getattr(self._local, "deadline", None)
+        if deadline is None:
+            return None
+        left = deadline[0] - time.monotonic()
+        if left <= 0:
+            raise VertexError(0, "DEADLINE_EXCEEDED", f"{deadline[1]} ran out of time before it was done; "
+                              "what Vertex AI started goes on, and the next apply adopts what it made", what)
+        return left
 
     def _http(self):
         with self._lock:
@@ -90,12 +113,16 @@ class Client:
                     from google.auth.transport.requests import AuthorizedSession
 
                     try:
-                        creds, _ = google.auth.default(scopes=_SCOPES)
+                        if self.credentials == "application-default":
+                            creds, _ = google.auth.default(scopes=_SCOPES)
+                        else:  # a key file (service account or authorized user), as google-auth reads it
+                            creds, _ = google.auth.load_credentials_from_file(self.credentials, scopes=_SCOPES)
                     except DefaultCredentialsError as error:
                         raise VertexError(
                             0, "UNAUTHENTICATED",
-                            f"no Application Default Credentials ({error}); run `gcloud auth "
-                            "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS", "credentials",
+                            f"no usable credentials ({error}); run `gcloud auth application-default login`, set "
+                            "GOOGLE_APPLICATION_CREDENTIALS, or give credentials (or EEVERTEX_CREDENTIALS) a key "
+                            "file", "credentials",
                         ) from error
                     self._session = AuthorizedSession(creds)
             return self._session
@@ -109,8 +136,10 @@ class Client:
         url = f"{self.base_url(region_of(path))}/v1/{path}"
         delay = 1.0
         for attempt in range(4):
+            left = self._remaining(what)
             try:
-                response = self._http().request(method, url, json=body, params=params, timeout=120)
+                response = self._http().request(method, url, json=body, params=params,
+                                                timeout=min(120.0, left) if left else 120)
             except OSError as error:  # connection refused/reset: retry reads only
                 if method != "GET" or attempt == 3:
                     raise VertexError(0, "UNAVAILABLE", f"{method} {url}: {error}", what) from error
@@ -145,7 +174,8 @@ class Client:
         log(f"{what}: started ({op.get('name', 'operation')})")
         while not op.get("done"):
             elapsed = time.monotonic() - started
-            if elapsed > self.operation_timeout:
+            self._remaining(what)
+            if elapsed > self.operation_timeout and getattr(self._local, "deadline", None) is None:
                 raise VertexError(
                     0, "DEADLINE_EXCEEDED",
                     f"operation {op.get('name')} not done after {self.operation_timeout:.0f}s "

@@ -11,20 +11,27 @@ from __future__ import annotations
 
 import re
 
-from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, State, UpdateContext
+from tf.iface import CreateContext, DeleteContext, ImportContext, PlanContext, ReadContext, State, UpdateContext
 from tf.schema import Schema
 from tf.types import Bool, Number, String, Unknown
 from tf.utils import Diagnostics
 
+from config import rules
 from provider.client import VertexError, log, report
 from provider.common import (
     PROJECT_REGION_DOC,
+    TIMEOUTS,
     ProviderResource,
     attr,
     differences,
+    import_parts,
+    keep_timeouts,
     known,
     replaced_attributes,
+    rule,
     same_resource,
+    timeout_of,
+    validate_common,
 )
 
 # machine_resources.py AutoscalingMetricSpec.metric_name
@@ -55,12 +62,16 @@ _S, _N, _B = String(), Number(), Bool()
 _ATTRIBUTES = [
     attr("project", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["project"]),
     attr("region", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["region"]),
-    attr("endpoint_id", _S, kind="required", replace=True, doc="The endpoint's ID (not its path)."),
+    attr("endpoint_id", _S, kind="required", replace=True,
+         doc="The endpoint's ID (not its path): any ID Vertex AI gave it, e.g. 19 digits."),
     attr("model", _S, kind="required", replace=True,
-         doc="Model version to deploy: `projects/P/locations/R/models/M@V` (an `eevertex_model`'s `id`)."),
+         doc="Model version to deploy: `projects/P/locations/R/models/M@V` (an `eevertex_model`'s `id`) or "
+             "`.../models/M@ALIAS`; the two name the same deployment while the alias is on the deployed version."),
     attr("deployed_model_id", _S, kind="required", replace=True,
          doc="Deterministic ID: 1-10 digits for a new deployment (longer: Vertex-generated, imported)."),
-    attr("display_name", _S, kind="optional", replace=True),
+    attr("display_name", _S, kind="optional+computed", replace=True,
+         doc="Unset: Vertex AI's (the model's display name), or what an adopted deployment has. Vertex AI cannot "
+             "change it on a deployed model (MutateDeployedModelRequest): a change deploys anew."),
     attr("machine_type", _S, kind="required", replace=True, doc="e.g. `n1-standard-4`."),
     attr("accelerator_type", _S, kind="optional", replace=True, doc="e.g. `NVIDIA_TESLA_T4`."),
     attr("accelerator_count", _N, kind="optional", replace=True),
@@ -77,6 +88,8 @@ _ATTRIBUTES = [
     attr("disable_container_logging", _B, kind="optional+computed", doc="Updated in place."),
     attr("enable_access_logging", _B, kind="optional+computed", replace=True,
          doc="Not mutable in Vertex AI: a change redeploys."),
+    attr("model_version_id", _S, kind="computed",
+         doc="The version ID Vertex AI deployed (DeployedModel.model_version_id), whichever way `model` names it."),
     attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E/deployedModels/D`."),
 ]
 
@@ -102,7 +115,7 @@ def to_api(state: State) -> dict:
     if state.get("spot"):
         resources["spot"] = True
     deployed: dict = {"id": state["deployed_model_id"], "model": state["model"], "dedicatedResources": resources}
-    if state.get("display_name"):
+    if known(state.get("display_name")) and state["display_name"]:
         deployed["displayName"] = state["display_name"]
     if known(state.get("service_account")) and state["service_account"]:
         deployed["serviceAccount"] = state["service_account"]
@@ -148,6 +161,7 @@ def from_api(deployed: dict, prior: State, model: str) -> State:
         "service_account": deployed.get("serviceAccount") or None,
         "disable_container_logging": bool(deployed.get("disableContainerLogging")),
         "enable_access_logging": bool(deployed.get("enableAccessLogging")),
+        "model_version_id": deployed.get("modelVersionId") or None,
     }
     state["id"] = f"{endpoint_name(state)}/deployedModels/{state['deployed_model_id']}"
     return state
@@ -164,41 +178,87 @@ class Deployment(ProviderResource):
 
     @classmethod
     def get_schema(cls) -> Schema:
-        return Schema(version=0, attributes=_ATTRIBUTES, description=(
+        return Schema(version=0, attributes=_ATTRIBUTES, block_types=[TIMEOUTS], description=(
             "One model version deployed on a Vertex AI endpoint. Replicas, autoscaling and container "
             "logging change in place; anything else deploys anew (use create_before_destroy)."))
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
-        deployed_id = config.get("deployed_model_id")
-        if known(deployed_id) and not re.fullmatch(r"[0-9]+", deployed_id):
-            diags.add_error(f"deployed_model_id = {deployed_id!r} must be digits (1-10 for a new deployment)", "",
-                            path=["deployed_model_id"])
-        endpoint_id = config.get("endpoint_id")
-        if known(endpoint_id) and "/" in endpoint_id:
-            diags.add_error(f"endpoint_id = {endpoint_id!r} must be the endpoint's ID, not its path", "",
-                            path=["endpoint_id"])
+        validate_common(diags, config, self.provider.allow_unlisted_regions)
+        if known(config.get("deployed_model_id")):
+            rule(diags, "deployed_model_id", rules.deployed_model_id(config["deployed_model_id"], existing=True))
+        if known(config.get("endpoint_id")):
+            rule(diags, "endpoint_id", rules.endpoint_id(config["endpoint_id"], existing=True))
         model = config.get("model")
         if known(model) and not re.fullmatch(r"projects/[^/]+/locations/[^/]+/models/[^/@]+(@[^/@]+)?", model):
-            diags.add_error(f"model = {model!r} is not a model version name",
-                            "Give projects/P/locations/R/models/M@VERSION (an eevertex_model's id).", path=["model"])
+            diags.add_error(f"model: {model!r} is not a model version name; allowed: "
+                            "projects/P/locations/R/models/M@VERSION (an eevertex_model's id) or .../models/M@ALIAS",
+                            "", path=["model"])
+        spec = [config.get(k) for k in ("machine_type", "accelerator_type", "accelerator_count")]
+        if all(v is not Unknown for v in spec):
+            problem = rules.machine_spec(*spec)
+            if problem:
+                rule(diags, *problem)
         low, high = config.get("min_replica_count"), config.get("max_replica_count")
-        if known(low) and (not isinstance(low, int) or low < 1):
-            diags.add_error(f"min_replica_count = {low} must be a whole number >= 1", "", path=["min_replica_count"])
-        if known(low) and known(high) and isinstance(low, int) and high < low:
-            diags.add_error(f"max_replica_count = {high} is below min_replica_count = {low}", "",
-                            path=["max_replica_count"])
+        problem = rules.replicas(low if known(low) else None, high if known(high) else None)
+        if problem:
+            rule(diags, f"{problem[0]}_replica_count", problem[1])
         for key in METRICS:
             value = config.get(key)
             limit = 100 if key != "autoscaling_request_count_per_minute_target" else None
             if known(value) and (not isinstance(value, int) or value < 1 or (limit and value > limit)):
-                diags.add_error(f"{key} = {value} must be a whole number in 1..{limit or 'any'}", "", path=[key])
+                diags.add_error(f"{key}: {value!r}; allowed: a whole number from 1 to {limit or 'any'}", "",
+                                path=[key])
         duty, count = config.get("autoscaling_accelerator_duty_cycle_target"), config.get("accelerator_count")
         if known(duty) and not (known(count) and count):
-            diags.add_error("autoscaling_accelerator_duty_cycle_target needs accelerator_count > 0", "",
-                            path=["autoscaling_accelerator_duty_cycle_target"])
-        if known(count) and count and config.get("accelerator_type") is None:
-            diags.add_error("accelerator_count needs accelerator_type", "", path=["accelerator_type"])
+            diags.add_error("autoscaling_accelerator_duty_cycle_target: set, but accelerator_count is 0; allowed: "
+                            "only with accelerators (machine_resources.py DedicatedResources.autoscaling_metric_specs)",
+                            "", path=["autoscaling_accelerator_duty_cycle_target"])
+
+    def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
+        """Only updates come here (the framework plans creates itself, Terraform replans a
+        replacement as a create)."""
+        self.keep_prior_project(current, planned, endpoint_name)
+        if known(planned.get("model")) and planned["model"] != current.get("model") and self._same_version(
+                planned["model"], current):
+            # `M@alias` in the config, `M@1` in state (an import), or the reverse: one version, one
+            # deployment. Terraform lets the plan keep the prior value of an attribute that is
+            # functionally the same as the config's (plan_valid.go AssertPlanValid).
+            planned["model"] = current["model"]
+        replaced = sorted(k for k in replaced_attributes(_ATTRIBUTES)
+                          if planned.get(k) is not Unknown and planned.get(k) != current.get(k))
+        if replaced and planned.get("deployed_model_id") == current.get("deployed_model_id"):
+            self._refuse_same_id_replacement(ctx, current, planned, replaced)
+        return planned
+
+    def _same_version(self, model: str, current: State) -> bool:
+        """Whether `model` (as configured) names the version this deployment serves."""
+        base, _, version = model.partition("@")
+        deployed_base, _, deployed_version = (current.get("model") or "").partition("@")
+        if not same_resource(base, deployed_base):
+            return False
+        served = current.get("model_version_id") or (deployed_version if deployed_version.isdigit() else None)
+        if version.isdigit():
+            return version == served
+        try:
+            found = self.client.get(f"{base}@{version or 'default'}", what=f"get {model}")
+        except VertexError:
+            return False
+        return found is not None and found.get("versionId") == served
+
+    def _refuse_same_id_replacement(self, ctx: PlanContext, current: State, planned: State, replaced: list[str]):
+        """A replacement that keeps the deployed model ID cannot work: the create would find that
+        ID deployed (adopt it, or fail on its other settings), and the destroy of the old one would
+        then undeploy it, leaving the endpoint without it. Refused while nothing has changed."""
+        me = current["deployed_model_id"]
+        shown = ", ".join(f"{k} {current.get(k)!r} -> {planned.get(k)!r}" for k in replaced)
+        ctx.diagnostics.add_error(
+            f"deployed model {me} on {endpoint_name(current)} would be replaced under the same ID ({shown})",
+            "Vertex AI cannot change these on a deployed model, and a new deployment with the same "
+            "deployed_model_id would be undeployed by the destroy of the old one, taking the endpoint's traffic "
+            f"with it. Allowed: keep these settings as deployed model {me} has them, or give the new deployment "
+            "another deployed_model_id (with create_before_destroy, the old one is undeployed after it serves).",
+            path=[replaced[0]])
 
     # -- CRUD ---------------------------------------------------------------------------------
 
@@ -234,8 +294,9 @@ class Deployment(ProviderResource):
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
         # One change at a time per endpoint: each computes the split from what the endpoint holds.
-        with self.provider.lock(endpoint_name(planned)):
-            return self._create(ctx, planned)
+        with self.provider.lock(endpoint_name(planned)), self.client.deadline(timeout_of(planned, "create"),
+                                                                               "timeouts.create"):
+            return keep_timeouts(self._create(ctx, planned), planned)
 
     def _create(self, ctx: CreateContext, planned: State) -> State | None:
         name = endpoint_name(planned)
@@ -256,14 +317,14 @@ class Deployment(ProviderResource):
                         f"{shown}. Undeploy it, or import it and let the plan replace it.", path=[other[0]])
                     return None
                 log(f"{name}: deployed model {planned['deployed_model_id']} exists ({actual}): adopted")
+                self.provider.adopted.add((name, planned["deployed_model_id"]))
                 if differences(planned, found, MUTABLE):
                     return self._update(ctx, found, planned)
-            elif len(planned["deployed_model_id"]) > 10:
-                # endpoint.py DeployedModel.id: "1-10 characters ... [0-9]"; longer ones are only
-                # the IDs Vertex AI generates (imported deployments).
+            elif rules.deployed_model_id(planned["deployed_model_id"], existing=False):
+                # Longer IDs are only those Vertex AI generates (imported deployments).
                 ctx.diagnostics.add_error(
-                    f"deployed_model_id = {planned['deployed_model_id']!r} is not deployed on {name} and is too "
-                    "long for a new deployment", "A new deployment's ID has 1-10 digits.", path=["deployed_model_id"])
+                    f"deployed_model_id: {planned['deployed_model_id']!r} is not deployed on {name}, and a new "
+                    "deployment's ID has 1-10 digits (endpoint.py DeployedModel.id)", "", path=["deployed_model_id"])
                 return None
             else:
                 body: dict = {"deployedModel": to_api(planned)}
@@ -294,12 +355,13 @@ class Deployment(ProviderResource):
         except VertexError as error:
             report(ctx.diagnostics, error, FIELDS, "endpoint_id")
             return current
-        return None if deployed is None else self._state(deployed, current)
+        return None if deployed is None else keep_timeouts(self._state(deployed, current), current)
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         # One change at a time per endpoint: each computes the split from what the endpoint holds.
-        with self.provider.lock(endpoint_name(current)):
-            return self._update(ctx, current, planned)
+        with self.provider.lock(endpoint_name(current)), self.client.deadline(timeout_of(planned, "update"),
+                                                                               "timeouts.update"):
+            return keep_timeouts(self._update(ctx, current, planned), planned)
 
     def _update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         name = endpoint_name(current)
@@ -330,7 +392,8 @@ class Deployment(ProviderResource):
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         # One change at a time per endpoint: each computes the split from what the endpoint holds.
-        with self.provider.lock(endpoint_name(current)):
+        with self.provider.lock(endpoint_name(current)), self.client.deadline(timeout_of(current, "delete"),
+                                                                               "timeouts.delete"):
             return self._delete(ctx, current)
 
     def _delete(self, ctx: DeleteContext, current: State) -> None:
@@ -340,6 +403,11 @@ class Deployment(ProviderResource):
             endpoint, deployed = self._find(current)
             if deployed is None:
                 log(f"{name}: deployed model {me} is already gone")
+                return None
+            if (name, me) in self.provider.adopted:
+                # A replacement under the same ID (created first, it adopted this deployment):
+                # the deployment is the new object's now; undeploying it would empty its traffic.
+                log(f"{name}: deployed model {me} belongs to its replacement (adopted in this apply): kept")
                 return None
             rest = [d["id"] for d in endpoint.get("deployedModels") or [] if d["id"] != me]
             split = {k: int(v) for k, v in (endpoint.get("trafficSplit") or {}).items()}
@@ -354,12 +422,13 @@ class Deployment(ProviderResource):
         return None
 
     def import_(self, ctx: ImportContext, id: str) -> State | None:
-        match = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/endpoints/([^/]+)/deployedModels/([0-9]+)", id)
-        if not match:
-            ctx.diagnostics.add_error(f"cannot import {id!r}",
-                                      "Give projects/P/locations/R/endpoints/E/deployedModels/D.")
+        parts = import_parts(id, "endpoints/{}/deployedModels/{}")
+        if not parts:
+            ctx.diagnostics.add_error(f"cannot import {id!r}", (
+                "Give projects/P/locations/R/endpoints/E/deployedModels/D (the project as ID or number, E and D "
+                "as gcloud prints them), or the short P/R/E/D."))
             return None
-        project, region, endpoint_id, deployed_id = match.groups()
+        project, region, (endpoint_id, deployed_id) = parts
         prior = {"project": project, "region": region, "endpoint_id": endpoint_id, "deployed_model_id": deployed_id}
         try:
             _, deployed = self._find(prior)
@@ -369,7 +438,7 @@ class Deployment(ProviderResource):
         if deployed is None:
             ctx.diagnostics.add_error(f"cannot import {id!r}: not deployed", "")
             return None
-        return from_api(deployed, prior, self._model(None, deployed, project))
+        return keep_timeouts(from_api(deployed, prior, self._model(None, deployed, project)), None)
 
 
 def redistribute(split: dict[str, int], leaving: str, rest: list[str]) -> dict[str, int]:

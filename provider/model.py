@@ -25,23 +25,25 @@ from tf.types import Number, String, Unknown
 from tf.utils import Diagnostics
 
 from provider.client import VertexError, log, report
+from config import rules
 from provider.common import (
     PROJECT_REGION_DOC,
+    TIMEOUTS,
     ListOf,
     MapOf,
     ProviderResource,
     attr,
     differences,
     empty_like,
+    import_parts,
+    keep_timeouts,
     known,
     replaced_attributes,
+    rule,
+    timeout_of,
+    validate_common,
 )
 
-# model_service.py UploadModelRequest.model_id
-MODEL_ID = re.compile(r"[a-z_][a-z0-9_-]{0,62}")
-# The IDs Vertex AI generates when none is given (gcloud ai models upload without --model-id):
-# valid for an existing model, not for one we create.
-GENERATED_ID = re.compile(r"[0-9]{1,19}")
 # model_service.py MergeVersionAliasesRequest.version_aliases (also Model.version_aliases)
 ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]")
 # model.py ModelContainerSpec.ports: "If you do not specify this field, it defaults to
@@ -223,14 +225,22 @@ class Model(ProviderResource):
 
     @classmethod
     def get_schema(cls) -> Schema:
-        return Schema(version=0, attributes=_ATTRIBUTES, description=(
+        return Schema(version=0, attributes=_ATTRIBUTES, block_types=[TIMEOUTS], description=(
             "One version of a Vertex AI Model uploaded from a bucket artifact. Artifact or container "
             "changes make a new version of the same model; deleting never touches the bucket."))
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
-        if current is not None and planned.get("version_alias") != current.get("version_alias"):
-            planned["version_aliases"] = Unknown
-        replaced = sorted(set(ctx.changed_fields) & set(replaced_attributes(_ATTRIBUTES)))
+        if current is None:
+            return planned
+        self.keep_prior_project(current, planned, _model_name)
+        alias, old = planned.get("version_alias"), current.get("version_alias")
+        if known(alias) and alias != old and current.get("version_aliases") is not Unknown:
+            # mergeVersionAliases adds our alias and removes the one it replaces (never `default`):
+            # the plan shows exactly the aliases the version will hold.
+            held = set(current.get("version_aliases") or [])
+            planned["version_aliases"] = sorted((held - ({old} - {"default"})) | {alias})
+        replaced = sorted({k for k in ctx.changed_fields if planned.get(k) != current.get(k)}
+                          & set(replaced_attributes(_ATTRIBUTES)))
         if current is not None and replaced and self.provider.client is not None:
             self._warn_if_deployed(ctx, current, replaced)
         return planned
@@ -253,12 +263,13 @@ class Model(ProviderResource):
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
-        model_id = config.get("model_id")
-        if known(model_id) and not (MODEL_ID.fullmatch(model_id) or GENERATED_ID.fullmatch(model_id)):
-            diags.add_error(
-                f"model_id = {model_id!r} is not a valid Vertex AI model ID",
-                "Allowed: up to 63 characters of [a-z0-9_-], not starting with a digit or hyphen (or the "
-                "all-digit ID Vertex AI gave an existing model).", path=["model_id"])
+        validate_common(diags, config, self.provider.allow_unlisted_regions)
+        if known(config.get("model_id")):
+            rule(diags, "model_id", rules.model_id(config["model_id"], existing=True))
+        if known(config.get("display_name")):
+            rule(diags, "display_name", rules.display_name(config["display_name"]))
+        if known(config.get("labels")) and all(known(v) for v in config["labels"].values()):
+            rule(diags, "labels", rules.labels(config["labels"]))
         alias = config.get("version_alias")
         if known(alias) and (not ALIAS.fullmatch(alias) or alias == "default"):
             diags.add_error(
@@ -276,8 +287,9 @@ class Model(ProviderResource):
     # -- CRUD ---------------------------------------------------------------------------------
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
-        with self.provider.lock(_model_name(planned)):
-            return self._create(ctx, planned)
+        with self.provider.lock(_model_name(planned)), self.client.deadline(timeout_of(planned, "create"),
+                                                                             "timeouts.create"):
+            return keep_timeouts(self._create(ctx, planned), planned)
 
     def _create(self, ctx: CreateContext, planned: State) -> State | None:
         name = _model_name(planned)
@@ -300,11 +312,11 @@ class Model(ProviderResource):
                 body: dict = {"model": to_api(planned)}
                 parent = name.rsplit("/models/", 1)[0]
                 if self.client.get(name, what=f"get {name}") is None:
-                    if not MODEL_ID.fullmatch(planned["model_id"]):
+                    problem = rules.model_id(planned["model_id"], existing=False)
+                    if problem:
                         ctx.diagnostics.add_error(
-                            f"model {name} does not exist, and model_id = {planned['model_id']!r} cannot name a new one",
-                            "A new model's ID: up to 63 characters of [a-z0-9_-], not starting with a digit or "
-                            "hyphen (model_service.py UploadModelRequest.model_id).", path=["model_id"])
+                            f"model {name} does not exist, and model_id cannot name a new one: {problem}", "",
+                            path=["model_id"])
                         return None
                     body["modelId"] = planned["model_id"]
                 else:
@@ -368,9 +380,13 @@ class Model(ProviderResource):
             return current
         if version is None:
             return None
-        return from_api(version, current)
+        return keep_timeouts(from_api(version, current), current)
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
+        with self.client.deadline(timeout_of(planned, "update"), "timeouts.update"):
+            return keep_timeouts(self._update(ctx, current, planned), planned)
+
+    def _update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         name = _model_name(current)
         try:
             version = self.client.get(f"{name}@{current['version_id']}", what=f"get {name}")
@@ -387,7 +403,8 @@ class Model(ProviderResource):
         return from_api(version, planned)
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
-        with self.provider.lock(_model_name(current)):
+        with self.provider.lock(_model_name(current)), self.client.deadline(timeout_of(current, "delete"),
+                                                                             "timeouts.delete"):
             self._delete(ctx, current)
 
     def _delete(self, ctx: DeleteContext, current: State) -> None:
@@ -434,14 +451,15 @@ class Model(ProviderResource):
                 return versions
 
     def import_(self, ctx: ImportContext, id: str) -> State | None:
-        match = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/models/([^/@]+)(?:@([^/@]+))?", id)
-        if not match:
+        parts = import_parts(id, "models/{}")
+        if not parts:
             ctx.diagnostics.add_error(
                 f"cannot import {id!r}",
-                "Give projects/P/locations/R/models/M@VERSION_ID, .../models/M@ALIAS or .../models/M "
-                "(its default version).")
+                "Give projects/P/locations/R/models/M@VERSION_ID, .../models/M@ALIAS or .../models/M (its default "
+                "version), as gcloud prints them (the project as ID or number), or the short P/R/M[@VERSION].")
             return None
-        project, region, model_id, version = match.groups()
+        project, region, (model,) = parts
+        model_id, _, version = model.partition("@")
         prior = {"project": project, "region": region, "model_id": model_id}
         try:
             found = self.client.get(f"{_model_name(prior)}@{version or 'default'}", what=f"get {id}")
@@ -453,4 +471,4 @@ class Model(ProviderResource):
             return None
         # The alias we were given, else the version's own (first non-default) alias, else "".
         alias = version if version and not version.isdigit() and version != "default" else None
-        return from_api(found, {**prior, "version_alias": alias})
+        return keep_timeouts(from_api(found, {**prior, "version_alias": alias}), None)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from tf.iface import Config, Provider
 from tf.schema import Attribute, Schema
-from tf.types import Number, String, Unknown
+from tf.types import Bool, Number, String, Unknown
 from tf.utils import Diagnostics
 
 from provider import NAME, SOURCE
@@ -14,11 +15,18 @@ from provider.client import Client, is_loopback_http
 
 CREDENTIALS = ("application-default", "none")
 DEFAULT_OPERATION_TIMEOUT = 1800
+# Provider settings a provider block leaves unset come from these (as the google provider's
+# come from GOOGLE_*), so one synthesized stack runs against Google or the emulator unchanged.
+ENVIRONMENT = {"api_endpoint": "EEVERTEX_API_ENDPOINT", "credentials": "EEVERTEX_CREDENTIALS",
+               "allow_unlisted_regions": "EEVERTEX_ALLOW_UNLISTED_REGIONS"}
 
 
 class EeVertexProvider(Provider):
     def __init__(self):
         self.client: Client | None = None
+        self.allow_unlisted_regions = False
+        # (endpoint, deployed model ID) a create adopted in this apply: see Deployment.delete.
+        self.adopted: set[tuple[str, str]] = set()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -39,47 +47,72 @@ class EeVertexProvider(Provider):
             version=0,
             attributes=[
                 Attribute("api_endpoint", String(), optional=True, description=(
-                    "Base URL of the Vertex AI API. Default `https://{region}-aiplatform.googleapis.com`, "
-                    "the region taken from each resource. `http://127.0.0.1:PORT` for the local emulator.")),
+                    "Base URL of the Vertex AI API. Default: $EEVERTEX_API_ENDPOINT, else "
+                    "`https://{region}-aiplatform.googleapis.com`, the region taken from each resource. "
+                    "`http://127.0.0.1:PORT` for the local emulator.")),
                 Attribute("credentials", String(), optional=True, description=(
-                    "`application-default` (default: Application Default Credentials) or `none` (no "
-                    "Authorization header; only with a loopback http `api_endpoint`).")),
+                    "Default: $EEVERTEX_CREDENTIALS, else `application-default` (Application Default "
+                    "Credentials). Or the path of a key file (service account or authorized user), or `none` "
+                    "(no Authorization header; only with a loopback http `api_endpoint`).")),
                 Attribute("operation_timeout_seconds", Number(), optional=True, description=(
-                    f"Longest wait for one long-running operation (default {DEFAULT_OPERATION_TIMEOUT}).")),
+                    f"Longest wait for one long-running operation (default {DEFAULT_OPERATION_TIMEOUT}); a "
+                    "resource's `timeouts` block bounds a whole create, update or delete instead.")),
+                Attribute("allow_unlisted_regions", Bool(), optional=True, description=(
+                    "Accept regions missing from the list of Vertex AI prediction regions this provider "
+                    "knows (config/regions.py: gcloud 528's list), e.g. a newer one.")),
             ],
         )
 
+    def settings(self, config: Config) -> dict:
+        """The provider block's values, each unset one from its environment variable."""
+        values = {key: config.get(key) for key in ("api_endpoint", "credentials", "operation_timeout_seconds",
+                                                   "allow_unlisted_regions")}
+        for key, variable in ENVIRONMENT.items():
+            if values[key] is None and os.environ.get(variable):
+                values[key] = os.environ[variable]
+        return values
+
     def validate_config(self, diags: Diagnostics, config: Config) -> None:
-        credentials = config.get("credentials")
-        endpoint = config.get("api_endpoint")
-        if credentials not in (None, Unknown) and credentials not in CREDENTIALS:
+        values = self.settings(config)
+        # Terraform validates the provider block before the resources that use it (same process).
+        self.allow_unlisted_regions = values["allow_unlisted_regions"] in (True, "true")
+        credentials, endpoint = values["credentials"], values["api_endpoint"]
+
+        def where(key: str) -> str:
+            return key if config.get(key) is not None else f"${ENVIRONMENT[key]}"
+
+        if credentials not in (None, Unknown) and credentials not in CREDENTIALS and not os.path.isfile(credentials):
             diags.add_error(
-                f"credentials = {credentials!r} is not allowed",
-                f"Allowed values: {', '.join(CREDENTIALS)}.", path=["credentials"])
+                f"{where('credentials')} = {credentials!r} is not allowed",
+                f"Allowed values: {', '.join(CREDENTIALS)}, or the path of an existing key file.", path=["credentials"])
         if endpoint not in (None, Unknown) and not str(endpoint).startswith(("https://", "http://")):
             diags.add_error(
-                f"api_endpoint = {endpoint!r} is not a URL",
+                f"{where('api_endpoint')} = {endpoint!r} is not a URL",
                 "Give https://HOST (or http://127.0.0.1:PORT for the local emulator).", path=["api_endpoint"])
         if credentials == "none" and endpoint is not Unknown and not (endpoint and is_loopback_http(endpoint)):
             diags.add_error(
-                "credentials = \"none\" needs a loopback api_endpoint",
+                f"{where('credentials')} = \"none\" needs a loopback api_endpoint",
                 f"Requests without credentials go only to a local emulator (http://127.0.0.1:PORT); "
                 f"api_endpoint is {endpoint!r}.", path=["credentials"])
-        timeout = config.get("operation_timeout_seconds")
-        if timeout not in (None, Unknown) and not timeout > 0:
+        timeout = values["operation_timeout_seconds"]
+        if timeout not in (None, Unknown) and not (isinstance(timeout, (int, float)) and timeout > 0):
             diags.add_error(
                 f"operation_timeout_seconds = {timeout} must be > 0", "", path=["operation_timeout_seconds"])
 
     def configure_provider(self, diags: Diagnostics, config: Config) -> None:
         self.validate_config(diags, config)
+        values = self.settings(config)
         self.client = Client(
-            api_endpoint=config.get("api_endpoint") or None,
-            credentials=config.get("credentials") or "application-default",
-            operation_timeout=float(config.get("operation_timeout_seconds") or DEFAULT_OPERATION_TIMEOUT),
+            api_endpoint=values["api_endpoint"] or None,
+            credentials=values["credentials"] or "application-default",
+            operation_timeout=float(values["operation_timeout_seconds"] or DEFAULT_OPERATION_TIMEOUT),
         )
 
     def get_data_sources(self) -> list:
-        return []
+        from provider.model_version import ModelVersion
+        from provider.traffic_split import TrafficSplitData
+
+        return [ModelVersion, TrafficSplitData]
 
     def get_resources(self) -> list:
         from provider.deployment import Deployment

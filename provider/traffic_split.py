@@ -1,29 +1,53 @@
-"""`eevertex_traffic_split`: the endpoint's whole traffic split.
+"""`eevertex_traffic_split`: the endpoint's whole traffic split, as a resource and as a data
+source (what the endpoint serves now).
 
 API: GetEndpoint, UpdateEndpoint `PATCH endpoints/E?updateMask=trafficSplit`. endpoint.py
-Endpoint.traffic_split: "The traffic percentage values must add up to 100"; an ID not in the
-map receives no traffic.
+Endpoint.traffic_split: "The traffic percentage values must add up to 100, or map must be empty
+if the Endpoint is to not accept any traffic at a moment"; an ID not in the map receives no traffic.
 """
 
 from __future__ import annotations
 
 import re
 
-from tf.iface import CreateContext, DeleteContext, ImportContext, ReadContext, State, UpdateContext
+from tf.iface import (
+    CreateContext,
+    DeleteContext,
+    ImportContext,
+    PlanContext,
+    ReadContext,
+    ReadDataContext,
+    State,
+    UpdateContext,
+)
 from tf.schema import Schema
 from tf.types import Map, Number, String, Unknown
 from tf.utils import Diagnostics
 
 from provider.client import VertexError, log, report
-from provider.common import PROJECT_REGION_DOC, ProviderResource, attr, known
+from provider.common import (
+    PROJECT_REGION_DOC,
+    TIMEOUTS,
+    ProviderDataSource,
+    ProviderResource,
+    attr,
+    import_parts,
+    keep_timeouts,
+    known,
+    rule,
+    timeout_of,
+    validate_common,
+)
 
 _S = String()
 _ATTRIBUTES = [
     attr("project", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["project"]),
     attr("region", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["region"]),
-    attr("endpoint_id", _S, kind="required", replace=True, doc="The endpoint's ID (not its path)."),
+    attr("endpoint_id", _S, kind="required", replace=True,
+         doc="The endpoint's ID (not its path): any ID Vertex AI gave it, e.g. 19 digits."),
     attr("split", Map(Number()), kind="required",
-         doc="deployed_model_id -> percent (whole numbers summing to 100). Updated in place."),
+         doc="deployed_model_id -> percent (whole numbers summing to 100). Updated in place. Read back as "
+             "Vertex AI has it: every deployed model with its share (0 included), nothing for one not deployed."),
     attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E`."),
 ]
 
@@ -57,25 +81,27 @@ class TrafficSplit(ProviderResource):
 
     @classmethod
     def get_schema(cls) -> Schema:
-        return Schema(version=0, attributes=_ATTRIBUTES, description=(
+        return Schema(version=0, attributes=_ATTRIBUTES, block_types=[TIMEOUTS], description=(
             "The traffic split of a Vertex AI endpoint across its deployments (in place). "
             "Deleting it only forgets it: deleting a deployment undeploys it."))
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
-        endpoint_id = config.get("endpoint_id")
-        if known(endpoint_id) and "/" in endpoint_id:
-            diags.add_error(f"endpoint_id = {endpoint_id!r} must be the endpoint's ID, not its path", "",
-                            path=["endpoint_id"])
+        validate_common(diags, config, self.provider.allow_unlisted_regions)
         split = config.get("split")
         if known(split):
             problem = split_errors(split)
             if problem:
                 diags.add_error(f"Invalid traffic split: {problem}", "", path=["split"])
 
-    def _apply(self, ctx, planned: State) -> State | None:
-        with self.provider.lock(endpoint_name(planned)):
-            return self._set(ctx, planned)
+    def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
+        self.keep_prior_project(current, planned, endpoint_name)
+        return planned
+
+    def _apply(self, ctx, planned: State, kind: str) -> State | None:
+        with self.provider.lock(endpoint_name(planned)), self.client.deadline(timeout_of(planned, kind),
+                                                                               f"timeouts.{kind}"):
+            return keep_timeouts(self._set(ctx, planned), planned)
 
     def _set(self, ctx, planned: State) -> State | None:
         name = endpoint_name(planned)
@@ -104,10 +130,10 @@ class TrafficSplit(ProviderResource):
         return from_api(endpoint, planned)
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
-        return self._apply(ctx, planned)
+        return self._apply(ctx, planned, "create")
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        return self._apply(ctx, planned) or current
+        return self._apply(ctx, planned, "update") or current
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
         name = endpoint_name(current)
@@ -116,18 +142,20 @@ class TrafficSplit(ProviderResource):
         except VertexError as error:
             report(ctx.diagnostics, error, {}, "endpoint_id")
             return current
-        return None if endpoint is None else from_api(endpoint, current)
+        return None if endpoint is None else keep_timeouts(from_api(endpoint, current), current)
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         # Only forgotten: the deployments' deletes undeploy (and move their traffic).
         return None
 
     def import_(self, ctx: ImportContext, id: str) -> State | None:
-        match = re.fullmatch(r"projects/([^/]+)/locations/([^/]+)/endpoints/([^/]+)", id)
-        if not match:
-            ctx.diagnostics.add_error(f"cannot import {id!r}", "Give projects/P/locations/R/endpoints/E.")
+        parts = import_parts(id, "endpoints/{}")
+        if not parts:
+            ctx.diagnostics.add_error(f"cannot import {id!r}", (
+                "Give projects/P/locations/R/endpoints/E (the project as ID or number, E as gcloud prints it), "
+                "or the short P/R/E."))
             return None
-        project, region, endpoint_id = match.groups()
+        project, region, (endpoint_id,) = parts
         prior = {"project": project, "region": region, "endpoint_id": endpoint_id, "split": None}
         try:
             endpoint = self.client.get(endpoint_name(prior), what=f"get {id}")
@@ -137,15 +165,63 @@ class TrafficSplit(ProviderResource):
         if endpoint is None:
             ctx.diagnostics.add_error(f"cannot import {id!r}: no such endpoint", "")
             return None
-        return from_api(endpoint, prior)
+        return keep_timeouts(from_api(endpoint, prior), None)
 
 
 def from_api(endpoint: dict, prior: State) -> State:
-    actual = {k: int(v) for k, v in (endpoint.get("trafficSplit") or {}).items()}
-    # An ID absent from the map takes no traffic: keep the zeros the config wrote.
-    split = {k: 0 for k, v in (prior.get("split") or {}).items()} if known(prior.get("split")) else {}
-    split.update({k: v for k, v in actual.items() if v or k in split})
+    """The split Vertex AI has: every share above 0, and a 0 the prior split names for a model
+    that is deployed (an ID missing from Vertex AI's map takes no traffic). An ID that is not
+    deployed is not in it: after an undeploy the split is empty, as Vertex AI shows it."""
+    shares = {k: int(v) for k, v in (endpoint.get("trafficSplit") or {}).items()}
+    deployed = {d["id"] for d in endpoint.get("deployedModels") or []}
+    named = set(prior.get("split") or {}) if known(prior.get("split")) else set()
+    split = {k: shares.get(k, 0) for k in sorted(named & deployed)}
+    split.update({k: v for k, v in shares.items() if v})
     state = {key: prior[key] for key in ("project", "region", "endpoint_id")}
     state["split"] = split
     state["id"] = endpoint_name(state)
     return state
+
+
+class TrafficSplitData(ProviderDataSource):
+    """`data "eevertex_traffic_split"`: an endpoint's split as it is now, and what each deployed
+    model serves."""
+
+    @classmethod
+    def get_name(cls) -> str:
+        return "traffic_split"
+
+    @classmethod
+    def get_schema(cls) -> Schema:
+        return Schema(version=0, description="An endpoint's current traffic split and deployed models.", attributes=[
+            attr("project", _S, kind="required", doc=PROJECT_REGION_DOC["project"]),
+            attr("region", _S, kind="required", doc=PROJECT_REGION_DOC["region"]),
+            attr("endpoint_id", _S, kind="required", doc="The endpoint's ID (any Vertex AI gave it)."),
+            attr("split", Map(Number()), kind="computed",
+                 doc="deployed_model_id -> percent, every deployed model included (empty: nothing deployed)."),
+            attr("deployed_models", Map(_S), kind="computed",
+                 doc="deployed_model_id -> the model version it serves (`projects/P/locations/R/models/M@VERSION_ID`)."),
+            attr("display_name", _S, kind="computed"),
+            attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E`."),
+        ])
+
+    def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
+        super().validate(diags, type_name, config)
+        validate_common(diags, config, self.provider.allow_unlisted_regions)
+
+    def read(self, ctx: ReadDataContext, config: State) -> State | None:
+        name = endpoint_name(config)
+        try:
+            endpoint = self.client.get(name, what=f"get {name}")
+        except VertexError as error:
+            report(ctx.diagnostics, error, {}, "endpoint_id")
+            return None
+        if endpoint is None:
+            ctx.diagnostics.add_error(f"endpoint {name} does not exist", "", path=["endpoint_id"])
+            return None
+        state = from_api(endpoint, {**config, "split": {d["id"]: 0 for d in endpoint.get("deployedModels") or []}})
+        state["deployed_models"] = {
+            d["id"]: re.sub(r"^projects/[^/]+/", f"projects/{config['project']}/", f"{d['model']}@{d['modelVersionId']}")
+            for d in endpoint.get("deployedModels") or []}
+        state["display_name"] = endpoint.get("displayName")
+        return state

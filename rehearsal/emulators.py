@@ -6,6 +6,13 @@ distribution registry) on a loopback port, images pushed to `127.0.0.1:PORT/<pro
 by digest (`serving.image.push`), and a containers-registries.conf that makes every
 `<region>-docker.pkg.dev` pull come from it, so the emulator runs a model's image by the very
 name the stacks upload.
+
+`python -m rehearsal.emulators [--workdir DIR] [--offline-google]` starts both, prints the
+variables that point synthesized stacks at them (our provider's, and the google provider's own),
+and runs until Ctrl-C: a plan or apply by hand against them needs nothing else. With
+`--offline-google`, where the google provider cannot be downloaded, it also writes a Terraform
+CLI config taking ours and the stand-in google provider (rehearsal/google_standin) from a
+filesystem mirror, and prints TF_CLI_CONFIG_FILE for it.
 """
 
 from __future__ import annotations
@@ -115,6 +122,18 @@ class Emulators:
             time.sleep(0.2)
         raise TimeoutError(f"{url} did not answer in {timeout:.0f}s")
 
+    def environment(self) -> dict[str, str]:
+        """What points the synthesized stacks at these emulators, unchanged: our provider's
+        variables, and those the google provider reads (its registry docs, "Provider Reference":
+        storage_custom_endpoint, vertex_ai_custom_endpoint, access_token)."""
+        return {
+            "EEVERTEX_API_ENDPOINT": self.vertex_url,
+            "EEVERTEX_CREDENTIALS": "none",
+            "GOOGLE_STORAGE_CUSTOM_ENDPOINT": f"{self.gcs_url}/storage/v1/",
+            "GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT": f"{self.vertex_url}/v1/",
+            "GOOGLE_OAUTH_ACCESS_TOKEN": "emulator",
+        }
+
     def fault(self, **faults: str) -> None:
         status, body = http_json(f"{self.vertex_url}/emulator/faults", faults)
         assert status == 200, body
@@ -125,6 +144,11 @@ class Emulators:
     def journal(self) -> list[dict]:
         """Every mutating Vertex AI call so far, in order: method, resource, detail."""
         return http_json(f"{self.vertex_url}/emulator/journal")[1]["journal"]
+
+    def traffic(self) -> list[dict]:
+        """After every change of an endpoint, in order: `endpoint`, `at`, and `serving`, the
+        deployed models that take its traffic (empty: nothing served at that instant)."""
+        return http_json(f"{self.vertex_url}/emulator/traffic")[1]["traffic"]
 
     def state(self) -> dict:
         """The Vertex AI emulator's whole state (models, endpoints, operations)."""
@@ -145,3 +169,39 @@ def _stop(process: subprocess.Popen | None) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import shlex
+
+    parser = argparse.ArgumentParser(prog="python -m rehearsal.emulators", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, default=Path(".emulators"), help="state and logs (kept)")
+    parser.add_argument("--offline-google", action="store_true",
+                        help="also install the stand-in google provider and print TF_CLI_CONFIG_FILE")
+    args = parser.parse_args(argv)
+    with Emulators(args.workdir) as emulators:
+        env = emulators.environment()
+        if args.offline_google:
+            from rehearsal.google_standin import install_with_eevertex
+            from rehearsal.rollout import provider_python
+
+            env["TF_CLI_CONFIG_FILE"] = str(install_with_eevertex(
+                args.workdir / "provider-mirror", args.workdir / "terraform.rc", str(provider_python())))
+        print(f"# GCS emulator {emulators.gcs_url}, Vertex AI emulator {emulators.vertex_url}; state and logs in "
+              f"{emulators.workdir}. In the shell that runs terraform:")
+        for name, value in env.items():
+            print(f"export {name}={shlex.quote(value)}")
+        print("# ready; Ctrl-C stops them", flush=True)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop them on SIGTERM too
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -360,6 +360,12 @@ class Terraform:
 # -- the rollout ------------------------------------------------------------------------------
 
 
+def _unprojected(name: str) -> str:
+    """A resource name without its project (ID or number: Vertex AI names carry the number)."""
+    return name.split("/", 2)[2] if name.startswith("projects/") else name
+
+
+
 class Rollout:
     """One rollout config, synthesized and applied target by target against the emulators."""
 
@@ -419,6 +425,12 @@ class Rollout:
     def provision(self, target: str) -> None:
         """Create what the bucket, registry and endpoint stacks declare (idempotent, like
         Terraform), and push our serving images as `nox -s push` does."""
+        self.provision_bucket(target)
+        self.provision_registry(target)
+        self.create_endpoint(target)
+
+    def provision_bucket(self, target: str) -> None:
+        """The bucket stack: the bucket and the artifact objects."""
         bucket_stack = self.stack(f"{target}-bucket")["resource"]
         spec = bucket_stack["google_storage_bucket"]["artifacts"]
         gcs = self._gcs(spec["project"])
@@ -433,11 +445,14 @@ class Rollout:
             blob = bucket.blob(obj["name"])
             if not blob.exists():
                 blob.upload_from_filename(str(self.stack_dir(f"{target}-bucket") / obj["source"]))
+
+    def provision_registry(self, target: str) -> None:
+        """The registry stack (the loopback registry takes any repository), then our images
+        pushed into it as `nox -s push` pushes them."""
         if self.stack_dir(f"{target}-registry").exists():
             chosen = next(t for t in self.config.targets if t.name == target)
             for reference in push_target(self.config, chosen, host=self.emulators.registry_host, tls_verify=False):
                 self.progress.detail(f"pushed {reference}")
-        self.create_endpoint(target)
 
     def create_endpoint(self, target: str, *, endpoint_id: str | None = None) -> str:
         spec = self.stack(f"{target}-endpoint")["resource"]["google_vertex_ai_endpoint"]["endpoint"]
@@ -476,9 +491,33 @@ class Rollout:
         return plan
 
     def apply_stack(self, target: str, kind: str, *, destroy: bool = False) -> str:
+        watch = self.watch_serving(target) if kind == "deployment" and not destroy else None
         result = self.terraform.apply(self.stack_dir(f"{target}-{kind}"), destroy=destroy)
         self.progress.note(f"{'destroy' if destroy else 'apply'} {target}-{kind}: {result}")
+        if watch:
+            self.check_served_throughout(watch)
         return result
+
+    # the invariant: an endpoint that served before an apply serves throughout it and after it
+
+    def watch_serving(self, target: str) -> dict:
+        """Where the emulator's traffic log stands, and whether the endpoint serves now."""
+        return {"target": target, "endpoint": _unprojected(self.endpoint(target)),
+                "start": len(self.emulators.traffic()), "served": bool(self.serving(target))}
+
+    def check_served_throughout(self, watch: dict) -> None:
+        """No instant since `watch` without a deployed model taking traffic, if it served then."""
+        if not watch["served"]:
+            return
+        changes = [e for e in self.emulators.traffic()[watch["start"]:] if _unprojected(e["endpoint"]) == watch["endpoint"]]
+        empty = [e["at"] for e in changes if not e["serving"]]
+        check(not empty, f"{watch['target']}: no deployed model took the endpoint's traffic at {empty[0] if empty else ''} "
+                         f"({len(empty)} such instant(s) among {len(changes)} changes)")
+        check(bool(self.serving(watch["target"])), f"{watch['target']}: the endpoint serves nothing after the apply")
+
+    def serving(self, target: str) -> dict[str, int]:
+        """Deployed models with a share of the endpoint's traffic."""
+        return {k: v for k, v in self.deployed(target).items() if v}
 
     def apply(self, target: str, kinds: tuple[str, ...] = ("model", "deployment")) -> list[str]:
         with self.progress.step(f"{target}: apply {', '.join(f'{target}-{k}' for k in kinds)}"):

@@ -5,10 +5,12 @@ Scenarios (issue 12), each checked against what the Vertex AI emulator then hold
 2. a label edited in the config: the plan updates the model in place; the emulator has it;
 3. a deployment undeployed by hand: the plan creates it again; the apply restores serving;
 4. replicas changed by hand: the plan updates the deployment in place, back to config;
-5. a model version and deployment made by the seed's commands (gcloud's REST calls) are
-   imported (config `adopt`, import blocks): the plan shows only the differences;
+5. gcloud first, then adopt: an endpoint, model and deployment made by the seed's commands with
+   gcloud's defaults are imported (endpoint_id, config `adopt`, import blocks): the plans show
+   only in-place updates, then nothing; a canary of the next version rolls out on them;
 6. canary 10% -> promote 100% -> roll back (0%), Earth Engine calling throughout each
-   apply: no request fails, and the split is exactly what each plan showed;
+   apply, each first killed mid-way and then applied again: no request fails, no instant
+   passes without a deployed model taking traffic, and the split is exactly what each plan showed;
 7. an apply killed mid-way (Terraform and the provider, SIGKILL): the next apply
    converges, nothing is uploaded or deployed twice;
 8. destroy: endpoints undeployed and deleted, models deleted, artifacts kept in the bucket.
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from config.rollout import ConfigError, parse_config
 from rehearsal.emulators import Emulators
+from rehearsal.gcloud import GCLOUD_MACHINE_TYPE
 from rehearsal.rollout import (
     EarthEngine,
     PredictLoop,
@@ -40,6 +43,9 @@ from rehearsal.rollout import (
 CANARY_PERCENT = 10
 NEXT_VERSION_LABEL = "rehearsal-next"
 SEED_TARGET = "seed"
+# Display names a user gives gcloud (required by its commands), not the stacks' own.
+SEED_ENDPOINT_NAME = "landcover endpoint (made by hand)"
+SEED_MODEL_NAME = "landcover-v1-by-hand"
 
 
 class PrerequisiteMissing(RuntimeError):
@@ -181,8 +187,8 @@ def _run(data: dict, targets: list[str], config_path: Path, workdir: Path, emula
         plans_empty(head)
     report.facts["replica_plan"] = plan.updated
 
-    # 5. what the seed's commands made by hand, imported
-    data = _adopt(rollout, data, first, progress, report)
+    # 5. gcloud first (the seed's commands, gcloud's defaults), then adopt, then a canary on it
+    data = _adopt(rollout, data, first, earth_engine, want_first, progress, report)
 
     # 6. canary -> promote -> roll back, Earth Engine calling all the time
     canary = next_version(data)
@@ -201,30 +207,44 @@ def _run(data: dict, targets: list[str], config_path: Path, workdir: Path, emula
             return "eevertex_deployment." + ("new" if _deployed_id_of(rollout, head, address) == new_id else "old")
         return address.split(".")[0]
 
-    def step(name: str, percent: int, want_plan: dict[str, list[str]], want_split: dict[str, int]):
+    def step(name: str, percent: int, want_plan: dict[str, list[str]], want_split: dict[str, int], kill_after: str):
+        """Plan, then apply with Earth Engine calling: first an apply killed (SIGKILL, Terraform
+        and the provider) once `kill_after` has reached Vertex AI, then the apply that converges.
+        No request may fail, and no instant may pass without a deployed model taking traffic."""
         step_data = copy.deepcopy(canary)
         step_data["targets"][0]["traffic_percent"] = percent
         rollout.synth(step_data)
         rollout.provision(head)
-        with progress.step(f"{head}: {name}: plan, then apply with Earth Engine calling"):
+        with progress.step(f"{head}: {name}: plan, then an apply killed after {kill_after} and the one that "
+                           "converges, Earth Engine calling"):
             model_plan = rollout.plan(head, "model")
             plan = rollout.plan(head, "deployment")
             kinds = {label(address): actions for address, actions in plan.changes.items()}
             check(kinds == want_plan, f"{name}: the plan is {plan.describe()}, expected {want_plan}")
             if model_plan.changes:
                 rollout.apply_stack(head, "model")
-            with PredictLoop(earth_engine, rollout.endpoint(head), expected) as loop:
+            endpoint = rollout.endpoint(head)
+            watch = rollout.watch_serving(head)
+            with PredictLoop(earth_engine, endpoint, expected) as loop:
+                start = len(emulators.journal())
+                rollout.terraform.apply_killed(rollout.stack_dir(f"{head}-deployment"), lambda: any(
+                    c["method"] == kill_after and c["resource"] == endpoint for c in _journal_since(emulators, start)))
+                rollout.settle()
+                rollout.check_served_throughout(watch)
                 rollout.apply_stack(head, "deployment")
-            check(not loop.failures, f"{name}: {len(loop.failures)} request(s) failed during the apply: {loop.failures[:3]}")
+            rollout.check_served_throughout(watch)
+            check(not loop.failures, f"{name}: {len(loop.failures)} request(s) failed during the applies: {loop.failures[:3]}")
             check(rollout.deployed(head) == want_split, f"{name}: split {rollout.deployed(head)}, plan said {want_split}")
-            progress.note(f"{len(loop.served)} Earth Engine requests during the apply, none failed; "
-                          f"served by {dict(collections.Counter(loop.served))}")
+            calls = [c["method"] for c in _journal_since(emulators, start)]
+            check(calls.count("deployModel") <= 1, f"{name}: deployed twice: {calls}")
+            progress.note(f"{len(loop.served)} Earth Engine requests during the applies, none failed; "
+                          f"served by {dict(collections.Counter(loop.served))}; never an empty endpoint")
             plans_empty(head)
         return loop
 
     loop = step(f"canary {CANARY_PERCENT}%", CANARY_PERCENT,
                 {"eevertex_deployment.new": ["create"], "eevertex_traffic_split": ["update"]},
-                {new_id: CANARY_PERCENT, old_id: 100 - CANARY_PERCENT})
+                {new_id: CANARY_PERCENT, old_id: 100 - CANARY_PERCENT}, "deployModel")
     report.facts["canary_apply_requests"] = len(loop.served)
     with progress.step(f"{head}: 20 Earth Engine requests split {CANARY_PERCENT}/{100 - CANARY_PERCENT}"):
         served_ids: list[str] = []
@@ -237,11 +257,12 @@ def _run(data: dict, targets: list[str], config_path: Path, workdir: Path, emula
         progress.note(f"served by {dict(counts)}")
     report.facts["canary_counts"] = {"next": counts[new_id], "first": counts[old_id]}
     loop = step("promote 100%", 100,
-                {"eevertex_traffic_split": ["update"], "eevertex_deployment.old": ["delete"]}, {new_id: 100})
+                {"eevertex_traffic_split": ["update"], "eevertex_deployment.old": ["delete"]}, {new_id: 100},
+                "updateEndpoint")
     report.facts["promote_apply_requests"] = len(loop.served)
     loop = step("roll back (0%)", 0,
                 {"eevertex_deployment.old": ["create"], "eevertex_traffic_split": ["update"],
-                 "eevertex_deployment.new": ["delete"]}, {old_id: 100})
+                 "eevertex_deployment.new": ["delete"]}, {old_id: 100}, "updateEndpoint")
     report.facts["rollback_apply_requests"] = len(loop.served)
     check(served(head, expected) == {old_id}, "after the rollback, not served by the first artifact")
     report.facts["rollout_failed_requests"] = 0
@@ -285,38 +306,51 @@ def _deployed_id_of(rollout: Rollout, target: str, address: str) -> str:
     raise KeyError(address)
 
 
-def _adopt(rollout: Rollout, data: dict, first, progress: Progress, report: Report) -> dict:
-    """Scenario 5: the seed's commands create a model and deploy it; the stacks adopt them.
-    Returns the config with the adopting target added."""
+def _adopt(rollout: Rollout, data: dict, first, earth_engine: EarthEngine, want_first: dict, progress: Progress,
+           report: Report) -> dict:
+    """Scenario 5, gcloud first, then adopt: the seed's commands with gcloud's own defaults (no
+    --endpoint-id: Vertex AI's 19-digit ID; display names of the user's choosing; no machine type or
+    replicas: n1-standard-2, 1 replica) make an endpoint, a model and a deployment; a config naming
+    them (endpoint_id, [targets.adopt]) imports all three, the plans show only in-place updates, the
+    next plans are empty; then a canary of the next version rolls out on them, Earth Engine calling.
+    Returns the config with the adopting target added (at 100% of the first artifact)."""
     seed = copy.deepcopy(data["targets"][0])
-    seed.update(name=SEED_TARGET, project="acme-geo-seed", bucket="acme-geo-seed-ee-models",
-                labels={"env": "seed"}, traffic_percent=100)
-    seed.pop("access_log_bucket", None)
+    for key in ("access_log_bucket", "service_account", "accelerator_type", "accelerator_count", "endpoint_id"):
+        seed.pop(key, None)
+    seed.update(name=SEED_TARGET, project="acme-geo-seed", bucket="acme-geo-seed-ee-models", labels={"env": "seed"},
+                traffic_percent=100, machine_type=GCLOUD_MACHINE_TYPE, min_replicas=1, max_replicas=1)
     data = copy.deepcopy(data)
     data["targets"].append(seed)
     rollout.synth(data)
-    rollout.provision(SEED_TARGET)
+    # The artifact in the bucket, the image in the registry; the endpoint is gcloud's to make.
+    rollout.provision_bucket(SEED_TARGET)
+    rollout.provision_registry(SEED_TARGET)
     model = next(iter(rollout.stack(f"{SEED_TARGET}-model")["resource"]["eevertex_model"].values()))
-    deployment = next(iter(rollout.stack(f"{SEED_TARGET}-deployment")["resource"]["eevertex_deployment"].values()))
     from rehearsal.gcloud import gcloud_missing
 
     missing = gcloud_missing()
     if missing:
         progress.note(f"gcloud: {missing}; the seed's commands run as the REST calls gcloud makes")
-        version, deployed_id = _seed_by_rest(rollout, model, deployment, progress)
+        endpoint_id, version, deployed_id = _seed_by_rest(rollout, model, progress)
     else:
-        version, deployed_id = _seed_by_gcloud(rollout, model, deployment, progress)
-    progress.note(f"made by hand: {version}, deployed as {deployed_id}")
-    data["targets"][-1]["adopt"] = {"model_version": version, "artifact_sha256": first.sha256,
-                                    "deployed_model_id": deployed_id}
+        endpoint_id, version, deployed_id = _seed_by_gcloud(rollout, model, progress)
+    progress.note(f"made by hand: endpoint {endpoint_id}, {version}, deployed as {deployed_id}")
+    check(len(endpoint_id) == 19, f"the endpoint gcloud made has ID {endpoint_id!r}, not the 19 digits Vertex AI generates")
+    data["targets"][-1].update(endpoint_id=endpoint_id, adopt={
+        "endpoint": True, "model_version": version, "artifact_sha256": first.sha256, "deployed_model_id": deployed_id})
     rollout.synth(data)
-    with progress.step(f"{SEED_TARGET}: import blocks adopt them; the plan shows only the differences"):
+    with progress.step(f"{SEED_TARGET}: import blocks adopt endpoint, model and deployment; the plans show only "
+                       "in-place updates, then nothing"):
+        endpoint_stack = rollout.stack(f"{SEED_TARGET}-endpoint")
+        check(endpoint_stack.get("import") == [{"id": rollout.endpoint(SEED_TARGET),
+                                                "to": "google_vertex_ai_endpoint.endpoint"}],
+              f"the endpoint stack does not import {endpoint_id}: {endpoint_stack.get('import')}")
         model_plan = rollout.plan(SEED_TARGET, "model")
         check(len(model_plan.imports) == 1 and all(a == ["update"] for a in model_plan.changes.values()),
               f"adopting the model: {model_plan.describe()}")
         deployment_plan = rollout.plan(SEED_TARGET, "deployment")
-        check(len(deployment_plan.imports) == 2 and all(a == ["update"] for a in deployment_plan.changes.values()),
-              f"adopting the deployment: {deployment_plan.describe()}")
+        check(len(deployment_plan.imports) == 2 and not deployment_plan.changes,
+              f"adopting the deployment (its display name and gcloud's defaults kept): {deployment_plan.describe()}")
         rollout.apply_stack(SEED_TARGET, "model")
         rollout.apply_stack(SEED_TARGET, "deployment")
         plans = [rollout.plan(SEED_TARGET, kind) for kind in ("model", "deployment")]
@@ -325,12 +359,41 @@ def _adopt(rollout: Rollout, data: dict, first, progress: Progress, report: Repo
         check(rollout.deployed(SEED_TARGET) == {deployed_id: 100}, f"seed split: {rollout.deployed(SEED_TARGET)}")
         check(len(rollout.model_versions(SEED_TARGET)) == 1, "adopting uploaded another version")
     report.facts["adopt_plans"] = {"model": model_plan.updated, "deployment": deployment_plan.updated}
+    report.facts["adopted_endpoint_id"] = endpoint_id
+
+    # The canary of the next version, on what was adopted: a new version of gcloud's model.
+    canary = next_version(data)
+    canary["model"]["previous"] = {"sha256": first.sha256}
+    for target in canary["targets"]:
+        target["traffic_percent"] = CANARY_PERCENT if target["name"] == SEED_TARGET else 100
+    second = rollout.synth(canary)
+    rollout.provision(SEED_TARGET)
+    new_id = rollout.deployed_id(SEED_TARGET, second.sha256)
+    expected = {deployed_id: want_first, new_id: earth_engine.expected(rollout.config)}
+    with progress.step(f"{SEED_TARGET}: canary {CANARY_PERCENT}% of the next version on the adopted endpoint, "
+                       "Earth Engine calling"):
+        model_plan = rollout.plan(SEED_TARGET, "model")
+        check(list(model_plan.changes.values()) == [["create"]], f"canary on the adopted model: {model_plan.describe()}")
+        rollout.apply_stack(SEED_TARGET, "model")
+        check({v["name"].rsplit("/", 1)[1].split("@")[0] for v in rollout.model_versions(SEED_TARGET)} ==
+              {version.rsplit("/", 1)[1].split("@")[0]}, "the next version is not a version of gcloud's model")
+        with PredictLoop(earth_engine, rollout.endpoint(SEED_TARGET), expected) as loop:
+            rollout.apply_stack(SEED_TARGET, "deployment")
+        check(not loop.failures, f"canary on the adopted endpoint: {len(loop.failures)} request(s) failed: "
+                                 f"{loop.failures[:3]}")
+        check(rollout.deployed(SEED_TARGET) == {deployed_id: 100 - CANARY_PERCENT, new_id: CANARY_PERCENT},
+              f"seed split after the canary: {rollout.deployed(SEED_TARGET)}")
+        progress.note(f"{len(loop.served)} Earth Engine requests during the apply, none failed")
+    report.facts["adopted_canary_requests"] = len(loop.served)
+    rollout.configure(data)
     return data
 
 
-def _seed_by_gcloud(rollout: Rollout, model: dict, deployment: dict, progress: Progress) -> tuple[str, str]:
+def _seed_by_gcloud(rollout: Rollout, model: dict, progress: Progress) -> tuple[str, str, str]:
     """The seed's commands, run by Google's gcloud CLI against the emulator (configured as
-    rehearsal/gcloud.py does): upload without a model ID, deploy with the whole traffic."""
+    rehearsal/gcloud.py does), each with gcloud's own defaults: `endpoints create` without
+    --endpoint-id, `models upload` without a model ID, `deploy-model` without machine type or
+    replicas, with the whole traffic; display names as a user picks them."""
     import re
 
     from rehearsal.gcloud import Gcloud, GcloudReport
@@ -343,7 +406,13 @@ def _seed_by_gcloud(rollout: Rollout, model: dict, deployment: dict, progress: P
                        ("auth/disable_credentials", "true"), ("core/project", model["project"]),
                        ("core/disable_prompts", "true"), ("component_manager/disable_update_check", "true")):
         quiet("config", "set", key, value)
-    upload = ["ai", "models", "upload", f"--region={region}", f"--display-name={model['display_name']}",
+    created = gcloud("ai", "endpoints", "create", f"--region={region}", f"--display-name={SEED_ENDPOINT_NAME}",
+                     step=f"{SEED_TARGET}: gcloud ai endpoints create")
+    match = re.search(rf"Created Vertex AI endpoint: projects/[^/]+/locations/{region}/endpoints/([0-9]+)\.",
+                      created.stderr)
+    check(match, f"gcloud ai endpoints create printed {created.stderr!r}")
+    endpoint_id = match.group(1)
+    upload = ["ai", "models", "upload", f"--region={region}", f"--display-name={SEED_MODEL_NAME}",
               f"--container-image-uri={model['container_image_uri']}", f"--artifact-uri={model['artifact_uri']}"]
     if model.get("container_env"):
         upload.append("--container-env-vars=" + ",".join(f"{k}={v}" for k, v in sorted(model["container_env"].items())))
@@ -353,24 +422,23 @@ def _seed_by_gcloud(rollout: Rollout, model: dict, deployment: dict, progress: P
         if model.get(f"container_{flag}"):
             upload.append(f"--container-{flag.replace('_', '-')}={model[f'container_{flag}']}")
     gcloud(*upload, step=f"{SEED_TARGET}: gcloud ai models upload")
-    model_id = gcloud("ai", "models", "list", f"--region={region}", f"--filter=display_name={model['display_name']}",
+    model_id = gcloud("ai", "models", "list", f"--region={region}", f"--filter=display_name={SEED_MODEL_NAME}",
                       "--format=value(name)", step=f"{SEED_TARGET}: gcloud ai models list").stdout.strip()
     check(re.fullmatch(r"[0-9]+", model_id), f"gcloud ai models list: one generated model ID expected, got {model_id!r}")
-    endpoint_id = rollout.endpoint(SEED_TARGET).rsplit("/", 1)[1]
     deployed = gcloud("ai", "endpoints", "deploy-model", endpoint_id, f"--region={region}", f"--model={model_id}",
-                      f"--display-name={deployment['display_name']}", f"--machine-type={deployment['machine_type']}",
-                      "--min-replica-count=1", "--max-replica-count=1", "--traffic-split=0=100",
+                      f"--display-name={SEED_MODEL_NAME}", "--traffic-split=0=100",
                       step=f"{SEED_TARGET}: gcloud ai endpoints deploy-model")
     match = re.search(r"Id of the deployed model: ([0-9]+)", deployed.stderr)
     check(match, f"gcloud ai endpoints deploy-model printed {deployed.stderr!r}")
     parent = f"projects/{model['project']}/locations/{region}"
-    return f"{parent}/models/{model_id}@1", match.group(1)
+    return endpoint_id, f"{parent}/models/{model_id}@1", match.group(1)
 
 
-def _seed_by_rest(rollout: Rollout, model: dict, deployment: dict, progress: Progress) -> tuple[str, str]:
-    """The REST calls the seed's gcloud commands make, where gcloud is not installed."""
+def _seed_by_rest(rollout: Rollout, model: dict, progress: Progress) -> tuple[str, str, str]:
+    """The REST calls the seed's gcloud commands make, with gcloud's defaults, where gcloud is not installed."""
     parent = f"projects/{model['project']}/locations/{model['region']}"
-    with progress.step(f"{SEED_TARGET}: the seed's upload and deploy-model, as REST calls"):
+    with progress.step(f"{SEED_TARGET}: the seed's endpoints create, upload and deploy-model, as REST calls"):
+        endpoint = rollout.vertex.call("POST", f"{parent}/endpoints", {"displayName": SEED_ENDPOINT_NAME})["name"]
         container = {"imageUri": model["container_image_uri"],
                      "env": [{"name": k, "value": v} for k, v in sorted(model.get("container_env", {}).items())]}
         if model.get("container_grpc_ports"):
@@ -379,13 +447,13 @@ def _seed_by_rest(rollout: Rollout, model: dict, deployment: dict, progress: Pro
             if model.get(f"container_{flag}"):
                 container[key] = model[f"container_{flag}"]
         uploaded = rollout.vertex.call("POST", f"{parent}/models:upload", {"model": {
-            "displayName": model["display_name"], "artifactUri": model["artifact_uri"], "containerSpec": container}})
-        deployed = rollout.vertex.call("POST", f"{rollout.endpoint(SEED_TARGET)}:deployModel", {
-            "deployedModel": {"model": uploaded["model"], "displayName": deployment["display_name"],
-                              "dedicatedResources": {"machineSpec": {"machineType": deployment["machine_type"]},
-                                                     "minReplicaCount": 1, "maxReplicaCount": 1}},
+            "displayName": SEED_MODEL_NAME, "artifactUri": model["artifact_uri"], "containerSpec": container}})
+        deployed = rollout.vertex.call("POST", f"{endpoint}:deployModel", {
+            "deployedModel": {"model": uploaded["model"], "displayName": SEED_MODEL_NAME,
+                              "dedicatedResources": {"minReplicaCount": 1}},
             "trafficSplit": {"0": 100}})
-    return f"{uploaded['model']}@{uploaded.get('modelVersionId') or '1'}", deployed["deployedModel"]["id"]
+    return (endpoint.rsplit("/", 1)[1], f"{uploaded['model']}@{uploaded.get('modelVersionId') or '1'}",
+            deployed["deployedModel"]["id"])
 
 
 def _interrupted(rollout: Rollout, emulators: Emulators, target: str, sha256: str, progress: Progress, report: Report):

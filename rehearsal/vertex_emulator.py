@@ -11,7 +11,9 @@ and Earth Engine use of it, as strict as the API is.
   get, under `/v1`, `/v1beta1` and `/ui`, as the clients poll them.
 - `/emulator/faults` (POST {"deployModel": "fail_after_serving"}) injects a deploy that dies
   half-way; `/emulator/calls` counts mutating calls, `/emulator/journal` lists them in
-  order; `/emulator/state` is the whole state (see `rehearsal.gcloud.parity`).
+  order; `/emulator/traffic` lists, after every change of an endpoint, which deployed models
+  take its traffic (an empty list: an instant when nothing served); `/emulator/state` is the
+  whole state (see `rehearsal.gcloud.parity`).
 - `--project-numbers` (or EEV_EMULATOR_PROJECT_NUMBERS=1): resource names in responses carry
   the project number, as Vertex AI returns them (`projects/123456789012/...`, a stable
   number per project ID); requests may use either. Off by default while the hooks compare
@@ -635,6 +637,9 @@ class Emulator:
         return endpoint
 
     def _touch(self, endpoint: dict) -> None:
+        self.state.setdefault("traffic", []).append({
+            "endpoint": endpoint["name"], "at": now(),
+            "serving": sorted(k for k, v in endpoint["trafficSplit"].items() if v > 0)})
         endpoint["updateTime"] = now()
         body = {k: v for k, v in endpoint.items() if k != "etag"}
         endpoint["etag"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
@@ -1061,6 +1066,8 @@ class Emulator:
             return 200, dict(self.state["calls"])
         if path == "/emulator/journal":
             return 200, {"journal": list(self.state.get("journal", []))}
+        if path == "/emulator/traffic":
+            return 200, {"traffic": list(self.state.get("traffic", []))}
         if path == "/emulator/state":
             with self.lock:
                 return 200, copy.deepcopy(self.state)

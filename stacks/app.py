@@ -81,10 +81,11 @@ def build_app(
     return app
 
 
-# What Terraform leaves in a stack folder that a new synth makes stale: a saved plan of the
-# old config, and the working directory (backend and providers as the old config had them).
-STALE_IN_STACK = (".terraform", "plan.tfplan")
+# What Terraform leaves in a stack folder: a saved plan (always stale after a synth: it is
+# the old config's), and the working directory and lock file, kept while they still fit.
+STALE_IN_STACK = ("plan.tfplan",)
 SYNTH_FILES = ("cdk.tf.json", "cdk.tf")
+DEFAULT_REGISTRY = "registry.terraform.io"
 
 
 def synthesize(rollout: RolloutConfig, manifest: Manifest, *, outdir: Path, state_dir: Path | None = None) -> list[str]:
@@ -107,26 +108,55 @@ def clean_outdir(outdir: Path) -> list[str]:
                 shutil.rmtree(folder)
             continue
         for name in STALE_IN_STACK:
-            path = folder / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-        _drop_mismatched_lock(folder)
+            (folder / name).unlink(missing_ok=True)
+        _drop_stale_working_files(folder)
     return sorted(stacks)
 
 
-def _drop_mismatched_lock(stack_dir: Path) -> None:
-    """A lock file that pins other provider versions than the stack requires would make
-    `terraform init` refuse (e.g. after the move from google 6.x to 8.x): drop it."""
-    lock = stack_dir / ".terraform.lock.hcl"
-    config = stack_dir / "cdk.tf.json"
-    if not lock.exists() or not config.exists():
+def provider_address(source: str) -> str:
+    """A required_providers source as the lock file names it: `hashicorp/google` and `google`
+    are `registry.terraform.io/hashicorp/google` (Terraform's provider address rules)."""
+    parts = source.split("/")
+    if len(parts) == 1:
+        parts = ["hashicorp", *parts]
+    if len(parts) == 2:
+        parts = [DEFAULT_REGISTRY, *parts]
+    return "/".join(parts).lower()
+
+
+def _drop_stale_working_files(stack_dir: Path) -> None:
+    """Keep `.terraform/` and `.terraform.lock.hcl` while they fit the new synth, so no `terraform
+    init` is needed after every synth. The lock fits when it pins exactly the required
+    providers with the constraints the stack requires (else `terraform init` would refuse it,
+    e.g. after the move from google 6.x to 8.x): otherwise both go. `.terraform/` also goes when
+    it was initialized for another backend."""
+    config_file = stack_dir / "cdk.tf.json"
+    if not config_file.exists():
         return
-    locked = dict(re.findall(r'provider "(?:[^"/]+/)?([^"]+)" \{\s*version\s*=\s*"([^"]+)"', lock.read_text()))
-    required = json.loads(config.read_text()).get("terraform", {}).get("required_providers", {})
-    for provider in required.values():
-        source, version = provider.get("source", ""), provider.get("version")
-        if version and locked.get(source) != version:
+    terraform = json.loads(config_file.read_text()).get("terraform", {})
+    required = {provider_address(p.get("source", name)): str(p.get("version", "")).replace(" ", "")
+                for name, p in terraform.get("required_providers", {}).items()}
+    lock, working = stack_dir / ".terraform.lock.hcl", stack_dir / ".terraform"
+    if lock.exists():
+        text = lock.read_text()
+        locked = {address.lower(): _constraints(body) for address, body in
+                  re.findall(r'provider "([^"]+)" \{(.*?)\n\}', text, re.S)}
+        if locked != required:
             lock.unlink()
+            shutil.rmtree(working, ignore_errors=True)
             return
+    elif required and working.is_dir():
+        shutil.rmtree(working)  # providers installed without a lock: init again
+        return
+    backend_file = working / "terraform.tfstate"
+    if working.is_dir() and backend_file.exists():
+        initialized = json.loads(backend_file.read_text()).get("backend") or {}
+        (kind, wanted), = (terraform.get("backend") or {"local": {}}).items()
+        have = initialized.get("config") or {}
+        if initialized.get("type") != kind or any(have.get(k) != v for k, v in wanted.items()):
+            shutil.rmtree(working)
+
+
+def _constraints(lock_entry: str) -> str:
+    match = re.search(r'constraints\s*=\s*"([^"]*)"', lock_entry)
+    return match.group(1).replace(" ", "") if match else ""

@@ -37,6 +37,10 @@ class EndpointStack(BaseStack):
             labels=config.labels,
             encryption_spec={"kms_key_name": config.kms_key} if config.kms_key else None,
         )
+        if config.import_id:
+            # The google provider's import ID (google_vertex_ai_endpoint: "Import": projects/
+            # {{project}}/locations/{{location}}/endpoints/{{name}}).
+            endpoint.import_from(config.import_id)
         if config.predict_members:
             role = ProjectIamCustomRole(
                 self,

@@ -64,7 +64,8 @@ class EeVertexProvider(TerraformProvider):
     (regional endpoints, Application Default Credentials); the rehearsal points them at
     the local emulator."""
 
-    SCHEMA = {"api_endpoint": "string", "credentials": "string", "operation_timeout_seconds": "number"}
+    SCHEMA = {"api_endpoint": "string", "credentials": "string", "operation_timeout_seconds": "number",
+              "allow_unlisted_regions": "bool"}
 
     def __init__(
         self,
@@ -74,6 +75,7 @@ class EeVertexProvider(TerraformProvider):
         api_endpoint: str | None = None,
         credentials: str | None = None,
         operation_timeout_seconds: int | None = None,
+        allow_unlisted_regions: bool | None = None,
     ) -> None:
         super().__init__(
             scope,
@@ -88,6 +90,7 @@ class EeVertexProvider(TerraformProvider):
             "api_endpoint": api_endpoint,
             "credentials": credentials,
             "operation_timeout_seconds": operation_timeout_seconds,
+            "allow_unlisted_regions": allow_unlisted_regions,
         }
 
     def _synthesize_attributes(self) -> Mapping[str, Any]:

@@ -6,6 +6,7 @@ function of them; the deterministic names all come from `stacks.naming`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 from build_hooks.manifest import Manifest, ManifestError, ServingImage, read_manifest
 from config import payload
 from config.images import registry_host
-from config.rollout import GRPC_PORT, RolloutConfig, TargetConfig
+from config.rollout import GRPC_PORT, ConfigError, RolloutConfig, TargetConfig
 from stacks import naming
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +107,8 @@ class EndpointConfig:
     """The same arguments as Python to paste."""
     predict_scope: str = "endpoint"
     """Where predict_members get the predict role: "endpoint" (this endpoint) or "project"."""
+    import_id: str | None = None
+    """An endpoint that exists (config `adopt.endpoint`), imported on the next apply."""
 
 
 def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_name: str) -> dict:
@@ -165,6 +168,8 @@ class VertexProviderConfig:
 
     api_endpoint: str | None = None
     credentials: str | None = None
+    allow_unlisted_regions: bool | None = None
+    """Set for a target with `allow_unlisted_region`: the provider checks regions against the same list."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +218,7 @@ class DeploymentSpec:
     endpoint_id: str
     model: str
     deployed_model_id: str
-    display_name: str
+    display_name: str | None
     machine_type: str
     accelerator_type: str | None
     accelerator_count: int | None
@@ -340,7 +345,7 @@ def _model_version(
     artifact_uri = f"gs://{target.bucket}/{naming.artifact_prefix(model.name, sha256)}/"
     alias = version_alias(sha256, {**container, "artifact_uri": artifact_uri, "kms_key_name": target.kms_key})
     adopt = target.adopt if target.adopt and target.adopt.artifact_sha256 == sha256 else None
-    model_id = target.adopt.model_id if target.adopt else model.name
+    model_id = (target.adopt.model_id if target.adopt else None) or model.name
     version = ModelVersion(
         resource_id=f"model_{alias.replace('-', '_')}",
         artifact_sha256=sha256,
@@ -349,7 +354,7 @@ def _model_version(
         region=target.region,
         model_id=model_id,
         version_alias=alias,
-        display_name=model.name,
+        display_name=model.display_name or model.name,
         # Model-level in Vertex AI (shared by every version, unlike version labels): the
         # same for every artifact, which the artifact URI already names.
         description=f"{model.framework} model for Earth Engine ({model.payload_format.value})",
@@ -366,10 +371,12 @@ def _model_version(
     return version, own
 
 
-def _deployment(target: TargetConfig, version: ModelVersion, endpoint_id: str) -> DeploymentSpec:
+def _deployment(model_name: str, target: TargetConfig, version: ModelVersion, endpoint_id: str) -> DeploymentSpec:
     endpoint_name = f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}"
     machine_spec = [target.machine_type, target.accelerator_type, target.accelerator_count]
     adopted = version.import_id is not None and target.adopt.deployed_model_id is not None
+    # Vertex AI cannot rename a deployed model (MutateDeployedModelRequest's mask has no
+    # display_name): an adopted deployment keeps the name it has (unset: the provider keeps it).
     if adopted:
         deployed_id = target.adopt.deployed_model_id
     else:
@@ -386,7 +393,7 @@ def _deployment(target: TargetConfig, version: ModelVersion, endpoint_id: str) -
         # The imported version by its ID until our alias is on it; ours by alias.
         model=version.import_id or version.version_name,
         deployed_model_id=deployed_id,
-        display_name=f"{version.display_name}-{version.version_alias}",
+        display_name=None if adopted else f"{model_name}-{version.version_alias}",
         machine_type=target.machine_type,
         accelerator_type=target.accelerator_type,
         accelerator_count=target.accelerator_count or None,
@@ -410,6 +417,8 @@ def target_stacks(
     provider: VertexProviderConfig = VertexProviderConfig(),
 ) -> TargetStacks:
     model = rollout.model
+    if target.allow_unlisted_region:
+        provider = dataclasses.replace(provider, allow_unlisted_regions=True)
     labels = {**naming.default_labels(model.name, target.name), **target.labels}
     names = {kind: naming.stack_name(target.name, kind) for kind in naming.STACK_KINDS}
     prefix = naming.artifact_prefix(model.name, manifest.sha256)
@@ -442,7 +451,7 @@ def target_stacks(
         project=target.project,
         region=target.region,
         endpoint_id=endpoint_id,
-        display_name=f"{model.name}-{target.name}",
+        display_name=target.endpoint_display_name or f"{model.name}-{target.name}",
         labels=labels,
         kms_key=target.kms_key,
         predict_members=target.predict_members,
@@ -451,6 +460,8 @@ def target_stacks(
         earth_engine=earth_engine,
         earth_engine_snippet=from_vertex_ai_snippet(earth_engine, manifest.input_bands),
         predict_scope=target.predict_scope,
+        import_id=(f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}"
+                   if target.adopt and target.adopt.endpoint else None),
     )
 
     # Both versions stay uploaded while `model.previous` is set, whatever the split: the
@@ -462,7 +473,7 @@ def target_stacks(
     if model.previous:
         previous, image = _model_version(rollout, manifest, target, labels, model.previous.sha256, previous=True)
         if previous.version_alias == current.version_alias:
-            raise ValueError(
+            raise ConfigError(
                 f"model.previous: sha256 {model.previous.sha256[:12]}... with the same container is the current "
                 "artifact; allowed: the sha256 of the artifact that served before this one"
             )
@@ -482,7 +493,8 @@ def target_stacks(
             keep_tags=tuple(dict.fromkeys(i.tag for _, i in served)),
             backend=_backend(rollout, target, names["registry"], layout),
         )
-    deployments = [(_deployment(target, version, endpoint_id), percent) for version, percent in versions if percent]
+    deployments = [(_deployment(model.name, target, version, endpoint_id), percent)
+                   for version, percent in versions if percent]
     model_stack = ModelStackConfig(
         stack=names["model"],
         models=tuple(version for version, _ in versions),

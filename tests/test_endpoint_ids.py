@@ -10,7 +10,8 @@ import re
 import pytest
 
 from conftest import ROOT, config_in, example_data, synth
-from config.rollout import ENDPOINT_ID_RE, ConfigError, parse_config
+from config.rollout import ConfigError, parse_config
+from config.rules import NEW_ENDPOINT_ID
 from stacks import naming
 from stacks.wiring import StackLayout, target_stacks
 
@@ -69,7 +70,24 @@ def test_pinned_endpoint_id_refused_unless_valid(bad):
 @pytest.mark.parametrize("good", ["123456789", "1", "existing-endpoint", "a" * 63])
 def test_pinned_endpoint_id_accepted(good):
     assert parse_config(_pinned(good)).targets[0].endpoint_id == good
-    assert ENDPOINT_ID_RE.match(good) and valid(good)
+    assert NEW_ENDPOINT_ID.fullmatch(good) and valid(good)
+
+
+def test_an_existing_endpoints_generated_id_is_adopted():
+    """`gcloud ai endpoints create` (no --endpoint-id) prints a 19-digit ID: accepted for an
+    endpoint that exists (adopt.endpoint), with one error line naming the way otherwise."""
+    generated = "4506198451624263680"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_pinned(generated))
+    lines = str(caught.value).splitlines()[1:]
+    assert len(lines) == 1 and lines[0].startswith("  targets.0.endpoint_id: '4506198451624263680'")
+    assert "adopt it with [targets.adopt] endpoint = true" in lines[0]
+    data = _pinned(generated)
+    data["targets"][0]["adopt"] = {"endpoint": True}
+    assert parse_config(data).targets[0].endpoint_id == generated
+    data["targets"][0]["endpoint_id"] = "12345678901234567890"  # 20 digits: no ID Vertex AI gives
+    assert "targets.0.endpoint_id: '12345678901234567890' is not a Vertex AI endpoint ID" in str(
+        pytest.raises(ConfigError, parse_config, data).value)
 
 
 def test_pinned_endpoint_id_wired_into_the_stacks(torch_build, tmp_path):
@@ -82,3 +100,14 @@ def test_pinned_endpoint_id_wired_into_the_stacks(torch_build, tmp_path):
     assert dev.deployment.endpoint_id == "987654321"
     # The other target keeps its derived ID.
     assert prod.endpoint.endpoint_id == naming.endpoint_id("acme-geo-prod", "europe-west4", "landcover-torch")
+
+
+def test_a_single_bad_target_gives_one_line():
+    """pydantic also reports the targets list as too short once its only target failed; that
+    line said nothing the target's own error does not."""
+    data = _pinned("4506198451624263680")
+    data["targets"] = data["targets"][:1]
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    assert "Tuple should have at least 1 item" not in str(caught.value)
+    assert len(str(caught.value).splitlines()) == 2

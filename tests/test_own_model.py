@@ -270,6 +270,39 @@ def test_missing_factory_and_framework_mismatch_have_no_traceback(tmp_path):
     assert "model.framework: the config says 'tensorflow' but seg.unet:make_model builds a 'pytorch' model" in result.stderr
 
 
+@pytest.mark.parametrize("body,raised", [
+    ("raise RuntimeError('weights.pt is for another head')", "RuntimeError: weights.pt is for another head"),
+    ("import segmentation_models_pytorch", "ModuleNotFoundError: No module named 'segmentation_models_pytorch'"),
+])
+def test_a_factory_that_raises_gives_one_line_and_its_traceback_in_a_file(tmp_path, body, raised):
+    config = write_project(tmp_path)
+    unet = tmp_path / "seg" / "unet.py"
+    unet.write_text(unet.read_text().replace("    model = Segmenter()\n", f"    {body}\n    model = Segmenter()\n"))
+    result = run_build(config)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    log = tmp_path / "build" / "unet-seg" / "build-error.log"
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith("error: build: exporting unet-seg from model.source seg.unet:make_model failed: " + raised)
+    assert line.endswith(f"the traceback is in {log}")
+    if raised.startswith("ModuleNotFoundError"):
+        assert "install the missing package where the build runs" in line
+    assert "Traceback (most recent call last)" in log.read_text() and "seg/unet.py" in log.read_text()
+
+
+def test_a_model_reading_other_bands_than_declared_stops_synth_without_a_traceback(tmp_path):
+    """main.py (cdktf synth) with input_bands that are not the built model's: one error line."""
+    config = write_project(tmp_path)
+    assert run_build(config).returncode == 0
+    config.write_text(config.read_text().replace('tile_size = 32', 'tile_size = 32\ninput_bands = ["B2", "B3", "B4"]'))
+    env = {**os.environ, "ROLLOUT_CONFIG": str(config), "CDKTF_OUTDIR": str(tmp_path / "cdktf.out")}
+    result = subprocess.run([sys.executable, str(ROOT / "main.py")], env=env, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "model.input_bands: the config says ['B2', 'B3', 'B4'] but the built model reads ['B2', 'B3', 'B4', 'B8']" \
+        in result.stderr
+
+
 def test_short_artifact_references(tmp_path):
     config = load_config(write_project(tmp_path))
     first = build(config, log=quiet)

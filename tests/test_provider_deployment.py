@@ -219,9 +219,10 @@ def test_interrupted_deploy_is_adopted(workspace, emulators):
     assert changes(workspace.plan()) == {}
 
 
-def test_alias_moved_by_hand_plans_a_replace(workspace, emulators):
+def test_alias_moved_by_hand_is_refused_at_plan(workspace, emulators):
     """A deployment naming `M@alias` stays unchanged while the alias names the deployed version;
-    once the alias moves, the plan replaces the deployment."""
+    once the alias moves, the replacement would keep the deployed ID, and its destroy would
+    undeploy what serves: refused at plan, naming the way out."""
     nxt = deployment(f"{MODELS}/landcover@a-0123abcd-c-7a8b", "104", depends_on=["eevertex_model.next"])
     first = deployment("${eevertex_model.first.id}", "101", max_replica_count=3, autoscaling_cpu_utilization_target=75)
     apply_config(workspace, models=BOTH, deployments={"first": first, "next": nxt}, traffic=split(d101=100, d104=0))
@@ -230,8 +231,10 @@ def test_alias_moved_by_hand_plans_a_replace(workspace, emulators):
     status, body = http_json(f"{emulators.vertex_url}/v1/{MODELS}/landcover@1:mergeVersionAliases",
                              {"versionAliases": ["a-0123abcd-c-7a8b"]})
     assert status == 200, body
-    plan = workspace.plan()
-    assert changes(plan)["eevertex_deployment.next"] == ["create", "delete"]
+    error = " ".join(workspace.plan_error().split())
+    assert (f"deployed model 104 on {ENDPOINT} would be replaced under the same ID (model '{MODELS}/landcover@2' -> "
+            f"'{MODELS}/landcover@a-0123abcd-c-7a8b')") in error
+    assert "give the new deployment another deployed_model_id" in error
     # Put it back.
     status, body = http_json(f"{emulators.vertex_url}/v1/{MODELS}/landcover@2:mergeVersionAliases",
                              {"versionAliases": ["a-0123abcd-c-7a8b"]})

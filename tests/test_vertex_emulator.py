@@ -334,6 +334,16 @@ def test_undeploy_with_traffic_refused(api):
     api.refused("NOT_FOUND", "POST", f"{endpoint}:undeployModel", {"deployedModelId": second})
 
 
+def test_traffic_log_shows_every_instant_nothing_served(api):
+    """`/emulator/traffic`: after each change of an endpoint, who takes its traffic; an undeploy
+    of the only serving model is an instant (the last entry) when nothing did."""
+    endpoint, model = api.endpoint("223456789"), api.upload()["model"]
+    first = api.deploy(endpoint, model, {"0": 100})["id"]
+    api.done("POST", f"{endpoint}:undeployModel", {"deployedModelId": first})
+    log = [e["serving"] for e in api.ok("GET", "traffic", api="emulator")["traffic"] if e["endpoint"] == endpoint]
+    assert log == [[], [first], []]
+
+
 def test_mutate_mask(api):
     endpoint, model = api.endpoint(), api.upload()["model"]
     deployed = api.deploy(endpoint, model, {"0": 100})

@@ -1,0 +1,356 @@
+"""Google's rules for what the stacks send to Vertex AI: one table, two users.
+
+The rollout config (config/rollout.py, pydantic validators) and our Terraform provider's
+plan-time validation (provider/*.py, ValidateResourceConfig) both check values with these
+functions, so a bad value gets the same message whichever way it arrives. Standard library
+only: the provider imports this from its own virtualenv, where the project's dependencies
+(pydantic, TensorFlow) are not installed.
+
+Each check returns `None` when the value is allowed, else the message, which says what is
+wrong and ends with `allowed: ...`; callers put the field's name in front. `RULES` lists
+every rule with its Google source; the README's table is generated from it (a test keeps
+the two equal).
+
+Sources: [compute] = Vertex AI, "Configure compute resources for inference"
+(https://cloud.google.com/vertex-ai/docs/predictions/configure-compute: machine types and
+GPUs for prediction) and Compute Engine, "GPU machine types"
+(https://cloud.google.com/compute/docs/gpus: which GPUs attach to N1 machines, how many,
+with how many vCPUs); [types] = field docs in google-cloud-aiplatform's
+`google/cloud/aiplatform_v1/types/<file>.py`; [gcloud] = gcloud 528's sources;
+[labels] = Resource Manager, "Labels" requirements
+(https://cloud.google.com/resource-manager/docs/labels-overview#requirements) and Cloud
+Storage bucket labels (https://cloud.google.com/storage/docs/tags-and-labels).
+"""
+
+from __future__ import annotations
+
+import re
+
+from config.regions import PREDICTION_REGIONS
+
+# -- machines and accelerators ------------------------------------------------------------
+
+# [types] machine_resources.py MachineSpec.accelerator_type / accelerator_types.py AcceleratorType
+# (K80 is out of support and left out).
+ACCELERATOR_TYPES = (
+    "NVIDIA_TESLA_P100",
+    "NVIDIA_TESLA_V100",
+    "NVIDIA_TESLA_P4",
+    "NVIDIA_TESLA_T4",
+    "NVIDIA_TESLA_A100",
+    "NVIDIA_A100_80GB",
+    "NVIDIA_L4",
+    "NVIDIA_H100_80GB",
+    "NVIDIA_H100_MEGA_80GB",
+    "NVIDIA_H200_141GB",
+    "NVIDIA_B200",
+    "TPU_V2",
+    "TPU_V3",
+    "TPU_V4_POD",
+    "TPU_V5_LITEPOD",
+)
+
+# [compute] CPU-only machine series for prediction: the E2 and N1 sizes as the page lists
+# them; for the other series the page's kinds, any size Compute Engine has.
+CPU_SIZES = {
+    ("e2", "standard"): (2, 4, 8, 16, 32),
+    ("e2", "highmem"): (2, 4, 8, 16),
+    ("e2", "highcpu"): (2, 4, 8, 16, 32),
+    ("n1", "standard"): (2, 4, 8, 16, 32),
+    ("n1", "highmem"): (2, 4, 8, 16, 32),
+    ("n1", "highcpu"): (4, 8, 16, 32),
+}
+CPU_SERIES = ("e2", "n1", "n2", "n2d", "n4", "c2", "c2d", "c3", "c3d", "c4")
+CPU_KINDS = ("standard", "highmem", "highcpu")
+
+# [compute] GPUs that attach to N1 machine types: GPU count -> most vCPUs the machine may have.
+N1_GPUS = {
+    "NVIDIA_TESLA_T4": {1: 48, 2: 48, 4: 96},
+    "NVIDIA_TESLA_P4": {1: 24, 2: 48, 4: 96},
+    "NVIDIA_TESLA_P100": {1: 16, 2: 32, 4: 96},
+    "NVIDIA_TESLA_V100": {1: 12, 2: 24, 4: 48, 8: 96},
+}
+
+# [compute] Accelerator-optimized machine types: each comes with a fixed accelerator and count.
+FIXED_ACCELERATORS: dict[str, tuple[str, int]] = {
+    **{f"a2-highgpu-{n}g": ("NVIDIA_TESLA_A100", n) for n in (1, 2, 4, 8)},
+    "a2-megagpu-16g": ("NVIDIA_TESLA_A100", 16),
+    **{f"a2-ultragpu-{n}g": ("NVIDIA_A100_80GB", n) for n in (1, 2, 4, 8)},
+    **{f"a3-highgpu-{n}g": ("NVIDIA_H100_80GB", n) for n in (1, 2, 4, 8)},
+    "a3-megagpu-8g": ("NVIDIA_H100_MEGA_80GB", 8),
+    "a3-ultragpu-8g": ("NVIDIA_H200_141GB", 8),
+    "a4-highgpu-8g": ("NVIDIA_B200", 8),
+    **{f"g2-standard-{n}": ("NVIDIA_L4", {24: 2, 48: 4, 96: 8}.get(n, 1)) for n in (4, 8, 12, 16, 24, 32, 48, 96)},
+    # Cloud TPU v5e, the TPU that serves online predictions.
+    **{f"ct5lp-hightpu-{n}t": ("TPU_V5_LITEPOD", n) for n in (1, 4, 8)},
+}
+MACHINE_EXAMPLES = "'n1-standard-4', 'e2-standard-8', 'g2-standard-12', 'a2-highgpu-1g'"
+
+
+def _cpu_machine(machine_type: str) -> tuple[str, str, int] | None:
+    match = re.fullmatch(r"([a-z][a-z0-9]*)-(standard|highmem|highcpu)-([1-9][0-9]*)", machine_type)
+    if not match or match[1] not in CPU_SERIES:
+        return None
+    series, kind, size = match[1], match[2], int(match[3])
+    sizes = CPU_SIZES.get((series, kind))
+    return (series, kind, size) if sizes is None or size in sizes else None
+
+
+def machine_type(value) -> str | None:
+    """A machine type Vertex AI serves predictions on."""
+    if isinstance(value, str) and (value in FIXED_ACCELERATORS or _cpu_machine(value)):
+        return None
+    listed = "; ".join(f"{s}-{k}-{'|'.join(map(str, n))}" for (s, k), n in CPU_SIZES.items())
+    return (f"{value!r} is not a Vertex AI prediction machine type; allowed: {listed}; "
+            f"{'|'.join(s for s in CPU_SERIES if s not in ('e2', 'n1'))}-<standard|highmem|highcpu>-<vCPUs>; "
+            f"or an accelerator-optimized type ({', '.join(sorted(FIXED_ACCELERATORS))}); e.g. {MACHINE_EXAMPLES}")
+
+
+def accelerator_type(value) -> str | None:
+    if value is None or value in ACCELERATOR_TYPES:
+        return None
+    return f"{value!r} is not a Vertex AI accelerator type; allowed: {', '.join(ACCELERATOR_TYPES)}"
+
+
+def machine_spec(machine, accelerator, count) -> tuple[str, str] | None:
+    """(field, message) when this machine, accelerator type and count are not a combination
+    Vertex AI deploys on ([compute]); None when they are. `count` 0 or None: no accelerator."""
+    for field, problem in (("machine_type", machine_type(machine)), ("accelerator_type", accelerator_type(accelerator))):
+        if problem:
+            return field, problem
+    count = count or 0
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        return "accelerator_count", f"{count!r}; allowed: a whole number, 0 without an accelerator"
+    fixed = FIXED_ACCELERATORS.get(machine)
+    if fixed:
+        kind, number = fixed
+        if accelerator != kind or count != number:
+            given = f"{accelerator} x {count}" if accelerator else "no accelerator"
+            return ("accelerator_type" if accelerator != kind else "accelerator_count",
+                    f"{machine} comes with {number} {kind}, not {given}; allowed with {machine}: "
+                    f"accelerator_type = {kind!r}, accelerator_count = {number}")
+        return None
+    series, _, vcpus = _cpu_machine(machine)
+    if not accelerator:
+        if count:
+            return "accelerator_count", (f"{count} accelerator(s) but no accelerator_type; allowed: accelerator_count = 0, "
+                                         f"or an accelerator_type ({', '.join(ACCELERATOR_TYPES)})")
+        return None
+    if not count:
+        return "accelerator_count", f"0 with accelerator_type {accelerator!r}; allowed: {_counts(accelerator, machine)}"
+    if accelerator not in N1_GPUS:
+        homes = [m for m, (kind, _) in FIXED_ACCELERATORS.items() if kind == accelerator]
+        where = f"one of {', '.join(homes)} (the accelerator comes with the machine)" if homes else "none for prediction"
+        return "accelerator_type", (f"{accelerator} cannot be attached to {machine}; allowed machine_type for "
+                                    f"{accelerator}: {where}")
+    if series != "n1":
+        return "accelerator_type", (f"{accelerator} cannot be attached to {machine} ({series.upper()} machine types take no "
+                                    f"accelerator); allowed: an n1-* machine type with {accelerator}, or no accelerator "
+                                    f"on {machine}")
+    limits = N1_GPUS[accelerator]
+    if count not in limits:
+        return "accelerator_count", f"{count} x {accelerator}; allowed: {_counts(accelerator, machine)}"
+    if vcpus > limits[count]:
+        return "accelerator_count", (f"{count} x {accelerator} on {machine} ({vcpus} vCPUs): at most {limits[count]} vCPUs "
+                                     f"with {count}; allowed: {_counts(accelerator, machine)}")
+    return None
+
+
+def _counts(accelerator: str, machine: str) -> str:
+    if accelerator in N1_GPUS:
+        counts = [str(n) for n, most in N1_GPUS[accelerator].items() if (_cpu_machine(machine) or ("", "", 0))[2] <= most]
+        return f"accelerator_count {', '.join(counts) or 'none (too many vCPUs)'} of {accelerator} on {machine}"
+    fixed = FIXED_ACCELERATORS.get(machine)
+    return f"accelerator_count {fixed[1]}" if fixed else "an accelerator_count from the machine's table"
+
+
+# -- where, how many, who -------------------------------------------------------------------
+
+REGION_FORM = re.compile(r"[a-z]+-[a-z]+[1-9][0-9]?")
+
+
+def region(value, *, allow_unlisted: bool = False) -> str | None:
+    """A Vertex AI region that serves online predictions (config/regions.py, gcloud 528's list)."""
+    if not isinstance(value, str) or not REGION_FORM.fullmatch(value):
+        return f"{value!r} is not a region; allowed: the '<area>-<direction><n>' form such as 'us-central1' or 'europe-west4'"
+    if value not in PREDICTION_REGIONS and not allow_unlisted:
+        return (f"{value!r} is not a Vertex AI prediction region; allowed: {', '.join(PREDICTION_REGIONS)} "
+                "(a region newer than this list: set allow_unlisted_region = true on the target, or "
+                "allow_unlisted_regions = true in the eevertex provider block)")
+    return None
+
+
+PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
+
+
+def project(value, *, number_allowed: bool = False) -> str | None:
+    """A Google Cloud project ID (Resource Manager: 6-30 of a-z, 0-9, '-', starting with a
+    letter, not ending with '-'); Vertex AI resource names may carry the project number instead."""
+    if isinstance(value, str) and (PROJECT_ID.fullmatch(value) or (number_allowed and re.fullmatch(r"[1-9][0-9]{0,19}", value))):
+        return None
+    number = " (or its number)" if number_allowed else ""
+    return (f"{value!r} is not a Google Cloud project ID; allowed: 6-30 characters of a-z, 0-9 and '-', "
+            f"starting with a letter, not ending with '-'{number}")
+
+
+MAX_REPLICAS = 1000
+
+
+def replicas(low, high) -> tuple[str, str] | None:
+    """("min" or "max", message) for replica bounds Vertex AI refuses ([types] machine_resources.py
+    DedicatedResources: min_replica_count >= 1, max defaults to min and is not below it); the upper
+    bound is this tool's (Vertex AI's is the project's quota)."""
+    for which, value in (("min", low), ("max", high)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_REPLICAS):
+            return which, f"{value!r}; allowed: a whole number from 1 to {MAX_REPLICAS}"
+    if low is not None and high is not None and low > high:
+        return "min", f"{low} is greater than the maximum, {high}; allowed: 1 <= minimum <= maximum"
+    return None
+
+
+# [labels] keys: 1-63 of lowercase letters, digits, '_' and '-', starting with a letter;
+# values: 0-63 of the same; at most 64 labels per resource. ([types] model.py Model.labels
+# allows 64 characters; Cloud Storage, which gets the same labels on the bucket, 63.)
+LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+MAX_LABELS = 64
+RESERVED_LABELS = ("managed-by", "ee-model", "rollout-target")
+"""Set by this tool on every resource (stacks/naming.py default_labels); a config may not set them."""
+
+
+def labels(value, *, reserved: tuple[str, ...] = ()) -> str | None:
+    if not isinstance(value, dict):
+        return f"{value!r}; allowed: a table of label = \"value\""
+    room = MAX_LABELS - len(reserved)
+    if len(value) > room:
+        return f"{len(value)} labels; allowed: at most {room}" + (f" ({len(reserved)} are set by this tool)" if reserved else "")
+    for key, item in value.items():
+        if key in reserved:
+            return (f"key {key!r} is set by this tool on every resource ({', '.join(reserved)}); "
+                    "allowed: any other key")
+        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
+            return f"key {key!r}; allowed: 1-63 of a-z, 0-9, '_', '-', starting with a letter"
+        if not isinstance(item, str) or not LABEL_VALUE.fullmatch(item):
+            return f"value {item!r} of {key!r}; allowed: 0-63 of a-z, 0-9, '_', '-'"
+    return None
+
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def member(value) -> str | None:
+    """[gcloud] command_lib/iam/iam_util.py AddMemberFlag: `user|group|serviceAccount:email` or
+    `domain:domain`. (allUsers and allAuthenticatedUsers would make the endpoint public.)"""
+    allowed = "'user:<email>', 'serviceAccount:<email>', 'group:<email>' or 'domain:<domain>'"
+    if not isinstance(value, str) or ":" not in value:
+        return f"{value!r}; allowed: {allowed}"
+    kind, _, rest = value.partition(":")
+    if kind in ("user", "group", "serviceAccount") and EMAIL.fullmatch(rest):
+        return None
+    if kind == "domain" and DOMAIN.fullmatch(rest):
+        return None
+    if kind in ("user", "group", "serviceAccount"):
+        return f"{value!r}: {rest!r} is not an email address; allowed: {allowed}"
+    return f"{value!r}; allowed: {allowed}"
+
+
+# -- IDs ------------------------------------------------------------------------------------
+
+# [types] endpoint_service.py CreateEndpointRequest.endpoint_id
+NEW_ENDPOINT_ID = re.compile(r"[1-9][0-9]{0,8}|[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+# The IDs Vertex AI generates when none is given ([types]: "Vertex AI will generate a
+# value"; 19 digits in practice, e.g. what `gcloud ai endpoints create` prints).
+GENERATED_ID = re.compile(r"[1-9][0-9]{0,18}")
+NEW_ENDPOINT_RULE = ("a number of at most 9 digits without a leading zero, or up to 63 of a-z, 0-9 and '-' "
+                     "starting with a letter and ending with a letter or digit")
+
+
+def endpoint_id(value, *, existing: bool) -> str | None:
+    """The create rule for an endpoint we create; any ID Vertex AI may have given an existing one."""
+    if isinstance(value, str) and NEW_ENDPOINT_ID.fullmatch(value):
+        return None
+    if existing and isinstance(value, str) and GENERATED_ID.fullmatch(value):
+        return None
+    if existing:
+        return (f"{value!r} is not a Vertex AI endpoint ID; allowed: {NEW_ENDPOINT_RULE}, or the numeric ID Vertex AI "
+                "generated (up to 19 digits, as `gcloud ai endpoints list` shows it)")
+    hint = ""
+    if isinstance(value, str) and GENERATED_ID.fullmatch(value):
+        hint = (" for an endpoint the stacks create (Vertex AI refuses numeric endpoint IDs over 9 digits); "
+                "an endpoint that exists already (an ID Vertex AI generated): adopt it with [targets.adopt] endpoint = true")
+    return f"{value!r} is not a valid Vertex AI endpoint ID{hint}; allowed: {NEW_ENDPOINT_RULE}"
+
+
+def deployed_model_id(value, *, existing: bool) -> str | None:
+    """[types] endpoint.py DeployedModel.id: 1-10 digits for one we deploy; an existing one may
+    carry an ID Vertex AI generated (19 digits)."""
+    pattern = GENERATED_ID if existing else re.compile(r"[0-9]{1,10}")
+    if isinstance(value, str) and pattern.fullmatch(value):
+        return None
+    allowed = "the deployed model's numeric ID, as Vertex AI shows it" if existing else "1-10 digits"
+    return f"{value!r}; allowed: {allowed}"
+
+
+# [types] model_service.py UploadModelRequest.model_id
+NEW_MODEL_ID = re.compile(r"[a-z_][a-z0-9_-]{0,62}")
+
+
+def model_id(value, *, existing: bool) -> str | None:
+    if isinstance(value, str) and (NEW_MODEL_ID.fullmatch(value) or (existing and GENERATED_ID.fullmatch(value))):
+        return None
+    generated = " (or the all-digit ID Vertex AI gave an existing model)" if existing else ""
+    return (f"{value!r} is not a valid Vertex AI model ID; allowed: up to 63 characters of [a-z0-9_-], not starting "
+            f"with a digit or hyphen{generated}")
+
+
+def display_name(value) -> str | None:
+    """[types] model.py Model.display_name, endpoint.py Endpoint.display_name: "can be up to 128
+    characters long and can consist of any UTF-8 characters"."""
+    if isinstance(value, str) and 1 <= len(value) <= 128:
+        return None
+    return f"{value!r}; allowed: 1-128 characters"
+
+
+# -- the table ------------------------------------------------------------------------------
+
+RULES = [
+    # (rule, Google source, checked by)
+    ("machine_type: E2 and N1 sizes as listed, N2/N2D/N4/C2/C2D/C3/C3D/C4 standard, highmem or highcpu, "
+     "or an accelerator-optimized type (A2, A3, A4, G2, ct5lp)", "[compute] Machine types", "config, provider"),
+    ("accelerator-optimized machine types come with a fixed accelerator and count (a2-highgpu-Ng: N x "
+     "NVIDIA_TESLA_A100, a2-ultragpu-Ng: NVIDIA_A100_80GB, a3-highgpu-Ng: NVIDIA_H100_80GB, g2-standard-4..32: "
+     "1 x NVIDIA_L4, ...)", "[compute] GPUs", "config, provider"),
+    ("T4, P4, P100 and V100 attach to N1 machine types only; T4, P4, P100: 1, 2 or 4; V100: 1, 2, 4 or 8; "
+     "at most 48/48/96 (T4), 24/48/96 (P4), 16/32/96 (P100), 12/24/48/96 (V100) vCPUs for those counts; "
+     "E2 and the other series take none", "[compute] GPUs for N1", "config, provider"),
+    ("accelerator_type one of AcceleratorType's values; a count needs a type, a type a count >= 1",
+     "[types] machine_resources.py MachineSpec, accelerator_type.py", "config, provider"),
+    ("region: a Vertex AI online-prediction region (or allow_unlisted_region)",
+     "[gcloud] command_lib/ai/constants.py SUPPORTED_OP_REGIONS (config/regions.py)", "config, provider"),
+    ("min_replica_count >= 1, max_replica_count >= min (this tool: at most 1000)",
+     "[types] machine_resources.py DedicatedResources", "config, provider"),
+    ("labels: keys 1-63 of a-z, 0-9, '_', '-' starting with a letter, values 0-63, at most 64 per resource; "
+     "the config may not set managed-by, ee-model, rollout-target", "[labels]; [types] model.py Model.labels",
+     "config (reserved keys), provider (grammar)"),
+    ("predict_members: user:, group:, serviceAccount: with an email address, or domain:",
+     "[gcloud] command_lib/iam/iam_util.py AddMemberFlag", "config"),
+    ("endpoint ID of an endpoint we create: at most 9 digits without a leading zero, or a letter, up to 63 of "
+     "[a-z0-9-], ending in a letter or digit; of an existing one also the ID Vertex AI generated (up to 19 digits)",
+     "[types] endpoint_service.py CreateEndpointRequest.endpoint_id", "config, provider"),
+    ("deployed model ID: 1-10 digits for a new deployment; an imported one may carry a generated ID",
+     "[types] endpoint.py DeployedModel.id", "config, provider"),
+    ("model ID: up to 63 of [a-z0-9_-], not starting with a digit or '-'; an existing model may have a generated "
+     "numeric ID", "[types] model_service.py UploadModelRequest.model_id", "config, provider"),
+    ("display names (model, endpoint): 1-128 characters", "[types] model.py Model.display_name, endpoint.py "
+     "Endpoint.display_name", "config, provider"),
+    ("numbers are whole numbers and booleans true/false: a string or a bool where a number belongs is refused",
+     "TOML types; [types] (int32/int64 fields)", "config (StrictInt, StrictBool); provider (Terraform's types)"),
+]
+
+
+def table() -> str:
+    """RULES as the README's markdown table."""
+    lines = ["| rule | source | checked by |", "|---|---|---|"]
+    lines += [f"| {rule} | {source} | {where} |" for rule, source, where in RULES]
+    return "\n".join(lines)
