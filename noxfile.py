@@ -231,14 +231,6 @@ def serve(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
-def push(session: nox.Session) -> None:
-    """Copy our serving images of the built artifact into the targets' Artifact Registry repositories by digest: -- CONFIG [TARGET...] (ADC credentials)."""
-    install(session, "build", "deploy")
-    require(session, "skopeo", "pushing images by digest needs skopeo (e.g. `apt-get install skopeo`)")
-    session.run("python", "-m", "build_hooks.push", *(session.posargs or ["rollout.toml"]), env=ENV)
-
-
-@nox.session(default=False)
 def starter(session: nox.Session) -> None:
     """Write a starter rollout config for your model: -- MODULE:FACTORY [--out FILE]."""
     install(session, "build")

@@ -127,6 +127,19 @@ class Client:
                     self._session = AuthorizedSession(creds)
             return self._session
 
+    def access_token(self) -> str | None:
+        """A fresh access token of the provider's credentials (None without credentials), for
+        the registry's token exchange."""
+        session = self._http()
+        credentials = getattr(session, "credentials", None)
+        if credentials is None:
+            return None
+        if not credentials.valid:
+            from google.auth.transport.requests import Request
+
+            credentials.refresh(Request())
+        return credentials.token
+
     def base_url(self, region: str) -> str:
         return self.api_endpoint or f"https://{region}-aiplatform.googleapis.com"
 

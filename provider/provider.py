@@ -18,12 +18,14 @@ DEFAULT_OPERATION_TIMEOUT = 1800
 # Provider settings a provider block leaves unset come from these (as the google provider's
 # come from GOOGLE_*), so one synthesized stack runs against Google or the emulator unchanged.
 ENVIRONMENT = {"api_endpoint": "EEVERTEX_API_ENDPOINT", "credentials": "EEVERTEX_CREDENTIALS",
-               "allow_unlisted_regions": "EEVERTEX_ALLOW_UNLISTED_REGIONS"}
+               "allow_unlisted_regions": "EEVERTEX_ALLOW_UNLISTED_REGIONS",
+               "registry_endpoint": "EEVERTEX_REGISTRY_ENDPOINT"}
 
 
 class EeVertexProvider(Provider):
     def __init__(self):
         self.client: Client | None = None
+        self.registry = None
         self.allow_unlisted_regions = False
         # (endpoint, deployed model ID) a create adopted in this apply: see Deployment.delete.
         self.adopted: set[tuple[str, str]] = set()
@@ -60,13 +62,17 @@ class EeVertexProvider(Provider):
                 Attribute("allow_unlisted_regions", Bool(), optional=True, description=(
                     "Accept regions missing from the list of Vertex AI prediction regions this provider "
                     "knows (config/regions.py: gcloud 528's list), e.g. a newer one.")),
+                Attribute("registry_endpoint", String(), optional=True, description=(
+                    "Base URL every `eevertex_image` is pushed to instead of `https://<its repository's host>`. "
+                    "Default: $EEVERTEX_REGISTRY_ENDPOINT, else none. `http://127.0.0.1:PORT` for a local "
+                    "registry standing in for Artifact Registry.")),
             ],
         )
 
     def settings(self, config: Config) -> dict:
         """The provider block's values, each unset one from its environment variable."""
         values = {key: config.get(key) for key in ("api_endpoint", "credentials", "operation_timeout_seconds",
-                                                   "allow_unlisted_regions")}
+                                                   "allow_unlisted_regions", "registry_endpoint")}
         for key, variable in ENVIRONMENT.items():
             if values[key] is None and os.environ.get(variable):
                 values[key] = os.environ[variable]
@@ -94,6 +100,10 @@ class EeVertexProvider(Provider):
                 f"{where('credentials')} = \"none\" needs a loopback api_endpoint",
                 f"Requests without credentials go only to a local emulator (http://127.0.0.1:PORT); "
                 f"api_endpoint is {endpoint!r}.", path=["credentials"])
+        registry = values["registry_endpoint"]
+        if registry not in (None, Unknown) and not str(registry).startswith(("https://", "http://")):
+            diags.add_error(f"{where('registry_endpoint')} = {registry!r} is not a URL",
+                            "Give https://HOST or http://127.0.0.1:PORT.", path=["registry_endpoint"])
         timeout = values["operation_timeout_seconds"]
         if timeout not in (None, Unknown) and not (isinstance(timeout, (int, float)) and timeout > 0):
             diags.add_error(
@@ -107,6 +117,9 @@ class EeVertexProvider(Provider):
             credentials=values["credentials"] or "application-default",
             operation_timeout=float(values["operation_timeout_seconds"] or DEFAULT_OPERATION_TIMEOUT),
         )
+        from provider.image import Registry
+
+        self.registry = Registry(values["registry_endpoint"] or None, self.client.access_token)
 
     def get_data_sources(self) -> list:
         from provider.model_version import ModelVersion
@@ -116,7 +129,8 @@ class EeVertexProvider(Provider):
 
     def get_resources(self) -> list:
         from provider.deployment import Deployment
+        from provider.image import Image
         from provider.model import Model
         from provider.traffic_split import TrafficSplit
 
-        return [Model, Deployment, TrafficSplit]
+        return [Image, Model, Deployment, TrafficSplit]

@@ -125,12 +125,16 @@ class Emulators:
     def environment(self) -> dict[str, str]:
         """What points the synthesized stacks at these emulators, unchanged: our provider's
         variables, and those the google provider reads (its registry docs, "Provider Reference":
-        storage_custom_endpoint, vertex_ai_custom_endpoint, access_token)."""
+        storage_custom_endpoint, vertex_ai_custom_endpoint, artifact_registry_custom_endpoint,
+        resource_manager_custom_endpoint, access_token)."""
         return {
             "EEVERTEX_API_ENDPOINT": self.vertex_url,
             "EEVERTEX_CREDENTIALS": "none",
+            **({"EEVERTEX_REGISTRY_ENDPOINT": f"http://{self.registry_host}"} if self.registry else {}),
             "GOOGLE_STORAGE_CUSTOM_ENDPOINT": f"{self.gcs_url}/storage/v1/",
             "GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT": f"{self.vertex_url}/v1/",
+            "GOOGLE_ARTIFACT_REGISTRY_CUSTOM_ENDPOINT": f"{self.vertex_url}/artifactregistry/v1/",
+            "GOOGLE_RESOURCE_MANAGER_CUSTOM_ENDPOINT": f"{self.vertex_url}/cloudresourcemanager/v1/",
             "GOOGLE_OAUTH_ACCESS_TOKEN": "emulator",
         }
 

@@ -37,7 +37,6 @@ from pathlib import Path
 
 from build_hooks import earth_engine as ee
 from build_hooks.build import build
-from build_hooks.push import push_target
 from config.rollout import parse_config
 from rehearsal.emulators import Emulators
 from rehearsal.rollout import Progress, Rollout
@@ -219,9 +218,12 @@ def _gcloud_commands(config, manifest, workdir: Path, emulators: Emulators, repo
     own = config.own_image(target)
     routes = []
     if own is not None:
-        with progress.step(f"push {own.name} to the registry (as `nox -s push` does)"):
-            for reference in push_target(config, target, host=emulators.registry_host, tls_verify=False):
-                progress.note(f"pushed {reference}")
+        image = manifest.serving_image(own.name)
+        with progress.step(f"push {own.name} by hand (skopeo copy, by digest)"):
+            from serving.image import ROOT, push
+
+            repository = f"{emulators.registry_host}/{target.project}/{target.image_repository}/{image.name}"
+            progress.note(f"pushed {push(ROOT / image.layout, repository, image.tag, image.digest, tls_verify=False)}")
         routes = [f"--container-predict-route={own.predict_route}", f"--container-health-route={own.health_route}"]
     gcloud("ai", "models", "upload", f"--region={region}", f"--display-name={model.name}",
            f"--container-image-uri={image}", f"--artifact-uri={uri}", *routes,

@@ -28,7 +28,6 @@ import numpy as np
 
 from build_hooks import earth_engine as ee
 from build_hooks.build import build
-from build_hooks.push import push_target
 from build_hooks.manifest import Manifest
 from serving.local import http_json
 from build_hooks.verify import reference
@@ -357,6 +356,14 @@ class Terraform:
         self.progress.detail((stack_dir / "killed-apply.log").read_text())
 
 
+def push_layout(layout: Path, image: dict, host: str) -> str:
+    """An `eevertex_image`'s layout pushed to the loopback registry by hand."""
+    from serving.image import push
+
+    repository = image["repository"].split("/", 1)[1]
+    return push(layout, f"{host}/{repository}/{image['name']}", image["tag"], image["digest"], tls_verify=False)
+
+
 # -- the rollout ------------------------------------------------------------------------------
 
 
@@ -398,7 +405,8 @@ class Rollout:
 
         config = self.configure(data if data is not None else self.data)
         label = getattr(config.model, "version_label", None)
-        emulator = VertexProviderConfig(api_endpoint=self.emulators.vertex_url, credentials="none")
+        emulator = VertexProviderConfig(api_endpoint=self.emulators.vertex_url, credentials="none",
+                                        registry_endpoint=f"http://{self.emulators.registry_host}")
         with self.progress.step(f"build and synth {config.model.source}{f' ({label})' if label else ''}, "
                                 f"{len(config.targets)} target(s)"):
             self.manifest = build(config, log=self.progress.detail)
@@ -423,10 +431,10 @@ class Rollout:
     # the stacks the google provider would apply
 
     def provision(self, target: str) -> None:
-        """Create what the bucket, registry and endpoint stacks declare (idempotent, like
-        Terraform), and push our serving images as `nox -s push` does."""
+        """Create what the bucket and endpoint stacks declare (idempotent, like Terraform); the
+        registry stack needs nothing here (the loopback registry takes any repository), and the
+        model stack pushes our images itself (`eevertex_image`)."""
         self.provision_bucket(target)
-        self.provision_registry(target)
         self.create_endpoint(target)
 
     def provision_bucket(self, target: str) -> None:
@@ -446,13 +454,11 @@ class Rollout:
             if not blob.exists():
                 blob.upload_from_filename(str(self.stack_dir(f"{target}-bucket") / obj["source"]))
 
-    def provision_registry(self, target: str) -> None:
-        """The registry stack (the loopback registry takes any repository), then our images
-        pushed into it as `nox -s push` pushes them."""
-        if self.stack_dir(f"{target}-registry").exists():
-            chosen = next(t for t in self.config.targets if t.name == target)
-            for reference in push_target(self.config, chosen, host=self.emulators.registry_host, tls_verify=False):
-                self.progress.detail(f"pushed {reference}")
+    def push_by_hand(self, target: str) -> None:
+        """Our images of the target's model stack pushed as a person pushes them by hand
+        (skopeo, by digest), for what gcloud uploads outside the stacks."""
+        for image in self.stack(f"{target}-model")["resource"].get("eevertex_image", {}).values():
+            push_layout(self.stack_dir(f"{target}-model") / image["source"], image, self.emulators.registry_host)
 
     def create_endpoint(self, target: str, *, endpoint_id: str | None = None) -> str:
         spec = self.stack(f"{target}-endpoint")["resource"]["google_vertex_ai_endpoint"]["endpoint"]

@@ -324,7 +324,7 @@ def _adopt(rollout: Rollout, data: dict, first, earth_engine: EarthEngine, want_
     rollout.synth(data)
     # The artifact in the bucket, the image in the registry; the endpoint is gcloud's to make.
     rollout.provision_bucket(SEED_TARGET)
-    rollout.provision_registry(SEED_TARGET)
+    rollout.push_by_hand(SEED_TARGET)
     model = next(iter(rollout.stack(f"{SEED_TARGET}-model")["resource"]["eevertex_model"].values()))
     from rehearsal.gcloud import gcloud_missing
 

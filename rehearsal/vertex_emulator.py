@@ -86,6 +86,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from config.images import prebuilt
+from rehearsal.registry_api import RegistryApi, project_number
 from serving.local import Container, TorchServe, free_port, http_json, send_json
 
 # google.rpc.Code: canonical code -> (number, HTTP status), from google/rpc/code.proto.
@@ -157,13 +158,6 @@ def mask_paths(query: dict, body: dict) -> list[str]:
     if not raw and isinstance(body.get("updateMask"), dict):
         raw = [",".join(body["updateMask"].get("paths", []))]
     return [snake(p.strip()) for m in raw for p in m.split(",") if p.strip()]
-
-
-def project_number(project: str) -> str:
-    """A stable 12-digit project number for a project ID (a number stays itself)."""
-    if project.isdigit():
-        return project
-    return str(100_000_000_000 + int(hashlib.sha256(project.encode()).hexdigest(), 16) % 900_000_000_000)
 
 
 def check_split(split: dict, deployed_ids: set[str], field: str) -> dict[str, int]:
@@ -278,6 +272,7 @@ class Emulator:
                  serving: bool = True, registries_conf: Path | None = None):
         self.data_dir = data_dir
         self.registries_conf = registries_conf
+        self.registry_api = RegistryApi(self)
         self.state_path = data_dir / "state.json"
         self.lock = threading.RLock()
         self.servers: dict[tuple[str, str], object] = {}
@@ -975,9 +970,17 @@ class Emulator:
 
     # routing -------------------------------------------------------------------------------
 
+    # For rehearsal.registry_api, the emulator's other Google APIs.
+    error = staticmethod(lambda status, message: ApiError(status, message))
+    now = staticmethod(now)
+
     def handle(self, method: str, path: str, query: dict, raw: bytes) -> tuple[int, dict]:
         if path.startswith("/emulator/"):
             return self._admin(method, path, json.loads(raw) if raw else {})
+        if other := re.fullmatch(r"/(artifactregistry|cloudresourcemanager)/v1/(.+)", path):
+            with self.lock:
+                return 200, self.registry_api.handle(method, other.group(1), other.group(2), query,
+                                                     json.loads(raw) if raw else {})
         match = re.fullmatch(r"/(v1|v1beta1|ui)/(.+)", path)
         if not match:
             raise ApiError("NOT_FOUND", f"no route {method} {path}")

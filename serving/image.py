@@ -1,7 +1,7 @@
 """Build our serving images reproducibly, keep them as OCI image layouts, and push them by digest.
 
     build_image(OWN_IMAGES[("pytorch", "cpu")]) -> ServingImage(name, digest, tag, base, layout)
-    push(image, "us-central1-docker.pkg.dev/acme-geo-dev/ee-serving")
+    push(layout, "127.0.0.1:5000/acme-geo-dev/ee-serving/ee-serving-pytorch-cpu", tag, digest)
 
 Reproducible: the base is pinned by digest, every wheel by sha256 (serving/requirements/*.txt,
 installed with --require-hashes from a wheelhouse filled here), and the builder fixes every
@@ -11,9 +11,9 @@ Terraform plan a change; an image whose inputs are unchanged is not rebuilt at a
 
 Builders, the first found on PATH (or `EEV_OCI_BUILDER`): buildah (chroot isolation, which
 needs no daemon), podman (the same engine), docker (BuildKit with rewrite-timestamp; not
-tried on this project's machines, which run no Docker engine). Pushing needs skopeo, which
-copies the layout's blobs as they are (`--preserve-digests`): every registry holds the same
-digest.
+tried on this project's machines, which run no Docker engine). The stacks push the layouts
+(our provider's `eevertex_image`, blobs as they are: every registry holds the same digest);
+`push()` is the same by hand, with skopeo.
 
 Base images: the Containerfile's pinned `BASE` where it can be pulled; where it cannot (an
 offline machine) a local stand-in built from Debian bookworm by mmdebstrap, said so in the
@@ -394,43 +394,23 @@ def _skopeo() -> str:
     return found
 
 
-def access_token() -> str:
-    """An OAuth access token from Application Default Credentials (Artifact Registry accepts
-    it as the password of the user `oauth2accesstoken`)."""
-    try:
-        import google.auth
-        import google.auth.transport.requests
-    except ImportError as error:
-        raise ImageError(f"pushing to Artifact Registry needs google-auth ({error})") from None
-    try:
-        credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-        credentials.refresh(google.auth.transport.requests.Request())
-    except Exception as error:  # noqa: BLE001 - any failure means no usable credentials
-        raise ImageError(
-            f"no Google credentials to push with ({type(error).__name__}: {str(error).splitlines()[0]}): run "
-            "`gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
-        ) from None
-    return credentials.token
-
-
-def push(image, repository: str, *, token: str | None = None, tls_verify: bool = True) -> str:
-    """Copy the image's layout to `repository/<name>:<tag>`, blobs unchanged; returns the
-    pushed reference `repository/<name>@<digest>`, read back from the registry."""
+def push(layout: Path, repository: str, tag: str, digest: str, *, token: str | None = None,
+         tls_verify: bool = True) -> str:
+    """Copy an image's OCI layout to `repository:tag`, blobs unchanged (skopeo
+    --preserve-digests), as one pushes by hand; returns `repository@digest`, read back from the
+    registry. The stacks push with our provider's `eevertex_image` instead."""
     skopeo = _skopeo()
-    log_file = images_dir() / f"{image.name}.log"
+    log_file = images_dir() / "push.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    layout = ROOT / image.layout if not Path(image.layout).is_absolute() else Path(image.layout)
-    if not (layout / "index.json").exists():
+    if not (Path(layout) / "index.json").exists():
         raise ImageError(f"{layout}: the built image is not here; build it again (`nox -s build`)")
-    target = f"{repository}/{image.name}"
     tls = [] if tls_verify else ["--dest-tls-verify=false"]
     creds = ["--dest-creds", f"oauth2accesstoken:{token}"] if token else []
     _run([skopeo, "copy", "--quiet", "--preserve-digests", *tls, *creds, f"oci:{layout}:image",
-          f"docker://{target}:{image.tag}"], log_file)
+          f"docker://{repository}:{tag}"], log_file)
     inspect_tls = [] if tls_verify else ["--tls-verify=false"]
     inspect_creds = ["--creds", f"oauth2accesstoken:{token}"] if token else []
-    answer = json.loads(_run([skopeo, "inspect", "--raw", *inspect_tls, *inspect_creds,
-                              f"docker://{target}@{image.digest}"], log_file) or "{}")
-    if not answer:
-        raise ImageError(f"{target}@{image.digest}: not found after the push; see {log_file}")
-    return f"{target}@{image.digest}"
+    if not _run([skopeo, "inspect", "--raw", *inspect_tls, *inspect_creds, f"docker://{repository}@{digest}"],
+                log_file).strip():
+        raise ImageError(f"{repository}@{digest}: not found after the push; see {log_file}")
+    return f"{repository}@{digest}"

@@ -20,4 +20,5 @@ class BaseStack(TerraformStack):
 
 def vertex_provider(stack: TerraformStack, config: VertexProviderConfig) -> EeVertexProvider:
     return EeVertexProvider(stack, "eevertex", api_endpoint=config.api_endpoint, credentials=config.credentials,
-                            allow_unlisted_regions=config.allow_unlisted_regions)
+                            allow_unlisted_regions=config.allow_unlisted_regions,
+                            registry_endpoint=config.registry_endpoint)

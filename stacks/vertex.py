@@ -65,7 +65,7 @@ class EeVertexProvider(TerraformProvider):
     the local emulator."""
 
     SCHEMA = {"api_endpoint": "string", "credentials": "string", "operation_timeout_seconds": "number",
-              "allow_unlisted_regions": "bool"}
+              "allow_unlisted_regions": "bool", "registry_endpoint": "string"}
 
     def __init__(
         self,
@@ -76,6 +76,7 @@ class EeVertexProvider(TerraformProvider):
         credentials: str | None = None,
         operation_timeout_seconds: int | None = None,
         allow_unlisted_regions: bool | None = None,
+        registry_endpoint: str | None = None,
     ) -> None:
         super().__init__(
             scope,
@@ -91,6 +92,7 @@ class EeVertexProvider(TerraformProvider):
             "credentials": credentials,
             "operation_timeout_seconds": operation_timeout_seconds,
             "allow_unlisted_regions": allow_unlisted_regions,
+            "registry_endpoint": registry_endpoint,
         }
 
     def _synthesize_attributes(self) -> Mapping[str, Any]:
@@ -137,6 +139,19 @@ class _EeVertexResource(TerraformResource):
     def id_(self) -> str:
         """The resource's `id` (a token until applied)."""
         return self.get_string_attribute("id")
+
+
+class Image(_EeVertexResource):
+    """`eevertex_image`: one of our serving images pushed by digest into the target's
+    registry from the build's OCI layout (`source`, relative to the stack's folder). Every
+    attribute but `source` forces a new push; deleting it only forgets it."""
+
+    TYPE = "eevertex_image"
+    SCHEMA = {"repository": "string", "name": "string", "digest": "string", "tag": "string", "source": "string"}
+
+    def __init__(self, scope: Construct, id: str, *, repository: str, name: str, digest: str, tag: str,
+                 source: str) -> None:
+        super().__init__(scope, id, _keyword_values(locals()))
 
 
 class Model(_EeVertexResource):
@@ -205,8 +220,10 @@ class Model(_EeVertexResource):
         container_health_probe_timeout_seconds: int | None = None,
         kms_key_name: str | None = None,
         create_before_destroy: bool = True,
+        depends_on: Sequence[ITerraformDependable] | None = None,
     ) -> None:
-        super().__init__(scope, id, _keyword_values(locals()), create_before_destroy=create_before_destroy)
+        values = {k: v for k, v in _keyword_values(locals()).items() if k != "depends_on"}
+        super().__init__(scope, id, values, create_before_destroy=create_before_destroy, depends_on=depends_on)
 
     @property
     def version_id(self) -> str:

@@ -164,12 +164,30 @@ def from_vertex_ai_snippet(args: dict, input_bands) -> str:
 @dataclass(frozen=True)
 class VertexProviderConfig:
     """The `eevertex` provider block: unset for Google (regional endpoints, Application
-    Default Credentials); the rehearsal points it at the local emulator."""
+    Default Credentials, images pushed to Artifact Registry); the rehearsal points it at the
+    local emulator and registry."""
 
     api_endpoint: str | None = None
     credentials: str | None = None
+    registry_endpoint: str | None = None
     allow_unlisted_regions: bool | None = None
     """Set for a target with `allow_unlisted_region`: the provider checks regions against the same list."""
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One `eevertex_image`: our serving image pushed into the target's registry."""
+
+    resource_id: str
+    repository: str
+    name: str
+    digest: str
+    tag: str
+    source: str
+    """The build's OCI image layout, relative to the model stack's folder."""
+
+    def attributes(self) -> dict:
+        return _attributes(self, ("resource_id",))
 
 
 @dataclass(frozen=True)
@@ -179,6 +197,8 @@ class ModelVersion:
 
     resource_id: str
     """Terraform name, from the version alias: stable while this artifact and spec serve."""
+    image_resource_id: str | None
+    """The `eevertex_image` that pushes its image (our image), else None."""
     artifact_sha256: str
     import_id: str | None
     """A version created outside the stacks (config `adopt`), imported on the next apply."""
@@ -203,7 +223,7 @@ class ModelVersion:
         return f"projects/{self.project}/locations/{self.region}/models/{self.model_id}@{self.version_alias}"
 
     def attributes(self) -> dict:
-        return _attributes(self, ("resource_id", "artifact_sha256", "import_id"))
+        return _attributes(self, ("resource_id", "image_resource_id", "artifact_sha256", "import_id"))
 
 
 @dataclass(frozen=True)
@@ -233,6 +253,8 @@ class DeploymentSpec:
 @dataclass(frozen=True)
 class ModelStackConfig:
     stack: str
+    images: tuple[ImageSpec, ...]
+    """Our images the versions run, pushed before the versions are uploaded."""
     models: tuple[ModelVersion, ...]
     """The current artifact's version, and the previous one while a canary splits traffic."""
     provider: VertexProviderConfig
@@ -348,6 +370,7 @@ def _model_version(
     model_id = (target.adopt.model_id if target.adopt else None) or model.name
     version = ModelVersion(
         resource_id=f"model_{alias.replace('-', '_')}",
+        image_resource_id=image_resource_id(own) if own else None,
         artifact_sha256=sha256,
         import_id=adopt.model_version if adopt else None,
         project=target.project,
@@ -369,6 +392,19 @@ def _model_version(
         kms_key_name=target.kms_key,
     )
     return version, own
+
+
+def image_resource_id(image: ServingImage) -> str:
+    return f"image_{image.name.replace('-', '_')}_{image.digest[7:19]}"
+
+
+def _image_spec(image: ServingImage, target: TargetConfig, stack: str, layout: StackLayout) -> ImageSpec:
+    return ImageSpec(
+        resource_id=image_resource_id(image),
+        repository=f"{registry_host(target.region)}/{target.project}/{target.image_repository}",
+        name=image.name, digest=image.digest, tag=image.tag,
+        source=layout.relative(stack, PROJECT_ROOT / image.layout),
+    )
 
 
 def _deployment(model_name: str, target: TargetConfig, version: ModelVersion, endpoint_id: str) -> DeploymentSpec:
@@ -495,8 +531,10 @@ def target_stacks(
         )
     deployments = [(_deployment(model.name, target, version, endpoint_id), percent)
                    for version, percent in versions if percent]
+    pushed = {i.digest: i for _, i in served}
     model_stack = ModelStackConfig(
         stack=names["model"],
+        images=tuple(_image_spec(i, target, names["model"], layout) for i in pushed.values()),
         models=tuple(version for version, _ in versions),
         provider=provider,
         backend=_backend(rollout, target, names["model"], layout),

