@@ -14,7 +14,9 @@ where each part is met:
   CPR factory, which builds this handler (download, load, warm-up), before it serves any
   route; a warm-up that fails ends the process, so the deployment fails instead of serving;
 - bodies up to the contract's `max_payload_bytes` (Earth Engine's maxPayloadBytes, 1.5 MB on
-  a shared public endpoint) are read, larger ones refused with 413 before they are read.
+  a shared public endpoint) are read, larger ones refused with 413: a body up to 10 MB (the
+  largest Vertex AI passes on, on a dedicated endpoint: "Choose an endpoint type") is drained
+  first, so the client reads the 413 instead of a broken pipe; a larger one is not read.
 
 The artifact: `model.pt2` (a `torch.export` program, batch dimension dynamic, each tile the
 configured size) and `ee_contract.json` (`serving.codec.Contract`).
@@ -156,6 +158,9 @@ class EarthEngineHandler(Handler):
         limit = self.model.contract.max_payload_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
+            if int(declared) <= DRAIN_BYTES:
+                async for _ in request.stream():  # read, not kept: the client then reads the answer
+                    pass
             return _refusal(codec.RequestError(f"the request body has {int(declared):,} bytes, over "
                                                f"maxPayloadBytes {limit:,}", 413))
         body = await request.body()
@@ -170,6 +175,9 @@ class EarthEngineHandler(Handler):
         except codec.RequestError as error:
             return _refusal(error)
         return Response(content=answer, media_type="application/json")
+
+
+DRAIN_BYTES = 10_000_000
 
 
 def _refusal(error: codec.RequestError) -> Response:
