@@ -187,8 +187,6 @@ class Deployment(ProviderResource):
         validate_common(diags, config, self.provider.allow_unlisted_regions)
         if known(config.get("deployed_model_id")):
             rule(diags, "deployed_model_id", rules.deployed_model_id(config["deployed_model_id"], existing=True))
-        if known(config.get("endpoint_id")):
-            rule(diags, "endpoint_id", rules.endpoint_id(config["endpoint_id"], existing=True))
         model = config.get("model")
         if known(model) and not re.fullmatch(r"projects/[^/]+/locations/[^/]+/models/[^/@]+(@[^/@]+)?", model):
             diags.add_error(f"model: {model!r} is not a model version name; allowed: "
