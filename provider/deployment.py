@@ -32,6 +32,7 @@ from provider.common import (
     same_resource,
     timeout_of,
     validate_common,
+    with_project,
 )
 
 # machine_resources.py AutoscalingMetricSpec.metric_name
@@ -266,8 +267,7 @@ class Deployment(ProviderResource):
         number where the config has the project ID; an alias (or no suffix: `default`) is
         resolved when deploying and may move later (DeployedModel.model: "may contain version id
         or version alias"), so it is resolved again here."""
-        actual = re.sub(r"^projects/[^/]+/", f"projects/{project}/",
-                        f"{deployed.get('model', '')}@{deployed.get('modelVersionId', '')}")
+        actual = with_project(f"{deployed.get('model', '')}@{deployed.get('modelVersionId', '')}", project)
         if not known(wanted):
             return actual
         base, _, version = wanted.partition("@")
