@@ -64,6 +64,11 @@ def same_resource(a: str, b: str) -> bool:
     return strip(a) == strip(b)
 
 
+def with_project(name: str, project: str) -> str:
+    """A name Vertex AI answered (with the project number) as the config writes it (its project)."""
+    return re.sub(r"^projects/[^/]+/", f"projects/{project}/", name)
+
+
 class _WithProvider:
     """The provider (for its client and settings) at hand."""
 

@@ -32,6 +32,7 @@ from provider.common import (
     same_resource,
     timeout_of,
     validate_common,
+    with_project,
 )
 
 # machine_resources.py AutoscalingMetricSpec.metric_name
@@ -187,8 +188,6 @@ class Deployment(ProviderResource):
         validate_common(diags, config, self.provider.allow_unlisted_regions)
         if known(config.get("deployed_model_id")):
             rule(diags, "deployed_model_id", rules.deployed_model_id(config["deployed_model_id"], existing=True))
-        if known(config.get("endpoint_id")):
-            rule(diags, "endpoint_id", rules.endpoint_id(config["endpoint_id"], existing=True))
         model = config.get("model")
         if known(model) and not re.fullmatch(r"projects/[^/]+/locations/[^/]+/models/[^/@]+(@[^/@]+)?", model):
             diags.add_error(f"model: {model!r} is not a model version name; allowed: "
@@ -268,8 +267,7 @@ class Deployment(ProviderResource):
         number where the config has the project ID; an alias (or no suffix: `default`) is
         resolved when deploying and may move later (DeployedModel.model: "may contain version id
         or version alias"), so it is resolved again here."""
-        actual = re.sub(r"^projects/[^/]+/", f"projects/{project}/",
-                        f"{deployed.get('model', '')}@{deployed.get('modelVersionId', '')}")
+        actual = with_project(f"{deployed.get('model', '')}@{deployed.get('modelVersionId', '')}", project)
         if not known(wanted):
             return actual
         base, _, version = wanted.partition("@")

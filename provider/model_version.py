@@ -6,8 +6,6 @@ API: GetModel `GET models/M@ALIAS|M@VERSION` ([types] model_service.py GetModelR
 
 from __future__ import annotations
 
-import re
-
 from tf.iface import ReadDataContext, State
 from tf.schema import Schema
 from tf.types import List, Map, String
@@ -15,7 +13,8 @@ from tf.utils import Diagnostics
 
 from config import rules
 from provider.client import VertexError, report
-from provider.common import PROJECT_REGION_DOC, ProviderDataSource, attr, known, rule, validate_common
+from provider.common import (PROJECT_REGION_DOC, ProviderDataSource, attr, known, rule, validate_common,
+                             with_project)
 
 _S = String()
 
@@ -76,7 +75,6 @@ class ModelVersion(ProviderDataSource):
             "artifact_uri": found.get("artifactUri"),
             "container_image_uri": container.get("imageUri"),
             # Vertex AI names them with the project number; shown with the project as configured.
-            "deployed_models": [re.sub(r"^projects/[^/]+/", f"projects/{config['project']}/",
-                                       f"{d.get('endpoint')}/deployedModels/{d.get('deployedModelId')}")
-                                for d in found.get("deployedModels") or []],
+            "deployed_models": [with_project(f"{d.get('endpoint')}/deployedModels/{d.get('deployedModelId')}",
+                                             config["project"]) for d in found.get("deployedModels") or []],
         }

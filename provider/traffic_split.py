@@ -37,6 +37,7 @@ from provider.common import (
     rule,
     timeout_of,
     validate_common,
+    with_project,
 )
 
 _S = String()
@@ -221,7 +222,7 @@ class TrafficSplitData(ProviderDataSource):
             return None
         state = from_api(endpoint, {**config, "split": {d["id"]: 0 for d in endpoint.get("deployedModels") or []}})
         state["deployed_models"] = {
-            d["id"]: re.sub(r"^projects/[^/]+/", f"projects/{config['project']}/", f"{d['model']}@{d['modelVersionId']}")
+            d["id"]: with_project(f"{d['model']}@{d['modelVersionId']}", config["project"])
             for d in endpoint.get("deployedModels") or []}
         state["display_name"] = endpoint.get("displayName")
         return state

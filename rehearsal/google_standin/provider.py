@@ -197,11 +197,14 @@ class StorageBucketObject(_Standin):
             return {**planned, "md5hash": found.get("md5Hash"), "id": f"{planned['bucket']}-{planned['name']}"}
         return self.run(ctx, work)
 
+    def _object(self, state: dict) -> str:
+        from urllib.parse import quote
+
+        return self.provider.storage(f"b/{state['bucket']}/o/{quote(state['name'], safe='')}")
+
     def read(self, ctx, current):
         def work():
-            from urllib.parse import quote
-
-            found = self.provider.call("GET", self.provider.storage(f"b/{current['bucket']}/o/{quote(current['name'], safe='')}"))
+            found = self.provider.call("GET", self._object(current))
             return None if found is None else {**current, "md5hash": found.get("md5Hash")}
         return self.run(ctx, work)
 
@@ -210,9 +213,7 @@ class StorageBucketObject(_Standin):
             return None  # the object stays in the bucket: only forgotten
 
         def work():
-            from urllib.parse import quote
-
-            self.provider.call("DELETE", self.provider.storage(f"b/{current['bucket']}/o/{quote(current['name'], safe='')}"))
+            self.provider.call("DELETE", self._object(current))
         return self.run(ctx, work)
 
 
