@@ -117,7 +117,7 @@ class EeVertexProvider(Provider):
             credentials=values["credentials"] or "application-default",
             operation_timeout=float(values["operation_timeout_seconds"] or DEFAULT_OPERATION_TIMEOUT),
         )
-        from provider.image import Registry
+        from provider.registry import Registry
 
         self.registry = Registry(values["registry_endpoint"] or None, self.client.access_token)
 

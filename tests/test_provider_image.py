@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
+from typing import ClassVar
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from provider_support import Workspace, changes, emulators  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -58,7 +58,7 @@ def workspace(emulators, provider_cli_config, image, tmp_path_factory):  # noqa:
 
 
 def test_the_image_is_pushed_by_digest_and_then_the_plan_is_empty(workspace, emulators, image):  # noqa: F811
-    ws, body = workspace
+    ws, _ = workspace
     assert changes(ws.plan()) == {"eevertex_image.image": ["create"]}
     ws.apply()
     assert manifest_in(emulators.registry_host, image.name, image.digest) == 200
@@ -111,7 +111,7 @@ def test_destroy_keeps_the_image_in_the_registry(workspace, emulators, image):  
 class TokenRegistry(BaseHTTPRequestHandler):
     """A registry that asks for Docker token authentication, as Artifact Registry does."""
 
-    seen: list = []
+    seen: ClassVar[list] = []
 
     def log_message(self, *args):
         pass
@@ -143,7 +143,7 @@ class TokenRegistry(BaseHTTPRequestHandler):
 
 
 def test_artifact_registrys_token_exchange():
-    from provider.image import Registry
+    from provider.registry import Registry
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), TokenRegistry)
     threading.Thread(target=server.serve_forever, daemon=True).start()
