@@ -1,6 +1,6 @@
 """The README's way to plan and apply the synthesized stacks by hand against the emulators:
 `python -m rehearsal.emulators --offline-google` prints the variables, and plain Terraform (here
-the embedded one) applies the four stacks of a target in order, then plans nothing."""
+the embedded one) applies the five stacks of a target in order, then plans nothing."""
 
 from __future__ import annotations
 
