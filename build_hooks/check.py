@@ -11,7 +11,7 @@ artifact as its server runs it, and what comes back must match the declared band
   runs, without the Java frontend in front of it.
 - TensorFlow: the SavedModel's serving signature (in 1/ for our TensorFlow Serving image, at
   the root for a prebuilt one), called as TensorFlow Serving calls it
-  (`build_hooks.serving.SavedModelServer`), on the payload format's request.
+  (`serving.tf_serving.SavedModel`), on the payload format's request.
 
 Checked per tile: the model's own output (the TorchScript module's tensor inside the
 handler; for TensorFlow the exported Keras/tf.Module model), before the servers crop it to

@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from build_hooks.serving import http_json
+from serving.local import http_json
 from provider_support import (ARTIFACT, PROJECT, REGION, Workspace, changes, emulators,  # noqa: F401
                               model_config, put_artifact)
 from rehearsal.vertex_emulator import project_number

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from build_hooks.serving import http_json
+from serving.local import http_json
 from config import rules
 from config.rollout import ConfigError, parse_config
 from conftest import example_data
