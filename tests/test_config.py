@@ -169,6 +169,7 @@ def test_previous_image_must_fit_the_canary_target(before_the_prebuilt_images_en
 def test_a_tpu_target_needs_a_custom_image():
     data = with_change("pytorch", "target", "accelerator_type", "TPU_V5_LITEPOD")
     data["targets"][0]["accelerator_count"] = 1
+    data["targets"][0]["machine_type"] = "ct5lp-hightpu-1t"  # the machine TPU v5e comes with
     assert "neither our images nor Vertex AI's prebuilt pytorch images serve on TPU_V5_LITEPOD" in error_for(data)
 
 
