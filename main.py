@@ -36,6 +36,8 @@ def main() -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for warning in rollout.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     # Imported after validation: a config error should not wait for the provider bindings.
     try:
         from stacks.app import ArtifactMismatch, load_artifact, resolve_previous, synthesize

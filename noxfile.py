@@ -1,4 +1,5 @@
-"""Sessions: build, synth (the main job), tests, plan, review, scan, verify, rehearse, bench.
+"""Sessions: build, synth (the main job), tests, plan, review, scan, earth-engine-check, verify,
+rehearse, bench.
 
 Every session but `scan` runs in ONE shared virtualenv, `.nox/project`, holding all of the
 project's pinned dependencies: it is created on first use (pip shows its progress) and
@@ -177,7 +178,7 @@ def synth(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite, with checkov and the cdktf CLI (--hcl) when available (pytest args after --)."""
-    install(session, "build", "synth", "deploy", "serve", "test")
+    install(session, "build", "synth", "deploy", "serve", "test", "earthengine")
     require(session, "java", "TorchServe (tests, verify, rehearse) needs Java 11+; install a JDK, e.g. openjdk-17")
     require_builder(session)
     for program in ("skopeo", "docker-registry"):
@@ -268,6 +269,13 @@ def review(session: nox.Session) -> None:
     _synth(session, config)
     env = {**ENV, "CHECKOV": checkov_env(session), **provider_env(session)}
     session.run("python", "-m", "plan.review", "cdktf.out", "--out", "review", "--scan", *flags, env=env)
+
+
+@nox.session(name="earth-engine-check", default=False)
+def earth_engine_check(session: nox.Session) -> None:
+    """Run the last synth's ee.Model.fromVertexAi call for TARGET against its project (-- TARGET [--point LON,LAT]); SKIPPED, exit 0, without earthengine-api or credentials."""
+    install(session, "earthengine")
+    session.run("python", "-m", "plan.earth_engine", *session.posargs, env=ENV)
 
 
 @nox.session(default=False)

@@ -37,6 +37,10 @@ input_bands = [{bands}]
 # The largest multiple of 16 (at most 256) whose {payload} request for one tile fits in
 # Earth Engine's maxPayloadBytes (1.5 MB); nox -s build says what a larger one would take.
 tile_size = {tile}
+# The CRS and metres per pixel the model was trained at; unset, Earth Engine feeds it the first
+# band's default projection (1 degree for a composite): synth and review warn.
+# projection = "EPSG:32610"
+# scale = 10
 # serving_image: unset = our own {framework} serving image (serving/), built with the export's
 # framework version and pushed by digest to each target's Artifact Registry repository.
 

@@ -7,6 +7,7 @@ rule stops synth with a message that names the field and the values it accepts.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import tomllib
 import typing
@@ -89,6 +90,19 @@ KMS_KEY_RE = re.compile(
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SHA_REF_RE = re.compile(r"^[0-9a-f]{6,64}$")
 VERSION_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# ee.Projection(crs) takes "a well-known authority code (e.g., 'EPSG:4326')" (earthengine-api
+# python/ee/projection.py); the config takes EPSG codes, as Google's notebooks pass them.
+PROJECTION_RE = re.compile(r"^EPSG:[1-9][0-9]{3,5}$")
+# Without `proj`, Earth Engine samples at "the default projection of an image's first band"
+# (ee.Model.fromVertexAi's docstring); a composite's is WGS84 at 1 degree. Google's notebooks
+# therefore pass proj=ee.Projection(...).atScale(...), fixInputProj=True (earthengine-community
+# guides/linked/Earth_Engine_PyTorch_Vertex_AI.ipynb, the fromVertexAi call).
+PROJECTION_WARNING = (
+    "model.projection and model.scale are unset: Earth Engine then feeds the model at the first input "
+    "band's default projection, which for a composite (ImageCollection.median() and the like) is WGS84 at "
+    "1 degree, not the pixels it was trained at; set both (e.g. projection = 'EPSG:32610', scale = 10) "
+    "and the call gets proj=ee.Projection(projection).atScale(scale), fixInputProj=True"
+)
 
 
 def check_bucket_name(name: str) -> str:
@@ -213,6 +227,13 @@ class ModelConfig(payload.TileSides, _Frozen):
     Needed for the payload budget before anything is built."""
     input_shapes: dict[str, Annotated[StrictInt, Field(ge=1, le=4096)]] = Field(default_factory=dict)
     """Array bands: values per pixel of each (Earth Engine's `inputShapes`); others are scalar."""
+    projection: str | None = None
+    """The CRS the model was trained at, as an EPSG code (`EPSG:32610`, `EPSG:4326`): Earth
+    Engine's `proj`, with `scale`, and `fixInputProj = True`. Unset, Earth Engine feeds the
+    model at the first band's default projection (PROJECTION_WARNING)."""
+    scale: float | None = None
+    """Metres per pixel the model was trained at (`ee.Projection(projection).atScale(scale)`);
+    set together with projection."""
     # After the fields its payload budget depends on, so its validator sees them.
     tile_size: StrictInt = Field(default=256, ge=1, le=2048)
     """`inputTileSize` (square): the pixels of each tile Earth Engine predicts, overlap excluded."""
@@ -282,6 +303,23 @@ class ModelConfig(payload.TileSides, _Frozen):
                 raise ValueError(str(error).removeprefix("tile_size ")) from None
         return v
 
+    @field_validator("projection")
+    @classmethod
+    def _projection(cls, v: str | None) -> str | None:
+        if v is not None and not PROJECTION_RE.match(v):
+            raise ValueError(f"{v!r}; allowed: an EPSG code 'EPSG:<number>', e.g. 'EPSG:32610' (UTM zone 10N) "
+                             "or 'EPSG:4326' (WGS84), as ee.Projection takes it")
+        return v
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _scale(cls, v):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                              or v <= 0):
+            raise ValueError(f"{v!r}; allowed: metres per pixel, a number above 0 (e.g. 10 for Sentinel-2, "
+                             "30 for Landsat)")
+        return v
+
     @field_validator("predict_route", "health_route")
     @classmethod
     def _route(cls, v: str | None) -> str | None:
@@ -342,6 +380,14 @@ class ModelConfig(payload.TileSides, _Frozen):
             )
         return self
 
+    @model_validator(mode="after")
+    def _projection_with_scale(self) -> ModelConfig:
+        if (self.projection is None) != (self.scale is None):
+            missing = "scale" if self.scale is None else "projection"
+            raise FieldError(missing, "projection and scale go together (ee.Projection(projection).atScale(scale)); "
+                                      "allowed: both, e.g. projection = 'EPSG:32610' with scale = 10, or neither")
+        return self
+
     @property
     def bands(self) -> tuple[str, ...]:
         """The input bands: input_bands, else the built-in example's; () if not known before the build."""
@@ -355,6 +401,11 @@ class ModelConfig(payload.TileSides, _Frozen):
     @property
     def grpc_ports(self) -> list[int]:
         return [GRPC_PORT] if self.grpc else []
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the config allows but a reviewer should hear about."""
+        return [] if self.projection else [PROJECTION_WARNING]
 
 
 # What `gcloud ai models describe` and `list` print: the project as its ID or number, the
@@ -693,6 +744,11 @@ class RolloutConfig(_Frozen):
     def image_kinds(self) -> frozenset[str]:
         """Every kind of image some target uses (what the artifact must hold)."""
         return frozenset(self.image_kind(t) for t in self.targets)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What synth prints as warnings (the config is usable, but a reviewer should know)."""
+        return list(self.model.warnings)
 
     @property
     def artifact_dir(self) -> Path:

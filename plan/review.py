@@ -1,5 +1,5 @@
 """Plan review: for each synthesized stack, the plan as JSON and a summary a reviewer can
-read before approving.
+read before approving, then each target's `ee.Model.fromVertexAi` call (`plan.earth_engine`).
 
 `python -m plan.review cdktf.out --out review/` plans every stack of the last synth (its
 manifest.json) and prints a short summary per target: what is created, updated in place,
@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plan import terraform
+from plan import earth_engine, terraform
 
 # Attributes that say which object a destroyed resource was (generic: any resource type).
 IDENTITY_KEYS = ("name", "display_name", "bucket", "endpoint", "model", "deployed_model_id", "member",
@@ -320,6 +320,14 @@ def availability_warnings(outdir: Path, stacks: list[str]) -> list[str]:
     return warnings
 
 
+def earth_engine_comment(outdir: Path) -> str:
+    """Each target's ee.Model.fromVertexAi call, folded, for the pull request."""
+    lines = ["", "<details><summary>Earth Engine: the <code>ee.Model.fromVertexAi</code> call per target</summary>", ""]
+    for call in earth_engine.calls(outdir):
+        lines += [f"{call.target}:", "", "```python", call.snippet, "```", ""]
+    return "\n".join(lines + ["</details>"]) + "\n"
+
+
 def short_summary(reviews: list[StackReview]) -> list[str]:
     lines, target = [], None
     for review in reviews:
@@ -372,13 +380,15 @@ def main(argv: list[str] | None = None) -> int:
             except RuntimeError as error:
                 failed.append(stack)
                 print(f"  {stack}: FAILED\n" + "\n".join(f"    {line}" for line in str(error).splitlines()))
-    summary = short_summary(reviews) + [f"WARNING {w}" for w in availability_warnings(args.outdir, stacks)]
+    warnings = [f"WARNING {w}"
+                for w in availability_warnings(args.outdir, stacks) + earth_engine.warnings(args.outdir)]
+    summary = short_summary(reviews) + earth_engine.review_lines(args.outdir) + warnings
     print("\n".join(summary))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.txt").write_text("\n".join(summary) + "\n")
     (args.out / "SUMMARY.md").write_text("# Plan review\n\n" + "\n".join(r.markdown() for r in reviews))
-    warnings = [line for line in summary if line.startswith("WARNING ")]
-    (args.out / "PR_COMMENT.md").write_text(pr_comment(reviews) + "".join(f"\n> **{w}**\n" for w in warnings))
+    (args.out / "PR_COMMENT.md").write_text(pr_comment(reviews) + earth_engine_comment(args.outdir)
+                                            + "".join(f"\n> **{w}**\n" for w in warnings))
     print(f"full detail: {args.out}/SUMMARY.md, {args.out}/<stack>/plan.json; "
           f"for a pull request: {args.out}/PR_COMMENT.md")
     if failed:

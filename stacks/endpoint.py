@@ -81,7 +81,8 @@ class EndpointStack(BaseStack):
             self,
             "earth_engine_model",
             value=config.earth_engine,
-            description="ee.Model.fromVertexAi arguments for this endpoint (outputBands types are ee.PixelType names).",
+            description="ee.Model.fromVertexAi arguments for this endpoint (outputBands types are ee.PixelType "
+                        "names; proj {crs, scale} is ee.Projection(crs).atScale(scale)).",
         )
         TerraformOutput(
             self,

@@ -145,19 +145,38 @@ def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_nam
     }
     if model.input_shapes:
         args["inputShapes"] = {name: [length] for name, length in model.input_shapes.items()}
+    if model.projection:
+        # As Google's notebooks call it (earthengine-community guides/linked/
+        # Earth_Engine_PyTorch_Vertex_AI.ipynb: proj=ee.Projection('EPSG:4326').atScale(30),
+        # fixInputProj=True): pixels sampled at the model's own CRS and scale.
+        args["proj"] = {"crs": model.projection, "scale": model.scale}
+        args["fixInputProj"] = True
     return args
 
 
+def _python(key: str, value) -> str:
+    """One argument's value as Python: outputBands' types as ee.PixelType, proj as ee.Projection."""
+    if key == "outputBands":
+        return "{" + ", ".join(
+            f"{name!r}: {{'type': ee.PixelType.{band['type']}(), 'dimensions': {band['dimensions']}}}"
+            for name, band in value.items()) + "}"
+    if key == "proj":
+        return f"ee.Projection({value['crs']!r}).atScale({value['scale']!r})"
+    return repr(value)
+
+
+def from_vertex_ai_call(args: dict) -> str:
+    """`ee.Model.fromVertexAi(...)` with these arguments, as Python: the one rendering of the call,
+    inside the snippet the endpoint stack outputs, which `review` prints and `nox -s
+    earth-engine-check` runs (plan/earth_engine.py)."""
+    return f"ee.Model.fromVertexAi({', '.join(f'{key}={_python(key, value)}' for key, value in args.items())})"
+
+
 def from_vertex_ai_snippet(args: dict, input_bands) -> str:
-    """The arguments as Python to paste after `import ee` and `ee.Initialize(...)`: one line,
-    since `cdktf synth --hcl` writes a string's newlines into HCL, which Terraform refuses."""
-    bands = ", ".join(
-        f"{name!r}: {{'type': ee.PixelType.{band['type']}(), 'dimensions': {band['dimensions']}}}"
-        for name, band in args["outputBands"].items()
-    )
-    arguments = ", ".join(f"{key}={f'{{{bands}}}' if key == 'outputBands' else repr(value)}"
-                          for key, value in args.items())
-    return (f"model = ee.Model.fromVertexAi({arguments}); "
+    """The call as Python to paste after `import ee` and `ee.Initialize(...)`, `image` being the
+    image to predict: one line, since `cdktf synth --hcl` writes a string's newlines into HCL,
+    which Terraform refuses."""
+    return (f"model = {from_vertex_ai_call(args)}; "
             f"predictions = model.predictImage(image.select({list(input_bands)!r}).float())")
 
 

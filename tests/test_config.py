@@ -94,6 +94,16 @@ BAD_VALUES = [
     ("pytorch", "model", "tile_size", 0, "model.tile_size", "allowed: a whole number from 1 to 2048"),
     ("pytorch", "model", "tile_size", 4096, "model.tile_size", "allowed: a whole number from 1 to 2048"),
     ("pytorch", "model", "version_label", "next version", "model.version_label", "allowed: 1-63 of A-Z"),
+    ("pytorch", "model", "projection", "WGS84", "model.projection", "allowed: an EPSG code 'EPSG:<number>'"),
+    ("pytorch", "model", "projection", "epsg:4326", "model.projection", "allowed: an EPSG code 'EPSG:<number>'"),
+    ("pytorch", "model", "projection", 4326, "model.projection", "allowed: a string"),
+    ("pytorch", "model", "scale", 0, "model.scale", "allowed: metres per pixel, a number above 0"),
+    ("pytorch", "model", "scale", -10.0, "model.scale", "allowed: metres per pixel, a number above 0"),
+    ("pytorch", "model", "scale", "30", "model.scale", "allowed: metres per pixel, a number above 0"),
+    ("pytorch", "model", "scale", True, "model.scale", "allowed: metres per pixel, a number above 0"),
+    ("pytorch", "model", "scale", float("inf"), "model.scale", "allowed: metres per pixel, a number above 0"),
+    ("pytorch", "model", "scale", _DELETE, "model.scale", "projection and scale go together"),
+    ("pytorch", "model", "projection", _DELETE, "model.projection", "allowed: both, e.g. projection = 'EPSG:32610'"),
 ]
 
 
@@ -106,6 +116,20 @@ def test_bad_value_names_field_and_allowed_values(example, section, key, value, 
     message = error_for(with_change(example, section, key, value))
     assert f"  {where}" in message
     assert allowed in message
+
+
+def test_projection_and_scale_are_optional_with_a_warning():
+    assert load_config(ROOT / "rollout.toml").warnings == []
+    data = with_change("pytorch", "model", "projection", _DELETE)
+    del data["model"]["scale"]
+    config = parse_config(data)
+    assert config.model.projection is None and config.model.scale is None
+    (warning,) = config.warnings
+    assert warning.startswith("model.projection and model.scale are unset: Earth Engine then feeds the model at "
+                              "the first input band's default projection")
+    assert "WGS84 at 1 degree" in warning and "ImageCollection.median()" in warning
+    config = parse_config(with_change("pytorch", "model", "scale", 10))
+    assert config.model.scale == 10.0 and config.warnings == []
 
 
 GPU_TORCH = "us-docker.pkg.dev/vertex-ai/prediction/pytorch-gpu.2-4:latest"

@@ -3,6 +3,8 @@ values and as Python to paste."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import types
 
 import pytest
@@ -17,6 +19,7 @@ class FakeEE:
         self.calls = []
         self.PixelType = types.SimpleNamespace(float=lambda: "float")
         self.Model = types.SimpleNamespace(fromVertexAi=self._from_vertex_ai)
+        self.Projection = lambda crs: types.SimpleNamespace(atScale=lambda scale: ("projection", crs, scale))
 
     def _from_vertex_ai(self, **kwargs):
         self.calls.append(kwargs)
@@ -50,12 +53,63 @@ def test_every_target_has_the_from_vertex_ai_arguments(fixture, request):
             "outputTileSize": [model.tile_size, model.tile_size],
             "outputBands": {"probabilities": {"type": "float", "dimensions": 1}},
             "maxPayloadBytes": 1_500_000,
+            "proj": {"crs": model.projection, "scale": 30.0},
+            "fixInputProj": True,
         }
         ee, image = FakeEE(), FakeImage()
         exec(outputs["earth_engine_snippet"]["value"], {"ee": ee, "image": image})
         (call,) = ee.calls
-        assert call == {**args, "outputBands": {"probabilities": {"type": "float", "dimensions": 1}}}
+        assert call == {**args, "outputBands": {"probabilities": {"type": "float", "dimensions": 1}},
+                        "proj": ("projection", model.projection, 30.0)}
         assert image.bands == list(manifest.input_bands)
+
+
+def test_without_projection_the_call_has_no_proj(torch_build):
+    """Unset, Earth Engine picks the first band's default projection: the call says nothing
+    of it (and synth warns, config.rollout.PROJECTION_WARNING)."""
+    from config.rollout import parse_config
+    from stacks.wiring import from_vertex_ai_args, from_vertex_ai_snippet
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["model"].update(projection=None, scale=None)
+    args = from_vertex_ai_args(parse_config(data, config.path), manifest, "projects/p/locations/r/endpoints/1")
+    assert "proj" not in args and "fixInputProj" not in args
+    assert "proj=" not in from_vertex_ai_snippet(args, manifest.input_bands)
+
+
+@pytest.mark.parametrize("fixture", ["torch_synth", "tf_synth"])
+def test_the_call_binds_to_earthengine_apis_own_signature(fixture, request):
+    """Every keyword of the call (the values output and the rendered snippet alike) is one of
+    earthengine-api's ee.Model.fromVertexAi parameters, and the snippet's Python names what
+    earthengine-api has (no ee.Initialize: nothing is sent)."""
+    import ee
+
+    from build_hooks.manifest import PIXEL_TYPES
+    from plan.earth_engine import calls
+
+    signature = inspect.signature(ee.Model.fromVertexAi)
+    found = calls(request.getfixturevalue(fixture))
+    assert found
+    for call in found:
+        signature.bind(**call.args)
+        nodes = [n for n in ast.walk(ast.parse(call.snippet))
+                 if isinstance(n, ast.Call) and ast.unparse(n.func) == "ee.Model.fromVertexAi"]
+        (node,) = nodes
+        assert node.args == []
+        assert sorted(k.arg for k in node.keywords) == sorted(call.args)  # synth sorts the JSON's keys
+        signature.bind(**{k.arg: k.value for k in node.keywords})
+        values = {k.arg: k.value for k in node.keywords}
+        for key in set(call.args) - {"outputBands", "proj"}:
+            assert ast.literal_eval(values[key]) == call.args[key]
+        proj = call.args["proj"]
+        assert ast.unparse(values["proj"]) == f"ee.Projection({proj['crs']!r}).atScale({float(proj['scale'])!r})"
+        assert call.args["fixInputProj"] is True
+        for band, (name, info) in zip(values["outputBands"].values, call.args["outputBands"].items()):
+            assert ast.unparse(band) == f"{{'type': ee.PixelType.{info['type']}(), 'dimensions': {info['dimensions']}}}"
+        assert "predictImage(image.select(" in call.snippet
+    assert all(callable(getattr(ee.PixelType, t)) for t in PIXEL_TYPES)
+    assert callable(ee.Projection.atScale) and callable(ee.Model.predictImage)
 
 
 def test_array_bands_and_overlap_reach_the_arguments(tf_build):

@@ -122,6 +122,27 @@ def test_summary_is_the_same_for_any_resource_type():
     ]
 
 
+def test_review_lists_each_targets_earth_engine_call(torch_build, torch_synth, tmp_path):
+    from config.rollout import PROJECTION_WARNING, parse_config
+    from conftest import stack_json
+    from plan.earth_engine import review_lines, warnings
+
+    lines = review_lines(torch_synth)
+    assert lines == ["Earth Engine (each endpoint stack's earth_engine_snippet; `image` is yours):"] + [
+        f"  {t}: {stack_json(torch_synth, f'{t}-endpoint')['output']['earth_engine_snippet']['value']}"
+        for t in ("dev", "prod")]
+    assert lines[1].startswith("  dev: model = ee.Model.fromVertexAi(endpoint='projects/acme-geo-dev/locations/"
+                               "us-central1/endpoints/")
+    assert "proj=ee.Projection('EPSG:4326').atScale(30.0), fixInputProj=True)" in lines[1]
+    assert warnings(torch_synth) == []
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["model"].update(projection=None, scale=None)
+    unset = synth(parse_config(data, config.path), manifest, tmp_path / "cdktf.out", tmp_path / "state")
+    assert warnings(unset) == [f"dev: {PROJECTION_WARNING}", f"prod: {PROJECTION_WARNING}"]
+
+
 def _other_config(torch_build, tmp_path, **target):
     """A config unlike the built-in one: other target names, no KMS key."""
     from config.rollout import parse_config
@@ -174,6 +195,11 @@ def test_review_with_state_bucket_and_no_credentials_says_so_in_one_line(torch_b
 
     local = _review(outdir, tmp_path / "review", provider_cli_config, "--local-state", env=env)
     assert local.returncode == 0, local.stderr[-2000:]
-    assert "qa-model: Plan: 1 to create." in local.stdout
+    assert "\n  qa: model = ee.Model.fromVertexAi(endpoint='projects/other-geo-qa/locations/" in local.stdout
+    assert "\n  live: model = ee.Model.fromVertexAi(endpoint='projects/other-geo-live/locations/europe-west1/" \
+        in local.stdout
+    comment = (tmp_path / "review" / "PR_COMMENT.md").read_text()
+    assert "<summary>Earth Engine: the <code>ee.Model.fromVertexAi</code> call per target</summary>" in comment
+    assert "qa-model: Plan: 2 to create." in local.stdout  # eevertex_image and eevertex_model
     assert not list((outdir / "stacks" / "qa-model").glob("*override*"))
 

@@ -103,3 +103,20 @@ def test_resynth_keeps_terraform_working_files_that_still_fit(torch_build, tmp_p
     (stack / ".terraform.lock.hcl").write_text(lock.replace('constraints = "0.1.0"', 'constraints = "0.0.9"'))
     synth(config, manifest, outdir, tmp_path / "other-state")
     assert not (stack / ".terraform").exists() and not (stack / ".terraform.lock.hcl").exists()
+
+
+def test_synth_warns_when_the_model_projection_is_unset(torch_build, tmp_path):
+    """Usable, but Earth Engine would feed the model the first band's default projection."""
+    from conftest import rollout_toml
+    from config.rollout import PROJECTION_WARNING
+
+    config = rollout_toml(tmp_path / "rollout.toml", torch_build[0].artifact_dir)
+    text = config.read_text()
+    config.write_text("\n".join(line for line in text.splitlines() if not line.startswith(("projection =", "scale ="))))
+    env = {**os.environ, "ROLLOUT_CONFIG": str(config), "CDKTF_OUTDIR": str(tmp_path / "cdktf.out"),
+           "EEV_STATE_DIR": str(tmp_path / "state")}
+    result = subprocess.run([sys.executable, "main.py"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {PROJECTION_WARNING}" in result.stderr.splitlines()
+    args = stack_json(tmp_path / "cdktf.out", "dev-endpoint")["output"]["earth_engine_model"]["value"]
+    assert "proj" not in args and "fixInputProj" not in args
