@@ -174,6 +174,12 @@ class MonitoringApi:
         denominator = threshold.get("denominatorFilter")
         if denominator:
             self._filter(denominator, f"{where}.denominatorFilter", resource_required=False)
+        if "thresholdValue" in threshold:
+            # A double: proto3 JSON takes a number or a string that holds one, and answers a number.
+            try:
+                threshold["thresholdValue"] = float(threshold["thresholdValue"])
+            except (TypeError, ValueError):
+                raise bad(f"{where}.thresholdValue {threshold['thresholdValue']!r} is not a number") from None
         if threshold.get("comparison") not in ("COMPARISON_GT", "COMPARISON_LT"):
             raise bad(f"{where}.comparison {threshold.get('comparison')!r}: only COMPARISON_GT and COMPARISON_LT "
                       "are supported")

@@ -92,7 +92,9 @@ class EndpointStack(BaseStack):
                 description="Request-response logs of the Earth Engine Vertex AI endpoint (table made by Vertex AI).",
                 labels=config.labels,
                 default_encryption_configuration={"kms_key_name": config.kms_key} if config.kms_key else None,
-                delete_contents_on_destroy=False,
+                # The logs outlive the stack, as the artifacts do: a destroy only forgets the dataset
+                # (which BigQuery would refuse anyway while Vertex AI's table is in it).
+                deletion_policy="ABANDON",
             )
             logging = {"enabled": True, "sampling_rate": config.request_logging.sampling_rate,
                        "bigquery_destination": {"output_uri": config.request_logging.output_uri(config.project)}}

@@ -539,9 +539,9 @@ def test_request_logging_creates_the_dataset_not_the_table(torch_build, tmp_path
     out = _synth_with(torch_build, tmp_path, request_logging={"sampling_rate": 0.25})
     stack = stack_json(out, "dev-endpoint")
     dataset = resource(stack, "google_bigquery_dataset", "request_logs")
-    assert {k: dataset[k] for k in ("dataset_id", "project", "location", "delete_contents_on_destroy")} == {
+    assert {k: dataset[k] for k in ("dataset_id", "project", "location", "deletion_policy")} == {
         "dataset_id": "landcover_torch_requests", "project": "acme-geo-dev", "location": "us-central1",
-        "delete_contents_on_destroy": False}
+        "deletion_policy": "ABANDON"}
     assert "default_encryption_configuration" not in dataset
     assert "google_bigquery_table" not in stack["resource"]
     endpoint = resource(stack, "google_vertex_ai_endpoint", "endpoint")
