@@ -599,6 +599,13 @@ def test_monitoring_one_alert_policy_with_error_ratio_and_p99(torch_build, tmp_p
         "group_by_fields": ["metric.label.deployed_model_id"]}]
     assert (latency["threshold_value"], "denominator_filter" in latency) == (800, False)
     assert "condition_monitoring_query_language" not in json.dumps(policy)
+    # `review` lists them per target.
+    from plan.review import alert_policies
+
+    assert alert_policies(out, ["dev-endpoint", "dev-model", "prod-endpoint"]) == [
+        f"dev: alert policy 'landcover-torch-dev endpoint errors and latency': 5xx responses above 2.00%; "
+        f"p99 latency above 800 ms; notifies {channel}",
+        "prod: monitoring off (no alert policy; [targets.monitoring] enabled = true adds one)"]
 
 
 def test_resource_pool_is_created_and_the_deployment_shares_it(torch_build, tmp_path, monkeypatch):
