@@ -826,7 +826,11 @@ class Emulator:
         if not config.get("enabled"):
             return config
         rate = config.get("samplingRate")
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
+        try:  # a double: proto3 JSON takes a number or a string that holds one, and answers a number
+            rate = config["samplingRate"] = float(rate) if not isinstance(rate, bool) else None
+        except (TypeError, ValueError):
+            rate = None
+        if rate is None or not 0 < rate <= 1:
             raise ApiError("INVALID_ARGUMENT", f"predict_request_response_logging_config.sampling_rate {rate!r} must "
                                                "be in (0, 1]")
         uri = (config.get("bigqueryDestination") or {}).get("outputUri") or ""

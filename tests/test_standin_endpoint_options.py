@@ -148,3 +148,29 @@ def test_destroy_keeps_the_logs(workspace, emulators):
     state = emulators.state()
     assert state["endpoints"] == {} and state.get("pools") == {} and _policies(emulators) == []
     assert list(state["bigquery"][f"{PROJECT}:landcover_requests"]["_tables"]) == ["request_response_logging"]
+
+
+def test_the_synthesized_endpoint_stack_applies_and_plans_empty(torch_build, emulators, workspace, tmp_path,
+                                                                  monkeypatch):
+    """What `synth` writes for request_logging, monitoring and resource_pool, applied as it is."""
+    from conftest import synth
+    from config.rollout import parse_config
+
+    monkeypatch.setenv("EEV_TODAY", "2026-12-01")
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["targets"][0].update(
+        predict_members=[], serving_image="us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
+        request_logging={"sampling_rate": 0.1}, resource_pool={"id": "ee-dev-pool"},
+        monitoring={"enabled": True, "notification_channels": ["projects/acme-geo-dev/notificationChannels/7"]})
+    out = synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state")
+    stack = Workspace(out / "stacks" / "dev-endpoint", workspace.cli_config, emulators.vertex_url)
+    stack.env = workspace.env
+    for step in (("init", "-input=false", "-no-color"), ("apply", "-input=false", "-no-color", "-auto-approve")):
+        stack.tf(*step, env=workspace.env)
+    assert _changes(stack) == {}
+    state = emulators.state()
+    assert "acme-geo-dev:landcover_torch_requests" in state["bigquery"]
+    assert "projects/acme-geo-dev/locations/us-central1/deploymentResourcePools/ee-dev-pool" in state["pools"]
+    (policy,) = [p for p in _policies(emulators) if p["name"].startswith("projects/acme-geo-dev/")]
+    assert policy["notificationChannels"] == ["projects/acme-geo-dev/notificationChannels/7"]

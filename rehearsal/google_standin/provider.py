@@ -249,7 +249,8 @@ class VertexAiEndpoint(_Standin):
     def _logging_to_api(config: dict | None) -> dict:
         if not config:
             return {}
-        out = {"enabled": bool(config.get("enabled")), "samplingRate": config.get("sampling_rate")}
+        rate = config.get("sampling_rate")
+        out = {"enabled": bool(config.get("enabled")), "samplingRate": None if rate is None else float(rate)}
         if (config.get("bigquery_destination") or {}).get("output_uri"):
             out["bigqueryDestination"] = {"outputUri": config["bigquery_destination"]["output_uri"]}
         return {k: v for k, v in out.items() if v is not None}
