@@ -135,6 +135,15 @@ def test_sampling_rate_and_threshold_change_in_place(workspace, emulators):
     assert _changes(workspace) == {}
 
 
+def test_logging_turned_off_in_place(workspace, emulators):
+    _write(workspace, rate=0.5, error_rate=0.1, logging=False)
+    assert _changes(workspace) == {"google_vertex_ai_endpoint.endpoint": ["update"]}
+    _apply(workspace)
+    endpoint = emulators.state()["endpoints"][f"{LOCATION}/endpoints/{ENDPOINT_ID}"]
+    assert endpoint["predictRequestResponseLoggingConfig"] == {"enabled": False}
+    assert _changes(workspace) == {}
+
+
 def test_a_policy_deleted_by_hand_is_planned_again(workspace, emulators):
     (policy,) = _policies(emulators)
     assert requests.delete(f"{emulators.vertex_url}/monitoring/v3/{policy['name']}", timeout=30).status_code == 200

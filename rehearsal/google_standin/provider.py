@@ -256,17 +256,17 @@ class VertexAiEndpoint(_Standin):
         return {k: v for k, v in out.items() if v is not None}
 
     @staticmethod
-    def _logging_from_api(found: dict) -> dict | None:
+    def _logging_from_api(found: dict, prior: dict) -> dict | None:
         config = found.get("predictRequestResponseLoggingConfig")
-        if not config:
-            return None
+        if not config or (not config.get("enabled") and not prior.get("predict_request_response_logging_config")):
+            return None  # off, as a config without the block says
         destination = config.get("bigqueryDestination")
         return {"enabled": bool(config.get("enabled")), "sampling_rate": config.get("samplingRate"),
                 "bigquery_destination": {"output_uri": destination.get("outputUri")} if destination else None}
 
     def _state(self, found: dict, prior: dict) -> dict:
         return {**prior, "display_name": found.get("displayName"), "description": found.get("description"),
-                "predict_request_response_logging_config": self._logging_from_api(found),
+                "predict_request_response_logging_config": self._logging_from_api(found, prior),
                 "labels": found.get("labels") or (prior.get("labels") if prior.get("labels") == {} else None),
                 "project": prior.get("project") if known(prior.get("project")) else self.provider.settings["project"],
                 "id": self._path(prior)}
