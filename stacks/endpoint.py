@@ -46,8 +46,8 @@ def alert_conditions(policy: AlertPolicy, endpoint_id: str) -> list[MonitoringAl
                  f'resource.label.endpoint_id="{endpoint_id}"')
     # Numerator and denominator grouped alike ("the same periodicity and labels": MetricThreshold
     # .denominator_aggregations, monitoring_v3_messages.py).
-    per_endpoint = dict(alignment_period=window, per_series_aligner="ALIGN_RATE", cross_series_reducer="REDUCE_SUM",
-                        group_by_fields=["resource.label.endpoint_id"])
+    per_endpoint = {"alignment_period": window, "per_series_aligner": "ALIGN_RATE",
+                    "cross_series_reducer": "REDUCE_SUM", "group_by_fields": ["resource.label.endpoint_id"]}
     return [
         MonitoringAlertPolicyConditions(
             display_name=f"5xx responses above {policy.error_rate:.2%}",
