@@ -477,6 +477,102 @@ class AdoptConfig(_Frozen):
         return MODEL_VERSION_RE.match(self.model_version)["model_id"] if self.model_version else None
 
 
+NOTIFICATION_CHANNEL_RE = re.compile(r"^projects/(?P<project>[^/]+)/notificationChannels/[^/]+$")
+CO_HOSTING_DOC = "https://cloud.google.com/vertex-ai/docs/predictions/model-co-hosting"
+
+
+class RequestLoggingConfig(_Frozen):
+    """Request-response logging of the endpoint into BigQuery (Vertex AI's
+    `predictRequestResponseLoggingConfig`). The endpoint stack creates the dataset (with the
+    target's kms_key when set); Vertex AI creates the table in it."""
+
+    sampling_rate: float
+    """Fraction of requests logged, greater than 0 and at most 1."""
+    dataset: str | None = None
+    """BigQuery dataset, in the target's project and region (default `<model name>_requests`,
+    '-' as '_'). It must not exist: the endpoint stack creates it."""
+    table: str = "request_response_logging"
+    """Table Vertex AI creates in the dataset; it must not exist (a table reference in
+    `bigquery_destination` needs the dataset to exist and the table not to: io.py BigQueryDestination)."""
+
+    @field_validator("sampling_rate", mode="before")
+    @classmethod
+    def _rate(cls, v):
+        _check(rules.sampling_rate(v))
+        return v
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str | None) -> str | None:
+        _check(None if v is None else rules.bigquery_id(v))
+        return v
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        _check(rules.bigquery_id(v, "table"))
+        return v
+
+
+class MonitoringConfig(_Frozen):
+    """A Cloud Monitoring alert policy on the endpoint: 5xx error ratio and p99 latency. Off by default."""
+
+    enabled: StrictBool = False
+    """The switch: one alert policy per endpoint when true."""
+    error_rate: float = 0.05
+    """Alert when the share of 5xx responses among all responses exceeds this (greater than 0, at most 1)."""
+    p99_latency_ms: StrictInt = Field(default=5000, ge=1, le=3_600_000)
+    """Alert when the 99th percentile of the total prediction latency of a deployed model exceeds this (ms)."""
+    window_seconds: StrictInt = Field(default=300, ge=60, le=86_400)
+    """Alignment period and how long a condition must hold, a whole number of minutes (Cloud
+    Monitoring: durations are multiples of 60 s, alignment periods at least 60 s)."""
+    notification_channels: tuple[str, ...] = ()
+    """`projects/<project>/notificationChannels/<id>` of the target's project; none: incidents only."""
+
+    @field_validator("error_rate", mode="before")
+    @classmethod
+    def _rate(cls, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise ValueError(f"{v!r}; allowed: a fraction greater than 0 and at most 1 (0.05: 5% of responses are 5xx)")
+        return v
+
+    @field_validator("window_seconds")
+    @classmethod
+    def _window(cls, v: int) -> int:
+        # monitoring_v3_messages.py MetricThreshold.duration: "only values that are a multiple of a minute".
+        if v % 60:
+            raise ValueError(f"{v!r}; allowed: a multiple of 60 from 60 to 86400")
+        return v
+
+    @field_validator("notification_channels")
+    @classmethod
+    def _channels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for channel in v:
+            if not NOTIFICATION_CHANNEL_RE.match(channel):
+                raise ValueError(f"{channel!r}; allowed: 'projects/<project>/notificationChannels/<id>' "
+                                 "(`gcloud beta monitoring channels list` shows them)")
+        if len(set(v)) != len(v):
+            raise ValueError("a channel is listed twice; allowed: each channel once")
+        return v
+
+
+class ResourcePoolConfig(_Frozen):
+    """A shared deployment resource pool (co-hosting: several models on the same machines)
+    this target deploys into instead of machines of its own."""
+
+    id: str
+    """The pool's ID in the target's project and region."""
+    create: StrictBool = True
+    """true: the endpoint stack creates the pool with the target's machine_type, accelerator and
+    replicas; false: it exists already (another model's rollout created it)."""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        _check(rules.resource_pool_id(v))
+        return v
+
+
 class TargetConfig(_Frozen):
     """One Google Cloud project (dev, staging, prod, ...) the model is rolled out to."""
 
@@ -535,6 +631,12 @@ class TargetConfig(_Frozen):
     """The endpoint's display name (default `<model name>-<target name>`); changed in place."""
     adopt: AdoptConfig | None = None
     """Existing model version and deployment to import into this target's stacks."""
+    request_logging: RequestLoggingConfig | None = None
+    """Log requests and responses of the endpoint to BigQuery; off when unset."""
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    """Alert policy on the endpoint's error rate and p99 latency; off unless `enabled = true`."""
+    resource_pool: ResourcePoolConfig | None = None
+    """Deploy into a shared deployment resource pool; only with a Vertex AI prebuilt serving image."""
 
     @field_validator("name")
     @classmethod
@@ -647,6 +749,17 @@ class TargetConfig(_Frozen):
                 raise FieldError("adopt", (
                     f"model_version is in {match['project']}/{match['region']} but the target is "
                     f"{self.project}/{self.region}; allowed: a model version in the target's project and region"))
+        for channel in self.monitoring.notification_channels:
+            project = NOTIFICATION_CHANNEL_RE.match(channel)["project"]
+            if project != self.project and not project.isdigit():
+                raise FieldError("monitoring", (
+                    f"notification_channels: {channel!r} is in project {project!r}; allowed: channels of the "
+                    f"target's project {self.project!r} (an alert policy notifies channels of its own project)"))
+        if self.resource_pool and self.kms_key:
+            raise FieldError("resource_pool", (
+                "with kms_key: an endpoint and the pool it deploys into need the same encryption spec "
+                "(deployment_resource_pool.py DeploymentResourcePool.encryption_spec), and the google provider's "
+                "google_vertex_ai_deployment_resource_pool cannot set one; allowed: no kms_key, or no resource_pool"))
         if self.access_log_bucket == self.bucket:
             raise ValueError(
                 f"access_log_bucket is the artifact bucket {self.bucket!r}; "
@@ -685,7 +798,30 @@ class RolloutConfig(_Frozen):
                     "unset; allowed: 100, or set [model.previous] sha256 = '<previous artifact sha256>'"
                 )
             self._check_image(index, target)
+            self._check_pool(index, target)
         return self
+
+    def _check_pool(self, index: int, target: TargetConfig) -> None:
+        """Co-hosting serves only Vertex AI's prebuilt TensorFlow and PyTorch containers: "custom
+        containers are not supported" (CO_HOSTING_DOC), and the model must list SHARED_RESOURCES in
+        supportedDeploymentResourcesTypes (model.py Model.DeploymentResourcesType)."""
+        if target.resource_pool is None:
+            return
+        kind = self.image_kind(target)
+        previous = self.model.previous
+        if kind == "prebuilt" and previous and target.traffic_percent < 100 and previous.serving_image \
+                and not images.prebuilt(previous.serving_image):
+            kind, where = "custom", "model.previous.serving_image"
+        else:
+            where = f"targets.{index}.serving_image" if target.serving_image else "model.serving_image"
+        if kind != "prebuilt":
+            image = "our own serving image" if kind == "own" else f"a custom container ({where})"
+            raise ValueError(
+                f"targets.{index}.resource_pool: the target serves {image}, and a deployment resource pool takes "
+                f"only Vertex AI's prebuilt TensorFlow and PyTorch containers (\"custom containers are not "
+                f"supported\": {CO_HOSTING_DOC}); allowed: a prebuilt serving_image such as "
+                f"{EXAMPLE_PREBUILT[self.model.framework]!r}, or no resource_pool"
+            )
 
     def _check_image(self, index: int, target: TargetConfig) -> None:
         """Our own image must exist for the hardware; a prebuilt image must be of the model's

@@ -19,7 +19,8 @@ with how many vCPUs); [types] = field docs in google-cloud-aiplatform's
 `google/cloud/aiplatform_v1/types/<file>.py`; [gcloud] = gcloud 528's sources;
 [labels] = Resource Manager, "Labels" requirements
 (https://cloud.google.com/resource-manager/docs/labels-overview#requirements) and Cloud
-Storage bucket labels (https://cloud.google.com/storage/docs/tags-and-labels).
+Storage bucket labels (https://cloud.google.com/storage/docs/tags-and-labels); [bigquery] =
+gcloud 528's generated BigQuery v2 messages (`bigquery_v2_messages.py`).
 """
 
 from __future__ import annotations
@@ -312,6 +313,53 @@ def display_name(value) -> str | None:
     return f"{value!r}; allowed: 1-128 characters"
 
 
+# -- request-response logging, co-hosting, monitoring ---------------------------------------
+
+# [bigquery] = gcloud 528's generated BigQuery v2 messages (googlecloudsdk/generated_clients/apis/
+# bigquery/v2/bigquery_v2_messages.py), DatasetReference.datasetId: "must contain only letters
+# (a-z, A-Z), numbers (0-9), or underscores (_). The maximum length is 1,024 characters."
+BIGQUERY_ID = re.compile(r"[A-Za-z0-9_]{1,1024}")
+
+
+def bigquery_id(value, what: str = "dataset") -> str | None:
+    if isinstance(value, str) and BIGQUERY_ID.fullmatch(value):
+        return None
+    return f"{value!r} is not a BigQuery {what} ID; allowed: 1-1024 of A-Z, a-z, 0-9 and '_'"
+
+
+def sampling_rate(value) -> str | None:
+    """[types] endpoint.py PredictRequestResponseLoggingConfig.sampling_rate: "a fraction in
+    range(0,1]"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1:
+        return None
+    return f"{value!r}; allowed: a fraction greater than 0 and at most 1 (e.g. 0.1 logs one request in ten)"
+
+
+# [types] deployment_resource_pool_service.py CreateDeploymentResourcePoolRequest
+# .deployment_resource_pool_id: "max length 63, valid characters /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/".
+RESOURCE_POOL_ID = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+RESOURCE_POOL_NAME = re.compile(r"projects/([^/]+)/locations/([^/]+)/deploymentResourcePools/([^/]+)")
+
+
+def resource_pool_id(value) -> str | None:
+    if isinstance(value, str) and RESOURCE_POOL_ID.fullmatch(value):
+        return None
+    return (f"{value!r} is not a deployment resource pool ID; allowed: 1-63 of a-z, 0-9 and '-', starting with a "
+            "letter, not ending with '-'")
+
+
+def shared_resources(value, *, region: str | None = None) -> str | None:
+    """[types] endpoint.py DeployedModel.shared_resources: `projects/{project}/locations/{location}/
+    deploymentResourcePools/{deployment_resource_pool}`; the pool must be in the endpoint's region."""
+    match = RESOURCE_POOL_NAME.fullmatch(value) if isinstance(value, str) else None
+    if not match or resource_pool_id(match[3]):
+        return (f"{value!r}; allowed: 'projects/<project>/locations/<region>/deploymentResourcePools/<pool ID>' "
+                "(a pool ID is 1-63 of a-z, 0-9, '-', starting with a letter)")
+    if region is not None and match[2] != region:
+        return f"{value!r} is in {match[2]!r}; allowed: a pool in the endpoint's region {region!r}"
+    return None
+
+
 # -- the table ------------------------------------------------------------------------------
 
 RULES = [
@@ -344,6 +392,13 @@ RULES = [
      "numeric ID", "[types] model_service.py UploadModelRequest.model_id", "config, provider"),
     ("display names (model, endpoint): 1-128 characters", "[types] model.py Model.display_name, endpoint.py "
      "Endpoint.display_name", "config, provider"),
+    ("BigQuery dataset and table IDs: 1-1024 of letters, digits and '_'; request-response logging sampling rate "
+     "in (0, 1]", "[bigquery] DatasetReference.datasetId; [types] endpoint.py PredictRequestResponseLoggingConfig",
+     "config"),
+    ("deployment resource pool ID: a letter, then up to 62 of [a-z0-9-], not ending with '-'; a deployment's "
+     "shared_resources names a pool in its endpoint's region, and then no machine or replicas of its own",
+     "[types] deployment_resource_pool_service.py CreateDeploymentResourcePoolRequest, endpoint.py "
+     "DeployedModel.prediction_resources (oneof)", "config, provider"),
     ("numbers are whole numbers and booleans true/false: a string or a bool where a number belongs is refused",
      "TOML types; [types] (int32/int64 fields)", "config (StrictInt, StrictBool); provider (Terraform's types)"),
 ]

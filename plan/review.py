@@ -11,6 +11,7 @@ detail to files:
 - `review/PR_COMMENT.md`: the same as one Markdown comment for a pull request (a table of
   counts per target, the detail of each stack folded);
 - `review/summary.txt`: what was printed;
+- the alert policies of each target's endpoint (`monitoring:` lines), or that monitoring is off;
 - with `--scan`, `review/checkov.json`: checkov on the same stacks (`plan.scan`); a failed
   check fails the review, named.
 
@@ -328,6 +329,25 @@ def earth_engine_comment(outdir: Path) -> str:
     return "\n".join(lines + ["</details>"]) + "\n"
 
 
+def alert_policies(outdir: Path, stacks: list[str]) -> list[str]:
+    """One line per target: the alert policies its endpoint stack declares (config `monitoring`),
+    with their conditions and channels, or that monitoring is off."""
+    lines = []
+    for stack in stacks:
+        if not stack.endswith("-endpoint"):
+            continue
+        config = json.loads((outdir / "stacks" / stack / "cdk.tf.json").read_text())
+        policies = config.get("resource", {}).get("google_monitoring_alert_policy", {})
+        target = stack.removesuffix("-endpoint")
+        if not policies:
+            lines.append(f"{target}: monitoring off (no alert policy; [targets.monitoring] enabled = true adds one)")
+        for policy in policies.values():
+            conditions = "; ".join(c["display_name"] for c in policy.get("conditions", []))
+            channels = ", ".join(policy.get("notification_channels") or []) or "none (incidents only)"
+            lines.append(f"{target}: alert policy {policy['display_name']!r}: {conditions}; notifies {channels}")
+    return lines
+
+
 def short_summary(reviews: list[StackReview]) -> list[str]:
     lines, target = [], None
     for review in reviews:
@@ -382,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {stack}: FAILED\n" + "\n".join(f"    {line}" for line in str(error).splitlines()))
     warnings = [f"WARNING {w}"
                 for w in availability_warnings(args.outdir, stacks) + earth_engine.warnings(args.outdir)]
-    summary = short_summary(reviews) + earth_engine.review_lines(args.outdir) + warnings
+    summary = (short_summary(reviews) + [f"monitoring: {line}" for line in alert_policies(args.outdir, stacks)]
+               + earth_engine.review_lines(args.outdir) + warnings)
     print("\n".join(summary))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.txt").write_text("\n".join(summary) + "\n")

@@ -57,6 +57,7 @@ FIELDS = {
     "autoscalingMetricSpecs": "autoscaling_cpu_utilization_target", "serviceAccount": "service_account",
     "spot": "spot", "deployedModel.id": "deployed_model_id", "deployedModelId": "deployed_model_id",
     "trafficSplit": "deployed_model_id", "artifactUri": "model", "modelVersionId": "model",
+    "sharedResources": "shared_resources", "shared_resources": "shared_resources",
 }
 
 _S, _N, _B = String(), Number(), Bool()
@@ -73,12 +74,15 @@ _ATTRIBUTES = [
     attr("display_name", _S, kind="optional+computed", replace=True,
          doc="Unset: Vertex AI's (the model's display name), or what an adopted deployment has. Vertex AI cannot "
              "change it on a deployed model (MutateDeployedModelRequest): a change deploys anew."),
-    attr("machine_type", _S, kind="required", replace=True, doc="e.g. `n1-standard-4`."),
+    attr("machine_type", _S, kind="optional", replace=True,
+         doc="e.g. `n1-standard-4`; required unless `shared_resources` (the pool's machines serve then)."),
     attr("accelerator_type", _S, kind="optional", replace=True, doc="e.g. `NVIDIA_TESLA_T4`."),
     attr("accelerator_count", _N, kind="optional", replace=True),
     attr("spot", _B, kind="optional", replace=True),
-    attr("min_replica_count", _N, kind="required", doc="Updated in place (mutateDeployedModel)."),
-    attr("max_replica_count", _N, kind="required", doc="Updated in place (mutateDeployedModel)."),
+    attr("min_replica_count", _N, kind="optional", doc="Required unless `shared_resources`. Updated in place "
+                                                        "(mutateDeployedModel)."),
+    attr("max_replica_count", _N, kind="optional", doc="Required unless `shared_resources`. Updated in place "
+                                                        "(mutateDeployedModel)."),
     attr("autoscaling_cpu_utilization_target", _N, kind="optional+computed",
          doc=f"Percent; Vertex AI's default {DEFAULT_TARGET}. Updated in place."),
     attr("autoscaling_accelerator_duty_cycle_target", _N, kind="optional+computed",
@@ -89,6 +93,10 @@ _ATTRIBUTES = [
     attr("disable_container_logging", _B, kind="optional+computed", doc="Updated in place."),
     attr("enable_access_logging", _B, kind="optional+computed", replace=True,
          doc="Not mutable in Vertex AI: a change redeploys."),
+    attr("shared_resources", _S, kind="optional", replace=True,
+         doc="Deploy into this shared pool, `projects/P/locations/R/deploymentResourcePools/ID` in the endpoint's "
+             "region, instead of machines of its own (DeployedModel.shared_resources, a oneof with "
+             "dedicated_resources): machine, accelerator, spot, replicas and autoscaling stay unset."),
     attr("model_version_id", _S, kind="computed",
          doc="The version ID Vertex AI deployed (DeployedModel.model_version_id), whichever way `model` names it."),
     attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E/deployedModels/D`."),
@@ -99,7 +107,17 @@ def endpoint_name(state: State) -> str:
     return f"projects/{state['project']}/locations/{state['region']}/endpoints/{state['endpoint_id']}"
 
 
+# What a deployment in a shared pool may not set: the pool's dedicated_resources decide them
+# (endpoint.py DeployedModel.prediction_resources is a oneof).
+DEDICATED_ONLY = ("machine_type", "accelerator_type", "accelerator_count", "spot", "min_replica_count",
+                  "max_replica_count", *METRICS)
+
+
 def to_api(state: State) -> dict:
+    if known(state.get("shared_resources")) and state.get("shared_resources"):
+        deployed: dict = {"id": state["deployed_model_id"], "model": state["model"],
+                          "sharedResources": state["shared_resources"]}
+        return _common_to_api(state, deployed)
     machine: dict = {"machineType": state["machine_type"]}
     if state.get("accelerator_type"):
         machine["acceleratorType"] = state["accelerator_type"]
@@ -116,6 +134,10 @@ def to_api(state: State) -> dict:
     if state.get("spot"):
         resources["spot"] = True
     deployed: dict = {"id": state["deployed_model_id"], "model": state["model"], "dedicatedResources": resources}
+    return _common_to_api(state, deployed)
+
+
+def _common_to_api(state: State, deployed: dict) -> dict:
     if known(state.get("display_name")) and state["display_name"]:
         deployed["displayName"] = state["display_name"]
     if known(state.get("service_account")) and state["service_account"]:
@@ -135,6 +157,8 @@ def _metric_specs(state: State) -> list[dict]:
 def from_api(deployed: dict, prior: State, model: str) -> State:
     """State from the endpoint's DeployedModel; `model` is the model version name to record
     (the configured spelling while it names the deployed version: see Deployment._model)."""
+    if deployed.get("sharedResources"):
+        return _shared_from_api(deployed, prior, model)
     resources = deployed.get("dedicatedResources") or {}
     machine = resources.get("machineSpec") or {}
     targets = {spec.get("metricName"): spec.get("target", DEFAULT_TARGET)
@@ -163,7 +187,23 @@ def from_api(deployed: dict, prior: State, model: str) -> State:
         "disable_container_logging": bool(deployed.get("disableContainerLogging")),
         "enable_access_logging": bool(deployed.get("enableAccessLogging")),
         "model_version_id": deployed.get("modelVersionId") or None,
+        "shared_resources": None,
     }
+    state["id"] = f"{endpoint_name(state)}/deployedModels/{state['deployed_model_id']}"
+    return state
+
+
+def _shared_from_api(deployed: dict, prior: State, model: str) -> State:
+    state = {key: None for key in DEDICATED_ONLY}
+    state.update({
+        "project": prior["project"], "region": prior["region"], "endpoint_id": prior["endpoint_id"], "model": model,
+        "deployed_model_id": deployed["id"], "display_name": deployed.get("displayName") or None,
+        "shared_resources": with_project(deployed["sharedResources"], prior["project"]),
+        "service_account": deployed.get("serviceAccount") or None,
+        "disable_container_logging": bool(deployed.get("disableContainerLogging")),
+        "enable_access_logging": bool(deployed.get("enableAccessLogging")),
+        "model_version_id": deployed.get("modelVersionId") or None,
+    })
     state["id"] = f"{endpoint_name(state)}/deployedModels/{state['deployed_model_id']}"
     return state
 
@@ -193,8 +233,25 @@ class Deployment(ProviderResource):
             diags.add_error(f"model: {model!r} is not a model version name; allowed: "
                             "projects/P/locations/R/models/M@VERSION (an eevertex_model's id) or .../models/M@ALIAS",
                             "", path=["model"])
+        pool = config.get("shared_resources")
+        if pool is not None:
+            if known(pool):
+                region = config.get("region")
+                rule(diags, "shared_resources", rules.shared_resources(pool, region=region if known(region) else None))
+            given = [key for key in DEDICATED_ONLY if config.get(key) is not None]
+            if given:
+                diags.add_error(f"{given[0]}: set together with shared_resources; allowed: either shared_resources "
+                                f"(the pool's machines and replicas serve) or {', '.join(given)} and no "
+                                "shared_resources (endpoint.py DeployedModel.prediction_resources is a oneof)",
+                                "", path=[given[0]])
+            return
+        missing = [key for key in ("machine_type", "min_replica_count", "max_replica_count") if config.get(key) is None]
+        if missing:
+            diags.add_error(f"{missing[0]}: required; allowed: set machine_type, min_replica_count and "
+                            "max_replica_count, or shared_resources (a deployment resource pool)", "",
+                            path=[missing[0]])
         spec = [config.get(k) for k in ("machine_type", "accelerator_type", "accelerator_count")]
-        if all(v is not Unknown for v in spec):
+        if all(v is not Unknown for v in spec) and spec[0] is not None:
             problem = rules.machine_spec(*spec)
             if problem:
                 rule(diags, *problem)
@@ -369,6 +426,8 @@ class Deployment(ProviderResource):
             if mask:
                 full = to_api(planned)
                 deployed: dict = {"id": current["deployed_model_id"], "dedicatedResources": {}}
+                if current.get("shared_resources"):
+                    del deployed["dedicatedResources"]  # the oneof: a pool's deployment has none
                 for path in mask:
                     section, _, field = path.rpartition(".")
                     if section:

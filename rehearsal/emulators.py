@@ -126,7 +126,8 @@ class Emulators:
         """What points the synthesized stacks at these emulators, unchanged: our provider's
         variables, and those the google provider reads (its registry docs, "Provider Reference":
         storage_custom_endpoint, vertex_ai_custom_endpoint, artifact_registry_custom_endpoint,
-        resource_manager_custom_endpoint, access_token)."""
+        resource_manager_custom_endpoint, big_query_custom_endpoint (google/services/bigquery/
+        product.go), monitoring_custom_endpoint, access_token)."""
         return {
             "EEVERTEX_API_ENDPOINT": self.vertex_url,
             "EEVERTEX_CREDENTIALS": "none",
@@ -135,6 +136,8 @@ class Emulators:
             "GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT": f"{self.vertex_url}/v1/",
             "GOOGLE_ARTIFACT_REGISTRY_CUSTOM_ENDPOINT": f"{self.vertex_url}/artifactregistry/v1/",
             "GOOGLE_RESOURCE_MANAGER_CUSTOM_ENDPOINT": f"{self.vertex_url}/cloudresourcemanager/v1/",
+            "GOOGLE_BIG_QUERY_CUSTOM_ENDPOINT": f"{self.vertex_url}/bigquery/v2/",
+            "GOOGLE_MONITORING_CUSTOM_ENDPOINT": f"{self.vertex_url}/monitoring/",
             "GOOGLE_OAUTH_ACCESS_TOKEN": "emulator",
         }
 

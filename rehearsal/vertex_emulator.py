@@ -7,7 +7,8 @@ and Earth Engine use of it, as strict as the API is.
 - models: upload (new model, or a new version with `parentModel`), get (`M`, `M@versionId`,
   `M@alias`), list, listVersions, patch (updateMask), mergeVersionAliases, delete,
   deleteVersion; endpoints: create, get, list, patch (updateMask), delete, deployModel,
-  undeployModel, mutateDeployedModel, predict (routed by the traffic split); operations:
+  undeployModel, mutateDeployedModel, predict (routed by the traffic split);
+  deploymentResourcePools: create, get, list, queryDeployedModels, delete; operations:
   get, under `/v1`, `/v1beta1` and `/ui`, as the clients poll them.
 - `/emulator/faults` (POST {"deployModel": "fail_after_serving"}) injects a deploy that dies
   half-way; `/emulator/calls` counts mutating calls, `/emulator/journal` lists them in
@@ -50,10 +51,13 @@ tests/test_vertex_emulator.py unless named.
 | deleteModel while any version is deployed: 400 FAILED_PRECONDITION | [client] ModelService.delete_model | test_delete_deployed_model_refused |
 | mergeVersionAliases: name carries a version ID; `-x` removes, an alias held elsewhere moves; removing `default` refused; alias `[a-z][a-zA-Z0-9-]{0,126}[a-z-0-9]` | [types] model_service.py MergeVersionAliasesRequest | test_merge_version_aliases |
 | models.patch: updateMask required; `M`/`M@-` updates displayName, description, labels; `M@V` updates versionDescription, labels; mixing is 400 FAILED_PRECONDITION; other paths 400 | [types] model_service.py UpdateModelRequest | test_update_model_mask |
-| endpoints.patch: updateMask required (displayName, description, labels, trafficSplit; snake or camel case) | [types] endpoint_service.py UpdateEndpointRequest | test_update_endpoint_mask |
+| endpoints.patch: updateMask required (displayName, description, labels, trafficSplit, predictRequestResponseLoggingConfig; snake or camel case) | [types] endpoint_service.py UpdateEndpointRequest | test_update_endpoint_mask |
 | trafficSplit: keys are deployed-model IDs, values 0-100 summing to 100, or empty | [types] endpoint.py Endpoint.traffic_split | test_split_must_sum_to_100 |
 | deployModel: `"0"` names the model being deployed; an empty trafficSplit leaves the endpoint's split as it is (the new model gets no traffic) | [types] endpoint_service.py DeployModelRequest.traffic_split, .deployed_model | test_deploy_without_split_gets_no_traffic |
-| deployModel: custom models take dedicatedResources only; machineSpec.machineType defaults to n1-standard-2; minReplicaCount >= 1; maxReplicaCount defaults to minReplicaCount and is >= it | [types] machine_resources.py DedicatedResources; model.py supported_deployment_resources_types | test_deploy_resources_rules |
+| deployModel: dedicatedResources or sharedResources, one of them (a oneof), never automaticResources; machineSpec.machineType defaults to n1-standard-2; minReplicaCount >= 1; maxReplicaCount defaults to minReplicaCount and is >= it | [types] machine_resources.py DedicatedResources; endpoint.py DeployedModel.prediction_resources; model.py supported_deployment_resources_types | test_deploy_resources_rules |
+| sharedResources: an existing pool in the endpoint's project and location, for a model on a Vertex AI prebuilt TensorFlow or PyTorch image ("custom containers are not supported"); its deployments mutate only disableContainerLogging | [types] endpoint.py DeployedModel.shared_resources; model co-hosting doc (CO_HOSTING_DOC) | test_shared_pool_rules |
+| deploymentResourcePools: create (an operation) with deploymentResourcePoolId `[a-z]([a-z0-9-]{0,61}[a-z0-9])?` and dedicatedResources.machineSpec; get, list, queryDeployedModels, delete (refused while models are deployed in it) | [types] deployment_resource_pool_service.py, deployment_resource_pool.py | test_shared_pool_rules |
+| predictRequestResponseLoggingConfig (create, or patch with its mask path): samplingRate in (0, 1]; outputUri `bq://project[.dataset[.table]]`, at most 2000 characters; the dataset must exist and the table must not; Vertex AI creates the table | [types] endpoint.py PredictRequestResponseLoggingConfig, io.py BigQueryDestination | test_request_response_logging_rules |
 | undeployModel: a model that still has traffic is undeployed only if trafficSplit unassigns it; the last one leaves the split empty | [types] endpoint_service.py UndeployModelRequest.traffic_split | test_undeploy_with_traffic_refused |
 | mutateDeployedModel: updateMask required; only min/max/requiredReplicaCount, autoscalingMetricSpecs, disableContainerLogging | [types] endpoint_service.py MutateDeployedModelRequest | test_mutate_mask |
 | deleteEndpoint with deployed models: 400 FAILED_PRECONDITION | [sdk] Endpoint.delete(force=...) ("undeployed first") | test_delete_endpoint_with_models_refused |
@@ -86,6 +90,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from config.images import prebuilt
+from rehearsal.bigquery_api import BigQueryApi
+from rehearsal.monitoring_api import MonitoringApi
 from rehearsal.registry_api import RegistryApi, project_number
 from serving.local import Container, TorchServe, free_port, http_json, send_json
 
@@ -123,6 +129,13 @@ MUTABLE_DEPLOYED = {
     "dedicated_resources.required_replica_count", "dedicated_resources.autoscaling_metric_specs",
     "disable_container_logging",
 }
+POOL_ID = re.compile(r"[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
+BQ_URI = re.compile(r"bq://([a-z][a-z0-9-]{4,28}[a-z0-9])(?:\.([A-Za-z0-9_]{1,1024})(?:\.([A-Za-z0-9_]{1,1024}))?)?")
+CO_HOSTING_DOC = "https://cloud.google.com/vertex-ai/docs/predictions/model-co-hosting"
+# The columns of the table request-response logging writes (Vertex AI, "Online inference logging").
+LOGGING_SCHEMA = [{"name": n, "type": t} for n, t in (
+    ("endpoint", "STRING"), ("deployed_model_id", "STRING"), ("logging_time", "TIMESTAMP"),
+    ("request_id", "NUMERIC"), ("request_payload", "STRING"), ("response_payload", "STRING"))]
 SPLIT_SUMMARY = "allowed: deployed-model IDs of this endpoint, each 0-100, summing to 100 (or an empty map)"
 
 
@@ -273,6 +286,8 @@ class Emulator:
         self.data_dir = data_dir
         self.registries_conf = registries_conf
         self.registry_api = RegistryApi(self)
+        self.bigquery_api = BigQueryApi(self)
+        self.monitoring_api = MonitoringApi(self)
         self.state_path = data_dir / "state.json"
         self.lock = threading.RLock()
         self.servers: dict[tuple[str, str], object] = {}
@@ -655,6 +670,9 @@ class Emulator:
         endpoint = {k: v for k, v in body.items() if k not in ("name", "deployedModels", "trafficSplit", "etag",
                                                                "createTime", "updateTime")}
         endpoint.update({"name": name, "deployedModels": [], "trafficSplit": {}, "createTime": created})
+        if body.get("predictRequestResponseLoggingConfig"):
+            endpoint["predictRequestResponseLoggingConfig"] = self._logging_config(
+                endpoint, body["predictRequestResponseLoggingConfig"])
         self._touch(endpoint)
         self.state["endpoints"][name] = endpoint
         self.count("createEndpoint", name)
@@ -688,7 +706,8 @@ class Emulator:
         if not mask:
             raise ApiError("INVALID_ARGUMENT", "update_mask is required.")
         keys = {"display_name": "displayName", "description": "description", "labels": "labels",
-                "traffic_split": "trafficSplit"}
+                "traffic_split": "trafficSplit",
+                "predict_request_response_logging_config": "predictRequestResponseLoggingConfig"}
         wrong = sorted(set(mask) - set(keys))
         if wrong:
             raise ApiError("INVALID_ARGUMENT", f"update_mask paths {wrong} cannot be updated here; allowed: "
@@ -702,6 +721,8 @@ class Emulator:
             key = keys[path]
             if path == "traffic_split":
                 endpoint["trafficSplit"] = split
+            elif path == "predict_request_response_logging_config" and body.get(key):
+                endpoint[key] = self._logging_config(endpoint, body[key])
             elif body.get(key):
                 endpoint[key] = copy.deepcopy(body[key])
             else:
@@ -711,6 +732,133 @@ class Emulator:
         self.save()
         return self.endpoint_view(endpoint)
 
+    @staticmethod
+    def _check_dedicated(resources: dict) -> None:
+        # MachineSpec.machine_type: "For DeployedModel this field is optional, and the default
+        # value is n1-standard-2" (gcloud's deploy-model sends none without --machine-type).
+        machine = resources["machineSpec"] = dict(resources.get("machineSpec") or {})
+        machine["machineType"] = machine.get("machineType") or DEFAULT_MACHINE_TYPE
+        low = int(resources.get("minReplicaCount") or 0)
+        if low < 1:
+            raise ApiError("INVALID_ARGUMENT", "dedicated_resources.min_replica_count must be >= 1.")
+        high = int(resources.get("maxReplicaCount") or low)
+        if high < low:
+            raise ApiError("INVALID_ARGUMENT", f"dedicated_resources.max_replica_count ({high}) must be >= "
+                                               f"min_replica_count ({low}).")
+        resources["minReplicaCount"], resources["maxReplicaCount"] = low, high
+
+    def _shared_pool(self, endpoint_name: str, version: dict, pool_name: str) -> str:
+        """The pool a deployment shares: one that exists in the endpoint's project and region, and
+        a model co-hosting serves (Vertex AI's prebuilt TensorFlow or PyTorch container: "custom
+        containers are not supported", CO_HOSTING_DOC)."""
+        pool = self._pool(pool_name)
+        if pool["name"].split("/deploymentResourcePools/")[0] != endpoint_name.split("/endpoints/")[0]:
+            raise ApiError("INVALID_ARGUMENT", f"deployed_model.shared_resources {pool_name} is not in the "
+                                               f"endpoint's project and location ({endpoint_name})")
+        image = (version.get("containerSpec") or {}).get("imageUri", "")
+        if prebuilt(image) is None or prebuilt(image).family not in ("tf2", "pytorch"):
+            raise ApiError("INVALID_ARGUMENT", f"Model {version['name']} runs {image!r}, a custom container: model "
+                                               "co-hosting supports only Vertex AI's prebuilt TensorFlow and PyTorch "
+                                               f"containers ({CO_HOSTING_DOC})")
+        return pool["name"]
+
+    # deployment resource pools ------------------------------------------------------------
+
+    @property
+    def pools(self) -> dict:
+        return self.state.setdefault("pools", {})
+
+    def _pool(self, name: str) -> dict:
+        pool = self.pools.get(self.canon(name))
+        if pool is None:
+            raise ApiError("NOT_FOUND", f"DeploymentResourcePool {self.canon(name)} is not found.")
+        return pool
+
+    def _pool_users(self, name: str) -> list[dict]:
+        return [{"endpoint": e["name"], "deployedModelId": d["id"]} for e in self.state["endpoints"].values()
+                for d in e.get("deployedModels", []) if d.get("sharedResources") == name]
+
+    def create_pool(self, parent: str, body: dict) -> dict:
+        pool_id = body.get("deploymentResourcePoolId")
+        if not isinstance(pool_id, str) or not POOL_ID.fullmatch(pool_id):
+            raise ApiError("INVALID_ARGUMENT", f"deployment_resource_pool_id {pool_id!r} is invalid; allowed: at most "
+                                               "63 of [a-z0-9-], starting with a letter, not ending with '-'")
+        name = f"{self.canon(parent)}/deploymentResourcePools/{pool_id}"
+        if name in self.pools:
+            raise ApiError("ALREADY_EXISTS", f"DeploymentResourcePool {name} already exists.")
+        given = copy.deepcopy(body.get("deploymentResourcePool") or {})
+        resources = given.get("dedicatedResources")
+        if not resources or not (resources.get("machineSpec") or {}).get("machineType"):
+            raise ApiError("INVALID_ARGUMENT", "deployment_resource_pool.dedicated_resources.machine_spec is required.")
+        self._check_dedicated(resources)
+        pool = {k: v for k, v in given.items() if k in ("dedicatedResources", "encryptionSpec", "serviceAccount",
+                                                         "disableContainerLogging")}
+        pool.update({"name": name, "createTime": now()})
+        self.pools[name] = pool
+        self.count("createDeploymentResourcePool", name)
+        return self.operation(name, "CreateDeploymentResourcePool", lambda: copy.deepcopy(pool),
+                              "DeploymentResourcePool")
+
+    def query_pool(self, name: str) -> dict:
+        users = self._pool_users(self._pool(name)["name"])
+        return {"deployedModelRefs": users, "totalDeployedModelCount": len(users),
+                "totalEndpointCount": len({u["endpoint"] for u in users})}
+
+    def delete_pool(self, name: str) -> dict:
+        pool = self._pool(name)
+        users = self._pool_users(pool["name"])
+        if users:
+            raise ApiError("FAILED_PRECONDITION", f"DeploymentResourcePool {pool['name']} has deployed models "
+                                                  f"{[u['deployedModelId'] for u in users]}; undeploy them first")
+        del self.pools[pool["name"]]
+        self.count("deleteDeploymentResourcePool", pool["name"])
+        return self.operation(pool["name"], "DeleteOperation", lambda: {}, "google.protobuf.Empty")
+
+    # request-response logging ---------------------------------------------------------------
+
+    def _logging_config(self, endpoint: dict, config: dict) -> dict:
+        """endpoint.py PredictRequestResponseLoggingConfig, io.py BigQueryDestination: the rate a
+        fraction in (0, 1]; the URI `bq://project[.dataset[.table]]`, at most 2000 characters; a full
+        table reference needs the dataset to exist and the table not to; Vertex AI creates the table
+        (`request_response_logging` when none is named; project only: dataset
+        `logging_<display name>_<endpoint ID>` too)."""
+        config = copy.deepcopy(config)
+        if not config.get("enabled"):
+            return config
+        rate = config.get("samplingRate")
+        try:  # a double: proto3 JSON takes a number or a string that holds one, and answers a number
+            rate = config["samplingRate"] = float(rate) if not isinstance(rate, bool) else None
+        except (TypeError, ValueError):
+            rate = None
+        if rate is None or not 0 < rate <= 1:
+            raise ApiError("INVALID_ARGUMENT", f"predict_request_response_logging_config.sampling_rate {rate!r} must "
+                                               "be in (0, 1]")
+        uri = (config.get("bigqueryDestination") or {}).get("outputUri") or ""
+        match = BQ_URI.fullmatch(uri)
+        if len(uri) > 2000 or not match:
+            raise ApiError("INVALID_ARGUMENT", f"bigquery_destination.output_uri {uri!r}: allowed: bq://projectId, "
+                                               "bq://projectId.datasetId or bq://projectId.datasetId.tableId")
+        project, dataset, table = match.groups()
+        endpoint_id = endpoint["name"].rsplit("/", 1)[1]
+        table = table or "request_response_logging"
+        if dataset is None:
+            dataset = re.sub(r"[^A-Za-z0-9_]", "_", f"logging_{endpoint.get('displayName', '')}_{endpoint_id}")
+            if f"{project}:{dataset}" not in self.bigquery_api.datasets:
+                self.bigquery_api.create(project, {"datasetReference": {"datasetId": dataset, "projectId": project},
+                                                   "location": endpoint["name"].split("/")[3]})
+        try:
+            found = self.bigquery_api.dataset(project, dataset)
+        except ApiError:
+            raise ApiError("FAILED_PRECONDITION", f"bigquery_destination.output_uri {uri}: dataset {project}:{dataset} "
+                                                  "does not exist; it must exist (Vertex AI creates only the table)")
+        existing = found["_tables"].get(table)
+        if existing is not None and existing.get("_owner") != endpoint["name"]:
+            raise ApiError("FAILED_PRECONDITION", f"bigquery_destination.output_uri {uri}: table {table} exists "
+                                                  "already; name a table that does not exist (Vertex AI creates it)")
+        if existing is None:
+            self.bigquery_api.create_table(project, dataset, table, LOGGING_SCHEMA, owner=endpoint["name"])
+        return config
+
     def deploy(self, name: str, body: dict) -> dict:
         endpoint = self._endpoint(name)
         name = endpoint["name"]
@@ -718,24 +866,22 @@ class Emulator:
         if not deployed.get("model"):
             raise ApiError("INVALID_ARGUMENT", "deployed_model.model is required.")
         version = self._resolve(deployed["model"])
-        if deployed.get("automaticResources") or deployed.get("sharedResources"):
-            raise ApiError("INVALID_ARGUMENT", f"Model {version['name']} supports only dedicated resources here; "
+        kinds = [k for k in ("dedicatedResources", "automaticResources", "sharedResources") if deployed.get(k)]
+        if len(kinds) > 1:
+            raise ApiError("INVALID_ARGUMENT", f"deployed_model sets {' and '.join(kinds)}; prediction_resources is "
+                                               "a oneof: give one")
+        if deployed.get("automaticResources"):
+            raise ApiError("INVALID_ARGUMENT", f"Model {version['name']} supports only dedicated or shared resources; "
                                                "set deployed_model.dedicated_resources")
+        if deployed.get("sharedResources"):
+            deployed["sharedResources"] = self._shared_pool(name, version, deployed["sharedResources"])
         resources = deployed.get("dedicatedResources")
-        if not resources:
+        if deployed.get("sharedResources"):
+            pass
+        elif not resources:
             raise ApiError("INVALID_ARGUMENT", "deployed_model.dedicated_resources is required for this model.")
-        # MachineSpec.machine_type: "For DeployedModel this field is optional, and the default
-        # value is n1-standard-2" (gcloud's deploy-model sends none without --machine-type).
-        machine = resources["machineSpec"] = dict(resources.get("machineSpec") or {})
-        machine["machineType"] = machine.get("machineType") or DEFAULT_MACHINE_TYPE
-        low = int(resources.get("minReplicaCount") or 0)
-        if low < 1:
-            raise ApiError("INVALID_ARGUMENT", "deployed_model.dedicated_resources.min_replica_count must be >= 1.")
-        high = int(resources.get("maxReplicaCount") or low)
-        if high < low:
-            raise ApiError("INVALID_ARGUMENT", f"dedicated_resources.max_replica_count ({high}) must be >= "
-                                               f"min_replica_count ({low}).")
-        resources["minReplicaCount"], resources["maxReplicaCount"] = low, high
+        else:
+            self._check_dedicated(resources)
         if deployed.get("id") not in (None, ""):
             deployed_id = str(deployed["id"])
             if not DEPLOYED_MODEL_ID.fullmatch(deployed_id):
@@ -815,6 +961,16 @@ class Emulator:
         if wrong:
             raise ApiError("INVALID_ARGUMENT", f"update_mask paths {wrong} cannot be mutated; allowed: "
                                                f"{', '.join(sorted(MUTABLE_DEPLOYED))}")
+        if record.get("sharedResources") and any(p.startswith("dedicated_resources.") for p in mask):
+            raise ApiError("INVALID_ARGUMENT", f"DeployedModel {record['id']} runs in the shared pool "
+                                               f"{record['sharedResources']}: its dedicated_resources cannot be mutated")
+        if record.get("sharedResources"):
+            if "disable_container_logging" in mask:
+                record["disableContainerLogging"] = bool(wanted.get("disableContainerLogging"))
+            self._touch(endpoint)
+            self.count("mutateDeployedModel", endpoint["name"], record["id"])
+            return self.operation(endpoint["name"], "MutateDeployedModel",
+                                  lambda: {"deployedModel": copy.deepcopy(record)}, "MutateDeployedModelResponse")
         resources = copy.deepcopy(record.get("dedicatedResources") or {})
         given = wanted.get("dedicatedResources") or {}
         for path in mask:
@@ -977,6 +1133,10 @@ class Emulator:
     def handle(self, method: str, path: str, query: dict, raw: bytes) -> tuple[int, dict]:
         if path.startswith("/emulator/"):
             return self._admin(method, path, json.loads(raw) if raw else {})
+        if other := re.fullmatch(r"/(bigquery/v2|monitoring/v3)/(.+)", path):
+            api = self.bigquery_api if other.group(1).startswith("bigquery") else self.monitoring_api
+            with self.lock:
+                return 200, api.handle(method, other.group(2), query, json.loads(raw) if raw else {})
         if other := re.fullmatch(r"/(artifactregistry|cloudresourcemanager)/v1/(.+)", path):
             with self.lock:
                 return 200, self.registry_api.handle(method, other.group(1), other.group(2), query,
@@ -1021,6 +1181,20 @@ class Emulator:
                 return self.update_model(rest, mask_paths(query, body), body)
             if method == "DELETE":
                 return self.delete_model(rest)
+        if m := re.fullmatch(rf"({LOCATION})/deploymentResourcePools", rest):
+            if method == "POST":
+                return self.create_pool(m.group(1), body)
+            if method == "GET":
+                prefix = self.canon(m.group(1)) + "/deploymentResourcePools/"
+                return {"deploymentResourcePools": [copy.deepcopy(v) for k, v in sorted(self.pools.items())
+                                                    if k.startswith(prefix)]}
+        if re.fullmatch(rf"{LOCATION}/deploymentResourcePools/[^/:]+:queryDeployedModels", rest) and method == "GET":
+            return self.query_pool(rest.rsplit(":", 1)[0])
+        if re.fullmatch(rf"{LOCATION}/deploymentResourcePools/[^/:]+", rest):
+            if method == "GET":
+                return copy.deepcopy(self._pool(rest))
+            if method == "DELETE":
+                return self.delete_pool(rest)
         if m := re.fullmatch(rf"({LOCATION})/endpoints", rest):
             if method == "POST":
                 return self.create_endpoint(m.group(1), q("endpointId") or q("endpoint_id"), body)

@@ -44,3 +44,17 @@ def artifact_prefix(model_name: str, sha256: str) -> str:
 def default_labels(model_name: str, target: str) -> dict[str, str]:
     """Labels every resource carries, besides the target's own."""
     return {"managed-by": "ee-vertex-cdktf", "ee-model": model_name, "rollout-target": target}
+
+
+def request_log_dataset(model_name: str) -> str:
+    """Default BigQuery dataset for an endpoint's request-response logs (BigQuery IDs take '_', not '-')."""
+    return f"{model_name.replace('-', '_')}_requests"
+
+
+def alert_policy_name(model_name: str, target: str) -> str:
+    """Display name of the endpoint's alert policy (Cloud Monitoring gives the policy its ID)."""
+    return f"{model_name}-{target} endpoint errors and latency"
+
+
+def resource_pool_name(project: str, region: str, pool_id: str) -> str:
+    return f"projects/{project}/locations/{region}/deploymentResourcePools/{pool_id}"

@@ -238,8 +238,9 @@ class Deployment(_EeVertexResource):
     """`eevertex_deployment`: one model version deployed on an endpoint.
 
     Replicas, autoscaling targets and logging change in place (mutateDeployedModel);
-    model, machine, accelerator or service account -> a new deployment, created before
-    the old one is undeployed."""
+    model, machine, accelerator, service account or pool -> a new deployment, created before
+    the old one is undeployed. In a shared pool (`shared_resources`) the pool brings the
+    machines and replicas: leave those unset."""
 
     TYPE = "eevertex_deployment"
     SCHEMA = {
@@ -261,6 +262,7 @@ class Deployment(_EeVertexResource):
         "service_account": "string",
         "disable_container_logging": "bool",
         "enable_access_logging": "bool",
+        "shared_resources": "string",
     }
 
     def __init__(
@@ -273,9 +275,9 @@ class Deployment(_EeVertexResource):
         endpoint_id: str,
         model: str,
         deployed_model_id: str,
-        machine_type: str,
-        min_replica_count: int,
-        max_replica_count: int,
+        machine_type: str | None = None,
+        min_replica_count: int | None = None,
+        max_replica_count: int | None = None,
         display_name: str | None = None,
         accelerator_type: str | None = None,
         accelerator_count: int | None = None,
@@ -286,6 +288,7 @@ class Deployment(_EeVertexResource):
         service_account: str | None = None,
         disable_container_logging: bool | None = None,
         enable_access_logging: bool | None = None,
+        shared_resources: str | None = None,
         create_before_destroy: bool = True,
     ) -> None:
         super().__init__(scope, id, _keyword_values(locals()), create_before_destroy=create_before_destroy)

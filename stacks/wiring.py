@@ -90,6 +90,42 @@ class RegistryConfig:
 
 
 @dataclass(frozen=True)
+class RequestLogging:
+    """The endpoint's request-response logging: the dataset the stack creates, the table Vertex AI does."""
+
+    dataset_id: str
+    table_id: str
+    sampling_rate: float
+
+    def output_uri(self, project: str) -> str:
+        """io.py BigQueryDestination.output_uri, the full-table form `bq://project.dataset.table`."""
+        return f"bq://{project}.{self.dataset_id}.{self.table_id}"
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """The endpoint's alert policy: 5xx error ratio and p99 latency (config `monitoring`)."""
+
+    display_name: str
+    error_rate: float
+    p99_latency_ms: int
+    window_seconds: int
+    notification_channels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ResourcePool:
+    """A deployment resource pool the endpoint stack creates, with the target's machines."""
+
+    pool_id: str
+    machine_type: str
+    accelerator_type: str | None
+    accelerator_count: int | None
+    min_replica_count: int
+    max_replica_count: int
+
+
+@dataclass(frozen=True)
 class EndpointConfig:
     stack: str
     project: str
@@ -109,6 +145,11 @@ class EndpointConfig:
     """Where predict_members get the predict role: "endpoint" (this endpoint) or "project"."""
     import_id: str | None = None
     """An endpoint that exists (config `adopt.endpoint`), imported on the next apply."""
+    request_logging: RequestLogging | None = None
+    alert_policy: AlertPolicy | None = None
+    """None: monitoring is off."""
+    resource_pool: ResourcePool | None = None
+    """A pool this stack creates (config `resource_pool.create`)."""
 
 
 def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_name: str) -> dict:
@@ -258,12 +299,15 @@ class DeploymentSpec:
     model: str
     deployed_model_id: str
     display_name: str | None
-    machine_type: str
+    machine_type: str | None
+    """None in a shared pool (`shared_resources`), which brings the machines; so the next four."""
     accelerator_type: str | None
     accelerator_count: int | None
-    min_replica_count: int
-    max_replica_count: int
+    min_replica_count: int | None
+    max_replica_count: int | None
     service_account: str | None
+    shared_resources: str | None = None
+    """`projects/P/locations/R/deploymentResourcePools/ID` (config `resource_pool`)."""
 
     def attributes(self) -> dict:
         return _attributes(self, ("resource_id", "artifact_sha256", "import_id"))
@@ -429,6 +473,10 @@ def _image_spec(image: ServingImage, target: TargetConfig, stack: str, layout: S
 def _deployment(model_name: str, target: TargetConfig, version: ModelVersion, endpoint_id: str) -> DeploymentSpec:
     endpoint_name = f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}"
     machine_spec = [target.machine_type, target.accelerator_type, target.accelerator_count]
+    pool = (naming.resource_pool_name(target.project, target.region, target.resource_pool.id)
+            if target.resource_pool else None)
+    if pool:
+        machine_spec = ["shared", pool]  # another deployment than one on machines of its own
     adopted = version.import_id is not None and target.adopt.deployed_model_id is not None
     # Vertex AI cannot rename a deployed model (MutateDeployedModelRequest's mask has no
     # display_name): an adopted deployment keeps the name it has (unset: the provider keeps it).
@@ -449,12 +497,13 @@ def _deployment(model_name: str, target: TargetConfig, version: ModelVersion, en
         model=version.import_id or version.version_name,
         deployed_model_id=deployed_id,
         display_name=None if adopted else f"{model_name}-{version.version_alias}",
-        machine_type=target.machine_type,
-        accelerator_type=target.accelerator_type,
-        accelerator_count=target.accelerator_count or None,
-        min_replica_count=target.min_replicas,
-        max_replica_count=target.max_replicas,
+        machine_type=None if pool else target.machine_type,
+        accelerator_type=None if pool else target.accelerator_type,
+        accelerator_count=None if pool else target.accelerator_count or None,
+        min_replica_count=None if pool else target.min_replicas,
+        max_replica_count=None if pool else target.max_replicas,
         service_account=target.service_account,
+        shared_resources=pool,
     )
 
 
@@ -517,6 +566,26 @@ def target_stacks(
         predict_scope=target.predict_scope,
         import_id=(f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}"
                    if target.adopt and target.adopt.endpoint else None),
+        request_logging=RequestLogging(
+            dataset_id=target.request_logging.dataset or naming.request_log_dataset(model.name),
+            table_id=target.request_logging.table,
+            sampling_rate=float(target.request_logging.sampling_rate),
+        ) if target.request_logging else None,
+        alert_policy=AlertPolicy(
+            display_name=naming.alert_policy_name(model.name, target.name),
+            error_rate=float(target.monitoring.error_rate),
+            p99_latency_ms=target.monitoring.p99_latency_ms,
+            window_seconds=target.monitoring.window_seconds,
+            notification_channels=target.monitoring.notification_channels,
+        ) if target.monitoring.enabled else None,
+        resource_pool=ResourcePool(
+            pool_id=target.resource_pool.id,
+            machine_type=target.machine_type,
+            accelerator_type=target.accelerator_type,
+            accelerator_count=target.accelerator_count or None,
+            min_replica_count=target.min_replicas,
+            max_replica_count=target.max_replicas,
+        ) if target.resource_pool and target.resource_pool.create else None,
     )
 
     # Both versions stay uploaded while `model.previous` is set, whatever the split: the

@@ -178,6 +178,38 @@ BROKEN = [
     ("canary without previous", target(traffic_percent=50), "(top level)", "set [model.previous]"),
     ("bucket ab", target(bucket="ab"), "targets.0.bucket", "3-63 characters"),
     ("env value 1", model(env={"X": 1}), "model.env.X", "a string"),
+    # request-response logging: [types] PredictRequestResponseLoggingConfig; [bigquery] DatasetReference
+    ("sampling 0", target(request_logging={"sampling_rate": 0}), "targets.0.request_logging.sampling_rate",
+     "greater than 0 and at most 1"),
+    ("sampling 1.5", target(request_logging={"sampling_rate": 1.5}), "targets.0.request_logging.sampling_rate",
+     "greater than 0 and at most 1"),
+    ("sampling '0.1'", target(request_logging={"sampling_rate": "0.1"}), "targets.0.request_logging.sampling_rate",
+     "a fraction"),
+    ("dataset ee-logs", target(request_logging={"sampling_rate": 0.1, "dataset": "ee-logs"}),
+     "targets.0.request_logging.dataset", "A-Z, a-z, 0-9 and '_'"),
+    ("table a.b", target(request_logging={"sampling_rate": 0.1, "table": "a.b"}), "targets.0.request_logging.table",
+     "1-1024 of A-Z"),
+    # monitoring: [mon] MetricThreshold, AlertPolicy.notificationChannels
+    ("error_rate 0", target(monitoring={"enabled": True, "error_rate": 0}), "targets.0.monitoring.error_rate",
+     "a fraction greater than 0"),
+    ("p99 0 ms", target(monitoring={"enabled": True, "p99_latency_ms": 0}), "targets.0.monitoring.p99_latency_ms",
+     "a whole number from 1 to 3600000"),
+    ("window 90 s", target(monitoring={"enabled": True, "window_seconds": 90}), "targets.0.monitoring.window_seconds",
+     "a multiple of 60"),
+    ("channel email", target(monitoring={"enabled": True, "notification_channels": ["email:me@example.com"]}),
+     "targets.0.monitoring.notification_channels", "'projects/<project>/notificationChannels/<id>'"),
+    ("channel elsewhere", target(monitoring={"enabled": True, "notification_channels": [
+        "projects/acme-geo-prod/notificationChannels/1"]}), "targets.0.monitoring", "channels of the target's project"),
+    ("monitoring 'yes'", target(monitoring={"enabled": "yes"}), "targets.0.monitoring.enabled", "true or false"),
+    # co-hosting: [types] deployment_resource_pool_service.py; model co-hosting doc
+    ("pool Pool", target(resource_pool={"id": "Pool"}), "targets.0.resource_pool.id", "1-63 of a-z, 0-9 and '-'"),
+    ("pool on our image", target(resource_pool={"id": "ee-pool"}), "(top level)",
+     "custom containers are not supported"),
+    ("pool on a custom image", model(custom_image=True, serving_image="example.com/me/server@sha256:" + "a" * 64)
+     | {"targets": target(resource_pool={"id": "ee-pool"})["targets"]}, "(top level)", "a prebuilt serving_image"),
+    ("pool with kms", target(resource_pool={"id": "ee-pool"},
+                             kms_key="projects/acme-geo-dev/locations/us-central1/keyRings/r/cryptoKeys/k"),
+     "targets.0.resource_pool", "no kms_key"),
 ]
 
 

@@ -524,3 +524,107 @@ def test_constructs_render_hcl_attributes():
         "value": {"12": 100}, "isBlock": False, "type": "map", "storageClassType": "numberMap"
     }
     assert set(split._synthesize_hcl_attributes()) == {"project", "region", "endpoint_id", "split"}
+
+
+def _synth_with(torch_build, tmp_path, **target_fields) -> Path:
+    from config.rollout import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["targets"][0].update(target_fields)
+    return synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state")
+
+
+def test_request_logging_creates_the_dataset_not_the_table(torch_build, tmp_path):
+    out = _synth_with(torch_build, tmp_path, request_logging={"sampling_rate": 0.25})
+    stack = stack_json(out, "dev-endpoint")
+    dataset = resource(stack, "google_bigquery_dataset", "request_logs")
+    assert {k: dataset[k] for k in ("dataset_id", "project", "location", "deletion_policy")} == {
+        "dataset_id": "landcover_torch_requests", "project": "acme-geo-dev", "location": "us-central1",
+        "deletion_policy": "ABANDON"}
+    assert "default_encryption_configuration" not in dataset
+    assert "google_bigquery_table" not in stack["resource"]
+    endpoint = resource(stack, "google_vertex_ai_endpoint", "endpoint")
+    assert endpoint["predict_request_response_logging_config"] == {
+        "enabled": True, "sampling_rate": 0.25,
+        "bigquery_destination": {"output_uri": "bq://acme-geo-dev.landcover_torch_requests.request_response_logging"}}
+    assert endpoint["depends_on"] == ["google_bigquery_dataset.request_logs"]
+    assert "predict_request_response_logging_config" not in resource(
+        stack_json(out, "prod-endpoint"), "google_vertex_ai_endpoint", "endpoint")
+
+
+def test_request_log_dataset_takes_the_targets_cmek(torch_build, tmp_path):
+    from config.rollout import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["targets"][1]["request_logging"] = {"sampling_rate": 1, "dataset": "ee_logs", "table": "prod_requests"}
+    out = synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state")
+    stack = stack_json(out, "prod-endpoint")
+    dataset = resource(stack, "google_bigquery_dataset", "request_logs")
+    assert dataset["default_encryption_configuration"] == {
+        "kms_key_name": "projects/acme-geo-prod/locations/europe-west4/keyRings/ml/cryptoKeys/models"}
+    assert resource(stack, "google_vertex_ai_endpoint", "endpoint")["predict_request_response_logging_config"][
+        "bigquery_destination"] == {"output_uri": "bq://acme-geo-prod.ee_logs.prod_requests"}
+
+
+def test_monitoring_is_off_by_default(torch_synth):
+    for target in ("dev", "prod"):
+        assert "google_monitoring_alert_policy" not in stack_json(torch_synth, f"{target}-endpoint")["resource"]
+
+
+def test_monitoring_one_alert_policy_with_error_ratio_and_p99(torch_build, tmp_path):
+    channel = "projects/acme-geo-dev/notificationChannels/123"
+    out = _synth_with(torch_build, tmp_path, monitoring={"enabled": True, "error_rate": 0.02, "p99_latency_ms": 800,
+                                                         "notification_channels": [channel]})
+    stack = stack_json(out, "dev-endpoint")
+    policy = only(stack, "google_monitoring_alert_policy")
+    endpoint_id = resource(stack, "google_vertex_ai_endpoint", "endpoint")["name"]
+    assert (policy["display_name"], policy["combiner"], policy["notification_channels"], policy["enabled"]) == (
+        "landcover-torch-dev endpoint errors and latency", "OR", [channel], True)
+    errors, latency = (c["condition_threshold"] for c in policy["conditions"])
+    where = (f'resource.type="aiplatform.googleapis.com/Endpoint" AND resource.label.endpoint_id="{endpoint_id}"')
+    assert errors["filter"] == (f'metric.type="aiplatform.googleapis.com/prediction/online/response_count" AND '
+                                f'{where} AND metric.label.response_code=starts_with("5")')
+    assert errors["denominator_filter"] == (
+        f'metric.type="aiplatform.googleapis.com/prediction/online/response_count" AND {where}')
+    assert errors["aggregations"] == errors["denominator_aggregations"] == [{
+        "alignment_period": "300s", "per_series_aligner": "ALIGN_RATE", "cross_series_reducer": "REDUCE_SUM",
+        "group_by_fields": ["resource.label.endpoint_id"]}]
+    assert (errors["comparison"], errors["threshold_value"], errors["duration"]) == ("COMPARISON_GT", 0.02, "300s")
+    assert latency["filter"] == (f'metric.type="aiplatform.googleapis.com/prediction/online/prediction_latencies" '
+                                 f'AND {where} AND metric.label.latency_type="total"')
+    assert latency["aggregations"] == [{
+        "alignment_period": "300s", "per_series_aligner": "ALIGN_PERCENTILE_99", "cross_series_reducer": "REDUCE_MAX",
+        "group_by_fields": ["metric.label.deployed_model_id"]}]
+    assert (latency["threshold_value"], "denominator_filter" in latency) == (800, False)
+    assert "condition_monitoring_query_language" not in json.dumps(policy)
+    # `review` lists them per target.
+    from plan.review import alert_policies
+
+    assert alert_policies(out, ["dev-endpoint", "dev-model", "prod-endpoint"]) == [
+        f"dev: alert policy 'landcover-torch-dev endpoint errors and latency': 5xx responses above 2.00%; "
+        f"p99 latency above 800 ms; notifies {channel}",
+        "prod: monitoring off (no alert policy; [targets.monitoring] enabled = true adds one)"]
+
+
+def test_resource_pool_is_created_and_the_deployment_shares_it(torch_build, tmp_path, monkeypatch):
+    monkeypatch.setenv("EEV_TODAY", "2026-12-01")
+    out = _synth_with(torch_build, tmp_path, resource_pool={"id": "ee-shared"},
+                      serving_image="us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest")
+    pool = resource(stack_json(out, "dev-endpoint"), "google_vertex_ai_deployment_resource_pool", "resource_pool")
+    assert attributes(pool) == {
+        "name": "ee-shared", "project": "acme-geo-dev", "region": "us-central1",
+        "dedicated_resources": {"machine_spec": {"machine_type": "n1-standard-4"}, "min_replica_count": 1,
+                                "max_replica_count": 2}}
+    deployment = attributes(only(stack_json(out, "dev-deployment"), "eevertex_deployment"))
+    assert deployment["shared_resources"] == "projects/acme-geo-dev/locations/us-central1/deploymentResourcePools/ee-shared"
+    assert not {"machine_type", "min_replica_count", "max_replica_count", "accelerator_type"} & set(deployment)
+
+
+def test_an_existing_resource_pool_is_only_named(torch_build, tmp_path, monkeypatch):
+    monkeypatch.setenv("EEV_TODAY", "2026-12-01")
+    out = _synth_with(torch_build, tmp_path, resource_pool={"id": "ee-shared", "create": False},
+                      serving_image="us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest")
+    assert "google_vertex_ai_deployment_resource_pool" not in stack_json(out, "dev-endpoint")["resource"]
+    assert only(stack_json(out, "dev-deployment"), "eevertex_deployment")["shared_resources"].endswith("/ee-shared")

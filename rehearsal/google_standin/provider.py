@@ -2,9 +2,12 @@
 
 Attribute names and kinds follow the google provider 8.x schema for what the stacks set
 (registry docs of google_storage_bucket, google_storage_bucket_object, google_vertex_ai_endpoint,
-google_artifact_registry_repository, google_artifact_registry_repository_iam_member and the
-data source google_project); REST calls follow the Cloud Storage JSON API, Vertex AI v1,
-Artifact Registry v1 and Cloud Resource Manager v1, as the real provider makes them.
+google_vertex_ai_deployment_resource_pool, google_artifact_registry_repository,
+google_artifact_registry_repository_iam_member, google_bigquery_dataset,
+google_monitoring_alert_policy and the data source google_project); REST calls follow the Cloud
+Storage JSON API, Vertex AI v1, Artifact Registry v1, Cloud Resource Manager v1, BigQuery v2 and
+Cloud Monitoring v3, as the real provider makes them. (The real provider's list blocks, such as
+an alert policy's `conditions`, are sets here: the framework has no list nesting.)
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ ENVIRONMENT = {"storage_custom_endpoint": "GOOGLE_STORAGE_CUSTOM_ENDPOINT",
                "vertex_ai_custom_endpoint": "GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT",
                "artifact_registry_custom_endpoint": "GOOGLE_ARTIFACT_REGISTRY_CUSTOM_ENDPOINT",
                "resource_manager_custom_endpoint": "GOOGLE_RESOURCE_MANAGER_CUSTOM_ENDPOINT",
+               "big_query_custom_endpoint": "GOOGLE_BIG_QUERY_CUSTOM_ENDPOINT",
+               "monitoring_custom_endpoint": "GOOGLE_MONITORING_CUSTOM_ENDPOINT",
                "project": "GOOGLE_PROJECT", "region": "GOOGLE_REGION", "access_token": "GOOGLE_OAUTH_ACCESS_TOKEN"}
 
 
@@ -60,8 +65,9 @@ class GoogleStandIn(Provider):
         return [ProjectData]
 
     def get_resources(self) -> list:
-        return [StorageBucket, StorageBucketObject, VertexAiEndpoint, ArtifactRegistryRepository,
-                ArtifactRegistryRepositoryIamMember]
+        return [StorageBucket, StorageBucketObject, VertexAiEndpoint, VertexAiDeploymentResourcePool,
+                ArtifactRegistryRepository, ArtifactRegistryRepositoryIamMember, BigqueryDataset,
+                MonitoringAlertPolicy]
 
     def call(self, method: str, url: str, *, body=None, data: bytes | None = None, params=None) -> dict | None:
         import requests
@@ -229,14 +235,38 @@ class VertexAiEndpoint(_Standin):
             attr("description", _S, kind="optional"), attr("location", _S, kind="required", replace=True),
             attr("region", _S, kind="optional", replace=True), attr("project", _S, kind="optional+computed", replace=True),
             attr("labels", Map(_S), kind="optional"), attr("id", _S, kind="computed"),
-        ], block_types=[_single("encryption_spec", attr("kms_key_name", _S, kind="required"))])
+        ], block_types=[_single("encryption_spec", attr("kms_key_name", _S, kind="required")),
+                        SingleBlock("predict_request_response_logging_config", Block(
+                            attributes=[attr("enabled", _B, kind="optional"),
+                                        attr("sampling_rate", Number(), kind="optional")],
+                            block_types=[_single("bigquery_destination", attr("output_uri", _S, kind="optional"))]))])
 
     def _path(self, state: dict) -> str:
         project = state.get("project") if known(state.get("project")) else self.provider.settings["project"]
         return f"projects/{project}/locations/{state['location']}/endpoints/{state['name']}"
 
+    @staticmethod
+    def _logging_to_api(config: dict | None) -> dict:
+        if not config:
+            return {}
+        rate = config.get("sampling_rate")
+        out = {"enabled": bool(config.get("enabled")), "samplingRate": None if rate is None else float(rate)}
+        if (config.get("bigquery_destination") or {}).get("output_uri"):
+            out["bigqueryDestination"] = {"outputUri": config["bigquery_destination"]["output_uri"]}
+        return {k: v for k, v in out.items() if v is not None}
+
+    @staticmethod
+    def _logging_from_api(found: dict, prior: dict) -> dict | None:
+        config = found.get("predictRequestResponseLoggingConfig")
+        if not config or (not config.get("enabled") and not prior.get("predict_request_response_logging_config")):
+            return None  # off, as a config without the block says
+        destination = config.get("bigqueryDestination")
+        return {"enabled": bool(config.get("enabled")), "sampling_rate": config.get("samplingRate"),
+                "bigquery_destination": {"output_uri": destination.get("outputUri")} if destination else None}
+
     def _state(self, found: dict, prior: dict) -> dict:
         return {**prior, "display_name": found.get("displayName"), "description": found.get("description"),
+                "predict_request_response_logging_config": self._logging_from_api(found, prior),
                 "labels": found.get("labels") or (prior.get("labels") if prior.get("labels") == {} else None),
                 "project": prior.get("project") if known(prior.get("project")) else self.provider.settings["project"],
                 "id": self._path(prior)}
@@ -248,6 +278,9 @@ class VertexAiEndpoint(_Standin):
                     "labels": planned.get("labels") or {}}
             if planned.get("encryption_spec"):
                 body["encryptionSpec"] = {"kmsKeyName": planned["encryption_spec"]["kms_key_name"]}
+            if planned.get("predict_request_response_logging_config"):
+                body["predictRequestResponseLoggingConfig"] = self._logging_to_api(
+                    planned["predict_request_response_logging_config"])
             op = self.provider.call("POST", self.provider.vertex(f"{parent}/endpoints"), body=body,
                                     params={"endpointId": planned["name"]})
             self.provider.wait(op)
@@ -262,9 +295,14 @@ class VertexAiEndpoint(_Standin):
 
     def _update(self, current, planned):
         mask = [api for key, api in (("display_name", "displayName"), ("description", "description"),
-                                     ("labels", "labels")) if planned.get(key) != current.get(key)]
+                                     ("labels", "labels"),
+                                     ("predict_request_response_logging_config", "predictRequestResponseLoggingConfig"))
+                if planned.get(key) != current.get(key)]
         body = {"displayName": planned["display_name"], "description": planned.get("description") or "",
-                "labels": planned.get("labels") or {}}
+                "labels": planned.get("labels") or {},
+                # Turned off: enabled false (resource_vertex_ai_endpoint.go sends the block as configured).
+                "predictRequestResponseLoggingConfig": self._logging_to_api(
+                    planned.get("predict_request_response_logging_config")) or {"enabled": False}}
         self.provider.call("PATCH", self.provider.vertex(self._path(current)), body=body,
                            params={"updateMask": ",".join(mask)})
         return self._state(self.provider.call("GET", self.provider.vertex(self._path(current))), planned)
@@ -280,7 +318,8 @@ class VertexAiEndpoint(_Standin):
             ctx.diagnostics.add_error(f"cannot import {id!r}", "Give projects/P/locations/L/endpoints/NAME.")
             return None
         project, location, name = match.groups()
-        prior = {"project": project, "location": location, "name": name, "region": None, "encryption_spec": None}
+        prior = {"project": project, "location": location, "name": name, "region": None, "encryption_spec": None,
+                 "predict_request_response_logging_config": None}
         found = self.run(ctx, self.provider.call, "GET", self.provider.vertex(self._path(prior)))
         if not found:
             ctx.diagnostics.add_error(f"cannot import {id!r}: no such endpoint", "")
@@ -510,3 +549,246 @@ class ProjectData(DataSource):
             return None
         return {**config, "project_id": project, "number": found["projectNumber"], "name": found.get("name"),
                 "id": f"projects/{project}"}
+
+
+def _camel_keys(value):
+    """A block's state (snake_case, nulls) as the API's JSON (camelCase, absent)."""
+    if isinstance(value, dict):
+        return {_camel(k): _camel_keys(v) for k, v in value.items() if v not in (None, [], {})}
+    if isinstance(value, list):
+        return [_camel_keys(v) for v in value]
+    return value
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def _snake_keys(value, template):
+    """The API's JSON back as a block's state, with the keys `template` (the planned state) has."""
+    if isinstance(template, dict):
+        value = value if isinstance(value, dict) else {}
+        return {k: _snake_keys(value.get(_camel(k)), t) for k, t in template.items()}
+    if isinstance(template, list) and template and isinstance(template[0], dict):
+        return [_snake_keys(v, template[0]) for v in (value or [])]
+    if template is None and isinstance(value, (dict, list)):
+        return _snake_all(value)
+    return value
+
+
+def _snake_all(value):
+    if isinstance(value, dict):
+        return {_snake(k): _snake_all(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snake_all(v) for v in value]
+    return value
+
+
+class VertexAiDeploymentResourcePool(_Standin):
+    """Every attribute forces a new pool (the real provider's schema: ForceNew throughout)."""
+
+    @classmethod
+    def get_name(cls):
+        return "vertex_ai_deployment_resource_pool"
+
+    @classmethod
+    def get_schema(cls):
+        _N = Number()
+        machine = _single("machine_spec", attr("machine_type", _S, kind="optional", replace=True),
+                          attr("accelerator_type", _S, kind="optional", replace=True),
+                          attr("accelerator_count", _N, kind="optional", replace=True))
+        metrics = SetBlock("autoscaling_metric_specs", Block(attributes=[
+            attr("metric_name", _S, kind="required", replace=True), attr("target", _N, kind="optional", replace=True)]))
+        return Schema(version=0, attributes=[
+            attr("name", _S, kind="required", replace=True), attr("region", _S, kind="optional+computed", replace=True),
+            attr("project", _S, kind="optional+computed", replace=True), attr("deletion_policy", _S, kind="optional"),
+            attr("id", _S, kind="computed"), attr("create_time", _S, kind="computed"),
+        ], block_types=[SingleBlock("dedicated_resources", Block(attributes=[
+            attr("min_replica_count", _N, kind="required", replace=True),
+            attr("max_replica_count", _N, kind="optional", replace=True)], block_types=[machine, metrics]))])
+
+    def _name(self, state: dict) -> str:
+        project = state.get("project") if known(state.get("project")) else self.provider.settings["project"]
+        region = state.get("region") if known(state.get("region")) else self.provider.settings["region"]
+        return f"projects/{project}/locations/{region}/deploymentResourcePools/{state['name']}"
+
+    def _state(self, found: dict, prior: dict) -> dict:
+        name = self._name(prior)
+        return {**prior, "project": name.split("/")[1], "region": name.split("/")[3], "id": name,
+                "create_time": found.get("createTime"),
+                "dedicated_resources": _snake_keys(found.get("dedicatedResources"), prior.get("dedicated_resources"))}
+
+    def create(self, ctx, planned):
+        def work():
+            parent = self._name(planned).rsplit("/deploymentResourcePools/", 1)[0]
+            body = {"deploymentResourcePoolId": planned["name"],
+                    "deploymentResourcePool": {"dedicatedResources": _camel_keys(planned.get("dedicated_resources"))}}
+            self.provider.wait(self.provider.call("POST", self.provider.vertex(f"{parent}/deploymentResourcePools"),
+                                                  body=body))
+            return self._state(self.provider.call("GET", self.provider.vertex(self._name(planned))), planned)
+        return self.run(ctx, work)
+
+    def read(self, ctx, current):
+        def work():
+            found = self.provider.call("GET", self.provider.vertex(self._name(current)))
+            return None if found is None else self._state(found, current)
+        return self.run(ctx, work)
+
+    def delete(self, ctx, current):
+        if current.get("deletion_policy") == "ABANDON":
+            return None
+
+        def work():
+            self.provider.wait(self.provider.call("DELETE", self.provider.vertex(self._name(current))))
+        return self.run(ctx, work)
+
+
+class BigqueryDataset(_Standin):
+    @classmethod
+    def get_name(cls):
+        return "bigquery_dataset"
+
+    @classmethod
+    def get_schema(cls):
+        return Schema(version=0, attributes=[
+            attr("dataset_id", _S, kind="required", replace=True), attr("project", _S, kind="optional+computed", replace=True),
+            attr("location", _S, kind="optional+computed", replace=True), attr("description", _S, kind="optional"),
+            attr("friendly_name", _S, kind="optional"), attr("labels", Map(_S), kind="optional"),
+            attr("delete_contents_on_destroy", _B, kind="optional"), attr("deletion_policy", _S, kind="optional"),
+            attr("id", _S, kind="computed"),
+            attr("etag", _S, kind="computed"), attr("self_link", _S, kind="computed"),
+            attr("creation_time", Number(), kind="computed"),
+        ], block_types=[_single("default_encryption_configuration", attr("kms_key_name", _S, kind="required"))])
+
+    def _path(self, state: dict) -> str:
+        project = state.get("project") if known(state.get("project")) else self.provider.settings["project"]
+        return f"projects/{project}/datasets/{state['dataset_id']}"
+
+    def _body(self, planned: dict) -> dict:
+        body = {"description": planned.get("description"), "friendlyName": planned.get("friendly_name"),
+                "labels": planned.get("labels") or {}}
+        key = planned.get("default_encryption_configuration")
+        body["defaultEncryptionConfiguration"] = {"kmsKeyName": key["kms_key_name"]} if key else None
+        return body
+
+    def _state(self, found: dict, prior: dict) -> dict:
+        key = (found.get("defaultEncryptionConfiguration") or {}).get("kmsKeyName")
+        return {**prior, "project": self._path(prior).split("/")[1], "location": found.get("location"),
+                "description": found.get("description"), "friendly_name": found.get("friendlyName"),
+                "labels": found.get("labels") or (prior.get("labels") if prior.get("labels") == {} else None),
+                "default_encryption_configuration": {"kms_key_name": key} if key else None,
+                "id": self._path(prior), "etag": found.get("etag"), "self_link": found.get("selfLink"),
+                "creation_time": int(found.get("creationTime") or 0)}
+
+    def create(self, ctx, planned):
+        def work():
+            project = self._path(planned).split("/")[1]
+            body = {**{k: v for k, v in self._body(planned).items() if v is not None},
+                    "datasetReference": {"datasetId": planned["dataset_id"], "projectId": project},
+                    "location": planned.get("location") if known(planned.get("location")) else "US"}
+            found = self.provider.call("POST", self.provider.endpoint("big_query_custom_endpoint",
+                                                                      f"projects/{project}/datasets"), body=body)
+            return self._state(found, planned)
+        return self.run(ctx, work)
+
+    def read(self, ctx, current):
+        def work():
+            found = self.provider.call("GET", self.provider.endpoint("big_query_custom_endpoint", self._path(current)))
+            return None if found is None else self._state(found, current)
+        return self.run(ctx, work)
+
+    def _update(self, current, planned):
+        found = self.provider.call("PATCH", self.provider.endpoint("big_query_custom_endpoint", self._path(current)),
+                                   body=self._body(planned))
+        return self._state(found, planned)
+
+    def delete(self, ctx, current):
+        if current.get("deletion_policy") == "ABANDON":
+            return None  # the dataset and its tables stay: only forgotten
+
+        def work():
+            self.provider.call("DELETE", self.provider.endpoint("big_query_custom_endpoint", self._path(current)),
+                               params={"deleteContents": "true" if current.get("delete_contents_on_destroy") else "false"})
+        return self.run(ctx, work)
+
+
+_AGGREGATION = Block(attributes=[attr("alignment_period", _S, kind="optional"),
+                                 attr("per_series_aligner", _S, kind="optional"),
+                                 attr("cross_series_reducer", _S, kind="optional"),
+                                 attr("group_by_fields", List(_S), kind="optional")])
+_THRESHOLD = SingleBlock("condition_threshold", Block(attributes=[
+    attr("filter", _S, kind="optional"), attr("denominator_filter", _S, kind="optional"),
+    attr("comparison", _S, kind="required"), attr("duration", _S, kind="required"),
+    attr("threshold_value", Number(), kind="optional"), attr("evaluation_missing_data", _S, kind="optional"),
+], block_types=[SetBlock("aggregations", _AGGREGATION), SetBlock("denominator_aggregations", _AGGREGATION),
+                _single("trigger", attr("count", Number(), kind="optional"), attr("percent", Number(), kind="optional"))]))
+
+
+class MonitoringAlertPolicy(_Standin):
+    """Conditions are stood in for as threshold conditions only (what the stacks declare)."""
+
+    @classmethod
+    def get_name(cls):
+        return "monitoring_alert_policy"
+
+    @classmethod
+    def get_schema(cls):
+        return Schema(version=0, attributes=[
+            attr("display_name", _S, kind="required"), attr("combiner", _S, kind="required"),
+            attr("enabled", _B, kind="optional"), attr("notification_channels", List(_S), kind="optional"),
+            attr("user_labels", Map(_S), kind="optional"), attr("severity", _S, kind="optional"),
+            attr("project", _S, kind="optional+computed", replace=True), attr("name", _S, kind="computed"),
+            attr("id", _S, kind="computed"),
+        ], block_types=[
+            SetBlock("conditions", Block(attributes=[attr("display_name", _S, kind="required")],
+                                         block_types=[_THRESHOLD])),
+            _single("documentation", attr("content", _S, kind="optional"), attr("mime_type", _S, kind="optional"),
+                    attr("subject", _S, kind="optional")),
+        ])
+
+    def _project(self, state: dict) -> str:
+        return state.get("project") if known(state.get("project")) else self.provider.settings["project"]
+
+    def _body(self, planned: dict) -> dict:
+        conditions = planned.get("conditions") or []
+        return _camel_keys({"display_name": planned["display_name"], "combiner": planned["combiner"],
+                            "enabled": planned.get("enabled") if planned.get("enabled") is not None else True,
+                            "notification_channels": planned.get("notification_channels"),
+                            "user_labels": planned.get("user_labels"), "severity": planned.get("severity"),
+                            "documentation": planned.get("documentation"), "conditions": conditions})
+
+    def _state(self, found: dict, prior: dict) -> dict:
+        planned = {c["display_name"]: c for c in prior.get("conditions") or []}
+        conditions = [_snake_keys({k: v for k, v in c.items() if k != "name"}, planned.get(c.get("displayName")))
+                      for c in found.get("conditions") or []] if planned else None
+        return {**prior, "project": self._project(prior), "name": found["name"], "id": found["name"],
+                "display_name": found.get("displayName"), "combiner": found.get("combiner"),
+                "enabled": found.get("enabled") if prior.get("enabled") is not None else prior.get("enabled"),
+                "notification_channels": found.get("notificationChannels") or prior.get("notification_channels"),
+                "user_labels": found.get("userLabels") or prior.get("user_labels"),
+                "conditions": conditions or prior.get("conditions")}
+
+    def create(self, ctx, planned):
+        def work():
+            found = self.provider.call("POST", self.provider.endpoint(
+                "monitoring_custom_endpoint", f"v3/projects/{self._project(planned)}/alertPolicies"),
+                body=self._body(planned))
+            return self._state(found, planned)
+        return self.run(ctx, work)
+
+    def read(self, ctx, current):
+        def work():
+            found = self.provider.call("GET", self.provider.endpoint("monitoring_custom_endpoint", f"v3/{current['name']}"))
+            return None if found is None else self._state(found, current)
+        return self.run(ctx, work)
+
+    def _update(self, current, planned):
+        mask = "displayName,combiner,enabled,notificationChannels,userLabels,severity,documentation,conditions"
+        found = self.provider.call("PATCH", self.provider.endpoint("monitoring_custom_endpoint", f"v3/{current['name']}"),
+                                   body=self._body(planned), params={"updateMask": mask})
+        return self._state(found, {**planned, "name": current["name"]})
+
+    def delete(self, ctx, current):
+        def work():
+            self.provider.call("DELETE", self.provider.endpoint("monitoring_custom_endpoint", f"v3/{current['name']}"))
+        return self.run(ctx, work)
