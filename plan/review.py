@@ -54,6 +54,12 @@ REASONS = {
     "delete_because_count_index": "count shrank",
     "delete_because_each_key": "its for_each key is gone",
 }
+# Settings the API cannot change on an existing object, said where they force a replacement.
+REPLACE_WHY = {
+    ("eevertex_deployment", "spot"): "Vertex AI cannot change spot on a deployed model: it deploys anew",
+    ("eevertex_deployment", "enable_access_logging"): (
+        "Vertex AI changes access logging only by undeploying and deploying again"),
+}
 SHORT_LINES = 8
 """Changed settings per resource in the printed summary; the files have all of them."""
 
@@ -222,6 +228,8 @@ def describe_change(change: dict) -> ResourceChange:
         details = _once(input_diff(_settings(before), _settings(after), unknown))
     replaced_by = [".".join(str(p) for p in path) if isinstance(path, list) else str(path)
                    for path in change.get("replace_paths", [])]
+    replaced_by = [f"{path} ({REPLACE_WHY[change.get('type'), path]})" if (change.get("type"), path) in REPLACE_WHY
+                   else path for path in replaced_by]
     if not replaced_by and change.get("action_reason") in REASONS:
         replaced_by = [REASONS[change["action_reason"]]]
     order = {("delete", "create"): "destroy, then create", ("create", "delete"): "create, then destroy"}

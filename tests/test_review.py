@@ -122,6 +122,37 @@ def test_summary_is_the_same_for_any_resource_type():
     ]
 
 
+def test_a_replacement_vertex_ai_forces_says_why():
+    """Spot and access logging cannot change on a deployed model: the replacement says so; the
+    in-place options show as changed settings."""
+    plan = {"resource_changes": [
+        {"address": "eevertex_deployment.current", "type": "eevertex_deployment", "change": {
+            "actions": ["create", "delete"],
+            "before": {"deployed_model_id": "1", "spot": None, "enable_access_logging": False},
+            "after": {"deployed_model_id": "2", "spot": True, "enable_access_logging": True}, "after_unknown": {}},
+         "replace_paths": [["deployed_model_id"], ["enable_access_logging"], ["spot"]]},
+        {"address": "eevertex_deployment.other", "type": "eevertex_deployment", "change": {
+            "actions": ["update"],
+            "before": {"required_replica_count": None, "autoscaling_cpu_utilization_target": 60,
+                       "disable_container_logging": False},
+            "after": {"required_replica_count": 1, "autoscaling_cpu_utilization_target": 75,
+                      "disable_container_logging": True}, "after_unknown": {}}},
+    ]}
+    lines = summarize_plan("dev-deployment", plan).lines
+    assert lines[1:] == [
+        "- update in place: `eevertex_deployment.other`",
+        "    - autoscaling_cpu_utilization_target: 60 -> 75",
+        "    - disable_container_logging: false -> true",
+        "    - required_replica_count: 1",
+        "- replace (create, then destroy): `eevertex_deployment.current`",
+        "    - deployed_model_id: \"1\" -> \"2\"",
+        "    - enable_access_logging: false -> true",
+        "    - spot: true",
+        "    - replaced because of: deployed_model_id, enable_access_logging (Vertex AI changes access logging only by "
+        "undeploying and deploying again), spot (Vertex AI cannot change spot on a deployed model: it deploys anew)",
+    ]
+
+
 def _other_config(torch_build, tmp_path, **target):
     """A config unlike the built-in one: other target names, no KMS key."""
     from config.rollout import parse_config
