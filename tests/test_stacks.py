@@ -596,3 +596,17 @@ def test_target_env_overrides_the_models_on_its_versions(torch_build, torch_synt
     assert model["version_alias"] != before["version_alias"]
     assert only(stack_json(out, "prod-model"), "eevertex_model") == only(stack_json(torch_synth, "prod-model"),
                                                                         "eevertex_model")
+
+
+def test_target_env_is_on_the_previous_version_too(torch_build, tmp_path):
+    """While a canary runs, the previous version keeps the target's env, so the version that
+    serves stays the one deployed."""
+    from config.rollout import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["model"]["previous"] = {"sha256": "ab" * 32}
+    data["targets"][0].update(traffic_percent=10, env={"EEV_EXTRA": "1"})
+    out = synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state")
+    envs = [m["container_env"] for m in of_type(stack_json(out, "dev-model"), "eevertex_model")]
+    assert envs == [{"EEV_EXTRA": "1", "EEV_TORCH_THREADS": "4"}] * 2
