@@ -228,10 +228,14 @@ def describe_change(change: dict) -> ResourceChange:
         details = _once(input_diff(_settings(before), _settings(after), unknown))
     replaced_by = [".".join(str(p) for p in path) if isinstance(path, list) else str(path)
                    for path in change.get("replace_paths", [])]
-    replaced_by = [f"{path} ({REPLACE_WHY[change.get('type'), path]})" if (change.get("type"), path) in REPLACE_WHY
-                   else path for path in replaced_by]
     if not replaced_by and change.get("action_reason") in REASONS:
         replaced_by = [REASONS[change["action_reason"]]]
+    # Our provider's plans carry no replace_paths: the settings known to force one are named anyway.
+    old_values, new_values = before or {}, after or {}
+    forced = sorted(key for kind, key in REPLACE_WHY if kind == change.get("type") and key not in unknown
+                    and old_values.get(key) != new_values.get(key))
+    replaced_by = [path for path in replaced_by if path not in forced]
+    replaced_by += [f"{key} ({REPLACE_WHY[change['type'], key]})" for key in forced]
     order = {("delete", "create"): "destroy, then create", ("create", "delete"): "create, then destroy"}
     return ResourceChange(action, change["address"], details, replaced_by if action == "replace" else [],
                           order.get(tuple(body["actions"]), ""))
