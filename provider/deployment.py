@@ -5,7 +5,7 @@ API (aiplatform_v1 EndpointService, REST v1): GetEndpoint `GET endpoints/E`, Dep
 (LRO; only replica counts (min, max, required), autoscaling_metric_specs and
 disable_container_logging are mutable: endpoint_service.py MutateDeployedModelRequest; spot and
 enable_access_logging are not: "To update the settings for access logs, you must undeploy your
-model, and then redeploy", https://cloud.google.com/vertex-ai/docs/predictions/online-prediction-logging),
+model, and then redeploy", https://cloud.google.com/ai-platform-unified/docs/predictions/online-prediction-logging),
 UndeployModel `POST endpoints/E:undeployModel` (LRO).
 """
 
