@@ -23,9 +23,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+# Earth Engine's default, and the most a shared public Vertex AI endpoint accepts (the
+# stacks create only those: config/rules.py max_payload_bytes).
 DEFAULT_MAX_PAYLOAD_BYTES = 1_500_000
-# Vertex AI: shared public endpoints refuse requests over 1.5 MB, dedicated ones over 10 MB.
-MAX_PAYLOAD_BYTES = 10_000_000
 MAX_TILE = 2048
 FLOAT_TEXT = 15
 # The bands of the built-in examples (build_hooks/examples.py; a test keeps them equal),

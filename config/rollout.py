@@ -147,6 +147,16 @@ def check_prebuilt_image(framework: str, uri: str, field: str = "serving_image")
     return image
 
 
+def check_env(env: dict[str, str]) -> dict[str, str]:
+    """Container environment variable names: what a shell and Vertex AI accept."""
+    for key in env:
+        if not ENV_NAME_RE.match(key):
+            raise ValueError(f"{key!r}: allowed: letters, digits and '_', not starting with a digit")
+        if key.startswith("AIP_"):
+            raise ValueError(f"{key!r}: names starting with AIP_ are reserved by Vertex AI; allowed: any other name")
+    return env
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -219,9 +229,11 @@ class ModelConfig(payload.TileSides, _Frozen):
     output_tile_size: StrictInt | None = Field(default=None, ge=1, le=4096)
     """`outputTileSize` (square): pixels a side of each answer; defaults to tile_size. The
     served model answers the centre output_tile_size of what the model computes."""
-    max_payload_bytes: StrictInt = Field(default=payload.DEFAULT_MAX_PAYLOAD_BYTES, ge=1, le=payload.MAX_PAYLOAD_BYTES)
-    """`maxPayloadBytes`: the largest request Earth Engine may send (1.5 MB on a shared
-    public Vertex AI endpoint, up to 10 MB on a dedicated one)."""
+    max_payload_bytes: StrictInt = Field(default=payload.DEFAULT_MAX_PAYLOAD_BYTES, ge=1,
+                                         le=rules.SHARED_ENDPOINT_MAX_PAYLOAD_BYTES)
+    """`maxPayloadBytes`: the largest request Earth Engine may send, at most 1,500,000 (what
+    the shared public Vertex AI endpoint the stacks create accepts; the 10 MB of dedicated and
+    private endpoints is refused with them, since Earth Engine cannot call those)."""
     input_bands: tuple[str, ...] = ()
     """The bands Earth Engine sends, in order; defaults to the built-in example's bands.
     Needed for the payload budget before anything is built."""
@@ -275,12 +287,7 @@ class ModelConfig(payload.TileSides, _Frozen):
     @field_validator("env")
     @classmethod
     def _env(cls, v: dict[str, str]) -> dict[str, str]:
-        for key in v:
-            if not ENV_NAME_RE.match(key):
-                raise ValueError(f"{key!r}: allowed: letters, digits and '_', not starting with a digit")
-            if key.startswith("AIP_"):
-                raise ValueError(f"{key!r}: names starting with AIP_ are reserved by Vertex AI")
-        return v
+        return check_env(v)
 
     @field_validator("tile_size")
     @classmethod
@@ -318,6 +325,14 @@ class ModelConfig(payload.TileSides, _Frozen):
                               or v <= 0):
             raise ValueError(f"{v!r}; allowed: metres per pixel, a number above 0 (e.g. 10 for Sentinel-2, "
                              "30 for Landsat)")
+        return v
+
+    @field_validator("max_payload_bytes", mode="before")
+    @classmethod
+    def _shared_endpoint_limit(cls, v):
+        # Before the bounds check, so the message names the source, not only the bound.
+        if isinstance(v, int) and not isinstance(v, bool) and v > rules.SHARED_ENDPOINT_MAX_PAYLOAD_BYTES:
+            _check(rules.max_payload_bytes(v))
         return v
 
     @field_validator("predict_route", "health_route")
@@ -573,6 +588,43 @@ class ResourcePoolConfig(_Frozen):
         return v
 
 
+# AutoscalingConfig's fields -> the metric each sets a target for.
+AUTOSCALING_FIELDS = dict(zip(("cpu_utilization", "accelerator_duty_cycle", "requests_per_minute"),
+                              rules.AUTOSCALING_METRICS))
+
+
+class AutoscalingConfig(_Frozen):
+    """`[targets.autoscaling]`: the targets Vertex AI scales replicas on, between min_replicas
+    and max_replicas (DeployedModel.dedicatedResources.autoscalingMetricSpecs); changed in
+    place (mutateDeployedModel). With accelerators, Vertex AI adds replicas when either the CPU
+    or the duty cycle is over its target, and removes them only when both are under."""
+
+    cpu_utilization: int | None = None
+    """Target CPU utilization in percent, 1-100 (unset: Vertex AI's default, 60)."""
+    accelerator_duty_cycle: int | None = None
+    """Target accelerator duty cycle in percent, 1-100 (unset: 60); only with accelerators."""
+    requests_per_minute: int | None = None
+    """Target requests per minute per replica (metric `.../prediction/online/request_count`);
+    unset: not scaled on requests."""
+
+    @field_validator("cpu_utilization", "accelerator_duty_cycle", "requests_per_minute", mode="before")
+    @classmethod
+    def _target(cls, v, info: ValidationInfo):
+        _check(None if v is None else rules.autoscaling_target(AUTOSCALING_FIELDS[info.field_name], v))
+        return v
+
+    def targets(self, accelerators: bool) -> dict[str, int | None]:
+        """eevertex_deployment's autoscaling attributes: the CPU target always, and the duty
+        cycle with accelerators, at Vertex AI's default when unset, so that removing a target
+        from the config sets it back to the default."""
+        default = rules.DEFAULT_AUTOSCALING_TARGET
+        return {
+            "autoscaling_cpu_utilization_target": self.cpu_utilization or default,
+            "autoscaling_accelerator_duty_cycle_target": (self.accelerator_duty_cycle or default) if accelerators else None,
+            "autoscaling_request_count_per_minute_target": self.requests_per_minute,
+        }
+
+
 class TargetConfig(_Frozen):
     """One Google Cloud project (dev, staging, prod, ...) the model is rolled out to."""
 
@@ -602,6 +654,26 @@ class TargetConfig(_Frozen):
     """Replicas always running."""
     max_replicas: StrictInt = Field(default=1, ge=1, le=rules.MAX_REPLICAS)
     """Upper bound for autoscaling."""
+    required_replicas: StrictInt | None = None
+    """Replicas that must be up for a deploy (or a replica change) to succeed, 1 to
+    min_replicas; Vertex AI keeps starting the rest (DedicatedResources.required_replica_count).
+    Unset: all min_replicas. Changed in place."""
+    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
+    """Autoscaling targets (CPU, accelerator duty cycle, requests per minute)."""
+    spot: StrictBool = False
+    """Run the replicas on Spot VMs (DedicatedResources.spot): cheaper, and Compute Engine may
+    stop them at any time. Vertex AI cannot change it on a deployed model: a change deploys anew."""
+    container_logging: StrictBool = True
+    """The serving container's stdout/stderr go to Cloud Logging (false sets the deployment's
+    disableContainerLogging). Changed in place."""
+    access_logging: StrictBool = False
+    """Vertex AI's online-prediction access logs (one Cloud Logging entry per request, with its
+    latency; DeployedModel.enableAccessLogging); not the bucket's access_log_bucket. Vertex AI
+    cannot change it on a deployed model: a change deploys anew."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Environment variables for this target's serving containers, over model.env (the same
+    name here wins). Part of the model version: a change uploads a new version (of the
+    previous artifact too, while a canary runs) and deploys it."""
     traffic_percent: StrictInt = Field(default=100, ge=0, le=100)
     """Share of the endpoint's traffic the current artifact gets; the rest goes to model.previous.
     A version with 0% is not deployed (0 rolls back to the previous artifact)."""
@@ -705,6 +777,22 @@ class TargetConfig(_Frozen):
         _check(rules.labels(v, reserved=rules.RESERVED_LABELS))
         return v
 
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        return check_env(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refused(cls, data):
+        """Endpoint kinds Earth Engine cannot call, refused by name with the reason (not as an
+        unknown field): config/rules.py REFUSED_TARGET_FIELDS."""
+        if isinstance(data, dict):
+            for key in data:
+                if key in rules.REFUSED_TARGET_FIELDS:
+                    raise FieldError(key, rules.REFUSED_TARGET_FIELDS[key])
+        return data
+
     @field_validator("kms_key")
     @classmethod
     def _kms_key(cls, v: str | None) -> str | None:
@@ -729,6 +817,9 @@ class TargetConfig(_Frozen):
         problem = rules.machine_spec(self.machine_type, self.accelerator_type, self.accelerator_count)
         if problem:
             raise FieldError(*problem)
+        _check_field("required_replicas", rules.required_replicas(self.required_replicas, self.min_replicas))
+        _check_field("autoscaling.accelerator_duty_cycle", rules.duty_cycle_needs_accelerator(
+            self.autoscaling.accelerator_duty_cycle, self.accelerator_count))
         adopting = self.adopt is not None and self.adopt.endpoint
         if self.endpoint_id is not None:
             _check_field("endpoint_id", rules.endpoint_id(self.endpoint_id, existing=adopting))
@@ -760,6 +851,15 @@ class TargetConfig(_Frozen):
                 "with kms_key: an endpoint and the pool it deploys into need the same encryption spec "
                 "(deployment_resource_pool.py DeploymentResourcePool.encryption_spec), and the google provider's "
                 "google_vertex_ai_deployment_resource_pool cannot set one; allowed: no kms_key, or no resource_pool"))
+        if self.resource_pool:
+            own = [name for name, set_ in (("spot", self.spot), ("required_replicas", self.required_replicas),
+                                           ("autoscaling", self.autoscaling != AutoscalingConfig())) if set_]
+            if own:
+                raise FieldError("resource_pool", (
+                    f"with {', '.join(own)}: a deployment in a shared pool runs on the pool's machines "
+                    "(DeployedModel.shared_resources, a oneof with dedicated_resources), and the google provider's "
+                    "google_vertex_ai_deployment_resource_pool takes neither spot nor required replicas; allowed: "
+                    "leave them unset with resource_pool, or no resource_pool"))
         if self.access_log_bucket == self.bucket:
             raise ValueError(
                 f"access_log_bucket is the artifact bucket {self.bucket!r}; "

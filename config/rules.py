@@ -20,7 +20,10 @@ with how many vCPUs); [types] = field docs in google-cloud-aiplatform's
 [labels] = Resource Manager, "Labels" requirements
 (https://cloud.google.com/resource-manager/docs/labels-overview#requirements) and Cloud
 Storage bucket labels (https://cloud.google.com/storage/docs/tags-and-labels); [bigquery] =
-gcloud 528's generated BigQuery v2 messages (`bigquery_v2_messages.py`).
+gcloud 528's generated BigQuery v2 messages (`bigquery_v2_messages.py`); [endpoints] =
+Vertex AI, "Choose an endpoint type"
+(https://cloud.google.com/vertex-ai/docs/predictions/choose-endpoint-type); [ee] =
+earthengine-api's python/ee/model.py `Model.fromVertexAi`.
 """
 
 from __future__ import annotations
@@ -209,6 +212,56 @@ def replicas(low, high) -> tuple[str, str] | None:
     return None
 
 
+def required_replicas(required, low) -> str | None:
+    """[types] machine_resources.py DedicatedResources.required_replica_count: the replicas that
+    must be available for a deploy or mutate to succeed, "only needed when partial deployment/
+    mutation is desired"; unset, it is min_replica_count. So 1 to the minimum: more would ask a
+    deployment to wait for replicas it is not promised."""
+    if required is None:
+        return None
+    if not isinstance(required, int) or isinstance(required, bool) or required < 1:
+        return f"{required!r}; allowed: a whole number from 1 to the minimum replica count"
+    if low is not None and required > low:
+        return f"{required} is more than the minimum replica count, {low}; allowed: 1 to {low}, or unset (all {low})"
+    return None
+
+
+# [types] machine_resources.py AutoscalingMetricSpec.metric_name ("Supported metrics ... For
+# Online Prediction") -> the attribute of eevertex_deployment that sets its target.
+AUTOSCALING_METRICS = {
+    "aiplatform.googleapis.com/prediction/online/cpu/utilization": "autoscaling_cpu_utilization_target",
+    "aiplatform.googleapis.com/prediction/online/accelerator/duty_cycle": "autoscaling_accelerator_duty_cycle_target",
+    "aiplatform.googleapis.com/prediction/online/request_count": "autoscaling_request_count_per_minute_target",
+}
+PERCENT_METRICS = tuple(list(AUTOSCALING_METRICS)[:2])
+# [types] DedicatedResources.autoscaling_metric_specs: "The default target value is 60 for both metrics".
+DEFAULT_AUTOSCALING_TARGET = 60
+MAX_REQUESTS_PER_MINUTE = 2**31 - 1  # AutoscalingMetricSpec.target is an int32
+
+
+def autoscaling_target(metric: str, value) -> str | None:
+    """[types] AutoscalingMetricSpec.target: "in percentage (1% - 100%)" for CPU utilization and
+    the accelerator duty cycle; for request_count a number of requests per minute per replica
+    (the SDK's `autoscaling_target_request_count_per_minute`), at least 1."""
+    if metric in PERCENT_METRICS:
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100:
+            return None
+        return f"{value!r}; allowed: a whole number from 1 to 100 (percent; Vertex AI's default {DEFAULT_AUTOSCALING_TARGET})"
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_REQUESTS_PER_MINUTE:
+        return None
+    return f"{value!r}; allowed: a whole number of requests per minute per replica, from 1 to {MAX_REQUESTS_PER_MINUTE}"
+
+
+def duty_cycle_needs_accelerator(duty_cycle, accelerator_count) -> str | None:
+    """[types] DedicatedResources.autoscaling_metric_specs: "If machine_spec.accelerator_count is 0,
+    the autoscaling will be based on CPU utilization metric only"."""
+    if duty_cycle is not None and not accelerator_count:
+        return (f"{duty_cycle!r} without accelerators: Vertex AI scales a machine without accelerators on CPU "
+                "utilization only (DedicatedResources.autoscaling_metric_specs); allowed: unset, or an "
+                "accelerator_type with accelerator_count >= 1")
+    return None
+
+
 # [labels] keys: 1-63 of lowercase letters, digits, '_' and '-', starting with a letter;
 # values: 0-63 of the same; at most 64 labels per resource. ([types] model.py Model.labels
 # allows 64 characters; Cloud Storage, which gets the same labels on the bucket, 63.)
@@ -360,6 +413,43 @@ def shared_resources(value, *, region: str | None = None) -> str | None:
     return None
 
 
+# -- what Earth Engine cannot use ----------------------------------------------------------
+
+# [endpoints]: requests up to 1.5 MB on a shared public endpoint, 10 MB on dedicated, Private
+# Service Connect and private ones. [ee]: `endpoint` is the endpoint's resource name (not a
+# URL), `maxPayloadBytes` "Defaults to 1.5MB (1500000 bytes.)".
+SHARED_ENDPOINT_MAX_PAYLOAD_BYTES = 1_500_000
+ENDPOINT_TYPES_PAGE = "https://cloud.google.com/vertex-ai/docs/predictions/choose-endpoint-type"
+_EE = ("Earth Engine's ee.Model.fromVertexAi takes the endpoint's resource name and calls it at "
+       "{region}-aiplatform.googleapis.com; allowed: leave it out (the stacks create a shared public endpoint)")
+REFUSED_TARGET_FIELDS = {
+    "dedicated_endpoint_enabled": (
+        "dedicated endpoints are refused: \"Once you enabled dedicated endpoint, you won't be able to send request "
+        "to the shared DNS {region}-aiplatform.googleapis.com\" (Vertex AI API, Endpoint.dedicated_endpoint_enabled; "
+        f"{ENDPOINT_TYPES_PAGE}), and {_EE}"),
+    "private_service_connect_config": (
+        "Private Service Connect endpoints are refused: they answer only inside the VPC networks connected to "
+        f"them (Vertex AI API, Endpoint.private_service_connect_config; {ENDPOINT_TYPES_PAGE}), and {_EE}"),
+    "network": (
+        "private endpoints (Private Service Access) are refused: they answer only inside the peered VPC network "
+        f"and have no traffic split (Vertex AI API, Endpoint.network; {ENDPOINT_TYPES_PAGE}), and {_EE}"),
+}
+REFUSED_TARGET_FIELDS["dedicated_endpoint"] = REFUSED_TARGET_FIELDS["dedicated_endpoint_enabled"]
+REFUSED_TARGET_FIELDS["private_service_connect"] = REFUSED_TARGET_FIELDS["private_service_connect_config"]
+REFUSED_TARGET_FIELDS["enable_private_service_connect"] = REFUSED_TARGET_FIELDS["private_service_connect_config"]
+
+
+def max_payload_bytes(value) -> str | None:
+    """Earth Engine's maxPayloadBytes on the shared public endpoint the stacks create."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= SHARED_ENDPOINT_MAX_PAYLOAD_BYTES:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > SHARED_ENDPOINT_MAX_PAYLOAD_BYTES:
+        return (f"{value:,} is over the 1.5 MB a shared public Vertex AI endpoint accepts ({ENDPOINT_TYPES_PAGE}: "
+                "10 MB only on dedicated and private endpoints, which Earth Engine cannot call, see "
+                "targets.dedicated_endpoint_enabled); allowed: a whole number from 1 to 1500000 (Earth Engine's default)")
+    return f"{value!r}; allowed: a whole number from 1 to {SHARED_ENDPOINT_MAX_PAYLOAD_BYTES}"
+
+
 # -- the table ------------------------------------------------------------------------------
 
 RULES = [
@@ -399,6 +489,16 @@ RULES = [
      "shared_resources names a pool in its endpoint's region, and then no machine or replicas of its own",
      "[types] deployment_resource_pool_service.py CreateDeploymentResourcePoolRequest, endpoint.py "
      "DeployedModel.prediction_resources (oneof)", "config, provider"),
+    ("required_replica_count: 1 to min_replica_count (unset: all of min)",
+     "[types] machine_resources.py DedicatedResources.required_replica_count", "config, provider"),
+    ("autoscaling targets: CPU utilization and accelerator duty cycle 1-100 percent (default 60), requests per "
+     "minute per replica >= 1; the duty cycle only with accelerators; one target per metric",
+     "[types] machine_resources.py AutoscalingMetricSpec, DedicatedResources.autoscaling_metric_specs",
+     "config, provider"),
+    ("refused, Earth Engine cannot call them: dedicated endpoints, Private Service Connect, private (network) "
+     "endpoints; max_payload_bytes above 1,500,000 (the shared public endpoint's limit)",
+     "[types] endpoint.py Endpoint.dedicated_endpoint_enabled, .network; [endpoints] Choose an endpoint type; "
+     "[ee] Model.fromVertexAi", "config"),
     ("numbers are whole numbers and booleans true/false: a string or a bool where a number belongs is refused",
      "TOML types; [types] (int32/int64 fields)", "config (StrictInt, StrictBool); provider (Terraform's types)"),
 ]

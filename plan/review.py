@@ -55,6 +55,12 @@ REASONS = {
     "delete_because_count_index": "count shrank",
     "delete_because_each_key": "its for_each key is gone",
 }
+# Settings the API cannot change on an existing object, said where they force a replacement.
+REPLACE_WHY = {
+    ("eevertex_deployment", "spot"): "Vertex AI cannot change spot on a deployed model: it deploys anew",
+    ("eevertex_deployment", "enable_access_logging"): (
+        "Vertex AI changes access logging only by undeploying and deploying again"),
+}
 SHORT_LINES = 8
 """Changed settings per resource in the printed summary; the files have all of them."""
 
@@ -225,6 +231,12 @@ def describe_change(change: dict) -> ResourceChange:
                    for path in change.get("replace_paths", [])]
     if not replaced_by and change.get("action_reason") in REASONS:
         replaced_by = [REASONS[change["action_reason"]]]
+    # Our provider's plans carry no replace_paths: the settings known to force one are named anyway.
+    old_values, new_values = before or {}, after or {}
+    forced = sorted(key for kind, key in REPLACE_WHY if kind == change.get("type") and key not in unknown
+                    and old_values.get(key) != new_values.get(key))
+    replaced_by = [path for path in replaced_by if path not in forced]
+    replaced_by += [f"{key} ({REPLACE_WHY[change['type'], key]})" for key in forced]
     order = {("delete", "create"): "destroy, then create", ("create", "delete"): "create, then destroy"}
     return ResourceChange(action, change["address"], details, replaced_by if action == "replace" else [],
                           order.get(tuple(body["actions"]), ""))

@@ -2,9 +2,11 @@
 
 API (aiplatform_v1 EndpointService, REST v1): GetEndpoint `GET endpoints/E`, DeployModel
 `POST endpoints/E:deployModel` (LRO), MutateDeployedModel `POST endpoints/E:mutateDeployedModel`
-(LRO; only replica counts, autoscaling_metric_specs and disable_container_logging are
-mutable: endpoint_service.py MutateDeployedModelRequest), UndeployModel
-`POST endpoints/E:undeployModel` (LRO).
+(LRO; only replica counts (min, max, required), autoscaling_metric_specs and
+disable_container_logging are mutable: endpoint_service.py MutateDeployedModelRequest; spot and
+enable_access_logging are not: "To update the settings for access logs, you must undeploy your
+model, and then redeploy", https://cloud.google.com/ai-platform-unified/docs/predictions/online-prediction-logging),
+UndeployModel `POST endpoints/E:undeployModel` (LRO).
 """
 
 from __future__ import annotations
@@ -35,18 +37,15 @@ from provider.common import (
     with_project,
 )
 
-# machine_resources.py AutoscalingMetricSpec.metric_name
-METRICS = {
-    "autoscaling_cpu_utilization_target": "aiplatform.googleapis.com/prediction/online/cpu/utilization",
-    "autoscaling_accelerator_duty_cycle_target": "aiplatform.googleapis.com/prediction/online/accelerator/duty_cycle",
-    "autoscaling_request_count_per_minute_target": "aiplatform.googleapis.com/prediction/online/request_count",
-}
+# attribute -> machine_resources.py AutoscalingMetricSpec.metric_name (config/rules.py)
+METRICS = {key: metric for metric, key in rules.AUTOSCALING_METRICS.items()}
 # machine_resources.py DedicatedResources.autoscaling_metric_specs: CPU utilization always counts,
 # the accelerator duty cycle when accelerator_count > 0; both default to a target of 60.
-DEFAULT_TARGET = 60
+DEFAULT_TARGET = rules.DEFAULT_AUTOSCALING_TARGET
 MUTABLE = {  # attribute -> MutateDeployedModel updateMask path
     "min_replica_count": "dedicatedResources.minReplicaCount",
     "max_replica_count": "dedicatedResources.maxReplicaCount",
+    "required_replica_count": "dedicatedResources.requiredReplicaCount",
     **{key: "dedicatedResources.autoscalingMetricSpecs" for key in METRICS},
     "disable_container_logging": "disableContainerLogging",
 }
@@ -55,7 +54,9 @@ FIELDS = {
     "acceleratorType": "accelerator_type", "acceleratorCount": "accelerator_count",
     "minReplicaCount": "min_replica_count", "maxReplicaCount": "max_replica_count",
     "autoscalingMetricSpecs": "autoscaling_cpu_utilization_target", "serviceAccount": "service_account",
-    "spot": "spot", "deployedModel.id": "deployed_model_id", "deployedModelId": "deployed_model_id",
+    "spot": "spot", "requiredReplicaCount": "required_replica_count",
+    "disableContainerLogging": "disable_container_logging", "enableAccessLogging": "enable_access_logging",
+    "deployedModel.id": "deployed_model_id", "deployedModelId": "deployed_model_id",
     "trafficSplit": "deployed_model_id", "artifactUri": "model", "modelVersionId": "model",
     "sharedResources": "shared_resources", "shared_resources": "shared_resources",
 }
@@ -78,17 +79,21 @@ _ATTRIBUTES = [
          doc="e.g. `n1-standard-4`; required unless `shared_resources` (the pool's machines serve then)."),
     attr("accelerator_type", _S, kind="optional", replace=True, doc="e.g. `NVIDIA_TESLA_T4`."),
     attr("accelerator_count", _N, kind="optional", replace=True),
-    attr("spot", _B, kind="optional", replace=True),
+    attr("spot", _B, kind="optional", replace=True,
+         doc="Spot VMs (DedicatedResources.spot). Not mutable in Vertex AI: a change deploys anew."),
     attr("min_replica_count", _N, kind="optional", doc="Required unless `shared_resources`. Updated in place "
                                                         "(mutateDeployedModel)."),
     attr("max_replica_count", _N, kind="optional", doc="Required unless `shared_resources`. Updated in place "
                                                         "(mutateDeployedModel)."),
+    attr("required_replica_count", _N, kind="optional",
+         doc="Replicas that must be available for the deploy or mutate to succeed, 1 to min_replica_count; "
+             "unset: min_replica_count (DedicatedResources.required_replica_count). Updated in place."),
     attr("autoscaling_cpu_utilization_target", _N, kind="optional+computed",
          doc=f"Percent; Vertex AI's default {DEFAULT_TARGET}. Updated in place."),
     attr("autoscaling_accelerator_duty_cycle_target", _N, kind="optional+computed",
          doc=f"Percent; Vertex AI's default {DEFAULT_TARGET} with accelerators. Updated in place."),
-    attr("autoscaling_request_count_per_minute_target", _N, kind="optional+computed",
-         doc="Requests per minute per replica. Updated in place."),
+    attr("autoscaling_request_count_per_minute_target", _N, kind="optional",
+         doc="Requests per minute per replica; unset: not scaled on requests. Updated in place."),
     attr("service_account", _S, kind="optional+computed", replace=True),
     attr("disable_container_logging", _B, kind="optional+computed", doc="Updated in place."),
     attr("enable_access_logging", _B, kind="optional+computed", replace=True,
@@ -133,6 +138,8 @@ def to_api(state: State) -> dict:
         resources["autoscalingMetricSpecs"] = specs
     if state.get("spot"):
         resources["spot"] = True
+    if known(state.get("required_replica_count")) and state["required_replica_count"]:
+        resources["requiredReplicaCount"] = int(state["required_replica_count"])
     deployed: dict = {"id": state["deployed_model_id"], "model": state["model"], "dedicatedResources": resources}
     return _common_to_api(state, deployed)
 
@@ -177,6 +184,7 @@ def from_api(deployed: dict, prior: State, model: str) -> State:
         "spot": bool(resources.get("spot")) or (False if prior.get("spot") is False else None),
         "min_replica_count": int(resources.get("minReplicaCount") or 0),
         "max_replica_count": int(resources.get("maxReplicaCount") or resources.get("minReplicaCount") or 0),
+        "required_replica_count": _int(resources.get("requiredReplicaCount") or None),
         "autoscaling_cpu_utilization_target": int(targets.get(METRICS["autoscaling_cpu_utilization_target"],
                                                               DEFAULT_TARGET)),
         "autoscaling_accelerator_duty_cycle_target": _int(targets.get(
@@ -259,17 +267,15 @@ class Deployment(ProviderResource):
         problem = rules.replicas(low if known(low) else None, high if known(high) else None)
         if problem:
             rule(diags, f"{problem[0]}_replica_count", problem[1])
-        for key in METRICS:
-            value = config.get(key)
-            limit = 100 if key != "autoscaling_request_count_per_minute_target" else None
-            if known(value) and (not isinstance(value, int) or value < 1 or (limit and value > limit)):
-                diags.add_error(f"{key}: {value!r}; allowed: a whole number from 1 to {limit or 'any'}", "",
-                                path=[key])
+        required = config.get("required_replica_count")
+        if known(required):
+            rule(diags, "required_replica_count", rules.required_replicas(required, low if known(low) else None))
+        for key, metric in METRICS.items():
+            if known(config.get(key)):
+                rule(diags, key, rules.autoscaling_target(metric, config[key]))
         duty, count = config.get("autoscaling_accelerator_duty_cycle_target"), config.get("accelerator_count")
-        if known(duty) and not (known(count) and count):
-            diags.add_error("autoscaling_accelerator_duty_cycle_target: set, but accelerator_count is 0; allowed: "
-                            "only with accelerators (machine_resources.py DedicatedResources.autoscaling_metric_specs)",
-                            "", path=["autoscaling_accelerator_duty_cycle_target"])
+        if known(duty) and count is not Unknown:
+            rule(diags, "autoscaling_accelerator_duty_cycle_target", rules.duty_cycle_needs_accelerator(duty, count))
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
         """Only updates come here (the framework plans creates itself, Terraform replans a
@@ -429,10 +435,11 @@ class Deployment(ProviderResource):
                 if current.get("shared_resources"):
                     del deployed["dedicatedResources"]  # the oneof: a pool's deployment has none
                 for path in mask:
+                    # A field left out of the body is cleared (no metric specs, no required count).
                     section, _, field = path.rpartition(".")
-                    if section:
+                    if section and field in full[section]:
                         deployed[section][field] = full[section][field]
-                    else:
+                    elif not section:
                         deployed[field] = full[field]
                 what = f"update deployed model {current['deployed_model_id']} on {name} ({', '.join(changed)})"
                 self.client.operation("POST", f"{name}:mutateDeployedModel", what,

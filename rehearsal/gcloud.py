@@ -73,7 +73,8 @@ def deployments(state: dict) -> list[dict]:
             found.append({
                 "model.artifactUri": version.get("artifactUri", "").rstrip("/") + "/",
                 "model.containerSpec": _without_empty(version.get("containerSpec", {})),
-                "deployedModel.dedicatedResources": _without_empty(deployed.get("dedicatedResources", {})),
+                "deployedModel.dedicatedResources": _without_empty(_without_default_targets(
+                    deployed.get("dedicatedResources", {}))),
                 "deployedModel.serviceAccount": deployed.get("serviceAccount", ""),
                 "endpoint.trafficSplit": endpoint.get("trafficSplit", {}).get(deployed["id"], 0),
             })
@@ -95,6 +96,18 @@ def parity(gcloud_state: dict, stacks_state: dict) -> list[str]:
             if flat_g.get(key) != flat_s.get(key):
                 differences.append(f"deployment {index}: {key}: gcloud {flat_g.get(key)!r}, stacks {flat_s.get(key)!r}")
     return differences
+
+
+def _without_default_targets(resources: dict) -> dict:
+    """The stacks state the CPU (and duty cycle) target even at Vertex AI's default, 60, which
+    gcloud leaves out; the two mean the same (machine_resources.py DedicatedResources
+    .autoscaling_metric_specs: "The default target value is 60 for both metrics")."""
+    from config import rules
+
+    specs = [spec for spec in resources.get("autoscalingMetricSpecs") or []
+             if not (spec.get("metricName") in rules.PERCENT_METRICS
+                     and spec.get("target", rules.DEFAULT_AUTOSCALING_TARGET) == rules.DEFAULT_AUTOSCALING_TARGET)]
+    return {**resources, "autoscalingMetricSpecs": specs}
 
 
 def _without_empty(value):

@@ -59,7 +59,8 @@ tests/test_vertex_emulator.py unless named.
 | deploymentResourcePools: create (an operation) with deploymentResourcePoolId `[a-z]([a-z0-9-]{0,61}[a-z0-9])?` and dedicatedResources.machineSpec; get, list, queryDeployedModels, delete (refused while models are deployed in it) | [types] deployment_resource_pool_service.py, deployment_resource_pool.py | test_shared_pool_rules |
 | predictRequestResponseLoggingConfig (create, or patch with its mask path): samplingRate in (0, 1]; outputUri `bq://project[.dataset[.table]]`, at most 2000 characters; the dataset must exist and the table must not; Vertex AI creates the table | [types] endpoint.py PredictRequestResponseLoggingConfig, io.py BigQueryDestination | test_request_response_logging_rules |
 | undeployModel: a model that still has traffic is undeployed only if trafficSplit unassigns it; the last one leaves the split empty | [types] endpoint_service.py UndeployModelRequest.traffic_split | test_undeploy_with_traffic_refused |
-| mutateDeployedModel: updateMask required; only min/max/requiredReplicaCount, autoscalingMetricSpecs, disableContainerLogging | [types] endpoint_service.py MutateDeployedModelRequest | test_mutate_mask |
+| mutateDeployedModel: updateMask required; only min/max/requiredReplicaCount, autoscalingMetricSpecs, disableContainerLogging (not spot, machineSpec, enableAccessLogging) | [types] endpoint_service.py MutateDeployedModelRequest | test_mutate_mask |
+| deployModel and mutateDeployedModel: autoscalingMetricSpecs metricName one of `.../prediction/online/cpu/utilization`, `.../accelerator/duty_cycle`, `.../request_count`, at most one per metric; target 1-100 for the two utilizations (absent: 60), >= 1 requests per minute for request_count; the duty cycle only with acceleratorCount > 0 (not documented as refused: refused here); requiredReplicaCount 0 to minReplicaCount (above it not documented as refused: refused here); spot, disableContainerLogging, enableAccessLogging are bools; false/0 left out of what is read back (proto3 JSON) | [types] machine_resources.py DedicatedResources, AutoscalingMetricSpec; endpoint.py DeployedModel | test_dedicated_resources_rules |
 | deleteEndpoint with deployed models: 400 FAILED_PRECONDITION | [sdk] Endpoint.delete(force=...) ("undeployed first") | test_delete_endpoint_with_models_refused |
 | predict body over 1.5 MB (1,500,000 bytes): 400 INVALID_ARGUMENT | Vertex AI quotas (public endpoint: 1.5 MB); Earth Engine `maxPayloadBytes` default 1,500,000 (shared/EARTH_ENGINE.md) | test_predict_over_1_5_mb_refused |
 | predict response: predictions, deployedModelId, model, modelVersionId, modelDisplayName | [types] prediction_service.py PredictResponse | rehearsal.scenario, rehearsal.gcloud |
@@ -136,6 +137,16 @@ CO_HOSTING_DOC = "https://cloud.google.com/vertex-ai/docs/predictions/model-co-h
 LOGGING_SCHEMA = [{"name": n, "type": t} for n, t in (
     ("endpoint", "STRING"), ("deployed_model_id", "STRING"), ("logging_time", "TIMESTAMP"),
     ("request_id", "NUMERIC"), ("request_payload", "STRING"), ("response_payload", "STRING"))]
+# [types] machine_resources.py AutoscalingMetricSpec.metric_name: the supported metrics for
+# online prediction; the first two are utilizations in percent ("1% - 100%").
+AUTOSCALING_METRICS = (
+    "aiplatform.googleapis.com/prediction/online/cpu/utilization",
+    "aiplatform.googleapis.com/prediction/online/accelerator/duty_cycle",
+    "aiplatform.googleapis.com/prediction/online/request_count",
+)
+# Proto3 JSON leaves out fields at their default; a DeployedModel read back has none of these
+# when they are false or 0.
+DEFAULT_VALUED = {"spot": False, "requiredReplicaCount": 0}
 SPLIT_SUMMARY = "allowed: deployed-model IDs of this endpoint, each 0-100, summing to 100 (or an empty map)"
 
 
@@ -188,6 +199,48 @@ def check_split(split: dict, deployed_ids: set[str], field: str) -> dict[str, in
     if split and sum(split.values()) != 100:
         raise ApiError("INVALID_ARGUMENT", f"{field} must add up to 100, got {sum(split.values())}; {SPLIT_SUMMARY}")
     return split
+
+
+def check_dedicated(resources: dict, field: str) -> None:
+    """DedicatedResources' rules beyond the replica bounds, for deployModel and mutateDeployedModel
+    ([types] machine_resources.py DedicatedResources, AutoscalingMetricSpec); normalizes the
+    fields at their default away, as a read returns them."""
+    if "spot" in resources and not isinstance(resources["spot"], bool):
+        raise ApiError("INVALID_ARGUMENT", f"{field}.spot: {resources['spot']!r} is not a bool")
+    required = resources.get("requiredReplicaCount", 0)
+    if not isinstance(required, int) or isinstance(required, bool) or required < 0:
+        raise ApiError("INVALID_ARGUMENT", f"{field}.required_replica_count: {required!r} must be >= 0")
+    # "If not set, the default required_replica_count will be min_replica_count": more than the
+    # minimum is not documented as refused; refused here, as the config and the provider do.
+    if required > resources["minReplicaCount"]:
+        raise ApiError("INVALID_ARGUMENT", f"{field}.required_replica_count ({required}) must be <= "
+                                           f"min_replica_count ({resources['minReplicaCount']}).")
+    seen = set()
+    accelerators = int((resources.get("machineSpec") or {}).get("acceleratorCount") or 0)
+    for index, spec in enumerate(resources.get("autoscalingMetricSpecs") or []):
+        where = f"{field}.autoscaling_metric_specs[{index}]"
+        metric = spec.get("metricName") if isinstance(spec, dict) else None
+        if metric not in AUTOSCALING_METRICS:
+            raise ApiError("INVALID_ARGUMENT", f"{where}.metric_name {metric!r} is not supported; allowed: "
+                                               f"{', '.join(AUTOSCALING_METRICS)}")
+        if metric in seen:
+            # DedicatedResources.autoscaling_metric_specs: "At most one entry is allowed per metric."
+            raise ApiError("INVALID_ARGUMENT", f"{where}: a second entry for {metric}; at most one per metric")
+        seen.add(metric)
+        target = spec.get("target", 60)
+        percent = metric != AUTOSCALING_METRICS[2]
+        if not isinstance(target, int) or isinstance(target, bool) or target < 1 or (percent and target > 100):
+            allowed = "1-100 (percent)" if percent else "requests per minute per replica, >= 1"
+            raise ApiError("INVALID_ARGUMENT", f"{where}.target {target!r}; allowed: {allowed}")
+        if metric == AUTOSCALING_METRICS[1] and not accelerators:
+            # "If machine_spec.accelerator_count is 0, the autoscaling will be based on CPU utilization
+            # metric only": whether Vertex AI refuses or ignores the spec is not documented; refused here.
+            raise ApiError("INVALID_ARGUMENT", f"{where}: {metric} needs machine_spec.accelerator_count > 0")
+    if not resources.get("autoscalingMetricSpecs"):
+        resources.pop("autoscalingMetricSpecs", None)
+    for key, default in DEFAULT_VALUED.items():
+        if key in resources and resources[key] == default:
+            del resources[key]
 
 
 # -- model servers -------------------------------------------------------------------------
@@ -740,7 +793,7 @@ class Emulator:
         machine["machineType"] = machine.get("machineType") or DEFAULT_MACHINE_TYPE
         low = int(resources.get("minReplicaCount") or 0)
         if low < 1:
-            raise ApiError("INVALID_ARGUMENT", "dedicated_resources.min_replica_count must be >= 1.")
+            raise ApiError("INVALID_ARGUMENT", "deployed_model.dedicated_resources.min_replica_count must be >= 1.")
         high = int(resources.get("maxReplicaCount") or low)
         if high < low:
             raise ApiError("INVALID_ARGUMENT", f"dedicated_resources.max_replica_count ({high}) must be >= "
@@ -882,6 +935,12 @@ class Emulator:
             raise ApiError("INVALID_ARGUMENT", "deployed_model.dedicated_resources is required for this model.")
         else:
             self._check_dedicated(resources)
+            check_dedicated(resources, "deployed_model.dedicated_resources")
+        for key in ("disableContainerLogging", "enableAccessLogging"):
+            if key in deployed and not isinstance(deployed[key], bool):
+                raise ApiError("INVALID_ARGUMENT", f"deployed_model.{snake(key)}: {deployed[key]!r} is not a bool")
+            if deployed.get(key) is False:
+                del deployed[key]
         if deployed.get("id") not in (None, ""):
             deployed_id = str(deployed["id"])
             if not DEPLOYED_MODEL_ID.fullmatch(deployed_id):
@@ -984,9 +1043,13 @@ class Emulator:
         if low < 1 or high < low:
             raise ApiError("INVALID_ARGUMENT", f"replica counts {low}-{high}: allowed: 1 <= min_replica_count <= "
                                                "max_replica_count")
+        check_dedicated(resources, "deployed_model.dedicated_resources")
         record["dedicatedResources"] = resources
         if "disable_container_logging" in mask:
-            record["disableContainerLogging"] = bool(wanted.get("disableContainerLogging"))
+            if wanted.get("disableContainerLogging"):
+                record["disableContainerLogging"] = True
+            else:
+                record.pop("disableContainerLogging", None)
         self._touch(endpoint)
         self.count("mutateDeployedModel", endpoint["name"], record["id"])
         return self.operation(endpoint["name"], "MutateDeployedModel",

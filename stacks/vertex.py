@@ -237,10 +237,10 @@ class Model(_EeVertexResource):
 class Deployment(_EeVertexResource):
     """`eevertex_deployment`: one model version deployed on an endpoint.
 
-    Replicas, autoscaling targets and logging change in place (mutateDeployedModel);
-    model, machine, accelerator, service account or pool -> a new deployment, created before
-    the old one is undeployed. In a shared pool (`shared_resources`) the pool brings the
-    machines and replicas: leave those unset."""
+    Replicas (min, max, required), autoscaling targets and container logging change in
+    place (mutateDeployedModel); model, machine, accelerator, service account, spot, access
+    logging or pool -> a new deployment, created before the old one is undeployed. In a shared
+    pool (`shared_resources`) the pool brings the machines and replicas: leave those unset."""
 
     TYPE = "eevertex_deployment"
     SCHEMA = {
@@ -256,6 +256,7 @@ class Deployment(_EeVertexResource):
         "spot": "bool",
         "min_replica_count": "number",
         "max_replica_count": "number",
+        "required_replica_count": "number",
         "autoscaling_cpu_utilization_target": "number",
         "autoscaling_accelerator_duty_cycle_target": "number",
         "autoscaling_request_count_per_minute_target": "number",
@@ -282,6 +283,7 @@ class Deployment(_EeVertexResource):
         accelerator_type: str | None = None,
         accelerator_count: int | None = None,
         spot: bool | None = None,
+        required_replica_count: int | None = None,
         autoscaling_cpu_utilization_target: int | None = None,
         autoscaling_accelerator_duty_cycle_target: int | None = None,
         autoscaling_request_count_per_minute_target: int | None = None,

@@ -308,6 +308,14 @@ class DeploymentSpec:
     service_account: str | None
     shared_resources: str | None = None
     """`projects/P/locations/R/deploymentResourcePools/ID` (config `resource_pool`)."""
+    required_replica_count: int | None = None
+    spot: bool | None = None
+    """True, or None (left out: an unset spot and `false` are one deployment)."""
+    autoscaling_cpu_utilization_target: int | None = None
+    autoscaling_accelerator_duty_cycle_target: int | None = None
+    autoscaling_request_count_per_minute_target: int | None = None
+    disable_container_logging: bool | None = None
+    enable_access_logging: bool | None = None
 
     def attributes(self) -> dict:
         return _attributes(self, ("resource_id", "artifact_sha256", "import_id"))
@@ -418,7 +426,9 @@ def _model_version(
     spec = rollout.own_image(target)
     predict_route = spec.predict_route if own else model.predict_route
     health_route = spec.health_route if own else model.health_route
-    env = model.env if prior is None or prior.env is None else prior.env
+    # The target's env over the model's, on every version the target keeps (the previous one
+    # too, so that its version stays the one deployed while the target's env is unchanged).
+    env = {**(model.env if prior is None or prior.env is None else prior.env), **target.env}
     grpc = model.grpc if prior is None or prior.grpc is None else prior.grpc
     container = {
         "image_uri": image,
@@ -480,12 +490,15 @@ def _deployment(model_name: str, target: TargetConfig, version: ModelVersion, en
     adopted = version.import_id is not None and target.adopt.deployed_model_id is not None
     # Vertex AI cannot rename a deployed model (MutateDeployedModelRequest's mask has no
     # display_name): an adopted deployment keeps the name it has (unset: the provider keeps it).
+    # What Vertex AI cannot change on a deployed model makes a new deployment, so a new ID;
+    # spot and access logging count only when set, so the IDs of deployments without them stay.
+    not_mutable = [version.version_name, machine_spec, target.service_account]
+    not_mutable += [{"spot": True}] if target.spot else []
+    not_mutable += [{"access_logging": True}] if target.access_logging else []
     if adopted:
         deployed_id = target.adopt.deployed_model_id
     else:
-        deployed_id = naming.deployed_model_id(
-            endpoint_name, json.dumps([version.version_name, machine_spec, target.service_account])
-        )
+        deployed_id = naming.deployed_model_id(endpoint_name, json.dumps(not_mutable))
     return DeploymentSpec(
         resource_id=f"deployment_{version.version_alias.replace('-', '_')}",
         artifact_sha256=version.artifact_sha256,
@@ -503,6 +516,11 @@ def _deployment(model_name: str, target: TargetConfig, version: ModelVersion, en
         min_replica_count=None if pool else target.min_replicas,
         max_replica_count=None if pool else target.max_replicas,
         service_account=target.service_account,
+        required_replica_count=None if pool else target.required_replicas,
+        spot=True if target.spot and not pool else None,
+        **({} if pool else target.autoscaling.targets(accelerators=bool(target.accelerator_count))),
+        disable_container_logging=not target.container_logging,
+        enable_access_logging=target.access_logging,
         shared_resources=pool,
     )
 

@@ -210,6 +210,32 @@ BROKEN = [
     ("pool with kms", target(resource_pool={"id": "ee-pool"},
                              kms_key="projects/acme-geo-dev/locations/us-central1/keyRings/r/cryptoKeys/k"),
      "targets.0.resource_pool", "no kms_key"),
+    # deploy options: [types] DedicatedResources, AutoscalingMetricSpec, DeployedModel
+    ("spot 'true'", target(spot="true"), "targets.0.spot", "true or false"),
+    ("required 0", target(required_replicas=0), "targets.0.required_replicas",
+     "a whole number from 1 to the minimum replica count"),
+    ("required > min", target(required_replicas=2), "targets.0.required_replicas", "allowed: 1 to 1, or unset"),
+    ("cpu target 101", target(autoscaling={"cpu_utilization": 101}), "targets.0.autoscaling.cpu_utilization",
+     "a whole number from 1 to 100 (percent"),
+    ("cpu target '70'", target(autoscaling={"cpu_utilization": "70"}), "targets.0.autoscaling.cpu_utilization",
+     "a whole number from 1 to 100"),
+    ("duty cycle on CPU", target(autoscaling={"accelerator_duty_cycle": 70}),
+     "targets.0.autoscaling.accelerator_duty_cycle", "an accelerator_type with accelerator_count >= 1"),
+    ("duty cycle 0", target(autoscaling={"accelerator_duty_cycle": 0}), "targets.0.autoscaling.accelerator_duty_cycle",
+     "a whole number from 1 to 100"),
+    ("requests 0", target(autoscaling={"requests_per_minute": 0}), "targets.0.autoscaling.requests_per_minute",
+     "requests per minute per replica, from 1"),
+    ("container_logging 'off'", target(container_logging="off"), "targets.0.container_logging", "true or false"),
+    ("access_logging 1", target(access_logging=1), "targets.0.access_logging", "true or false"),
+    ("target env AIP_", target(env={"AIP_MODE": "x"}), "targets.0.env", "reserved by Vertex AI"),
+    # what Earth Engine cannot call: [endpoints], [ee]
+    ("dedicated endpoint", target(dedicated_endpoint_enabled=True), "targets.0.dedicated_endpoint_enabled",
+     "choose-endpoint-type"),
+    ("private service connect", target(private_service_connect_config={"enable_private_service_connect": True}),
+     "targets.0.private_service_connect_config", "leave it out"),
+    ("private network", target(network="projects/1/global/networks/vpc"), "targets.0.network", "leave it out"),
+    ("payload 10 MB", model(max_payload_bytes=10_000_000), "model.max_payload_bytes",
+     "a whole number from 1 to 1500000"),
 ]
 
 

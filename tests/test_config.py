@@ -76,6 +76,25 @@ BAD_VALUES = [
     ("pytorch", "target", "predict_scope", "folder", "targets.0.predict_scope", "'endpoint' or 'project'"),
     ("pytorch", "target", "name", "Dev", "targets.0.name", "a-z, 0-9 and '-'"),
     ("pytorch", "target", "colour", "blue", "targets.0.colour", "unknown field"),
+    ("pytorch", "target", "spot", 1, "targets.0.spot", "true or false"),
+    ("pytorch", "target", "required_replicas", 3, "targets.0.required_replicas", "allowed: 1 to 1, or unset (all 1)"),
+    ("pytorch", "target", "autoscaling", {"cpu_utilization": 0}, "targets.0.autoscaling.cpu_utilization",
+     "allowed: a whole number from 1 to 100 (percent; Vertex AI's default 60)"),
+    ("pytorch", "target", "autoscaling", {"requests_per_minute": 2.5}, "targets.0.autoscaling.requests_per_minute",
+     "allowed: a whole number of requests per minute per replica"),
+    ("pytorch", "target", "autoscaling", {"accelerator_duty_cycle": 50}, "targets.0.autoscaling.accelerator_duty_cycle",
+     "allowed: unset, or an accelerator_type with accelerator_count >= 1"),
+    ("pytorch", "target", "container_logging", "no", "targets.0.container_logging", "true or false"),
+    ("pytorch", "target", "access_logging", "yes", "targets.0.access_logging", "true or false"),
+    ("pytorch", "target", "env", {"1X": "1"}, "targets.0.env", "not starting with a digit"),
+    ("pytorch", "target", "dedicated_endpoint_enabled", True, "targets.0.dedicated_endpoint_enabled",
+     "Endpoint.dedicated_endpoint_enabled; https://cloud.google.com/vertex-ai/docs/predictions/choose-endpoint-type"),
+    ("pytorch", "target", "private_service_connect_config", {"enable_private_service_connect": True},
+     "targets.0.private_service_connect_config", "allowed: leave it out (the stacks create a shared public endpoint)"),
+    ("pytorch", "target", "network", "projects/1/global/networks/v", "targets.0.network", "Endpoint.network"),
+    ("pytorch", "model", "max_payload_bytes", 1_500_001, "model.max_payload_bytes",
+     "over the 1.5 MB a shared public Vertex AI endpoint accepts (https://cloud.google.com/vertex-ai/docs/predictions/"
+     "choose-endpoint-type"),
     ("pytorch", "model", "payload_format", "GRPC_TF_TENSORS", "model", "allowed: ND_ARRAYS, RAW_JSON"),
     ("pytorch", "model", "payload_format", "SERIALIZED_TF_TENSORS", "model", "allowed: ND_ARRAYS, RAW_JSON"),
     ("pytorch", "model", "payload_format", "PICKLE", "model.payload_format", "'SERIALIZED_TF_TENSORS'"),
@@ -299,3 +318,22 @@ def test_unreadable_config(tmp_path):
     broken.write_text("[model\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(broken)
+
+
+def test_deploy_options_default_to_vertex_ais():
+    target = load_config(ROOT / "rollout.toml").targets[0]
+    assert (target.spot, target.required_replicas, target.container_logging, target.access_logging, target.env) == (
+        False, None, True, False, {})
+    assert target.autoscaling.targets(accelerators=False) == {
+        "autoscaling_cpu_utilization_target": 60, "autoscaling_accelerator_duty_cycle_target": None,
+        "autoscaling_request_count_per_minute_target": None}
+    assert target.autoscaling.targets(accelerators=True)["autoscaling_accelerator_duty_cycle_target"] == 60
+
+
+def test_duty_cycle_target_with_an_accelerator():
+    data = gpu_prod()
+    data["targets"][1]["autoscaling"] = {"accelerator_duty_cycle": 80, "cpu_utilization": 70, "requests_per_minute": 900}
+    autoscaling = parse_config(data).targets[1].autoscaling
+    assert autoscaling.targets(accelerators=True) == {
+        "autoscaling_cpu_utilization_target": 70, "autoscaling_accelerator_duty_cycle_target": 80,
+        "autoscaling_request_count_per_minute_target": 900}

@@ -48,6 +48,19 @@ def test_parity_names_each_differing_field():
     assert parity(state(), empty) == ["gcloud made 1 deployment(s), the stacks 0"]
 
 
+def test_parity_takes_a_target_at_vertex_ais_default_for_none():
+    """The stacks state the CPU target at 60, Vertex AI's default, which gcloud leaves out."""
+    cpu = "aiplatform.googleapis.com/prediction/online/cpu/utilization"
+    stacks = copy.deepcopy(state())
+    resources = stacks["endpoints"][ENDPOINT]["deployedModels"][0]["dedicatedResources"]
+    resources["autoscalingMetricSpecs"] = [{"metricName": cpu, "target": 60}]
+    assert parity(state(), stacks) == []
+    resources["autoscalingMetricSpecs"] = [{"metricName": cpu, "target": 70}]
+    assert parity(state(), stacks) == [
+        "deployment 0: deployedModel.dedicatedResources.autoscalingMetricSpecs: gcloud None, stacks "
+        f"[{{'metricName': '{cpu}', 'target': 70}}]"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(gcloud_missing() is not None, reason=str(gcloud_missing()))
 def test_gcloud_commands_and_parity(tmp_path, monkeypatch):

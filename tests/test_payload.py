@@ -42,12 +42,16 @@ def test_builtin_configs_fit(path):
     assert size <= 1_500_000
 
 
-def test_dedicated_endpoint_limit_admits_larger_tiles():
+def test_more_than_a_shared_endpoint_takes_is_refused_naming_the_source():
+    """The stacks create a shared public endpoint (Earth Engine cannot call dedicated or private
+    ones), which refuses requests over 1.5 MB: the 10 MB of a dedicated endpoint is not on offer."""
     data = example_data("pytorch")
+    data["model"]["max_payload_bytes"] = 1_500_000
+    assert parse_config(data).model.max_payload_bytes == 1_500_000
     data["model"].update(tile_size=256, max_payload_bytes=10_000_000)
-    assert parse_config(data).model.tile_size == 256
-    data["model"]["max_payload_bytes"] = 10_000_001
-    with pytest.raises(ConfigError, match="max_payload_bytes"):
+    with pytest.raises(ConfigError, match=r"model.max_payload_bytes: 10,000,000 is over the 1.5 MB a shared public "
+                                          r"Vertex AI endpoint accepts \(https://cloud.google.com/vertex-ai/docs/"
+                                          r"predictions/choose-endpoint-type"):
         parse_config(data)
 
 

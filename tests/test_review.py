@@ -57,6 +57,58 @@ def test_review_shows_what_a_change_does(torch_build, tmp_path, monkeypatch):
     assert (tmp_path / "review/changed/summary.md").read_text() == text
 
 
+def test_deploy_options_rehearsed_and_reviewed(torch_build, tmp_path, monkeypatch):
+    """The config's deploy options through the stacks and our provider onto the emulated Vertex
+    AI; then a changed autoscaling target (in place) and access logging (a new deployment, the
+    review says why), applied, and nothing left to change."""
+    from rehearsal.emulators import Emulators
+    from rehearsal.rollout import Progress, Rollout, provider_python
+
+    if not provider_python().exists():
+        pytest.skip("set $EEV_PROVIDER_PYTHON to the provider's virtualenv python (`nox -s tests` does)")
+    data = example_data("pytorch")
+    data["model"]["artifact_dir"] = str(torch_build[0].artifact_dir)
+    data["targets"] = data["targets"][:1]
+    data["targets"][0].update(min_replicas=2, max_replicas=3, required_replicas=1, spot=True, container_logging=False,
+                              autoscaling={"cpu_utilization": 70, "requests_per_minute": 600})
+    cpu = "aiplatform.googleapis.com/prediction/online/cpu/utilization"
+    with Emulators(tmp_path / "emulators", serving=False) as emulators:
+        rollout = Rollout(data, tmp_path, emulators, Progress(out=lambda *_: None), config_path=tmp_path / "rollout.toml")
+        rollout.synth(data)
+        rollout.provision("dev")
+        rollout.apply("dev")
+        (endpoint,) = emulators.state()["endpoints"].values()
+        (deployed,) = endpoint["deployedModels"]
+        assert deployed["dedicatedResources"]["spot"] is True
+        assert deployed["dedicatedResources"]["requiredReplicaCount"] == 1
+        assert deployed["dedicatedResources"]["autoscalingMetricSpecs"] == [
+            {"metricName": cpu, "target": 70},
+            {"metricName": "aiplatform.googleapis.com/prediction/online/request_count", "target": 600}]
+        assert deployed["disableContainerLogging"] is True and "enableAccessLogging" not in deployed
+        monkeypatch.setenv("TF_CLI_CONFIG_FILE", rollout.terraform.env["TF_CLI_CONFIG_FILE"])
+        stack_dir = rollout.stack_dir("dev-deployment")
+        assert review_stack(stack_dir, tmp_path / "review" / "applied").lines == [
+            "No changes: the deployed state matches this config."]
+
+        data["targets"][0].update(access_logging=True, autoscaling={"cpu_utilization": 80, "requests_per_minute": 600})
+        rollout.synth(data)
+        review = review_stack(stack_dir, tmp_path / "review" / "changed")
+        text = review.markdown()
+        assert review.lines[0] == "Plan: 1 to update in place, 1 to replace."
+        assert "    - autoscaling_cpu_utilization_target: 70 -> 80" in text
+        assert "    - enable_access_logging: false -> true" in text
+        assert ("enable_access_logging (Vertex AI changes access logging only by undeploying and deploying again)"
+                in text)
+        rollout.apply("dev")
+        (endpoint,) = emulators.state()["endpoints"].values()
+        (deployed,) = endpoint["deployedModels"]
+        assert deployed["enableAccessLogging"] is True
+        assert deployed["dedicatedResources"]["autoscalingMetricSpecs"][0] == {"metricName": cpu, "target": 80}
+        assert endpoint["trafficSplit"] == {deployed["id"]: 100}
+        assert review_stack(stack_dir, tmp_path / "review" / "again").lines == [
+            "No changes: the deployed state matches this config."]
+
+
 def parse(data, tmp_path):
     from config.rollout import parse_config
 
@@ -141,6 +193,44 @@ def test_review_lists_each_targets_earth_engine_call(torch_build, torch_synth, t
     data["model"].update(projection=None, scale=None)
     unset = synth(parse_config(data, config.path), manifest, tmp_path / "cdktf.out", tmp_path / "state")
     assert warnings(unset) == [f"dev: {PROJECTION_WARNING}", f"prod: {PROJECTION_WARNING}"]
+
+
+def test_a_replacement_vertex_ai_forces_says_why():
+    """Spot and access logging cannot change on a deployed model: the replacement says so; the
+    in-place options show as changed settings."""
+    plan = {"resource_changes": [
+        {"address": "eevertex_deployment.current", "type": "eevertex_deployment", "change": {
+            "actions": ["create", "delete"],
+            "before": {"deployed_model_id": "1", "spot": None, "enable_access_logging": False},
+            "after": {"deployed_model_id": "2", "spot": True, "enable_access_logging": True}, "after_unknown": {}},
+         "replace_paths": [["deployed_model_id"], ["enable_access_logging"], ["spot"]]},
+        {"address": "eevertex_deployment.other", "type": "eevertex_deployment", "change": {
+            "actions": ["update"],
+            "before": {"required_replica_count": None, "autoscaling_cpu_utilization_target": 60,
+                       "disable_container_logging": False},
+            "after": {"required_replica_count": 1, "autoscaling_cpu_utilization_target": 75,
+                      "disable_container_logging": True}, "after_unknown": {}}},
+    ]}
+    lines = summarize_plan("dev-deployment", plan).lines
+    assert lines[1:] == [
+        "- update in place: `eevertex_deployment.other`",
+        "    - autoscaling_cpu_utilization_target: 60 -> 75",
+        "    - disable_container_logging: false -> true",
+        "    - required_replica_count: 1",
+        "- replace (create, then destroy): `eevertex_deployment.current`",
+        "    - deployed_model_id: \"1\" -> \"2\"",
+        "    - enable_access_logging: false -> true",
+        "    - spot: true",
+        "    - replaced because of: deployed_model_id, enable_access_logging (Vertex AI changes access logging only by "
+        "undeploying and deploying again), spot (Vertex AI cannot change spot on a deployed model: it deploys anew)",
+    ]
+    # Our provider's plans carry Terraform's reason but no replace_paths: the setting is named all the same.
+    plan["resource_changes"][0].pop("replace_paths")
+    plan["resource_changes"][0]["action_reason"] = "replace_because_cannot_update"
+    plan["resource_changes"][0]["change"]["after"]["enable_access_logging"] = False
+    assert summarize_plan("dev-deployment", plan).lines[-1] == (
+        "    - replaced because of: a changed setting cannot be updated in place, spot (Vertex AI cannot change spot "
+        "on a deployed model: it deploys anew)")
 
 
 def _other_config(torch_build, tmp_path, **target):

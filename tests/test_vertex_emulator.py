@@ -555,3 +555,46 @@ def test_alert_policy_rules(api):
     assert patched["displayName"] == "renamed" and patched["conditions"] == created["conditions"]
     assert requests.delete(f"{api.url}/monitoring/v3/{created['name']}", timeout=30).status_code == 200
     assert requests.get(f"{api.url}/monitoring/v3/{created['name']}", timeout=30).status_code == 404
+
+
+def test_dedicated_resources_rules(api):
+    endpoint, model = api.endpoint(), api.upload()["model"]
+    cpu = "aiplatform.googleapis.com/prediction/online/cpu/utilization"
+    duty = "aiplatform.googleapis.com/prediction/online/accelerator/duty_cycle"
+    requests_ = "aiplatform.googleapis.com/prediction/online/request_count"
+    bad = [
+        ({"autoscalingMetricSpecs": [{"metricName": "prometheus.googleapis.com/x", "target": 5}]}, "is not supported"),
+        ({"autoscalingMetricSpecs": [{"metricName": cpu, "target": 101}]}, "allowed: 1-100"),
+        ({"autoscalingMetricSpecs": [{"metricName": cpu, "target": 0}]}, "allowed: 1-100"),
+        ({"autoscalingMetricSpecs": [{"metricName": cpu, "target": 70}, {"metricName": cpu, "target": 80}]},
+         "at most one per metric"),
+        ({"autoscalingMetricSpecs": [{"metricName": duty, "target": 70}]}, "needs machine_spec.accelerator_count"),
+        ({"autoscalingMetricSpecs": [{"metricName": requests_, "target": 0}]}, "requests per minute"),
+        ({"requiredReplicaCount": 2}, "must be <= min_replica_count (1)"),
+        ({"spot": "yes"}, "is not a bool"),
+    ]
+    for resources, message in bad:
+        assert message in api.refused("INVALID_ARGUMENT", "POST", f"{endpoint}:deployModel", {
+            "deployedModel": {"model": model, "dedicatedResources": {
+                "machineSpec": {"machineType": "n1-standard-4"}, "minReplicaCount": 1, **resources}}})
+    deployed = api.deploy(endpoint, model, {"0": 100}, minReplicaCount=2, spot=False, requiredReplicaCount=1,
+                          autoscalingMetricSpecs=[{"metricName": requests_, "target": 900},
+                                                  {"metricName": cpu, "target": 70}])
+    # Read back as Vertex AI's JSON has it: a false spot is left out.
+    resources = api.ok("GET", endpoint)["deployedModels"][0]["dedicatedResources"]
+    assert "spot" not in resources and resources["requiredReplicaCount"] == 1
+    # mutateDeployedModel checks the result by the same rules; a masked field left out is cleared.
+    mask = "dedicatedResources.requiredReplicaCount,dedicatedResources.autoscalingMetricSpecs"
+    assert "must be <= min_replica_count" in api.refused(
+        "INVALID_ARGUMENT", "POST", f"{endpoint}:mutateDeployedModel",
+        {"deployedModel": {"id": deployed["id"], "dedicatedResources": {"requiredReplicaCount": 3}}}, updateMask=mask)
+    api.done("POST", f"{endpoint}:mutateDeployedModel",
+             {"deployedModel": {"id": deployed["id"], "dedicatedResources": {}}}, updateMask=mask)
+    resources = api.ok("GET", endpoint)["deployedModels"][0]["dedicatedResources"]
+    assert "requiredReplicaCount" not in resources and "autoscalingMetricSpecs" not in resources
+    assert "cannot be mutated" in api.refused(
+        "INVALID_ARGUMENT", "POST", f"{endpoint}:mutateDeployedModel",
+        {"deployedModel": {"id": deployed["id"], "dedicatedResources": {"spot": True}}}, updateMask="dedicatedResources.spot")
+    assert "cannot be mutated" in api.refused(
+        "INVALID_ARGUMENT", "POST", f"{endpoint}:mutateDeployedModel",
+        {"deployedModel": {"id": deployed["id"], "enableAccessLogging": True}}, updateMask="enableAccessLogging")
