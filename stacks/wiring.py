@@ -170,6 +170,8 @@ class VertexProviderConfig:
     api_endpoint: str | None = None
     credentials: str | None = None
     registry_endpoint: str | None = None
+    storage_endpoint: str | None = None
+    """Where the provider reads golden tiles (Cloud Storage's JSON API); the rehearsal's GCS emulator."""
     allow_unlisted_regions: bool | None = None
     """Set for a target with `allow_unlisted_region`: the provider checks regions against the same list."""
 
@@ -270,6 +272,10 @@ class DeploymentConfig:
     deployments: tuple[DeploymentSpec, ...]
     split: dict[str, int]
     """The endpoint's whole traffic split: deployed-model ID -> percent, summing to 100."""
+    verification: dict[str, str]
+    """Deployed-model ID of the current artifact -> its golden tile in the bucket
+    (`gs://BUCKET/PREFIX/golden.json#sha256=HEX`), checked when it takes traffic. Not for an
+    adopted deployment: it served before the stacks knew it."""
     traffic_import_id: str | None
     provider: VertexProviderConfig
     backend: Backend
@@ -547,6 +553,9 @@ def target_stacks(
         endpoint_id=endpoint_id,
         deployments=tuple(d for d, _ in deployments),
         split={d.deployed_model_id: percent for d, percent in deployments},
+        verification={
+            d.deployed_model_id: f"gs://{target.bucket}/{prefix}/{GOLDEN_NAME}#sha256={manifest.golden_sha256}"
+            for d, _ in deployments if d.artifact_sha256 == manifest.sha256 and not d.import_id},
         traffic_import_id=(
             f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}" if adopted else None
         ),
