@@ -119,8 +119,9 @@ def test_savedmodel_is_byte_identical_across_builds(tf_build, tmp_path):
     # TensorFlow Serving's layout, <base>/<version>/, with its warm-up request.
     assert [f.path for f in second.files] == [
         "1/assets.extra/tf_serving_warmup_requests", "1/fingerprint.pb", "1/saved_model.pb",
-        "1/variables/variables.data-00000-of-00001", "1/variables/variables.index",
+        "1/variables/variables.data-00000-of-00001", "1/variables/variables.index", "golden.json",
     ]
+    assert second.golden_sha256 == first.golden_sha256
 
 
 def test_rebuild_with_unchanged_inputs_rewrites_nothing(torch_build):
