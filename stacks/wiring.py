@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from build_hooks.manifest import Manifest, ManifestError, ServingImage, read_manifest
+from build_hooks.manifest import GOLDEN_NAME, Manifest, ManifestError, ServingImage, read_manifest
 from config import payload
 from config.images import registry_host
 from config.rollout import GRPC_PORT, ConfigError, RolloutConfig, TargetConfig
@@ -555,7 +555,8 @@ def target_stacks(
         split={d.deployed_model_id: percent for d, percent in deployments},
         verification={
             d.deployed_model_id: f"gs://{target.bucket}/{prefix}/{GOLDEN_NAME}#sha256={manifest.golden_sha256}"
-            for d, _ in deployments if d.artifact_sha256 == manifest.sha256 and not d.import_id},
+            for d, _ in deployments
+            if target.verify_promotion and d.artifact_sha256 == manifest.sha256 and not d.import_id},
         traffic_import_id=(
             f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}" if adopted else None
         ),

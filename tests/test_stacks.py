@@ -84,6 +84,7 @@ def test_artifact_objects_are_content_addressed_and_kept(torch_build, torch_synt
     objects = stack_json(torch_synth, "dev-bucket")["resource"]["google_storage_bucket_object"]
     assert sorted((o["name"], o["deletion_policy"]) for o in objects.values()) == [
         (f"models/landcover-torch/{manifest.sha256}/ee_contract.json", "ABANDON"),
+        (f"models/landcover-torch/{manifest.sha256}/golden.json", "ABANDON"),
         (f"models/landcover-torch/{manifest.sha256}/model.pt2", "ABANDON"),
     ]
     program = next(o for o in objects.values() if o["name"].endswith("model.pt2"))
