@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import copy
 import json
+import re
 import shutil
 import sys
 import tomllib
@@ -211,9 +212,21 @@ def _verified_canary(data: dict, config_path: Path, workdir: Path, emulators: Em
         wrong_answers = loop.served.count(broken_id)
         progress.note(f"{len(loop.served)} Earth Engine requests during the apply, none failed; {wrong_answers} "
                       "answered by the broken canary while it was checked, before the split went back")
-    report.facts.update(broken_canary_error=said[said.index("Verification failed"):][:600],
+    summary = re.search(r"Verification failed: .*? does not answer its golden tile", said).group(0)
+    difference = re.search(r"band '.*?not promoted\.", said).group(0)
+    report.facts.update(broken_canary_error=summary, broken_canary_difference=difference,
                         broken_canary_split=split, broken_canary_requests=len(loop.served),
                         broken_canary_answers=wrong_answers, broken_canary_failed_requests=len(loop.failures))
+
+    # Rolled back (traffic_percent = 0) the refused deployment goes: its version can go next.
+    back = canary(NEXT_VERSION_LABEL)
+    back["targets"][0]["traffic_percent"] = 0
+    rollout.synth(back)
+    with progress.step(f"{head}: roll back the refused canary (0%): its deployment is undeployed"):
+        with PredictLoop(earth_engine, endpoint, {old_id: want_first}) as loop:
+            rollout.apply_stack(head, "deployment")
+        check(not loop.failures, f"{len(loop.failures)} Earth Engine request(s) failed: {loop.failures[:3]}")
+        check(rollout.deployed(head) == {old_id: 100}, f"after the roll back: {rollout.deployed(head)}")
 
     # The correct canary (a new artifact, its files as built): checked, promoted.
     fixed = rollout.synth(canary(FIXED_VERSION_LABEL))
