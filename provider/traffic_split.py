@@ -140,8 +140,7 @@ class TrafficSplit(ProviderResource):
                     f"split names deployed model(s) {', '.join(missing)}, not deployed on {name}",
                     f"Deployed there: {', '.join(sorted(deployed)) or 'nothing'}.", path=["split"])
                 return None
-            previous = {k: int(v) for k, v in (endpoint.get("trafficSplit") or {}).items()}
-            current = {k: v for k, v in previous.items() if v}
+            current = {k: int(v) for k, v in (endpoint.get("trafficSplit") or {}).items() if int(v)}
             if current != {k: v for k, v in split.items() if v}:
                 log(f"{name}: traffic split {current} -> {split}")
                 self.client.request("PATCH", name, body={"trafficSplit": split},
@@ -192,12 +191,16 @@ class TrafficSplit(ProviderResource):
                   problem: str) -> None:
         back = {k: v for k, v in before.items() if v}
         try:
-            if back != {k: v for k, v in split.items() if v}:
+            if back == {k: v for k, v in split.items() if v}:
+                # The only deployment of an endpoint takes 100% as it is deployed (DeployModelRequest
+                # traffic_split): there is nothing else to serve.
+                outcome = f"the traffic split stays {back}: nothing else was serving to go back to"
+            else:
                 # Not bounded by the apply's timeouts: serving goes back whatever time is left.
                 with self.client.deadline(None, "verification"):
                     self.client.request("PATCH", name, body={"trafficSplit": back},
                                         params={"updateMask": "trafficSplit"}, what=f"put back traffic split of {name}")
-            outcome = f"the traffic split is back to {back or 'empty (nothing served before)'}"
+                outcome = f"the traffic split is back to {back or 'empty (nothing served before)'}"
         except VertexError as error:
             outcome = f"putting the traffic split back to {back} FAILED ({error}); set it by hand"
         log(f"{name}: verification of deployed model {deployed_id} failed: {problem}; {outcome}")

@@ -81,8 +81,9 @@ def model(alias: str, artifact: str) -> dict:
             "lifecycle": {"create_before_destroy": True}}
 
 
-def apply_config(ws: Workspace, served, golden, *, split: dict, verification: dict, ok: bool = True):
-    deployments = {f"d{d}": {"project": PROJECT, "region": REGION, "endpoint_id": ENDPOINT_ID,
+def apply_config(ws: Workspace, served, golden, *, split: dict, verification: dict, ok: bool = True,
+                 endpoint_id: str = ENDPOINT_ID):
+    deployments = {f"d{d}": {"project": PROJECT, "region": REGION, "endpoint_id": endpoint_id,
                              "model": f"${{eevertex_model.m{d}.id}}", "deployed_model_id": d,
                              "machine_type": "n1-standard-4", "min_replica_count": 1, "max_replica_count": 1,
                              "lifecycle": {"create_before_destroy": True}} for d in split}
@@ -90,7 +91,7 @@ def apply_config(ws: Workspace, served, golden, *, split: dict, verification: di
         "eevertex_model": {f"m{d}": model(f"a-keras-{d}", golden["artifact"]) for d in split},
         "eevertex_deployment": deployments,
         "eevertex_traffic_split": {"t": {
-            "project": PROJECT, "region": REGION, "endpoint_id": ENDPOINT_ID, "split": split,
+            "project": PROJECT, "region": REGION, "endpoint_id": endpoint_id, "split": split,
             "verification": verification, "depends_on": [f"eevertex_deployment.{name}" for name in deployments]}},
     }
     ws.write(resources, provider={"api_endpoint": served.vertex_url, "credentials": "none",
@@ -101,8 +102,8 @@ def apply_config(ws: Workspace, served, golden, *, split: dict, verification: di
     return ws.tf("apply", "-input=false", "-no-color", "-auto-approve", ok=ok)
 
 
-def served_split(served) -> dict:
-    status, body = http_json(f"{served.vertex_url}/v1/{ENDPOINT}")
+def served_split(served, endpoint: str = ENDPOINT) -> dict:
+    status, body = http_json(f"{served.vertex_url}/v1/{endpoint}")
     assert status == 200, body
     return body.get("trafficSplit") or {}
 
@@ -154,3 +155,20 @@ def test_malformed_reference_is_a_plan_error(workspace, served, golden):
     error = workspace.plan_error()
     assert ("verification: 301 = 'gs://acme-dev-golden/keras/golden.json'; allowed: gs://BUCKET/OBJECT#sha256="
             in " ".join(error.split()))
+
+
+def test_first_deployment_answering_wrongly_is_not_promoted(served, golden, provider_cli_config, tmp_path):
+    """The only deployment of an endpoint serves all of it as it is deployed (Vertex AI): there
+    is nothing to go back to, so the apply fails and says so; the split resource is not created."""
+    endpoint_id = "612345678"
+    status, body = http_json(f"{served.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints"
+                             f"?endpointId={endpoint_id}", {"displayName": "keras-first"})
+    assert status == 200, body
+    ws = Workspace(tmp_path / "first", provider_cli_config, served.vertex_url)
+    ws.written = False
+    result = apply_config(ws, served, golden, split={"401": 100}, verification={"401": golden["wrong"]}, ok=False,
+                          endpoint_id=endpoint_id)
+    error = " ".join((result.stderr + result.stdout).split())
+    assert "Verification failed: deployed model 401" in error
+    assert "the traffic split stays {'401': 100}: nothing else was serving to go back to" in error
+    assert changes(ws.plan()) == {"eevertex_traffic_split.t": ["create"]}
