@@ -26,6 +26,7 @@ from pathlib import Path
 
 from build_hooks.manifest import (
     ARTIFACT_SUBDIR,
+    GOLDEN_NAME,
     MANIFEST_NAME,
     SHORT_SHA,
     Band,
@@ -76,6 +77,7 @@ def build(rollout: RolloutConfig, *, log=print) -> Manifest:
             input_bands=tuple(info["input_bands"]),
             output_bands=tuple(Band(**b) for b in info["output_bands"]),
             tile_size=model.tile_size,
+            golden_sha256=next(f.sha256 for f in files if f.path == GOLDEN_NAME),
             version_label=model.version_label,
         )
         version = root / sha

@@ -100,6 +100,9 @@ def export(request: dict) -> dict:
 
         write_warmup(contract, out_dir / TF_VERSION_DIR / TF_EXTRA_DIR / TF_WARMUP_FILE)
     report = check_artifact(spec, contract, out_dir, layouts)
+    from build_hooks.golden import write_golden
+
+    write_golden(spec, contract, out_dir)
     return {
         "input_bands": list(spec.input_bands),
         "output_bands": bands,

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 MANIFEST_NAME = "manifest.json"
 ARTIFACT_SUBDIR = "artifact"
-FORMAT_VERSION = 3
+GOLDEN_NAME = "golden.json"
+"""The golden tile in the artifact's folder (build_hooks/golden.py)."""
+FORMAT_VERSION = 4
 SHORT_SHA = 12
 """Hex digits of a sha256 shown to users (and enough to refer to an artifact)."""
 
@@ -100,6 +102,10 @@ class Manifest(BaseModel):
     input_bands: tuple[str, ...]
     output_bands: tuple[Band, ...]
     tile_size: int
+    golden_sha256: str
+    """sha256 of the artifact's golden.json (build_hooks/golden.py): one tile as Earth Engine
+    sends it, the model's answer and the tolerance, which the provider checks a deployment
+    against when it takes traffic (`eevertex_traffic_split` `verification`)."""
     version_label: str | None = None
     """`model.version_label`, also stored inside the artifact (so it is part of sha256)."""
     serving_images: tuple[ServingImage, ...] = ()

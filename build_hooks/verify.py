@@ -39,14 +39,9 @@ def reference(rollout: RolloutConfig, contract: ee.Contract, tiles: dict[str, np
 
 def reference_values(rollout: RolloutConfig, channels_last: np.ndarray) -> np.ndarray:
     """The framework model's [N, s, s, values] for tiles [N, s, s, bands] (channels last)."""
-    spec = load_spec(rollout.model.source, rollout.path.parent if rollout.path else None)
-    if spec.framework == "pytorch":
-        import torch
+    from build_hooks.golden import model_values
 
-        with torch.inference_mode():
-            values = spec.model(torch.from_numpy(np.ascontiguousarray(np.moveaxis(channels_last, -1, 1)))).numpy()
-        return np.moveaxis(values, 1, -1)
-    return np.asarray(spec.model(channels_last, training=False))
+    return model_values(load_spec(rollout.model.source, rollout.path.parent if rollout.path else None), channels_last)
 
 
 def check_call(name: str, rollout: RolloutConfig, contract: ee.Contract, tiles: dict, send) -> Check:

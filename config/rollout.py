@@ -677,6 +677,10 @@ class TargetConfig(_Frozen):
     traffic_percent: StrictInt = Field(default=100, ge=0, le=100)
     """Share of the endpoint's traffic the current artifact gets; the rest goes to model.previous.
     A version with 0% is not deployed (0 rolls back to the previous artifact)."""
+    verify_promotion: StrictBool = True
+    """When the current artifact's deployment takes traffic, check it answers the build's golden
+    tile, and put the split back if not (README "Verified promotion"); false moves traffic
+    unchecked (e.g. against an emulator that serves nothing)."""
     service_account: str | None = None
     """Service account the serving container runs as (Vertex default when unset)."""
     labels: dict[str, str] = Field(default_factory=dict)

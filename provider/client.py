@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 # google.rpc.Code numbers, as an operation's `error.code` carries them.
@@ -25,6 +25,7 @@ _GRPC_CODES = {
     16: "UNAUTHENTICATED",
 }
 _RETRIED_HTTP = {429, 502, 503, 504}
+STORAGE_API = "https://storage.googleapis.com"
 # Set when Terraform asks the provider to stop (Ctrl-C): waits for operations end at once.
 STOP = threading.Event()
 
@@ -71,8 +72,10 @@ def region_of(name: str) -> str:
 class Client:
     """One per configured provider; thread-safe (Terraform calls resources in parallel)."""
 
-    def __init__(self, api_endpoint: str | None, credentials: str, operation_timeout: float):
+    def __init__(self, api_endpoint: str | None, credentials: str, operation_timeout: float,
+                 storage_endpoint: str | None = None):
         self.api_endpoint = api_endpoint.rstrip("/") if api_endpoint else None
+        self.storage_endpoint = (storage_endpoint or STORAGE_API).rstrip("/")
         self.credentials = credentials
         self.operation_timeout = operation_timeout
         self._session = None
@@ -89,6 +92,11 @@ class Client:
             yield
         finally:
             self._local.deadline = None
+
+    def time_left(self) -> float | None:
+        """Seconds left of the block's deadline (None: no deadline)."""
+        deadline = getattr(self._local, "deadline", None)
+        return None if deadline is None else deadline[0] - time.monotonic()
 
     def _remaining(self, what: str) -> float | None:
         deadline = getattr(self._local, "deadline", None)
@@ -164,6 +172,39 @@ class Client:
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")
+
+    def predict(self, endpoint: str, body: bytes, what: str) -> dict:
+        """`POST v1/{endpoint}:predict` with a body as Earth Engine sends it (the bytes, not
+        re-encoded); the PredictResponse (predictions, deployedModelId, ...). Not retried: a
+        failed answer is the finding."""
+        url = f"{self.base_url(region_of(endpoint))}/v1/{endpoint}:predict"
+        left = self._remaining(what)
+        try:
+            response = self._http().request("POST", url, data=body, headers={"Content-Type": "application/json"},
+                                            timeout=min(120.0, left) if left else 120)
+        except OSError as error:
+            raise VertexError(0, "UNAVAILABLE", f"POST {url}: {error}", what) from error
+        if response.status_code >= 400:
+            raise _error_from(response, what)
+        return response.json()
+
+    def download(self, uri: str, what: str) -> bytes:
+        """A Cloud Storage object's bytes (`gs://BUCKET/OBJECT`), by the JSON API's objects.get
+        with `alt=media` (https://cloud.google.com/storage/docs/json_api/v1/objects/get)."""
+        match = re.fullmatch(r"gs://([^/]+)/(.+)", uri)
+        if not match:
+            raise VertexError(0, "INVALID_ARGUMENT", f"{uri!r} is not gs://BUCKET/OBJECT", what)
+        bucket, name = match.groups()
+        url = f"{self.storage_endpoint}/storage/v1/b/{bucket}/o/{quote(name, safe='')}"
+        left = self._remaining(what)
+        try:
+            response = self._http().request("GET", url, params={"alt": "media"},
+                                            timeout=min(120.0, left) if left else 120)
+        except OSError as error:
+            raise VertexError(0, "UNAVAILABLE", f"GET {url}: {error}", what) from error
+        if response.status_code >= 400:
+            raise _error_from(response, what)
+        return response.content
 
     def get(self, name: str, what: str = "") -> dict | None:
         """GET a resource; None when it does not exist."""

@@ -19,7 +19,7 @@ DEFAULT_OPERATION_TIMEOUT = 1800
 # come from GOOGLE_*), so one synthesized stack runs against Google or the emulator unchanged.
 ENVIRONMENT = {"api_endpoint": "EEVERTEX_API_ENDPOINT", "credentials": "EEVERTEX_CREDENTIALS",
                "allow_unlisted_regions": "EEVERTEX_ALLOW_UNLISTED_REGIONS",
-               "registry_endpoint": "EEVERTEX_REGISTRY_ENDPOINT"}
+               "registry_endpoint": "EEVERTEX_REGISTRY_ENDPOINT", "storage_endpoint": "EEVERTEX_STORAGE_ENDPOINT"}
 
 
 class EeVertexProvider(Provider):
@@ -66,13 +66,17 @@ class EeVertexProvider(Provider):
                     "Base URL every `eevertex_image` is pushed to instead of `https://<its repository's host>`. "
                     "Default: $EEVERTEX_REGISTRY_ENDPOINT, else none. `http://127.0.0.1:PORT` for a local "
                     "registry standing in for Artifact Registry.")),
+                Attribute("storage_endpoint", String(), optional=True, description=(
+                    "Base URL of the Cloud Storage JSON API, which `eevertex_traffic_split` reads golden tiles "
+                    "from. Default: $EEVERTEX_STORAGE_ENDPOINT, else `https://storage.googleapis.com`. "
+                    "`http://127.0.0.1:PORT` for the local GCS emulator.")),
             ],
         )
 
     def settings(self, config: Config) -> dict:
         """The provider block's values, each unset one from its environment variable."""
         values = {key: config.get(key) for key in ("api_endpoint", "credentials", "operation_timeout_seconds",
-                                                   "allow_unlisted_regions", "registry_endpoint")}
+                                                   "allow_unlisted_regions", "registry_endpoint", "storage_endpoint")}
         for key, variable in ENVIRONMENT.items():
             if values[key] is None and os.environ.get(variable):
                 values[key] = os.environ[variable]
@@ -100,10 +104,11 @@ class EeVertexProvider(Provider):
                 f"{where('credentials')} = \"none\" needs a loopback api_endpoint",
                 f"Requests without credentials go only to a local emulator (http://127.0.0.1:PORT); "
                 f"api_endpoint is {endpoint!r}.", path=["credentials"])
-        registry = values["registry_endpoint"]
-        if registry not in (None, Unknown) and not str(registry).startswith(("https://", "http://")):
-            diags.add_error(f"{where('registry_endpoint')} = {registry!r} is not a URL",
-                            "Give https://HOST or http://127.0.0.1:PORT.", path=["registry_endpoint"])
+        for key in ("registry_endpoint", "storage_endpoint"):
+            url = values[key]
+            if url not in (None, Unknown) and not str(url).startswith(("https://", "http://")):
+                diags.add_error(f"{where(key)} = {url!r} is not a URL", "Give https://HOST or http://127.0.0.1:PORT.",
+                                path=[key])
         timeout = values["operation_timeout_seconds"]
         if timeout not in (None, Unknown) and not (isinstance(timeout, (int, float)) and timeout > 0):
             diags.add_error(
@@ -116,6 +121,7 @@ class EeVertexProvider(Provider):
             api_endpoint=values["api_endpoint"] or None,
             credentials=values["credentials"] or "application-default",
             operation_timeout=float(values["operation_timeout_seconds"] or DEFAULT_OPERATION_TIMEOUT),
+            storage_endpoint=values["storage_endpoint"] or None,
         )
         from provider.registry import Registry
 

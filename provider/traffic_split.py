@@ -1,5 +1,6 @@
 """`eevertex_traffic_split`: the endpoint's whole traffic split, as a resource and as a data
-source (what the endpoint serves now).
+source (what the endpoint serves now). With `verification`, a deployed model that takes
+traffic must first answer its golden tile right, or the split goes back (provider/verification.py).
 
 API: GetEndpoint, UpdateEndpoint `PATCH endpoints/E?updateMask=trafficSplit`. endpoint.py
 Endpoint.traffic_split: "The traffic percentage values must add up to 100, or map must be empty
@@ -24,10 +25,12 @@ from tf.schema import Schema
 from tf.types import Map, Number, String, Unknown
 from tf.utils import Diagnostics
 
+from provider import verification as golden
 from provider.client import VertexError, log, report
 from provider.common import (
     PROJECT_REGION_DOC,
     TIMEOUTS,
+    MapOf,
     ProviderDataSource,
     ProviderResource,
     attr,
@@ -49,6 +52,15 @@ _ATTRIBUTES = [
     attr("split", Map(Number()), kind="required",
          doc="deployed_model_id -> percent (whole numbers summing to 100). Updated in place. Read back as "
              "Vertex AI has it: every deployed model with its share (0 included), nothing for one not deployed."),
+    attr("verification", MapOf(_S), kind="optional", doc=(
+        "deployed_model_id -> its golden tile, `gs://BUCKET/OBJECT#sha256=HEX` (the build's golden.json). When "
+        "a create or update gives one of these deployed models traffic it had not (or a new golden tile), the "
+        "golden request goes through the endpoint's predict, as Earth Engine sends it, until that model "
+        "answers; an answer off by more than the tile's tolerance, an error or no answer within the "
+        "timeouts (default 5 minutes) puts the split back as it was and fails the apply, naming the "
+        "endpoint, the model version and the difference.")),
+    attr("verified", Map(_S), kind="computed",
+         doc="deployed_model_id -> sha256 of the golden tile it answered right (those with traffic)."),
     attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E`."),
 ]
 
@@ -94,19 +106,28 @@ class TrafficSplit(ProviderResource):
             problem = split_errors(split)
             if problem:
                 diags.add_error(f"Invalid traffic split: {problem}", "", path=["split"])
+        checks = config.get("verification")
+        if known(checks):
+            for deployed_id, reference in checks.items():
+                if known(reference):
+                    rule(diags, "verification", golden.reference_error(deployed_id, reference))
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
         self.keep_prior_project(current, planned, endpoint_name)
+        unchanged = current is not None and all(
+            (planned.get(key) or None) == (current.get(key) or None) for key in ("split", "verification"))
+        planned["verified"] = current.get("verified") if unchanged else Unknown
         return planned
 
-    def _apply(self, ctx, planned: State, kind: str) -> State | None:
+    def _apply(self, ctx, planned: State, kind: str, current: State | None = None) -> State | None:
         with self.provider.lock(endpoint_name(planned)), self.client.deadline(timeout_of(planned, kind),
                                                                                f"timeouts.{kind}"):
-            return keep_timeouts(self._set(ctx, planned), planned)
+            return keep_timeouts(self._set(ctx, planned, (current or {}).get("verified") or {}), planned)
 
-    def _set(self, ctx, planned: State) -> State | None:
+    def _set(self, ctx, planned: State, verified_before: dict) -> State | None:
         name = endpoint_name(planned)
         split = {k: int(v) for k, v in planned["split"].items()}
+        checks = dict(planned.get("verification") or {})
         try:
             endpoint = self.client.get(name, what=f"get {name}")
             if endpoint is None:
@@ -124,17 +145,74 @@ class TrafficSplit(ProviderResource):
                 log(f"{name}: traffic split {current} -> {split}")
                 self.client.request("PATCH", name, body={"trafficSplit": split},
                                     params={"updateMask": "trafficSplit"}, what=f"set traffic split of {name}")
+            verified = self._verify(ctx, name, endpoint, split, current, checks, verified_before)
+            if verified is None:
+                return None
             endpoint = self.client.get(name, what=f"get {name}")
         except VertexError as error:
             report(ctx.diagnostics, error, {"trafficSplit": "split"}, "split")
             return None
-        return from_api(endpoint, planned)
+        state = from_api(endpoint, planned)
+        state["verification"] = planned.get("verification")
+        state["verified"] = verified
+        return state
+
+    def _verify(self, ctx, name: str, endpoint: dict, split: dict, before: dict, checks: dict,
+                verified_before: dict) -> dict | None:
+        """Send each golden tile of a deployed model that takes traffic now and had none before
+        (or had another golden tile); the verified map, or None after putting the split back
+        to `before` (an error names the endpoint, the version and the difference)."""
+        verified = {}
+        for deployed_id, share in sorted(split.items()):
+            if not share or deployed_id not in checks:
+                continue
+            sha256 = golden.REFERENCE.fullmatch(checks[deployed_id]).group(2)
+            if before.get(deployed_id) and verified_before.get(deployed_id) == sha256:
+                verified[deployed_id] = sha256
+                continue
+            record = next(d for d in endpoint.get("deployedModels") or [] if d["id"] == deployed_id)
+            version = with_project(f"{record['model']}@{record.get('modelVersionId', '')}", endpoint_project(name))
+            try:
+                tile = golden.load(self.client, checks[deployed_id])
+                left = self.client.time_left()
+                answer = golden.probe(self.client, name, deployed_id, tile,
+                                      None if left is None else max(1.0, min(golden.DEFAULT_WAIT_SECONDS, left - 30)))
+                problem = golden.difference(tile, answer.get("predictions"))
+            except (golden.VerificationFailed, VertexError) as error:
+                problem = str(error)
+            if problem:
+                self._put_back(ctx, name, split, before, deployed_id, version, problem)
+                return None
+            log(f"{name}: deployed model {deployed_id} ({version}) answers golden tile {sha256[:12]} right")
+            verified[deployed_id] = sha256
+        return verified
+
+    def _put_back(self, ctx, name: str, split: dict, before: dict, deployed_id: str, version: str,
+                  problem: str) -> None:
+        back = {k: v for k, v in before.items() if v}
+        try:
+            if back == {k: v for k, v in split.items() if v}:
+                # The only deployment of an endpoint takes 100% as it is deployed (DeployModelRequest
+                # traffic_split): there is nothing else to serve.
+                outcome = f"the traffic split stays {back}: nothing else was serving to go back to"
+            else:
+                # Not bounded by the apply's timeouts: serving goes back whatever time is left.
+                with self.client.deadline(None, "verification"):
+                    self.client.request("PATCH", name, body={"trafficSplit": back},
+                                        params={"updateMask": "trafficSplit"}, what=f"put back traffic split of {name}")
+                outcome = f"the traffic split is back to {back or 'empty (nothing served before)'}"
+        except VertexError as error:
+            outcome = f"putting the traffic split back to {back} FAILED ({error}); set it by hand"
+        log(f"{name}: verification of deployed model {deployed_id} failed: {problem}; {outcome}")
+        ctx.diagnostics.add_error(
+            f"Verification failed: deployed model {deployed_id} ({version}) on {name} does not answer its golden tile",
+            f"{problem}.\n{outcome}; not promoted. (attribute: verification)", path=["verification"])
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
         return self._apply(ctx, planned, "create")
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        return self._apply(ctx, planned, "update") or current
+        return self._apply(ctx, planned, "update", current) or current
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
         name = endpoint_name(current)
@@ -143,7 +221,12 @@ class TrafficSplit(ProviderResource):
         except VertexError as error:
             report(ctx.diagnostics, error, {}, "endpoint_id")
             return current
-        return None if endpoint is None else keep_timeouts(from_api(endpoint, current), current)
+        if endpoint is None:
+            return None
+        state = from_api(endpoint, current)
+        # What was checked is known only to this resource: kept as the last apply left it.
+        state["verification"], state["verified"] = current.get("verification"), current.get("verified")
+        return keep_timeouts(state, current)
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         # Only forgotten: the deployments' deletes undeploy (and move their traffic).
@@ -166,7 +249,13 @@ class TrafficSplit(ProviderResource):
         if endpoint is None:
             ctx.diagnostics.add_error(f"cannot import {id!r}: no such endpoint", "")
             return None
-        return keep_timeouts(from_api(endpoint, prior), None)
+        state = from_api(endpoint, prior)
+        state["verification"], state["verified"] = None, {}
+        return keep_timeouts(state, None)
+
+
+def endpoint_project(name: str) -> str:
+    return name.split("/")[1]
 
 
 def from_api(endpoint: dict, prior: State) -> State:

@@ -131,6 +131,7 @@ class Emulators:
         return {
             "EEVERTEX_API_ENDPOINT": self.vertex_url,
             "EEVERTEX_CREDENTIALS": "none",
+            "EEVERTEX_STORAGE_ENDPOINT": self.gcs_url,
             **({"EEVERTEX_REGISTRY_ENDPOINT": f"http://{self.registry_host}"} if self.registry else {}),
             "GOOGLE_STORAGE_CUSTOM_ENDPOINT": f"{self.gcs_url}/storage/v1/",
             "GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT": f"{self.vertex_url}/v1/",

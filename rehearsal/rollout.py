@@ -406,7 +406,8 @@ class Rollout:
         config = self.configure(data if data is not None else self.data)
         label = getattr(config.model, "version_label", None)
         emulator = VertexProviderConfig(api_endpoint=self.emulators.vertex_url, credentials="none",
-                                        registry_endpoint=f"http://{self.emulators.registry_host}")
+                                        registry_endpoint=f"http://{self.emulators.registry_host}",
+                                        storage_endpoint=self.emulators.gcs_url)
         with self.progress.step(f"build and synth {config.model.source}{f' ({label})' if label else ''}, "
                                 f"{len(config.targets)} target(s)"):
             self.manifest = build(config, log=self.progress.detail)

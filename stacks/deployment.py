@@ -5,7 +5,10 @@
   is a new deployment, created before the old one is undeployed; replicas change in place.
 - `traffic`: the whole split, changed in place once every deployment it names serves.
   Terraform updates it before it destroys a deployment the config dropped (the split
-  depended on it), so traffic leaves a deployment before the deployment goes.
+  depended on it), so traffic leaves a deployment before the deployment goes. When the
+  current artifact's deployment takes traffic, the provider first checks it answers the
+  build's golden tile (`verification`); if not, the split goes back and the apply fails, so
+  the old deployment is not destroyed either.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class DeploymentStack(BaseStack):
             region=config.region,
             endpoint_id=config.endpoint_id,
             split=config.split,
+            verification=config.verification,
             depends_on=deployments,
         )
         if config.traffic_import_id:

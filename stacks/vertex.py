@@ -65,7 +65,7 @@ class EeVertexProvider(TerraformProvider):
     the local emulator."""
 
     SCHEMA = {"api_endpoint": "string", "credentials": "string", "operation_timeout_seconds": "number",
-              "allow_unlisted_regions": "bool", "registry_endpoint": "string"}
+              "allow_unlisted_regions": "bool", "registry_endpoint": "string", "storage_endpoint": "string"}
 
     def __init__(
         self,
@@ -77,6 +77,7 @@ class EeVertexProvider(TerraformProvider):
         operation_timeout_seconds: int | None = None,
         allow_unlisted_regions: bool | None = None,
         registry_endpoint: str | None = None,
+        storage_endpoint: str | None = None,
     ) -> None:
         super().__init__(
             scope,
@@ -93,6 +94,7 @@ class EeVertexProvider(TerraformProvider):
             "operation_timeout_seconds": operation_timeout_seconds,
             "allow_unlisted_regions": allow_unlisted_regions,
             "registry_endpoint": registry_endpoint,
+            "storage_endpoint": storage_endpoint,
         }
 
     def _synthesize_attributes(self) -> Mapping[str, Any]:
@@ -299,10 +301,12 @@ class Deployment(_EeVertexResource):
 class TrafficSplit(_EeVertexResource):
     """`eevertex_traffic_split`: the endpoint's whole traffic split (deployed-model ID ->
     percent), changed in place; the provider refuses at plan time a split that does not
-    sum to 100."""
+    sum to 100. `verification`: deployed-model ID -> golden tile (`gs://...#sha256=...`), which
+    a deployment must answer right when it takes traffic, or the provider puts the split back."""
 
     TYPE = "eevertex_traffic_split"
-    SCHEMA = {"project": "string", "region": "string", "endpoint_id": "string", "split": "map(number)"}
+    SCHEMA = {"project": "string", "region": "string", "endpoint_id": "string", "split": "map(number)",
+              "verification": "map(string)"}
 
     def __init__(
         self,
@@ -313,7 +317,9 @@ class TrafficSplit(_EeVertexResource):
         region: str,
         endpoint_id: str,
         split: Mapping[str, int],
+        verification: Mapping[str, str] | None = None,
         depends_on: Sequence[ITerraformDependable] | None = None,
     ) -> None:
-        values = {"project": project, "region": region, "endpoint_id": endpoint_id, "split": dict(split)}
+        values = {"project": project, "region": region, "endpoint_id": endpoint_id, "split": dict(split),
+                  "verification": dict(verification) if verification else None}
         super().__init__(scope, id, values, depends_on=depends_on)

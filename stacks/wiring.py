@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from build_hooks.manifest import Manifest, ManifestError, ServingImage, read_manifest
+from build_hooks.manifest import GOLDEN_NAME, Manifest, ManifestError, ServingImage, read_manifest
 from config import payload
 from config.images import registry_host
 from config.rollout import GRPC_PORT, ConfigError, RolloutConfig, TargetConfig
@@ -230,6 +230,8 @@ class VertexProviderConfig:
     api_endpoint: str | None = None
     credentials: str | None = None
     registry_endpoint: str | None = None
+    storage_endpoint: str | None = None
+    """Where the provider reads golden tiles (Cloud Storage's JSON API); the rehearsal's GCS emulator."""
     allow_unlisted_regions: bool | None = None
     """Set for a target with `allow_unlisted_region`: the provider checks regions against the same list."""
 
@@ -341,6 +343,10 @@ class DeploymentConfig:
     deployments: tuple[DeploymentSpec, ...]
     split: dict[str, int]
     """The endpoint's whole traffic split: deployed-model ID -> percent, summing to 100."""
+    verification: dict[str, str]
+    """Deployed-model ID of the current artifact -> its golden tile in the bucket
+    (`gs://BUCKET/PREFIX/golden.json#sha256=HEX`), checked when it takes traffic. Not for an
+    adopted deployment: it served before the stacks knew it."""
     traffic_import_id: str | None
     provider: VertexProviderConfig
     backend: Backend
@@ -653,6 +659,10 @@ def target_stacks(
         endpoint_id=endpoint_id,
         deployments=tuple(d for d, _ in deployments),
         split={d.deployed_model_id: percent for d, percent in deployments},
+        verification={
+            d.deployed_model_id: f"gs://{target.bucket}/{prefix}/{GOLDEN_NAME}#sha256={manifest.golden_sha256}"
+            for d, _ in deployments
+            if target.verify_promotion and d.artifact_sha256 == manifest.sha256 and not d.import_id},
         traffic_import_id=(
             f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}" if adopted else None
         ),

@@ -23,7 +23,33 @@ def test_pytorch_artifact_is_byte_identical_across_builds(torch_build, tmp_path)
     assert (again.artifact_dir / second.artifact_root / "model.pt2").read_bytes() == (
         config.artifact_dir / first.artifact_root / "model.pt2"
     ).read_bytes()
-    assert [f.path for f in second.files] == ["ee_contract.json", "model.pt2"]  # our image: no .mar
+    assert [f.path for f in second.files] == ["ee_contract.json", "golden.json", "model.pt2"]  # our image: no .mar
+    assert second.golden_sha256 == first.golden_sha256
+    assert (again.artifact_dir / second.artifact_root / "golden.json").read_bytes() == (
+        config.artifact_dir / first.artifact_root / "golden.json"
+    ).read_bytes()
+
+
+def test_golden_tile_is_earth_engines_request_and_the_models_answer(torch_build):
+    """golden.json: one seeded tile as Earth Engine sends it in the payload format (the very
+    body), the model's own answer to it as Earth Engine reads it, a tolerance; its sha256 in
+    the manifest."""
+    from build_hooks.manifest import file_sha256
+
+    config, manifest = torch_build
+    path = config.artifact_dir / manifest.artifact_root / "golden.json"
+    assert file_sha256(path) == manifest.golden_sha256
+    golden = json.loads(path.read_text())
+    assert golden["payload_format"] == manifest.payload_format == "ND_ARRAYS"
+    contract = ee.Contract.from_config(config.model, manifest)
+    tiles = contract.example_tiles(count=1, seed=golden["seed"])
+    (batch,) = contract.requests(tiles)
+    assert golden["request"].encode() == batch.body
+    want = reference(config, contract, tiles)
+    assert sorted(golden["expected"]) == sorted(want)
+    for band, values in want.items():
+        np.testing.assert_array_equal(np.asarray(golden["expected"][band], dtype=np.float32), values)
+    assert 1e-3 <= golden["tolerance"] < 1
 
 
 @pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
@@ -93,8 +119,9 @@ def test_savedmodel_is_byte_identical_across_builds(tf_build, tmp_path):
     # TensorFlow Serving's layout, <base>/<version>/, with its warm-up request.
     assert [f.path for f in second.files] == [
         "1/assets.extra/tf_serving_warmup_requests", "1/fingerprint.pb", "1/saved_model.pb",
-        "1/variables/variables.data-00000-of-00001", "1/variables/variables.index",
+        "1/variables/variables.data-00000-of-00001", "1/variables/variables.index", "golden.json",
     ]
+    assert second.golden_sha256 == first.golden_sha256
 
 
 def test_rebuild_with_unchanged_inputs_rewrites_nothing(torch_build):

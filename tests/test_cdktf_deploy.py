@@ -38,6 +38,8 @@ def config_text(artifact_dir, **model) -> str:
     text = (ROOT / "rollout.toml").read_text().split("[[targets]]")
     target = "\n".join(line for line in text[1].splitlines()
                        if not line.startswith(("predict_members", "access_log_bucket")))
+    # Nothing serves here (an emulator without model servers): no golden tile to answer.
+    target += "\nverify_promotion = false\n"
     head = re.sub(r"(?m)^artifact_dir = .*$", f"artifact_dir = \"{artifact_dir}\"", text[0])
     extra = "".join(f"{key} = {value}\n" for key, value in model.items() if not key.startswith("["))
     tables = "".join(value for key, value in model.items() if key.startswith("["))

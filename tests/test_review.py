@@ -33,6 +33,8 @@ def test_review_shows_what_a_change_does(torch_build, tmp_path, monkeypatch):
     data = example_data("pytorch")
     data["model"]["artifact_dir"] = str(torch_build[0].artifact_dir)
     data["targets"] = data["targets"][:1]
+    # Nothing serves here: the golden tile could not be answered.
+    data["targets"][0]["verify_promotion"] = False
     with Emulators(tmp_path / "emulators", serving=False) as emulators:
         rollout = Rollout(data, tmp_path, emulators, Progress(out=lambda *_: None), config_path=tmp_path / "rollout.toml")
         rollout.synth(data)

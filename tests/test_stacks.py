@@ -84,6 +84,7 @@ def test_artifact_objects_are_content_addressed_and_kept(torch_build, torch_synt
     objects = stack_json(torch_synth, "dev-bucket")["resource"]["google_storage_bucket_object"]
     assert sorted((o["name"], o["deletion_policy"]) for o in objects.values()) == [
         (f"models/landcover-torch/{manifest.sha256}/ee_contract.json", "ABANDON"),
+        (f"models/landcover-torch/{manifest.sha256}/golden.json", "ABANDON"),
         (f"models/landcover-torch/{manifest.sha256}/model.pt2", "ABANDON"),
     ]
     program = next(o for o in objects.values() if o["name"].endswith("model.pt2"))
@@ -262,6 +263,8 @@ def test_deployment_settings_and_in_place_split(torch_build, torch_synth):
     assert attributes(traffic) == {
         "project": "acme-geo-prod", "region": "europe-west4", "endpoint_id": endpoint["name"],
         "split": {deployed_id: 100},
+        # The build's golden tile, uploaded with the artifact: checked when the deployment takes traffic.
+        "verification": {deployed_id: f"{model['artifact_uri']}golden.json#sha256={manifest.golden_sha256}"},
     }
     assert traffic["depends_on"] == [f"eevertex_deployment.deployment_{model['version_alias'].replace('-', '_')}"]
     assert config["output"]["traffic_split"]["value"] == {deployed_id: 100}
@@ -400,6 +403,8 @@ def test_canary_keeps_the_previous_version_deployed(torch_build, tmp_path):
     old = deployments[models[previous]["version_alias"]]["deployed_model_id"]
     # The plan shows the exact split: what the canary gets is what the apply gives it.
     assert resource(config, "eevertex_traffic_split", "traffic")["split"] == {new: 10, old: 90}
+    # Only the new version is checked when it takes traffic: the previous one served already.
+    assert list(resource(config, "eevertex_traffic_split", "traffic")["verification"]) == [new]
     assert len(resource(config, "eevertex_traffic_split", "traffic")["depends_on"]) == 2
     # prod is at 100%: the previous version stays uploaded (the model stack is applied
     # first, so it must outlive the deployment that moves off it) but is not deployed.
