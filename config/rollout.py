@@ -134,7 +134,7 @@ def check_prebuilt_image(framework: str, uri: str, field: str = "serving_image")
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 class PreviousArtifact(_Frozen):
@@ -151,7 +151,9 @@ class PreviousArtifact(_Frozen):
     image, or `<host>/<project>/<repository>/<name>@sha256:<digest>`. Unset for our own image:
     the digest recorded with that artifact's build (`<artifact_dir>/<sha256>/manifest.json`)."""
     env: dict[str, str] | None = None
+    """The environment its model version was uploaded with, if not the current model's `env`."""
     grpc: StrictBool | None = None
+    """Whether its model version opens gRPC port 8500, if not as the current model's `grpc`."""
 
     @field_validator("sha256")
     @classmethod
