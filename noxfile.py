@@ -283,6 +283,6 @@ def scan(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Serving (forward passes, handler overhead, our image vs TorchServe vs Google's example over HTTP, cold start, load), synth time for 1/10/50 targets, unchanged vs first build, our provider's start-up and plan time, as side-by-side ratios (-- --readme)."""
+    """Serving (forward passes, handler overhead, our image vs TorchServe vs Google's example over HTTP, cold start, load), synth time for 1/10/50 targets, unchanged vs first build, our provider's start-up and plan time, as side-by-side ratios (-- --write puts them into docs/guides/benchmarks.md)."""
     install(session, "build", "synth", "serve")
     session.run("python", "-m", "benchmarks", *session.posargs, env={**ENV, **provider_env(session)})

@@ -753,7 +753,7 @@ def _describe(error: ValidationError) -> str:
         elif item["type"] == "literal_error":
             message = f"{item['input']!r}; allowed: {item['ctx']['expected']}"
         elif item["type"] == "extra_forbidden":
-            message = "unknown field; check the spelling against README.md"
+            message = "unknown field; check the spelling against docs/configuration.md"
         elif item["type"] in _NUMBER_ERRORS and (bounds := _bounds(item["loc"])):
             message = f"{item['input']!r}; allowed: a whole number from {bounds[0]} to {bounds[1]}"
         elif item["type"] == "bool_type":

@@ -53,3 +53,39 @@ def test_each_constructs_getters_read_computed_attributes(schema, construct):
     getters = [n for n, v in vars(construct).items() if isinstance(v, property)] + ["id"]
     computed = {a for a, spec in schema[construct.TYPE].items() if spec["computed"]}
     assert {g.rstrip("_") for g in getters} <= computed
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's heading anchors of a markdown page (fenced code skipped)."""
+    import re
+
+    found, fenced = set(), False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        heading = re.match(r"^#+ (.*)", line)
+        if heading and not fenced:
+            found.add(re.sub(r"[^\w\- ]", "", heading.group(1).strip().lower().replace("`", "")).replace(" ", "-"))
+    return found
+
+
+def test_every_link_between_the_pages_resolves():
+    """README.md and docs/: every relative link names a file that exists, and a heading in it."""
+    import re
+    from pathlib import Path
+
+    root = Path(ROOT)
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    broken = []
+    for page in pages:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", re.sub(r"```.*?```", "", text, flags=re.S)):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{page.relative_to(root)}: {target} (no such file)")
+            elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked.read_text()):
+                broken.append(f"{page.relative_to(root)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
