@@ -1,5 +1,5 @@
-"""Sessions: build, synth (the main job), tests, plan, review, scan, earth-engine-check, verify,
-rehearse, bench.
+"""Sessions: build, synth (the main job), tests, lint, docs, plan, review, scan, earth-engine-check,
+verify, rehearse, bench.
 
 Every session but `scan` runs in ONE shared virtualenv, `.nox/project`, holding all of the
 project's pinned dependencies: it is created on first use (pip shows its progress) and
@@ -41,7 +41,7 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 ROOT = Path(__file__).resolve().parent
 ENVS = ROOT / ".nox"
 # Extras with their own virtualenv; every other extra goes into the shared one.
-SEPARATE_EXTRAS = ("scan", "provider")
+SEPARATE_EXTRAS = ("scan", "provider", "lint")
 # Installed into the shared environment without their dependencies: tensorflow-serving-api
 # (the gRPC stubs of TensorFlow Serving's API) requires the `tensorflow` distribution, which
 # would install TensorFlow a second time beside tensorflow-cpu (the same module).
@@ -291,6 +291,22 @@ def scan(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Serving (forward passes, handler overhead, our image vs TorchServe vs Google's example over HTTP, cold start, load), synth time for 1/10/50 targets, unchanged vs first build, our provider's start-up and plan time, as side-by-side ratios (-- --readme)."""
+    """Serving (forward passes, handler overhead, our image vs TorchServe vs Google's example over HTTP, cold start, load), synth time for 1/10/50 targets, unchanged vs first build, our provider's start-up and plan time, as side-by-side ratios (-- --write puts them into docs/guides/benchmarks.md)."""
     install(session, "build", "synth", "serve")
     session.run("python", "-m", "benchmarks", *session.posargs, env={**ENV, **provider_env(session)})
+
+
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Regenerate docs/'s reference pages from config/ and provider/ (-- --check: fail when one is stale)."""
+    python = _ensure_env(session, "provider", _requirements("provider")) / "bin" / "python"
+    session.run(str(python), "-m", "docs.generate", *session.posargs, external=True, env=ENV)
+
+
+@nox.session(default=False)
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format check) and mypy over the project, as CI runs them."""
+    env = _ensure_env(session, "lint", _requirements("lint"))
+    session.run(str(env / "bin" / "ruff"), "check", ".", external=True)
+    session.run(str(env / "bin" / "ruff"), "format", "--check", ".", external=True)
+    session.run(str(env / "bin" / "mypy"), external=True)

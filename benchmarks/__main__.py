@@ -1,4 +1,4 @@
-"""Run every benchmark and print the report; `--readme` also writes it into README.md."""
+"""Run every benchmark and print the report; `--write` also writes it into docs/guides/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-# The serving report has a block of its own, so `--only serving --readme` leaves the others.
+# The serving report has a block of its own, so `--only serving --write` leaves the others.
 SERVING_START, SERVING_END = "<!-- bench-serving:start -->", "<!-- bench-serving:end -->"
 
 
@@ -40,7 +40,7 @@ def machine() -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--readme", action="store_true", help="write the report into README.md")
+    parser.add_argument("--write", action="store_true", help="write the report into docs/guides/benchmarks.md")
     parser.add_argument("--only", choices=["serving", "synth", "build", "provider"], action="append")
     args = parser.parse_args(argv)
     wanted = args.only or ["serving", "synth", "build", "provider"]
@@ -72,21 +72,21 @@ def main(argv: list[str]) -> int:
         part = provider.lines(provider.run())
         report += [""] + part
         print("\n".join(part), flush=True)
-    if args.readme:
-        readme = ROOT / "README.md"
-        text = readme.read_text()
+    if args.write:
+        page = ROOT / "docs" / "guides" / "benchmarks.md"
+        text = page.read_text()
         if "serving" in wanted:
             text = _replace_block(text, SERVING_START, SERVING_END, serving_report)
         if {"synth", "build"} & set(wanted):
             text = _replace_block(text, START, END, report)
-        readme.write_text(text)
-        print("wrote the report into README.md")
+        page.write_text(text)
+        print("wrote the report into docs/guides/benchmarks.md")
     return 0
 
 
 def _replace_block(text: str, start: str, end: str, lines: list[str]) -> str:
     if start not in text:
-        raise SystemExit(f"README.md has no {start} ... {end} block")
+        raise SystemExit(f"docs/guides/benchmarks.md has no {start} ... {end} block")
     block = f"{start}\n```text\n" + "\n".join(lines).rstrip() + f"\n```\n{end}"
     return re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
 

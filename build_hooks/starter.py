@@ -22,7 +22,7 @@ MAX_STARTER_TILE = 256
 
 TEMPLATE = """\
 # Starter rollout config for {source}, written by `python -m build_hooks.starter`.
-# Every field is described in README.md ("The rollout config", "Bring your own model").
+# Every field is described in docs/configuration.md; see docs/guides/bring-your-own-model.md.
 # The model reads {inputs} and returns {outputs}.
 
 [model]
@@ -52,6 +52,9 @@ bucket = "my-project-dev-ee-models"   # created by the bucket stack
 machine_type = "n1-standard-4"
 min_replicas = 1
 max_replicas = 2
+# An existing bucket that receives the artifact bucket's access logs: `nox -s review`'s
+# security scan (checkov CKV_GCP_62) fails a bucket without one. Create it, or name yours.
+access_log_bucket = "my-project-dev-gcs-access-logs"
 """
 
 

@@ -158,7 +158,7 @@ def check_env(env: dict[str, str]) -> dict[str, str]:
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 class PreviousArtifact(_Frozen):
@@ -175,7 +175,9 @@ class PreviousArtifact(_Frozen):
     image, or `<host>/<project>/<repository>/<name>@sha256:<digest>`. Unset for our own image:
     the digest recorded with that artifact's build (`<artifact_dir>/<sha256>/manifest.json`)."""
     env: dict[str, str] | None = None
+    """The environment its model version was uploaded with, if not the current model's `env`."""
     grpc: StrictBool | None = None
+    """Whether its model version opens gRPC port 8500, if not as the current model's `grpc`."""
 
     @field_validator("sha256")
     @classmethod
@@ -1047,7 +1049,7 @@ def _describe(error: ValidationError) -> str:
         elif item["type"] == "literal_error":
             message = f"{item['input']!r}; allowed: {item['ctx']['expected']}"
         elif item["type"] == "extra_forbidden":
-            message = "unknown field; check the spelling against README.md"
+            message = "unknown field; check the spelling against docs/configuration.md"
         elif item["type"] in _NUMBER_ERRORS and (bounds := _bounds(item["loc"])):
             message = f"{item['input']!r}; allowed: a whole number from {bounds[0]} to {bounds[1]}"
         elif item["type"] == "bool_type":

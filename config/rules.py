@@ -8,8 +8,8 @@ only: the provider imports this from its own virtualenv, where the project's dep
 
 Each check returns `None` when the value is allowed, else the message, which says what is
 wrong and ends with `allowed: ...`; callers put the field's name in front. `RULES` lists
-every rule with its Google source; the README's table is generated from it (a test keeps
-the two equal).
+every rule with its Google source; docs/configuration.md's table is generated from it
+(docs/generate.py; a test fails when the page is stale).
 
 Sources: [compute] = Vertex AI, "Configure compute resources for inference"
 (https://cloud.google.com/vertex-ai/docs/predictions/configure-compute: machine types and
@@ -505,7 +505,7 @@ RULES = [
 
 
 def table() -> str:
-    """RULES as the README's markdown table."""
+    """RULES as a markdown table (docs/configuration.md)."""
     lines = ["| rule | source | checked by |", "|---|---|---|"]
     lines += [f"| {rule} | {source} | {where} |" for rule, source, where in RULES]
     return "\n".join(lines)

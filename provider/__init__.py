@@ -1,7 +1,7 @@
 """Our Terraform provider for Vertex AI model upload, deployment and traffic (`eevertex`).
 
 Runs from its own virtualenv (framework `tf`, protocol 6); see provider/install.py and the
-README section "Our Terraform provider". Imports stay light: Terraform starts the provider
+docs/guides/terraform-provider.md (the reference: docs/provider.md, generated). Imports stay light: Terraform starts the provider
 several times per plan.
 """
 

@@ -78,7 +78,8 @@ _ATTRIBUTES = [
     attr("machine_type", _S, kind="optional", replace=True,
          doc="e.g. `n1-standard-4`; required unless `shared_resources` (the pool's machines serve then)."),
     attr("accelerator_type", _S, kind="optional", replace=True, doc="e.g. `NVIDIA_TESLA_T4`."),
-    attr("accelerator_count", _N, kind="optional", replace=True),
+    attr("accelerator_count", _N, kind="optional", replace=True,
+         doc='Accelerators per replica (MachineSpec.acceleratorCount); with `accelerator_type`.'),
     attr("spot", _B, kind="optional", replace=True,
          doc="Spot VMs (DedicatedResources.spot). Not mutable in Vertex AI: a change deploys anew."),
     attr("min_replica_count", _N, kind="optional", doc="Required unless `shared_resources`. Updated in place "
@@ -94,7 +95,8 @@ _ATTRIBUTES = [
          doc=f"Percent; Vertex AI's default {DEFAULT_TARGET} with accelerators. Updated in place."),
     attr("autoscaling_request_count_per_minute_target", _N, kind="optional",
          doc="Requests per minute per replica; unset: not scaled on requests. Updated in place."),
-    attr("service_account", _S, kind="optional+computed", replace=True),
+    attr("service_account", _S, kind="optional+computed", replace=True,
+         doc="DeployedModel.serviceAccount: the service account the container runs as (unset: Vertex AI's own; the caller needs `iam.serviceAccounts.actAs` on it)."),
     attr("disable_container_logging", _B, kind="optional+computed", doc="Updated in place."),
     attr("enable_access_logging", _B, kind="optional+computed", replace=True,
          doc="Not mutable in Vertex AI: a change redeploys."),
@@ -221,6 +223,25 @@ def _int(value):
 
 
 class Deployment(ProviderResource):
+    EXAMPLE = """
+resource "eevertex_deployment" "deployment_v1a2b3c" {
+  project           = "acme-geo-dev"
+  region            = "us-central1"
+  endpoint_id       = "123456789"
+  model             = eevertex_model.model_v1a2b3c.id
+  deployed_model_id = "1234567890"
+  machine_type      = "n1-standard-4"
+  min_replica_count = 1
+  max_replica_count = 2
+  lifecycle { create_before_destroy = true }
+}
+"""
+
+    IMPORT = """
+`projects/P/locations/R/endpoints/E/deployedModels/D` (the project as ID or number, E and D as
+gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it adopted.
+"""
+
     @classmethod
     def get_name(cls) -> str:
         return "deployment"

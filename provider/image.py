@@ -53,6 +53,22 @@ def _parts(state: State) -> tuple[str, str]:
 
 
 class Image(ProviderResource):
+    EXAMPLE = """
+resource "eevertex_image" "pytorch_cpu" {
+  repository = "us-central1-docker.pkg.dev/acme-geo-dev/ee-serving"
+  name       = "ee-serving-pytorch-cpu"
+  digest     = "sha256:<64 hex digits, as the build's manifest records it>"
+  tag        = "sha256-<its first 12 hex digits>"
+  source     = "images/ee-serving-pytorch-cpu"   # the OCI image layout the build wrote
+}
+"""
+
+    IMPORT = """
+An image already in the registry, by its reference: `terraform import eevertex_image.pytorch_cpu
+us-central1-docker.pkg.dev/acme-geo-dev/ee-serving/ee-serving-pytorch-cpu@sha256:<digest>` (or an
+`import` block with that `id`). Delete never removes an image from the registry.
+"""
+
     @classmethod
     def get_name(cls) -> str:
         return "image"

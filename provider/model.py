@@ -81,25 +81,40 @@ _ATTRIBUTES = [
     attr("labels", MapOf(_S), kind="optional", doc="Version labels (updated in place; absent == empty)."),
     attr("artifact_uri", _S, kind="required", replace=True, doc="gs:// folder of the model artifact."),
     attr("container_image_uri", _S, kind="required", replace=True, doc="Serving container image."),
-    attr("container_command", ListOf(_S), kind="optional", replace=True),
-    attr("container_args", ListOf(_S), kind="optional", replace=True),
-    attr("container_env", MapOf(_S), kind="optional", replace=True),
+    attr("container_command", ListOf(_S), kind="optional", replace=True,
+         doc="ModelContainerSpec.command: the container's entrypoint, overriding the image's `ENTRYPOINT` (unset: the image's own)."),
+    attr("container_args", ListOf(_S), kind="optional", replace=True,
+         doc="ModelContainerSpec.args: arguments to the entrypoint, overriding the image's `CMD`."),
+    attr("container_env", MapOf(_S), kind="optional", replace=True,
+         doc='ModelContainerSpec.env: environment variables of the serving container (name -> value; Vertex AI keeps them in order of name here).'),
     attr("container_ports", ListOf(_N), kind="optional+computed", replace=True,
          doc="HTTP ports; Vertex AI's default is [8080]."),
-    attr("container_grpc_ports", ListOf(_N), kind="optional", replace=True),
-    attr("container_predict_route", _S, kind="optional", replace=True),
-    attr("container_health_route", _S, kind="optional", replace=True),
-    attr("container_deployment_timeout_seconds", _N, kind="optional", replace=True),
-    attr("container_shared_memory_size_mb", _N, kind="optional", replace=True),
-    attr("container_startup_probe_exec", ListOf(_S), kind="optional", replace=True),
-    attr("container_startup_probe_period_seconds", _N, kind="optional", replace=True),
-    attr("container_startup_probe_timeout_seconds", _N, kind="optional", replace=True),
-    attr("container_health_probe_exec", ListOf(_S), kind="optional", replace=True),
-    attr("container_health_probe_period_seconds", _N, kind="optional", replace=True),
-    attr("container_health_probe_timeout_seconds", _N, kind="optional", replace=True),
+    attr("container_grpc_ports", ListOf(_N), kind="optional", replace=True,
+         doc="ModelContainerSpec.grpcPorts: the container's gRPC port (at most one; Earth Engine's GRPC_* payload formats need 8500, as `--container-grpc-ports=8500`)."),
+    attr("container_predict_route", _S, kind="optional", replace=True,
+         doc="ModelContainerSpec.predictRoute: the HTTP path Vertex AI forwards predictions to (`AIP_PREDICT_ROUTE` in the container); unset: Vertex AI's default for the image."),
+    attr("container_health_route", _S, kind="optional", replace=True,
+         doc='ModelContainerSpec.healthRoute: the HTTP path Vertex AI checks for health (`AIP_HEALTH_ROUTE`).'),
+    attr("container_deployment_timeout_seconds", _N, kind="optional", replace=True,
+         doc="ModelContainerSpec.deploymentTimeout, in seconds: how long a deployment may take before Vertex AI gives up (Vertex AI's default: 20 minutes)."),
+    attr("container_shared_memory_size_mb", _N, kind="optional", replace=True,
+         doc='ModelContainerSpec.sharedMemorySizeMb: the size of /dev/shm in the container.'),
+    attr("container_startup_probe_exec", ListOf(_S), kind="optional", replace=True,
+         doc='ModelContainerSpec.startupProbe.exec.command: a command whose success tells Vertex AI the container has started.'),
+    attr("container_startup_probe_period_seconds", _N, kind="optional", replace=True,
+         doc='ModelContainerSpec.startupProbe.periodSeconds: how often the startup probe runs.'),
+    attr("container_startup_probe_timeout_seconds", _N, kind="optional", replace=True,
+         doc='ModelContainerSpec.startupProbe.timeoutSeconds: how long one startup probe may take.'),
+    attr("container_health_probe_exec", ListOf(_S), kind="optional", replace=True,
+         doc='ModelContainerSpec.healthProbe.exec.command: a command whose success tells Vertex AI the container is healthy (instead of the health route).'),
+    attr("container_health_probe_period_seconds", _N, kind="optional", replace=True,
+         doc='ModelContainerSpec.healthProbe.periodSeconds: how often the health probe runs.'),
+    attr("container_health_probe_timeout_seconds", _N, kind="optional", replace=True,
+         doc='ModelContainerSpec.healthProbe.timeoutSeconds: how long one health probe may take.'),
     attr("kms_key_name", _S, kind="optional", replace=True, doc="CMEK key for the model."),
     attr("id", _S, kind="computed", doc="`projects/P/locations/R/models/M@VERSION_ID`."),
-    attr("version_id", _S, kind="computed"),
+    attr("version_id", _S, kind="computed",
+         doc='The version ID Vertex AI gave this upload (`1`, `2`, ...).'),
     attr("model_name", _S, kind="computed", doc="`projects/P/locations/R/models/M`."),
     attr("version_aliases", ListOf(_S), kind="computed", doc="Every alias this version holds."),
 ]
@@ -219,6 +234,27 @@ def from_api(version: dict, prior: State) -> State:
 
 
 class Model(ProviderResource):
+    EXAMPLE = """
+resource "eevertex_model" "model_v1a2b3c" {
+  project             = "acme-geo-dev"
+  region              = "us-central1"
+  model_id            = "landcover-torch"
+  version_alias       = "v1a2b3c4d5e6"
+  display_name        = "landcover-torch"
+  artifact_uri        = "gs://acme-geo-dev-ee-models/models/landcover-torch/<sha256>/"
+  container_image_uri = eevertex_image.pytorch_cpu.id
+  container_env       = { EEV_TORCH_THREADS = "4" }
+  lifecycle { create_before_destroy = true }
+}
+"""
+
+    IMPORT = """
+`projects/P/locations/R/models/M@VERSION_ID`, `.../models/M@ALIAS` or `.../models/M` (its default
+version), as gcloud prints them (the project as ID or number), or the short `P/R/M[@VERSION]`:
+`terraform import eevertex_model.model_v1a2b3c projects/acme-geo-dev/locations/us-central1/models/landcover-torch@1`.
+The alias is kept as the config names it, so an import plans no change.
+"""
+
     @classmethod
     def get_name(cls) -> str:
         return "model"

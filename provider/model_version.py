@@ -20,6 +20,15 @@ _S = String()
 
 
 class ModelVersion(ProviderDataSource):
+    EXAMPLE = """
+data "eevertex_model_version" "serving" {
+  project  = "acme-geo-dev"
+  region   = "us-central1"
+  model_id = "landcover-torch"
+  version  = "default"
+}
+"""
+
     @classmethod
     def get_name(cls) -> str:
         return "model_version"
@@ -34,13 +43,20 @@ class ModelVersion(ProviderDataSource):
                  doc="A version alias (e.g. `default`, or the one an eevertex_model holds) or a version ID; "
                      "default: `default`."),
             attr("id", _S, kind="computed", doc="`projects/P/locations/R/models/M@VERSION_ID`."),
-            attr("version_id", _S, kind="computed"),
-            attr("version_aliases", List(_S), kind="computed"),
-            attr("display_name", _S, kind="computed"),
-            attr("description", _S, kind="computed"),
-            attr("labels", Map(_S), kind="computed"),
-            attr("artifact_uri", _S, kind="computed"),
-            attr("container_image_uri", _S, kind="computed"),
+            attr("version_id", _S, kind="computed",
+         doc="The version's ID (`1`, `2`, ...)."),
+            attr("version_aliases", List(_S), kind="computed",
+         doc="The version's aliases (`default` marks the model's default version)."),
+            attr("display_name", _S, kind="computed",
+         doc="The model's display name."),
+            attr("description", _S, kind="computed",
+         doc="The version's description."),
+            attr("labels", Map(_S), kind="computed",
+         doc="The version's labels."),
+            attr("artifact_uri", _S, kind="computed",
+         doc="The gs:// folder the version's artifact was uploaded from."),
+            attr("container_image_uri", _S, kind="computed",
+         doc='The serving image the version runs.'),
             attr("deployed_models", List(_S), kind="computed",
                  doc="Where it is deployed: `projects/P/locations/R/endpoints/E/deployedModels/D`."),
         ])

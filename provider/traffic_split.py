@@ -88,6 +88,22 @@ def split_errors(split: dict) -> str | None:
 
 
 class TrafficSplit(ProviderResource):
+    EXAMPLE = """
+resource "eevertex_traffic_split" "traffic" {
+  project     = "acme-geo-dev"
+  region      = "us-central1"
+  endpoint_id = "123456789"
+  split = {
+    (eevertex_deployment.deployment_v1a2b3c.deployed_model_id) = 90
+    (eevertex_deployment.deployment_v0f9e8d.deployed_model_id) = 10
+  }
+}
+"""
+
+    IMPORT = """
+`projects/P/locations/R/endpoints/E` (the project as ID or number), or the short `P/R/E`.
+"""
+
     @classmethod
     def get_name(cls) -> str:
         return "traffic_split"
@@ -276,6 +292,13 @@ def from_api(endpoint: dict, prior: State) -> State:
 class TrafficSplitData(ProviderDataSource):
     """`data "eevertex_traffic_split"`: an endpoint's split as it is now, and what each deployed
     model serves."""
+    EXAMPLE = """
+data "eevertex_traffic_split" "now" {
+  project     = "acme-geo-dev"
+  region      = "us-central1"
+  endpoint_id = "123456789"
+}
+"""
 
     @classmethod
     def get_name(cls) -> str:
@@ -291,7 +314,8 @@ class TrafficSplitData(ProviderDataSource):
                  doc="deployed_model_id -> percent, every deployed model included (empty: nothing deployed)."),
             attr("deployed_models", Map(_S), kind="computed",
                  doc="deployed_model_id -> the model version it serves (`projects/P/locations/R/models/M@VERSION_ID`)."),
-            attr("display_name", _S, kind="computed"),
+            attr("display_name", _S, kind="computed",
+         doc="The endpoint's display name."),
             attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E`."),
         ])
 

@@ -1,6 +1,6 @@
 """The rehearsal: a config's whole rollout, offline, with real Terraform and our provider.
 
-Scenarios (issue 12), each checked against what the Vertex AI emulator then holds:
+Scenarios, each checked against what the Vertex AI emulator then holds:
 1. apply every target; Earth Engine calls each endpoint; a second plan is empty;
 2. a label edited in the config: the plan updates the model in place; the emulator has it;
 3. a deployment undeployed by hand: the plan creates it again; the apply restores serving;

@@ -17,7 +17,7 @@ and Earth Engine use of it, as strict as the API is.
   whole state (see `rehearsal.gcloud.parity`).
 - `--project-numbers` (or EEV_EMULATOR_PROJECT_NUMBERS=1): resource names in responses carry
   the project number, as Vertex AI returns them (`projects/123456789012/...`, a stable
-  number per project ID); requests may use either. Off by default while the hooks compare
+  number per project ID); requests may use either. Off by default: the rehearsal compares
   names by project ID.
 - `--no-serving` (or EEV_EMULATOR_SERVE=0): deployModel checks the artifact is in the bucket
   but starts no model server; predict answers 503 UNAVAILABLE.

@@ -1,4 +1,4 @@
-"""Typed constructs for our own Terraform provider `eevertex` (provider/, PROVIDER_SPEC.md).
+"""Typed constructs for our own Terraform provider `eevertex` (provider/; reference: docs/provider.md).
 
 The same typed API as the google provider's generated bindings, without codegen: each
 class declares its attributes once (name -> Terraform type), takes them as keyword

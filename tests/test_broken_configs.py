@@ -260,13 +260,3 @@ def test_a_broken_config_stops_synth_with_field_and_allowed_values(config, where
 def test_there_are_79_or_more():
     assert len(BROKEN) >= 79
     assert len({b[0] for b in BROKEN}) == len(BROKEN)
-
-
-def test_readme_rule_table_is_config_rules():
-    import re
-
-    from config import rules
-
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(r"<!-- validation-rules:start -->\n(.*?)\n<!-- validation-rules:end -->", readme, re.S)
-    assert match and match.group(1) == rules.table()

@@ -400,14 +400,14 @@ def test_project_numbers(tmp_path, gcs):
         httpd.shutdown()
 
 
-def test_readme_rule_table_is_the_emulators():
+def test_the_rehearsal_guides_rule_table_is_the_emulators():
     import re
 
     import rehearsal.vertex_emulator as emulator
     from conftest import ROOT
 
     table = "\n".join(line for line in emulator.__doc__.splitlines() if line.startswith("|"))
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "guides" / "rehearsal.md").read_text()
     match = re.search(r"<!-- emulator-rules:start -->\n(.*?)\n<!-- emulator-rules:end -->", readme, re.S)
     assert match and match.group(1) == table
     # Every test the table names exists.
