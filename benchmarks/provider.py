@@ -64,6 +64,7 @@ def startup(launcher: Path) -> list[float]:
     for _ in range(ROUNDS):
         started = time.perf_counter()
         process = subprocess.Popen([str(launcher)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert process.stdout is not None  # stdout=subprocess.PIPE
         line = process.stdout.readline()
         times.append(time.perf_counter() - started)
         process.terminate()
@@ -145,6 +146,8 @@ def calls_worker(vertex_url: str) -> None:
     servicer.ConfigureProvider(pb.ConfigureProvider.Request(config=to_dynamic_value(
         {"api_endpoint": vertex_url, "credentials": "none", "operation_timeout_seconds": None})), None)
     servicer.GetProviderSchema(pb.GetProviderSchema.Request(), None)
+    client = provider.client
+    assert client is not None, "ConfigureProvider makes the provider's client"
     config = {**_model(), **{k: None for k in (
         "container_command", "container_args", "container_env", "container_ports", "container_deployment_timeout_seconds",
         "container_shared_memory_size_mb", "container_startup_probe_exec", "container_startup_probe_period_seconds",
@@ -161,7 +164,7 @@ def calls_worker(vertex_url: str) -> None:
             config=to_dynamic_value(config)), None),
         "ReadResource (+1 GET)": lambda: servicer.ReadResource(pb.ReadResource.Request(
             type_name="eevertex_model", current_state=state), None),
-        "the GET alone (emulator)": lambda: provider.client.get(
+        "the GET alone (emulator)": lambda: client.get(
             f"projects/{PROJECT}/locations/{REGION}/models/landcover@1") and pb.ReadResource.Response(),
     }
     result = {}
@@ -180,8 +183,8 @@ def run() -> Result:
     from rehearsal.emulators import Emulators
 
     result = Result()
-    with tempfile.TemporaryDirectory(prefix="bench-provider-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="bench-provider-") as folder:
+        tmp = Path(folder)
         subprocess.run([PROVIDER_PYTHON, "-m", "provider.install", "--mirror", str(tmp / "mirror"),
                         "--cli-config", str(tmp / "terraform.rc"), "--python", PROVIDER_PYTHON],
                        cwd=ROOT, check=True, capture_output=True)
@@ -225,10 +228,11 @@ def _prepare(emulators) -> None:
     bucket.blob(prefix + "model.mar").upload_from_string(b"bench")
     status, op = http_json(f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints"
                            f"?endpointId={ENDPOINT_ID}", {"displayName": "bench"})
-    assert status == 200, op
+    assert status == 200 and isinstance(op, dict), op
     while not op.get("done"):
         time.sleep(0.1)
         op = http_json(f"{emulators.vertex_url}/v1/{op['name']}")[1]
+        assert isinstance(op, dict), op
 
 
 def _prepare_model(workdir: Path, emulators, env: dict) -> None:

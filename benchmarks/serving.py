@@ -193,7 +193,7 @@ def _forward_passes(model, tensor, workdir: Path, report: Report, repeats: int) 
         for name, fn in variants.items():
             got = fn(tensor)
             assert torch.allclose(got, want, atol=1e-5), name
-        times = {name: [] for name in variants}
+        times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(repeats):  # interleaved: drift hits every variant alike; the best counts
             for name, fn in variants.items():
                 times[name].append(_best(lambda: fn(tensor), 1))
@@ -286,7 +286,7 @@ def run(repeats: int = 9, requests: int = 20, load: bool = True) -> Report:
     contract = ee.Contract("ND_ARRAYS", BANDS, (1,) * len(BANDS), ({"name": "class", "dimensions": 0, "length": 1},), tile)
     tiles = contract.example_tiles(count=1, seed=3)
     (batch,) = contract.requests(tiles)
-    body = batch.body
+    body = batch.rest_body()  # ND_ARRAYS, an HTTP format: the body itself
     tensor = torch.from_numpy(np.ascontiguousarray(np.moveaxis(contract.model_input(tiles), -1, 1)))
     report = Report(tile, len(body))
     model = fcn_model()

@@ -49,7 +49,8 @@ def export(request: dict) -> dict:
     if spec.framework == "pytorch":
         from build_hooks.pytorch import ExportError, export_mar, export_program
 
-        contract = {
+        # What ee_contract.json records (not the ee.Contract the check below uses).
+        record = {
             "payload_format": request["payload_format"],
             "input_bands": list(spec.input_bands),
             "output_bands": bands,
@@ -59,12 +60,12 @@ def export(request: dict) -> dict:
             "max_payload_bytes": request["max_payload_bytes"],
         }
         if label:
-            contract["version_label"] = label
+            record["version_label"] = label
         try:
             if "program" in layouts:
-                export_program(spec, contract, out_dir)
+                export_program(spec, record, out_dir)
             if "mar" in layouts:
-                export_mar(spec, contract, out_dir)
+                export_mar(spec, record, out_dir)
         except ExportError as error:
             raise ModelError(str(error)) from None
     else:

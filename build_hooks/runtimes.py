@@ -28,7 +28,7 @@ import numpy as np
 
 from build_hooks import earth_engine as ee
 from config import images
-from config.rollout import RolloutConfig
+from config.rollout import RolloutConfig, TargetConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-4
@@ -115,12 +115,24 @@ def runtime_python(release: images.PrebuiltRelease, log=print) -> Path:
     return python
 
 
+def release_of(rollout: RolloutConfig, target: TargetConfig) -> images.PrebuiltRelease | None:
+    """The prebuilt release this target serves on; None where our own or a custom image serves it.
+    A loaded config's prebuilt images are all releases the table knows (check_prebuilt_image)."""
+    uri = rollout.serving_image(target)
+    if rollout.image_kind(target) != "prebuilt" or uri is None:
+        return None
+    image = images.prebuilt(uri)
+    if image is None or image.release is None:
+        raise ValueError(f"{uri!r} is not a Vertex AI prebuilt prediction image this project knows")
+    return image.release
+
+
 def releases_of(rollout: RolloutConfig) -> list[images.PrebuiltRelease]:
     """Every prebuilt release a target of the config serves on."""
     found = {}
     for target in rollout.targets:
-        if rollout.image_kind(target) == "prebuilt":
-            release = images.prebuilt(rollout.serving_image(target)).release
+        release = release_of(rollout, target)
+        if release is not None:
             found[(release.family, release.version)] = release
     return [found[key] for key in sorted(found)]
 
@@ -145,12 +157,9 @@ def check_prebuilt(rollout: RolloutConfig, artifact: Path, bands, output_bands, 
         with tempfile.TemporaryDirectory(prefix="runtime-check-") as tmp:
             check = _check_torch if release.framework == "pytorch" else _check_tensorflow
             problem, version, error = check(contract, artifact, python, Path(tmp))
-        fields = sorted({f"targets.{i}.serving_image" if t.serving_image else "model.serving_image"
-                         for i, t in enumerate(rollout.targets)
-                         if rollout.image_kind(t) == "prebuilt"
-                         and images.prebuilt(rollout.serving_image(t)).release == release})
-        users = [f"targets.{i}" for i, t in enumerate(rollout.targets)
-                 if rollout.image_kind(t) == "prebuilt" and images.prebuilt(rollout.serving_image(t)).release == release]
+        served = [(i, t) for i, t in enumerate(rollout.targets) if release_of(rollout, t) == release]
+        fields = sorted({f"targets.{i}.serving_image" if t.serving_image else "model.serving_image" for i, t in served})
+        users = [f"targets.{i}" for i, _ in served]
         if problem:
             raise ValueError(
                 f"{', '.join(fields)}: {release.label} runs {', '.join(release.runtime)}, and the artifact built with "
@@ -205,6 +214,7 @@ def _check_tensorflow(contract: ee.Contract, artifact: Path, python: Path, tmp: 
         rows = json.loads(batch.body)["instances"]
         inputs = {name: [row[name] for row in rows] for name in rows[0]}
     else:
+        assert batch.inputs is not None  # a gRPC format's batch: its named tensors, no body
         inputs = {name: (value.tolist() if getattr(value, "dtype", None) is not None and value.dtype != object
                          else [v.decode() if isinstance(v, bytes) else v for v in value.tolist()])
                   for name, value in batch.inputs.items()}

@@ -77,11 +77,13 @@ def _tf_serving(saved_model: Path):
     process = subprocess.Popen([sys.executable, "-m", "serving.tf_serving", f"--port={free_port()}",
                                 f"--rest_api_port={port}", "--model_name=model", f"--model_base_path={base}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert process.stderr is not None  # stderr=subprocess.PIPE
     try:
         deadline = time.monotonic() + 120
         while http_ok(f"http://127.0.0.1:{port}/v1/models/model") is False:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise ImageError(f"TensorFlow Serving (stand-in) did not start: {process.stderr.read().decode()[-1500:]}")
+                log = process.stderr.read().decode()[-1500:]
+                raise ImageError(f"TensorFlow Serving (stand-in) did not start: {log}")
             time.sleep(0.3)
         yield f"http://127.0.0.1:{port}/v1/models/model:predict"
     finally:

@@ -48,16 +48,16 @@ def check_call(name: str, rollout: RolloutConfig, contract: ee.Contract, tiles: 
     """Send the tiles as Earth Engine would (`send(batch)` -> HTTP status and predictions, or
     the gRPC output tensors) and compare every band with the framework model's answer."""
     try:
-        got = {}
+        batches: dict[str, list[np.ndarray]] = {}
         for batch in contract.requests(tiles):
             status, predictions = send(batch)
             if status != 200:
                 return Check(name, False, f"HTTP {status}: {str(predictions)[:300]}")
             for band, values in contract.read_predictions(batch, predictions).items():
-                got.setdefault(band, []).append(values)
+                batches.setdefault(band, []).append(values)
     except (ee.ContractError, ValueError) as error:
         return Check(name, False, str(error))
-    got = {band: np.concatenate(parts) for band, parts in got.items()}
+    got = {band: np.concatenate(parts) for band, parts in batches.items()}
     return compare(name, got, reference(rollout, contract, tiles))
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 # Earth Engine's default, and the most a shared public Vertex AI endpoint accepts (the
 # stacks create only those: config/rules.py max_payload_bytes).
@@ -41,17 +42,32 @@ class PayloadTooLarge(ValueError):
     """One tile does not fit in one Earth Engine request."""
 
 
+class _TileFields(Protocol):
+    """What TileSides needs of the class it is mixed into. A Protocol for `self` rather than
+    annotations on TileSides, which pydantic would take for fields of ModelConfig (in front of
+    its own, reordering them)."""
+
+    @property
+    def tile_size(self) -> int: ...
+
+    @property
+    def input_overlap(self) -> int: ...
+
+    @property
+    def output_tile_size(self) -> int | None: ...
+
+
 class TileSides:
     """The sides Earth Engine's tile fields make, for a class with tile_size, input_overlap
     and output_tile_size (the config's ModelConfig, the Earth Engine Contract)."""
 
     @property
-    def instance_size(self) -> int:
+    def instance_size(self: _TileFields) -> int:
         """Pixels a side of each instance Earth Engine sends: tile plus overlap on both edges."""
         return self.tile_size + 2 * self.input_overlap
 
     @property
-    def answer_size(self) -> int:
+    def answer_size(self: _TileFields) -> int:
         """Pixels a side of each answer (`outputTileSize`, default `inputTileSize`)."""
         return self.output_tile_size or self.tile_size
 

@@ -99,7 +99,7 @@ def scan(outdir: Path) -> dict:
     # uses a key, the CMEK checks run on every one of them.
     for path in stacks:
         groups[target_of(path) in cmek_targets].append(path)
-    result = {"passed": [], "failed": [], "parsing_errors": [], "not_run": []}
+    result: dict[str, list[dict]] = {"passed": [], "failed": [], "parsing_errors": [], "not_run": []}
     for cmek, files in groups.items():
         if not files:
             continue

@@ -49,6 +49,8 @@ _ATTRIBUTES = [
 
 def _parts(state: State) -> tuple[str, str]:
     match = REPOSITORY.fullmatch(state["repository"])
+    if match is None:  # validate refuses such a repository before any plan
+        raise ValueError(f"repository: {state['repository']!r}; allowed: '<host>/<project>/<repository>'")
     return match["host"], f"{match['path']}/{state['name']}"
 
 

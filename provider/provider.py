@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from tf.iface import Config, Provider
 from tf.schema import Attribute, Schema
@@ -12,6 +13,9 @@ from tf.utils import Diagnostics
 
 from provider import NAME, SOURCE
 from provider.client import Client, is_loopback_http
+
+if TYPE_CHECKING:
+    from provider.registry import Registry
 
 CREDENTIALS = ("application-default", "none")
 DEFAULT_OPERATION_TIMEOUT = 1800
@@ -23,9 +27,9 @@ ENVIRONMENT = {"api_endpoint": "EEVERTEX_API_ENDPOINT", "credentials": "EEVERTEX
 
 
 class EeVertexProvider(Provider):
-    def __init__(self):
+    def __init__(self) -> None:
         self.client: Client | None = None
-        self.registry = None
+        self.registry: Registry | None = None
         self.allow_unlisted_regions = False
         # (endpoint, deployed model ID) a create adopted in this apply: see Deployment.delete.
         self.adopted: set[tuple[str, str]] = set()

@@ -46,9 +46,9 @@ class Registry:
         if response.status_code == 401 and "www-authenticate" in response.headers:
             self._tokens[(host, scope)] = self._token(response.headers["www-authenticate"], scope)
             headers["Authorization"] = f"Bearer {self._tokens[(host, scope)]}"
-            data = kwargs.get("data")
-            if hasattr(data, "seek"):
-                data.seek(0)
+            seek = getattr(kwargs.get("data"), "seek", None)  # a file body: send it again from its start
+            if seek is not None:
+                seek(0)
             response = requests.request(method, url or self._url(host, path), headers=headers, timeout=600, **kwargs)
         return response
 

@@ -246,17 +246,15 @@ def _gcloud_commands(config, manifest, workdir: Path, emulators: Emulators, repo
     _check(re.fullmatch(r"[0-9]{19}", model_id), f"models list: one generated model ID expected, got {model_id!r}")
 
     created = gcloud("ai", "endpoints", "create", f"--region={region}", f"--display-name={model.name}-gcloud")
-    match = re.search(rf"Created Vertex AI endpoint: projects/([0-9]+)/locations/{region}/endpoints/([0-9]+)\.",
-                      created.stderr)
-    _check(match, f"endpoints create printed {created.stderr!r}")
+    match = _search(rf"Created Vertex AI endpoint: projects/([0-9]+)/locations/{region}/endpoints/([0-9]+)\.",
+                    created.stderr, f"endpoints create printed {created.stderr!r}")
     endpoint_id = match.group(2)
 
     deployed = gcloud("ai", "endpoints", "deploy-model", endpoint_id, f"--region={region}", f"--model={model_id}",
                       "--traffic-split=0=100", f"--display-name={model.name}-gcloud",
                       f"--min-replica-count={target.min_replicas}", f"--max-replica-count={target.max_replicas}")
-    match = re.search(rf"Deployed a model to the endpoint {endpoint_id}\. Id of the deployed model: ([0-9]+)\.",
-                      deployed.stderr)
-    _check(match, f"deploy-model printed {deployed.stderr!r}")
+    match = _search(rf"Deployed a model to the endpoint {endpoint_id}\. Id of the deployed model: ([0-9]+)\.",
+                    deployed.stderr, f"deploy-model printed {deployed.stderr!r}")
     deployed_id = match.group(1)
 
     request = workdir / "predict-request.json"
@@ -291,3 +289,10 @@ def _check(condition, message: str) -> None:
     if not condition:
         raise GcloudFailed(message)
 
+
+def _search(pattern: str, text: str, message: str) -> re.Match[str]:
+    """The first match of the pattern in the text, or GcloudFailed with the message."""
+    match = re.search(pattern, text)
+    if match is None:
+        raise GcloudFailed(message)
+    return match

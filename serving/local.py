@@ -27,6 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from serving.image import ImageError, builder
 
@@ -145,7 +146,7 @@ class TorchServe:
         env = {**os.environ, "LOG_LOCATION": str(self.home / "logs"), "METRICS_LOCATION": str(self.home / "logs"),
                "TS_DISABLE_SYSTEM_METRICS": "true", "TMPDIR": str(self.home / "tmp")}
         self.log = open(self.home / "torchserve.out", "w")
-        self.process = subprocess.Popen(
+        self.process = process = subprocess.Popen(
             [torchserve_command(), "--start", "--foreground", "--ncs", "--ts-config", str(config),
              "--model-store", str(store), "--disable-token-auth"],
             cwd=self.home, env=env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -153,22 +154,20 @@ class TorchServe:
             start_new_session=True,
         )
         try:
-            self._wait_ready()
+            self._wait_ready(process)
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, process: subprocess.Popen) -> None:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"TorchServe exited ({self.process.returncode}):\n{self.output()}")
+            if process.poll() is not None:
+                raise RuntimeError(f"TorchServe exited ({process.returncode}):\n{self.output()}")
             try:
                 status, body = http_json(f"http://127.0.0.1:{self.management_port}/models/model", timeout=2)
-                if status == 200 and any(
-                    w.get("status") == "READY" for m in body for w in m.get("workers", [])
-                ):
+                if status == 200 and any(w.get("status") == "READY" for w in _workers(body)):
                     return
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
@@ -186,7 +185,7 @@ class TorchServe:
 
     def worker_pids(self) -> list[int]:
         status, body = http_json(f"http://127.0.0.1:{self.management_port}/models/model", timeout=5)
-        return [w.get("pid") for m in body for w in m.get("workers", [])] if status == 200 else []
+        return [w["pid"] for w in _workers(body)] if status == 200 else []
 
     def __exit__(self, *exc) -> None:
         # Not `torchserve --stop`: it stops whichever TorchServe wrote the shared pid file.
@@ -207,6 +206,13 @@ class TorchServe:
             self.log.close()
         if self.home:
             shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _workers(described: object) -> list[dict[str, Any]]:
+    """The workers in the management API's description of a model: a JSON list (one entry
+    per version, each with its "workers"), not the dict http_json's type promises."""
+    versions = described if isinstance(described, list) else []
+    return [w for v in versions for w in v.get("workers", [])]
 
 
 def _group_alive(pgid: int) -> bool:
@@ -293,20 +299,20 @@ class Container:
             self.container = f"ee-serving-{self.port}"
             argv = [tool.path, "run", "--rm", "--name", self.container, "--network=host", *env_args, *mount_args,
                     self.image]
-        self.process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-                                        env=self._tool_env())
+        self.process = process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                                  start_new_session=True, env=self._tool_env())
         try:
-            self._wait_ready()
+            self._wait_ready(process)
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, process: subprocess.Popen) -> None:
         deadline = self.started_at + self.startup_timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ImageError(f"the container of {self.image} exited ({self.process.returncode}) before it was "
+            if process.poll() is not None:
+                raise ImageError(f"the container of {self.image} exited ({process.returncode}) before it was "
                                  f"healthy:\n{self.output()}")
             try:
                 if http_json(self.url + self.health_route, timeout=5)[0] == 200:
@@ -335,6 +341,8 @@ class Container:
 
     def memory_bytes(self) -> int:
         """Resident memory of the container's processes (the server and its workers)."""
+        if self.process is None:
+            raise RuntimeError(f"the container of {self.image} is not started (use it as a context manager)")
         total = 0
         for pid in _descendants(self.process.pid):
             try:
