@@ -117,7 +117,7 @@ def endpoint_name(state: State) -> str:
 # What a deployment in a shared pool may not set: the pool's dedicated_resources decide them
 # (endpoint.py DeployedModel.prediction_resources is a oneof).
 DEDICATED_ONLY = ("machine_type", "accelerator_type", "accelerator_count", "spot", "min_replica_count",
-                  "max_replica_count", *METRICS)
+                  "max_replica_count", "required_replica_count", *METRICS)
 
 
 def to_api(state: State) -> dict:
