@@ -4,12 +4,16 @@ validation (config/rules.py, the table the rollout config uses too) and Read nor
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 from tf.iface import DataSource, Resource
 from tf.schema import Attribute, Block, NestedBlock, NestMode
 from tf.types import List, Map, String, Unknown
+from typing_extensions import TypeIs
 
 from config import rules
+
+_T = TypeVar("_T")
 
 PROJECT_REGION_DOC = {
     "project": "Google Cloud project ID (or number, as an import from a name gcloud printed leaves it).",
@@ -44,7 +48,8 @@ class MapOf(_AbsentIsEmpty, Map):
     pass
 
 
-def known(value) -> bool:
+def known(value: _T | None) -> TypeIs[_T]:
+    """A value Terraform knows: neither null nor unknown (computed later)."""
     return value is not None and value is not Unknown
 
 

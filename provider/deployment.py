@@ -142,8 +142,8 @@ def to_api(state: State) -> dict:
         resources["spot"] = True
     if known(state.get("required_replica_count")) and state["required_replica_count"]:
         resources["requiredReplicaCount"] = int(state["required_replica_count"])
-    deployed: dict = {"id": state["deployed_model_id"], "model": state["model"], "dedicatedResources": resources}
-    return _common_to_api(state, deployed)
+    dedicated: dict = {"id": state["deployed_model_id"], "model": state["model"], "dedicatedResources": resources}
+    return _common_to_api(state, dedicated)
 
 
 def _common_to_api(state: State, deployed: dict) -> dict:
@@ -204,7 +204,7 @@ def from_api(deployed: dict, prior: State, model: str) -> State:
 
 
 def _shared_from_api(deployed: dict, prior: State, model: str) -> State:
-    state = {key: None for key in DEDICATED_ONLY}
+    state: dict = {key: None for key in DEDICATED_ONLY}
     state.update({
         "project": prior["project"], "region": prior["region"], "endpoint_id": prior["endpoint_id"], "model": model,
         "deployed_model_id": deployed["id"], "display_name": deployed.get("displayName") or None,
@@ -301,6 +301,8 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
         """Only updates come here (the framework plans creates itself, Terraform replans a
         replacement as a create)."""
+        if current is None:
+            return planned
         self.keep_prior_project(current, planned, endpoint_name)
         if known(planned.get("model")) and planned["model"] != current.get("model") and self._same_version(
                 planned["model"], current):
@@ -486,7 +488,7 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
         me = current["deployed_model_id"]
         try:
             endpoint, deployed = self._find(current)
-            if deployed is None:
+            if endpoint is None or deployed is None:
                 log(f"{name}: deployed model {me} is already gone")
                 return None
             if (name, me) in self.provider.adopted:

@@ -4,8 +4,12 @@ patterns and limits (sources in vertex_emulator's rule table), the traffic split
 
 from __future__ import annotations
 
+import collections
 import datetime
 import re
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 # google.rpc.Code: canonical code -> (number, HTTP status), from google/rpc/code.proto.
 CODES = {
@@ -134,21 +138,21 @@ def mask_paths(query: dict, body: dict) -> list[str]:
     return [snake(p.strip()) for m in raw for p in m.split(",") if p.strip()]
 
 
-def check_split(split: dict, deployed_ids: set[str], field: str) -> dict[str, int]:
+def check_split(split: dict | None, deployed_ids: set[str], field: str) -> dict[str, int]:
     """Endpoint.traffic_split: deployed-model IDs to percentages summing to 100, or empty."""
     try:
-        split = {str(k): int(v) for k, v in (split or {}).items()}
+        checked = {str(k): int(v) for k, v in (split or {}).items()}
     except (TypeError, ValueError):
         raise ApiError("INVALID_ARGUMENT", f"{field}: percentages must be integers; {SPLIT_SUMMARY}") from None
-    unknown = sorted(set(split) - deployed_ids)
+    unknown = sorted(set(checked) - deployed_ids)
     if unknown:
         raise ApiError("INVALID_ARGUMENT", f"{field} names {unknown}, which are not deployed on the endpoint; "
                                            f"{SPLIT_SUMMARY}")
-    if any(not 0 <= v <= 100 for v in split.values()):
+    if any(not 0 <= v <= 100 for v in checked.values()):
         raise ApiError("INVALID_ARGUMENT", f"{field} has a percentage outside 0-100; {SPLIT_SUMMARY}")
-    if split and sum(split.values()) != 100:
-        raise ApiError("INVALID_ARGUMENT", f"{field} must add up to 100, got {sum(split.values())}; {SPLIT_SUMMARY}")
-    return split
+    if checked and sum(checked.values()) != 100:
+        raise ApiError("INVALID_ARGUMENT", f"{field} must add up to 100, got {sum(checked.values())}; {SPLIT_SUMMARY}")
+    return checked
 
 
 def check_dedicated(resources: dict, field: str) -> None:
@@ -191,3 +195,43 @@ def check_dedicated(resources: dict, field: str) -> None:
     for key, default in DEFAULT_VALUED.items():
         if key in resources and resources[key] == default:
             del resources[key]
+
+
+class ModelServer(Protocol):
+    """What serves one deployed model (vertex_predict's servers)."""
+
+    def predict(self, body: bytes) -> tuple[int, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class Host:
+    """What the API surfaces (ModelsApi, EndpointsApi, PoolsApi, PredictApi) use of the emulator
+    they are mixed into: vertex_emulator.Emulator holds the state and defines these."""
+
+    if TYPE_CHECKING:
+        state: dict
+        lock: threading.RLock
+        data_dir: Path
+        storage_host: str | None
+        registries_conf: Path | None
+        serving: bool
+        servers: dict[tuple[str, str], ModelServer]
+        inflight: collections.Counter
+        drained: threading.Condition
+        rr: dict[str, dict[str, float]]
+        faults: dict[str, str]
+        bigquery_api: Any
+
+        def canon(self, name: str) -> str: ...
+        def count(self, method: str, resource: str, detail: str = "") -> None: ...
+        def operation(self, resource: str, kind: str, work: Callable, response_type: str) -> dict: ...
+        def save(self) -> None: ...
+        def _generated_id(self) -> str: ...
+        def _resolve(self, name: str) -> dict: ...
+        def _endpoint(self, name: str) -> dict: ...
+        def _pool(self, name: str) -> dict: ...
+        @staticmethod
+        def _check_dedicated(resources: dict) -> None: ...
+        def _serve(self, endpoint_name: str, deployed: dict) -> None: ...
+        def _unserve(self, endpoint_name: str, deployed_id: str) -> None: ...

@@ -94,6 +94,7 @@ from rehearsal.vertex_common import (
     CODES,
     LOCATION,
     ApiError,
+    ModelServer,
     mask_paths,
     now,
 )
@@ -114,7 +115,7 @@ class Emulator(ModelsApi, EndpointsApi, PoolsApi, PredictApi):
         self.monitoring_api = MonitoringApi(self)
         self.state_path = data_dir / "state.json"
         self.lock = threading.RLock()
-        self.servers: dict[tuple[str, str], object] = {}
+        self.servers: dict[tuple[str, str], ModelServer] = {}
         # Requests a model server is answering, per (endpoint, deployed ID): an undeploy lets
         # them finish before the server stops, as Vertex AI drains a deployment it removes.
         self.inflight: collections.Counter = collections.Counter()

@@ -19,6 +19,7 @@ from rehearsal.vertex_common import (
     LOGGING_SCHEMA,
     MUTABLE_DEPLOYED,
     ApiError,
+    Host,
     check_dedicated,
     check_split,
     now,
@@ -26,7 +27,7 @@ from rehearsal.vertex_common import (
 )
 
 
-class EndpointsApi:
+class EndpointsApi(Host):
     """`projects.locations.endpoints.*` but predict, on the Emulator's state."""
 
     def _endpoint(self, name: str) -> dict:
@@ -145,7 +146,8 @@ class EndpointsApi:
             raise ApiError("INVALID_ARGUMENT", f"deployed_model.shared_resources {pool_name} is not in the "
                                                f"endpoint's project and location ({endpoint_name})")
         image = (version.get("containerSpec") or {}).get("imageUri", "")
-        if prebuilt(image) is None or prebuilt(image).family not in ("tf2", "pytorch"):
+        release = prebuilt(image)
+        if release is None or release.family not in ("tf2", "pytorch"):
             raise ApiError("INVALID_ARGUMENT", f"Model {version['name']} runs {image!r}, a custom container: model "
                                                "co-hosting supports only Vertex AI's prebuilt TensorFlow and PyTorch "
                                                f"containers ({CO_HOSTING_DOC})")
@@ -160,11 +162,14 @@ class EndpointsApi:
         config = copy.deepcopy(config)
         if not config.get("enabled"):
             return config
-        rate = config.get("samplingRate")
+        given = config.get("samplingRate")
+        rate: float | None = None
         try:  # a double: proto3 JSON takes a number or a string that holds one, and answers a number
-            rate = config["samplingRate"] = float(rate) if not isinstance(rate, bool) else None
-        except (TypeError, ValueError):
+            if isinstance(given, (int, float, str)) and not isinstance(given, bool):
+                rate = float(given)
+        except ValueError:
             rate = None
+        config["samplingRate"] = rate
         if rate is None or not 0 < rate <= 1:
             raise ApiError("INVALID_ARGUMENT", f"predict_request_response_logging_config.sampling_rate {rate!r} must "
                                                "be in (0, 1]")

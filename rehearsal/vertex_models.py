@@ -17,11 +17,12 @@ from rehearsal.vertex_common import (
     OUTPUT_FORMATS,
     VERSION_ALIAS,
     ApiError,
+    Host,
     now,
 )
 
 
-class ModelsApi:
+class ModelsApi(Host):
     """`projects.locations.models.*`, on the Emulator's state."""
 
     def _model(self, base: str) -> dict:

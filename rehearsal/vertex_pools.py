@@ -9,11 +9,12 @@ import copy
 from rehearsal.vertex_common import (
     POOL_ID,
     ApiError,
+    Host,
     now,
 )
 
 
-class PoolsApi:
+class PoolsApi(Host):
     """`projects.locations.deploymentResourcePools.*`, on the Emulator's state."""
 
     @property

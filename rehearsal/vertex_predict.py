@@ -17,6 +17,8 @@ from rehearsal.vertex_common import (
     MANAGED_BUCKET,
     PREDICT_LIMIT,
     ApiError,
+    Host,
+    ModelServer,
 )
 from serving.local import Container, TorchServe, free_port, http_json
 
@@ -26,7 +28,7 @@ class ContainerServer:
     from AIP_STORAGE_URI itself."""
 
     def __init__(self, version: dict, storage_uri: str, deployed_id: str, endpoint_id: str, *,
-                 storage_host: str, registries_conf: Path | None, log: Path):
+                 storage_host: str | None, registries_conf: Path | None, log: Path):
         spec = version["containerSpec"]
         # ModelContainerSpec.predict_route / health_route defaults (model.py field docs).
         default = f"/v1/endpoints/{endpoint_id}/deployedModels/{deployed_id}"
@@ -66,7 +68,8 @@ class TensorFlowServer:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"TensorFlow Serving (stand-in) exited: {self.process.stderr.read().decode()[-2000:]}")
+                stderr = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"TensorFlow Serving (stand-in) exited: {stderr[-2000:]}")
             try:
                 if http_json(f"http://127.0.0.1:{self.port}/v1/models/model", timeout=2)[0] == 200:
                     return
@@ -101,7 +104,7 @@ class PyTorchServer:
         self.server.__exit__(None, None, None)
 
 
-class PredictApi:
+class PredictApi(Host):
     """Serving the deployed models and `endpoints.predict`."""
 
     def restore_servers(self) -> None:
@@ -164,7 +167,7 @@ class PredictApi:
         image = version["containerSpec"]["imageUri"]
         if prebuilt(image) is None:
             log = self.data_dir / "containers" / f"{endpoint_name.rsplit('/', 1)[1]}-{deployed['id']}.log"
-            server = ContainerServer(version, self._storage_copy(version), deployed["id"],
+            server: ModelServer = ContainerServer(version, self._storage_copy(version), deployed["id"],
                                      endpoint_name.rsplit("/", 1)[1], storage_host=self.storage_host,
                                      registries_conf=self.registries_conf, log=log)
         else:
