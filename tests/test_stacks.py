@@ -133,7 +133,13 @@ def test_model_shows_every_setting(torch_build, torch_synth):
         "container_env": {"EEV_TORCH_THREADS": "4"},
     }
     assert model["lifecycle"] == {"create_before_destroy": True}
-    assert config["resource"].keys() == {"eevertex_model"}
+    # The image the version runs is pushed first, by our provider, at that digest.
+    assert config["resource"].keys() == {"eevertex_image", "eevertex_model"}
+    image = only(config, "eevertex_image")
+    built = manifest.serving_image("ee-serving-pytorch-cpu")
+    assert {k: image[k] for k in ("repository", "name", "digest", "tag")} == {
+        "repository": "us-central1-docker.pkg.dev/acme-geo-dev/ee-serving", "name": "ee-serving-pytorch-cpu",
+        "digest": built.digest, "tag": built.tag}
     assert list(config["resource"]["eevertex_model"]) == [f"model_{alias.replace('-', '_')}"]
     assert config["output"]["model_version"]["value"] == f"${{eevertex_model.model_{alias.replace('-', '_')}.id}}"
     assert "earth_engine_bands" not in config["output"]

@@ -17,7 +17,7 @@ def embedded(monkeypatch, provider_cli_config):
     assert terraform.binary() is None
 
 
-@pytest.mark.parametrize("stack,adds", [("dev-model", 1), ("dev-deployment", 2)])
+@pytest.mark.parametrize("stack,adds", [("dev-model", 2), ("dev-deployment", 2)])  # image and model; deployment and split
 def test_model_and_deployment_stacks_init_and_plan(embedded, torch_synth, stack, adds):
     stack_dir = torch_synth / "stacks" / stack
     assert terraform.needs_remote_provider(stack_dir) == []
