@@ -664,8 +664,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("configs", nargs="*", type=Path, default=[Path("rollout.toml")])
     parser.add_argument("--workdir", type=Path, default=Path(".rehearsal"))
     parser.add_argument("--max-targets", type=int, default=None)
-    parser.add_argument("--scenario", choices=("all", "rollout", "gcloud"), default="all",
-                        help="the rollout of each config, the gcloud CLI scenario (rehearsal/gcloud.py), or both")
+    parser.add_argument("--scenario", choices=("all", "rollout", "gcloud", "verified"), default="all",
+                        help="the rollout of each config, the gcloud CLI scenario (rehearsal/gcloud.py), the "
+                             "verified promotion of the first config (a built-in model's), or all")
     args = parser.parse_args(argv)
     failed = 0
     for config in args.configs if args.scenario in ("all", "rollout") else []:
@@ -689,7 +690,36 @@ def main(argv: list[str]) -> int:
               f"no failed request during canary/promote/rollback; interrupted: {report.facts['interrupted']}")
     if args.scenario in ("all", "gcloud"):
         failed += _gcloud(args.configs, args.workdir)
+    if args.scenario in ("all", "verified"):
+        failed += _verified(args.configs[0], args.workdir, asked=args.scenario == "verified")
     return 1 if failed else 0
+
+
+def _verified(config: Path, workdir: Path, *, asked: bool) -> int:
+    """The verified-promotion scenario; skipped (said so) within `all` for a config whose model is
+    not a built-in one (its other weights are a built-in model's)."""
+    source = tomllib.loads(config.read_text())["model"].get("source", "")
+    if not asked and not source.startswith("builtin:"):
+        print(f"SKIPPED verified promotion: {config} serves {source}, not a built-in model (--scenario verified "
+              "with rollout.toml rehearses it)")
+        return 0
+    workdir = workdir / f"{config.stem}-verified"
+    print(f"rehearse verified promotion with {config} (details: {workdir / 'rehearsal.log'})")
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    try:
+        report = rehearse_verified_canary(config, workdir)
+    except PrerequisiteMissing as error:
+        print(f"NOT STARTED: {error}")
+        return 1
+    except (RehearsalFailed, RuntimeError, TimeoutError) as error:
+        print(f"FAILED: {error}")
+        return 1
+    print(report.summary)
+    print(f"broken canary refused: {report.facts['broken_canary_difference']}; "
+          f"{report.facts['broken_canary_requests']} Earth Engine requests during it, none failed; "
+          f"then promoted: {report.facts['promoted_split']}")
+    return 0
 
 
 def _gcloud(configs: list[Path], workdir: Path) -> int:

@@ -48,6 +48,7 @@ BAD_VALUES = [
     ("pytorch", "target", "max_replicas", "many", "targets.0.max_replicas", "allowed: a whole number from 1 to 1000"),
     ("pytorch", "target", "accelerator_count", 17, "targets.0.accelerator_count", "allowed: a whole number from 0 to 16"),
     ("pytorch", "target", "traffic_percent", 101, "targets.0.traffic_percent", "allowed: a whole number from 0 to 100"),
+    ("pytorch", "target", "verify_promotion", "yes", "targets.0.verify_promotion", "allowed: true or false"),
     ("pytorch", "target", "traffic_percent", -1, "targets.0.traffic_percent", "allowed: a whole number from 0 to 100"),
     ("pytorch", "target", "traffic_percent", 12.5, "targets.0.traffic_percent", "allowed: a whole number from 0 to 100"),
     ("pytorch", "target", "serving_image", "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",

@@ -120,7 +120,7 @@ def parse(data, tmp_path):
 def test_stacks_terraform_cannot_plan_list_what_they_declare(torch_synth, tmp_path):
     review = review_stack(torch_synth / "stacks" / "dev-bucket", tmp_path / "dev-bucket")
     assert not review.planned
-    assert review.lines[0] == "not planned here: terraform init could not install the google provider; it declares 3 resource(s)"
+    assert review.lines[0] == "not planned here: terraform init could not install the google provider; it declares 4 resource(s)"  # the bucket, ee_contract.json, golden.json, model.pt2
     assert "registry.terraform.io" in review.reason  # Terraform's own message, whole
     assert "    - public_access_prevention: \"enforced\"" in review.lines
     assert "    - versioning.enabled: true" in review.lines

@@ -385,6 +385,17 @@ def test_main_reports_tampered_artifact(torch_build, tmp_path):
         load_artifact(parse_config(data, config.path))
 
 
+def test_verify_promotion_false_moves_traffic_unchecked(torch_build, tmp_path):
+    from config.rollout import parse_config
+
+    config, manifest = torch_build
+    data = config.model_dump(mode="json", exclude={"path"})
+    data["targets"][0]["verify_promotion"] = False
+    out = synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state")
+    assert "verification" not in resource(stack_json(out, "dev-deployment"), "eevertex_traffic_split", "traffic")
+    assert "verification" in resource(stack_json(out, "prod-deployment"), "eevertex_traffic_split", "traffic")
+
+
 def _canary(torch_build, tmp_path, percent: int = 10):
     from config.rollout import parse_config
 
