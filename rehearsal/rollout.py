@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +31,11 @@ import numpy as np
 from build_hooks import earth_engine as ee
 from build_hooks.build import build
 from build_hooks.manifest import Manifest
-from serving.local import http_json
 from build_hooks.verify import reference
 from config.rollout import RolloutConfig, parse_config
 from plan import terraform
 from rehearsal.emulators import Emulators
+from serving.local import http_json
 
 # The provider runs from its own virtualenv (tf 1.2.0 needs protobuf<6, TensorFlow 6).
 PROVIDER_PYTHON_ENV = "EEV_PROVIDER_PYTHON"
@@ -48,13 +50,21 @@ def check(condition: bool, message: str) -> None:
         raise RehearsalFailed(message)
 
 
+def found(pattern: str, text: str, message: str) -> re.Match[str]:
+    """The first match of the pattern in the text, or RehearsalFailed with the message."""
+    match = re.search(pattern, text)
+    if match is None:
+        raise RehearsalFailed(message)
+    return match
+
+
 @dataclass
 class Progress:
     """Prints each long step as it starts and ends, and keeps a summary; details go to
     `log` (a file), never to the screen."""
 
     rows: list[tuple[str, str, float]] = field(default_factory=list)
-    out: object = print
+    out: Callable[[str], object] = print
     log: Path | None = None
 
     @contextmanager
@@ -167,7 +177,7 @@ class EarthEngine:
         ids, parts = [], []
         for batch in self.batches:
             status, body = http_json(f"{self.vertex_url}/v1/{endpoint}:predict", batch.rest_body(), timeout=120)
-            if status != 200:
+            if status != 200 or not isinstance(body, dict):
                 raise RuntimeError(f"predict on {endpoint}: HTTP {status}: {str(body)[:300]}")
             answered = body["deployedModelId"]
             if answered not in expected:
@@ -221,7 +231,7 @@ class Vertex:
 
     def call(self, method: str, path: str, body: dict | None = None, *, wait: bool = True) -> dict:
         status, answer = http_json(f"{self.url}/v1/{path}", body, timeout=120, method=method)
-        if status != 200:
+        if status != 200 or not isinstance(answer, dict):
             raise RuntimeError(f"{method} {path}: HTTP {status}: {answer}")
         if wait and "name" in answer and "/operations/" in answer["name"] and "done" in answer:
             return self.wait(answer)
@@ -240,7 +250,7 @@ class Vertex:
 
     def get(self, name: str) -> dict | None:
         status, answer = http_json(f"{self.url}/v1/{name}", timeout=120)
-        return answer if status == 200 else None
+        return answer if status == 200 and isinstance(answer, dict) else None
 
 
 # -- Terraform ------------------------------------------------------------------------------
@@ -387,15 +397,22 @@ class Rollout:
         self.outdir = workdir / "cdktf.out"
         self.state_dir = workdir / "state"
         self.data = data
-        self.config: RolloutConfig | None = None
+        self._config: RolloutConfig | None = None
         self.manifest: Manifest | None = None
         self.vertex = Vertex(emulators.vertex_url)
         self.terraform = Terraform(workdir, progress)
 
+    @property
+    def config(self) -> RolloutConfig:
+        """The config of the last synth (or configure)."""
+        if self._config is None:
+            raise RuntimeError("the rollout has no config yet: synth (or configure) first")
+        return self._config
+
     def configure(self, data: dict) -> RolloutConfig:
         self.data = json.loads(json.dumps(data))
-        self.config = parse_config(json.loads(json.dumps(self.data)), self.config_path)
-        return self.config
+        self._config = parse_config(json.loads(json.dumps(self.data)), self.config_path)
+        return self._config
 
     def synth(self, data: dict | None = None) -> Manifest:
         """Build the config's artifact (a no-op when it is built already) and synthesize

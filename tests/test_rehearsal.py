@@ -8,10 +8,12 @@ rehearsal/scenario.py); these tests run it and check what it saw.
 from __future__ import annotations
 
 import pytest
-
 from conftest import ROOT
+
 from rehearsal.rollout import PROVIDER_PYTHON_ENV, provider_python
-from rehearsal.scenario import PrerequisiteMissing, next_version, rehearse, rehearse_verified_canary
+from rehearsal.scenario import rehearse
+from rehearsal.steps import PrerequisiteMissing, next_version
+from rehearsal.verified import rehearse_verified_canary
 
 
 @pytest.fixture(autouse=True)
