@@ -1,5 +1,5 @@
 """The last step, on Earth Engine's side: the `ee.Model.fromVertexAi` call that each target's
-endpoint stack outputs (`earth_engine_snippet`, rendered once by `stacks.wiring`), for `review`
+endpoint stack outputs (`earth_engine_snippet`, rendered once by `stacks.earth_engine`), for `review`
 to print, and a check that runs it against the target's real project.
 
 `python -m plan.earth_engine TARGET [--outdir cdktf.out] [--point LON,LAT]`

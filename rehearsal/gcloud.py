@@ -41,7 +41,7 @@ from config.rollout import parse_config
 from rehearsal.emulators import Emulators
 from rehearsal.rollout import Progress, Rollout
 from stacks import naming
-from stacks.wiring import serving_image_uri
+from stacks.versions import serving_image_uri
 
 # The seed's deploy-model passes no --machine-type: Vertex AI deploys on its default
 # (MachineSpec.machine_type: "For DeployedModel ... the default value is n1-standard-2").

@@ -418,7 +418,7 @@ class Rollout:
         """Build the config's artifact (a no-op when it is built already) and synthesize
         every target's stacks, the provider block pointed at the emulator."""
         from stacks.app import build_app
-        from stacks.wiring import VertexProviderConfig
+        from stacks.environment import VertexProviderConfig
 
         config = self.configure(data if data is not None else self.data)
         label = getattr(config.model, "version_label", None)

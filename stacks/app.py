@@ -10,13 +10,14 @@ from pathlib import Path
 from cdktn import App
 
 from build_hooks.manifest import Manifest, read_manifest, resolve_sha, verify_artifact
-from stacks.bucket import BucketStack
 from config.rollout import RolloutConfig
+from stacks.bucket import BucketStack
 from stacks.deployment import DeploymentStack
 from stacks.endpoint import EndpointStack
+from stacks.environment import GOOGLE_PROVIDER, PROJECT_ROOT, StackLayout, VertexProviderConfig
 from stacks.model import ModelStack
 from stacks.registry import RegistryStack
-from stacks.wiring import PROJECT_ROOT, StackLayout, VertexProviderConfig, target_stacks
+from stacks.wiring import target_stacks
 
 
 class ArtifactMismatch(ValueError):
@@ -58,7 +59,7 @@ def build_app(
     *,
     outdir: Path,
     state_dir: Path | None = None,
-    vertex_provider: VertexProviderConfig = VertexProviderConfig(),
+    vertex_provider: VertexProviderConfig = GOOGLE_PROVIDER,
 ) -> App:
     """One App, four or five stacks per target, with explicit dependencies:
     bucket, registry -> model -> deployment <- endpoint (the registry where a model version

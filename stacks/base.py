@@ -5,8 +5,8 @@ from __future__ import annotations
 from cdktn import GcsBackend, LocalBackend, TerraformStack
 from constructs import Construct
 
+from stacks.environment import Backend, VertexProviderConfig
 from stacks.vertex import EeVertexProvider
-from stacks.wiring import Backend, VertexProviderConfig
 
 
 class BaseStack(TerraformStack):

@@ -148,7 +148,7 @@ class EndpointStack(BaseStack):
                     )
         if config.resource_pool:
             pool = config.resource_pool
-            machine = {"machine_type": pool.machine_type}
+            machine: dict[str, str | int | None] = {"machine_type": pool.machine_type}
             if pool.accelerator_type:
                 machine.update(accelerator_type=pool.accelerator_type, accelerator_count=pool.accelerator_count)
             # Every attribute forces a new pool (the google provider's schema): one with models

@@ -68,7 +68,7 @@ def test_without_projection_the_call_has_no_proj(torch_build):
     """Unset, Earth Engine picks the first band's default projection: the call says nothing
     of it (and synth warns, config.rollout.PROJECTION_WARNING)."""
     from config.rollout import parse_config
-    from stacks.wiring import from_vertex_ai_args, from_vertex_ai_snippet
+    from stacks.earth_engine import from_vertex_ai_args, from_vertex_ai_snippet
 
     config, manifest = torch_build
     data = config.model_dump(mode="json", exclude={"path"})
@@ -113,7 +113,7 @@ def test_the_call_binds_to_earthengine_apis_own_signature(fixture, request):
 
 
 def test_array_bands_and_overlap_reach_the_arguments(tf_build):
-    from stacks.wiring import from_vertex_ai_args, from_vertex_ai_snippet
+    from stacks.earth_engine import from_vertex_ai_args, from_vertex_ai_snippet
     from conftest import example_data
     from config.rollout import parse_config
 
@@ -134,7 +134,7 @@ def test_custom_source_without_input_bands_is_checked_at_synth(tf_build):
     from build_hooks.manifest import ManifestError
     from config.rollout import parse_config
     from conftest import example_data
-    from stacks.wiring import from_vertex_ai_args
+    from stacks.earth_engine import from_vertex_ai_args
 
     data = example_data("tensorflow")
     data["model"].update(source="tests.fixture_models:keras_two_outputs", tile_size=400)
@@ -148,7 +148,7 @@ def test_input_bands_must_match_the_built_model(torch_build):
     from build_hooks.manifest import ManifestError
     from config.rollout import parse_config
     from conftest import example_data
-    from stacks.wiring import from_vertex_ai_args
+    from stacks.earth_engine import from_vertex_ai_args
 
     data = example_data("pytorch")
     data["model"]["input_bands"] = ["B4", "B3", "B2", "B5", "B6", "B7"]
@@ -161,7 +161,7 @@ def test_tile_size_must_be_the_one_built(torch_build):
     from build_hooks.manifest import ManifestError
     from config.rollout import parse_config
     from conftest import example_data
-    from stacks.wiring import from_vertex_ai_args
+    from stacks.earth_engine import from_vertex_ai_args
 
     data = example_data("pytorch")
     data["model"]["tile_size"] = 64
@@ -173,7 +173,7 @@ def test_a_class_band_is_declared_in_its_pixel_type(torch_build):
     """An integer band (an argmax class) is served as JSON integers: the snippet tells Earth
     Engine so (`ee.PixelType.uint8()`), not float."""
     from build_hooks.manifest import Band
-    from stacks.wiring import from_vertex_ai_args, from_vertex_ai_snippet
+    from stacks.earth_engine import from_vertex_ai_args, from_vertex_ai_snippet
 
     config, manifest = torch_build
     classes = manifest.model_copy(update={"output_bands": (Band(name="class", type="uint8"),)})

@@ -13,7 +13,8 @@ from conftest import ROOT, config_in, example_data, synth
 from config.rollout import ConfigError, parse_config
 from config.rules import NEW_ENDPOINT_ID
 from stacks import naming
-from stacks.wiring import StackLayout, target_stacks
+from stacks.environment import StackLayout
+from stacks.wiring import target_stacks
 
 # The API's rule, written out again here rather than imported, so a wrong regex in the
 # code cannot pass its own test.

@@ -222,7 +222,7 @@ def test_provider_block_and_source(torch_synth):
 
 def test_provider_points_at_an_emulator_only_when_asked(torch_build, tmp_path):
     from stacks.app import build_app
-    from stacks.wiring import VertexProviderConfig
+    from stacks.environment import VertexProviderConfig
 
     config, manifest = torch_build
     emulator = VertexProviderConfig(api_endpoint="http://127.0.0.1:8123", credentials="none")
