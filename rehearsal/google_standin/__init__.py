@@ -1,11 +1,13 @@
 """A stand-in for the google Terraform provider (`registry.terraform.io/hashicorp/google`), for
-offline runs where the real one cannot be downloaded: the three resource types a target's bucket
-and endpoint stacks use without `predict_members` (google_storage_bucket,
-google_storage_bucket_object, google_vertex_ai_endpoint), with the attribute names and kinds of
-the google provider's schema for the attributes the stacks set, against the GCS and Vertex AI
-emulators. It reads the endpoints from the variables the real provider reads
-(GOOGLE_STORAGE_CUSTOM_ENDPOINT, GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT), so a stack runs unchanged on
-either. IAM resources are not stood in for: the emulators have no IAM to grant in.
+offline runs where the real one cannot be downloaded: the resource types the stacks use, with the
+attribute names and kinds of the google provider's schema for the attributes the stacks set,
+against the emulators. It reads the endpoints from the variables the real provider reads
+(GOOGLE_STORAGE_CUSTOM_ENDPOINT, GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT, ...), so a stack runs unchanged
+on either. The only IAM stood in for is an Artifact Registry repository's member.
+
+Modules: `provider` (the provider block, HTTP, operations), `base` (what the resources share),
+`storage` (bucket, object), `vertex` (endpoint, deployment resource pool), `registry` (repository,
+its IAM member), `bigquery` (dataset), `monitoring` (alert policy), `project` (data google_project).
 
 Written in the framework our own provider uses (`tf`), run from the provider's virtualenv;
 installed into a filesystem mirror by `install()`, beside ours.
