@@ -134,7 +134,9 @@ def machine_spec(machine, accelerator, count) -> tuple[str, str] | None:
                     f"{machine} comes with {number} {kind}, not {given}; allowed with {machine}: "
                     f"accelerator_type = {kind!r}, accelerator_count = {number}")
         return None
-    series, _, vcpus = _cpu_machine(machine)
+    cpu = _cpu_machine(machine)
+    assert cpu is not None, "machine_type() accepted it and it is no accelerator-optimized type"
+    series, _, vcpus = cpu
     if not accelerator:
         if count:
             return "accelerator_count", (f"{count} accelerator(s) but no accelerator_type; allowed: accelerator_count = 0, "

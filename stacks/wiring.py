@@ -16,7 +16,9 @@ from pathlib import Path
 from build_hooks.manifest import GOLDEN_NAME, Manifest, ManifestError, ServingImage, read_manifest
 from config import payload
 from config.images import registry_host
-from config.rollout import GRPC_PORT, ConfigError, RolloutConfig, TargetConfig
+from config.model import GRPC_PORT
+from config.rollout import ConfigError, RolloutConfig
+from config.target import TargetConfig
 from stacks import naming
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
