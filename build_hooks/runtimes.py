@@ -28,7 +28,8 @@ import numpy as np
 
 from build_hooks import earth_engine as ee
 from config import images
-from config.rollout import RolloutConfig, TargetConfig
+from config.rollout import RolloutConfig
+from config.target import TargetConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-4

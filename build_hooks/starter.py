@@ -14,7 +14,8 @@ from pathlib import Path
 
 from build_hooks.spec import ModelError, load_spec
 from config import payload
-from config.rollout import MODEL_NAME_RE, ConfigError, load_config
+from config.model import MODEL_NAME_RE
+from config.rollout import ConfigError, load_config
 
 # Tiles a multiple of this: a U-Net-style model halves its input several times.
 TILE_STEP = 16

@@ -119,7 +119,8 @@ def accelerator_type(value) -> str | None:
 def machine_spec(machine, accelerator, count) -> tuple[str, str] | None:
     """(field, message) when this machine, accelerator type and count are not a combination
     Vertex AI deploys on ([compute]); None when they are. `count` 0 or None: no accelerator."""
-    for field, problem in (("machine_type", machine_type(machine)), ("accelerator_type", accelerator_type(accelerator))):
+    for field, problem in (("machine_type", machine_type(machine)),
+                           ("accelerator_type", accelerator_type(accelerator))):
         if problem:
             return field, problem
     count = count or 0
@@ -134,35 +135,41 @@ def machine_spec(machine, accelerator, count) -> tuple[str, str] | None:
                     f"{machine} comes with {number} {kind}, not {given}; allowed with {machine}: "
                     f"accelerator_type = {kind!r}, accelerator_count = {number}")
         return None
-    series, _, vcpus = _cpu_machine(machine)
+    cpu = _cpu_machine(machine)
+    assert cpu is not None, "machine_type() accepted it and it is no accelerator-optimized type"
+    series, _, vcpus = cpu
     if not accelerator:
         if count:
-            return "accelerator_count", (f"{count} accelerator(s) but no accelerator_type; allowed: accelerator_count = 0, "
-                                         f"or an accelerator_type ({', '.join(ACCELERATOR_TYPES)})")
+            return "accelerator_count", (f"{count} accelerator(s) but no accelerator_type; allowed: "
+                                         f"accelerator_count = 0, or an accelerator_type "
+                                         f"({', '.join(ACCELERATOR_TYPES)})")
         return None
     if not count:
         return "accelerator_count", f"0 with accelerator_type {accelerator!r}; allowed: {_counts(accelerator, machine)}"
     if accelerator not in N1_GPUS:
         homes = [m for m, (kind, _) in FIXED_ACCELERATORS.items() if kind == accelerator]
-        where = f"one of {', '.join(homes)} (the accelerator comes with the machine)" if homes else "none for prediction"
+        where = (f"one of {', '.join(homes)} (the accelerator comes with the machine)" if homes
+                 else "none for prediction")
         return "accelerator_type", (f"{accelerator} cannot be attached to {machine}; allowed machine_type for "
                                     f"{accelerator}: {where}")
     if series != "n1":
-        return "accelerator_type", (f"{accelerator} cannot be attached to {machine} ({series.upper()} machine types take no "
-                                    f"accelerator); allowed: an n1-* machine type with {accelerator}, or no accelerator "
-                                    f"on {machine}")
+        return "accelerator_type", (f"{accelerator} cannot be attached to {machine} ({series.upper()} machine "
+                                    f"types take no accelerator); allowed: an n1-* machine type with "
+                                    f"{accelerator}, or no accelerator on {machine}")
     limits = N1_GPUS[accelerator]
     if count not in limits:
         return "accelerator_count", f"{count} x {accelerator}; allowed: {_counts(accelerator, machine)}"
     if vcpus > limits[count]:
-        return "accelerator_count", (f"{count} x {accelerator} on {machine} ({vcpus} vCPUs): at most {limits[count]} vCPUs "
+        return "accelerator_count", (f"{count} x {accelerator} on {machine} ({vcpus} vCPUs): at most "
+                                     f"{limits[count]} vCPUs "
                                      f"with {count}; allowed: {_counts(accelerator, machine)}")
     return None
 
 
 def _counts(accelerator: str, machine: str) -> str:
     if accelerator in N1_GPUS:
-        counts = [str(n) for n, most in N1_GPUS[accelerator].items() if (_cpu_machine(machine) or ("", "", 0))[2] <= most]
+        vcpus = (_cpu_machine(machine) or ("", "", 0))[2]
+        counts = [str(n) for n, most in N1_GPUS[accelerator].items() if vcpus <= most]
         return f"accelerator_count {', '.join(counts) or 'none (too many vCPUs)'} of {accelerator} on {machine}"
     fixed = FIXED_ACCELERATORS.get(machine)
     return f"accelerator_count {fixed[1]}" if fixed else "an accelerator_count from the machine's table"
@@ -176,7 +183,8 @@ REGION_FORM = re.compile(r"[a-z]+-[a-z]+[1-9][0-9]?")
 def region(value, *, allow_unlisted: bool = False) -> str | None:
     """A Vertex AI region that serves online predictions (config/regions.py, gcloud 528's list)."""
     if not isinstance(value, str) or not REGION_FORM.fullmatch(value):
-        return f"{value!r} is not a region; allowed: the '<area>-<direction><n>' form such as 'us-central1' or 'europe-west4'"
+        return (f"{value!r} is not a region; allowed: the '<area>-<direction><n>' form such as 'us-central1' "
+                "or 'europe-west4'")
     if value not in PREDICTION_REGIONS and not allow_unlisted:
         return (f"{value!r} is not a Vertex AI prediction region; allowed: {', '.join(PREDICTION_REGIONS)} "
                 "(a region newer than this list: set allow_unlisted_region = true on the target, or "
@@ -190,7 +198,8 @@ PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 def project(value, *, number_allowed: bool = False) -> str | None:
     """A Google Cloud project ID (Resource Manager: 6-30 of a-z, 0-9, '-', starting with a
     letter, not ending with '-'); Vertex AI resource names may carry the project number instead."""
-    if isinstance(value, str) and (PROJECT_ID.fullmatch(value) or (number_allowed and re.fullmatch(r"[1-9][0-9]{0,19}", value))):
+    if isinstance(value, str) and (PROJECT_ID.fullmatch(value)
+                                   or (number_allowed and re.fullmatch(r"[1-9][0-9]{0,19}", value))):
         return None
     number = " (or its number)" if number_allowed else ""
     return (f"{value!r} is not a Google Cloud project ID; allowed: 6-30 characters of a-z, 0-9 and '-', "
@@ -205,7 +214,8 @@ def replicas(low, high) -> tuple[str, str] | None:
     DedicatedResources: min_replica_count >= 1, max defaults to min and is not below it); the upper
     bound is this tool's (Vertex AI's is the project's quota)."""
     for which, value in (("min", low), ("max", high)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_REPLICAS):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 1 <= value <= MAX_REPLICAS):
             return which, f"{value!r}; allowed: a whole number from 1 to {MAX_REPLICAS}"
     if low is not None and high is not None and low > high:
         return "min", f"{low} is greater than the maximum, {high}; allowed: 1 <= minimum <= maximum"
@@ -246,7 +256,8 @@ def autoscaling_target(metric: str, value) -> str | None:
     if metric in PERCENT_METRICS:
         if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100:
             return None
-        return f"{value!r}; allowed: a whole number from 1 to 100 (percent; Vertex AI's default {DEFAULT_AUTOSCALING_TARGET})"
+        return (f"{value!r}; allowed: a whole number from 1 to 100 (percent; Vertex AI's default "
+                f"{DEFAULT_AUTOSCALING_TARGET})")
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_REQUESTS_PER_MINUTE:
         return None
     return f"{value!r}; allowed: a whole number of requests per minute per replica, from 1 to {MAX_REQUESTS_PER_MINUTE}"
@@ -277,7 +288,8 @@ def labels(value, *, reserved: tuple[str, ...] = ()) -> str | None:
         return f"{value!r}; allowed: a table of label = \"value\""
     room = MAX_LABELS - len(reserved)
     if len(value) > room:
-        return f"{len(value)} labels; allowed: at most {room}" + (f" ({len(reserved)} are set by this tool)" if reserved else "")
+        return f"{len(value)} labels; allowed: at most {room}" + (
+            f" ({len(reserved)} are set by this tool)" if reserved else "")
     for key, item in value.items():
         if key in reserved:
             return (f"key {key!r} is set by this tool on every resource ({', '.join(reserved)}); "
@@ -332,7 +344,8 @@ def endpoint_id(value, *, existing: bool) -> str | None:
     hint = ""
     if isinstance(value, str) and GENERATED_ID.fullmatch(value):
         hint = (" for an endpoint the stacks create (Vertex AI refuses numeric endpoint IDs over 9 digits); "
-                "an endpoint that exists already (an ID Vertex AI generated): adopt it with [targets.adopt] endpoint = true")
+                "an endpoint that exists already (an ID Vertex AI generated): adopt it with [targets.adopt] "
+                "endpoint = true")
     return f"{value!r} is not a valid Vertex AI endpoint ID{hint}; allowed: {NEW_ENDPOINT_RULE}"
 
 
@@ -446,7 +459,8 @@ def max_payload_bytes(value) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool) and value > SHARED_ENDPOINT_MAX_PAYLOAD_BYTES:
         return (f"{value:,} is over the 1.5 MB a shared public Vertex AI endpoint accepts ({ENDPOINT_TYPES_PAGE}: "
                 "10 MB only on dedicated and private endpoints, which Earth Engine cannot call, see "
-                "targets.dedicated_endpoint_enabled); allowed: a whole number from 1 to 1500000 (Earth Engine's default)")
+                "targets.dedicated_endpoint_enabled); allowed: a whole number from 1 to 1500000 "
+                "(Earth Engine's default)")
     return f"{value!r}; allowed: a whole number from 1 to {SHARED_ENDPOINT_MAX_PAYLOAD_BYTES}"
 
 

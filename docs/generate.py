@@ -125,7 +125,9 @@ def configuration() -> str:
     from pydantic_core import PydanticUndefined
 
     from config import rules
-    from config.rollout import ModelConfig, RolloutConfig, TargetConfig
+    from config.model import ModelConfig
+    from config.rollout import RolloutConfig
+    from config.target import TargetConfig
 
     examples = _examples()
     sections = [(ModelConfig, "model", "[model]"), *_tables(ModelConfig, "model"),

@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.rollout import PROJECTION_WARNING
+from config.model import PROJECTION_WARNING
 from plan import terraform
 
 DEFAULT_POINT = (-122.3, 37.8)

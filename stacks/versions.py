@@ -10,7 +10,9 @@ from dataclasses import dataclass, fields
 
 from build_hooks.manifest import Manifest, ManifestError, ServingImage, read_manifest
 from config.images import registry_host
-from config.rollout import GRPC_PORT, PreviousArtifact, RolloutConfig, TargetConfig
+from config.model import GRPC_PORT, PreviousArtifact
+from config.rollout import RolloutConfig
+from config.target import TargetConfig
 from stacks import naming
 from stacks.environment import PROJECT_ROOT, StackLayout
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from build_hooks.manifest import GOLDEN_NAME, Manifest
 from config.images import registry_host
-from config.rollout import ConfigError, RolloutConfig, TargetConfig
+from config.rollout import ConfigError, RolloutConfig
+from config.target import TargetConfig
 from stacks import naming
 from stacks.earth_engine import from_vertex_ai_args, from_vertex_ai_snippet
 from stacks.environment import GOOGLE_PROVIDER, Backend, StackLayout, VertexProviderConfig

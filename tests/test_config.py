@@ -7,7 +7,9 @@ import copy
 import pytest
 
 from conftest import ROOT, example_data
-from config.rollout import ACCELERATOR_TYPES, ConfigError, check_bucket_name, load_config, parse_config
+from config.checks import check_bucket_name
+from config.rollout import ConfigError, load_config, parse_config
+from config.rules import ACCELERATOR_TYPES
 
 
 def with_change(example: str, section: str, key: str, value, index: int = 0) -> dict:

@@ -66,7 +66,7 @@ def test_every_target_has_the_from_vertex_ai_arguments(fixture, request):
 
 def test_without_projection_the_call_has_no_proj(torch_build):
     """Unset, Earth Engine picks the first band's default projection: the call says nothing
-    of it (and synth warns, config.rollout.PROJECTION_WARNING)."""
+    of it (and synth warns, config.model.PROJECTION_WARNING)."""
     from config.rollout import parse_config
     from stacks.earth_engine import from_vertex_ai_args, from_vertex_ai_snippet
 

@@ -177,7 +177,8 @@ def test_summary_is_the_same_for_any_resource_type():
 
 
 def test_review_lists_each_targets_earth_engine_call(torch_build, torch_synth, tmp_path):
-    from config.rollout import PROJECTION_WARNING, parse_config
+    from config.model import PROJECTION_WARNING
+    from config.rollout import parse_config
     from conftest import stack_json
     from plan.earth_engine import review_lines, warnings
 

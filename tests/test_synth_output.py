@@ -108,7 +108,7 @@ def test_resynth_keeps_terraform_working_files_that_still_fit(torch_build, tmp_p
 def test_synth_warns_when_the_model_projection_is_unset(torch_build, tmp_path):
     """Usable, but Earth Engine would feed the model the first band's default projection."""
     from conftest import rollout_toml
-    from config.rollout import PROJECTION_WARNING
+    from config.model import PROJECTION_WARNING
 
     config = rollout_toml(tmp_path / "rollout.toml", torch_build[0].artifact_dir)
     text = config.read_text()
