@@ -136,7 +136,10 @@ def _intact(root: Path, manifest: Manifest) -> bool:
     """The version is there with these files (whatever images were recorded with it)."""
     try:
         built = read_manifest(root / manifest.sha256).model_copy(update={"serving_images": ()})
-        return built == manifest and verify_artifact(root, manifest) is None
+        if built != manifest:
+            return False
+        verify_artifact(root, manifest)
+        return True
     except ManifestError:
         return False
 

@@ -77,7 +77,8 @@ def check_artifact(spec: ModelSpec, contract: ee.Contract, artifact: Path, layou
     `build_hooks.export.export`) as Earth Engine sends them (the contract's tile size,
     overlap, array bands and payload format); raise CheckError naming every mismatch with
     the declared output bands."""
-    report, problems = Report(), []
+    report = Report()
+    problems: list[str] = []
     for layout in sorted(set(layouts)):
         runner_name, sub, shown = RUNNERS[layout]
         runner = globals()[runner_name](spec, contract, artifact / sub if sub else artifact)
@@ -173,6 +174,20 @@ def _framework_shape(spec: ModelSpec, raw: np.ndarray) -> list[int]:
     return [shape[0], shape[3], shape[1], shape[2]] if spec.framework == "pytorch" else shape
 
 
+def _http_body(batch: ee.Batch) -> bytes:
+    """The body of an HTTP format's request (what these runners send)."""
+    if batch.body is None:
+        raise CheckError(f"payload format {batch.payload_format}: a gRPC format, sent without an HTTP body")
+    return batch.body
+
+
+def _grpc_inputs(batch: ee.Batch) -> dict:
+    """The named tensors of a gRPC format's request."""
+    if batch.inputs is None:
+        raise CheckError(f"payload format {batch.payload_format}: a request with neither a body nor named tensors")
+    return batch.inputs
+
+
 def _read(contract: ee.Contract, batch: ee.Batch, predictions) -> dict | str:
     """The answer as Earth Engine reads it (shape and bands checked; NaN/Inf are the
     report's warning, not a failure), or why it cannot be read."""
@@ -212,10 +227,11 @@ class ProgramRunner:
         from serving import codec
 
         (batch,) = self.contract.requests(tiles)
+        body = _http_body(batch)
         self.captured.clear()
         failure = None
         try:
-            answer = self.model.predict(batch.body)
+            answer = self.model.predict(body)
         except codec.RequestError as error:
             failure = f"the server answers HTTP {error.status}: {error.message}"
         except Exception as error:  # noqa: BLE001 - the model failing on a tile is the finding
@@ -274,7 +290,7 @@ class TorchServeRunner:
         (batch,) = self.contract.requests(tiles)
         # The JSON text as Vertex AI passes it on; TorchServe's worker protocol decodes an
         # application/json body before the envelope sees it (ts/protocol/otf_message_handler.py).
-        body = json.loads(batch.body)
+        body = json.loads(_http_body(batch))
         request = [{"requestId": b"check", "parameters": [{"name": "body", "value": body, "contentType": "application/json"}]}]
         _, inputs, _ = Service.retrieve_data_for_inference(request)
         self.captured.clear()
@@ -331,11 +347,12 @@ class SavedModelRunner:
         except Exception as error:  # noqa: BLE001 - the model failing on a tile is the finding
             raise CheckError(f"the model fails: {type(error).__name__}: {str(error).splitlines()[0]}") from None
         (batch,) = self.contract.requests(tiles)
+        request = batch.body if batch.body is not None else _grpc_inputs(batch)
         try:
-            if batch.body is not None:
-                predictions = self.model.predict_rest(json.loads(batch.body))["predictions"]
+            if isinstance(request, bytes):
+                predictions = self.model.predict_rest(json.loads(request))["predictions"]
             else:
-                predictions = self.model.call(batch.inputs)
+                predictions = self.model.call(request)
         except ServingError as error:
             return raw, f"the serving signature fails: {error.message}"
         except Exception as error:  # noqa: BLE001 - reported after the raw output's checks

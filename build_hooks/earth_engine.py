@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,11 +81,12 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
             return value, pos
 
 
-def _fields(data: bytes):
+def _fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
     pos = 0
     while pos < len(data):
         key, pos = _read_varint(data, pos)
         number, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, pos = _read_varint(data, pos)
         elif wire == 2:
@@ -99,22 +101,40 @@ def _fields(data: bytes):
         yield number, wire, value
 
 
+def _bytes(value: int | bytes) -> bytes:
+    """A length-delimited or fixed-width field's payload (a varint there: a malformed TensorProto)."""
+    if isinstance(value, int):
+        raise ValueError("malformed TensorProto: a varint where a length-delimited field belongs")
+    return value
+
+
+def _int(value: int | bytes) -> int:
+    """A varint field's value (bytes there: a malformed TensorProto)."""
+    if isinstance(value, bytes):
+        raise ValueError("malformed TensorProto: bytes where a varint belongs")
+    return value
+
+
 def parse_tensor_proto(data: bytes) -> np.ndarray:
     """A float TensorProto -> numpy array."""
-    dtype, dims, content, floats = None, [], b"", []
+    dtype: int | bytes | None = None
+    dims: list[int] = []
+    content = b""
+    floats: list[float] = []
     for number, wire, value in _fields(data):
         if number == 1:
             dtype = value
         elif number == 2:
-            for dim_number, _, dim in _fields(value):
+            for dim_number, _, dim in _fields(_bytes(value)):
                 if dim_number == 2:
-                    dims.append(next(v for n, _, v in _fields(dim) if n == 1) if dim else 0)
+                    dims.append(next(_int(v) for n, _, v in _fields(_bytes(dim)) if n == 1) if dim else 0)
         elif number == 4:
-            content = value
+            content = _bytes(value)
         elif number == 5:
-            floats.extend(struct.unpack(f"<{len(value) // 4}f", value) if wire == 2 else [struct.unpack("<f", value)[0]])
+            raw = _bytes(value)
+            floats.extend(struct.unpack(f"<{len(raw) // 4}f", raw) if wire == 2 else [struct.unpack("<f", raw)[0]])
     if dtype != DT_FLOAT:
-        raise ValueError(f"expected a DT_FLOAT TensorProto, got dtype {dtype}")
+        raise ValueError(f"expected a DT_FLOAT TensorProto, got dtype {dtype!r}")
     count = int(np.prod(dims)) if dims else 1
     if content:
         return np.frombuffer(content, dtype="<f4").reshape(dims).copy()
@@ -189,9 +209,11 @@ class Batch:
         Serving's REST row encoding, one object per instance, bytes as {"b64": ...}."""
         if self.body is not None:
             return self.body
+        if self.inputs is None:
+            raise ValueError(f"batch at tile {self.first}: neither a body nor named tensors")
         rows = []
         for i in range(self.count):
-            row = {}
+            row: dict[str, object] = {}
             for name, tensor in self.inputs.items():
                 value = tensor[i]
                 if isinstance(value, bytes):
@@ -298,7 +320,9 @@ class Contract(payload.TileSides):
                 Batch(fmt, start, min(per, count - start), None, self._grpc_inputs(tiles, start, min(start + per, count)))
                 for start in range(0, count, per)
             ]
-        batches, pending, first = [], [], 0
+        batches: list[Batch] = []
+        pending: list[str] = []
+        first = 0
         limit = self.max_payload_bytes
         size = payload.ENVELOPE
         for i in range(count):
@@ -349,7 +373,7 @@ class Contract(payload.TileSides):
         if not isinstance(rows, list) or len(rows) != batch.count:
             got = len(rows) if isinstance(rows, list) else type(rows).__name__
             raise ContractError(f"{batch.count} instance(s) sent, {got} prediction(s) answered")
-        out = {name: [] for name in names}
+        out: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for i, row in enumerate(rows):
             where = f"prediction {batch.first + i}"
             if fmt == "ND_ARRAYS":

@@ -129,8 +129,12 @@ resource "eevertex_traffic_split" "traffic" {
                     rule(diags, "verification", golden.reference_error(deployed_id, reference))
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
+        """Only updates come here (the framework plans creates itself, Terraform replans a
+        replacement as a create)."""
+        if current is None:
+            return planned
         self.keep_prior_project(current, planned, endpoint_name)
-        unchanged = current is not None and all(
+        unchanged = all(
             (planned.get(key) or None) == (current.get(key) or None) for key in ("split", "verification"))
         planned["verified"] = current.get("verified") if unchanged else Unknown
         return planned
@@ -182,7 +186,7 @@ resource "eevertex_traffic_split" "traffic" {
         for deployed_id, share in sorted(split.items()):
             if not share or deployed_id not in checks:
                 continue
-            sha256 = golden.REFERENCE.fullmatch(checks[deployed_id]).group(2)
+            _, sha256 = golden.parse_reference(checks[deployed_id])
             if before.get(deployed_id) and verified_before.get(deployed_id) == sha256:
                 verified[deployed_id] = sha256
                 continue

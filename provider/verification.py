@@ -26,6 +26,7 @@ import math
 import re
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from provider.client import VertexError, log
@@ -59,8 +60,16 @@ class Golden:
     tolerance: float
 
 
+def parse_reference(reference: str) -> tuple[str, str]:
+    """A golden reference -> (its gs:// URI, its sha256); VerificationFailed when it is not one."""
+    match = REFERENCE.fullmatch(reference)
+    if match is None:
+        raise VerificationFailed(f"golden reference {reference!r}; allowed: {REFERENCE_DOC}")
+    return match.group(1), match.group(2)
+
+
 def load(client, reference: str) -> Golden:
-    uri, sha256 = REFERENCE.fullmatch(reference).groups()
+    uri, sha256 = parse_reference(reference)
     data = client.download(uri, what=f"read golden tile {uri}")
     got = hashlib.sha256(data).hexdigest()
     if got != sha256:
@@ -100,8 +109,8 @@ def difference(golden: Golden, predictions) -> str | None:
     """How the answer differs from the expected one (None: within the tolerance)."""
     bands = list(golden.expected)
     if not isinstance(predictions, list) or len(predictions) != 1:
-        got = len(predictions) if isinstance(predictions, list) else type(predictions).__name__
-        return f"1 instance sent, {got} prediction(s) answered"
+        count = len(predictions) if isinstance(predictions, list) else type(predictions).__name__
+        return f"1 instance sent, {count} prediction(s) answered"
     row = predictions[0]
     if golden.payload_format == "ND_ARRAYS" or not isinstance(row, dict):
         row = {bands[0]: row}
@@ -142,7 +151,8 @@ def _flat(value) -> tuple[list[int], list[float]]:
         return _tensor_proto(base64.b64decode(value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4)))
     if isinstance(value, dict) and "b64" in value:
         return _tensor_proto(base64.b64decode(value["b64"]))
-    shape, flat = [], []
+    shape: list[int] = []
+    flat: list[float] = []
 
     def walk(v, depth):
         if isinstance(v, list):
@@ -168,10 +178,11 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             return value, pos
 
 
-def _fields(data: bytes):
+def _fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
     pos = 0
     while pos < len(data):
         key, pos = _varint(data, pos)
+        value: int | bytes
         if key & 7 == 0:
             value, pos = _varint(data, pos)
         elif key & 7 == 2:
@@ -184,19 +195,36 @@ def _fields(data: bytes):
         yield key >> 3, key & 7, value
 
 
+def _bytes(value: int | bytes) -> bytes:
+    """A length-delimited or fixed-width field's payload (a varint there: a malformed TensorProto)."""
+    if isinstance(value, int):
+        raise ValueError("malformed TensorProto: a varint where a length-delimited field belongs")
+    return value
+
+
+def _int(value: int | bytes) -> int:
+    """A varint field's value (bytes there: a malformed TensorProto)."""
+    if isinstance(value, bytes):
+        raise ValueError("malformed TensorProto: bytes where a varint belongs")
+    return value
+
+
 def _tensor_proto(data: bytes) -> tuple[list[int], list[float]]:
     """A DT_FLOAT TensorProto (tensor_shape 2, tensor_content 4 or float_val 5), as
     build_hooks.earth_engine.parse_tensor_proto reads it."""
-    shape, content, floats = [], b"", []
+    shape: list[int] = []
+    content = b""
+    floats: list[float] = []
     for number, wire, value in _fields(data):
         if number == 2:
-            for dim_number, _, dim in _fields(value):
+            for dim_number, _, dim in _fields(_bytes(value)):
                 if dim_number == 2:
-                    shape.append(next((v for n, _, v in _fields(dim) if n == 1), 0))
+                    shape.append(next((_int(v) for n, _, v in _fields(_bytes(dim)) if n == 1), 0))
         elif number == 4:
-            content = value
+            content = _bytes(value)
         elif number == 5:
-            floats += list(struct.unpack(f"<{len(value) // 4}f", value)) if wire == 2 else [struct.unpack("<f", value)[0]]
+            raw = _bytes(value)
+            floats += list(struct.unpack(f"<{len(raw) // 4}f", raw)) if wire == 2 else [struct.unpack("<f", raw)[0]]
     if content:
         floats = list(struct.unpack(f"<{len(content) // 4}f", content))
     count = math.prod(shape) if shape else 1

@@ -146,21 +146,28 @@ class Emulators:
         status, body = http_json(f"{self.vertex_url}/emulator/faults", faults)
         assert status == 200, body
 
+    def _emulator_json(self, what: str) -> dict:
+        """GET /emulator/<what> of the Vertex AI emulator: its JSON object."""
+        status, body = http_json(f"{self.vertex_url}/emulator/{what}")
+        if not isinstance(body, dict):
+            raise RuntimeError(f"emulator /emulator/{what} answered HTTP {status}, not a JSON object: {body[:200]!r}")
+        return body
+
     def calls(self) -> dict[str, int]:
-        return http_json(f"{self.vertex_url}/emulator/calls")[1]
+        return self._emulator_json("calls")
 
     def journal(self) -> list[dict]:
         """Every mutating Vertex AI call so far, in order: method, resource, detail."""
-        return http_json(f"{self.vertex_url}/emulator/journal")[1]["journal"]
+        return self._emulator_json("journal")["journal"]
 
     def traffic(self) -> list[dict]:
         """After every change of an endpoint, in order: `endpoint`, `at`, and `serving`, the
         deployed models that take its traffic (empty: nothing served at that instant)."""
-        return http_json(f"{self.vertex_url}/emulator/traffic")[1]["traffic"]
+        return self._emulator_json("traffic")["traffic"]
 
     def state(self) -> dict:
         """The Vertex AI emulator's whole state (models, endpoints, operations)."""
-        return http_json(f"{self.vertex_url}/emulator/state")[1]
+        return self._emulator_json("state")
 
     def __exit__(self, *exc) -> None:
         _stop(self.vertex)
