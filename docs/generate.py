@@ -132,7 +132,7 @@ def configuration() -> str:
     examples = _examples()
     sections = [(ModelConfig, "model", "[model]"), *_tables(ModelConfig, "model"),
                 (TargetConfig, "targets", "[[targets]]"), *_tables(TargetConfig, "targets")]
-    out = [GENERATED.format(source="config/rollout.py"), "# The rollout config\n\n",
+    out = [GENERATED.format(source="config/ (model.py, target.py, target_tables.py)"), "# The rollout config\n\n",
            f"{_cell(RolloutConfig.__doc__ or '')} One TOML file (`rollout.toml` is the built-in example): "
            "a `[model]` table and one `[[targets]]` table per Google Cloud project. Every rule is checked "
            "when the file is loaded, and an error names the field and the values it accepts.\n"]
