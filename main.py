@@ -25,8 +25,11 @@ def main() -> int:
     config_path = Path(os.environ.get("ROLLOUT_CONFIG", ROOT / "rollout.toml"))
     outdir = Path(os.environ.get("CDKTF_OUTDIR", ROOT / "cdktf.out")).absolute()
     if not outdir.parent.is_dir():
-        print(f"error: CDKTF_OUTDIR={outdir}: the folder {outdir.parent} does not exist; "
-              "create it, or unset CDKTF_OUTDIR to synthesize into cdktf.out/", file=sys.stderr)
+        print(
+            f"error: CDKTF_OUTDIR={outdir}: the folder {outdir.parent} does not exist; "
+            "create it, or unset CDKTF_OUTDIR to synthesize into cdktf.out/",
+            file=sys.stderr,
+        )
         return 2
     if outdir.exists() and not outdir.is_dir():
         print(f"error: CDKTF_OUTDIR={outdir} is a file; allowed: a folder (created if missing)", file=sys.stderr)
@@ -42,8 +45,9 @@ def main() -> int:
     try:
         from stacks.app import ArtifactMismatch, load_artifact, resolve_previous, synthesize
     except ModuleNotFoundError as error:
-        print(f"error: {error} ({sys.executable}): install the synth dependencies, e.g. `nox -s synth`",
-              file=sys.stderr)
+        print(
+            f"error: {error} ({sys.executable}): install the synth dependencies, e.g. `nox -s synth`", file=sys.stderr
+        )
         return 2
     try:
         manifest = load_artifact(rollout)
@@ -56,12 +60,14 @@ def main() -> int:
     except Exception as error:  # noqa: BLE001 - a bug: one line here, the traceback in a file
         log = outdir.parent / "synth-error.log"
         log.write_text(traceback.format_exc())
-        print(f"error: synth failed: {type(error).__name__}: {error} (a bug in this tool, not in your config; "
-              f"the traceback is in {log})", file=sys.stderr)
+        print(
+            f"error: synth failed: {type(error).__name__}: {error} (a bug in this tool, not in your config; "
+            f"the traceback is in {log})",
+            file=sys.stderr,
+        )
         return 1
     names = ", ".join(t.name for t in rollout.targets)
-    print(f"synthesized {len(stacks)} stacks for {names} "
-          f"(artifact sha256 {manifest.sha256[:12]}) into {outdir}")
+    print(f"synthesized {len(stacks)} stacks for {names} (artifact sha256 {manifest.sha256[:12]}) into {outdir}")
     return 0
 
 

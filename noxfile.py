@@ -63,12 +63,14 @@ def _interpreter(session: nox.Session) -> str:
     """A Python 3.11 to build the virtualenvs with."""
     for candidate in (shutil.which(f"python{PYTHON}"), sys.executable):
         if candidate:
-            version = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                     capture_output=True, text=True).stdout.strip()
+            version = subprocess.run(
+                [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+            ).stdout.strip()
             if version == PYTHON:
                 return candidate
-    session.error(f"Python {PYTHON} is required (python{PYTHON} on PATH, or run nox with it); "
-                  f"found {sys.version.split()[0]}")
+    session.error(
+        f"Python {PYTHON} is required (python{PYTHON} on PATH, or run nox with it); found {sys.version.split()[0]}"
+    )
     raise AssertionError  # session.error raises
 
 
@@ -84,14 +86,36 @@ def _ensure_env(session: nox.Session, name: str, requirements: list[str], no_dep
     if not python.exists():
         session.log(f"creating .nox/{name} (Python {PYTHON})")
         session.run(_interpreter(session), "-m", "venv", str(env), external=True, silent=True)
-    session.log(f"installing {len(requirements)} pinned packages into .nox/{name} "
-                "(first run: a few minutes; later runs reuse it)")
+    session.log(
+        f"installing {len(requirements)} pinned packages into .nox/{name} "
+        "(first run: a few minutes; later runs reuse it)"
+    )
     # No wheel cache: the environment itself is kept, and the cache would double the disk.
-    session.run(str(python), "-m", "pip", "install", "--no-cache-dir", "--progress-bar", "on", *requirements,
-                external=True, env=ENV)
+    session.run(
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--no-cache-dir",
+        "--progress-bar",
+        "on",
+        *requirements,
+        external=True,
+        env=ENV,
+    )
     if no_deps:
-        session.run(str(python), "-m", "pip", "install", "--no-cache-dir", "--no-deps", *no_deps, external=True,
-                    env=ENV, silent=True)
+        session.run(
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--no-deps",
+            *no_deps,
+            external=True,
+            env=ENV,
+            silent=True,
+        )
     stamp.write_text(wanted)
     return env
 
@@ -131,8 +155,18 @@ def provider_env(session: nox.Session) -> dict[str, str]:
     env = _ensure_env(session, "provider", _requirements("provider"))
     python = env / "bin" / "python"
     cli_config = ENVS / "provider.tfrc"
-    session.run(str(python), "-m", "provider.install", "--mirror", str(ENVS / "provider-mirror"),
-                "--cli-config", str(cli_config), external=True, env=ENV, silent=True)
+    session.run(
+        str(python),
+        "-m",
+        "provider.install",
+        "--mirror",
+        str(ENVS / "provider-mirror"),
+        "--cli-config",
+        str(cli_config),
+        external=True,
+        env=ENV,
+        silent=True,
+    )
     return {"TF_CLI_CONFIG_FILE": str(cli_config), "EEV_PROVIDER_PYTHON": str(python)}
 
 
@@ -145,8 +179,10 @@ def require(session: nox.Session, program: str, why: str) -> None:
 def require_builder(session: nox.Session) -> None:
     """Our serving images need an OCI builder (serving/image.py takes the first it finds)."""
     if not any(shutil.which(b) for b in ("buildah", "podman", "docker")):
-        session.error("none of buildah, podman, docker is on PATH: building our serving image needs one "
-                      "(Debian/Ubuntu: `sudo apt-get install buildah mmdebstrap`)")
+        session.error(
+            "none of buildah, podman, docker is on PATH: building our serving image needs one "
+            "(Debian/Ubuntu: `sudo apt-get install buildah mmdebstrap`)"
+        )
 
 
 def _configs(session: nox.Session) -> list[str]:
@@ -182,8 +218,12 @@ def tests(session: nox.Session) -> None:
     require(session, "java", "TorchServe (tests, verify, rehearse) needs Java 11+; install a JDK, e.g. openjdk-17")
     require_builder(session)
     for program in ("skopeo", "docker-registry"):
-        require(session, program, "the rehearsal pushes our images to a loopback registry "
-                                  "(Debian/Ubuntu: `sudo apt-get install skopeo docker-registry`)")
+        require(
+            session,
+            program,
+            "the rehearsal pushes our images to a loopback registry "
+            "(Debian/Ubuntu: `sudo apt-get install skopeo docker-registry`)",
+        )
     env = {**ENV, "CHECKOV": checkov_env(session), **provider_env(session)}
     if shutil.which("npm"):
         # The cdktf CLI, for the `cdktf synth --hcl` way-out test (tests/test_hcl.py).
@@ -192,8 +232,17 @@ def tests(session: nox.Session) -> None:
         if not cli.exists():
             session.log(f"installing {CDKTF_CLI} with npm into .nox/cdktf-cli")
             cache = Path(session.create_tmp()) / "npm-cache"
-            session.run("npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), CDKTF_CLI,
-                        external=True, env={"npm_config_cache": str(cache)})
+            session.run(
+                "npm",
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(prefix),
+                CDKTF_CLI,
+                external=True,
+                env={"npm_config_cache": str(cache)},
+            )
             shutil.rmtree(cache, ignore_errors=True)
         env["CDKTF_CLI"] = str(cli)
     else:
@@ -244,8 +293,12 @@ def rehearse(session: nox.Session) -> None:
     install(session, "build", "synth", "deploy", "serve", "rehearse")
     require_builder(session)
     for program in ("skopeo", "docker-registry"):
-        require(session, program, "the rehearsal pushes our images to a loopback registry "
-                                  "(Debian/Ubuntu: `sudo apt-get install skopeo docker-registry`)")
+        require(
+            session,
+            program,
+            "the rehearsal pushes our images to a loopback registry "
+            "(Debian/Ubuntu: `sudo apt-get install skopeo docker-registry`)",
+        )
     # The rehearsal installs the provider into its own work folder; it needs the provider's Python.
     provider = provider_env(session)["EEV_PROVIDER_PYTHON"]
     args = list(session.posargs) or ["rollout.toml", "examples/tensorflow.toml"]
@@ -285,8 +338,16 @@ def scan(session: nox.Session) -> None:
     if not (ROOT / "cdktf.out" / "manifest.json").exists():
         session.error("cdktf.out/manifest.json is missing: run `nox -s synth -- CONFIG` first")
     python = str(ENVS / "scan" / "bin" / "python")
-    session.run(python, "-m", "plan.scan", "cdktf.out", "--out", "review/checkov.json",
-                env={**ENV, "CHECKOV": checkov}, external=True)
+    session.run(
+        python,
+        "-m",
+        "plan.scan",
+        "cdktf.out",
+        "--out",
+        "review/checkov.json",
+        env={**ENV, "CHECKOV": checkov},
+        external=True,
+    )
 
 
 @nox.session(default=False)

@@ -34,8 +34,10 @@ def machine() -> str:
         pass
     import torch
 
-    return (f"{date.today()}: {cpu}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    return (
+        f"{date.today()}: {cpu}, {os.cpu_count()} cores{memory}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -48,8 +48,9 @@ def run(repeats: int = 3) -> list[BuildResult]:
             # The example config, its artifact redirected into tmp (a TOML, as the command reads).
             artifact = Path(tmp) / "artifact"
             config_file = Path(tmp) / "rollout.toml"
-            config_file.write_text(re.sub(r'(?m)^artifact_dir = .*$', f"artifact_dir = {json.dumps(str(artifact))}",
-                                          path.read_text()))
+            config_file.write_text(
+                re.sub(r"(?m)^artifact_dir = .*$", f"artifact_dir = {json.dumps(str(artifact))}", path.read_text())
+            )
             rollout = parse_config(tomllib.loads(config_file.read_text()), config_file)
             assert rollout.artifact_dir == artifact
             full, noop, full_cmd, noop_cmd = [], [], [], []
@@ -59,8 +60,12 @@ def run(repeats: int = 3) -> list[BuildResult]:
                 full.append(_time(lambda: build(rollout, log=lambda *_: None)))
                 noop.append(_time(lambda: build(rollout, log=lambda *_: None)))
                 shutil.rmtree(rollout.artifact_dir)
-                full_cmd.append(_time(lambda: subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)))
-                noop_cmd.append(_time(lambda: subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)))
+                full_cmd.append(
+                    _time(lambda: subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True))
+                )
+                noop_cmd.append(
+                    _time(lambda: subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True))
+                )
             results.append(BuildResult(framework, *(statistics.median(v) for v in (full, noop, full_cmd, noop_cmd))))
     return results
 

@@ -75,18 +75,34 @@ def startup(launcher: Path) -> list[float]:
 
 def _model(**extra) -> dict:
     return {
-        "project": PROJECT, "region": REGION, "model_id": "landcover", "version_alias": "a-0123abcd-c-5e6f",
-        "display_name": "landcover", "description": "Land cover", "labels": {"team": "geo"},
-        "artifact_uri": ARTIFACT, "container_image_uri": "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
-        "container_grpc_ports": [8500], "container_predict_route": "/predictions/model",
-        "container_health_route": "/ping", **extra,
+        "project": PROJECT,
+        "region": REGION,
+        "model_id": "landcover",
+        "version_alias": "a-0123abcd-c-5e6f",
+        "display_name": "landcover",
+        "description": "Land cover",
+        "labels": {"team": "geo"},
+        "artifact_uri": ARTIFACT,
+        "container_image_uri": "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
+        "container_grpc_ports": [8500],
+        "container_predict_route": "/predictions/model",
+        "container_health_route": "/ping",
+        **extra,
     }
 
 
 def _deployment(model: str) -> dict:
-    return {"project": PROJECT, "region": REGION, "endpoint_id": ENDPOINT_ID, "model": model,
-            "deployed_model_id": "101", "display_name": "landcover", "machine_type": "n1-standard-4",
-            "min_replica_count": 1, "max_replica_count": 2}
+    return {
+        "project": PROJECT,
+        "region": REGION,
+        "endpoint_id": ENDPOINT_ID,
+        "model": model,
+        "deployed_model_id": "101",
+        "display_name": "landcover",
+        "machine_type": "n1-standard-4",
+        "min_replica_count": 1,
+        "max_replica_count": 2,
+    }
 
 
 def _split() -> dict:
@@ -95,7 +111,9 @@ def _split() -> dict:
 
 def ours_config(vertex_url: str) -> dict:
     return {
-        "terraform": {"required_providers": {"eevertex": {"source": "ee-vertex.local/ee/eevertex", "version": "0.1.0"}}},
+        "terraform": {
+            "required_providers": {"eevertex": {"source": "ee-vertex.local/ee/eevertex", "version": "0.1.0"}}
+        },
         "provider": {"eevertex": {"api_endpoint": vertex_url, "credentials": "none"}},
         "resource": {
             "eevertex_model": {"m": _model()},
@@ -106,11 +124,15 @@ def ours_config(vertex_url: str) -> dict:
 
 
 def floor_config() -> dict:
-    return {"resource": {"terraform_data": {
-        "m": {"input": _model()},
-        "d": {"input": _deployment("${terraform_data.m.id}")},
-        "t": {"input": _split(), "depends_on": ["terraform_data.d"]},
-    }}}
+    return {
+        "resource": {
+            "terraform_data": {
+                "m": {"input": _model()},
+                "d": {"input": _deployment("${terraform_data.m.id}")},
+                "t": {"input": _split(), "depends_on": ["terraform_data.d"]},
+            }
+        }
+    }
 
 
 def _timed_plans(workdir: Path, config: dict, env: dict) -> list[float]:
@@ -143,29 +165,65 @@ def calls_worker(vertex_url: str) -> None:
 
     provider = EeVertexProvider()
     servicer = ProviderServicer(provider)
-    servicer.ConfigureProvider(pb.ConfigureProvider.Request(config=to_dynamic_value(
-        {"api_endpoint": vertex_url, "credentials": "none", "operation_timeout_seconds": None})), None)
+    servicer.ConfigureProvider(
+        pb.ConfigureProvider.Request(
+            config=to_dynamic_value(
+                {"api_endpoint": vertex_url, "credentials": "none", "operation_timeout_seconds": None}
+            )
+        ),
+        None,
+    )
     servicer.GetProviderSchema(pb.GetProviderSchema.Request(), None)
     client = provider.client
     assert client is not None, "ConfigureProvider makes the provider's client"
-    config = {**_model(), **{k: None for k in (
-        "container_command", "container_args", "container_env", "container_ports", "container_deployment_timeout_seconds",
-        "container_shared_memory_size_mb", "container_startup_probe_exec", "container_startup_probe_period_seconds",
-        "container_startup_probe_timeout_seconds", "container_health_probe_exec", "container_health_probe_period_seconds",
-        "container_health_probe_timeout_seconds", "kms_key_name", "id", "version_id", "model_name", "version_aliases")}}
-    imported = servicer.ImportResourceState(pb.ImportResourceState.Request(
-        type_name="eevertex_model", id=f"projects/{PROJECT}/locations/{REGION}/models/landcover@1"), None)
+    config = {
+        **_model(),
+        **{
+            k: None
+            for k in (
+                "container_command",
+                "container_args",
+                "container_env",
+                "container_ports",
+                "container_deployment_timeout_seconds",
+                "container_shared_memory_size_mb",
+                "container_startup_probe_exec",
+                "container_startup_probe_period_seconds",
+                "container_startup_probe_timeout_seconds",
+                "container_health_probe_exec",
+                "container_health_probe_period_seconds",
+                "container_health_probe_timeout_seconds",
+                "kms_key_name",
+                "id",
+                "version_id",
+                "model_name",
+                "version_aliases",
+            )
+        },
+    }
+    imported = servicer.ImportResourceState(
+        pb.ImportResourceState.Request(
+            type_name="eevertex_model", id=f"projects/{PROJECT}/locations/{REGION}/models/landcover@1"
+        ),
+        None,
+    )
     state = imported.imported_resources[0].state
     requests = {
-        "ValidateResourceConfig": lambda: servicer.ValidateResourceConfig(pb.ValidateResourceConfig.Request(
-            type_name="eevertex_model", config=to_dynamic_value(config)), None),
-        "PlanResourceChange": lambda: servicer.PlanResourceChange(pb.PlanResourceChange.Request(
-            type_name="eevertex_model", prior_state=state, proposed_new_state=state,
-            config=to_dynamic_value(config)), None),
-        "ReadResource (+1 GET)": lambda: servicer.ReadResource(pb.ReadResource.Request(
-            type_name="eevertex_model", current_state=state), None),
-        "the GET alone (emulator)": lambda: client.get(
-            f"projects/{PROJECT}/locations/{REGION}/models/landcover@1") and pb.ReadResource.Response(),
+        "ValidateResourceConfig": lambda: servicer.ValidateResourceConfig(
+            pb.ValidateResourceConfig.Request(type_name="eevertex_model", config=to_dynamic_value(config)), None
+        ),
+        "PlanResourceChange": lambda: servicer.PlanResourceChange(
+            pb.PlanResourceChange.Request(
+                type_name="eevertex_model", prior_state=state, proposed_new_state=state, config=to_dynamic_value(config)
+            ),
+            None,
+        ),
+        "ReadResource (+1 GET)": lambda: servicer.ReadResource(
+            pb.ReadResource.Request(type_name="eevertex_model", current_state=state), None
+        ),
+        "the GET alone (emulator)": lambda: (
+            client.get(f"projects/{PROJECT}/locations/{REGION}/models/landcover@1") and pb.ReadResource.Response()
+        ),
     }
     result = {}
     for name, call in requests.items():
@@ -185,9 +243,22 @@ def run() -> Result:
     result = Result()
     with tempfile.TemporaryDirectory(prefix="bench-provider-") as folder:
         tmp = Path(folder)
-        subprocess.run([PROVIDER_PYTHON, "-m", "provider.install", "--mirror", str(tmp / "mirror"),
-                        "--cli-config", str(tmp / "terraform.rc"), "--python", PROVIDER_PYTHON],
-                       cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [
+                PROVIDER_PYTHON,
+                "-m",
+                "provider.install",
+                "--mirror",
+                str(tmp / "mirror"),
+                "--cli-config",
+                str(tmp / "terraform.rc"),
+                "--python",
+                PROVIDER_PYTHON,
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         from provider.install import launcher_path
 
         result.startup = startup(launcher_path(tmp / "mirror"))
@@ -201,9 +272,14 @@ def run() -> Result:
                 result.plan_ours = _timed_plans(tmp / "ours", ours_config(emulators.vertex_url), env)
                 result.plan_floor = _timed_plans(tmp / "floor", floor_config(), env)
                 _prepare_model(tmp / "calls", emulators, env)
-                done = subprocess.run([PROVIDER_PYTHON, "-P", "-m", "benchmarks.provider", "--calls", emulators.vertex_url],
-                                      cwd=ROOT, check=True, capture_output=True, text=True,
-                                      env={**os.environ, "PYTHONPATH": str(ROOT)})
+                done = subprocess.run(
+                    [PROVIDER_PYTHON, "-P", "-m", "benchmarks.provider", "--calls", emulators.vertex_url],
+                    cwd=ROOT,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "PYTHONPATH": str(ROOT)},
+                )
                 result.calls = json.loads(done.stdout.strip().splitlines()[-1])
         finally:
             for key, value in saved.items():
@@ -221,13 +297,16 @@ def _prepare(emulators) -> None:
 
     from serving.local import http_json
 
-    client = storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": emulators.gcs_url})
+    client = storage.Client(
+        project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": emulators.gcs_url}
+    )
     bucket_name, _, prefix = ARTIFACT.removeprefix("gs://").partition("/")
     bucket = client.create_bucket(bucket_name)
     bucket.blob(prefix + "model.mar").upload_from_string(b"bench")
-    status, op = http_json(f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints"
-                           f"?endpointId={ENDPOINT_ID}", {"displayName": "bench"})
+    status, op = http_json(
+        f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints?endpointId={ENDPOINT_ID}",
+        {"displayName": "bench"},
+    )
     assert status == 200 and isinstance(op, dict), op
     while not op.get("done"):
         time.sleep(0.1)

@@ -47,7 +47,7 @@ LOAD_SECONDS = 60
 LOAD_CLIENTS = 8
 
 # Google's handler, as the notebook writes it (BaseHandler's preprocess: torch.as_tensor).
-EXAMPLE_HANDLER = '''
+EXAMPLE_HANDLER = """
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
@@ -62,7 +62,7 @@ class ClassifierHandler(BaseHandler):
         input_tensor = self.preprocess(data)
         pred_out = self.inference(input_tensor)
         return self.postprocess(pred_out)
-'''
+"""
 
 
 def fcn_model():
@@ -121,38 +121,53 @@ class Report:
 
     def lines(self) -> list[str]:
         t = self.tile
-        out = [f"one {t}x{t} tile of {len(BANDS)} bands per request (ND_ARRAYS, {self.body_bytes:,} bytes; the largest "
-               f"tile within {LIMIT:,}), FCN (4x 3x3 conv, 32 channels):", "  forward pass, one torch thread:"]
+        out = [
+            f"one {t}x{t} tile of {len(BANDS)} bands per request (ND_ARRAYS, {self.body_bytes:,} bytes; the largest "
+            f"tile within {LIMIT:,}), FCN (4x 3x3 conv, 32 channels):",
+            "  forward pass, one torch thread:",
+        ]
         for name, seconds in self.forward.items():
             out.append(f"    {name:38} {seconds * 1e3:7.1f} ms  {self.mpx(seconds):6.2f} Mpx/s")
-        program, script = self.forward.get("torch.export program (our image)"), self.forward.get(
-            "TorchScript frozen (prebuilt TorchServe)")
+        program, script = (
+            self.forward.get("torch.export program (our image)"),
+            self.forward.get("TorchScript frozen (prebuilt TorchServe)"),
+        )
         if program and script:
             out.append(f"    the exported program takes {program / script:4.2f}x TorchScript's time")
         overhead = self.handler / self.fcn_forward
-        out.append(f"  our handler (decode, forward, answer arrays) {self.handler * 1e3:6.1f} ms: {overhead:4.2f}x the "
-                   f"forward pass (target <= 1.2x: {'met' if overhead <= 1.2 else 'NOT met'})")
+        out.append(
+            f"  our handler (decode, forward, answer arrays) {self.handler * 1e3:6.1f} ms: {overhead:4.2f}x the "
+            f"forward pass (target <= 1.2x: {'met' if overhead <= 1.2 else 'NOT met'})"
+        )
         out.append("  whole requests over HTTP (the class of each pixel):")
         base = {h.name: h for h in self.http}
         ours = base.get("our image")
         for h in self.http:
-            out.append(f"    {h.name:34} {h.sequential * 1e3:7.1f} ms/request  {self.mpx(h.sequential):5.2f} Mpx/s"
-                       f" | 8 clients: {h.concurrent:6.1f} requests/s  {h.concurrent * t * t / 1e6:5.2f} Mpx/s")
+            out.append(
+                f"    {h.name:34} {h.sequential * 1e3:7.1f} ms/request  {self.mpx(h.sequential):5.2f} Mpx/s"
+                f" | 8 clients: {h.concurrent:6.1f} requests/s  {h.concurrent * t * t / 1e6:5.2f} Mpx/s"
+            )
         if ours:
             for other, goal in (("Google's example handler", 2.0), ("prebuilt-style TorchServe", 1.5)):
                 if other in base:
                     ratio = ours.concurrent / base[other].concurrent
                     single = base[other].sequential / ours.sequential
-                    out.append(f"    our image vs {other}: {ratio:4.2f}x requests/s with 8 clients, {single:4.2f}x "
-                               f"one client (goal >= {goal}x: {'met' if min(ratio, single) >= goal else 'NOT met'})")
-        out.append(f"  cold start, container start to healthy: {self.cold_start:5.1f} s; image: "
-                   f"{self.image_bytes / 1e6:.0f} MB compressed")
+                    out.append(
+                        f"    our image vs {other}: {ratio:4.2f}x requests/s with 8 clients, {single:4.2f}x "
+                        f"one client (goal >= {goal}x: {'met' if min(ratio, single) >= goal else 'NOT met'})"
+                    )
+        out.append(
+            f"  cold start, container start to healthy: {self.cold_start:5.1f} s; image: "
+            f"{self.image_bytes / 1e6:.0f} MB compressed"
+        )
         load = self.load
         if load:
-            out.append(f"  load, {LOAD_CLIENTS} clients for {LOAD_SECONDS} s on one container: {load['requests']} "
-                       f"requests, {load['failed']} failed, p50 {load['p50'] * 1e3:.0f} ms, p99 {load['p99'] * 1e3:.0f} ms; "
-                       f"memory {load['memory_start'] / 1e6:.0f} MB at the start, {load['memory_end'] / 1e6:.0f} MB "
-                       f"at the end (max {load['memory_max'] / 1e6:.0f} MB)")
+            out.append(
+                f"  load, {LOAD_CLIENTS} clients for {LOAD_SECONDS} s on one container: {load['requests']} "
+                f"requests, {load['failed']} failed, p50 {load['p50'] * 1e3:.0f} ms, p99 {load['p99'] * 1e3:.0f} ms; "
+                f"memory {load['memory_start'] / 1e6:.0f} MB at the start, {load['memory_end'] / 1e6:.0f} MB "
+                f"at the end (max {load['memory_max'] / 1e6:.0f} MB)"
+            )
         return out
 
 
@@ -169,8 +184,12 @@ def _best(fn, repeats: int, inner: int = 3) -> float:
 def _forward_passes(model, tensor, workdir: Path, report: Report, repeats: int) -> None:
     import torch
 
-    program = torch.export.export(model, (torch.cat([tensor, tensor]),),
-                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=8)},), strict=False)
+    program = torch.export.export(
+        model,
+        (torch.cat([tensor, tensor]),),
+        dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=8)},),
+        strict=False,
+    )
     exported = program.module()
     scripted = torch.jit.script(model).eval()
     frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(model).eval()))
@@ -207,9 +226,17 @@ def _archive(model, handler_file: Path, extra: list[Path], folder: Path) -> Path
 
     folder.mkdir(parents=True)
     torch.jit.save(torch.jit.script(model), str(folder / "model.pt"))
-    generate_model_archive(ModelArchiverConfig(
-        model_name="model", handler=str(handler_file), version="1.0", serialized_file=str(folder / "model.pt"),
-        extra_files=",".join(str(p) for p in extra) or None, export_path=str(folder), force=True))
+    generate_model_archive(
+        ModelArchiverConfig(
+            model_name="model",
+            handler=str(handler_file),
+            version="1.0",
+            serialized_file=str(folder / "model.pt"),
+            extra_files=",".join(str(p) for p in extra) or None,
+            export_path=str(folder),
+            force=True,
+        )
+    )
     return folder / "model.mar"
 
 
@@ -246,8 +273,9 @@ def _load(container, body: bytes) -> dict:
         while time.monotonic() < stop:
             started = time.perf_counter()
             try:
-                request = urllib.request.Request(container.url + "/predict", data=body,
-                                                 headers={"Content-Type": "application/json"})
+                request = urllib.request.Request(
+                    container.url + "/predict", data=body, headers={"Content-Type": "application/json"}
+                )
                 with urllib.request.urlopen(request, timeout=120) as response:
                     response.read()
                     ok = response.status == 200
@@ -266,9 +294,15 @@ def _load(container, body: bytes) -> dict:
     for thread in threads:
         thread.join()
     latencies.sort()
-    return {"requests": len(latencies), "failed": failed[0], "p50": statistics.median(latencies),
-            "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-            "memory_start": memory[0], "memory_end": memory[-1], "memory_max": max(memory)}
+    return {
+        "requests": len(latencies),
+        "failed": failed[0],
+        "p50": statistics.median(latencies),
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "memory_start": memory[0],
+        "memory_end": memory[-1],
+        "memory_max": max(memory),
+    }
 
 
 def run(repeats: int = 9, requests: int = 20, load: bool = True) -> Report:
@@ -283,7 +317,9 @@ def run(repeats: int = 9, requests: int = 20, load: bool = True) -> Report:
     from serving.pytorch_server import Model
 
     tile = payload.largest_tile("ND_ARRAYS", dict.fromkeys(BANDS, 1), 0, LIMIT)
-    contract = ee.Contract("ND_ARRAYS", BANDS, (1,) * len(BANDS), ({"name": "class", "dimensions": 0, "length": 1},), tile)
+    contract = ee.Contract(
+        "ND_ARRAYS", BANDS, (1,) * len(BANDS), ({"name": "class", "dimensions": 0, "length": 1},), tile
+    )
     tiles = contract.example_tiles(count=1, seed=3)
     (batch,) = contract.requests(tiles)
     body = batch.rest_body()  # ND_ARRAYS, an HTTP format: the body itself
@@ -304,9 +340,13 @@ def run(repeats: int = 9, requests: int = 20, load: bool = True) -> Report:
         torch.set_num_threads(1)
         try:
             _forward_passes(model, tensor, workdir, report, repeats)
-            spec_contract = {"payload_format": "ND_ARRAYS", "input_bands": list(BANDS), "tile_size": tile,
-                             "output_bands": [{"name": "class", "dimensions": 0, "length": 1, "type": "float"}],
-                             "max_payload_bytes": LIMIT}
+            spec_contract = {
+                "payload_format": "ND_ARRAYS",
+                "input_bands": list(BANDS),
+                "tile_size": tile,
+                "output_bands": [{"name": "class", "dimensions": 0, "length": 1, "type": "float"}],
+                "max_payload_bytes": LIMIT,
+            }
             spec = ModelSpec(model=classes, framework="pytorch", input_bands=BANDS, output_bands=(Band(name="class"),))
             artifact = workdir / "artifact"
             export_program(spec, spec_contract, artifact)
@@ -315,24 +355,33 @@ def run(repeats: int = 9, requests: int = 20, load: bool = True) -> Report:
             torch.set_num_threads(1)
             instances = codec.instances_of(body)
             report.fcn_forward = _best(lambda: ours.module(tensor), repeats)
-            report.handler = _best(lambda: codec.predictions(ours.contract, ours.forward(codec.decode(ours.contract, instances))), repeats)
+            report.handler = _best(
+                lambda: codec.predictions(ours.contract, ours.forward(codec.decode(ours.contract, instances))), repeats
+            )
         finally:
             torch.set_num_threads(threads)
         artifact.chmod(0o755)
         image = build_image(OWN_IMAGES[("pytorch", "cpu")], log=lambda *_: None)
         report.image_bytes = sum(p.stat().st_size for p in (ROOT / image.layout / "blobs").rglob("*") if p.is_file())
-        with Container(f"oci:{ROOT / image.layout}:image", storage_uri="/artifact", mounts={str(artifact): "/artifact"},
-                       predict_route="/predict", health_route="/health") as container:
+        with Container(
+            f"oci:{ROOT / image.layout}:image",
+            storage_uri="/artifact",
+            mounts={str(artifact): "/artifact"},
+            predict_route="/predict",
+            health_route="/health",
+        ) as container:
             report.cold_start = container.cold_start
             report.http.append(_http("our image", container.url + "/predict", body, check, requests))
             if load:
                 report.load = _load(container, body)
         with TorchServe(workdir / "mar" / "model.mar") as server:
-            report.http.append(_http("prebuilt-style TorchServe", f"{server.url}/predictions/model", body, check,
-                                     requests))
+            report.http.append(
+                _http("prebuilt-style TorchServe", f"{server.url}/predictions/model", body, check, requests)
+            )
         handler = workdir / "example_handler.py"
         handler.write_text(textwrap.dedent(EXAMPLE_HANDLER))
         with TorchServe(_archive(model, handler, [], workdir / "example")) as server:
-            report.http.append(_http("Google's example handler", f"{server.url}/predictions/model", body, check,
-                                     requests))
+            report.http.append(
+                _http("Google's example handler", f"{server.url}/predictions/model", body, check, requests)
+            )
     return report

@@ -22,8 +22,13 @@ def config_with_targets(count: int, workdir: Path) -> Path:
     data["model"]["artifact_dir"] = str((ROOT / data["model"]["artifact_dir"]).resolve())
     template = data["targets"][0]
     data["targets"] = [
-        {**template, "name": f"t{i:03d}", "project": f"acme-geo-t{i:03d}", "bucket": f"acme-geo-t{i:03d}-ee-models",
-         "access_log_bucket": f"acme-geo-t{i:03d}-gcs-access-logs"}
+        {
+            **template,
+            "name": f"t{i:03d}",
+            "project": f"acme-geo-t{i:03d}",
+            "bucket": f"acme-geo-t{i:03d}-ee-models",
+            "access_log_bucket": f"acme-geo-t{i:03d}-gcs-access-logs",
+        }
         for i in range(count)
     ]
     path = workdir / f"rollout-{count}.json"
@@ -64,8 +69,11 @@ def run(counts=(1, 10, 50), workdir: Path | None = None) -> list[SynthResult]:
             started = time.perf_counter()
             done = subprocess.run(
                 [sys.executable, "-m", "benchmarks.synth", str(config), str(workdir / f"out-{count}")],
-                cwd=ROOT, capture_output=True, text=True,
-                env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}, check=True,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
+                check=True,
             )
             process = time.perf_counter() - started
             timing = json.loads(done.stdout.strip().splitlines()[-1])
@@ -87,8 +95,12 @@ def lines(results: list[SynthResult]) -> list[str]:
     per_target = [(r.synth / r.targets) for r in results]
     # Linear growth: the cost of each added target stays the same from one step to the next.
     marginal = [(b.synth - a.synth) / (b.targets - a.targets) for a, b in zip(results, results[1:])]
-    out.append("  cost of each added target: " + ", ".join(
-        f"{a.targets}->{b.targets}: {m * 1e3:.0f} ms" for (a, b), m in zip(zip(results, results[1:]), marginal)))
+    out.append(
+        "  cost of each added target: "
+        + ", ".join(
+            f"{a.targets}->{b.targets}: {m * 1e3:.0f} ms" for (a, b), m in zip(zip(results, results[1:]), marginal)
+        )
+    )
     out.append(
         f"  synth {last.targets} vs {base.targets} target(s): {last.synth / base.synth:5.1f}x the time for"
         f" {last.targets // base.targets}x the targets; per-target cost {per_target[-1] / per_target[0]:4.2f}x;"

@@ -60,8 +60,9 @@ def build(rollout: RolloutConfig, *, log=print) -> Manifest:
         if "prebuilt" in rollout.image_kinds:
             from build_hooks.runtimes import check_prebuilt
 
-            for line in check_prebuilt(rollout, staging / ARTIFACT_SUBDIR, info["input_bands"], info["output_bands"],
-                                       log=log):
+            for line in check_prebuilt(
+                rollout, staging / ARTIFACT_SUBDIR, info["input_bands"], info["output_bands"], log=log
+            ):
                 log(f"build: ok {line}")
         for line in info["checked"]:
             log(f"build: ok {line}")
@@ -177,8 +178,13 @@ def _export_in_subprocess(rollout: RolloutConfig, out_dir: Path) -> dict:
         "out_dir": str(out_dir),
         "layouts": layouts(rollout),
     }
-    env = {**os.environ, "PYTHONHASHSEED": "0", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONHASHSEED": "0",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     root = str(BUILD_HOOKS.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     result = subprocess.run(
@@ -203,8 +209,10 @@ def _export_in_subprocess(rollout: RolloutConfig, out_dir: Path) -> dict:
         hint = ""
         if raised.startswith("ModuleNotFoundError"):
             hint = f" (install the missing package where the build runs: {sys.executable})"
-        raise BuildError(f"build: exporting {model.name} from model.source {model.source} failed: {raised}{hint}; "
-                         f"the traceback is in {log}")
+        raise BuildError(
+            f"build: exporting {model.name} from model.source {model.source} failed: {raised}{hint}; "
+            f"the traceback is in {log}"
+        )
     log_file = rollout.artifact_dir / EXPORT_LOG
     log_file.unlink(missing_ok=True)
     return json.loads(last)

@@ -106,8 +106,7 @@ def _probe(spec, contract, runner, shown: str, report: Report, problems: list[st
         if found:
             continue
         report.lines.append(
-            f"{label}: " + ", ".join(f"{band} {tuple(v.shape[1:])}" for band, v in served.items())
-            + f" ({raw.dtype})"
+            f"{label}: " + ", ".join(f"{band} {tuple(v.shape[1:])}" for band, v in served.items()) + f" ({raw.dtype})"
         )
         bad = int(np.count_nonzero(~np.isfinite(raw))) if raw.dtype.kind == "f" else 0
         if bad:
@@ -125,12 +124,16 @@ def _type_warnings(spec: ModelSpec, label: str, raw: np.ndarray) -> list[str]:
     warnings = []
     for band in spec.output_bands:
         if band.is_integer and raw.dtype.kind == "f":
-            warnings.append(f"{label}: band {band.name!r} is declared {band.type} but the model returns {raw.dtype}: "
-                            "the answer rounds the values to whole numbers")
+            warnings.append(
+                f"{label}: band {band.name!r} is declared {band.type} but the model returns {raw.dtype}: "
+                "the answer rounds the values to whole numbers"
+            )
         elif not band.is_integer and raw.dtype.kind in "iu":
-            warnings.append(f"{label}: band {band.name!r} is declared {band.type} but the model returns {raw.dtype} "
-                            f"(a class band?): declare Band(name={band.name!r}, type='uint8') or another integer "
-                            "type, so that Earth Engine reads whole numbers")
+            warnings.append(
+                f"{label}: band {band.name!r} is declared {band.type} but the model returns {raw.dtype} "
+                f"(a class band?): declare Band(name={band.name!r}, type='uint8') or another integer "
+                "type, so that Earth Engine reads whole numbers"
+            )
     return warnings
 
 
@@ -291,7 +294,9 @@ class TorchServeRunner:
         # The JSON text as Vertex AI passes it on; TorchServe's worker protocol decodes an
         # application/json body before the envelope sees it (ts/protocol/otf_message_handler.py).
         body = json.loads(_http_body(batch))
-        request = [{"requestId": b"check", "parameters": [{"name": "body", "value": body, "contentType": "application/json"}]}]
+        request = [
+            {"requestId": b"check", "parameters": [{"name": "body", "value": body, "contentType": "application/json"}]}
+        ]
         _, inputs, _ = Service.retrieve_data_for_inference(request)
         self.captured.clear()
         failure = None

@@ -287,7 +287,7 @@ class Contract(payload.TileSides):
             stacked = np.stack([tiles[b][i] for b in self.input_bands])  # [bands, y, x]
             return _json_text(stacked)
         if fmt == "RAW_JSON":
-            parts = (f'{json.dumps(b)}:{_json_text(tiles[b][i], quoted=True)}' for b in self.input_bands)
+            parts = (f"{json.dumps(b)}:{_json_text(tiles[b][i], quoted=True)}" for b in self.input_bands)
             return "{" + ",".join(parts) + "}"
         parts = (f'{json.dumps(b)}:"{_b64(tensor_proto(_channels(tiles[b][i], 2)))}"' for b in self.input_bands)
         return "{" + ",".join(parts) + "}"
@@ -317,7 +317,9 @@ class Contract(payload.TileSides):
         if fmt not in HTTP_FORMATS:
             per = payload.tiles_per_request(fmt, self.layout, self.max_payload_bytes)
             return [
-                Batch(fmt, start, min(per, count - start), None, self._grpc_inputs(tiles, start, min(start + per, count)))
+                Batch(
+                    fmt, start, min(per, count - start), None, self._grpc_inputs(tiles, start, min(start + per, count))
+                )
                 for start in range(0, count, per)
             ]
         batches: list[Batch] = []
@@ -366,7 +368,9 @@ class Contract(payload.TileSides):
         outputTileSize a side, finite numbers (unless finite=False: NaN/Inf, sent as null,
         read as NaN)."""
         fmt, names = self.payload_format, [b["name"] for b in self.output_bands]
-        if fmt in ("GRPC_TF_TENSORS", "GRPC_SERIALIZED_TF_EXAMPLES", "GRPC_SERIALIZED_TF_TENSORS") and isinstance(predictions, dict):
+        if fmt in ("GRPC_TF_TENSORS", "GRPC_SERIALIZED_TF_EXAMPLES", "GRPC_SERIALIZED_TF_TENSORS") and isinstance(
+            predictions, dict
+        ):
             rows = [{k: v[i] for k, v in predictions.items()} for i in range(len(next(iter(predictions.values()))))]
         else:
             rows = predictions

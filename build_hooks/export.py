@@ -73,8 +73,12 @@ def export(request: dict) -> dict:
 
         root = out_dir if "root" in layouts else out_dir / TF_VERSION_DIR
         export_tensorflow(
-            spec, request["payload_format"], request["tile_size"], root,
-            input_overlap=request.get("input_overlap", 0), output_tile_size=request.get("output_tile_size"),
+            spec,
+            request["payload_format"],
+            request["tile_size"],
+            root,
+            input_overlap=request.get("input_overlap", 0),
+            output_tile_size=request.get("output_tile_size"),
             band_lengths=request.get("input_shapes"),
         )
         if label:

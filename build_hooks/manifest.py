@@ -219,4 +219,3 @@ def resolve_sha(artifact_dir: Path, ref: str, field: str = "model.previous.sha25
         f"{field}: {ref!r} is ambiguous in {artifact_dir}: {', '.join(sha[:SHORT_SHA] for sha in found)}; "
         "allowed: a longer prefix that names one of them"
     )
-

@@ -45,16 +45,23 @@ def to_torchscript(spec: ModelSpec):
 
 
 def normalize_zip(
-    source: Path, target: Path, rewrite: dict[str, bytes] | None = None, drop=lambda name: False,
-    rename: dict[str, str] | None = None, add: dict[str, bytes] | None = None,
+    source: Path,
+    target: Path,
+    rewrite: dict[str, bytes] | None = None,
+    drop=lambda name: False,
+    rename: dict[str, str] | None = None,
+    add: dict[str, bytes] | None = None,
 ) -> None:
     """Rewrite a zip with sorted entries, fixed dates and permissions: same content, same bytes.
     Entries named in `rewrite` get that content; entries for which `drop(name)` is true go;
     `rename` moves entries, `add` adds some."""
     rewrite, rename = rewrite or {}, rename or {}
     with zipfile.ZipFile(source) as zin:
-        contents = {rename.get(i.filename, i.filename): rewrite.get(i.filename, zin.read(i.filename))
-                    for i in zin.infolist() if not i.is_dir() and not drop(i.filename)}
+        contents = {
+            rename.get(i.filename, i.filename): rewrite.get(i.filename, zin.read(i.filename))
+            for i in zin.infolist()
+            if not i.is_dir() and not drop(i.filename)
+        }
     contents.update(add or {})
     with zipfile.ZipFile(target, "w") as zout:
         for name in sorted(contents):
@@ -105,8 +112,10 @@ def export_program(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
     cap = max(2, served.max_instances)
     try:
         program = torch.export.export(
-            model, (torch.zeros(2, bands, side, side),),
-            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=cap)},), strict=False,
+            model,
+            (torch.zeros(2, bands, side, side),),
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=cap)},),
+            strict=False,
         )
     except Exception as error:  # noqa: BLE001 - retried with one tile per call, then reported
         first = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
@@ -119,8 +128,7 @@ def export_program(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
                 "traceable (no data-dependent Python control flow or .item() calls on the input; see "
                 "https://pytorch.org/docs/stable/export.html)"
             ) from None
-        print(f"build: the model's batch size cannot vary ({first}); exported for one tile per call",
-              file=sys.stderr)
+        print(f"build: the model's batch size cannot vary ({first}); exported for one tile per call", file=sys.stderr)
         contract = {**contract, "batch": 1}
     for node in program.graph.nodes:
         node.meta.pop("stack_trace", None)
@@ -173,6 +181,11 @@ def export_mar(spec: ModelSpec, contract: dict, out_dir: Path) -> Path:
         target = out_dir / MAR_NAME
         # The archiver puts extra files at the root; the handler imports the codec as
         # `serving.codec`, the name it has in our image and in this repository.
-        normalize_zip(mar, target, {"MAR-INF/MANIFEST.json": rewritten}, rename={"codec.py": "serving/codec.py"},
-                      add={"serving/__init__.py": b""})
+        normalize_zip(
+            mar,
+            target,
+            {"MAR-INF/MANIFEST.json": rewritten},
+            rename={"codec.py": "serving/codec.py"},
+            add={"serving/__init__.py": b""},
+        )
     return target

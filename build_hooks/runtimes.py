@@ -103,15 +103,30 @@ def runtime_python(release: images.PrebuiltRelease, log=print) -> Path:
     wanted = "\n".join(release.runtime) + "\n"
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
-    log(f"build: making the {', '.join(release.runtime)} runtime of {release.label} in {env} "
-        "(once; torch's CUDA build is several GB, a few minutes)")
+    log(
+        f"build: making the {', '.join(release.runtime)} runtime of {release.label} in {env} "
+        "(once; torch's CUDA build is several GB, a few minutes)"
+    )
     env.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(env)], check=True)
-    done = subprocess.run([str(python), "-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check",
-                           "--quiet", *release.runtime], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--quiet",
+            *release.runtime,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode:
-        raise ValueError(f"could not make the {release.label} runtime ({', '.join(release.runtime)}): "
-                            f"{done.stderr.strip()[-1500:]}")
+        raise ValueError(
+            f"could not make the {release.label} runtime ({', '.join(release.runtime)}): {done.stderr.strip()[-1500:]}"
+        )
     stamp.write_text(wanted)
     return python
 
@@ -141,9 +156,13 @@ def releases_of(rollout: RolloutConfig) -> list[images.PrebuiltRelease]:
 def _contract(rollout: RolloutConfig, bands: tuple[str, ...], output_bands: tuple[dict, ...]) -> ee.Contract:
     model = rollout.model
     return ee.Contract(
-        payload_format=model.payload_format.value, input_bands=bands,
-        band_lengths=tuple(model.input_shapes.get(b, 1) for b in bands), output_bands=output_bands,
-        tile_size=model.tile_size, input_overlap=model.input_overlap, output_tile_size=model.output_tile_size,
+        payload_format=model.payload_format.value,
+        input_bands=bands,
+        band_lengths=tuple(model.input_shapes.get(b, 1) for b in bands),
+        output_bands=output_bands,
+        tile_size=model.tile_size,
+        input_overlap=model.input_overlap,
+        output_tile_size=model.output_tile_size,
         max_payload_bytes=model.max_payload_bytes,
     )
 
@@ -167,14 +186,19 @@ def check_prebuilt(rollout: RolloutConfig, artifact: Path, bands, output_bands, 
                 f"the project's versions fails there ({', '.join(users)}): {problem}; allowed: leave serving_image "
                 "unset for our own image (the export's framework versions), or change the model so that it loads there"
             )
-        lines.append(f"{release.label}: the artifact loads and answers alike under {version} "
-                     f"(max difference {error:.1e})")
+        lines.append(
+            f"{release.label}: the artifact loads and answers alike under {version} (max difference {error:.1e})"
+        )
     return lines
 
 
 def _run(python: Path, script: str, *args: str) -> dict:
-    done = subprocess.run([str(python), "-c", script, *args], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
+    done = subprocess.run(
+        [str(python), "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
+    )
     last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     if done.returncode or not last.startswith("{"):
         return {"error": f"the runtime's check exited {done.returncode}: {done.stderr.strip()[-800:]}"}
@@ -216,9 +240,14 @@ def _check_tensorflow(contract: ee.Contract, artifact: Path, python: Path, tmp: 
         inputs = {name: [row[name] for row in rows] for name in rows[0]}
     else:
         assert batch.inputs is not None  # a gRPC format's batch: its named tensors, no body
-        inputs = {name: (value.tolist() if getattr(value, "dtype", None) is not None and value.dtype != object
-                         else [v.decode() if isinstance(v, bytes) else v for v in value.tolist()])
-                  for name, value in batch.inputs.items()}
+        inputs = {
+            name: (
+                value.tolist()
+                if getattr(value, "dtype", None) is not None and value.dtype != object
+                else [v.decode() if isinstance(v, bytes) else v for v in value.tolist()]
+            )
+            for name, value in batch.inputs.items()
+        }
     (tmp / "request.json").write_text(json.dumps(inputs))
     answer = _run(python, TF_PROBE, str(artifact), str(tmp / "request.json"), str(tmp / "out.json"))
     if "error" in answer:

@@ -53,11 +53,17 @@ def served(rollout: RolloutConfig, manifest: Manifest, target_index: int = 0):
     if own is not None:
         image = manifest.serving_image(own.name)
         if image is None:
-            raise ManifestError(f"model.artifact_dir: no {own.name} image recorded in the manifest; build again "
-                                "(`nox -s build`)")
-        with Container(f"oci:{ROOT / image.layout}:image", storage_uri="/artifact", mounts={str(artifact): "/artifact"},
-                       predict_route=own.predict_route, health_route=own.health_route,
-                       env=dict(rollout.model.env)) as container:
+            raise ManifestError(
+                f"model.artifact_dir: no {own.name} image recorded in the manifest; build again (`nox -s build`)"
+            )
+        with Container(
+            f"oci:{ROOT / image.layout}:image",
+            storage_uri="/artifact",
+            mounts={str(artifact): "/artifact"},
+            predict_route=own.predict_route,
+            health_route=own.health_route,
+            env=dict(rollout.model.env),
+        ) as container:
             yield Served(container.url + own.predict_route, f"our image {image.name}@{image.digest[:19]}", container)
         return
     if rollout.model.framework == "pytorch":
@@ -74,9 +80,19 @@ def _tf_serving(saved_model: Path):
     base = Path(tempfile.mkdtemp(prefix="tf-serving-"))
     (base / "1").symlink_to(saved_model.resolve())
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "serving.tf_serving", f"--port={free_port()}",
-                                f"--rest_api_port={port}", "--model_name=model", f"--model_base_path={base}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "serving.tf_serving",
+            f"--port={free_port()}",
+            f"--rest_api_port={port}",
+            "--model_name=model",
+            f"--model_base_path={base}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     assert process.stderr is not None  # stderr=subprocess.PIPE
     try:
         deadline = time.monotonic() + 120
@@ -101,12 +117,16 @@ def http_ok(url: str) -> bool:
 
 def _announce(manifest: Manifest, contract: ee.Contract, url: str, request: Path, server: str, log) -> None:
     size, side = request.stat().st_size, contract.instance_size
-    log(f"serving {manifest.model_name} (artifact {manifest.sha256[:SHORT_SHA]}, {manifest.framework}, "
-        f"{manifest.payload_format}) with {server}")
+    log(
+        f"serving {manifest.model_name} (artifact {manifest.sha256[:SHORT_SHA]}, {manifest.framework}, "
+        f"{manifest.payload_format}) with {server}"
+    )
     log(f"  predict: POST {url}")
-    log(f"  sample:  one {side}x{side} tile of {', '.join(manifest.input_bands)} "
+    log(
+        f"  sample:  one {side}x{side} tile of {', '.join(manifest.input_bands)} "
         f"as Earth Engine sends {manifest.payload_format} ({size / 1e6:.2f} MB; at most "
-        f"{contract.max_payload_bytes / 1e6:.2f} MB per request, the config's max_payload_bytes)")
+        f"{contract.max_payload_bytes / 1e6:.2f} MB per request, the config's max_payload_bytes)"
+    )
     log(f"  try:     curl -s -H 'Content-Type: application/json' --data @{request} {url} | head -c 400; echo")
     log("Ctrl-C stops the server")
 

@@ -7,9 +7,10 @@ import importlib
 import importlib.machinery
 import inspect
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -93,7 +94,9 @@ def load_factory(source: str, base_dir: Path | None = None) -> Callable[[], Mode
         ) from None
     factory = getattr(module, function, None)
     if not callable(factory):
-        defined = sorted(n for n, v in vars(module).items() if inspect.isfunction(v) and v.__module__ == module.__name__)
+        defined = sorted(
+            n for n, v in vars(module).items() if inspect.isfunction(v) and v.__module__ == module.__name__
+        )
         raise ModelError(
             f"model.source: {module_name!r} ({module.__file__}) has no function {function!r}; "
             f"functions it defines: {', '.join(defined) or 'none'}"
@@ -142,7 +145,9 @@ def _fresh_sources_under(base: Path) -> None:
 def _not_found(module_name: str, base_dir: Path | None) -> str:
     top = module_name.split(".")[0]
     searched = [f"{base_dir} (the config's folder)"] if base_dir else []
-    searched += [p for p in sys.path if p and p != str(base_dir) and "site-packages" not in p and "/lib/python" not in p]
+    searched += [
+        p for p in sys.path if p and p != str(base_dir) and "site-packages" not in p and "/lib/python" not in p
+    ]
     return (
         f"model.source: cannot find module {module_name!r}; looked in: {'; '.join(searched)}; and the "
         f"installed packages. Put {top}.py (or a package folder {top}/) beside the config file, or "

@@ -78,12 +78,18 @@ def starter(source: str, out: Path) -> str:
         raise ModelError(f"{out} exists; allowed: a new file (--out)")
     spec = load_spec(source, out.resolve().parent)
     name = _model_name(out.resolve().parent.name) or _model_name(source.partition(":")[0].split(".")[0]) or "my-model"
-    outputs = ", ".join(f"{b.name} ({b.length} value{'s' if b.length > 1 else ''} per pixel)" for b in spec.output_bands)
+    outputs = ", ".join(
+        f"{b.name} ({b.length} value{'s' if b.length > 1 else ''} per pixel)" for b in spec.output_bands
+    )
     fmt = payload_format(spec.framework, len(spec.output_bands))
     fits = payload.largest_tile(fmt, {b: 1 for b in spec.input_bands}, 0, payload.DEFAULT_MAX_PAYLOAD_BYTES)
     text = TEMPLATE.format(
-        source=source, name=name, framework=spec.framework, payload=fmt,
-        inputs=", ".join(spec.input_bands), outputs=outputs,
+        source=source,
+        name=name,
+        framework=spec.framework,
+        payload=fmt,
+        inputs=", ".join(spec.input_bands),
+        outputs=outputs,
         bands=", ".join(f'"{b}"' for b in spec.input_bands),
         tile=min(MAX_STARTER_TILE, fits) // TILE_STEP * TILE_STEP or fits,
     )
@@ -106,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out}: set the project, region and bucket of each target, then "
-          f"`nox -s build -- {args.out}` and `nox -s serve -- {args.out}`")
+    print(
+        f"wrote {args.out}: set the project, region and bucket of each target, then "
+        f"`nox -s build -- {args.out}` and `nox -s serve -- {args.out}`"
+    )
     return 0
 
 

@@ -64,7 +64,8 @@ def _with_channels(tensor, length: int, batched: bool):
 
     lead = 3 if batched else 2
     tf.debugging.assert_rank_in(
-        tensor, [lead, lead + 1],
+        tensor,
+        [lead, lead + 1],
         message=f"a band must be [{'N, ' if batched else ''}y, x] or [{'N, ' if batched else ''}y, x, values]",
     )
     shaped = tf.reshape(tensor, tf.concat([tf.shape(tensor)[:lead], [-1]], axis=0))
@@ -72,8 +73,13 @@ def _with_channels(tensor, length: int, batched: bool):
 
 
 def serving_function(
-    spec: ModelSpec, payload_format: str, tile_size: int, *, input_overlap: int = 0,
-    output_tile_size: int | None = None, band_lengths: dict[str, int] | None = None,
+    spec: ModelSpec,
+    payload_format: str,
+    tile_size: int,
+    *,
+    input_overlap: int = 0,
+    output_tile_size: int | None = None,
+    band_lengths: dict[str, int] | None = None,
 ):
     """(function, input_signature) for the payload format."""
     import tensorflow as tf
@@ -115,16 +121,17 @@ def serving_function(
     elif payload_format == "GRPC_TF_TENSORS":
 
         def serve(inputs):
-            return predict(tf.concat(
-                [_with_channels(tf.cast(inputs[b], tf.float32), lengths[b], batched=True) for b in bands], axis=-1
-            ))
+            return predict(
+                tf.concat(
+                    [_with_channels(tf.cast(inputs[b], tf.float32), lengths[b], batched=True) for b in bands], axis=-1
+                )
+            )
 
         # Rank left open: [N, y, x] and [N, y, x, values] are both accepted.
         signature = {b: tf.TensorSpec(None, tf.float32, name=b) for b in bands}
     elif payload_format == "GRPC_SERIALIZED_TF_EXAMPLES":
         features = {
-            b: tf.io.FixedLenFeature([side, side] + ([lengths[b]] if lengths[b] > 1 else []), tf.float32)
-            for b in bands
+            b: tf.io.FixedLenFeature([side, side] + ([lengths[b]] if lengths[b] > 1 else []), tf.float32) for b in bands
         }
 
         def serve(inputs):
@@ -141,15 +148,25 @@ def serving_function(
 
 
 def export_tensorflow(
-    spec: ModelSpec, payload_format: str, tile_size: int, out_dir: Path, *, input_overlap: int = 0,
-    output_tile_size: int | None = None, band_lengths: dict[str, int] | None = None,
+    spec: ModelSpec,
+    payload_format: str,
+    tile_size: int,
+    out_dir: Path,
+    *,
+    input_overlap: int = 0,
+    output_tile_size: int | None = None,
+    band_lengths: dict[str, int] | None = None,
 ) -> Path:
     """Write a SavedModel into out_dir (which must not exist yet)."""
     import keras
     import tensorflow as tf
 
     serve, signature = serving_function(
-        spec, payload_format, tile_size, input_overlap=input_overlap, output_tile_size=output_tile_size,
+        spec,
+        payload_format,
+        tile_size,
+        input_overlap=input_overlap,
+        output_tile_size=output_tile_size,
         band_lengths=band_lengths,
     )
     if isinstance(spec.model, keras.Model):

@@ -97,8 +97,13 @@ def verify_served(rollout: RolloutConfig, manifest: Manifest) -> list[Check]:
 def _calls(server: str, rollout: RolloutConfig, contract: ee.Contract, send) -> list[Check]:
     """One tile of the config's size, then four, as Earth Engine sends them."""
     return [
-        check_call(f"{server}, {contract.payload_format}, {count} tile(s) of {contract.sides}",
-                   rollout, contract, contract.example_tiles(count=count, seed=count), send)
+        check_call(
+            f"{server}, {contract.payload_format}, {count} tile(s) of {contract.sides}",
+            rollout,
+            contract,
+            contract.example_tiles(count=count, seed=count),
+            send,
+        )
         for count in (1, 4)
     ]
 

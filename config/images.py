@@ -72,8 +72,10 @@ class OwnImage:
 
 # The official python:3.11-slim-bookworm (Debian bookworm, CPython 3.11): the digest as pinned
 # in public Dockerfiles (not checked against Docker Hub from here: no registry is reachable).
-PYTHON_BASE = ("docker.io/library/python:3.11-slim-bookworm"
-               "@sha256:528257d48c1da0dcecc2e725d1ae34498d60c965f1241e39cd6a85a8859bdf84")
+PYTHON_BASE = (
+    "docker.io/library/python:3.11-slim-bookworm"
+    "@sha256:528257d48c1da0dcecc2e725d1ae34498d60c965f1241e39cd6a85a8859bdf84"
+)
 # TensorFlow Serving's official image at the export's TensorFlow version (2.21). Its digest
 # is not published in any file this project could read: the first build where Docker Hub is
 # reachable resolves the tag and prints the digest to pin here.
@@ -84,10 +86,22 @@ OWN_IMAGES: dict[tuple[str, str], OwnImage] = {
     ("pytorch", "cpu"): OwnImage("pytorch", "cpu", "serving/pytorch.Containerfile", PYTHON_BASE, {"DEVICE": "cpu"}),
     ("pytorch", "gpu"): OwnImage("pytorch", "gpu", "serving/pytorch.Containerfile", PYTHON_BASE, {"DEVICE": "gpu"}),
     # TensorFlow Serving's REST routes for the model named "model" (model status, predict).
-    ("tensorflow", "cpu"): OwnImage("tensorflow", "cpu", "serving/tensorflow.Containerfile", TF_SERVING_BASE["cpu"],
-                                    predict_route="/v1/models/model:predict", health_route="/v1/models/model"),
-    ("tensorflow", "gpu"): OwnImage("tensorflow", "gpu", "serving/tensorflow.Containerfile", TF_SERVING_BASE["gpu"],
-                                    predict_route="/v1/models/model:predict", health_route="/v1/models/model"),
+    ("tensorflow", "cpu"): OwnImage(
+        "tensorflow",
+        "cpu",
+        "serving/tensorflow.Containerfile",
+        TF_SERVING_BASE["cpu"],
+        predict_route="/v1/models/model:predict",
+        health_route="/v1/models/model",
+    ),
+    ("tensorflow", "gpu"): OwnImage(
+        "tensorflow",
+        "gpu",
+        "serving/tensorflow.Containerfile",
+        TF_SERVING_BASE["gpu"],
+        predict_route="/v1/models/model:predict",
+        health_route="/v1/models/model",
+    ),
 }
 
 
@@ -183,12 +197,16 @@ def availability_problem(image: Prebuilt, on: date) -> str | None:
     release = image.release
     if release is None:
         known = ", ".join(f"{f}-*.{v}" for f, v in PREBUILT if f == image.family)
-        return (f"{image.uri!r} is not a prebuilt prediction image Vertex AI lists ({known} are); "
-                f"allowed: leave serving_image unset for our own image")
+        return (
+            f"{image.uri!r} is not a prebuilt prediction image Vertex AI lists ({known} are); "
+            f"allowed: leave serving_image unset for our own image"
+        )
     if on >= release.end_of_availability:
-        return (f"{image.uri!r} reached its end of availability on {release.end_of_availability.isoformat()} "
-                f"({POLICY_SOURCE}: new endpoints cannot use it, existing ones may be deleted); allowed: leave "
-                "serving_image unset for our own image (serving/), or custom_image = true with a container of yours")
+        return (
+            f"{image.uri!r} reached its end of availability on {release.end_of_availability.isoformat()} "
+            f"({POLICY_SOURCE}: new endpoints cannot use it, existing ones may be deleted); allowed: leave "
+            "serving_image unset for our own image (serving/), or custom_image = true with a container of yours"
+        )
     return None
 
 
@@ -200,6 +218,8 @@ def availability_warning(image: Prebuilt, on: date) -> str | None:
     left = (release.end_of_availability - on).days
     if left > WARN_DAYS:
         return None
-    return (f"{image.uri} reaches its end of availability on {release.end_of_availability.isoformat()}, in {left} "
-            f"days ({POLICY_SOURCE}); after that day the deployment cannot be recreated: unset serving_image to move "
-            "to our own image")
+    return (
+        f"{image.uri} reaches its end of availability on {release.end_of_availability.isoformat()}, in {left} "
+        f"days ({POLICY_SOURCE}); after that day the deployment cannot be recreated: unset serving_image to move "
+        "to our own image"
+    )

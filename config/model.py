@@ -16,6 +16,7 @@ from config.checks import FieldError, Frozen, check, check_env, check_prebuilt_i
 
 GRPC_PORT = 8500
 
+
 class PayloadFormat(StrEnum):
     """Earth Engine's payload formats for Vertex AI hosted models (`payloadFormat`)."""
 
@@ -132,8 +133,9 @@ class ModelConfig(payload.TileSides, Frozen):
     output_tile_size: StrictInt | None = Field(default=None, ge=1, le=4096)
     """`outputTileSize` (square): pixels a side of each answer; defaults to tile_size. The
     served model answers the centre output_tile_size of what the model computes."""
-    max_payload_bytes: StrictInt = Field(default=payload.DEFAULT_MAX_PAYLOAD_BYTES, ge=1,
-                                         le=rules.SHARED_ENDPOINT_MAX_PAYLOAD_BYTES)
+    max_payload_bytes: StrictInt = Field(
+        default=payload.DEFAULT_MAX_PAYLOAD_BYTES, ge=1, le=rules.SHARED_ENDPOINT_MAX_PAYLOAD_BYTES
+    )
     """`maxPayloadBytes`: the largest request Earth Engine may send, at most 1,500,000 (what
     the shared public Vertex AI endpoint the stacks create accepts; the 10 MB of dedicated and
     private endpoints is refused with them, since Earth Engine cannot call those)."""
@@ -208,8 +210,9 @@ class ModelConfig(payload.TileSides, Frozen):
         if bands:
             lengths = {b: shapes.get(b, 1) for b in bands}
             try:
-                payload.check_budget(data["payload_format"].value, lengths, v, data["input_overlap"],
-                                     data["max_payload_bytes"])
+                payload.check_budget(
+                    data["payload_format"].value, lengths, v, data["input_overlap"], data["max_payload_bytes"]
+                )
             except payload.PayloadTooLarge as error:
                 raise ValueError(str(error).removeprefix("tile_size ")) from None
         return v
@@ -218,17 +221,19 @@ class ModelConfig(payload.TileSides, Frozen):
     @classmethod
     def _projection(cls, v: str | None) -> str | None:
         if v is not None and not PROJECTION_RE.match(v):
-            raise ValueError(f"{v!r}; allowed: an EPSG code 'EPSG:<number>', e.g. 'EPSG:32610' (UTM zone 10N) "
-                             "or 'EPSG:4326' (WGS84), as ee.Projection takes it")
+            raise ValueError(
+                f"{v!r}; allowed: an EPSG code 'EPSG:<number>', e.g. 'EPSG:32610' (UTM zone 10N) "
+                "or 'EPSG:4326' (WGS84), as ee.Projection takes it"
+            )
         return v
 
     @field_validator("scale", mode="before")
     @classmethod
     def _scale(cls, v):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                              or v <= 0):
-            raise ValueError(f"{v!r}; allowed: metres per pixel, a number above 0 (e.g. 10 for Sentinel-2, "
-                             "30 for Landsat)")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
+            raise ValueError(
+                f"{v!r}; allowed: metres per pixel, a number above 0 (e.g. 10 for Sentinel-2, 30 for Landsat)"
+            )
         return v
 
     @field_validator("max_payload_bytes", mode="before")
@@ -303,8 +308,11 @@ class ModelConfig(payload.TileSides, Frozen):
     def _projection_with_scale(self) -> ModelConfig:
         if (self.projection is None) != (self.scale is None):
             missing = "scale" if self.scale is None else "projection"
-            raise FieldError(missing, "projection and scale go together (ee.Projection(projection).atScale(scale)); "
-                                      "allowed: both, e.g. projection = 'EPSG:32610' with scale = 10, or neither")
+            raise FieldError(
+                missing,
+                "projection and scale go together (ee.Projection(projection).atScale(scale)); "
+                "allowed: both, e.g. projection = 'EPSG:32610' with scale = 10, or neither",
+            )
         return self
 
     @property

@@ -155,7 +155,9 @@ def tiles_per_request(payload_format: str, layout: Layout, max_payload_bytes: in
     one = request_bytes(payload_format, layout)
     if one > max_payload_bytes:
         raise PayloadTooLarge(f"one tile takes {one} bytes, over {max_payload_bytes}")
-    per = instance_bytes(payload_format, layout) + (1 if payload_format in ("ND_ARRAYS", "RAW_JSON", "SERIALIZED_TF_TENSORS") else 0)
+    per = instance_bytes(payload_format, layout) + (
+        1 if payload_format in ("ND_ARRAYS", "RAW_JSON", "SERIALIZED_TF_TENSORS") else 0
+    )
     return 1 + (max_payload_bytes - one) // per
 
 

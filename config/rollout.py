@@ -71,8 +71,13 @@ class RolloutConfig(Frozen):
             return
         kind = self.image_kind(target)
         previous = self.model.previous
-        if kind == "prebuilt" and previous and target.traffic_percent < 100 and previous.serving_image \
-                and not images.prebuilt(previous.serving_image):
+        if (
+            kind == "prebuilt"
+            and previous
+            and target.traffic_percent < 100
+            and previous.serving_image
+            and not images.prebuilt(previous.serving_image)
+        ):
             kind, where = "custom", "model.previous.serving_image"
         else:
             where = f"targets.{index}.serving_image" if target.serving_image else "model.serving_image"
@@ -81,7 +86,7 @@ class RolloutConfig(Frozen):
             raise ValueError(
                 f"targets.{index}.resource_pool: the target serves {image}, and a deployment resource pool takes "
                 f"only Vertex AI's prebuilt TensorFlow and PyTorch containers (\"custom containers are not "
-                f"supported\": {CO_HOSTING_DOC}); allowed: a prebuilt serving_image such as "
+                f'supported": {CO_HOSTING_DOC}); allowed: a prebuilt serving_image such as '
                 f"{EXAMPLE_PREBUILT[self.model.framework]!r}, or no resource_pool"
             )
 
@@ -107,14 +112,19 @@ class RolloutConfig(Frozen):
             )
         current = self.serving_image(target)
         checked = [(field, current)] if kind == "prebuilt" and current else []
-        if model.previous and model.previous.serving_image and target.traffic_percent < 100 \
-                and images.prebuilt(model.previous.serving_image):
+        if (
+            model.previous
+            and model.previous.serving_image
+            and target.traffic_percent < 100
+            and images.prebuilt(model.previous.serving_image)
+        ):
             checked.append(("model.previous.serving_image", model.previous.serving_image))
         for where, uri in checked:
             image = check_prebuilt_image(model.framework, uri, where)
             if image.device != device:
-                hardware = (f"accelerator_type {target.accelerator_type}" if target.accelerator_type
-                            else "no accelerator")
+                hardware = (
+                    f"accelerator_type {target.accelerator_type}" if target.accelerator_type else "no accelerator"
+                )
                 family = IMAGE_FAMILY[model.framework]
                 raise ValueError(
                     f"{where}: {uri!r} is a {image.device.upper()} image but targets.{index} has {hardware}; "
@@ -157,8 +167,13 @@ class RolloutConfig(Frozen):
 
 
 _NUMBER_ERRORS = {
-    "greater_than_equal", "less_than_equal", "greater_than", "less_than",
-    "int_type", "int_parsing", "int_from_float",
+    "greater_than_equal",
+    "less_than_equal",
+    "greater_than",
+    "less_than",
+    "int_type",
+    "int_parsing",
+    "int_from_float",
 }
 
 
@@ -195,7 +210,9 @@ def _describe(error: ValidationError) -> str:
     errors = error.errors()
     for item in errors:
         loc = item["loc"]
-        if item["type"] == "too_short" and any(e["loc"][:len(loc)] == loc and len(e["loc"]) > len(loc) for e in errors):
+        if item["type"] == "too_short" and any(
+            e["loc"][: len(loc)] == loc and len(e["loc"]) > len(loc) for e in errors
+        ):
             continue  # pydantic counts only the valid items: their own errors say what is wrong
         error_object = (item.get("ctx") or {}).get("error")
         if isinstance(error_object, FieldError):
@@ -210,8 +227,14 @@ def _describe(error: ValidationError) -> str:
             message = f"{item['input']!r}; allowed: a whole number from {bounds[0]} to {bounds[1]}"
         elif item["type"] == "bool_type":
             message = f"{item['input']!r}; allowed: true or false"
-        elif item["type"] in ("string_type", "dict_type", "tuple_type", "list_type", "model_type",
-                              "model_attributes_type"):
+        elif item["type"] in (
+            "string_type",
+            "dict_type",
+            "tuple_type",
+            "list_type",
+            "model_type",
+            "model_attributes_type",
+        ):
             kind = {"string_type": "a string", "dict_type": "a table", "tuple_type": "a list", "list_type": "a list"}
             message = f"{item['input']!r}; allowed: {kind.get(item['type'], 'a table')}"
         lines.append(f"  {where}: {message}")

@@ -105,9 +105,11 @@ def machine_type(value) -> str | None:
     if isinstance(value, str) and (value in FIXED_ACCELERATORS or _cpu_machine(value)):
         return None
     listed = "; ".join(f"{s}-{k}-{'|'.join(map(str, n))}" for (s, k), n in CPU_SIZES.items())
-    return (f"{value!r} is not a Vertex AI prediction machine type; allowed: {listed}; "
-            f"{'|'.join(s for s in CPU_SERIES if s not in ('e2', 'n1'))}-<standard|highmem|highcpu>-<vCPUs>; "
-            f"or an accelerator-optimized type ({', '.join(sorted(FIXED_ACCELERATORS))}); e.g. {MACHINE_EXAMPLES}")
+    return (
+        f"{value!r} is not a Vertex AI prediction machine type; allowed: {listed}; "
+        f"{'|'.join(s for s in CPU_SERIES if s not in ('e2', 'n1'))}-<standard|highmem|highcpu>-<vCPUs>; "
+        f"or an accelerator-optimized type ({', '.join(sorted(FIXED_ACCELERATORS))}); e.g. {MACHINE_EXAMPLES}"
+    )
 
 
 def accelerator_type(value) -> str | None:
@@ -119,8 +121,10 @@ def accelerator_type(value) -> str | None:
 def machine_spec(machine, accelerator, count) -> tuple[str, str] | None:
     """(field, message) when this machine, accelerator type and count are not a combination
     Vertex AI deploys on ([compute]); None when they are. `count` 0 or None: no accelerator."""
-    for field, problem in (("machine_type", machine_type(machine)),
-                           ("accelerator_type", accelerator_type(accelerator))):
+    for field, problem in (
+        ("machine_type", machine_type(machine)),
+        ("accelerator_type", accelerator_type(accelerator)),
+    ):
         if problem:
             return field, problem
     count = count or 0
@@ -131,38 +135,48 @@ def machine_spec(machine, accelerator, count) -> tuple[str, str] | None:
         kind, number = fixed
         if accelerator != kind or count != number:
             given = f"{accelerator} x {count}" if accelerator else "no accelerator"
-            return ("accelerator_type" if accelerator != kind else "accelerator_count",
-                    f"{machine} comes with {number} {kind}, not {given}; allowed with {machine}: "
-                    f"accelerator_type = {kind!r}, accelerator_count = {number}")
+            return (
+                "accelerator_type" if accelerator != kind else "accelerator_count",
+                f"{machine} comes with {number} {kind}, not {given}; allowed with {machine}: "
+                f"accelerator_type = {kind!r}, accelerator_count = {number}",
+            )
         return None
     cpu = _cpu_machine(machine)
     assert cpu is not None, "machine_type() accepted it and it is no accelerator-optimized type"
     series, _, vcpus = cpu
     if not accelerator:
         if count:
-            return "accelerator_count", (f"{count} accelerator(s) but no accelerator_type; allowed: "
-                                         f"accelerator_count = 0, or an accelerator_type "
-                                         f"({', '.join(ACCELERATOR_TYPES)})")
+            return "accelerator_count", (
+                f"{count} accelerator(s) but no accelerator_type; allowed: "
+                f"accelerator_count = 0, or an accelerator_type "
+                f"({', '.join(ACCELERATOR_TYPES)})"
+            )
         return None
     if not count:
         return "accelerator_count", f"0 with accelerator_type {accelerator!r}; allowed: {_counts(accelerator, machine)}"
     if accelerator not in N1_GPUS:
         homes = [m for m, (kind, _) in FIXED_ACCELERATORS.items() if kind == accelerator]
-        where = (f"one of {', '.join(homes)} (the accelerator comes with the machine)" if homes
-                 else "none for prediction")
-        return "accelerator_type", (f"{accelerator} cannot be attached to {machine}; allowed machine_type for "
-                                    f"{accelerator}: {where}")
+        where = (
+            f"one of {', '.join(homes)} (the accelerator comes with the machine)" if homes else "none for prediction"
+        )
+        return "accelerator_type", (
+            f"{accelerator} cannot be attached to {machine}; allowed machine_type for {accelerator}: {where}"
+        )
     if series != "n1":
-        return "accelerator_type", (f"{accelerator} cannot be attached to {machine} ({series.upper()} machine "
-                                    f"types take no accelerator); allowed: an n1-* machine type with "
-                                    f"{accelerator}, or no accelerator on {machine}")
+        return "accelerator_type", (
+            f"{accelerator} cannot be attached to {machine} ({series.upper()} machine "
+            f"types take no accelerator); allowed: an n1-* machine type with "
+            f"{accelerator}, or no accelerator on {machine}"
+        )
     limits = N1_GPUS[accelerator]
     if count not in limits:
         return "accelerator_count", f"{count} x {accelerator}; allowed: {_counts(accelerator, machine)}"
     if vcpus > limits[count]:
-        return "accelerator_count", (f"{count} x {accelerator} on {machine} ({vcpus} vCPUs): at most "
-                                     f"{limits[count]} vCPUs "
-                                     f"with {count}; allowed: {_counts(accelerator, machine)}")
+        return "accelerator_count", (
+            f"{count} x {accelerator} on {machine} ({vcpus} vCPUs): at most "
+            f"{limits[count]} vCPUs "
+            f"with {count}; allowed: {_counts(accelerator, machine)}"
+        )
     return None
 
 
@@ -183,12 +197,16 @@ REGION_FORM = re.compile(r"[a-z]+-[a-z]+[1-9][0-9]?")
 def region(value, *, allow_unlisted: bool = False) -> str | None:
     """A Vertex AI region that serves online predictions (config/regions.py, gcloud 528's list)."""
     if not isinstance(value, str) or not REGION_FORM.fullmatch(value):
-        return (f"{value!r} is not a region; allowed: the '<area>-<direction><n>' form such as 'us-central1' "
-                "or 'europe-west4'")
+        return (
+            f"{value!r} is not a region; allowed: the '<area>-<direction><n>' form such as 'us-central1' "
+            "or 'europe-west4'"
+        )
     if value not in PREDICTION_REGIONS and not allow_unlisted:
-        return (f"{value!r} is not a Vertex AI prediction region; allowed: {', '.join(PREDICTION_REGIONS)} "
-                "(a region newer than this list: set allow_unlisted_region = true on the target, or "
-                "allow_unlisted_regions = true in the eevertex provider block)")
+        return (
+            f"{value!r} is not a Vertex AI prediction region; allowed: {', '.join(PREDICTION_REGIONS)} "
+            "(a region newer than this list: set allow_unlisted_region = true on the target, or "
+            "allow_unlisted_regions = true in the eevertex provider block)"
+        )
     return None
 
 
@@ -198,12 +216,15 @@ PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 def project(value, *, number_allowed: bool = False) -> str | None:
     """A Google Cloud project ID (Resource Manager: 6-30 of a-z, 0-9, '-', starting with a
     letter, not ending with '-'); Vertex AI resource names may carry the project number instead."""
-    if isinstance(value, str) and (PROJECT_ID.fullmatch(value)
-                                   or (number_allowed and re.fullmatch(r"[1-9][0-9]{0,19}", value))):
+    if isinstance(value, str) and (
+        PROJECT_ID.fullmatch(value) or (number_allowed and re.fullmatch(r"[1-9][0-9]{0,19}", value))
+    ):
         return None
     number = " (or its number)" if number_allowed else ""
-    return (f"{value!r} is not a Google Cloud project ID; allowed: 6-30 characters of a-z, 0-9 and '-', "
-            f"starting with a letter, not ending with '-'{number}")
+    return (
+        f"{value!r} is not a Google Cloud project ID; allowed: 6-30 characters of a-z, 0-9 and '-', "
+        f"starting with a letter, not ending with '-'{number}"
+    )
 
 
 MAX_REPLICAS = 1000
@@ -214,8 +235,9 @@ def replicas(low, high) -> tuple[str, str] | None:
     DedicatedResources: min_replica_count >= 1, max defaults to min and is not below it); the upper
     bound is this tool's (Vertex AI's is the project's quota)."""
     for which, value in (("min", low), ("max", high)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                  or not 1 <= value <= MAX_REPLICAS):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_REPLICAS
+        ):
             return which, f"{value!r}; allowed: a whole number from 1 to {MAX_REPLICAS}"
     if low is not None and high is not None and low > high:
         return "min", f"{low} is greater than the maximum, {high}; allowed: 1 <= minimum <= maximum"
@@ -256,8 +278,10 @@ def autoscaling_target(metric: str, value) -> str | None:
     if metric in PERCENT_METRICS:
         if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100:
             return None
-        return (f"{value!r}; allowed: a whole number from 1 to 100 (percent; Vertex AI's default "
-                f"{DEFAULT_AUTOSCALING_TARGET})")
+        return (
+            f"{value!r}; allowed: a whole number from 1 to 100 (percent; Vertex AI's default "
+            f"{DEFAULT_AUTOSCALING_TARGET})"
+        )
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_REQUESTS_PER_MINUTE:
         return None
     return f"{value!r}; allowed: a whole number of requests per minute per replica, from 1 to {MAX_REQUESTS_PER_MINUTE}"
@@ -267,9 +291,11 @@ def duty_cycle_needs_accelerator(duty_cycle, accelerator_count) -> str | None:
     """[types] DedicatedResources.autoscaling_metric_specs: "If machine_spec.accelerator_count is 0,
     the autoscaling will be based on CPU utilization metric only"."""
     if duty_cycle is not None and not accelerator_count:
-        return (f"{duty_cycle!r} without accelerators: Vertex AI scales a machine without accelerators on CPU "
-                "utilization only (DedicatedResources.autoscaling_metric_specs); allowed: unset, or an "
-                "accelerator_type with accelerator_count >= 1")
+        return (
+            f"{duty_cycle!r} without accelerators: Vertex AI scales a machine without accelerators on CPU "
+            "utilization only (DedicatedResources.autoscaling_metric_specs); allowed: unset, or an "
+            "accelerator_type with accelerator_count >= 1"
+        )
     return None
 
 
@@ -285,15 +311,15 @@ RESERVED_LABELS = ("managed-by", "ee-model", "rollout-target")
 
 def labels(value, *, reserved: tuple[str, ...] = ()) -> str | None:
     if not isinstance(value, dict):
-        return f"{value!r}; allowed: a table of label = \"value\""
+        return f'{value!r}; allowed: a table of label = "value"'
     room = MAX_LABELS - len(reserved)
     if len(value) > room:
         return f"{len(value)} labels; allowed: at most {room}" + (
-            f" ({len(reserved)} are set by this tool)" if reserved else "")
+            f" ({len(reserved)} are set by this tool)" if reserved else ""
+        )
     for key, item in value.items():
         if key in reserved:
-            return (f"key {key!r} is set by this tool on every resource ({', '.join(reserved)}); "
-                    "allowed: any other key")
+            return f"key {key!r} is set by this tool on every resource ({', '.join(reserved)}); allowed: any other key"
         if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
             return f"key {key!r}; allowed: 1-63 of a-z, 0-9, '_', '-', starting with a letter"
         if not isinstance(item, str) or not LABEL_VALUE.fullmatch(item):
@@ -328,8 +354,10 @@ NEW_ENDPOINT_ID = re.compile(r"[1-9][0-9]{0,8}|[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
 # The IDs Vertex AI generates when none is given ([types]: "Vertex AI will generate a
 # value"; 19 digits in practice, e.g. what `gcloud ai endpoints create` prints).
 GENERATED_ID = re.compile(r"[1-9][0-9]{0,18}")
-NEW_ENDPOINT_RULE = ("a number of at most 9 digits without a leading zero, or up to 63 of a-z, 0-9 and '-' "
-                     "starting with a letter and ending with a letter or digit")
+NEW_ENDPOINT_RULE = (
+    "a number of at most 9 digits without a leading zero, or up to 63 of a-z, 0-9 and '-' "
+    "starting with a letter and ending with a letter or digit"
+)
 
 
 def endpoint_id(value, *, existing: bool) -> str | None:
@@ -339,13 +367,17 @@ def endpoint_id(value, *, existing: bool) -> str | None:
     if existing and isinstance(value, str) and GENERATED_ID.fullmatch(value):
         return None
     if existing:
-        return (f"{value!r} is not a Vertex AI endpoint ID; allowed: {NEW_ENDPOINT_RULE}, or the numeric ID Vertex AI "
-                "generated (up to 19 digits, as `gcloud ai endpoints list` shows it)")
+        return (
+            f"{value!r} is not a Vertex AI endpoint ID; allowed: {NEW_ENDPOINT_RULE}, or the numeric ID Vertex AI "
+            "generated (up to 19 digits, as `gcloud ai endpoints list` shows it)"
+        )
     hint = ""
     if isinstance(value, str) and GENERATED_ID.fullmatch(value):
-        hint = (" for an endpoint the stacks create (Vertex AI refuses numeric endpoint IDs over 9 digits); "
-                "an endpoint that exists already (an ID Vertex AI generated): adopt it with [targets.adopt] "
-                "endpoint = true")
+        hint = (
+            " for an endpoint the stacks create (Vertex AI refuses numeric endpoint IDs over 9 digits); "
+            "an endpoint that exists already (an ID Vertex AI generated): adopt it with [targets.adopt] "
+            "endpoint = true"
+        )
     return f"{value!r} is not a valid Vertex AI endpoint ID{hint}; allowed: {NEW_ENDPOINT_RULE}"
 
 
@@ -367,8 +399,10 @@ def model_id(value, *, existing: bool) -> str | None:
     if isinstance(value, str) and (NEW_MODEL_ID.fullmatch(value) or (existing and GENERATED_ID.fullmatch(value))):
         return None
     generated = " (or the all-digit ID Vertex AI gave an existing model)" if existing else ""
-    return (f"{value!r} is not a valid Vertex AI model ID; allowed: up to 63 characters of [a-z0-9_-], not starting "
-            f"with a digit or hyphen{generated}")
+    return (
+        f"{value!r} is not a valid Vertex AI model ID; allowed: up to 63 characters of [a-z0-9_-], not starting "
+        f"with a digit or hyphen{generated}"
+    )
 
 
 def display_name(value) -> str | None:
@@ -410,8 +444,10 @@ RESOURCE_POOL_NAME = re.compile(r"projects/([^/]+)/locations/([^/]+)/deploymentR
 def resource_pool_id(value) -> str | None:
     if isinstance(value, str) and RESOURCE_POOL_ID.fullmatch(value):
         return None
-    return (f"{value!r} is not a deployment resource pool ID; allowed: 1-63 of a-z, 0-9 and '-', starting with a "
-            "letter, not ending with '-'")
+    return (
+        f"{value!r} is not a deployment resource pool ID; allowed: 1-63 of a-z, 0-9 and '-', starting with a "
+        "letter, not ending with '-'"
+    )
 
 
 def shared_resources(value, *, region: str | None = None) -> str | None:
@@ -419,8 +455,10 @@ def shared_resources(value, *, region: str | None = None) -> str | None:
     deploymentResourcePools/{deployment_resource_pool}`; the pool must be in the endpoint's region."""
     match = RESOURCE_POOL_NAME.fullmatch(value) if isinstance(value, str) else None
     if not match or resource_pool_id(match[3]):
-        return (f"{value!r}; allowed: 'projects/<project>/locations/<region>/deploymentResourcePools/<pool ID>' "
-                "(a pool ID is 1-63 of a-z, 0-9, '-', starting with a letter)")
+        return (
+            f"{value!r}; allowed: 'projects/<project>/locations/<region>/deploymentResourcePools/<pool ID>' "
+            "(a pool ID is 1-63 of a-z, 0-9, '-', starting with a letter)"
+        )
     if region is not None and match[2] != region:
         return f"{value!r} is in {match[2]!r}; allowed: a pool in the endpoint's region {region!r}"
     return None
@@ -433,19 +471,24 @@ def shared_resources(value, *, region: str | None = None) -> str | None:
 # URL), `maxPayloadBytes` "Defaults to 1.5MB (1500000 bytes.)".
 SHARED_ENDPOINT_MAX_PAYLOAD_BYTES = 1_500_000
 ENDPOINT_TYPES_PAGE = "https://cloud.google.com/vertex-ai/docs/predictions/choose-endpoint-type"
-_EE = ("Earth Engine's ee.Model.fromVertexAi takes the endpoint's resource name and calls it at "
-       "{region}-aiplatform.googleapis.com; allowed: leave it out (the stacks create a shared public endpoint)")
+_EE = (
+    "Earth Engine's ee.Model.fromVertexAi takes the endpoint's resource name and calls it at "
+    "{region}-aiplatform.googleapis.com; allowed: leave it out (the stacks create a shared public endpoint)"
+)
 REFUSED_TARGET_FIELDS = {
     "dedicated_endpoint_enabled": (
         "dedicated endpoints are refused: \"Once you enabled dedicated endpoint, you won't be able to send request "
-        "to the shared DNS {region}-aiplatform.googleapis.com\" (Vertex AI API, Endpoint.dedicated_endpoint_enabled; "
-        f"{ENDPOINT_TYPES_PAGE}), and {_EE}"),
+        'to the shared DNS {region}-aiplatform.googleapis.com" (Vertex AI API, Endpoint.dedicated_endpoint_enabled; '
+        f"{ENDPOINT_TYPES_PAGE}), and {_EE}"
+    ),
     "private_service_connect_config": (
         "Private Service Connect endpoints are refused: they answer only inside the VPC networks connected to "
-        f"them (Vertex AI API, Endpoint.private_service_connect_config; {ENDPOINT_TYPES_PAGE}), and {_EE}"),
+        f"them (Vertex AI API, Endpoint.private_service_connect_config; {ENDPOINT_TYPES_PAGE}), and {_EE}"
+    ),
     "network": (
         "private endpoints (Private Service Access) are refused: they answer only inside the peered VPC network "
-        f"and have no traffic split (Vertex AI API, Endpoint.network; {ENDPOINT_TYPES_PAGE}), and {_EE}"),
+        f"and have no traffic split (Vertex AI API, Endpoint.network; {ENDPOINT_TYPES_PAGE}), and {_EE}"
+    ),
 }
 REFUSED_TARGET_FIELDS["dedicated_endpoint"] = REFUSED_TARGET_FIELDS["dedicated_endpoint_enabled"]
 REFUSED_TARGET_FIELDS["private_service_connect"] = REFUSED_TARGET_FIELDS["private_service_connect_config"]
@@ -457,10 +500,12 @@ def max_payload_bytes(value) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= SHARED_ENDPOINT_MAX_PAYLOAD_BYTES:
         return None
     if isinstance(value, int) and not isinstance(value, bool) and value > SHARED_ENDPOINT_MAX_PAYLOAD_BYTES:
-        return (f"{value:,} is over the 1.5 MB a shared public Vertex AI endpoint accepts ({ENDPOINT_TYPES_PAGE}: "
-                "10 MB only on dedicated and private endpoints, which Earth Engine cannot call, see "
-                "targets.dedicated_endpoint_enabled); allowed: a whole number from 1 to 1500000 "
-                "(Earth Engine's default)")
+        return (
+            f"{value:,} is over the 1.5 MB a shared public Vertex AI endpoint accepts ({ENDPOINT_TYPES_PAGE}: "
+            "10 MB only on dedicated and private endpoints, which Earth Engine cannot call, see "
+            "targets.dedicated_endpoint_enabled); allowed: a whole number from 1 to 1500000 "
+            "(Earth Engine's default)"
+        )
     return f"{value!r}; allowed: a whole number from 1 to {SHARED_ENDPOINT_MAX_PAYLOAD_BYTES}"
 
 
@@ -468,53 +513,110 @@ def max_payload_bytes(value) -> str | None:
 
 RULES = [
     # (rule, Google source, checked by)
-    ("machine_type: E2 and N1 sizes as listed, N2/N2D/N4/C2/C2D/C3/C3D/C4 standard, highmem or highcpu, "
-     "or an accelerator-optimized type (A2, A3, A4, G2, ct5lp)", "[compute] Machine types", "config, provider"),
-    ("accelerator-optimized machine types come with a fixed accelerator and count (a2-highgpu-Ng: N x "
-     "NVIDIA_TESLA_A100, a2-ultragpu-Ng: NVIDIA_A100_80GB, a3-highgpu-Ng: NVIDIA_H100_80GB, g2-standard-4..32: "
-     "1 x NVIDIA_L4, ...)", "[compute] GPUs", "config, provider"),
-    ("T4, P4, P100 and V100 attach to N1 machine types only; T4, P4, P100: 1, 2 or 4; V100: 1, 2, 4 or 8; "
-     "at most 48/48/96 (T4), 24/48/96 (P4), 16/32/96 (P100), 12/24/48/96 (V100) vCPUs for those counts; "
-     "E2 and the other series take none", "[compute] GPUs for N1", "config, provider"),
-    ("accelerator_type one of AcceleratorType's values; a count needs a type, a type a count >= 1",
-     "[types] machine_resources.py MachineSpec, accelerator_type.py", "config, provider"),
-    ("region: a Vertex AI online-prediction region (or allow_unlisted_region)",
-     "[gcloud] command_lib/ai/constants.py SUPPORTED_OP_REGIONS (config/regions.py)", "config, provider"),
-    ("min_replica_count >= 1, max_replica_count >= min (this tool: at most 1000)",
-     "[types] machine_resources.py DedicatedResources", "config, provider"),
-    ("labels: keys 1-63 of a-z, 0-9, '_', '-' starting with a letter, values 0-63, at most 64 per resource; "
-     "the config may not set managed-by, ee-model, rollout-target", "[labels]; [types] model.py Model.labels",
-     "config (reserved keys), provider (grammar)"),
-    ("predict_members: user:, group:, serviceAccount: with an email address, or domain:",
-     "[gcloud] command_lib/iam/iam_util.py AddMemberFlag", "config"),
-    ("endpoint ID of an endpoint we create: at most 9 digits without a leading zero, or a letter, up to 63 of "
-     "[a-z0-9-], ending in a letter or digit; of an existing one also the ID Vertex AI generated (up to 19 digits)",
-     "[types] endpoint_service.py CreateEndpointRequest.endpoint_id", "config, provider"),
-    ("deployed model ID: 1-10 digits for a new deployment; an imported one may carry a generated ID",
-     "[types] endpoint.py DeployedModel.id", "config, provider"),
-    ("model ID: up to 63 of [a-z0-9_-], not starting with a digit or '-'; an existing model may have a generated "
-     "numeric ID", "[types] model_service.py UploadModelRequest.model_id", "config, provider"),
-    ("display names (model, endpoint): 1-128 characters", "[types] model.py Model.display_name, endpoint.py "
-     "Endpoint.display_name", "config, provider"),
-    ("BigQuery dataset and table IDs: 1-1024 of letters, digits and '_'; request-response logging sampling rate "
-     "in (0, 1]", "[bigquery] DatasetReference.datasetId; [types] endpoint.py PredictRequestResponseLoggingConfig",
-     "config"),
-    ("deployment resource pool ID: a letter, then up to 62 of [a-z0-9-], not ending with '-'; a deployment's "
-     "shared_resources names a pool in its endpoint's region, and then no machine or replicas of its own",
-     "[types] deployment_resource_pool_service.py CreateDeploymentResourcePoolRequest, endpoint.py "
-     "DeployedModel.prediction_resources (oneof)", "config, provider"),
-    ("required_replica_count: 1 to min_replica_count (unset: all of min)",
-     "[types] machine_resources.py DedicatedResources.required_replica_count", "config, provider"),
-    ("autoscaling targets: CPU utilization and accelerator duty cycle 1-100 percent (default 60), requests per "
-     "minute per replica >= 1; the duty cycle only with accelerators; one target per metric",
-     "[types] machine_resources.py AutoscalingMetricSpec, DedicatedResources.autoscaling_metric_specs",
-     "config, provider"),
-    ("refused, Earth Engine cannot call them: dedicated endpoints, Private Service Connect, private (network) "
-     "endpoints; max_payload_bytes above 1,500,000 (the shared public endpoint's limit)",
-     "[types] endpoint.py Endpoint.dedicated_endpoint_enabled, .network; [endpoints] Choose an endpoint type; "
-     "[ee] Model.fromVertexAi", "config"),
-    ("numbers are whole numbers and booleans true/false: a string or a bool where a number belongs is refused",
-     "TOML types; [types] (int32/int64 fields)", "config (StrictInt, StrictBool); provider (Terraform's types)"),
+    (
+        "machine_type: E2 and N1 sizes as listed, N2/N2D/N4/C2/C2D/C3/C3D/C4 standard, highmem or highcpu, "
+        "or an accelerator-optimized type (A2, A3, A4, G2, ct5lp)",
+        "[compute] Machine types",
+        "config, provider",
+    ),
+    (
+        "accelerator-optimized machine types come with a fixed accelerator and count (a2-highgpu-Ng: N x "
+        "NVIDIA_TESLA_A100, a2-ultragpu-Ng: NVIDIA_A100_80GB, a3-highgpu-Ng: NVIDIA_H100_80GB, g2-standard-4..32: "
+        "1 x NVIDIA_L4, ...)",
+        "[compute] GPUs",
+        "config, provider",
+    ),
+    (
+        "T4, P4, P100 and V100 attach to N1 machine types only; T4, P4, P100: 1, 2 or 4; V100: 1, 2, 4 or 8; "
+        "at most 48/48/96 (T4), 24/48/96 (P4), 16/32/96 (P100), 12/24/48/96 (V100) vCPUs for those counts; "
+        "E2 and the other series take none",
+        "[compute] GPUs for N1",
+        "config, provider",
+    ),
+    (
+        "accelerator_type one of AcceleratorType's values; a count needs a type, a type a count >= 1",
+        "[types] machine_resources.py MachineSpec, accelerator_type.py",
+        "config, provider",
+    ),
+    (
+        "region: a Vertex AI online-prediction region (or allow_unlisted_region)",
+        "[gcloud] command_lib/ai/constants.py SUPPORTED_OP_REGIONS (config/regions.py)",
+        "config, provider",
+    ),
+    (
+        "min_replica_count >= 1, max_replica_count >= min (this tool: at most 1000)",
+        "[types] machine_resources.py DedicatedResources",
+        "config, provider",
+    ),
+    (
+        "labels: keys 1-63 of a-z, 0-9, '_', '-' starting with a letter, values 0-63, at most 64 per resource; "
+        "the config may not set managed-by, ee-model, rollout-target",
+        "[labels]; [types] model.py Model.labels",
+        "config (reserved keys), provider (grammar)",
+    ),
+    (
+        "predict_members: user:, group:, serviceAccount: with an email address, or domain:",
+        "[gcloud] command_lib/iam/iam_util.py AddMemberFlag",
+        "config",
+    ),
+    (
+        "endpoint ID of an endpoint we create: at most 9 digits without a leading zero, or a letter, up to 63 of "
+        "[a-z0-9-], ending in a letter or digit; of an existing one also the ID Vertex AI generated (up to 19 digits)",
+        "[types] endpoint_service.py CreateEndpointRequest.endpoint_id",
+        "config, provider",
+    ),
+    (
+        "deployed model ID: 1-10 digits for a new deployment; an imported one may carry a generated ID",
+        "[types] endpoint.py DeployedModel.id",
+        "config, provider",
+    ),
+    (
+        "model ID: up to 63 of [a-z0-9_-], not starting with a digit or '-'; an existing model may have a generated "
+        "numeric ID",
+        "[types] model_service.py UploadModelRequest.model_id",
+        "config, provider",
+    ),
+    (
+        "display names (model, endpoint): 1-128 characters",
+        "[types] model.py Model.display_name, endpoint.py Endpoint.display_name",
+        "config, provider",
+    ),
+    (
+        "BigQuery dataset and table IDs: 1-1024 of letters, digits and '_'; request-response logging sampling rate "
+        "in (0, 1]",
+        "[bigquery] DatasetReference.datasetId; [types] endpoint.py PredictRequestResponseLoggingConfig",
+        "config",
+    ),
+    (
+        "deployment resource pool ID: a letter, then up to 62 of [a-z0-9-], not ending with '-'; a deployment's "
+        "shared_resources names a pool in its endpoint's region, and then no machine or replicas of its own",
+        "[types] deployment_resource_pool_service.py CreateDeploymentResourcePoolRequest, endpoint.py "
+        "DeployedModel.prediction_resources (oneof)",
+        "config, provider",
+    ),
+    (
+        "required_replica_count: 1 to min_replica_count (unset: all of min)",
+        "[types] machine_resources.py DedicatedResources.required_replica_count",
+        "config, provider",
+    ),
+    (
+        "autoscaling targets: CPU utilization and accelerator duty cycle 1-100 percent (default 60), requests per "
+        "minute per replica >= 1; the duty cycle only with accelerators; one target per metric",
+        "[types] machine_resources.py AutoscalingMetricSpec, DedicatedResources.autoscaling_metric_specs",
+        "config, provider",
+    ),
+    (
+        "refused, Earth Engine cannot call them: dedicated endpoints, Private Service Connect, private (network) "
+        "endpoints; max_payload_bytes above 1,500,000 (the shared public endpoint's limit)",
+        "[types] endpoint.py Endpoint.dedicated_endpoint_enabled, .network; [endpoints] Choose an endpoint type; "
+        "[ee] Model.fromVertexAi",
+        "config",
+    ),
+    (
+        "numbers are whole numbers and booleans true/false: a string or a bool where a number belongs is refused",
+        "TOML types; [types] (int32/int64 fields)",
+        "config (StrictInt, StrictBool); provider (Terraform's types)",
+    ),
 ]
 
 

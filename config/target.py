@@ -25,9 +25,7 @@ SERVICE_ACCOUNT_RE = re.compile(
     r"^([a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com"
     r"|[0-9]+-compute@developer\.gserviceaccount\.com)$"
 )
-KMS_KEY_RE = re.compile(
-    r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/keyRings/[^/]+/cryptoKeys/[^/]+$"
-)
+KMS_KEY_RE = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/keyRings/[^/]+/cryptoKeys/[^/]+$")
 
 
 class TargetConfig(Frozen):
@@ -206,9 +204,7 @@ class TargetConfig(Frozen):
     @classmethod
     def _kms_key(cls, v: str | None) -> str | None:
         if v is not None and not KMS_KEY_RE.match(v):
-            raise ValueError(
-                f"{v!r}; allowed: 'projects/<p>/locations/<region>/keyRings/<ring>/cryptoKeys/<key>'"
-            )
+            raise ValueError(f"{v!r}; allowed: 'projects/<p>/locations/<region>/keyRings/<ring>/cryptoKeys/<key>'")
         return v
 
     @field_validator("predict_members")
@@ -227,14 +223,19 @@ class TargetConfig(Frozen):
         if problem:
             raise FieldError(*problem)
         check_field("required_replicas", rules.required_replicas(self.required_replicas, self.min_replicas))
-        check_field("autoscaling.accelerator_duty_cycle", rules.duty_cycle_needs_accelerator(
-            self.autoscaling.accelerator_duty_cycle, self.accelerator_count))
+        check_field(
+            "autoscaling.accelerator_duty_cycle",
+            rules.duty_cycle_needs_accelerator(self.autoscaling.accelerator_duty_cycle, self.accelerator_count),
+        )
         adopting = self.adopt is not None and self.adopt.endpoint
         if self.endpoint_id is not None:
             check_field("endpoint_id", rules.endpoint_id(self.endpoint_id, existing=adopting))
         elif adopting:
-            raise FieldError("adopt", "endpoint = true needs the existing endpoint's ID; allowed: set endpoint_id "
-                                      "on the target (as `gcloud ai endpoints list` shows it)")
+            raise FieldError(
+                "adopt",
+                "endpoint = true needs the existing endpoint's ID; allowed: set endpoint_id "
+                "on the target (as `gcloud ai endpoints list` shows it)",
+            )
         kms_key = KMS_KEY_RE.match(self.kms_key or "")
         if kms_key:
             location = kms_key["location"]
@@ -245,32 +246,57 @@ class TargetConfig(Frozen):
                 )
         version = MODEL_VERSION_RE.match(self.adopt.model_version or "") if self.adopt else None
         # A project number (as gcloud prints names) cannot be checked against the ID here.
-        if version and (version["region"] != self.region
-                        or (version["project"] != self.project and not version["project"].isdigit())):
-            raise FieldError("adopt", (
-                f"model_version is in {version['project']}/{version['region']} but the target is "
-                f"{self.project}/{self.region}; allowed: a model version in the target's project and region"))
+        if version and (
+            version["region"] != self.region
+            or (version["project"] != self.project and not version["project"].isdigit())
+        ):
+            raise FieldError(
+                "adopt",
+                (
+                    f"model_version is in {version['project']}/{version['region']} but the target is "
+                    f"{self.project}/{self.region}; allowed: a model version in the target's project and region"
+                ),
+            )
         for channel in self.monitoring.notification_channels:
             name = NOTIFICATION_CHANNEL_RE.match(channel)
             project = name["project"] if name else self.project  # MonitoringConfig refused any other form
             if project != self.project and not project.isdigit():
-                raise FieldError("monitoring", (
-                    f"notification_channels: {channel!r} is in project {project!r}; allowed: channels of the "
-                    f"target's project {self.project!r} (an alert policy notifies channels of its own project)"))
+                raise FieldError(
+                    "monitoring",
+                    (
+                        f"notification_channels: {channel!r} is in project {project!r}; allowed: channels of the "
+                        f"target's project {self.project!r} (an alert policy notifies channels of its own project)"
+                    ),
+                )
         if self.resource_pool and self.kms_key:
-            raise FieldError("resource_pool", (
-                "with kms_key: an endpoint and the pool it deploys into need the same encryption spec "
-                "(deployment_resource_pool.py DeploymentResourcePool.encryption_spec), and the google provider's "
-                "google_vertex_ai_deployment_resource_pool cannot set one; allowed: no kms_key, or no resource_pool"))
+            raise FieldError(
+                "resource_pool",
+                (
+                    "with kms_key: an endpoint and the pool it deploys into need the same encryption spec "
+                    "(deployment_resource_pool.py DeploymentResourcePool.encryption_spec), and the google provider's "
+                    "google_vertex_ai_deployment_resource_pool cannot set one; allowed: no kms_key, or no resource_pool"
+                ),
+            )
         if self.resource_pool:
-            own = [name for name, set_ in (("spot", self.spot), ("required_replicas", self.required_replicas),
-                                           ("autoscaling", self.autoscaling != AutoscalingConfig())) if set_]
+            own = [
+                name
+                for name, set_ in (
+                    ("spot", self.spot),
+                    ("required_replicas", self.required_replicas),
+                    ("autoscaling", self.autoscaling != AutoscalingConfig()),
+                )
+                if set_
+            ]
             if own:
-                raise FieldError("resource_pool", (
-                    f"with {', '.join(own)}: a deployment in a shared pool runs on the pool's machines "
-                    "(DeployedModel.shared_resources, a oneof with dedicated_resources), and the google provider's "
-                    "google_vertex_ai_deployment_resource_pool takes neither spot nor required replicas; allowed: "
-                    "leave them unset with resource_pool, or no resource_pool"))
+                raise FieldError(
+                    "resource_pool",
+                    (
+                        f"with {', '.join(own)}: a deployment in a shared pool runs on the pool's machines "
+                        "(DeployedModel.shared_resources, a oneof with dedicated_resources), and the google provider's "
+                        "google_vertex_ai_deployment_resource_pool takes neither spot nor required replicas; allowed: "
+                        "leave them unset with resource_pool, or no resource_pool"
+                    ),
+                )
         if self.access_log_bucket == self.bucket:
             raise ValueError(
                 f"access_log_bucket is the artifact bucket {self.bucket!r}; "

@@ -66,11 +66,17 @@ class AdoptConfig(Frozen):
     def _together(self) -> AdoptConfig:
         if (self.model_version is None) != (self.artifact_sha256 is None):
             missing = "artifact_sha256" if self.artifact_sha256 is None else "model_version"
-            raise FieldError(missing, "model_version and artifact_sha256 go together; allowed: both (the version and "
-                                      "the artifact it serves) or neither")
+            raise FieldError(
+                missing,
+                "model_version and artifact_sha256 go together; allowed: both (the version and "
+                "the artifact it serves) or neither",
+            )
         if self.deployed_model_id is not None and self.model_version is None:
-            raise FieldError("model_version", "deployed_model_id needs the model version it serves; allowed: set "
-                                              "model_version and artifact_sha256 too")
+            raise FieldError(
+                "model_version",
+                "deployed_model_id needs the model version it serves; allowed: set "
+                "model_version and artifact_sha256 too",
+            )
         if not (self.endpoint or self.model_version):
             raise ValueError("nothing to adopt; allowed: endpoint = true, and/or model_version with artifact_sha256")
         return self
@@ -152,8 +158,10 @@ class MonitoringConfig(Frozen):
     def _channels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for channel in v:
             if not NOTIFICATION_CHANNEL_RE.match(channel):
-                raise ValueError(f"{channel!r}; allowed: 'projects/<project>/notificationChannels/<id>' "
-                                 "(`gcloud beta monitoring channels list` shows them)")
+                raise ValueError(
+                    f"{channel!r}; allowed: 'projects/<project>/notificationChannels/<id>' "
+                    "(`gcloud beta monitoring channels list` shows them)"
+                )
         if len(set(v)) != len(v):
             raise ValueError("a channel is listed twice; allowed: each channel once")
         return v
@@ -177,8 +185,9 @@ class ResourcePoolConfig(Frozen):
 
 
 # AutoscalingConfig's fields -> the metric each sets a target for.
-AUTOSCALING_FIELDS = dict(zip(("cpu_utilization", "accelerator_duty_cycle", "requests_per_minute"),
-                              rules.AUTOSCALING_METRICS, strict=True))
+AUTOSCALING_FIELDS = dict(
+    zip(("cpu_utilization", "accelerator_duty_cycle", "requests_per_minute"), rules.AUTOSCALING_METRICS, strict=True)
+)
 
 
 class AutoscalingConfig(Frozen):
@@ -208,7 +217,8 @@ class AutoscalingConfig(Frozen):
         default = rules.DEFAULT_AUTOSCALING_TARGET
         return {
             "autoscaling_cpu_utilization_target": self.cpu_utilization or default,
-            "autoscaling_accelerator_duty_cycle_target":
-                (self.accelerator_duty_cycle or default) if accelerators else None,
+            "autoscaling_accelerator_duty_cycle_target": (self.accelerator_duty_cycle or default)
+            if accelerators
+            else None,
             "autoscaling_request_count_per_minute_target": self.requests_per_minute,
         }

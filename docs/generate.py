@@ -51,15 +51,28 @@ def _type(annotation) -> tuple[str, list[str]]:
     if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
         return f"table ([`{annotation.__name__}`](#{annotation.__name__.lower()}))", []
     name = getattr(annotation, "__name__", str(annotation))
-    return {"str": "string", "int": "integer", "bool": "boolean", "float": "number", "Path": "path",
-            "StrictInt": "integer", "StrictBool": "boolean"}.get(name, name), []
+    return {
+        "str": "string",
+        "int": "integer",
+        "bool": "boolean",
+        "float": "number",
+        "Path": "path",
+        "StrictInt": "integer",
+        "StrictBool": "boolean",
+    }.get(name, name), []
 
 
 def _bounds(info) -> list[str]:
     bounds = []
     for item in info.metadata:
-        for key, word in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"), ("min_length", "at least"),
-                          ("max_length", "at most")):
+        for key, word in (
+            ("ge", "≥"),
+            ("gt", ">"),
+            ("le", "≤"),
+            ("lt", "<"),
+            ("min_length", "at least"),
+            ("max_length", "at most"),
+        ):
             if getattr(item, key, None) is not None:
                 bounds.append(f"{word} {getattr(item, key)}")
     return bounds
@@ -130,16 +143,25 @@ def configuration() -> str:
     from config.target import TargetConfig
 
     examples = _examples()
-    sections = [(ModelConfig, "model", "[model]"), *_tables(ModelConfig, "model"),
-                (TargetConfig, "targets", "[[targets]]"), *_tables(TargetConfig, "targets")]
-    out = [GENERATED.format(source="config/ (model.py, target.py, target_tables.py)"), "# The rollout config\n\n",
-           f"{_cell(RolloutConfig.__doc__ or '')} One TOML file (`rollout.toml` is the built-in example): "
-           "a `[model]` table and one `[[targets]]` table per Google Cloud project. Every rule is checked "
-           "when the file is loaded, and an error names the field and the values it accepts.\n"]
+    sections = [
+        (ModelConfig, "model", "[model]"),
+        *_tables(ModelConfig, "model"),
+        (TargetConfig, "targets", "[[targets]]"),
+        *_tables(TargetConfig, "targets"),
+    ]
+    out = [
+        GENERATED.format(source="config/ (model.py, target.py, target_tables.py)"),
+        "# The rollout config\n\n",
+        f"{_cell(RolloutConfig.__doc__ or '')} One TOML file (`rollout.toml` is the built-in example): "
+        "a `[model]` table and one `[[targets]]` table per Google Cloud project. Every rule is checked "
+        "when the file is loaded, and an error names the field and the values it accepts.\n",
+    ]
     missing = []
     for model, path, header in sections:
-        out.append(f"\n## {model.__name__}\n\n`{header}`: {_cell(model.__doc__ or '')}\n\n"
-                   "| Field | Type | Default | Allowed | Example | Description |\n|---|---|---|---|---|---|\n")
+        out.append(
+            f"\n## {model.__name__}\n\n`{header}`: {_cell(model.__doc__ or '')}\n\n"
+            "| Field | Type | Default | Allowed | Example | Description |\n|---|---|---|---|---|---|\n"
+        )
         for name, info in model.model_fields.items():
             if name == "path":
                 continue
@@ -160,9 +182,11 @@ def configuration() -> str:
                 example = allowed[0].strip("`")
             if not info.description:
                 missing.append(f"{model.__name__}.{name}")
-            out.append(f"| `{name}` | {kind} | {default} | {', '.join(allowed) or 'see description'} | "
-                       f"{'`' + _cell(_toml(example)) + '`' if example is not None else ''} | "
-                       f"{_cell(info.description or '')} |\n")
+            out.append(
+                f"| `{name}` | {kind} | {default} | {', '.join(allowed) or 'see description'} | "
+                f"{'`' + _cell(_toml(example)) + '`' if example is not None else ''} | "
+                f"{_cell(info.description or '')} |\n"
+            )
     sources = " ".join((rules.__doc__ or "").split("Sources:", 1)[1].split())
     out.append(f"\n## The validation rules\n\n{' '.join(LEGEND.split())} Sources: {sources}\n\n{rules.table()}\n")
     if missing:
@@ -206,8 +230,10 @@ def _page(kind: str, prefix: str, cls, missing: list[str]) -> str:
     schema = cls.get_schema()
     name = f"{prefix}{cls.get_name()}"
     noun = "Resource" if kind == "resources" else "Data Source"
-    out = [GENERATED.format(source=f"provider/ ({cls.__module__}.{cls.__name__})"),
-           f"# {name} ({noun})\n\n{' '.join((schema.description or '').split())}\n\n"]
+    out = [
+        GENERATED.format(source=f"provider/ ({cls.__module__}.{cls.__name__})"),
+        f"# {name} ({noun})\n\n{' '.join((schema.description or '').split())}\n\n",
+    ]
     example = (cls.__dict__.get("EXAMPLE") or "").strip("\n")
     if example:
         out.append(f"## Example Usage\n\n```hcl\n{example}\n```\n\n")
@@ -234,14 +260,22 @@ def _page(kind: str, prefix: str, cls, missing: list[str]) -> str:
 def schema_summary() -> dict[str, dict[str, dict]]:
     """Terraform type name (and `provider`) -> attribute -> type and kind: what the stacks' typed
     constructs (stacks/vertex.py) must match (tests/test_docs.py)."""
-    from provider.provider import EeVertexProvider
     from tf.utils import Diagnostics
+
+    from provider.provider import EeVertexProvider
 
     provider = EeVertexProvider()
 
     def summary(attributes) -> dict[str, dict]:
-        return {a.name: {"type": _words(a), "required": bool(a.required), "optional": bool(a.optional),
-                         "computed": bool(a.computed)} for a in attributes}
+        return {
+            a.name: {
+                "type": _words(a),
+                "required": bool(a.required),
+                "optional": bool(a.optional),
+                "computed": bool(a.computed),
+            }
+            for a in attributes
+        }
 
     found = {"provider": summary(provider.get_provider_schema(Diagnostics()).attributes)}
     for cls in provider.get_resources():
@@ -250,8 +284,9 @@ def schema_summary() -> dict[str, dict[str, dict]]:
 
 
 def provider_pages() -> dict[str, str]:
-    from provider.provider import EeVertexProvider
     from tf.utils import Diagnostics
+
+    from provider.provider import EeVertexProvider
 
     provider = EeVertexProvider()
     prefix = provider.get_model_prefix()
@@ -264,15 +299,19 @@ def provider_pages() -> dict[str, str]:
     for a in settings.attributes:
         if not a.description:
             missing.append(f"provider.{a.name}")
-    index = [GENERATED.format(source="provider/provider.py"), "# The eevertex provider\n\n",
-             "Our own Terraform provider (Python, protocol 6) for what no public provider does: upload a "
-             "custom model to Vertex AI, deploy it, split an endpoint's traffic, push our serving images. "
-             "Installed with `python -m provider.install` (see the README's deploy steps).\n\n",
-             "## Provider settings\n\n", *_attributes(settings.attributes, arguments=True),
-             "\n## Resources\n\n",
-             *(f"- [{Path(p).stem}]({p})\n" for p in pages if p.startswith("resources/")),
-             "\n## Data sources\n\n",
-             *(f"- [{Path(p).stem}]({p})\n" for p in pages if p.startswith("data-sources/"))]
+    index = [
+        GENERATED.format(source="provider/provider.py"),
+        "# The eevertex provider\n\n",
+        "Our own Terraform provider (Python, protocol 6) for what no public provider does: upload a "
+        "custom model to Vertex AI, deploy it, split an endpoint's traffic, push our serving images. "
+        "Installed with `python -m provider.install` (see the README's deploy steps).\n\n",
+        "## Provider settings\n\n",
+        *_attributes(settings.attributes, arguments=True),
+        "\n## Resources\n\n",
+        *(f"- [{Path(p).stem}]({p})\n" for p in pages if p.startswith("resources/")),
+        "\n## Data sources\n\n",
+        *(f"- [{Path(p).stem}]({p})\n" for p in pages if p.startswith("data-sources/")),
+    ]
     pages["provider.md"] = "".join(index)
     if missing:
         raise SystemExit(f"provider attributes without a description: {', '.join(missing)}")
@@ -289,15 +328,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     wanted = pages()
-    stale = [name for name, text in wanted.items()
-             if not (DOCS / name).exists() or (DOCS / name).read_text() != text]
-    generated = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")
-                 if p.read_text().startswith("<!-- Generated by")}
+    stale = [name for name, text in wanted.items() if not (DOCS / name).exists() or (DOCS / name).read_text() != text]
+    generated = {
+        p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if p.read_text().startswith("<!-- Generated by")
+    }
     extra = sorted(generated - set(wanted))
     if args.check:
         if stale or extra:
-            print("stale docs/ pages (run `nox -s docs`): " + ", ".join(stale + [f"{e} (no longer generated)"
-                                                                             for e in extra]))
+            print(
+                "stale docs/ pages (run `nox -s docs`): "
+                + ", ".join(stale + [f"{e} (no longer generated)" for e in extra])
+            )
             return 1
         print(f"docs/: {len(wanted)} generated pages are current")
         return 0

@@ -68,8 +68,13 @@ def calls(outdir: Path) -> list[Call]:
         if not stack.endswith("-endpoint"):
             continue
         outputs = json.loads((outdir / "stacks" / stack / "cdk.tf.json").read_text()).get("output", {})
-        found.append(Call(terraform.target_of(stack), outputs["earth_engine_model"]["value"],
-                          outputs["earth_engine_snippet"]["value"]))
+        found.append(
+            Call(
+                terraform.target_of(stack),
+                outputs["earth_engine_model"]["value"],
+                outputs["earth_engine_snippet"]["value"],
+            )
+        )
     return found
 
 
@@ -78,8 +83,10 @@ def call_for(outdir: Path, target: str) -> Call:
     for call in every:
         if call.target == target:
             return call
-    raise UsageError(f"target {target!r} is not in the last synth ({outdir}); allowed: "
-                     f"{', '.join(c.target for c in every) or '(none)'}")
+    raise UsageError(
+        f"target {target!r} is not in the last synth ({outdir}); allowed: "
+        f"{', '.join(c.target for c in every) or '(none)'}"
+    )
 
 
 def review_lines(outdir: Path) -> list[str]:
@@ -98,8 +105,10 @@ def skip_reason() -> str | None:
     try:
         import ee
     except ImportError:
-        return ("earthengine-api is not installed here (`nox -s earth-engine-check -- TARGET` installs the "
-                "version pyproject.toml pins)")
+        return (
+            "earthengine-api is not installed here (`nox -s earth-engine-check -- TARGET` installs the "
+            "version pyproject.toml pins)"
+        )
     try:
         ee.data.get_persistent_credentials()
     except ee.EEException as error:
@@ -113,8 +122,10 @@ def constant_image(ee, call: Call):
     """An image of the model's input bands, every pixel CONSTANT (an array band: its values per
     pixel, `inputShapes`)."""
     shapes = call.args.get("inputShapes", {})
-    bands = [ee.Image(ee.Array([CONSTANT] * shapes[b][0])) if b in shapes else ee.Image.constant(CONSTANT)
-             for b in call.input_bands]
+    bands = [
+        ee.Image(ee.Array([CONSTANT] * shapes[b][0])) if b in shapes else ee.Image.constant(CONSTANT)
+        for b in call.input_bands
+    ]
     return ee.Image.cat(*bands).rename(call.input_bands)
 
 
@@ -150,8 +161,9 @@ def _point(text: str) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m plan.earth_engine", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m plan.earth_engine", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("target", help="the target whose call to run (its name in the rollout config)")
     parser.add_argument("--outdir", type=Path, default=Path("cdktf.out"), help="the synth to read (cdktf.out)")
     parser.add_argument("--point", type=_point, default=DEFAULT_POINT, help="LON,LAT where to predict")

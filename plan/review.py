@@ -38,11 +38,19 @@ from pathlib import Path
 from plan import earth_engine, terraform
 
 # Attributes that say which object a destroyed resource was (generic: any resource type).
-IDENTITY_KEYS = ("name", "display_name", "bucket", "endpoint", "model", "deployed_model_id", "member",
-                 "role", "artifact_sha256")
+IDENTITY_KEYS = (
+    "name",
+    "display_name",
+    "bucket",
+    "endpoint",
+    "model",
+    "deployed_model_id",
+    "member",
+    "role",
+    "artifact_sha256",
+)
 # Derived by the provider from other settings: shown once, where they are set.
-DERIVED_PREFIXES = ("effective_", "terraform_labels", "id", "etag", "self_link", "url", "create_time",
-                    "update_time")
+DERIVED_PREFIXES = ("effective_", "terraform_labels", "id", "etag", "self_link", "url", "create_time", "update_time")
 # Terraform's `action_reason`, in words.
 REASONS = {
     "replace_because_cannot_update": "a changed setting cannot be updated in place",
@@ -59,7 +67,8 @@ REASONS = {
 REPLACE_WHY = {
     ("eevertex_deployment", "spot"): "Vertex AI cannot change spot on a deployed model: it deploys anew",
     ("eevertex_deployment", "enable_access_logging"): (
-        "Vertex AI changes access logging only by undeploying and deploying again"),
+        "Vertex AI changes access logging only by undeploying and deploying again"
+    ),
 }
 SHORT_LINES = 8
 """Changed settings per resource in the printed summary; the files have all of them."""
@@ -179,8 +188,7 @@ def input_diff(before: dict | None, after: dict | None, unknown: dict | None = N
 
 def _settings(values: dict | None) -> dict:
     """What a reviewer checks of a resource: its set attributes, without derived ones."""
-    return {k: v for k, v in (values or {}).items()
-            if v not in (None, [], {}) and not k.startswith(DERIVED_PREFIXES)}
+    return {k: v for k, v in (values or {}).items() if v not in (None, [], {}) and not k.startswith(DERIVED_PREFIXES)}
 
 
 def _identity(values: dict | None) -> list[str]:
@@ -227,19 +235,29 @@ def describe_change(change: dict) -> ResourceChange:
         details = _once(input_diff(None, _settings(after), unknown))
     else:
         details = _once(input_diff(_settings(before), _settings(after), unknown))
-    replaced_by = [".".join(str(p) for p in path) if isinstance(path, list) else str(path)
-                   for path in change.get("replace_paths", [])]
+    replaced_by = [
+        ".".join(str(p) for p in path) if isinstance(path, list) else str(path)
+        for path in change.get("replace_paths", [])
+    ]
     if not replaced_by and change.get("action_reason") in REASONS:
         replaced_by = [REASONS[change["action_reason"]]]
     # Our provider's plans carry no replace_paths: the settings known to force one are named anyway.
     old_values, new_values = before or {}, after or {}
-    forced = sorted(key for kind, key in REPLACE_WHY if kind == change.get("type") and key not in unknown
-                    and old_values.get(key) != new_values.get(key))
+    forced = sorted(
+        key
+        for kind, key in REPLACE_WHY
+        if kind == change.get("type") and key not in unknown and old_values.get(key) != new_values.get(key)
+    )
     replaced_by = [path for path in replaced_by if path not in forced]
     replaced_by += [f"{key} ({REPLACE_WHY[change['type'], key]})" for key in forced]
     order = {("delete", "create"): "destroy, then create", ("create", "delete"): "create, then destroy"}
-    return ResourceChange(action, change["address"], details, replaced_by if action == "replace" else [],
-                          order.get(tuple(body["actions"]), ""))
+    return ResourceChange(
+        action,
+        change["address"],
+        details,
+        replaced_by if action == "replace" else [],
+        order.get(tuple(body["actions"]), ""),
+    )
 
 
 def summarize_plan(stack: str, plan: dict) -> StackReview:
@@ -251,8 +269,10 @@ def summarize_plan(stack: str, plan: dict) -> StackReview:
     for name, change in sorted(outputs.items()):
         review.outputs.append(f"- output `{name}`: {terraform.action_word(change['actions'])}")
         before, after = change.get("before"), change.get("after")
-        review.outputs += [f"    - {line}" for line in input_diff(None if before is None else {name: before},
-                                                                  None if after is None else {name: after})]
+        review.outputs += [
+            f"    - {line}"
+            for line in input_diff(None if before is None else {name: before}, None if after is None else {name: after})
+        ]
     return review
 
 
@@ -261,8 +281,9 @@ def summarize_declared(stack: str, config: dict, reason: str) -> StackReview:
     review = StackReview(stack, planned=False, reason=reason)
     for rtype, resources in sorted(config.get("resource", {}).items()):
         for name, body in sorted(resources.items()):
-            shown = {k: v for k, v in body.items() if k not in ("//", "depends_on", "provider", "lifecycle",
-                                                               "provisioner")}
+            shown = {
+                k: v for k, v in body.items() if k not in ("//", "depends_on", "provider", "lifecycle", "provisioner")
+            }
             review.changes.append(ResourceChange("create", f"{rtype}.{name}", input_diff(None, shown)))
     return review
 
@@ -300,17 +321,31 @@ def local_state(stack_dir: Path, state: Path):
 def pr_comment(reviews: list[StackReview]) -> str:
     """One Markdown comment: counts per target, then each stack's detail folded."""
     words = terraform.ACTION_ORDER[:4]
-    lines = ["### Terraform plan review", "",
-             "| target | stack | " + " | ".join(words) + " | note |",
-             "|---|---|" + "---|" * len(words) + "---|"]
+    lines = [
+        "### Terraform plan review",
+        "",
+        "| target | stack | " + " | ".join(words) + " | note |",
+        "|---|---|" + "---|" * len(words) + "---|",
+    ]
     for review in reviews:
         counts = review.counts()
         note = "" if review.planned else "not planned here: what it declares"
-        lines.append(f"| {review.target} | `{review.stack}` | "
-                     + " | ".join(str(counts.get(w, 0)) for w in words) + f" | {note} |")
+        lines.append(
+            f"| {review.target} | `{review.stack}` | "
+            + " | ".join(str(counts.get(w, 0)) for w in words)
+            + f" | {note} |"
+        )
     for review in reviews:
-        lines += ["", f"<details><summary><code>{review.stack}</code>: {review.headline()}</summary>", "",
-                  "```text", *review.lines, "```", "", "</details>"]
+        lines += [
+            "",
+            f"<details><summary><code>{review.stack}</code>: {review.headline()}</summary>",
+            "",
+            "```text",
+            *review.lines,
+            "```",
+            "",
+            "</details>",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -373,18 +408,25 @@ def short_summary(reviews: list[StackReview]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m plan.review", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m plan.review", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("outdir", type=Path, help="cdktf output folder (cdktf.out)")
     parser.add_argument("--out", type=Path, default=Path("review"), help="where to write the review")
-    parser.add_argument("--local-state", action="store_true",
-                        help="plan against empty local state instead of each stack's backend")
-    parser.add_argument("--scan", action="store_true",
-                        help="then checkov on the same stacks ($CHECKOV): any failed check fails the review")
+    parser.add_argument(
+        "--local-state", action="store_true", help="plan against empty local state instead of each stack's backend"
+    )
+    parser.add_argument(
+        "--scan",
+        action="store_true",
+        help="then checkov on the same stacks ($CHECKOV): any failed check fails the review",
+    )
     args = parser.parse_args(argv)
     if not (args.outdir / "manifest.json").exists():
-        print(f"error: {args.outdir}/manifest.json is missing: synthesize first (`nox -s synth -- CONFIG`)",
-              file=sys.stderr)
+        print(
+            f"error: {args.outdir}/manifest.json is missing: synthesize first (`nox -s synth -- CONFIG`)",
+            file=sys.stderr,
+        )
         return 2
     stacks = terraform.stack_order(args.outdir)
     if not args.local_state:
@@ -412,18 +454,24 @@ def main(argv: list[str] | None = None) -> int:
             except RuntimeError as error:
                 failed.append(stack)
                 print(f"  {stack}: FAILED\n" + "\n".join(f"    {line}" for line in str(error).splitlines()))
-    warnings = [f"WARNING {w}"
-                for w in availability_warnings(args.outdir, stacks) + earth_engine.warnings(args.outdir)]
-    summary = (short_summary(reviews) + [f"monitoring: {line}" for line in alert_policies(args.outdir, stacks)]
-               + earth_engine.review_lines(args.outdir) + warnings)
+    warnings = [f"WARNING {w}" for w in availability_warnings(args.outdir, stacks) + earth_engine.warnings(args.outdir)]
+    summary = (
+        short_summary(reviews)
+        + [f"monitoring: {line}" for line in alert_policies(args.outdir, stacks)]
+        + earth_engine.review_lines(args.outdir)
+        + warnings
+    )
     print("\n".join(summary))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.txt").write_text("\n".join(summary) + "\n")
     (args.out / "SUMMARY.md").write_text("# Plan review\n\n" + "\n".join(r.markdown() for r in reviews))
-    (args.out / "PR_COMMENT.md").write_text(pr_comment(reviews) + earth_engine_comment(args.outdir)
-                                            + "".join(f"\n> **{w}**\n" for w in warnings))
-    print(f"full detail: {args.out}/SUMMARY.md, {args.out}/<stack>/plan.json; "
-          f"for a pull request: {args.out}/PR_COMMENT.md")
+    (args.out / "PR_COMMENT.md").write_text(
+        pr_comment(reviews) + earth_engine_comment(args.outdir) + "".join(f"\n> **{w}**\n" for w in warnings)
+    )
+    print(
+        f"full detail: {args.out}/SUMMARY.md, {args.out}/<stack>/plan.json; "
+        f"for a pull request: {args.out}/PR_COMMENT.md"
+    )
     if failed:
         print(f"error: terraform failed on {', '.join(failed)}", file=sys.stderr)
     scanned = 0

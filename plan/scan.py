@@ -28,11 +28,16 @@ NOT_APPLICABLE = {
     "CKV2_GCP_33": "Earth Engine reaches the endpoint only through the public Vertex AI API; "
     "access is limited by IAM (predict_members)",
 }
-CMEK_CHECKS = {"CKV2_GCP_24": "no kms_key configured for this target",
-               "CKV_GCP_84": "no kms_key configured for this target"}
+CMEK_CHECKS = {
+    "CKV2_GCP_24": "no kms_key configured for this target",
+    "CKV_GCP_84": "no kms_key configured for this target",
+}
 # The resource type each exception is about: only stacks that declare one are listed.
-CHECKED_TYPE = {"CKV2_GCP_33": "google_vertex_ai_endpoint", "CKV2_GCP_24": "google_vertex_ai_endpoint",
-                "CKV_GCP_84": "google_artifact_registry_repository"}
+CHECKED_TYPE = {
+    "CKV2_GCP_33": "google_vertex_ai_endpoint",
+    "CKV2_GCP_24": "google_vertex_ai_endpoint",
+    "CKV_GCP_84": "google_artifact_registry_repository",
+}
 
 
 def uses_cmek(config: dict) -> bool:
@@ -40,8 +45,11 @@ def uses_cmek(config: dict) -> bool:
     buckets = resources.get("google_storage_bucket", {}).values()
     endpoints = resources.get("google_vertex_ai_endpoint", {}).values()
     registries = resources.get("google_artifact_registry_repository", {}).values()
-    return (any(b.get("encryption") for b in buckets) or any(e.get("encryption_spec") for e in endpoints)
-            or any(r.get("kms_key_name") for r in registries))
+    return (
+        any(b.get("encryption") for b in buckets)
+        or any(e.get("encryption_spec") for e in endpoints)
+        or any(r.get("kms_key_name") for r in registries)
+    )
 
 
 def target_of(path: Path) -> str:
@@ -52,8 +60,10 @@ def target_of(path: Path) -> str:
 def checkov() -> str:
     exe = os.environ.get("CHECKOV") or shutil.which("checkov")
     if not exe:
-        raise SystemExit("error: checkov not found: run `nox -s scan` (it installs checkov in its own "
-                         "virtualenv), or set $CHECKOV to a checkov executable")
+        raise SystemExit(
+            "error: checkov not found: run `nox -s scan` (it installs checkov in its own "
+            "virtualenv), or set $CHECKOV to a checkov executable"
+        )
     return exe
 
 
@@ -110,8 +120,11 @@ def scan(outdir: Path) -> dict:
         for check in found["passed"] + found["failed"]:
             check["resource"] = _address(check)
         for path in files:
-            result["not_run"] += [{"check_id": c, "stack": path.parent.name, "reason": r}
-                                  for c, r in sorted(skips.items()) if CHECKED_TYPE[c] in declared[path]]
+            result["not_run"] += [
+                {"check_id": c, "stack": path.parent.name, "reason": r}
+                for c, r in sorted(skips.items())
+                if CHECKED_TYPE[c] in declared[path]
+            ]
     return result
 
 
@@ -133,8 +146,10 @@ def _row(check: dict) -> str:
 
 def report(result: dict) -> list[str]:
     """Counts, every failure named (check, stack, resource, why), and what did not run."""
-    lines = [f"checkov: {len(result['passed'])} passed, {len(result['failed'])} failed, "
-             f"{len(result['parsing_errors'])} parsing errors"]
+    lines = [
+        f"checkov: {len(result['passed'])} passed, {len(result['failed'])} failed, "
+        f"{len(result['parsing_errors'])} parsing errors"
+    ]
     passed: dict[str, set[str]] = {}
     for check in result["passed"]:
         passed.setdefault(check["check_id"], set()).add(Path(check["file_path"]).parent.name)
@@ -162,17 +177,22 @@ def run_scan(outdir: Path, out: Path | None) -> int:
         out.write_text(json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
     print("\n".join(report(result)))
     if result["failed"] or result["parsing_errors"]:
-        findings = sorted({f"{c['check_id']} on {Path(c['file_path']).parent.name}/{c['resource']}"
-                           for c in result["failed"]})
-        print(f"error: checkov found {', '.join(findings) or 'parsing errors'}"
-              + (f" (full report: {out})" if out else ""), file=sys.stderr)
+        findings = sorted(
+            {f"{c['check_id']} on {Path(c['file_path']).parent.name}/{c['resource']}" for c in result["failed"]}
+        )
+        print(
+            f"error: checkov found {', '.join(findings) or 'parsing errors'}"
+            + (f" (full report: {out})" if out else ""),
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m plan.scan", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m plan.scan", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("outdir", type=Path, help="cdktf output folder (cdktf.out)")
     parser.add_argument("--out", type=Path, default=None, help="write the combined report here (JSON)")
     args = parser.parse_args(argv)

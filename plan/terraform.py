@@ -72,8 +72,9 @@ def needs_remote_provider(stack_dir: Path) -> list[str]:
     and ours."""
     config = json.loads((stack_dir / "cdk.tf.json").read_text())
     required = config.get("terraform", {}).get("required_providers", {})
-    return sorted(name for name, spec in required.items()
-                  if not str(spec.get("source", "")).startswith(LOCAL_PROVIDER_HOST))
+    return sorted(
+        name for name, spec in required.items() if not str(spec.get("source", "")).startswith(LOCAL_PROVIDER_HOST)
+    )
 
 
 def stack_order(outdir: Path) -> list[str]:
@@ -112,8 +113,15 @@ def gcs_backends(outdir: Path, stacks: list[str]) -> dict[str, str]:
 def has_google_credentials() -> bool:
     """Whether Terraform's GCS backend will find credentials: the variables it reads, else
     Application Default Credentials (google-auth's own search, metadata server included)."""
-    if any(os.environ.get(v) for v in ("GOOGLE_BACKEND_CREDENTIALS", "GOOGLE_CREDENTIALS",
-                                      "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_OAUTH_ACCESS_TOKEN")):
+    if any(
+        os.environ.get(v)
+        for v in (
+            "GOOGLE_BACKEND_CREDENTIALS",
+            "GOOGLE_CREDENTIALS",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "GOOGLE_OAUTH_ACCESS_TOKEN",
+        )
+    ):
         return True
     try:
         import google.auth
@@ -162,10 +170,14 @@ def init(stack_dir: Path) -> Result:
 def terraform_message(result: Result) -> str:
     """Terraform's whole error message, without the CLI-config warning that precedes it
     when $TF_CLI_CONFIG_FILE names a missing file."""
-    text = (result.stderr.strip() or result.stdout.strip())
+    text = result.stderr.strip() or result.stdout.strip()
     blocks = text.split("\n\n")
-    kept = [b for b in blocks if "Unable to open CLI configuration file" not in b
-            and not b.startswith("There are some problems with the CLI configuration")]
+    kept = [
+        b
+        for b in blocks
+        if "Unable to open CLI configuration file" not in b
+        and not b.startswith("There are some problems with the CLI configuration")
+    ]
     return "\n\n".join(kept).strip() or text
 
 
@@ -231,28 +243,40 @@ def apply_stack(stack_dir: Path, *, destroy: bool = False, env: dict[str, str] |
             f"{stack_dir.name}: terraform {'destroy' if destroy else 'apply'} failed:\n"
             f"{_tail(result.stderr or result.stdout, 30)}"
         )
-    summary = [line for line in result.stdout.splitlines() if line.startswith(("Apply complete", "Destroy complete", "No changes"))]
+    summary = [
+        line
+        for line in result.stdout.splitlines()
+        if line.startswith(("Apply complete", "Destroy complete", "No changes"))
+    ]
     return summary[-1] if summary else "applied"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m plan.terraform", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m plan.terraform", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["plan", "apply", "destroy"])
     parser.add_argument("outdir", type=Path, help="cdktf output folder (cdktf.out)")
     parser.add_argument("--stack", action="append", help="only these stacks (repeatable)")
     args = parser.parse_args(argv)
     if not (args.outdir / "manifest.json").exists():
-        print(f"error: {args.outdir}/manifest.json is missing: synthesize first (`nox -s synth -- CONFIG`)",
-              file=sys.stderr)
+        print(
+            f"error: {args.outdir}/manifest.json is missing: synthesize first (`nox -s synth -- CONFIG`)",
+            file=sys.stderr,
+        )
         return 2
     order = [s for s in stack_order(args.outdir) if not args.stack or s in args.stack]
     try:
         check_credentials(args.outdir, order, f"terraform {args.command}")
     except MissingPrerequisite as error:
         # plan itself has no --local-state: the review has.
-        print(f"error: {error}".replace("add --local-state (`nox -s review -- CONFIG --local-state`)",
-                                        "run `nox -s review -- CONFIG --local-state`"), file=sys.stderr)
+        print(
+            f"error: {error}".replace(
+                "add --local-state (`nox -s review -- CONFIG --local-state`)",
+                "run `nox -s review -- CONFIG --local-state`",
+            ),
+            file=sys.stderr,
+        )
         return 2
     if args.command == "destroy":
         order.reverse()

@@ -19,9 +19,20 @@ from urllib.parse import quote, urlparse
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 # google.rpc.Code numbers, as an operation's `error.code` carries them.
 _GRPC_CODES = {
-    1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
-    6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
-    10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    3: "INVALID_ARGUMENT",
+    4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND",
+    6: "ALREADY_EXISTS",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    10: "ABORTED",
+    11: "OUT_OF_RANGE",
+    12: "UNIMPLEMENTED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
     16: "UNAUTHENTICATED",
 }
 _RETRIED_HTTP = {429, 502, 503, 504}
@@ -72,8 +83,9 @@ def region_of(name: str) -> str:
 class Client:
     """One per configured provider; thread-safe (Terraform calls resources in parallel)."""
 
-    def __init__(self, api_endpoint: str | None, credentials: str, operation_timeout: float,
-                 storage_endpoint: str | None = None):
+    def __init__(
+        self, api_endpoint: str | None, credentials: str, operation_timeout: float, storage_endpoint: str | None = None
+    ):
         self.api_endpoint = api_endpoint.rstrip("/") if api_endpoint else None
         self.storage_endpoint = (storage_endpoint or STORAGE_API).rstrip("/")
         self.credentials = credentials
@@ -104,8 +116,13 @@ class Client:
             return None
         left = deadline[0] - time.monotonic()
         if left <= 0:
-            raise VertexError(0, "DEADLINE_EXCEEDED", f"{deadline[1]} ran out of time before it was done; "
-                              "what Vertex AI started goes on, and the next apply adopts what it made", what)
+            raise VertexError(
+                0,
+                "DEADLINE_EXCEEDED",
+                f"{deadline[1]} ran out of time before it was done; "
+                "what Vertex AI started goes on, and the next apply adopts what it made",
+                what,
+            )
         return left
 
     def _http(self):
@@ -127,10 +144,12 @@ class Client:
                             creds, _ = google.auth.load_credentials_from_file(self.credentials, scopes=_SCOPES)
                     except DefaultCredentialsError as error:
                         raise VertexError(
-                            0, "UNAUTHENTICATED",
+                            0,
+                            "UNAUTHENTICATED",
                             f"no usable credentials ({error}); run `gcloud auth application-default login`, set "
                             "GOOGLE_APPLICATION_CREDENTIALS, or give credentials (or EEVERTEX_CREDENTIALS) a key "
-                            "file", "credentials",
+                            "file",
+                            "credentials",
                         ) from error
                     self._session = AuthorizedSession(creds)
             return self._session
@@ -151,16 +170,18 @@ class Client:
     def base_url(self, region: str) -> str:
         return self.api_endpoint or f"https://{region}-aiplatform.googleapis.com"
 
-    def request(self, method: str, path: str, *, body: dict | None = None, params: dict | None = None,
-                what: str = "") -> dict:
+    def request(
+        self, method: str, path: str, *, body: dict | None = None, params: dict | None = None, what: str = ""
+    ) -> dict:
         """One REST call on `path` (a resource name plus an optional `:verb`)."""
         url = f"{self.base_url(region_of(path))}/v1/{path}"
         delay = 1.0
         for attempt in range(4):
             left = self._remaining(what)
             try:
-                response = self._http().request(method, url, json=body, params=params,
-                                                timeout=min(120.0, left) if left else 120)
+                response = self._http().request(
+                    method, url, json=body, params=params, timeout=min(120.0, left) if left else 120
+                )
             except OSError as error:  # connection refused/reset: retry reads only
                 if method != "GET" or attempt == 3:
                     raise VertexError(0, "UNAVAILABLE", f"{method} {url}: {error}", what) from error
@@ -180,8 +201,13 @@ class Client:
         url = f"{self.base_url(region_of(endpoint))}/v1/{endpoint}:predict"
         left = self._remaining(what)
         try:
-            response = self._http().request("POST", url, data=body, headers={"Content-Type": "application/json"},
-                                            timeout=min(120.0, left) if left else 120)
+            response = self._http().request(
+                "POST",
+                url,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=min(120.0, left) if left else 120,
+            )
         except OSError as error:
             raise VertexError(0, "UNAVAILABLE", f"POST {url}: {error}", what) from error
         if response.status_code >= 400:
@@ -198,8 +224,9 @@ class Client:
         url = f"{self.storage_endpoint}/storage/v1/b/{bucket}/o/{quote(name, safe='')}"
         left = self._remaining(what)
         try:
-            response = self._http().request("GET", url, params={"alt": "media"},
-                                            timeout=min(120.0, left) if left else 120)
+            response = self._http().request(
+                "GET", url, params={"alt": "media"}, timeout=min(120.0, left) if left else 120
+            )
         except OSError as error:
             raise VertexError(0, "UNAVAILABLE", f"GET {url}: {error}", what) from error
         if response.status_code >= 400:
@@ -215,8 +242,9 @@ class Client:
                 return None
             raise
 
-    def operation(self, method: str, path: str, what: str, *, body: dict | None = None,
-                  params: dict | None = None) -> dict:
+    def operation(
+        self, method: str, path: str, what: str, *, body: dict | None = None, params: dict | None = None
+    ) -> dict:
         """Start a long-running operation and wait for it; returns its `response`."""
         op = self.request(method, path, body=body, params=params, what=what)
         return self.wait(op, what)
@@ -231,15 +259,21 @@ class Client:
             self._remaining(what)
             if elapsed > self.operation_timeout and getattr(self._local, "deadline", None) is None:
                 raise VertexError(
-                    0, "DEADLINE_EXCEEDED",
+                    0,
+                    "DEADLINE_EXCEEDED",
                     f"operation {op.get('name')} not done after {self.operation_timeout:.0f}s "
                     "(provider attribute operation_timeout_seconds); it may still finish: "
-                    "the next apply adopts what it created", what)
+                    "the next apply adopts what it created",
+                    what,
+                )
             if STOP.is_set():
                 raise VertexError(
-                    0, "CANCELLED",
+                    0,
+                    "CANCELLED",
                     f"interrupted: Terraform asked the provider to stop; operation {op.get('name')} goes on in "
-                    "Vertex AI, and the next apply adopts (creates) or converges to what it made", what)
+                    "Vertex AI, and the next apply adopts (creates) or converges to what it made",
+                    what,
+                )
             if elapsed - shown >= 15:
                 log(f"{what}: still running ({elapsed:.0f}s)")
                 shown = elapsed
@@ -259,8 +293,9 @@ class Client:
 def _error_from(response, what: str) -> VertexError:
     try:
         status = response.json()["error"]
-        return VertexError(response.status_code, status.get("status") or str(status.get("code")),
-                           status.get("message", ""), what)
+        return VertexError(
+            response.status_code, status.get("status") or str(status.get("code")), status.get("message", ""), what
+        )
     except (ValueError, KeyError, TypeError):
         return VertexError(response.status_code, f"HTTP {response.status_code}", response.text[:500], what)
 

@@ -24,9 +24,13 @@ PROJECT_REGION_DOC = {
 def attr(name: str, type_, *, kind: str, replace: bool = False, doc: str = "") -> Attribute:
     """kind: `required`, `optional`, `computed`, or `optional+computed`."""
     return Attribute(
-        name, type_, description=doc or None,
-        required=kind == "required", optional=kind.startswith("optional"),
-        computed=kind.endswith("computed"), requires_replace=replace or None,
+        name,
+        type_,
+        description=doc or None,
+        required=kind == "required",
+        optional=kind.startswith("optional"),
+        computed=kind.endswith("computed"),
+        requires_replace=replace or None,
     )
 
 
@@ -119,6 +123,7 @@ class ProviderDataSource(_WithProvider, DataSource):
 
 def differences(planned: dict, actual: dict, keys) -> list[str]:
     """Attributes whose planned (known) value the actual resource does not have."""
+
     def same(a, b) -> bool:
         if isinstance(a, (list, dict)) or isinstance(b, (list, dict)):
             return (a or None) == (b or None)
@@ -177,12 +182,24 @@ class SingleBlock(NestedBlock):
 
 
 TIMEOUT_KINDS = ("create", "update", "delete")
-TIMEOUTS = SingleBlock("timeouts", Block(
-    attributes=[Attribute(kind, String(), optional=True, description=(
-        f"Longest the {kind} may take, requests and long-running operations together, as a duration "
-        "(`30m`, `1h30m`, `90s`); default: the provider's operation_timeout_seconds per operation."))
-        for kind in TIMEOUT_KINDS],
-    description="How long create, update and delete may take (Terraform's duration syntax)."))
+TIMEOUTS = SingleBlock(
+    "timeouts",
+    Block(
+        attributes=[
+            Attribute(
+                kind,
+                String(),
+                optional=True,
+                description=(
+                    f"Longest the {kind} may take, requests and long-running operations together, as a duration "
+                    "(`30m`, `1h30m`, `90s`); default: the provider's operation_timeout_seconds per operation."
+                ),
+            )
+            for kind in TIMEOUT_KINDS
+        ],
+        description="How long create, update and delete may take (Terraform's duration syntax).",
+    ),
+)
 # Go's time.ParseDuration units, as Terraform's own timeouts take them.
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+")
@@ -203,8 +220,11 @@ def validate_timeouts(diags, config: dict) -> None:
     for kind in TIMEOUT_KINDS:
         value = block.get(kind)
         if known(value) and parse_duration(value) is None:
-            diags.add_error(f"timeouts.{kind}: {value!r}; allowed: a duration such as '30m', '1h30m' or '90s'", "",
-                            path=["timeouts", kind])
+            diags.add_error(
+                f"timeouts.{kind}: {value!r}; allowed: a duration such as '30m', '1h30m' or '90s'",
+                "",
+                path=["timeouts", kind],
+            )
 
 
 def timeout_of(state: dict | None, kind: str) -> float | None:

@@ -50,62 +50,150 @@ MUTABLE = {  # attribute -> MutateDeployedModel updateMask path
     "disable_container_logging": "disableContainerLogging",
 }
 FIELDS = {
-    "machineType": "machine_type", "machine_type": "machine_type",
-    "acceleratorType": "accelerator_type", "acceleratorCount": "accelerator_count",
-    "minReplicaCount": "min_replica_count", "maxReplicaCount": "max_replica_count",
-    "autoscalingMetricSpecs": "autoscaling_cpu_utilization_target", "serviceAccount": "service_account",
-    "spot": "spot", "requiredReplicaCount": "required_replica_count",
-    "disableContainerLogging": "disable_container_logging", "enableAccessLogging": "enable_access_logging",
-    "deployedModel.id": "deployed_model_id", "deployedModelId": "deployed_model_id",
-    "trafficSplit": "deployed_model_id", "artifactUri": "model", "modelVersionId": "model",
-    "sharedResources": "shared_resources", "shared_resources": "shared_resources",
+    "machineType": "machine_type",
+    "machine_type": "machine_type",
+    "acceleratorType": "accelerator_type",
+    "acceleratorCount": "accelerator_count",
+    "minReplicaCount": "min_replica_count",
+    "maxReplicaCount": "max_replica_count",
+    "autoscalingMetricSpecs": "autoscaling_cpu_utilization_target",
+    "serviceAccount": "service_account",
+    "spot": "spot",
+    "requiredReplicaCount": "required_replica_count",
+    "disableContainerLogging": "disable_container_logging",
+    "enableAccessLogging": "enable_access_logging",
+    "deployedModel.id": "deployed_model_id",
+    "deployedModelId": "deployed_model_id",
+    "trafficSplit": "deployed_model_id",
+    "artifactUri": "model",
+    "modelVersionId": "model",
+    "sharedResources": "shared_resources",
+    "shared_resources": "shared_resources",
 }
 
 _S, _N, _B = String(), Number(), Bool()
 _ATTRIBUTES = [
     attr("project", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["project"]),
     attr("region", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["region"]),
-    attr("endpoint_id", _S, kind="required", replace=True,
-         doc="The endpoint's ID (not its path): any ID Vertex AI gave it, e.g. 19 digits."),
-    attr("model", _S, kind="required", replace=True,
-         doc="Model version to deploy: `projects/P/locations/R/models/M@V` (an `eevertex_model`'s `id`) or "
-             "`.../models/M@ALIAS`; the two name the same deployment while the alias is on the deployed version."),
-    attr("deployed_model_id", _S, kind="required", replace=True,
-         doc="Deterministic ID: 1-10 digits for a new deployment (longer: Vertex-generated, imported)."),
-    attr("display_name", _S, kind="optional+computed", replace=True,
-         doc="Unset: Vertex AI's (the model's display name), or what an adopted deployment has. Vertex AI cannot "
-             "change it on a deployed model (MutateDeployedModelRequest): a change deploys anew."),
-    attr("machine_type", _S, kind="optional", replace=True,
-         doc="e.g. `n1-standard-4`; required unless `shared_resources` (the pool's machines serve then)."),
+    attr(
+        "endpoint_id",
+        _S,
+        kind="required",
+        replace=True,
+        doc="The endpoint's ID (not its path): any ID Vertex AI gave it, e.g. 19 digits.",
+    ),
+    attr(
+        "model",
+        _S,
+        kind="required",
+        replace=True,
+        doc="Model version to deploy: `projects/P/locations/R/models/M@V` (an `eevertex_model`'s `id`) or "
+        "`.../models/M@ALIAS`; the two name the same deployment while the alias is on the deployed version.",
+    ),
+    attr(
+        "deployed_model_id",
+        _S,
+        kind="required",
+        replace=True,
+        doc="Deterministic ID: 1-10 digits for a new deployment (longer: Vertex-generated, imported).",
+    ),
+    attr(
+        "display_name",
+        _S,
+        kind="optional+computed",
+        replace=True,
+        doc="Unset: Vertex AI's (the model's display name), or what an adopted deployment has. Vertex AI cannot "
+        "change it on a deployed model (MutateDeployedModelRequest): a change deploys anew.",
+    ),
+    attr(
+        "machine_type",
+        _S,
+        kind="optional",
+        replace=True,
+        doc="e.g. `n1-standard-4`; required unless `shared_resources` (the pool's machines serve then).",
+    ),
     attr("accelerator_type", _S, kind="optional", replace=True, doc="e.g. `NVIDIA_TESLA_T4`."),
-    attr("accelerator_count", _N, kind="optional", replace=True,
-         doc='Accelerators per replica (MachineSpec.acceleratorCount); with `accelerator_type`.'),
-    attr("spot", _B, kind="optional", replace=True,
-         doc="Spot VMs (DedicatedResources.spot). Not mutable in Vertex AI: a change deploys anew."),
-    attr("min_replica_count", _N, kind="optional", doc="Required unless `shared_resources`. Updated in place "
-                                                        "(mutateDeployedModel)."),
-    attr("max_replica_count", _N, kind="optional", doc="Required unless `shared_resources`. Updated in place "
-                                                        "(mutateDeployedModel)."),
-    attr("required_replica_count", _N, kind="optional",
-         doc="Replicas that must be available for the deploy or mutate to succeed, 1 to min_replica_count; "
-             "unset: min_replica_count (DedicatedResources.required_replica_count). Updated in place."),
-    attr("autoscaling_cpu_utilization_target", _N, kind="optional+computed",
-         doc=f"Percent; Vertex AI's default {DEFAULT_TARGET}. Updated in place."),
-    attr("autoscaling_accelerator_duty_cycle_target", _N, kind="optional+computed",
-         doc=f"Percent; Vertex AI's default {DEFAULT_TARGET} with accelerators. Updated in place."),
-    attr("autoscaling_request_count_per_minute_target", _N, kind="optional",
-         doc="Requests per minute per replica; unset: not scaled on requests. Updated in place."),
-    attr("service_account", _S, kind="optional+computed", replace=True,
-         doc="DeployedModel.serviceAccount: the service account the container runs as (unset: Vertex AI's own; the caller needs `iam.serviceAccounts.actAs` on it)."),
+    attr(
+        "accelerator_count",
+        _N,
+        kind="optional",
+        replace=True,
+        doc="Accelerators per replica (MachineSpec.acceleratorCount); with `accelerator_type`.",
+    ),
+    attr(
+        "spot",
+        _B,
+        kind="optional",
+        replace=True,
+        doc="Spot VMs (DedicatedResources.spot). Not mutable in Vertex AI: a change deploys anew.",
+    ),
+    attr(
+        "min_replica_count",
+        _N,
+        kind="optional",
+        doc="Required unless `shared_resources`. Updated in place (mutateDeployedModel).",
+    ),
+    attr(
+        "max_replica_count",
+        _N,
+        kind="optional",
+        doc="Required unless `shared_resources`. Updated in place (mutateDeployedModel).",
+    ),
+    attr(
+        "required_replica_count",
+        _N,
+        kind="optional",
+        doc="Replicas that must be available for the deploy or mutate to succeed, 1 to min_replica_count; "
+        "unset: min_replica_count (DedicatedResources.required_replica_count). Updated in place.",
+    ),
+    attr(
+        "autoscaling_cpu_utilization_target",
+        _N,
+        kind="optional+computed",
+        doc=f"Percent; Vertex AI's default {DEFAULT_TARGET}. Updated in place.",
+    ),
+    attr(
+        "autoscaling_accelerator_duty_cycle_target",
+        _N,
+        kind="optional+computed",
+        doc=f"Percent; Vertex AI's default {DEFAULT_TARGET} with accelerators. Updated in place.",
+    ),
+    attr(
+        "autoscaling_request_count_per_minute_target",
+        _N,
+        kind="optional",
+        doc="Requests per minute per replica; unset: not scaled on requests. Updated in place.",
+    ),
+    attr(
+        "service_account",
+        _S,
+        kind="optional+computed",
+        replace=True,
+        doc="DeployedModel.serviceAccount: the service account the container runs as (unset: Vertex AI's own; the caller needs `iam.serviceAccounts.actAs` on it).",
+    ),
     attr("disable_container_logging", _B, kind="optional+computed", doc="Updated in place."),
-    attr("enable_access_logging", _B, kind="optional+computed", replace=True,
-         doc="Not mutable in Vertex AI: a change redeploys."),
-    attr("shared_resources", _S, kind="optional", replace=True,
-         doc="Deploy into this shared pool, `projects/P/locations/R/deploymentResourcePools/ID` in the endpoint's "
-             "region, instead of machines of its own (DeployedModel.shared_resources, a oneof with "
-             "dedicated_resources): machine, accelerator, spot, replicas and autoscaling stay unset."),
-    attr("model_version_id", _S, kind="computed",
-         doc="The version ID Vertex AI deployed (DeployedModel.model_version_id), whichever way `model` names it."),
+    attr(
+        "enable_access_logging",
+        _B,
+        kind="optional+computed",
+        replace=True,
+        doc="Not mutable in Vertex AI: a change redeploys.",
+    ),
+    attr(
+        "shared_resources",
+        _S,
+        kind="optional",
+        replace=True,
+        doc="Deploy into this shared pool, `projects/P/locations/R/deploymentResourcePools/ID` in the endpoint's "
+        "region, instead of machines of its own (DeployedModel.shared_resources, a oneof with "
+        "dedicated_resources): machine, accelerator, spot, replicas and autoscaling stay unset.",
+    ),
+    attr(
+        "model_version_id",
+        _S,
+        kind="computed",
+        doc="The version ID Vertex AI deployed (DeployedModel.model_version_id), whichever way `model` names it.",
+    ),
     attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E/deployedModels/D`."),
 ]
 
@@ -116,14 +204,25 @@ def endpoint_name(state: State) -> str:
 
 # What a deployment in a shared pool may not set: the pool's dedicated_resources decide them
 # (endpoint.py DeployedModel.prediction_resources is a oneof).
-DEDICATED_ONLY = ("machine_type", "accelerator_type", "accelerator_count", "spot", "min_replica_count",
-                  "max_replica_count", "required_replica_count", *METRICS)
+DEDICATED_ONLY = (
+    "machine_type",
+    "accelerator_type",
+    "accelerator_count",
+    "spot",
+    "min_replica_count",
+    "max_replica_count",
+    "required_replica_count",
+    *METRICS,
+)
 
 
 def to_api(state: State) -> dict:
     if known(state.get("shared_resources")) and state.get("shared_resources"):
-        deployed: dict = {"id": state["deployed_model_id"], "model": state["model"],
-                          "sharedResources": state["shared_resources"]}
+        deployed: dict = {
+            "id": state["deployed_model_id"],
+            "model": state["model"],
+            "sharedResources": state["shared_resources"],
+        }
         return _common_to_api(state, deployed)
     machine: dict = {"machineType": state["machine_type"]}
     if state.get("accelerator_type"):
@@ -151,16 +250,19 @@ def _common_to_api(state: State, deployed: dict) -> dict:
         deployed["displayName"] = state["display_name"]
     if known(state.get("service_account")) and state["service_account"]:
         deployed["serviceAccount"] = state["service_account"]
-    for key, api in (("disable_container_logging", "disableContainerLogging"),
-                     ("enable_access_logging", "enableAccessLogging")):
+    for key, api in (
+        ("disable_container_logging", "disableContainerLogging"),
+        ("enable_access_logging", "enableAccessLogging"),
+    ):
         if known(state.get(key)):
             deployed[api] = bool(state[key])
     return deployed
 
 
 def _metric_specs(state: State) -> list[dict]:
-    return [{"metricName": metric, "target": int(state[key])}
-            for key, metric in METRICS.items() if known(state.get(key))]
+    return [
+        {"metricName": metric, "target": int(state[key])} for key, metric in METRICS.items() if known(state.get(key))
+    ]
 
 
 def from_api(deployed: dict, prior: State, model: str) -> State:
@@ -170,8 +272,10 @@ def from_api(deployed: dict, prior: State, model: str) -> State:
         return _shared_from_api(deployed, prior, model)
     resources = deployed.get("dedicatedResources") or {}
     machine = resources.get("machineSpec") or {}
-    targets = {spec.get("metricName"): spec.get("target", DEFAULT_TARGET)
-               for spec in resources.get("autoscalingMetricSpecs") or []}
+    targets = {
+        spec.get("metricName"): spec.get("target", DEFAULT_TARGET)
+        for spec in resources.get("autoscalingMetricSpecs") or []
+    }
     accelerators = int(machine.get("acceleratorCount") or 0)
     state = {
         "project": prior["project"],
@@ -187,12 +291,15 @@ def from_api(deployed: dict, prior: State, model: str) -> State:
         "min_replica_count": int(resources.get("minReplicaCount") or 0),
         "max_replica_count": int(resources.get("maxReplicaCount") or resources.get("minReplicaCount") or 0),
         "required_replica_count": _int(resources.get("requiredReplicaCount") or None),
-        "autoscaling_cpu_utilization_target": int(targets.get(METRICS["autoscaling_cpu_utilization_target"],
-                                                              DEFAULT_TARGET)),
-        "autoscaling_accelerator_duty_cycle_target": _int(targets.get(
-            METRICS["autoscaling_accelerator_duty_cycle_target"], DEFAULT_TARGET if accelerators else None)),
-        "autoscaling_request_count_per_minute_target": _int(targets.get(
-            METRICS["autoscaling_request_count_per_minute_target"])),
+        "autoscaling_cpu_utilization_target": int(
+            targets.get(METRICS["autoscaling_cpu_utilization_target"], DEFAULT_TARGET)
+        ),
+        "autoscaling_accelerator_duty_cycle_target": _int(
+            targets.get(METRICS["autoscaling_accelerator_duty_cycle_target"], DEFAULT_TARGET if accelerators else None)
+        ),
+        "autoscaling_request_count_per_minute_target": _int(
+            targets.get(METRICS["autoscaling_request_count_per_minute_target"])
+        ),
         "service_account": deployed.get("serviceAccount") or None,
         "disable_container_logging": bool(deployed.get("disableContainerLogging")),
         "enable_access_logging": bool(deployed.get("enableAccessLogging")),
@@ -205,15 +312,21 @@ def from_api(deployed: dict, prior: State, model: str) -> State:
 
 def _shared_from_api(deployed: dict, prior: State, model: str) -> State:
     state: dict = {key: None for key in DEDICATED_ONLY}
-    state.update({
-        "project": prior["project"], "region": prior["region"], "endpoint_id": prior["endpoint_id"], "model": model,
-        "deployed_model_id": deployed["id"], "display_name": deployed.get("displayName") or None,
-        "shared_resources": with_project(deployed["sharedResources"], prior["project"]),
-        "service_account": deployed.get("serviceAccount") or None,
-        "disable_container_logging": bool(deployed.get("disableContainerLogging")),
-        "enable_access_logging": bool(deployed.get("enableAccessLogging")),
-        "model_version_id": deployed.get("modelVersionId") or None,
-    })
+    state.update(
+        {
+            "project": prior["project"],
+            "region": prior["region"],
+            "endpoint_id": prior["endpoint_id"],
+            "model": model,
+            "deployed_model_id": deployed["id"],
+            "display_name": deployed.get("displayName") or None,
+            "shared_resources": with_project(deployed["sharedResources"], prior["project"]),
+            "service_account": deployed.get("serviceAccount") or None,
+            "disable_container_logging": bool(deployed.get("disableContainerLogging")),
+            "enable_access_logging": bool(deployed.get("enableAccessLogging")),
+            "model_version_id": deployed.get("modelVersionId") or None,
+        }
+    )
     state["id"] = f"{endpoint_name(state)}/deployedModels/{state['deployed_model_id']}"
     return state
 
@@ -248,9 +361,15 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
 
     @classmethod
     def get_schema(cls) -> Schema:
-        return Schema(version=0, attributes=_ATTRIBUTES, block_types=[TIMEOUTS], description=(
-            "One model version deployed on a Vertex AI endpoint. Replicas, autoscaling and container "
-            "logging change in place; anything else deploys anew (use create_before_destroy)."))
+        return Schema(
+            version=0,
+            attributes=_ATTRIBUTES,
+            block_types=[TIMEOUTS],
+            description=(
+                "One model version deployed on a Vertex AI endpoint. Replicas, autoscaling and container "
+                "logging change in place; anything else deploys anew (use create_before_destroy)."
+            ),
+        )
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
@@ -259,9 +378,12 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
             rule(diags, "deployed_model_id", rules.deployed_model_id(config["deployed_model_id"], existing=True))
         model = config.get("model")
         if known(model) and not re.fullmatch(r"projects/[^/]+/locations/[^/]+/models/[^/@]+(@[^/@]+)?", model):
-            diags.add_error(f"model: {model!r} is not a model version name; allowed: "
-                            "projects/P/locations/R/models/M@VERSION (an eevertex_model's id) or .../models/M@ALIAS",
-                            "", path=["model"])
+            diags.add_error(
+                f"model: {model!r} is not a model version name; allowed: "
+                "projects/P/locations/R/models/M@VERSION (an eevertex_model's id) or .../models/M@ALIAS",
+                "",
+                path=["model"],
+            )
         pool = config.get("shared_resources")
         if pool is not None:
             if known(pool):
@@ -269,16 +391,22 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
                 rule(diags, "shared_resources", rules.shared_resources(pool, region=region if known(region) else None))
             given = [key for key in DEDICATED_ONLY if config.get(key) is not None]
             if given:
-                diags.add_error(f"{given[0]}: set together with shared_resources; allowed: either shared_resources "
-                                f"(the pool's machines and replicas serve) or {', '.join(given)} and no "
-                                "shared_resources (endpoint.py DeployedModel.prediction_resources is a oneof)",
-                                "", path=[given[0]])
+                diags.add_error(
+                    f"{given[0]}: set together with shared_resources; allowed: either shared_resources "
+                    f"(the pool's machines and replicas serve) or {', '.join(given)} and no "
+                    "shared_resources (endpoint.py DeployedModel.prediction_resources is a oneof)",
+                    "",
+                    path=[given[0]],
+                )
             return
         missing = [key for key in ("machine_type", "min_replica_count", "max_replica_count") if config.get(key) is None]
         if missing:
-            diags.add_error(f"{missing[0]}: required; allowed: set machine_type, min_replica_count and "
-                            "max_replica_count, or shared_resources (a deployment resource pool)", "",
-                            path=[missing[0]])
+            diags.add_error(
+                f"{missing[0]}: required; allowed: set machine_type, min_replica_count and "
+                "max_replica_count, or shared_resources (a deployment resource pool)",
+                "",
+                path=[missing[0]],
+            )
         spec = [config.get(k) for k in ("machine_type", "accelerator_type", "accelerator_count")]
         if all(v is not Unknown for v in spec) and spec[0] is not None:
             problem = rules.machine_spec(*spec)
@@ -304,14 +432,20 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
         if current is None:
             return planned
         self.keep_prior_project(current, planned, endpoint_name)
-        if known(planned.get("model")) and planned["model"] != current.get("model") and self._same_version(
-                planned["model"], current):
+        if (
+            known(planned.get("model"))
+            and planned["model"] != current.get("model")
+            and self._same_version(planned["model"], current)
+        ):
             # `M@alias` in the config, `M@1` in state (an import), or the reverse: one version, one
             # deployment. Terraform lets the plan keep the prior value of an attribute that is
             # functionally the same as the config's (plan_valid.go AssertPlanValid).
             planned["model"] = current["model"]
-        replaced = sorted(k for k in replaced_attributes(_ATTRIBUTES)
-                          if planned.get(k) is not Unknown and planned.get(k) != current.get(k))
+        replaced = sorted(
+            k
+            for k in replaced_attributes(_ATTRIBUTES)
+            if planned.get(k) is not Unknown and planned.get(k) != current.get(k)
+        )
         if replaced and planned.get("deployed_model_id") == current.get("deployed_model_id"):
             self._refuse_same_id_replacement(ctx, current, planned, replaced)
         return planned
@@ -343,7 +477,8 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
             "deployed_model_id would be undeployed by the destroy of the old one, taking the endpoint's traffic "
             f"with it. Allowed: keep these settings as deployed model {me} has them, or give the new deployment "
             "another deployed_model_id (with create_before_destroy, the old one is undeployed after it serves).",
-            path=[replaced[0]])
+            path=[replaced[0]],
+        )
 
     # -- CRUD ---------------------------------------------------------------------------------
 
@@ -378,8 +513,10 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
         # One change at a time per endpoint: each computes the split from what the endpoint holds.
-        with self.provider.lock(endpoint_name(planned)), self.client.deadline(timeout_of(planned, "create"),
-                                                                               "timeouts.create"):
+        with (
+            self.provider.lock(endpoint_name(planned)),
+            self.client.deadline(timeout_of(planned, "create"), "timeouts.create"),
+        ):
             return keep_timeouts(self._create(ctx, planned), planned)
 
     def _create(self, ctx: CreateContext, planned: State) -> State | None:
@@ -398,7 +535,9 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
                     shown = ", ".join(f"{k} = {found[k]!r} (config: {planned[k]!r})" for k in other)
                     ctx.diagnostics.add_error(
                         f"deployed model {planned['deployed_model_id']} on {name} exists with other settings",
-                        f"{shown}. Undeploy it, or import it and let the plan replace it.", path=[other[0]])
+                        f"{shown}. Undeploy it, or import it and let the plan replace it.",
+                        path=[other[0]],
+                    )
                     return None
                 log(f"{name}: deployed model {planned['deployed_model_id']} exists ({actual}): adopted")
                 self.provider.adopted.add((name, planned["deployed_model_id"]))
@@ -408,7 +547,10 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
                 # Longer IDs are only those Vertex AI generates (imported deployments).
                 ctx.diagnostics.add_error(
                     f"deployed_model_id: {planned['deployed_model_id']!r} is not deployed on {name}, and a new "
-                    "deployment's ID has 1-10 digits (endpoint.py DeployedModel.id)", "", path=["deployed_model_id"])
+                    "deployment's ID has 1-10 digits (endpoint.py DeployedModel.id)",
+                    "",
+                    path=["deployed_model_id"],
+                )
                 return None
             else:
                 body: dict = {"deployedModel": to_api(planned)}
@@ -425,8 +567,9 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
                 self.client.operation("POST", f"{name}:deployModel", what, body=body)
                 endpoint, deployed = self._find(planned)
                 if deployed is None:
-                    ctx.diagnostics.add_error(f"{what}: finished, but the endpoint does not list it", "",
-                                              path=["deployed_model_id"])
+                    ctx.diagnostics.add_error(
+                        f"{what}: finished, but the endpoint does not list it", "", path=["deployed_model_id"]
+                    )
                     return None
         except VertexError as error:
             report(ctx.diagnostics, error, FIELDS, "model")
@@ -443,8 +586,10 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         # One change at a time per endpoint: each computes the split from what the endpoint holds.
-        with self.provider.lock(endpoint_name(current)), self.client.deadline(timeout_of(planned, "update"),
-                                                                               "timeouts.update"):
+        with (
+            self.provider.lock(endpoint_name(current)),
+            self.client.deadline(timeout_of(planned, "update"), "timeouts.update"),
+        ):
             return keep_timeouts(self._update(ctx, current, planned), planned)
 
     def _update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
@@ -465,22 +610,29 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
                     elif not section:
                         deployed[field] = full[field]
                 what = f"update deployed model {current['deployed_model_id']} on {name} ({', '.join(changed)})"
-                self.client.operation("POST", f"{name}:mutateDeployedModel", what,
-                                      body={"deployedModel": deployed, "updateMask": ",".join(mask)})
+                self.client.operation(
+                    "POST",
+                    f"{name}:mutateDeployedModel",
+                    what,
+                    body={"deployedModel": deployed, "updateMask": ",".join(mask)},
+                )
             _, found = self._find(current)
         except VertexError as error:
             report(ctx.diagnostics, error, FIELDS, changed[0] if changed else "min_replica_count")
             return current
         if found is None:
-            ctx.diagnostics.add_error(f"deployed model {current['deployed_model_id']} is gone from {name}", "",
-                                      path=["deployed_model_id"])
+            ctx.diagnostics.add_error(
+                f"deployed model {current['deployed_model_id']} is gone from {name}", "", path=["deployed_model_id"]
+            )
             return None
         return self._state(found, planned)
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         # One change at a time per endpoint: each computes the split from what the endpoint holds.
-        with self.provider.lock(endpoint_name(current)), self.client.deadline(timeout_of(current, "delete"),
-                                                                               "timeouts.delete"):
+        with (
+            self.provider.lock(endpoint_name(current)),
+            self.client.deadline(timeout_of(current, "delete"), "timeouts.delete"),
+        ):
             return self._delete(ctx, current)
 
     def _delete(self, ctx: DeleteContext, current: State) -> None:
@@ -511,9 +663,13 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
     def import_(self, ctx: ImportContext, id: str) -> State | None:
         parts = import_parts(id, "endpoints/{}/deployedModels/{}")
         if not parts:
-            ctx.diagnostics.add_error(f"cannot import {id!r}", (
-                "Give projects/P/locations/R/endpoints/E/deployedModels/D (the project as ID or number, E and D "
-                "as gcloud prints them), or the short P/R/E/D."))
+            ctx.diagnostics.add_error(
+                f"cannot import {id!r}",
+                (
+                    "Give projects/P/locations/R/endpoints/E/deployedModels/D (the project as ID or number, E and D "
+                    "as gcloud prints them), or the short P/R/E/D."
+                ),
+            )
             return None
         project, region, (endpoint_id, deployed_id) = parts
         prior = {"project": project, "region": region, "endpoint_id": endpoint_id, "deployed_model_id": deployed_id}

@@ -35,14 +35,29 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 # <host>/<path>: a registry host (with an optional port) and a repository path.
 REPOSITORY = re.compile(r"(?P<host>[a-z0-9.-]+(:[0-9]+)?)/(?P<path>[a-z0-9._/-]+)")
 _ATTRIBUTES = [
-    attr("repository", _S, kind="required", replace=True,
-         doc="`<host>/<project>/<repository>`: the target's Artifact Registry repository, e.g. "
-             "`us-central1-docker.pkg.dev/acme-geo-dev/ee-serving`."),
-    attr("name", _S, kind="required", replace=True, doc="The image's name in the repository, e.g. `ee-serving-pytorch-cpu`."),
+    attr(
+        "repository",
+        _S,
+        kind="required",
+        replace=True,
+        doc="`<host>/<project>/<repository>`: the target's Artifact Registry repository, e.g. "
+        "`us-central1-docker.pkg.dev/acme-geo-dev/ee-serving`.",
+    ),
+    attr(
+        "name",
+        _S,
+        kind="required",
+        replace=True,
+        doc="The image's name in the repository, e.g. `ee-serving-pytorch-cpu`.",
+    ),
     attr("digest", _S, kind="required", replace=True, doc="`sha256:<64 hex>` of the image manifest, as built."),
     attr("tag", _S, kind="required", replace=True, doc="The immutable tag pushed with it (`sha256-<12 hex>`)."),
-    attr("source", _S, kind="required",
-         doc="The OCI image layout the build wrote (a folder; relative to the stack's folder). Only read by a push."),
+    attr(
+        "source",
+        _S,
+        kind="required",
+        doc="The OCI image layout the build wrote (a folder; relative to the stack's folder). Only read by a push.",
+    ),
     attr("id", _S, kind="computed", doc="`<repository>/<name>@<digest>`: the reference a model version uploads."),
 ]
 
@@ -77,9 +92,14 @@ us-central1-docker.pkg.dev/acme-geo-dev/ee-serving/ee-serving-pytorch-cpu@sha256
 
     @classmethod
     def get_schema(cls) -> Schema:
-        return Schema(version=0, attributes=_ATTRIBUTES, description=(
-            "A serving image pushed by digest from the build's OCI image layout into a registry (Artifact "
-            "Registry). Deleting it only forgets it: images are never deleted by Terraform."))
+        return Schema(
+            version=0,
+            attributes=_ATTRIBUTES,
+            description=(
+                "A serving image pushed by digest from the build's OCI image layout into a registry (Artifact "
+                "Registry). Deleting it only forgets it: images are never deleted by Terraform."
+            ),
+        )
 
     @property
     def registry(self) -> Registry:
@@ -88,11 +108,16 @@ us-central1-docker.pkg.dev/acme-geo-dev/ee-serving/ee-serving-pytorch-cpu@sha256
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
         if known(config.get("repository")) and not REPOSITORY.fullmatch(config["repository"]):
-            diags.add_error(f"repository: {config['repository']!r}; allowed: '<host>/<project>/<repository>', "
-                            "e.g. 'us-central1-docker.pkg.dev/acme-geo-dev/ee-serving'", "", path=["repository"])
+            diags.add_error(
+                f"repository: {config['repository']!r}; allowed: '<host>/<project>/<repository>', "
+                "e.g. 'us-central1-docker.pkg.dev/acme-geo-dev/ee-serving'",
+                "",
+                path=["repository"],
+            )
         if known(config.get("digest")) and not DIGEST.fullmatch(config["digest"]):
-            diags.add_error(f"digest: {config['digest']!r}; allowed: 'sha256:' and 64 lowercase hex digits", "",
-                            path=["digest"])
+            diags.add_error(
+                f"digest: {config['digest']!r}; allowed: 'sha256:' and 64 lowercase hex digits", "", path=["digest"]
+            )
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
         if all(known(planned.get(k)) for k in ("repository", "name", "digest")):
@@ -105,15 +130,18 @@ us-central1-docker.pkg.dev/acme-geo-dev/ee-serving/ee-serving-pytorch-cpu@sha256
         if not index.is_file() or planned["digest"] not in index.read_text():
             ctx.diagnostics.add_error(
                 f"source: {layout} does not hold {planned['digest']}: the image is not built here",
-                "Build it (`nox -s build`), which writes the layout the model stack names.", path=["source"])
+                "Build it (`nox -s build`), which writes the layout the model stack names.",
+                path=["source"],
+            )
             return None
         host, path = _parts(planned)
         try:
             if not self.registry.exists(host, path, planned["digest"]):
                 self.registry.push(host, path, layout, planned["digest"], planned["tag"])
         except (RegistryError, OSError) as error:
-            ctx.diagnostics.add_error(f"pushing {path}@{planned['digest'][:19]} to {host}: {error}", "",
-                                      path=["repository"])
+            ctx.diagnostics.add_error(
+                f"pushing {path}@{planned['digest'][:19]} to {host}: {error}", "", path=["repository"]
+            )
             return None
         return {**planned, "id": f"{planned['repository']}/{planned['name']}@{planned['digest']}"}
 
@@ -135,7 +163,9 @@ us-central1-docker.pkg.dev/acme-geo-dev/ee-serving/ee-serving-pytorch-cpu@sha256
     def import_(self, ctx: ImportContext, id: str) -> State | None:
         match = re.fullmatch(r"(?P<repository>.+)/(?P<name>[^/@]+)@(?P<digest>sha256:[0-9a-f]{64})", id)
         if not match or not REPOSITORY.fullmatch(match["repository"]):
-            ctx.diagnostics.add_error(f"cannot import {id!r}", "Give <host>/<project>/<repository>/<name>@sha256:<digest>.")
+            ctx.diagnostics.add_error(
+                f"cannot import {id!r}", "Give <host>/<project>/<repository>/<name>@sha256:<digest>."
+            )
             return None
         state = {**match.groupdict(), "tag": None, "source": None, "id": id}
         return self.read(ctx, state)

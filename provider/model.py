@@ -24,8 +24,8 @@ from tf.schema import Schema
 from tf.types import Number, String, Unknown
 from tf.utils import Diagnostics
 
-from provider.client import VertexError, log, report
 from config import rules
+from provider.client import VertexError, log, report
 from provider.common import (
     PROJECT_REGION_DOC,
     TIMEOUTS,
@@ -52,69 +52,164 @@ DEFAULT_PORTS = [8080]
 
 # API field (as error messages name it) -> our attribute
 FIELDS = {
-    "artifactUri": "artifact_uri", "artifact_uri": "artifact_uri",
-    "imageUri": "container_image_uri", "image_uri": "container_image_uri",
-    "grpcPorts": "container_grpc_ports", "grpc_ports": "container_grpc_ports",
-    "ports": "container_ports", "predictRoute": "container_predict_route",
-    "healthRoute": "container_health_route", "env": "container_env",
-    "command": "container_command", "args": "container_args",
+    "artifactUri": "artifact_uri",
+    "artifact_uri": "artifact_uri",
+    "imageUri": "container_image_uri",
+    "image_uri": "container_image_uri",
+    "grpcPorts": "container_grpc_ports",
+    "grpc_ports": "container_grpc_ports",
+    "ports": "container_ports",
+    "predictRoute": "container_predict_route",
+    "healthRoute": "container_health_route",
+    "env": "container_env",
+    "command": "container_command",
+    "args": "container_args",
     "deploymentTimeout": "container_deployment_timeout_seconds",
     "sharedMemorySizeMb": "container_shared_memory_size_mb",
-    "startupProbe": "container_startup_probe_exec", "healthProbe": "container_health_probe_exec",
-    "kmsKeyName": "kms_key_name", "encryptionSpec": "kms_key_name",
-    "versionAliases": "version_alias", "displayName": "display_name", "description": "description",
-    "labels": "labels", "modelId": "model_id", "parentModel": "model_id",
+    "startupProbe": "container_startup_probe_exec",
+    "healthProbe": "container_health_probe_exec",
+    "kmsKeyName": "kms_key_name",
+    "encryptionSpec": "kms_key_name",
+    "versionAliases": "version_alias",
+    "displayName": "display_name",
+    "description": "description",
+    "labels": "labels",
+    "modelId": "model_id",
+    "parentModel": "model_id",
 }
 
 _S, _N = String(), Number()
 _ATTRIBUTES = [
     attr("project", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["project"]),
     attr("region", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["region"]),
-    attr("model_id", _S, kind="required", replace=True,
-         doc="ID of the parent model (`[a-z0-9_-]`, at most 63, not starting with a digit or hyphen)."),
-    attr("version_alias", _S, kind="required",
-         doc="Deterministic alias of this version (e.g. from the artifact hash and container spec): "
-             "the key that makes an interrupted create adoptable. Changed in place (mergeVersionAliases), "
-             "e.g. to give an imported version our alias."),
+    attr(
+        "model_id",
+        _S,
+        kind="required",
+        replace=True,
+        doc="ID of the parent model (`[a-z0-9_-]`, at most 63, not starting with a digit or hyphen).",
+    ),
+    attr(
+        "version_alias",
+        _S,
+        kind="required",
+        doc="Deterministic alias of this version (e.g. from the artifact hash and container spec): "
+        "the key that makes an interrupted create adoptable. Changed in place (mergeVersionAliases), "
+        "e.g. to give an imported version our alias.",
+    ),
     attr("display_name", _S, kind="required", doc="Model display name (model level; updated in place)."),
     attr("description", _S, kind="optional", doc="Model description (model level; updated in place)."),
     attr("labels", MapOf(_S), kind="optional", doc="Version labels (updated in place; absent == empty)."),
     attr("artifact_uri", _S, kind="required", replace=True, doc="gs:// folder of the model artifact."),
     attr("container_image_uri", _S, kind="required", replace=True, doc="Serving container image."),
-    attr("container_command", ListOf(_S), kind="optional", replace=True,
-         doc="ModelContainerSpec.command: the container's entrypoint, overriding the image's `ENTRYPOINT` (unset: the image's own)."),
-    attr("container_args", ListOf(_S), kind="optional", replace=True,
-         doc="ModelContainerSpec.args: arguments to the entrypoint, overriding the image's `CMD`."),
-    attr("container_env", MapOf(_S), kind="optional", replace=True,
-         doc='ModelContainerSpec.env: environment variables of the serving container (name -> value; Vertex AI keeps them in order of name here).'),
-    attr("container_ports", ListOf(_N), kind="optional+computed", replace=True,
-         doc="HTTP ports; Vertex AI's default is [8080]."),
-    attr("container_grpc_ports", ListOf(_N), kind="optional", replace=True,
-         doc="ModelContainerSpec.grpcPorts: the container's gRPC port (at most one; Earth Engine's GRPC_* payload formats need 8500, as `--container-grpc-ports=8500`)."),
-    attr("container_predict_route", _S, kind="optional", replace=True,
-         doc="ModelContainerSpec.predictRoute: the HTTP path Vertex AI forwards predictions to (`AIP_PREDICT_ROUTE` in the container); unset: Vertex AI's default for the image."),
-    attr("container_health_route", _S, kind="optional", replace=True,
-         doc='ModelContainerSpec.healthRoute: the HTTP path Vertex AI checks for health (`AIP_HEALTH_ROUTE`).'),
-    attr("container_deployment_timeout_seconds", _N, kind="optional", replace=True,
-         doc="ModelContainerSpec.deploymentTimeout, in seconds: how long a deployment may take before Vertex AI gives up (Vertex AI's default: 20 minutes)."),
-    attr("container_shared_memory_size_mb", _N, kind="optional", replace=True,
-         doc='ModelContainerSpec.sharedMemorySizeMb: the size of /dev/shm in the container.'),
-    attr("container_startup_probe_exec", ListOf(_S), kind="optional", replace=True,
-         doc='ModelContainerSpec.startupProbe.exec.command: a command whose success tells Vertex AI the container has started.'),
-    attr("container_startup_probe_period_seconds", _N, kind="optional", replace=True,
-         doc='ModelContainerSpec.startupProbe.periodSeconds: how often the startup probe runs.'),
-    attr("container_startup_probe_timeout_seconds", _N, kind="optional", replace=True,
-         doc='ModelContainerSpec.startupProbe.timeoutSeconds: how long one startup probe may take.'),
-    attr("container_health_probe_exec", ListOf(_S), kind="optional", replace=True,
-         doc='ModelContainerSpec.healthProbe.exec.command: a command whose success tells Vertex AI the container is healthy (instead of the health route).'),
-    attr("container_health_probe_period_seconds", _N, kind="optional", replace=True,
-         doc='ModelContainerSpec.healthProbe.periodSeconds: how often the health probe runs.'),
-    attr("container_health_probe_timeout_seconds", _N, kind="optional", replace=True,
-         doc='ModelContainerSpec.healthProbe.timeoutSeconds: how long one health probe may take.'),
+    attr(
+        "container_command",
+        ListOf(_S),
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.command: the container's entrypoint, overriding the image's `ENTRYPOINT` (unset: the image's own).",
+    ),
+    attr(
+        "container_args",
+        ListOf(_S),
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.args: arguments to the entrypoint, overriding the image's `CMD`.",
+    ),
+    attr(
+        "container_env",
+        MapOf(_S),
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.env: environment variables of the serving container (name -> value; Vertex AI keeps them in order of name here).",
+    ),
+    attr(
+        "container_ports",
+        ListOf(_N),
+        kind="optional+computed",
+        replace=True,
+        doc="HTTP ports; Vertex AI's default is [8080].",
+    ),
+    attr(
+        "container_grpc_ports",
+        ListOf(_N),
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.grpcPorts: the container's gRPC port (at most one; Earth Engine's GRPC_* payload formats need 8500, as `--container-grpc-ports=8500`).",
+    ),
+    attr(
+        "container_predict_route",
+        _S,
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.predictRoute: the HTTP path Vertex AI forwards predictions to (`AIP_PREDICT_ROUTE` in the container); unset: Vertex AI's default for the image.",
+    ),
+    attr(
+        "container_health_route",
+        _S,
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.healthRoute: the HTTP path Vertex AI checks for health (`AIP_HEALTH_ROUTE`).",
+    ),
+    attr(
+        "container_deployment_timeout_seconds",
+        _N,
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.deploymentTimeout, in seconds: how long a deployment may take before Vertex AI gives up (Vertex AI's default: 20 minutes).",
+    ),
+    attr(
+        "container_shared_memory_size_mb",
+        _N,
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.sharedMemorySizeMb: the size of /dev/shm in the container.",
+    ),
+    attr(
+        "container_startup_probe_exec",
+        ListOf(_S),
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.startupProbe.exec.command: a command whose success tells Vertex AI the container has started.",
+    ),
+    attr(
+        "container_startup_probe_period_seconds",
+        _N,
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.startupProbe.periodSeconds: how often the startup probe runs.",
+    ),
+    attr(
+        "container_startup_probe_timeout_seconds",
+        _N,
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.startupProbe.timeoutSeconds: how long one startup probe may take.",
+    ),
+    attr(
+        "container_health_probe_exec",
+        ListOf(_S),
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.healthProbe.exec.command: a command whose success tells Vertex AI the container is healthy (instead of the health route).",
+    ),
+    attr(
+        "container_health_probe_period_seconds",
+        _N,
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.healthProbe.periodSeconds: how often the health probe runs.",
+    ),
+    attr(
+        "container_health_probe_timeout_seconds",
+        _N,
+        kind="optional",
+        replace=True,
+        doc="ModelContainerSpec.healthProbe.timeoutSeconds: how long one health probe may take.",
+    ),
     attr("kms_key_name", _S, kind="optional", replace=True, doc="CMEK key for the model."),
     attr("id", _S, kind="computed", doc="`projects/P/locations/R/models/M@VERSION_ID`."),
-    attr("version_id", _S, kind="computed",
-         doc='The version ID Vertex AI gave this upload (`1`, `2`, ...).'),
+    attr("version_id", _S, kind="computed", doc="The version ID Vertex AI gave this upload (`1`, `2`, ...)."),
     attr("model_name", _S, kind="computed", doc="`projects/P/locations/R/models/M`."),
     attr("version_aliases", ListOf(_S), kind="computed", doc="Every alias this version holds."),
 ]
@@ -210,7 +305,8 @@ def from_api(version: dict, prior: State) -> State:
         "container_env": empty_like(prior.get("container_env"), env),
         "container_ports": [int(p["containerPort"]) for p in container.get("ports") or []] or DEFAULT_PORTS,
         "container_grpc_ports": empty_like(
-            prior.get("container_grpc_ports"), [int(p["containerPort"]) for p in container.get("grpcPorts") or []]),
+            prior.get("container_grpc_ports"), [int(p["containerPort"]) for p in container.get("grpcPorts") or []]
+        ),
         "container_predict_route": container.get("predictRoute") or None,
         "container_health_route": container.get("healthRoute") or None,
         "container_deployment_timeout_seconds": _seconds(container.get("deploymentTimeout")),
@@ -222,7 +318,8 @@ def from_api(version: dict, prior: State) -> State:
     for probe in _PROBES:
         spec = container.get(f"{probe}Probe") or {}
         state[f"container_{probe}_probe_exec"] = empty_like(
-            prior.get(f"container_{probe}_probe_exec"), (spec.get("exec") or {}).get("command"))
+            prior.get(f"container_{probe}_probe_exec"), (spec.get("exec") or {}).get("command")
+        )
         state[f"container_{probe}_probe_period_seconds"] = _number(spec.get("periodSeconds"))
         state[f"container_{probe}_probe_timeout_seconds"] = _number(spec.get("timeoutSeconds"))
     # A trailing slash is the same folder.
@@ -261,9 +358,15 @@ The alias is kept as the config names it, so an import plans no change.
 
     @classmethod
     def get_schema(cls) -> Schema:
-        return Schema(version=0, attributes=_ATTRIBUTES, block_types=[TIMEOUTS], description=(
-            "One version of a Vertex AI Model uploaded from a bucket artifact. Artifact or container "
-            "changes make a new version of the same model; deleting never touches the bucket."))
+        return Schema(
+            version=0,
+            attributes=_ATTRIBUTES,
+            block_types=[TIMEOUTS],
+            description=(
+                "One version of a Vertex AI Model uploaded from a bucket artifact. Artifact or container "
+                "changes make a new version of the same model; deleting never touches the bucket."
+            ),
+        )
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
         if current is None:
@@ -275,8 +378,9 @@ The alias is kept as the config names it, so an import plans no change.
             # the plan shows exactly the aliases the version will hold.
             held = set(current.get("version_aliases") or [])
             planned["version_aliases"] = sorted((held - ({old} - {"default"})) | {alias})
-        replaced = sorted({k for k in ctx.changed_fields if planned.get(k) != current.get(k)}
-                          & set(replaced_attributes(_ATTRIBUTES)))
+        replaced = sorted(
+            {k for k in ctx.changed_fields if planned.get(k) != current.get(k)} & set(replaced_attributes(_ATTRIBUTES))
+        )
         if current is not None and replaced and self.provider.client is not None:
             self._warn_if_deployed(ctx, current, replaced)
         return planned
@@ -295,7 +399,9 @@ The alias is kept as the config names it, so an import plans no change.
             ctx.diagnostics.add_warning(
                 f"{target} is deployed: replacing it ({', '.join(replaced)}) deletes it",
                 f"Deployed as {where}. The delete fails unless those deployments move off it first in the same "
-                "apply; otherwise keep this version declared until the deployments have moved.", path=[replaced[0]])
+                "apply; otherwise keep this version declared until the deployments have moved.",
+                path=[replaced[0]],
+            )
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
@@ -311,7 +417,9 @@ The alias is kept as the config names it, so an import plans no change.
             diags.add_error(
                 f"version_alias = {alias!r} is not a valid version alias",
                 "Allowed: [a-z][a-zA-Z0-9-]{0,126}[a-z0-9-] (at most 128 characters), not `default` "
-                "(Vertex AI moves that one).", path=["version_alias"])
+                "(Vertex AI moves that one).",
+                path=["version_alias"],
+            )
         uri = config.get("artifact_uri")
         if known(uri) and not re.fullmatch(r"gs://[^/]+/.+", uri):
             diags.add_error(f"artifact_uri = {uri!r} is not a gs://BUCKET/PATH folder", "", path=["artifact_uri"])
@@ -323,8 +431,10 @@ The alias is kept as the config names it, so an import plans no change.
     # -- CRUD ---------------------------------------------------------------------------------
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
-        with self.provider.lock(_model_name(planned)), self.client.deadline(timeout_of(planned, "create"),
-                                                                             "timeouts.create"):
+        with (
+            self.provider.lock(_model_name(planned)),
+            self.client.deadline(timeout_of(planned, "create"), "timeouts.create"),
+        ):
             return keep_timeouts(self._create(ctx, planned), planned)
 
     def _create(self, ctx: CreateContext, planned: State) -> State | None:
@@ -341,7 +451,8 @@ The alias is kept as the config names it, so an import plans no change.
                     ctx.diagnostics.add_error(
                         f"{name}@{planned['version_alias']} exists with other settings",
                         f"{shown}. version_alias must be derived from the artifact and container spec.",
-                        path=[other[0]])
+                        path=[other[0]],
+                    )
                     return None
                 log(f"{name}@{planned['version_alias']} exists (version {version['versionId']}): adopted")
             else:
@@ -351,8 +462,10 @@ The alias is kept as the config names it, so an import plans no change.
                     problem = rules.model_id(planned["model_id"], existing=False)
                     if problem:
                         ctx.diagnostics.add_error(
-                            f"model {name} does not exist, and model_id cannot name a new one: {problem}", "",
-                            path=["model_id"])
+                            f"model {name} does not exist, and model_id cannot name a new one: {problem}",
+                            "",
+                            path=["model_id"],
+                        )
                         return None
                     body["modelId"] = planned["model_id"]
                 else:
@@ -374,12 +487,20 @@ The alias is kept as the config names it, so an import plans no change.
         holder = self.client.get(f"{name}@{alias}", what=f"get {name}@{alias}")
         if holder is not None:
             # mergeVersionAliases would MOVE it from that version: refuse instead.
-            raise VertexError(409, "ALREADY_EXISTS", f"versionAliases: {alias} is held by version "
-                              f"{holder['versionId']} of {name}", f"set version_alias of {name}@{version['versionId']}")
+            raise VertexError(
+                409,
+                "ALREADY_EXISTS",
+                f"versionAliases: {alias} is held by version {holder['versionId']} of {name}",
+                f"set version_alias of {name}@{version['versionId']}",
+            )
         merge = [alias] + ([f"-{old}"] if old and old != "default" and old in version.get("versionAliases", []) else [])
         log(f"{name}@{version['versionId']}: version aliases {merge}")
-        self.client.request("POST", f"{name}@{version['versionId']}:mergeVersionAliases",
-                            body={"versionAliases": merge}, what=f"set version_alias of {name}@{version['versionId']}")
+        self.client.request(
+            "POST",
+            f"{name}@{version['versionId']}:mergeVersionAliases",
+            body={"versionAliases": merge},
+            what=f"set version_alias of {name}@{version['versionId']}",
+        )
 
     def _converge_model_fields(self, name: str, planned: State, version: dict) -> None:
         """Model-level fields (shared by all versions) and version labels, as planned."""
@@ -390,8 +511,13 @@ The alias is kept as the config names it, so an import plans no change.
             model_mask.append("description")
         if model_mask:
             body = {"displayName": planned["display_name"], "description": planned.get("description") or ""}
-            self.client.request("PATCH", name, body={k: body[k] for k in model_mask},
-                                params={"updateMask": ",".join(model_mask)}, what=f"update {name}")
+            self.client.request(
+                "PATCH",
+                name,
+                body={k: body[k] for k in model_mask},
+                params={"updateMask": ",".join(model_mask)},
+                what=f"update {name}",
+            )
         wanted = dict(planned.get("labels") or {})
         if (version.get("labels") or {}) != wanted:
             # UpdateModel on `M@V` with labels in the mask sets the version's labels; GetModel
@@ -399,13 +525,15 @@ The alias is kept as the config names it, so an import plans no change.
             # point 4). Labels set at the model level (the first upload, gcloud) would show
             # through on every version: clear them, so each version shows exactly its own.
             target = f"{name}@{version['versionId']}"
-            self.client.request("PATCH", target, body={"labels": wanted}, params={"updateMask": "labels"},
-                                what=f"update {target}")
+            self.client.request(
+                "PATCH", target, body={"labels": wanted}, params={"updateMask": "labels"}, what=f"update {target}"
+            )
             merged = (self.client.get(target, what=f"get {target}") or {}).get("labels") or {}
             if merged != wanted:
                 log(f"{name}: model-level labels {merged} show through; cleared (each version keeps its own)")
-                self.client.request("PATCH", name, body={"labels": {}}, params={"updateMask": "labels"},
-                                    what=f"update {name}")
+                self.client.request(
+                    "PATCH", name, body={"labels": {}}, params={"updateMask": "labels"}, what=f"update {name}"
+                )
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
         name = _model_name(current)
@@ -439,8 +567,10 @@ The alias is kept as the config names it, so an import plans no change.
         return from_api(version, planned)
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
-        with self.provider.lock(_model_name(current)), self.client.deadline(timeout_of(current, "delete"),
-                                                                             "timeouts.delete"):
+        with (
+            self.provider.lock(_model_name(current)),
+            self.client.deadline(timeout_of(current, "delete"), "timeouts.delete"),
+        ):
             self._delete(ctx, current)
 
     def _delete(self, ctx: DeleteContext, current: State) -> None:
@@ -455,8 +585,10 @@ The alias is kept as the config names it, so an import plans no change.
             if deployed:
                 where = ", ".join(f"{d.get('endpoint')}/deployedModels/{d.get('deployedModelId')}" for d in deployed)
                 ctx.diagnostics.add_error(
-                    f"{target} is still deployed", f"Undeploy it first (delete those deployments): {where}.",
-                    path=["id"])
+                    f"{target} is still deployed",
+                    f"Undeploy it first (delete those deployments): {where}.",
+                    path=["id"],
+                )
                 return None
             versions = self._versions(name)
             if len(versions) <= 1:
@@ -468,8 +600,12 @@ The alias is kept as the config names it, so an import plans no change.
                 others = [v for v in versions if v["versionId"] != version["versionId"]]
                 newest = max(others, key=lambda v: (v.get("versionCreateTime", ""), int(v["versionId"])))
                 log(f"move alias default of {name} to version {newest['versionId']}")
-                self.client.request("POST", f"{name}@{newest['versionId']}:mergeVersionAliases",
-                                    body={"versionAliases": ["default"]}, what=f"move default of {name}")
+                self.client.request(
+                    "POST",
+                    f"{name}@{newest['versionId']}:mergeVersionAliases",
+                    body={"versionAliases": ["default"]},
+                    what=f"move default of {name}",
+                )
             self.client.operation("DELETE", f"{target}:deleteVersion", f"delete model version {target}")
         except VertexError as error:
             report(ctx.diagnostics, error, FIELDS, "id")
@@ -479,8 +615,12 @@ The alias is kept as the config names it, so an import plans no change.
         versions: list[dict] = []
         token = None
         while True:
-            page = self.client.request("GET", f"{name}:listVersions", params={"pageToken": token} if token else None,
-                                       what=f"list versions of {name}")
+            page = self.client.request(
+                "GET",
+                f"{name}:listVersions",
+                params={"pageToken": token} if token else None,
+                what=f"list versions of {name}",
+            )
             versions += page.get("models") or []
             token = page.get("nextPageToken")
             if not token:
@@ -492,7 +632,8 @@ The alias is kept as the config names it, so an import plans no change.
             ctx.diagnostics.add_error(
                 f"cannot import {id!r}",
                 "Give projects/P/locations/R/models/M@VERSION_ID, .../models/M@ALIAS or .../models/M (its default "
-                "version), as gcloud prints them (the project as ID or number), or the short P/R/M[@VERSION].")
+                "version), as gcloud prints them (the project as ID or number), or the short P/R/M[@VERSION].",
+            )
             return None
         project, region, (model,) = parts
         model_id, _, version = model.partition("@")

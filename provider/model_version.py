@@ -13,8 +13,7 @@ from tf.utils import Diagnostics
 
 from config import rules
 from provider.client import VertexError, report
-from provider.common import (PROJECT_REGION_DOC, ProviderDataSource, attr, known, rule, validate_common,
-                             with_project)
+from provider.common import PROJECT_REGION_DOC, ProviderDataSource, attr, known, rule, validate_common, with_project
 
 _S = String()
 
@@ -35,31 +34,48 @@ data "eevertex_model_version" "serving" {
 
     @classmethod
     def get_schema(cls) -> Schema:
-        return Schema(version=0, description="A Vertex AI model version, looked up by alias or version ID.", attributes=[
-            attr("project", _S, kind="required", doc=PROJECT_REGION_DOC["project"]),
-            attr("region", _S, kind="required", doc=PROJECT_REGION_DOC["region"]),
-            attr("model_id", _S, kind="required", doc="The parent model's ID (as gcloud prints it, e.g. 19 digits)."),
-            attr("version", _S, kind="optional",
-                 doc="A version alias (e.g. `default`, or the one an eevertex_model holds) or a version ID; "
-                     "default: `default`."),
-            attr("id", _S, kind="computed", doc="`projects/P/locations/R/models/M@VERSION_ID`."),
-            attr("version_id", _S, kind="computed",
-         doc="The version's ID (`1`, `2`, ...)."),
-            attr("version_aliases", List(_S), kind="computed",
-         doc="The version's aliases (`default` marks the model's default version)."),
-            attr("display_name", _S, kind="computed",
-         doc="The model's display name."),
-            attr("description", _S, kind="computed",
-         doc="The version's description."),
-            attr("labels", Map(_S), kind="computed",
-         doc="The version's labels."),
-            attr("artifact_uri", _S, kind="computed",
-         doc="The gs:// folder the version's artifact was uploaded from."),
-            attr("container_image_uri", _S, kind="computed",
-         doc='The serving image the version runs.'),
-            attr("deployed_models", List(_S), kind="computed",
-                 doc="Where it is deployed: `projects/P/locations/R/endpoints/E/deployedModels/D`."),
-        ])
+        return Schema(
+            version=0,
+            description="A Vertex AI model version, looked up by alias or version ID.",
+            attributes=[
+                attr("project", _S, kind="required", doc=PROJECT_REGION_DOC["project"]),
+                attr("region", _S, kind="required", doc=PROJECT_REGION_DOC["region"]),
+                attr(
+                    "model_id", _S, kind="required", doc="The parent model's ID (as gcloud prints it, e.g. 19 digits)."
+                ),
+                attr(
+                    "version",
+                    _S,
+                    kind="optional",
+                    doc="A version alias (e.g. `default`, or the one an eevertex_model holds) or a version ID; "
+                    "default: `default`.",
+                ),
+                attr("id", _S, kind="computed", doc="`projects/P/locations/R/models/M@VERSION_ID`."),
+                attr("version_id", _S, kind="computed", doc="The version's ID (`1`, `2`, ...)."),
+                attr(
+                    "version_aliases",
+                    List(_S),
+                    kind="computed",
+                    doc="The version's aliases (`default` marks the model's default version).",
+                ),
+                attr("display_name", _S, kind="computed", doc="The model's display name."),
+                attr("description", _S, kind="computed", doc="The version's description."),
+                attr("labels", Map(_S), kind="computed", doc="The version's labels."),
+                attr(
+                    "artifact_uri",
+                    _S,
+                    kind="computed",
+                    doc="The gs:// folder the version's artifact was uploaded from.",
+                ),
+                attr("container_image_uri", _S, kind="computed", doc="The serving image the version runs."),
+                attr(
+                    "deployed_models",
+                    List(_S),
+                    kind="computed",
+                    doc="Where it is deployed: `projects/P/locations/R/endpoints/E/deployedModels/D`.",
+                ),
+            ],
+        )
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
@@ -91,6 +107,8 @@ data "eevertex_model_version" "serving" {
             "artifact_uri": found.get("artifactUri"),
             "container_image_uri": container.get("imageUri"),
             # Vertex AI names them with the project number; shown with the project as configured.
-            "deployed_models": [with_project(f"{d.get('endpoint')}/deployedModels/{d.get('deployedModelId')}",
-                                             config["project"]) for d in found.get("deployedModels") or []],
+            "deployed_models": [
+                with_project(f"{d.get('endpoint')}/deployedModels/{d.get('deployedModelId')}", config["project"])
+                for d in found.get("deployedModels") or []
+            ],
         }

@@ -15,8 +15,11 @@ from pathlib import Path
 
 from provider.client import log
 
-MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json",
-                  "application/vnd.oci.image.index.v1+json")
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
 
 
 class RegistryError(Exception):
@@ -62,18 +65,25 @@ class Registry:
             raise RegistryError(f"the registry asks for an authentication this provider does not speak: {challenge}")
         access = self.token_source()
         if not access:
-            raise RegistryError("the registry needs credentials, and the provider has none (credentials = \"none\")")
+            raise RegistryError('the registry needs credentials, and the provider has none (credentials = "none")')
         params = {"scope": scope, **({"service": fields["service"]} if "service" in fields else {})}
         answer = requests.get(fields["realm"], params=params, auth=("oauth2accesstoken", access), timeout=60)
         if answer.status_code != 200:
-            raise RegistryError(f"the registry's token service ({fields['realm']}) answered HTTP {answer.status_code}: "
-                                f"{answer.text[:300]}")
+            raise RegistryError(
+                f"the registry's token service ({fields['realm']}) answered HTTP {answer.status_code}: "
+                f"{answer.text[:300]}"
+            )
         body = answer.json()
         return body.get("token") or body.get("access_token")
 
     def exists(self, host: str, path: str, digest: str) -> bool:
-        response = self.request("HEAD", host, f"/v2/{path}/manifests/{digest}", f"repository:{path}:pull",
-                                headers={"Accept": ",".join(MANIFEST_TYPES)})
+        response = self.request(
+            "HEAD",
+            host,
+            f"/v2/{path}/manifests/{digest}",
+            f"repository:{path}:pull",
+            headers={"Accept": ",".join(MANIFEST_TYPES)},
+        )
         if response.status_code == 404:
             return False
         if response.status_code != 200:
@@ -88,8 +98,9 @@ class Registry:
         for blob in [manifest["config"], *manifest.get("layers", [])]:
             self._push_blob(host, path, scope, blob["digest"], blobs / blob["digest"].split(":", 1)[1])
         media_type = manifest.get("mediaType") or MANIFEST_TYPES[0]
-        response = self.request("PUT", host, f"/v2/{path}/manifests/{tag}", scope, data=manifest_bytes,
-                                headers={"Content-Type": media_type})
+        response = self.request(
+            "PUT", host, f"/v2/{path}/manifests/{tag}", scope, data=manifest_bytes, headers={"Content-Type": media_type}
+        )
         if response.status_code not in (200, 201):
             raise RegistryError(f"PUT {path}:{tag}: HTTP {response.status_code}: {response.text[:300]}")
         pushed = response.headers.get("Docker-Content-Digest")
@@ -101,15 +112,23 @@ class Registry:
             return
         started = self.request("POST", host, f"/v2/{path}/blobs/uploads/", scope)
         if started.status_code != 202 or "Location" not in started.headers:
-            raise RegistryError(f"starting the upload of {digest[:19]} to {path}: HTTP {started.status_code}: "
-                                f"{started.text[:300]}")
+            raise RegistryError(
+                f"starting the upload of {digest[:19]} to {path}: HTTP {started.status_code}: {started.text[:300]}"
+            )
         location = started.headers["Location"]
         if location.startswith("/"):
             location = self._url(host, location)
         log(f"pushing {digest[:19]} ({file.stat().st_size / 1e6:.0f} MB) to {host}/{path}")
         with file.open("rb") as data:
-            done = self.request("PUT", host, "", scope, url=location, params={"digest": digest}, data=data,
-                                headers={"Content-Type": "application/octet-stream",
-                                         "Content-Length": str(file.stat().st_size)})
+            done = self.request(
+                "PUT",
+                host,
+                "",
+                scope,
+                url=location,
+                params={"digest": digest},
+                data=data,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(file.stat().st_size)},
+            )
         if done.status_code != 201:
             raise RegistryError(f"uploading {digest[:19]} to {path}: HTTP {done.status_code}: {done.text[:300]}")

@@ -47,20 +47,39 @@ _S = String()
 _ATTRIBUTES = [
     attr("project", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["project"]),
     attr("region", _S, kind="required", replace=True, doc=PROJECT_REGION_DOC["region"]),
-    attr("endpoint_id", _S, kind="required", replace=True,
-         doc="The endpoint's ID (not its path): any ID Vertex AI gave it, e.g. 19 digits."),
-    attr("split", Map(Number()), kind="required",
-         doc="deployed_model_id -> percent (whole numbers summing to 100). Updated in place. Read back as "
-             "Vertex AI has it: every deployed model with its share (0 included), nothing for one not deployed."),
-    attr("verification", MapOf(_S), kind="optional", doc=(
-        "deployed_model_id -> its golden tile, `gs://BUCKET/OBJECT#sha256=HEX` (the build's golden.json). When "
-        "a create or update gives one of these deployed models traffic it had not (or a new golden tile), the "
-        "golden request goes through the endpoint's predict, as Earth Engine sends it, until that model "
-        "answers; an answer off by more than the tile's tolerance, an error or no answer within the "
-        "timeouts (default 5 minutes) puts the split back as it was and fails the apply, naming the "
-        "endpoint, the model version and the difference.")),
-    attr("verified", Map(_S), kind="computed",
-         doc="deployed_model_id -> sha256 of the golden tile it answered right (those with traffic)."),
+    attr(
+        "endpoint_id",
+        _S,
+        kind="required",
+        replace=True,
+        doc="The endpoint's ID (not its path): any ID Vertex AI gave it, e.g. 19 digits.",
+    ),
+    attr(
+        "split",
+        Map(Number()),
+        kind="required",
+        doc="deployed_model_id -> percent (whole numbers summing to 100). Updated in place. Read back as "
+        "Vertex AI has it: every deployed model with its share (0 included), nothing for one not deployed.",
+    ),
+    attr(
+        "verification",
+        MapOf(_S),
+        kind="optional",
+        doc=(
+            "deployed_model_id -> its golden tile, `gs://BUCKET/OBJECT#sha256=HEX` (the build's golden.json). When "
+            "a create or update gives one of these deployed models traffic it had not (or a new golden tile), the "
+            "golden request goes through the endpoint's predict, as Earth Engine sends it, until that model "
+            "answers; an answer off by more than the tile's tolerance, an error or no answer within the "
+            "timeouts (default 5 minutes) puts the split back as it was and fails the apply, naming the "
+            "endpoint, the model version and the difference."
+        ),
+    ),
+    attr(
+        "verified",
+        Map(_S),
+        kind="computed",
+        doc="deployed_model_id -> sha256 of the golden tile it answered right (those with traffic).",
+    ),
     attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E`."),
 ]
 
@@ -110,9 +129,15 @@ resource "eevertex_traffic_split" "traffic" {
 
     @classmethod
     def get_schema(cls) -> Schema:
-        return Schema(version=0, attributes=_ATTRIBUTES, block_types=[TIMEOUTS], description=(
-            "The traffic split of a Vertex AI endpoint across its deployments (in place). "
-            "Deleting it only forgets it: deleting a deployment undeploys it."))
+        return Schema(
+            version=0,
+            attributes=_ATTRIBUTES,
+            block_types=[TIMEOUTS],
+            description=(
+                "The traffic split of a Vertex AI endpoint across its deployments (in place). "
+                "Deleting it only forgets it: deleting a deployment undeploys it."
+            ),
+        )
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
@@ -134,14 +159,15 @@ resource "eevertex_traffic_split" "traffic" {
         if current is None:
             return planned
         self.keep_prior_project(current, planned, endpoint_name)
-        unchanged = all(
-            (planned.get(key) or None) == (current.get(key) or None) for key in ("split", "verification"))
+        unchanged = all((planned.get(key) or None) == (current.get(key) or None) for key in ("split", "verification"))
         planned["verified"] = current.get("verified") if unchanged else Unknown
         return planned
 
     def _apply(self, ctx, planned: State, kind: str, current: State | None = None) -> State | None:
-        with self.provider.lock(endpoint_name(planned)), self.client.deadline(timeout_of(planned, kind),
-                                                                               f"timeouts.{kind}"):
+        with (
+            self.provider.lock(endpoint_name(planned)),
+            self.client.deadline(timeout_of(planned, kind), f"timeouts.{kind}"),
+        ):
             return keep_timeouts(self._set(ctx, planned, (current or {}).get("verified") or {}), planned)
 
     def _set(self, ctx, planned: State, verified_before: dict) -> State | None:
@@ -158,13 +184,20 @@ resource "eevertex_traffic_split" "traffic" {
             if missing:
                 ctx.diagnostics.add_error(
                     f"split names deployed model(s) {', '.join(missing)}, not deployed on {name}",
-                    f"Deployed there: {', '.join(sorted(deployed)) or 'nothing'}.", path=["split"])
+                    f"Deployed there: {', '.join(sorted(deployed)) or 'nothing'}.",
+                    path=["split"],
+                )
                 return None
             current = {k: int(v) for k, v in (endpoint.get("trafficSplit") or {}).items() if int(v)}
             if current != {k: v for k, v in split.items() if v}:
                 log(f"{name}: traffic split {current} -> {split}")
-                self.client.request("PATCH", name, body={"trafficSplit": split},
-                                    params={"updateMask": "trafficSplit"}, what=f"set traffic split of {name}")
+                self.client.request(
+                    "PATCH",
+                    name,
+                    body={"trafficSplit": split},
+                    params={"updateMask": "trafficSplit"},
+                    what=f"set traffic split of {name}",
+                )
             verified = self._verify(ctx, name, endpoint, split, current, checks, verified_before)
             if verified is None:
                 return None
@@ -177,8 +210,9 @@ resource "eevertex_traffic_split" "traffic" {
         state["verified"] = verified
         return state
 
-    def _verify(self, ctx, name: str, endpoint: dict, split: dict, before: dict, checks: dict,
-                verified_before: dict) -> dict | None:
+    def _verify(
+        self, ctx, name: str, endpoint: dict, split: dict, before: dict, checks: dict, verified_before: dict
+    ) -> dict | None:
         """Send each golden tile of a deployed model that takes traffic now and had none before
         (or had another golden tile); the verified map, or None after putting the split back
         to `before` (an error names the endpoint, the version and the difference)."""
@@ -195,8 +229,13 @@ resource "eevertex_traffic_split" "traffic" {
             try:
                 tile = golden.load(self.client, checks[deployed_id])
                 left = self.client.time_left()
-                answer = golden.probe(self.client, name, deployed_id, tile,
-                                      None if left is None else max(1.0, min(golden.DEFAULT_WAIT_SECONDS, left - 30)))
+                answer = golden.probe(
+                    self.client,
+                    name,
+                    deployed_id,
+                    tile,
+                    None if left is None else max(1.0, min(golden.DEFAULT_WAIT_SECONDS, left - 30)),
+                )
                 problem = golden.difference(tile, answer.get("predictions"))
             except (golden.VerificationFailed, VertexError) as error:
                 problem = str(error)
@@ -207,8 +246,9 @@ resource "eevertex_traffic_split" "traffic" {
             verified[deployed_id] = sha256
         return verified
 
-    def _put_back(self, ctx, name: str, split: dict, before: dict, deployed_id: str, version: str,
-                  problem: str) -> None:
+    def _put_back(
+        self, ctx, name: str, split: dict, before: dict, deployed_id: str, version: str, problem: str
+    ) -> None:
         back = {k: v for k, v in before.items() if v}
         try:
             if back == {k: v for k, v in split.items() if v}:
@@ -218,15 +258,22 @@ resource "eevertex_traffic_split" "traffic" {
             else:
                 # Not bounded by the apply's timeouts: serving goes back whatever time is left.
                 with self.client.deadline(None, "verification"):
-                    self.client.request("PATCH", name, body={"trafficSplit": back},
-                                        params={"updateMask": "trafficSplit"}, what=f"put back traffic split of {name}")
+                    self.client.request(
+                        "PATCH",
+                        name,
+                        body={"trafficSplit": back},
+                        params={"updateMask": "trafficSplit"},
+                        what=f"put back traffic split of {name}",
+                    )
                 outcome = f"the traffic split is back to {back or 'empty (nothing served before)'}"
         except VertexError as error:
             outcome = f"putting the traffic split back to {back} FAILED ({error}); set it by hand"
         log(f"{name}: verification of deployed model {deployed_id} failed: {problem}; {outcome}")
         ctx.diagnostics.add_error(
             f"Verification failed: deployed model {deployed_id} ({version}) on {name} does not answer its golden tile",
-            f"{problem}.\n{outcome}; not promoted. (attribute: verification)", path=["verification"])
+            f"{problem}.\n{outcome}; not promoted. (attribute: verification)",
+            path=["verification"],
+        )
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
         return self._apply(ctx, planned, "create")
@@ -255,9 +302,13 @@ resource "eevertex_traffic_split" "traffic" {
     def import_(self, ctx: ImportContext, id: str) -> State | None:
         parts = import_parts(id, "endpoints/{}")
         if not parts:
-            ctx.diagnostics.add_error(f"cannot import {id!r}", (
-                "Give projects/P/locations/R/endpoints/E (the project as ID or number, E as gcloud prints it), "
-                "or the short P/R/E."))
+            ctx.diagnostics.add_error(
+                f"cannot import {id!r}",
+                (
+                    "Give projects/P/locations/R/endpoints/E (the project as ID or number, E as gcloud prints it), "
+                    "or the short P/R/E."
+                ),
+            )
             return None
         project, region, (endpoint_id,) = parts
         prior = {"project": project, "region": region, "endpoint_id": endpoint_id, "split": None}
@@ -296,6 +347,7 @@ def from_api(endpoint: dict, prior: State) -> State:
 class TrafficSplitData(ProviderDataSource):
     """`data "eevertex_traffic_split"`: an endpoint's split as it is now, and what each deployed
     model serves."""
+
     EXAMPLE = """
 data "eevertex_traffic_split" "now" {
   project     = "acme-geo-dev"
@@ -310,18 +362,29 @@ data "eevertex_traffic_split" "now" {
 
     @classmethod
     def get_schema(cls) -> Schema:
-        return Schema(version=0, description="An endpoint's current traffic split and deployed models.", attributes=[
-            attr("project", _S, kind="required", doc=PROJECT_REGION_DOC["project"]),
-            attr("region", _S, kind="required", doc=PROJECT_REGION_DOC["region"]),
-            attr("endpoint_id", _S, kind="required", doc="The endpoint's ID (any Vertex AI gave it)."),
-            attr("split", Map(Number()), kind="computed",
-                 doc="deployed_model_id -> percent, every deployed model included (empty: nothing deployed)."),
-            attr("deployed_models", Map(_S), kind="computed",
-                 doc="deployed_model_id -> the model version it serves (`projects/P/locations/R/models/M@VERSION_ID`)."),
-            attr("display_name", _S, kind="computed",
-         doc="The endpoint's display name."),
-            attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E`."),
-        ])
+        return Schema(
+            version=0,
+            description="An endpoint's current traffic split and deployed models.",
+            attributes=[
+                attr("project", _S, kind="required", doc=PROJECT_REGION_DOC["project"]),
+                attr("region", _S, kind="required", doc=PROJECT_REGION_DOC["region"]),
+                attr("endpoint_id", _S, kind="required", doc="The endpoint's ID (any Vertex AI gave it)."),
+                attr(
+                    "split",
+                    Map(Number()),
+                    kind="computed",
+                    doc="deployed_model_id -> percent, every deployed model included (empty: nothing deployed).",
+                ),
+                attr(
+                    "deployed_models",
+                    Map(_S),
+                    kind="computed",
+                    doc="deployed_model_id -> the model version it serves (`projects/P/locations/R/models/M@VERSION_ID`).",
+                ),
+                attr("display_name", _S, kind="computed", doc="The endpoint's display name."),
+                attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E`."),
+            ],
+        )
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
@@ -340,6 +403,7 @@ data "eevertex_traffic_split" "now" {
         state = from_api(endpoint, {**config, "split": {d["id"]: 0 for d in endpoint.get("deployedModels") or []}})
         state["deployed_models"] = {
             d["id"]: with_project(f"{d['model']}@{d['modelVersionId']}", config["project"])
-            for d in endpoint.get("deployedModels") or []}
+            for d in endpoint.get("deployedModels") or []
+        }
         state["display_name"] = endpoint.get("displayName")
         return state

@@ -73,11 +73,19 @@ def load(client, reference: str) -> Golden:
     data = client.download(uri, what=f"read golden tile {uri}")
     got = hashlib.sha256(data).hexdigest()
     if got != sha256:
-        raise VerificationFailed(f"golden tile {uri} has sha256 {got[:12]}, the manifest says {sha256[:12]}: "
-                                 "upload the artifact the build made (its files are checked by hash)")
+        raise VerificationFailed(
+            f"golden tile {uri} has sha256 {got[:12]}, the manifest says {sha256[:12]}: "
+            "upload the artifact the build made (its files are checked by hash)"
+        )
     golden = json.loads(data)
-    return Golden(uri, sha256, golden["payload_format"], golden["request"].encode(), golden["expected"],
-                  float(golden["tolerance"]))
+    return Golden(
+        uri,
+        sha256,
+        golden["payload_format"],
+        golden["request"].encode(),
+        golden["expected"],
+        float(golden["tolerance"]),
+    )
 
 
 def probe(client, endpoint: str, deployed_id: str, golden: Golden, wait: float | None) -> dict:
@@ -101,8 +109,10 @@ def probe(client, endpoint: str, deployed_id: str, golden: Golden, wait: float |
         answered[who] = answered.get(who, 0) + 1
         if time.monotonic() > deadline:
             shown = ", ".join(f"{k or '?'} x{v}" for k, v in sorted(answered.items()))
-            raise VerificationFailed(f"no answer from deployed model {deployed_id} in {sent} golden requests "
-                                     f"({wait or DEFAULT_WAIT_SECONDS:.0f}s; answered by {shown})")
+            raise VerificationFailed(
+                f"no answer from deployed model {deployed_id} in {sent} golden requests "
+                f"({wait or DEFAULT_WAIT_SECONDS:.0f}s; answered by {shown})"
+            )
 
 
 def difference(golden: Golden, predictions) -> str | None:
@@ -132,8 +142,10 @@ def difference(golden: Golden, predictions) -> str | None:
         return None
     diff, band, index, shape, a, b = worst
     where = ", ".join(f"{axis} {n}" for axis, n in zip(("y", "x", "value"), _unravel(index, shape)))
-    return (f"band {band!r} differs by up to {diff:.3g} (tolerance {golden.tolerance:.3g}), at {where}: "
-            f"answered {a:.6g}, expected {b:.6g}")
+    return (
+        f"band {band!r} differs by up to {diff:.3g} (tolerance {golden.tolerance:.3g}), at {where}: "
+        f"answered {a:.6g}, expected {b:.6g}"
+    )
 
 
 def _unravel(index: int, shape: list[int]) -> list[int]:
@@ -187,11 +199,11 @@ def _fields(data: bytes) -> Iterator[tuple[int, int, int | bytes]]:
             value, pos = _varint(data, pos)
         elif key & 7 == 2:
             length, pos = _varint(data, pos)
-            value, pos = data[pos:pos + length], pos + length
+            value, pos = data[pos : pos + length], pos + length
         elif key & 7 == 5:
-            value, pos = data[pos:pos + 4], pos + 4
+            value, pos = data[pos : pos + 4], pos + 4
         else:
-            value, pos = data[pos:pos + 8], pos + 8
+            value, pos = data[pos : pos + 8], pos + 8
         yield key >> 3, key & 7, value
 
 

@@ -51,9 +51,14 @@ class BigQueryApi:
                 return self.create(m.group(1), body)
             if method == "GET":
                 prefix = m.group(1) + ":"
-                return {"kind": "bigquery#datasetList", "datasets": [
-                    {"id": k, "datasetReference": d["datasetReference"], "location": d["location"]}
-                    for k, d in sorted(self.datasets.items()) if k.startswith(prefix)]}
+                return {
+                    "kind": "bigquery#datasetList",
+                    "datasets": [
+                        {"id": k, "datasetReference": d["datasetReference"], "location": d["location"]}
+                        for k, d in sorted(self.datasets.items())
+                        if k.startswith(prefix)
+                    ],
+                }
         if m := re.fullmatch(r"projects/([^/]+)/datasets/([^/]+)", rest):
             project, dataset = m.groups()
             if method == "GET":
@@ -66,8 +71,10 @@ class BigQueryApi:
             project, dataset, table = m.groups()
             found = self.dataset(project, dataset)
             if method == "GET" and table is None:
-                return {"kind": "bigquery#tableList", "tables": [self.view(t) for _, t in
-                                                                  sorted(found["_tables"].items())]}
+                return {
+                    "kind": "bigquery#tableList",
+                    "tables": [self.view(t) for _, t in sorted(found["_tables"].items())],
+                }
             if method == "GET":
                 if table not in found["_tables"]:
                     raise self.error("NOT_FOUND", f"Not found: Table {project}:{dataset}.{table}")
@@ -91,18 +98,26 @@ class BigQueryApi:
         if not match:
             raise self.error("INVALID_ARGUMENT", f"Invalid KMS key name {key!r}")
         if match.group(1).lower() != location.lower():
-            raise self.error("INVALID_ARGUMENT", f"Cloud KMS key {key} is in {match.group(1)} but the dataset is in "
-                                                 f"{location}; the key must be in the dataset's location")
+            raise self.error(
+                "INVALID_ARGUMENT",
+                f"Cloud KMS key {key} is in {match.group(1)} but the dataset is in "
+                f"{location}; the key must be in the dataset's location",
+            )
 
     def create(self, project: str, body: dict) -> dict:
         reference = body.get("datasetReference") or {}
         dataset_id = reference.get("datasetId")
         if not isinstance(dataset_id, str) or not DATASET_ID.fullmatch(dataset_id):
-            raise self.error("INVALID_ARGUMENT", f"Invalid dataset ID {dataset_id!r}. Dataset IDs must be alphanumeric "
-                                                 "(plus underscores) and must be at most 1024 characters long.")
+            raise self.error(
+                "INVALID_ARGUMENT",
+                f"Invalid dataset ID {dataset_id!r}. Dataset IDs must be alphanumeric "
+                "(plus underscores) and must be at most 1024 characters long.",
+            )
         if reference.get("projectId", project) != project:
-            raise self.error("INVALID_ARGUMENT", f"datasetReference.projectId {reference['projectId']!r} is not "
-                                                 f"{project!r}, the project of the request")
+            raise self.error(
+                "INVALID_ARGUMENT",
+                f"datasetReference.projectId {reference['projectId']!r} is not {project!r}, the project of the request",
+            )
         key = f"{project}:{dataset_id}"
         if key in self.datasets:
             raise self.error("ALREADY_EXISTS", f"Already Exists: Dataset {key}")
@@ -110,13 +125,19 @@ class BigQueryApi:
         self._check_key(body, location)
         created = _millis(self.emulator.now())
         dataset = {k: copy.deepcopy(body[k]) for k in MUTABLE if body.get(k) is not None}
-        dataset.update({
-            "kind": "bigquery#dataset", "id": key, "location": location, "type": "DEFAULT",
-            "datasetReference": {"datasetId": dataset_id, "projectId": project},
-            "creationTime": created, "lastModifiedTime": created,
-            "selfLink": f"https://bigquery.googleapis.com/bigquery/v2/projects/{project}/datasets/{dataset_id}",
-            "_tables": {},
-        })
+        dataset.update(
+            {
+                "kind": "bigquery#dataset",
+                "id": key,
+                "location": location,
+                "type": "DEFAULT",
+                "datasetReference": {"datasetId": dataset_id, "projectId": project},
+                "creationTime": created,
+                "lastModifiedTime": created,
+                "selfLink": f"https://bigquery.googleapis.com/bigquery/v2/projects/{project}/datasets/{dataset_id}",
+                "_tables": {},
+            }
+        )
         self._etag(dataset)
         self.datasets[key] = dataset
         self.emulator.count("bigquery.datasets.insert", key)
@@ -126,8 +147,10 @@ class BigQueryApi:
     def patch(self, project: str, dataset_id: str, body: dict) -> dict:
         dataset = self.dataset(project, dataset_id)
         if body.get("location") and body["location"].lower() != dataset["location"].lower():
-            raise self.error("INVALID_ARGUMENT", f"Cannot change the location of dataset {dataset['id']} "
-                                                 f"({dataset['location']} -> {body['location']})")
+            raise self.error(
+                "INVALID_ARGUMENT",
+                f"Cannot change the location of dataset {dataset['id']} ({dataset['location']} -> {body['location']})",
+            )
         self._check_key(body, dataset["location"])
         for key in MUTABLE:
             if key in body:
@@ -144,8 +167,11 @@ class BigQueryApi:
     def delete(self, project: str, dataset_id: str, delete_contents: bool) -> dict:
         dataset = self.dataset(project, dataset_id)
         if dataset["_tables"] and not delete_contents:
-            raise self.error("FAILED_PRECONDITION", f"Dataset {dataset['id']} is still in use (it holds tables "
-                                                    f"{sorted(dataset['_tables'])}); delete them or pass deleteContents")
+            raise self.error(
+                "FAILED_PRECONDITION",
+                f"Dataset {dataset['id']} is still in use (it holds tables "
+                f"{sorted(dataset['_tables'])}); delete them or pass deleteContents",
+            )
         del self.datasets[dataset["id"]]
         self.emulator.count("bigquery.datasets.delete", dataset["id"])
         self.emulator.save()
@@ -155,9 +181,15 @@ class BigQueryApi:
         """A table made by another service (Vertex AI's request-response logging), kept with its owner."""
         dataset = self.dataset(project, dataset_id)
         created = _millis(self.emulator.now())
-        table = {"kind": "bigquery#table", "id": f"{project}:{dataset_id}.{table_id}",
-                 "tableReference": {"projectId": project, "datasetId": dataset_id, "tableId": table_id},
-                 "schema": {"fields": schema}, "creationTime": created, "type": "TABLE", "_owner": owner}
+        table = {
+            "kind": "bigquery#table",
+            "id": f"{project}:{dataset_id}.{table_id}",
+            "tableReference": {"projectId": project, "datasetId": dataset_id, "tableId": table_id},
+            "schema": {"fields": schema},
+            "creationTime": created,
+            "type": "TABLE",
+            "_owner": owner,
+        }
         if dataset.get("defaultEncryptionConfiguration"):
             table["encryptionConfiguration"] = copy.deepcopy(dataset["defaultEncryptionConfiguration"])
         dataset["_tables"][table_id] = table

@@ -68,18 +68,33 @@ class Emulators:
         if not program:
             return
         config = self.workdir / "registry.yml"
-        config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.workdir / 'registry'}\n"
-                          f"http:\n  addr: 127.0.0.1:{self.registry_port}\nlog:\n  level: warn\n")
+        config.write_text(
+            f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.workdir / 'registry'}\n"
+            f"http:\n  addr: 127.0.0.1:{self.registry_port}\nlog:\n  level: warn\n"
+        )
         self.registry = self._spawn("registry", [program, "serve", str(config)])
         self._wait(f"http://{self.registry_host}/v2/", self.registry)
         self.registries_conf = registry_mirror_conf(
-            self.workdir, {registry_host(region): self.registry_host for region in PREDICTION_REGIONS})
+            self.workdir, {registry_host(region): self.registry_host for region in PREDICTION_REGIONS}
+        )
+
     def __enter__(self) -> Emulators:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.gcs = self._spawn(
             "gcs",
-            [sys.executable, "-m", "gcp_storage_emulator", "-d", str(self.workdir / "gcs"), "start",
-             "--host", "127.0.0.1", "--port", str(self.gcs_port), "-q"],
+            [
+                sys.executable,
+                "-m",
+                "gcp_storage_emulator",
+                "-d",
+                str(self.workdir / "gcs"),
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.gcs_port),
+                "-q",
+            ],
         )
         self._wait(f"{self.gcs_url}/storage/v1/b?project=rehearsal", self.gcs)
         self.start_registry()
@@ -89,10 +104,20 @@ class Emulators:
     def start_vertex(self) -> None:
         self.vertex = self._spawn(
             "vertex",
-            [sys.executable, "-m", "rehearsal.vertex_emulator", "--port", str(self.vertex_port),
-             "--data-dir", str(self.workdir / "vertex"), "--storage", self.gcs_url,
-             *(["--project-numbers"] if self.project_numbers else []), *([] if self.serving else ["--no-serving"]),
-             *(["--registries-conf", str(self.registries_conf)] if self.registries_conf else [])],
+            [
+                sys.executable,
+                "-m",
+                "rehearsal.vertex_emulator",
+                "--port",
+                str(self.vertex_port),
+                "--data-dir",
+                str(self.workdir / "vertex"),
+                "--storage",
+                self.gcs_url,
+                *(["--project-numbers"] if self.project_numbers else []),
+                *([] if self.serving else ["--no-serving"]),
+                *(["--registries-conf", str(self.registries_conf)] if self.registries_conf else []),
+            ],
         )
         self._wait(f"{self.vertex_url}/emulator/health", self.vertex, timeout=300)
 
@@ -190,11 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import shlex
 
-    parser = argparse.ArgumentParser(prog="python -m rehearsal.emulators", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m rehearsal.emulators", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workdir", type=Path, default=Path(".emulators"), help="state and logs (kept)")
-    parser.add_argument("--offline-google", action="store_true",
-                        help="also install the stand-in google provider and print TF_CLI_CONFIG_FILE")
+    parser.add_argument(
+        "--offline-google",
+        action="store_true",
+        help="also install the stand-in google provider and print TF_CLI_CONFIG_FILE",
+    )
     args = parser.parse_args(argv)
     with Emulators(args.workdir) as emulators:
         env = emulators.environment()
@@ -202,10 +231,15 @@ def main(argv: list[str] | None = None) -> int:
             from rehearsal.google_standin import install_with_eevertex
             from rehearsal.rollout import provider_python
 
-            env["TF_CLI_CONFIG_FILE"] = str(install_with_eevertex(
-                args.workdir / "provider-mirror", args.workdir / "terraform.rc", str(provider_python())))
-        print(f"# GCS emulator {emulators.gcs_url}, Vertex AI emulator {emulators.vertex_url}; state and logs in "
-              f"{emulators.workdir}. In the shell that runs terraform:")
+            env["TF_CLI_CONFIG_FILE"] = str(
+                install_with_eevertex(
+                    args.workdir / "provider-mirror", args.workdir / "terraform.rc", str(provider_python())
+                )
+            )
+        print(
+            f"# GCS emulator {emulators.gcs_url}, Vertex AI emulator {emulators.vertex_url}; state and logs in "
+            f"{emulators.workdir}. In the shell that runs terraform:"
+        )
         for name, value in env.items():
             print(f"export {name}={shlex.quote(value)}")
         print("# ready; Ctrl-C stops them", flush=True)

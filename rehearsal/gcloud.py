@@ -70,14 +70,17 @@ def deployments(state: dict) -> list[dict]:
         for deployed in endpoint.get("deployedModels", []):
             versions = state["models"][deployed["model"]]["versions"]
             version = next(v for v in versions if v["versionId"] == deployed["modelVersionId"])
-            found.append({
-                "model.artifactUri": version.get("artifactUri", "").rstrip("/") + "/",
-                "model.containerSpec": _without_empty(version.get("containerSpec", {})),
-                "deployedModel.dedicatedResources": _without_empty(_without_default_targets(
-                    deployed.get("dedicatedResources", {}))),
-                "deployedModel.serviceAccount": deployed.get("serviceAccount", ""),
-                "endpoint.trafficSplit": endpoint.get("trafficSplit", {}).get(deployed["id"], 0),
-            })
+            found.append(
+                {
+                    "model.artifactUri": version.get("artifactUri", "").rstrip("/") + "/",
+                    "model.containerSpec": _without_empty(version.get("containerSpec", {})),
+                    "deployedModel.dedicatedResources": _without_empty(
+                        _without_default_targets(deployed.get("dedicatedResources", {}))
+                    ),
+                    "deployedModel.serviceAccount": deployed.get("serviceAccount", ""),
+                    "endpoint.trafficSplit": endpoint.get("trafficSplit", {}).get(deployed["id"], 0),
+                }
+            )
     return sorted(found, key=lambda d: json.dumps(d, sort_keys=True))
 
 
@@ -104,9 +107,14 @@ def _without_default_targets(resources: dict) -> dict:
     .autoscaling_metric_specs: "The default target value is 60 for both metrics")."""
     from config import rules
 
-    specs = [spec for spec in resources.get("autoscalingMetricSpecs") or []
-             if not (spec.get("metricName") in rules.PERCENT_METRICS
-                     and spec.get("target", rules.DEFAULT_AUTOSCALING_TARGET) == rules.DEFAULT_AUTOSCALING_TARGET)]
+    specs = [
+        spec
+        for spec in resources.get("autoscalingMetricSpecs") or []
+        if not (
+            spec.get("metricName") in rules.PERCENT_METRICS
+            and spec.get("target", rules.DEFAULT_AUTOSCALING_TARGET) == rules.DEFAULT_AUTOSCALING_TARGET
+        )
+    ]
     return {**resources, "autoscalingMetricSpecs": specs}
 
 
@@ -176,8 +184,7 @@ def rehearse_gcloud(config_path: Path, workdir: Path, *, out=print) -> GcloudRep
     data = tomllib.loads(config_path.read_text())
     data["model"]["artifact_dir"] = str(workdir / "artifact")
     target = data["targets"][0]
-    target.update(machine_type=GCLOUD_MACHINE_TYPE, traffic_percent=100, accelerator_type=None,
-                  accelerator_count=0)
+    target.update(machine_type=GCLOUD_MACHINE_TYPE, traffic_percent=100, accelerator_type=None, accelerator_count=0)
     target = {k: v for k, v in target.items() if v is not None}
     data["targets"] = [target]
     data["model"].pop("previous", None)
@@ -186,8 +193,10 @@ def rehearse_gcloud(config_path: Path, workdir: Path, *, out=print) -> GcloudRep
     try:
         config = parse_config(copy.deepcopy(data), config_path.resolve())
         if not config.model.grpc:
-            raise GcloudFailed(f"{config_path}: model.grpc is false, but the seed's upload opens gRPC port 8500 "
-                               "(--container-grpc-ports=8500); use a config with grpc = true")
+            raise GcloudFailed(
+                f"{config_path}: model.grpc is false, but the seed's upload opens gRPC port 8500 "
+                "(--container-grpc-ports=8500); use a config with grpc = true"
+            )
         with progress.step(f"build {config.model.source}"):
             manifest = build(config, log=lambda *_: None)
         with Emulators(workdir / "gcloud-emulators", project_numbers=True) as emulators:
@@ -211,8 +220,9 @@ def rehearse_gcloud(config_path: Path, workdir: Path, *, out=print) -> GcloudRep
     return report
 
 
-def _gcloud_commands(config, manifest, workdir: Path, emulators: Emulators, report: GcloudReport,
-                     progress: Progress) -> dict:
+def _gcloud_commands(
+    config, manifest, workdir: Path, emulators: Emulators, report: GcloudReport, progress: Progress
+) -> dict:
     target = config.targets[0]
     region, model = target.region, config.model
     uri = f"gs://{target.bucket}/{naming.artifact_prefix(model.name, manifest.sha256)}/"
@@ -238,23 +248,47 @@ def _gcloud_commands(config, manifest, workdir: Path, emulators: Emulators, repo
             repository = f"{emulators.registry_host}/{target.project}/{target.image_repository}/{image.name}"
             progress.note(f"pushed {push(ROOT / image.layout, repository, image.tag, image.digest, tls_verify=False)}")
         routes = [f"--container-predict-route={own.predict_route}", f"--container-health-route={own.health_route}"]
-    gcloud("ai", "models", "upload", f"--region={region}", f"--display-name={model.name}",
-           f"--container-image-uri={image}", f"--artifact-uri={uri}", *routes,
-           "--container-grpc-ports=8500")
-    model_id = gcloud("ai", "models", "list", f"--region={region}", f"--filter=display_name={model.name}",
-                      "--format=value(name)").stdout.strip()
+    gcloud(
+        "ai",
+        "models",
+        "upload",
+        f"--region={region}",
+        f"--display-name={model.name}",
+        f"--container-image-uri={image}",
+        f"--artifact-uri={uri}",
+        *routes,
+        "--container-grpc-ports=8500",
+    )
+    model_id = gcloud(
+        "ai", "models", "list", f"--region={region}", f"--filter=display_name={model.name}", "--format=value(name)"
+    ).stdout.strip()
     _check(re.fullmatch(r"[0-9]{19}", model_id), f"models list: one generated model ID expected, got {model_id!r}")
 
     created = gcloud("ai", "endpoints", "create", f"--region={region}", f"--display-name={model.name}-gcloud")
-    match = _search(rf"Created Vertex AI endpoint: projects/([0-9]+)/locations/{region}/endpoints/([0-9]+)\.",
-                    created.stderr, f"endpoints create printed {created.stderr!r}")
+    match = _search(
+        rf"Created Vertex AI endpoint: projects/([0-9]+)/locations/{region}/endpoints/([0-9]+)\.",
+        created.stderr,
+        f"endpoints create printed {created.stderr!r}",
+    )
     endpoint_id = match.group(2)
 
-    deployed = gcloud("ai", "endpoints", "deploy-model", endpoint_id, f"--region={region}", f"--model={model_id}",
-                      "--traffic-split=0=100", f"--display-name={model.name}-gcloud",
-                      f"--min-replica-count={target.min_replicas}", f"--max-replica-count={target.max_replicas}")
-    match = _search(rf"Deployed a model to the endpoint {endpoint_id}\. Id of the deployed model: ([0-9]+)\.",
-                    deployed.stderr, f"deploy-model printed {deployed.stderr!r}")
+    deployed = gcloud(
+        "ai",
+        "endpoints",
+        "deploy-model",
+        endpoint_id,
+        f"--region={region}",
+        f"--model={model_id}",
+        "--traffic-split=0=100",
+        f"--display-name={model.name}-gcloud",
+        f"--min-replica-count={target.min_replicas}",
+        f"--max-replica-count={target.max_replicas}",
+    )
+    match = _search(
+        rf"Deployed a model to the endpoint {endpoint_id}\. Id of the deployed model: ([0-9]+)\.",
+        deployed.stderr,
+        f"deploy-model printed {deployed.stderr!r}",
+    )
     deployed_id = match.group(1)
 
     request = workdir / "predict-request.json"
@@ -269,7 +303,9 @@ def _gcloud_commands(config, manifest, workdir: Path, emulators: Emulators, repo
     gcloud("ai", "endpoints", "delete", endpoint_id, f"--region={region}")
     gcloud("ai", "models", "delete", model_id, f"--region={region}")
     left = emulators.state()
-    _check(not left["models"] and not left["endpoints"], f"gcloud left {list(left['models'])} {list(left['endpoints'])}")
+    _check(
+        not left["models"] and not left["endpoints"], f"gcloud left {list(left['models'])} {list(left['endpoints'])}"
+    )
     return state
 
 
@@ -277,8 +313,9 @@ def _upload_artifact(emulators: Emulators, target, root: Path, manifest, uri: st
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    client = storage.Client(project=target.project, credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": emulators.gcs_url})
+    client = storage.Client(
+        project=target.project, credentials=AnonymousCredentials(), client_options={"api_endpoint": emulators.gcs_url}
+    )
     bucket = client.lookup_bucket(target.bucket) or client.create_bucket(target.bucket, location=target.region)
     prefix = uri.removeprefix(f"gs://{target.bucket}/")
     for item in manifest.files:

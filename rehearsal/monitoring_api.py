@@ -35,22 +35,67 @@ AIPLATFORM_METRICS = {
     "aiplatform.googleapis.com/prediction/online/target_replicas": ("GAUGE", "INT64"),
     "aiplatform.googleapis.com/prediction/online/cpu/utilization": ("GAUGE", "DOUBLE"),
 }
-ALIGNERS = ("ALIGN_NONE", "ALIGN_DELTA", "ALIGN_RATE", "ALIGN_INTERPOLATE", "ALIGN_NEXT_OLDER", "ALIGN_MIN",
-            "ALIGN_MAX", "ALIGN_MEAN", "ALIGN_COUNT", "ALIGN_SUM", "ALIGN_STDDEV", "ALIGN_COUNT_TRUE",
-            "ALIGN_COUNT_FALSE", "ALIGN_FRACTION_TRUE", "ALIGN_PERCENTILE_99", "ALIGN_PERCENTILE_95",
-            "ALIGN_PERCENTILE_50", "ALIGN_PERCENTILE_05", "ALIGN_PERCENT_CHANGE")
-REDUCERS = ("REDUCE_NONE", "REDUCE_MEAN", "REDUCE_MIN", "REDUCE_MAX", "REDUCE_SUM", "REDUCE_STDDEV",
-            "REDUCE_COUNT", "REDUCE_COUNT_TRUE", "REDUCE_COUNT_FALSE", "REDUCE_FRACTION_TRUE",
-            "REDUCE_PERCENTILE_99", "REDUCE_PERCENTILE_95", "REDUCE_PERCENTILE_50", "REDUCE_PERCENTILE_05")
+ALIGNERS = (
+    "ALIGN_NONE",
+    "ALIGN_DELTA",
+    "ALIGN_RATE",
+    "ALIGN_INTERPOLATE",
+    "ALIGN_NEXT_OLDER",
+    "ALIGN_MIN",
+    "ALIGN_MAX",
+    "ALIGN_MEAN",
+    "ALIGN_COUNT",
+    "ALIGN_SUM",
+    "ALIGN_STDDEV",
+    "ALIGN_COUNT_TRUE",
+    "ALIGN_COUNT_FALSE",
+    "ALIGN_FRACTION_TRUE",
+    "ALIGN_PERCENTILE_99",
+    "ALIGN_PERCENTILE_95",
+    "ALIGN_PERCENTILE_50",
+    "ALIGN_PERCENTILE_05",
+    "ALIGN_PERCENT_CHANGE",
+)
+REDUCERS = (
+    "REDUCE_NONE",
+    "REDUCE_MEAN",
+    "REDUCE_MIN",
+    "REDUCE_MAX",
+    "REDUCE_SUM",
+    "REDUCE_STDDEV",
+    "REDUCE_COUNT",
+    "REDUCE_COUNT_TRUE",
+    "REDUCE_COUNT_FALSE",
+    "REDUCE_FRACTION_TRUE",
+    "REDUCE_PERCENTILE_99",
+    "REDUCE_PERCENTILE_95",
+    "REDUCE_PERCENTILE_50",
+    "REDUCE_PERCENTILE_05",
+)
 COMBINERS = ("AND", "OR", "AND_WITH_MATCHING_RESOURCE")
-CONDITION_TYPES = ("conditionThreshold", "conditionAbsent", "conditionMatchedLog", "conditionMonitoringQueryLanguage",
-                   "conditionPrometheusQueryLanguage", "conditionSql")
+CONDITION_TYPES = (
+    "conditionThreshold",
+    "conditionAbsent",
+    "conditionMatchedLog",
+    "conditionMonitoringQueryLanguage",
+    "conditionPrometheusQueryLanguage",
+    "conditionSql",
+)
 CHANNEL = re.compile(r"projects/[^/]+/notificationChannels/[^/]+")
 METRIC_TYPE = re.compile(r'metric\.type\s*=\s*"([^"]+)"')
 RESOURCE_TYPE = re.compile(r'resource\.type\s*=\s*"([^"]+)"')
 SECONDS = re.compile(r"([0-9]+)(?:\.0+)?s")
-MUTABLE = ("displayName", "documentation", "userLabels", "conditions", "combiner", "enabled", "notificationChannels",
-           "alertStrategy", "severity")
+MUTABLE = (
+    "displayName",
+    "documentation",
+    "userLabels",
+    "conditions",
+    "combiner",
+    "enabled",
+    "notificationChannels",
+    "alertStrategy",
+    "severity",
+)
 
 
 def _seconds(value, field: str, error) -> int:
@@ -79,8 +124,11 @@ class MonitoringApi:
                 return self.create(m.group(1), body)
             if method == "GET":
                 prefix = f"projects/{m.group(1)}/alertPolicies/"
-                return {"alertPolicies": [copy.deepcopy(p) for n, p in sorted(self.policies.items())
-                                          if n.startswith(prefix)]}
+                return {
+                    "alertPolicies": [
+                        copy.deepcopy(p) for n, p in sorted(self.policies.items()) if n.startswith(prefix)
+                    ]
+                }
         if re.fullmatch(r"projects/[^/]+/alertPolicies/[^/]+", rest):
             if method == "GET":
                 return copy.deepcopy(self._policy(rest))
@@ -102,8 +150,9 @@ class MonitoringApi:
 
     def create(self, project: str, body: dict) -> dict:
         if body.get("name"):
-            raise self.error("INVALID_ARGUMENT", "alertPolicies.create: do not include the name field "
-                                                 "(Cloud Monitoring assigns it)")
+            raise self.error(
+                "INVALID_ARGUMENT", "alertPolicies.create: do not include the name field (Cloud Monitoring assigns it)"
+            )
         self.check(body)
         name = f"projects/{project}/alertPolicies/{self.emulator._generated_id()}"
         record = {"mutateTime": self.emulator.now(), "mutatedBy": "emulator"}
@@ -148,8 +197,10 @@ class MonitoringApi:
         if not 1 <= len(conditions) <= 6:
             raise bad(f"{len(conditions)} conditions: a policy can have from one to six conditions")
         if len(conditions) > 1 and policy.get("combiner") not in COMBINERS:
-            raise bad(f"combiner {policy.get('combiner')!r}: with {len(conditions)} conditions one of "
-                      f"{', '.join(COMBINERS)} is required")
+            raise bad(
+                f"combiner {policy.get('combiner')!r}: with {len(conditions)} conditions one of "
+                f"{', '.join(COMBINERS)} is required"
+            )
         for channel in policy.get("notificationChannels") or []:
             if not CHANNEL.fullmatch(str(channel)):
                 raise bad(f"notificationChannels: {channel!r} is not projects/P/notificationChannels/ID")
@@ -181,8 +232,10 @@ class MonitoringApi:
             except (TypeError, ValueError):
                 raise bad(f"{where}.thresholdValue {threshold['thresholdValue']!r} is not a number") from None
         if threshold.get("comparison") not in ("COMPARISON_GT", "COMPARISON_LT"):
-            raise bad(f"{where}.comparison {threshold.get('comparison')!r}: only COMPARISON_GT and COMPARISON_LT "
-                      "are supported")
+            raise bad(
+                f"{where}.comparison {threshold.get('comparison')!r}: only COMPARISON_GT and COMPARISON_LT "
+                "are supported"
+            )
         if _seconds(threshold.get("duration", "0s"), f"{where}.duration", self.error) % 60:
             raise bad(f"{where}.duration {threshold['duration']!r}: only multiples of a minute are supported")
         aggregations = threshold.get("aggregations") or []
@@ -192,11 +245,19 @@ class MonitoringApi:
             others = threshold.get("denominatorAggregations") or []
             for index, aggregation in enumerate(others):
                 self._aggregation(aggregation, None, f"{where}.denominatorAggregations[{index}]")
-            shape = lambda items: [(a.get("alignmentPeriod"), a.get("crossSeriesReducer"),  # noqa: E731
-                                    sorted(a.get("groupByFields") or [])) for a in items]
+            shape = lambda items: [
+                (
+                    a.get("alignmentPeriod"),
+                    a.get("crossSeriesReducer"),  # noqa: E731
+                    sorted(a.get("groupByFields") or []),
+                )
+                for a in items
+            ]
             if shape(aggregations) != shape(others):
-                raise bad(f"{where}: aggregations and denominatorAggregations must use the same alignment period "
-                          "and produce time series with the same labels")
+                raise bad(
+                    f"{where}: aggregations and denominatorAggregations must use the same alignment period "
+                    "and produce time series with the same labels"
+                )
 
     def _filter(self, text: str, where: str, *, resource_required: bool) -> str:
         bad = lambda message: self.error("INVALID_ARGUMENT", message)  # noqa: E731
@@ -204,11 +265,11 @@ class MonitoringApi:
             raise bad(f"{where}: {len(text)} characters; at most 2048")
         metric = METRIC_TYPE.search(text)
         if not metric:
-            raise bad(f"{where} must specify the metric type (metric.type=\"...\")")
+            raise bad(f'{where} must specify the metric type (metric.type="...")')
         if resource_required and not RESOURCE_TYPE.search(text):
-            raise bad(f"{where} must specify the resource type (resource.type=\"...\")")
+            raise bad(f'{where} must specify the resource type (resource.type="...")')
         if metric.group(1).startswith("aiplatform.googleapis.com/") and metric.group(1) not in AIPLATFORM_METRICS:
-            raise self.error("NOT_FOUND", f"{where}: cannot find metric(s) that match type = \"{metric.group(1)}\"")
+            raise self.error("NOT_FOUND", f'{where}: cannot find metric(s) that match type = "{metric.group(1)}"')
         return metric.group(1)
 
     def _aggregation(self, aggregation: dict, metric: str | None, where: str) -> None:

@@ -60,17 +60,26 @@ class RegistryApi:
         if api == "cloudresourcemanager":
             if method == "GET" and (m := re.fullmatch(r"projects/([^/]+)", rest)):
                 project = m.group(1)
-                return {"projectNumber": project_number(project), "projectId": project, "lifecycleState": "ACTIVE",
-                        "name": project}
+                return {
+                    "projectNumber": project_number(project),
+                    "projectId": project,
+                    "lifecycleState": "ACTIVE",
+                    "name": project,
+                }
             raise self.error("NOT_FOUND", f"no route {method} {rest}")
         if m := re.fullmatch(r"(projects/[^/]+/locations/[^/]+)/repositories", rest):
             if method == "POST":
                 return self.create(m.group(1), q("repositoryId"), body)
             if method == "GET":
                 parent = m.group(1)
-                return {"repositories": [copy.deepcopy(r) for n, r in sorted(self.repositories.items())
-                                         if n.startswith(parent + "/")]}
-        if m := re.fullmatch(r"(projects/[^/]+/locations/[^/]+/repositories/[^/:]+)(:getIamPolicy|:setIamPolicy)?", rest):
+                return {
+                    "repositories": [
+                        copy.deepcopy(r) for n, r in sorted(self.repositories.items()) if n.startswith(parent + "/")
+                    ]
+                }
+        if m := re.fullmatch(
+            r"(projects/[^/]+/locations/[^/]+/repositories/[^/:]+)(:getIamPolicy|:setIamPolicy)?", rest
+        ):
             name, verb = m.groups()
             if verb == ":getIamPolicy":
                 return copy.deepcopy(self._repository(name).get("_policy") or {"etag": "ACAB"})
@@ -110,32 +119,47 @@ class RegistryApi:
             if policy.get("id", key) != key:
                 raise self.error("INVALID_ARGUMENT", f"cleanup policy {key!r} has id {policy.get('id')!r}")
             if policy.get("action") not in ("DELETE", "KEEP"):
-                raise self.error("INVALID_ARGUMENT", f"cleanup policy {key!r}: action {policy.get('action')!r}; "
-                                                     "allowed: DELETE, KEEP")
+                raise self.error(
+                    "INVALID_ARGUMENT",
+                    f"cleanup policy {key!r}: action {policy.get('action')!r}; allowed: DELETE, KEEP",
+                )
             condition, recent = policy.get("condition"), policy.get("mostRecentVersions")
             if bool(condition) == bool(recent):
-                raise self.error("INVALID_ARGUMENT", f"cleanup policy {key!r}: give either condition or "
-                                                     "mostRecentVersions")
+                raise self.error(
+                    "INVALID_ARGUMENT", f"cleanup policy {key!r}: give either condition or mostRecentVersions"
+                )
             if recent and policy["action"] != "KEEP":
                 raise self.error("INVALID_ARGUMENT", f"cleanup policy {key!r}: mostRecentVersions only with KEEP")
             for field in ("olderThan", "newerThan"):
                 if condition and condition.get(field) and not DURATION.fullmatch(str(condition[field])):
-                    raise self.error("INVALID_ARGUMENT", f"cleanup policy {key!r}: {field} {condition[field]!r}; "
-                                                         "allowed: a duration in seconds, e.g. '7776000s'")
+                    raise self.error(
+                        "INVALID_ARGUMENT",
+                        f"cleanup policy {key!r}: {field} {condition[field]!r}; "
+                        "allowed: a duration in seconds, e.g. '7776000s'",
+                    )
             if condition and condition.get("tagState", "ANY") not in TAG_STATES:
                 raise self.error("INVALID_ARGUMENT", f"cleanup policy {key!r}: tagState {condition['tagState']!r}")
 
     def create(self, parent: str, repository_id: str | None, body: dict) -> dict:
         if not repository_id or not REPOSITORY_ID.fullmatch(repository_id):
-            raise self.error("INVALID_ARGUMENT", f"repository_id {repository_id!r}: a lowercase letter first, then "
-                                                 "lowercase letters, digits and '-', at most 63, not ending with '-'")
+            raise self.error(
+                "INVALID_ARGUMENT",
+                f"repository_id {repository_id!r}: a lowercase letter first, then "
+                "lowercase letters, digits and '-', at most 63, not ending with '-'",
+            )
         name = self.emulator.canon(f"{parent}/repositories/{repository_id}")
         if name in self.repositories:
             raise self.error("ALREADY_EXISTS", f"the repository already exists: {name}")
         self._check(body, creating=True)
         now = self.emulator.now()
-        self.repositories[name] = {**copy.deepcopy(body), "name": name, "createTime": now, "updateTime": now,
-                                   "mode": body.get("mode") or "STANDARD_REPOSITORY", "sizeBytes": "0"}
+        self.repositories[name] = {
+            **copy.deepcopy(body),
+            "name": name,
+            "createTime": now,
+            "updateTime": now,
+            "mode": body.get("mode") or "STANDARD_REPOSITORY",
+            "sizeBytes": "0",
+        }
         self.emulator.save()
         return self._done(name, self.view(self.repositories[name]))
 
@@ -146,8 +170,10 @@ class RegistryApi:
             raise self.error("INVALID_ARGUMENT", "update_mask is required")
         wrong = sorted(paths - MUTABLE)
         if wrong:
-            raise self.error("INVALID_ARGUMENT", f"update_mask paths {wrong} cannot be updated "
-                                                 f"(kmsKeyName, format and mode are immutable)")
+            raise self.error(
+                "INVALID_ARGUMENT",
+                f"update_mask paths {wrong} cannot be updated (kmsKeyName, format and mode are immutable)",
+            )
         self._check({"format": repository["format"], **{p: body.get(p) for p in paths}}, creating=False)
         for path in paths:
             if body.get(path) in (None, {}, []):

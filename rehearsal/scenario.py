@@ -83,16 +83,33 @@ class Run:
     want_first: dict
 
     @classmethod
-    def start(cls, data: dict, targets: list[str], config_path: Path, workdir: Path, emulators: Emulators,
-              progress: Progress, report: Report) -> Run:
+    def start(
+        cls,
+        data: dict,
+        targets: list[str],
+        config_path: Path,
+        workdir: Path,
+        emulators: Emulators,
+        progress: Progress,
+        report: Report,
+    ) -> Run:
         """Build the user's artifact and synthesize (the stacks read only its manifest)."""
         rollout = Rollout(data, workdir, emulators, progress, config_path=config_path)
         first = rollout.synth(data)
         report.first_sha256 = first.sha256
         earth_engine = EarthEngine(emulators.vertex_url, rollout.config, first)
         report.tile_size = earth_engine.tile_size
-        return cls(rollout, emulators, progress, report, targets, data, first, earth_engine,
-                   earth_engine.expected(rollout.config))
+        return cls(
+            rollout,
+            emulators,
+            progress,
+            report,
+            targets,
+            data,
+            first,
+            earth_engine,
+            earth_engine.expected(rollout.config),
+        )
 
     @property
     def head(self) -> str:
@@ -103,8 +120,9 @@ class Run:
         self.label_edit()
         deployed_id = self.undeployed_by_hand()
         self.replicas_by_hand(deployed_id)
-        self.data = adopt.adopt(self.rollout, self.data, self.first, self.earth_engine, self.want_first,
-                                self.progress, self.report)
+        self.data = adopt.adopt(
+            self.rollout, self.data, self.first, self.earth_engine, self.want_first, self.progress, self.report
+        )
         canary, second = self.canary_promote_rollback(deployed_id)
         self.interrupted_apply(canary, second)
         self.destroy(second)
@@ -121,9 +139,14 @@ class Run:
         """1. Apply every target, then plan again: nothing to do."""
         for target in self.targets:
             self.rollout.apply(target)
-            with self.progress.step(f"{target}: Earth Engine predicts {self.earth_engine.tile_size}px tiles; plans are empty"):
+            with self.progress.step(
+                f"{target}: Earth Engine predicts {self.earth_engine.tile_size}px tiles; plans are empty"
+            ):
                 deployed = self.rollout.deployed_id(target, self.first.sha256)
-                check(self.served(target, {deployed: self.want_first}) == {deployed}, f"{target}: not served by the deployed artifact")
+                check(
+                    self.served(target, {deployed: self.want_first}) == {deployed},
+                    f"{target}: not served by the deployed artifact",
+                )
                 self.plans_empty(target)
         self.report.facts["first_apply_calls"] = self.emulators.calls()
 
@@ -134,15 +157,20 @@ class Run:
         self.rollout.synth(edited)
         with self.progress.step(f"{self.head}: label edit plans an in-place update and reaches the emulator"):
             plan = self.rollout.plan(self.head, "model")
-            check(list(plan.changes.values()) == [["update"]] and list(plan.updated.values()) == [["labels"]],
-                  f"label edit: {plan.describe()}")
+            check(
+                list(plan.changes.values()) == [["update"]] and list(plan.updated.values()) == [["labels"]],
+                f"label edit: {plan.describe()}",
+            )
             check(self.rollout.plan(self.head, "deployment").empty, "label edit touched the deployment stack")
             start = len(self.emulators.journal())
             self.rollout.apply_stack(self.head, "model")
             calls = [c["method"] for c in journal_since(self.emulators, start)]
             check(calls == ["updateModel"], f"label edit called {calls}")
             version = next(v for v in self.rollout.model_versions(self.head) if self.first.sha256 in v["artifactUri"])
-            check(version.get("labels", {}).get("owner") == "rehearsal-edit", f"labels in Vertex AI: {version.get('labels')}")
+            check(
+                version.get("labels", {}).get("owner") == "rehearsal-edit",
+                f"labels in Vertex AI: {version.get('labels')}",
+            )
             self.plans_empty(self.head)
         self.report.facts["label_edit_calls"] = calls
         self.data = edited
@@ -150,15 +178,27 @@ class Run:
     def undeployed_by_hand(self) -> str:
         """3. Undeployed by hand: the plan creates the deployment again. Returns its ID."""
         deployed_id = self.rollout.deployed_id(self.head, self.first.sha256)
-        self.rollout.vertex.call("POST", f"{self.rollout.endpoint(self.head)}:undeployModel", {"deployedModelId": deployed_id})
+        self.rollout.vertex.call(
+            "POST", f"{self.rollout.endpoint(self.head)}:undeployModel", {"deployedModelId": deployed_id}
+        )
         with self.progress.step(f"{self.head}: manual undeploy plans a create; apply restores serving"):
-            check(self.rollout.deployed(self.head) == {}, f"the manual undeploy left {self.rollout.deployed(self.head)}")
+            check(
+                self.rollout.deployed(self.head) == {}, f"the manual undeploy left {self.rollout.deployed(self.head)}"
+            )
             plan = self.rollout.plan(self.head, "deployment")
             creates = [a for a, acts in plan.changes.items() if acts == ["create"]]
-            check(len(creates) == 1 and creates[0].startswith("eevertex_deployment."), f"after undeploy: {plan.describe()}")
+            check(
+                len(creates) == 1 and creates[0].startswith("eevertex_deployment."),
+                f"after undeploy: {plan.describe()}",
+            )
             self.rollout.apply_stack(self.head, "deployment")
-            check(self.rollout.deployed(self.head) == {deployed_id: 100}, f"after re-apply: {self.rollout.deployed(self.head)}")
-            check(self.served(self.head, {deployed_id: self.want_first}) == {deployed_id}, "not served after the re-apply")
+            check(
+                self.rollout.deployed(self.head) == {deployed_id: 100},
+                f"after re-apply: {self.rollout.deployed(self.head)}",
+            )
+            check(
+                self.served(self.head, {deployed_id: self.want_first}) == {deployed_id}, "not served after the re-apply"
+            )
             self.plans_empty(self.head)
         self.report.facts["undeploy_plan"] = plan.changes
         return deployed_id
@@ -168,24 +208,40 @@ class Run:
         config_target = self.rollout.config.targets[0]
         record = self.rollout.deployed_model(self.head, deployed_id)
         resources = record["dedicatedResources"]
-        self.rollout.vertex.call("POST", f"{self.rollout.endpoint(self.head)}:mutateDeployedModel", {
-            "deployedModel": {"id": deployed_id, "dedicatedResources": {
-                "machineSpec": resources["machineSpec"],
-                "minReplicaCount": config_target.max_replicas + 1, "maxReplicaCount": config_target.max_replicas + 2}},
-            "updateMask": "dedicatedResources.minReplicaCount,dedicatedResources.maxReplicaCount",
-        })
+        self.rollout.vertex.call(
+            "POST",
+            f"{self.rollout.endpoint(self.head)}:mutateDeployedModel",
+            {
+                "deployedModel": {
+                    "id": deployed_id,
+                    "dedicatedResources": {
+                        "machineSpec": resources["machineSpec"],
+                        "minReplicaCount": config_target.max_replicas + 1,
+                        "maxReplicaCount": config_target.max_replicas + 2,
+                    },
+                },
+                "updateMask": "dedicatedResources.minReplicaCount,dedicatedResources.maxReplicaCount",
+            },
+        )
         with self.progress.step(f"{self.head}: manual replica change plans an in-place update back to config"):
             plan = self.rollout.plan(self.head, "deployment")
-            check(list(plan.changes.values()) == [["update"]]
-                  and set(next(iter(plan.updated.values()))) == {"min_replica_count", "max_replica_count"},
-                  f"after the replica change: {plan.describe()}")
+            check(
+                list(plan.changes.values()) == [["update"]]
+                and set(next(iter(plan.updated.values()))) == {"min_replica_count", "max_replica_count"},
+                f"after the replica change: {plan.describe()}",
+            )
             start = len(self.emulators.journal())
             self.rollout.apply_stack(self.head, "deployment")
-            check([c["method"] for c in journal_since(self.emulators, start)] == ["mutateDeployedModel"],
-                  f"replica fix called {[c['method'] for c in journal_since(self.emulators, start)]}")
+            check(
+                [c["method"] for c in journal_since(self.emulators, start)] == ["mutateDeployedModel"],
+                f"replica fix called {[c['method'] for c in journal_since(self.emulators, start)]}",
+            )
             resources = self.rollout.deployed_model(self.head, deployed_id)["dedicatedResources"]
-            check((resources["minReplicaCount"], resources["maxReplicaCount"])
-                  == (config_target.min_replicas, config_target.max_replicas), f"replicas now {resources}")
+            check(
+                (resources["minReplicaCount"], resources["maxReplicaCount"])
+                == (config_target.min_replicas, config_target.max_replicas),
+                f"replicas now {resources}",
+            )
             self.plans_empty(self.head)
         self.report.facts["replica_plan"] = plan.updated
 
@@ -204,7 +260,9 @@ class Run:
 
         def label(address: str) -> str:
             if address.startswith("eevertex_deployment."):
-                return "eevertex_deployment." + ("new" if deployed_id_of(self.rollout, self.head, address) == new_id else "old")
+                return "eevertex_deployment." + (
+                    "new" if deployed_id_of(self.rollout, self.head, address) == new_id else "old"
+                )
             return address.split(".")[0]
 
         def step(name: str, percent: int, want_plan: dict[str, list[str]], want_split: dict[str, int], kill_after: str):
@@ -215,8 +273,10 @@ class Run:
             step_data["targets"][0]["traffic_percent"] = percent
             self.rollout.synth(step_data)
             self.rollout.provision(self.head)
-            with self.progress.step(f"{self.head}: {name}: plan, then an apply killed after {kill_after} and the one that "
-                               "converges, Earth Engine calling"):
+            with self.progress.step(
+                f"{self.head}: {name}: plan, then an apply killed after {kill_after} and the one that "
+                "converges, Earth Engine calling"
+            ):
                 model_plan = self.rollout.plan(self.head, "model")
                 plan = self.rollout.plan(self.head, "deployment")
                 kinds = {label(address): actions for address, actions in plan.changes.items()}
@@ -227,24 +287,41 @@ class Run:
                 watch = self.rollout.watch_serving(self.head)
                 with PredictLoop(self.earth_engine, endpoint, expected) as loop:
                     start = len(self.emulators.journal())
-                    self.rollout.terraform.apply_killed(self.rollout.stack_dir(f"{self.head}-deployment"), lambda: any(
-                        c["method"] == kill_after and c["resource"] == endpoint for c in journal_since(self.emulators, start)))
+                    self.rollout.terraform.apply_killed(
+                        self.rollout.stack_dir(f"{self.head}-deployment"),
+                        lambda: any(
+                            c["method"] == kill_after and c["resource"] == endpoint
+                            for c in journal_since(self.emulators, start)
+                        ),
+                    )
                     self.rollout.settle()
                     self.rollout.check_served_throughout(watch)
                     self.rollout.apply_stack(self.head, "deployment")
                 self.rollout.check_served_throughout(watch)
-                check(not loop.failures, f"{name}: {len(loop.failures)} request(s) failed during the applies: {loop.failures[:3]}")
-                check(self.rollout.deployed(self.head) == want_split, f"{name}: split {self.rollout.deployed(self.head)}, plan said {want_split}")
+                check(
+                    not loop.failures,
+                    f"{name}: {len(loop.failures)} request(s) failed during the applies: {loop.failures[:3]}",
+                )
+                check(
+                    self.rollout.deployed(self.head) == want_split,
+                    f"{name}: split {self.rollout.deployed(self.head)}, plan said {want_split}",
+                )
                 calls = [c["method"] for c in journal_since(self.emulators, start)]
                 check(calls.count("deployModel") <= 1, f"{name}: deployed twice: {calls}")
-                self.progress.note(f"{len(loop.served)} Earth Engine requests during the applies, none failed; "
-                              f"served by {dict(collections.Counter(loop.served))}; never an empty endpoint")
+                self.progress.note(
+                    f"{len(loop.served)} Earth Engine requests during the applies, none failed; "
+                    f"served by {dict(collections.Counter(loop.served))}; never an empty endpoint"
+                )
                 self.plans_empty(self.head)
             return loop
 
-        loop = step(f"canary {CANARY_PERCENT}%", CANARY_PERCENT,
-                    {"eevertex_deployment.new": ["create"], "eevertex_traffic_split": ["update"]},
-                    {new_id: CANARY_PERCENT, old_id: 100 - CANARY_PERCENT}, "deployModel")
+        loop = step(
+            f"canary {CANARY_PERCENT}%",
+            CANARY_PERCENT,
+            {"eevertex_deployment.new": ["create"], "eevertex_traffic_split": ["update"]},
+            {new_id: CANARY_PERCENT, old_id: 100 - CANARY_PERCENT},
+            "deployModel",
+        )
         self.report.facts["canary_apply_requests"] = len(loop.served)
         with self.progress.step(f"{self.head}: 20 Earth Engine requests split {CANARY_PERCENT}/{100 - CANARY_PERCENT}"):
             served_ids: list[str] = []
@@ -256,13 +333,25 @@ class Run:
             check(set(counts) == {new_id, old_id} and 1 <= counts[new_id] <= 3, f"canary traffic: {dict(counts)}")
             self.progress.note(f"served by {dict(counts)}")
         self.report.facts["canary_counts"] = {"next": counts[new_id], "first": counts[old_id]}
-        loop = step("promote 100%", 100,
-                    {"eevertex_traffic_split": ["update"], "eevertex_deployment.old": ["delete"]}, {new_id: 100},
-                    "updateEndpoint")
+        loop = step(
+            "promote 100%",
+            100,
+            {"eevertex_traffic_split": ["update"], "eevertex_deployment.old": ["delete"]},
+            {new_id: 100},
+            "updateEndpoint",
+        )
         self.report.facts["promote_apply_requests"] = len(loop.served)
-        loop = step("roll back (0%)", 0,
-                    {"eevertex_deployment.old": ["create"], "eevertex_traffic_split": ["update"],
-                     "eevertex_deployment.new": ["delete"]}, {old_id: 100}, "updateEndpoint")
+        loop = step(
+            "roll back (0%)",
+            0,
+            {
+                "eevertex_deployment.old": ["create"],
+                "eevertex_traffic_split": ["update"],
+                "eevertex_deployment.new": ["delete"],
+            },
+            {old_id: 100},
+            "updateEndpoint",
+        )
         self.report.facts["rollback_apply_requests"] = len(loop.served)
         check(self.served(self.head, expected) == {old_id}, "after the rollback, not served by the first artifact")
         self.report.facts["rollout_failed_requests"] = 0
@@ -295,7 +384,6 @@ class Run:
         self.report.facts["destroy_calls"] = dict(collections.Counter(destroy))
 
 
-
 def _interrupted(rollout: Rollout, emulators: Emulators, target: str, sha256: str, progress: Progress, report: Report):
     """Scenario 7: kill Terraform (and the provider) once the upload or the deployment has
     reached Vertex AI; the next apply adopts what it finds instead of making it again."""
@@ -308,10 +396,15 @@ def _interrupted(rollout: Rollout, emulators: Emulators, target: str, sha256: st
             continue
         with progress.step(f"{target}: apply {target}-{kind} killed after {method}; re-apply converges"):
             start = len(emulators.journal())
-            resource = rollout.endpoint(target) if kind == "deployment" else f"projects/{rollout.target(target)['project']}/"
+            resource = (
+                rollout.endpoint(target) if kind == "deployment" else f"projects/{rollout.target(target)['project']}/"
+            )
             rollout.terraform.apply_killed(
                 rollout.stack_dir(f"{target}-{kind}"),
-                lambda: any(c["method"] == method and resource in c["resource"] for c in journal_since(emulators, start)))
+                lambda: any(
+                    c["method"] == method and resource in c["resource"] for c in journal_since(emulators, start)
+                ),
+            )
             rollout.settle()
             rollout.apply_stack(target, kind)
             calls = [c["method"] for c in journal_since(emulators, start)]
@@ -321,22 +414,29 @@ def _interrupted(rollout: Rollout, emulators: Emulators, target: str, sha256: st
     with progress.step(f"{target}: after the interrupted applies, served by the next version only"):
         versions = [v for v in rollout.model_versions(target) if sha256 in v["artifactUri"]]
         check(len(versions) == 1, f"{len(versions)} versions of the next artifact")
-        check(rollout.deployed(target) == {rollout.deployed_id(target, sha256): 100},
-              f"{target}: split {rollout.deployed(target)}")
+        check(
+            rollout.deployed(target) == {rollout.deployed_id(target, sha256): 100},
+            f"{target}: split {rollout.deployed(target)}",
+        )
     report.facts["interrupted"] = killed
 
 
 def main(argv: list[str]) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m rehearsal", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("configs", nargs="*", type=Path, default=[Path("rollout.toml")])
     parser.add_argument("--workdir", type=Path, default=Path(".rehearsal"))
     parser.add_argument("--max-targets", type=int, default=None)
-    parser.add_argument("--scenario", choices=("all", "rollout", "gcloud", "verified"), default="all",
-                        help="the rollout of each config, the gcloud CLI scenario (rehearsal/gcloud.py), the "
-                             "verified promotion of the first config (a built-in model's), or all")
+    parser.add_argument(
+        "--scenario",
+        choices=("all", "rollout", "gcloud", "verified"),
+        default="all",
+        help="the rollout of each config, the gcloud CLI scenario (rehearsal/gcloud.py), the "
+        "verified promotion of the first config (a built-in model's), or all",
+    )
     args = parser.parse_args(argv)
     failed = 0
     for config in args.configs if args.scenario in ("all", "rollout") else []:
@@ -355,9 +455,11 @@ def main(argv: list[str]) -> int:
             failed += 1
             continue
         print(report.summary)
-        print(f"artifacts {report.first_sha256[:12]} -> {report.next_sha256[:12]} on {', '.join(report.targets)} "
-              f"(+ {SEED_TARGET}), {report.tile_size}px tiles: canary calls {report.facts['canary_counts']}, "
-              f"no failed request during canary/promote/rollback; interrupted: {report.facts['interrupted']}")
+        print(
+            f"artifacts {report.first_sha256[:12]} -> {report.next_sha256[:12]} on {', '.join(report.targets)} "
+            f"(+ {SEED_TARGET}), {report.tile_size}px tiles: canary calls {report.facts['canary_counts']}, "
+            f"no failed request during canary/promote/rollback; interrupted: {report.facts['interrupted']}"
+        )
     if args.scenario in ("all", "gcloud"):
         failed += _gcloud(args.configs, args.workdir)
     if args.scenario in ("all", "verified"):
@@ -373,8 +475,12 @@ def _gcloud(configs: list[Path], workdir: Path) -> int:
     from rehearsal.gcloud import gcloud_missing, rehearse_gcloud
 
     grpc = [c for c in configs if tomllib.loads(c.read_text())["model"].get("grpc")]
-    reason = gcloud_missing() or (None if grpc else "no config with grpc = true (the seed's upload command "
-                                                    "opens gRPC port 8500); pass examples/tensorflow.toml")
+    reason = gcloud_missing() or (
+        None
+        if grpc
+        else "no config with grpc = true (the seed's upload command "
+        "opens gRPC port 8500); pass examples/tensorflow.toml"
+    )
     if reason:
         print(f"gcloud scenario: SKIPPED: {reason}")
         return 0

@@ -49,8 +49,10 @@ def rehearse_verified_canary(config_path: Path, workdir: Path, *, out=print) -> 
     progress = Progress(out=out, log=workdir / "rehearsal.log")
     config = parse_config(copy.deepcopy(data), config_path.resolve())
     if not config.model.source.startswith("builtin:"):
-        raise PrerequisiteMissing(f"model.source {config.model.source}: the broken canary takes a built-in model's "
-                                  "other weights; allowed: a builtin: source")
+        raise PrerequisiteMissing(
+            f"model.source {config.model.source}: the broken canary takes a built-in model's "
+            "other weights; allowed: a builtin: source"
+        )
     problems = missing_prerequisites(config)
     if problems:
         raise PrerequisiteMissing("missing prerequisites, nothing started:\n" + "\n".join(f"  {p}" for p in problems))
@@ -78,8 +80,9 @@ def _wrong_weights(rollout: Rollout, data: dict, workdir: Path, progress: Progre
     return config.artifact_dir / manifest.artifact_root, config
 
 
-def _verified_canary(data: dict, config_path: Path, workdir: Path, emulators: Emulators, progress: Progress,
-                     report: Report) -> None:
+def _verified_canary(
+    data: dict, config_path: Path, workdir: Path, emulators: Emulators, progress: Progress, report: Report
+) -> None:
     from build_hooks.verify import reference
 
     rollout = Rollout(data, workdir, emulators, progress, config_path=config_path)
@@ -111,37 +114,56 @@ def _verified_canary(data: dict, config_path: Path, workdir: Path, emulators: Em
     gcs = rollout._gcs(bucket["project"]).bucket(bucket["name"])
     swapped = []
     for f in broken.files:
-        if f.path != "golden.json" and (wrong_root / f.path).read_bytes() != (
-                rollout.config.artifact_dir / broken.artifact_root / f.path).read_bytes():
+        if (
+            f.path != "golden.json"
+            and (wrong_root / f.path).read_bytes()
+            != (rollout.config.artifact_dir / broken.artifact_root / f.path).read_bytes()
+        ):
             gcs.blob(f"{naming_prefix(rollout, broken)}/{f.path}").upload_from_filename(str(wrong_root / f.path))
             swapped.append(f.path)
     check(bool(swapped), "the other weights changed no file of the artifact")
-    with progress.step(f"{head}: canary {CANARY_PERCENT}% with wrong weights ({', '.join(swapped)}) under the same "
-                       "bands: refused at the canary step, Earth Engine calling"):
+    with progress.step(
+        f"{head}: canary {CANARY_PERCENT}% with wrong weights ({', '.join(swapped)}) under the same "
+        "bands: refused at the canary step, Earth Engine calling"
+    ):
         rollout.apply_stack(head, "model")
         expected = {old_id: want_first, broken_id: want_wrong}
         watch = rollout.watch_serving(head)
         with PredictLoop(earth_engine, endpoint, expected) as loop:
-            result = rollout.terraform.run(rollout.stack_dir(f"{head}-deployment"), "apply", "-input=false",
-                                           "-no-color", "-auto-approve", ok=False)
+            result = rollout.terraform.run(
+                rollout.stack_dir(f"{head}-deployment"), "apply", "-input=false", "-no-color", "-auto-approve", ok=False
+            )
         rollout.check_served_throughout(watch)
         said = " ".join((result.stderr + result.stdout).split())
         check(not result.ok, "the apply of the broken canary succeeded")
-        check(f"Verification failed: deployed model {broken_id}" in said and f"on {endpoint}" in said
-              and "differs by up to" in said, f"the refused apply said: {said[-1500:]}")
+        check(
+            f"Verification failed: deployed model {broken_id}" in said
+            and f"on {endpoint}" in said
+            and "differs by up to" in said,
+            f"the refused apply said: {said[-1500:]}",
+        )
         check(not loop.failures, f"{len(loop.failures)} Earth Engine request(s) failed: {loop.failures[:3]}")
         split = rollout.serving(head)
         check(split == {old_id: 100}, f"after the refused canary the split is {split}")
-        check(set(earth_engine.predict(endpoint, expected).deployed_model_ids) == {old_id},
-              "after the refused canary not served by the old version")
+        check(
+            set(earth_engine.predict(endpoint, expected).deployed_model_ids) == {old_id},
+            "after the refused canary not served by the old version",
+        )
         wrong_answers = loop.served.count(broken_id)
-        progress.note(f"{len(loop.served)} Earth Engine requests during the apply, none failed; {wrong_answers} "
-                      "answered by the broken canary while it was checked, before the split went back")
+        progress.note(
+            f"{len(loop.served)} Earth Engine requests during the apply, none failed; {wrong_answers} "
+            "answered by the broken canary while it was checked, before the split went back"
+        )
     summary = found(r"Verification failed: .*? does not answer its golden tile", said, f"the refusal said {said!r}")[0]
     difference = found(r"band '.*?not promoted\.", said, f"the refusal said {said!r}")[0]
-    report.facts.update(broken_canary_error=summary, broken_canary_difference=difference,
-                        broken_canary_split=split, broken_canary_requests=len(loop.served),
-                        broken_canary_answers=wrong_answers, broken_canary_failed_requests=len(loop.failures))
+    report.facts.update(
+        broken_canary_error=summary,
+        broken_canary_difference=difference,
+        broken_canary_split=split,
+        broken_canary_requests=len(loop.served),
+        broken_canary_answers=wrong_answers,
+        broken_canary_failed_requests=len(loop.failures),
+    )
 
     # Rolled back (traffic_percent = 0) the refused deployment goes: its version can go next.
     back = canary(NEXT_VERSION_LABEL)
@@ -158,19 +180,25 @@ def _verified_canary(data: dict, config_path: Path, workdir: Path, emulators: Em
     fixed_id = rollout.deployed_id(head, fixed.sha256)
     want_fixed = earth_engine.expected(rollout.config)
     expected = {old_id: want_first, broken_id: want_wrong, fixed_id: want_fixed}
-    with progress.step(f"{head}: the correct canary {CANARY_PERCENT}% answers its golden tile and takes traffic, "
-                       "then 100%"):
+    with progress.step(
+        f"{head}: the correct canary {CANARY_PERCENT}% answers its golden tile and takes traffic, then 100%"
+    ):
         rollout.provision(head)
         rollout.apply_stack(head, "model")
         with PredictLoop(earth_engine, endpoint, expected) as loop:
             rollout.apply_stack(head, "deployment")
-            check(rollout.serving(head) == {old_id: 100 - CANARY_PERCENT, fixed_id: CANARY_PERCENT},
-                  f"after the correct canary the split is {rollout.serving(head)}")
+            check(
+                rollout.serving(head) == {old_id: 100 - CANARY_PERCENT, fixed_id: CANARY_PERCENT},
+                f"after the correct canary the split is {rollout.serving(head)}",
+            )
             state = json.loads(rollout.terraform.run(rollout.stack_dir(f"{head}-deployment"), "show", "-json").stdout)
-            traffic = next(r for r in state["values"]["root_module"]["resources"]
-                           if r["type"] == "eevertex_traffic_split")
-            check(traffic["values"]["verified"].get(fixed_id) == fixed.golden_sha256,
-                  f"verified: {traffic['values']['verified']}")
+            traffic = next(
+                r for r in state["values"]["root_module"]["resources"] if r["type"] == "eevertex_traffic_split"
+            )
+            check(
+                traffic["values"]["verified"].get(fixed_id) == fixed.golden_sha256,
+                f"verified: {traffic['values']['verified']}",
+            )
             promoted = canary(FIXED_VERSION_LABEL)
             promoted["targets"][0]["traffic_percent"] = 100
             rollout.synth(promoted)
@@ -178,8 +206,11 @@ def _verified_canary(data: dict, config_path: Path, workdir: Path, emulators: Em
         check(not loop.failures, f"{len(loop.failures)} Earth Engine request(s) failed: {loop.failures[:3]}")
         check(broken_id not in loop.served, "the broken canary answered again")
         check(rollout.serving(head) == {fixed_id: 100}, f"after the promotion the split is {rollout.serving(head)}")
-    report.facts.update(fixed_canary_verified=traffic["values"]["verified"], promoted_split=rollout.serving(head),
-                        fixed_canary_failed_requests=len(loop.failures))
+    report.facts.update(
+        fixed_canary_verified=traffic["values"]["verified"],
+        promoted_split=rollout.serving(head),
+        fixed_canary_failed_requests=len(loop.failures),
+    )
 
 
 def naming_prefix(rollout: Rollout, manifest) -> str:
@@ -193,8 +224,10 @@ def cli(config: Path, workdir: Path, *, asked: bool) -> int:
     not a built-in one (its other weights are a built-in model's)."""
     source = tomllib.loads(config.read_text())["model"].get("source", "")
     if not asked and not source.startswith("builtin:"):
-        print(f"SKIPPED verified promotion: {config} serves {source}, not a built-in model (--scenario verified "
-              "with rollout.toml rehearses it)")
+        print(
+            f"SKIPPED verified promotion: {config} serves {source}, not a built-in model (--scenario verified "
+            "with rollout.toml rehearses it)"
+        )
         return 0
     workdir = workdir / f"{config.stem}-verified"
     print(f"rehearse verified promotion with {config} (details: {workdir / 'rehearsal.log'})")
@@ -209,7 +242,9 @@ def cli(config: Path, workdir: Path, *, asked: bool) -> int:
         print(f"FAILED: {error}")
         return 1
     print(report.summary)
-    print(f"broken canary refused: {report.facts['broken_canary_difference']}; "
-          f"{report.facts['broken_canary_requests']} Earth Engine requests during it, none failed; "
-          f"then promoted: {report.facts['promoted_split']}")
+    print(
+        f"broken canary refused: {report.facts['broken_canary_difference']}; "
+        f"{report.facts['broken_canary_requests']} Earth Engine requests during it, none failed; "
+        f"then promoted: {report.facts['promoted_split']}"
+    )
     return 0

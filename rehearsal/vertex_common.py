@@ -8,8 +8,9 @@ import collections
 import datetime
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 # google.rpc.Code: canonical code -> (number, HTTP status), from google/rpc/code.proto.
 CODES = {
@@ -66,8 +67,10 @@ OUTPUT_FORMATS = ["jsonl", "bigquery"]
 
 
 MUTABLE_DEPLOYED = {
-    "dedicated_resources.min_replica_count", "dedicated_resources.max_replica_count",
-    "dedicated_resources.required_replica_count", "dedicated_resources.autoscaling_metric_specs",
+    "dedicated_resources.min_replica_count",
+    "dedicated_resources.max_replica_count",
+    "dedicated_resources.required_replica_count",
+    "dedicated_resources.autoscaling_metric_specs",
     "disable_container_logging",
 }
 
@@ -82,9 +85,17 @@ CO_HOSTING_DOC = "https://cloud.google.com/vertex-ai/docs/predictions/model-co-h
 
 
 # The columns of the table request-response logging writes (Vertex AI, "Online inference logging").
-LOGGING_SCHEMA = [{"name": n, "type": t} for n, t in (
-    ("endpoint", "STRING"), ("deployed_model_id", "STRING"), ("logging_time", "TIMESTAMP"),
-    ("request_id", "NUMERIC"), ("request_payload", "STRING"), ("response_payload", "STRING"))]
+LOGGING_SCHEMA = [
+    {"name": n, "type": t}
+    for n, t in (
+        ("endpoint", "STRING"),
+        ("deployed_model_id", "STRING"),
+        ("logging_time", "TIMESTAMP"),
+        ("request_id", "NUMERIC"),
+        ("request_payload", "STRING"),
+        ("response_payload", "STRING"),
+    )
+]
 
 
 # [types] machine_resources.py AutoscalingMetricSpec.metric_name: the supported metrics for
@@ -121,7 +132,7 @@ class ApiError(Exception):
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def snake(path: str) -> str:
@@ -146,8 +157,9 @@ def check_split(split: dict | None, deployed_ids: set[str], field: str) -> dict[
         raise ApiError("INVALID_ARGUMENT", f"{field}: percentages must be integers; {SPLIT_SUMMARY}") from None
     unknown = sorted(set(checked) - deployed_ids)
     if unknown:
-        raise ApiError("INVALID_ARGUMENT", f"{field} names {unknown}, which are not deployed on the endpoint; "
-                                           f"{SPLIT_SUMMARY}")
+        raise ApiError(
+            "INVALID_ARGUMENT", f"{field} names {unknown}, which are not deployed on the endpoint; {SPLIT_SUMMARY}"
+        )
     if any(not 0 <= v <= 100 for v in checked.values()):
         raise ApiError("INVALID_ARGUMENT", f"{field} has a percentage outside 0-100; {SPLIT_SUMMARY}")
     if checked and sum(checked.values()) != 100:
@@ -167,16 +179,21 @@ def check_dedicated(resources: dict, field: str) -> None:
     # "If not set, the default required_replica_count will be min_replica_count": more than the
     # minimum is not documented as refused; refused here, as the config and the provider do.
     if required > resources["minReplicaCount"]:
-        raise ApiError("INVALID_ARGUMENT", f"{field}.required_replica_count ({required}) must be <= "
-                                           f"min_replica_count ({resources['minReplicaCount']}).")
+        raise ApiError(
+            "INVALID_ARGUMENT",
+            f"{field}.required_replica_count ({required}) must be <= "
+            f"min_replica_count ({resources['minReplicaCount']}).",
+        )
     seen = set()
     accelerators = int((resources.get("machineSpec") or {}).get("acceleratorCount") or 0)
     for index, spec in enumerate(resources.get("autoscalingMetricSpecs") or []):
         where = f"{field}.autoscaling_metric_specs[{index}]"
         metric = spec.get("metricName") if isinstance(spec, dict) else None
         if metric not in AUTOSCALING_METRICS:
-            raise ApiError("INVALID_ARGUMENT", f"{where}.metric_name {metric!r} is not supported; allowed: "
-                                               f"{', '.join(AUTOSCALING_METRICS)}")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"{where}.metric_name {metric!r} is not supported; allowed: {', '.join(AUTOSCALING_METRICS)}",
+            )
         if metric in seen:
             # DedicatedResources.autoscaling_metric_specs: "At most one entry is allowed per metric."
             raise ApiError("INVALID_ARGUMENT", f"{where}: a second entry for {metric}; at most one per metric")

@@ -106,8 +106,15 @@ from serving.local import send_json
 
 
 class Emulator(ModelsApi, EndpointsApi, PoolsApi, PredictApi):
-    def __init__(self, data_dir: Path, storage_host: str | None, *, project_numbers: bool = False,
-                 serving: bool = True, registries_conf: Path | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        storage_host: str | None,
+        *,
+        project_numbers: bool = False,
+        serving: bool = True,
+        registries_conf: Path | None = None,
+    ):
         self.data_dir = data_dir
         self.registries_conf = registries_conf
         self.registry_api = RegistryApi(self)
@@ -169,8 +176,10 @@ class Emulator(ModelsApi, EndpointsApi, PoolsApi, PredictApi):
         created = now()
         op = {
             "name": name,
-            "metadata": {"@type": f"{kind}OperationMetadata",
-                         "genericMetadata": {"createTime": created, "updateTime": created}},
+            "metadata": {
+                "@type": f"{kind}OperationMetadata",
+                "genericMetadata": {"createTime": created, "updateTime": created},
+            },
             "done": False,
         }
         self.state["operations"][name] = op
@@ -217,8 +226,9 @@ class Emulator(ModelsApi, EndpointsApi, PoolsApi, PredictApi):
                 return 200, api.handle(method, other.group(2), query, json.loads(raw) if raw else {})
         if other := re.fullmatch(r"/(artifactregistry|cloudresourcemanager)/v1/(.+)", path):
             with self.lock:
-                return 200, self.registry_api.handle(method, other.group(1), other.group(2), query,
-                                                     json.loads(raw) if raw else {})
+                return 200, self.registry_api.handle(
+                    method, other.group(1), other.group(2), query, json.loads(raw) if raw else {}
+                )
         match = re.fullmatch(r"/(v1|v1beta1|ui)/(.+)", path)
         if not match:
             raise ApiError("NOT_FOUND", f"no route {method} {path}")
@@ -264,8 +274,11 @@ class Emulator(ModelsApi, EndpointsApi, PoolsApi, PredictApi):
                 return self.create_pool(m.group(1), body)
             if method == "GET":
                 prefix = self.canon(m.group(1)) + "/deploymentResourcePools/"
-                return {"deploymentResourcePools": [copy.deepcopy(v) for k, v in sorted(self.pools.items())
-                                                    if k.startswith(prefix)]}
+                return {
+                    "deploymentResourcePools": [
+                        copy.deepcopy(v) for k, v in sorted(self.pools.items()) if k.startswith(prefix)
+                    ]
+                }
         if re.fullmatch(rf"{LOCATION}/deploymentResourcePools/[^/:]+:queryDeployedModels", rest) and method == "GET":
             return self.query_pool(rest.rsplit(":", 1)[0])
         if re.fullmatch(rf"{LOCATION}/deploymentResourcePools/[^/:]+", rest):
@@ -304,8 +317,11 @@ class Emulator(ModelsApi, EndpointsApi, PoolsApi, PredictApi):
                 out = {k: fix(v) for k, v in value.items()}
                 kind = out.get("@type")
                 if isinstance(kind, str) and not kind.startswith("type.googleapis.com/"):
-                    out["@type"] = ("type.googleapis.com/" + kind if kind.startswith("google.protobuf.")
-                                    else f"type.googleapis.com/google.cloud.aiplatform.{api}.{kind}")
+                    out["@type"] = (
+                        "type.googleapis.com/" + kind
+                        if kind.startswith("google.protobuf.")
+                        else f"type.googleapis.com/google.cloud.aiplatform.{api}.{kind}"
+                    )
                 return out
             if isinstance(value, list):
                 return [fix(v) for v in value]
@@ -360,22 +376,31 @@ def make_handler(emulator: Emulator):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rehearsal.vertex_emulator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m rehearsal.vertex_emulator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--storage", help="GCS emulator URL (http://127.0.0.1:PORT)")
-    parser.add_argument("--project-numbers", action="store_true",
-                        help="name resources with project numbers, as Vertex AI does")
-    parser.add_argument("--no-serving", action="store_true",
-                        help="check artifacts on deploy, but start no model server")
-    parser.add_argument("--registries-conf", type=Path,
-                        help="containers-registries.conf(5) for pulling images (a loopback mirror of the registries)")
+    parser.add_argument(
+        "--project-numbers", action="store_true", help="name resources with project numbers, as Vertex AI does"
+    )
+    parser.add_argument(
+        "--no-serving", action="store_true", help="check artifacts on deploy, but start no model server"
+    )
+    parser.add_argument(
+        "--registries-conf",
+        type=Path,
+        help="containers-registries.conf(5) for pulling images (a loopback mirror of the registries)",
+    )
     args = parser.parse_args(argv)
     serving = not args.no_serving and os.environ.get("EEV_EMULATOR_SERVE", "1") != "0"
     numbers = args.project_numbers or os.environ.get("EEV_EMULATOR_PROJECT_NUMBERS") == "1"
-    emulator = Emulator(args.data_dir, args.storage, project_numbers=numbers, serving=serving,
-                        registries_conf=args.registries_conf)
+    emulator = Emulator(
+        args.data_dir, args.storage, project_numbers=numbers, serving=serving, registries_conf=args.registries_conf
+    )
     if serving:
         emulator.restore_servers()
     httpd = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(emulator))

@@ -37,9 +37,13 @@ class EndpointsApi(Host):
         return endpoint
 
     def _touch(self, endpoint: dict) -> None:
-        self.state.setdefault("traffic", []).append({
-            "endpoint": endpoint["name"], "at": now(),
-            "serving": sorted(k for k, v in endpoint["trafficSplit"].items() if v > 0)})
+        self.state.setdefault("traffic", []).append(
+            {
+                "endpoint": endpoint["name"],
+                "at": now(),
+                "serving": sorted(k for k, v in endpoint["trafficSplit"].items() if v > 0),
+            }
+        )
         endpoint["updateTime"] = now()
         body = {k: v for k, v in endpoint.items() if k != "etag"}
         endpoint["etag"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
@@ -47,9 +51,12 @@ class EndpointsApi(Host):
     def create_endpoint(self, parent: str, endpoint_id: str | None, body: dict) -> dict:
         parent = self.canon(parent)
         if endpoint_id is not None and not ENDPOINT_ID.fullmatch(endpoint_id):
-            raise ApiError("INVALID_ARGUMENT", f"endpoint_id {endpoint_id!r} is invalid; allowed: a number of at most "
-                                               "9 digits without a leading zero, or up to 63 of [a-z0-9-] starting "
-                                               "with a letter and ending with a letter or digit")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"endpoint_id {endpoint_id!r} is invalid; allowed: a number of at most "
+                "9 digits without a leading zero, or up to 63 of [a-z0-9-] starting "
+                "with a letter and ending with a letter or digit",
+            )
         endpoint_id = endpoint_id or self._generated_id()
         if not body.get("displayName"):
             raise ApiError("INVALID_ARGUMENT", "endpoint.display_name is required.")
@@ -57,12 +64,16 @@ class EndpointsApi(Host):
         if name in self.state["endpoints"]:
             raise ApiError("ALREADY_EXISTS", f"Endpoint {name} already exists.")
         created = now()
-        endpoint = {k: v for k, v in body.items() if k not in ("name", "deployedModels", "trafficSplit", "etag",
-                                                               "createTime", "updateTime")}
+        endpoint = {
+            k: v
+            for k, v in body.items()
+            if k not in ("name", "deployedModels", "trafficSplit", "etag", "createTime", "updateTime")
+        }
         endpoint.update({"name": name, "deployedModels": [], "trafficSplit": {}, "createTime": created})
         if body.get("predictRequestResponseLoggingConfig"):
             endpoint["predictRequestResponseLoggingConfig"] = self._logging_config(
-                endpoint, body["predictRequestResponseLoggingConfig"])
+                endpoint, body["predictRequestResponseLoggingConfig"]
+            )
         self._touch(endpoint)
         self.state["endpoints"][name] = endpoint
         self.count("createEndpoint", name)
@@ -78,15 +89,21 @@ class EndpointsApi(Host):
 
     def list_endpoints(self, parent: str) -> dict:
         prefix = self.canon(parent) + "/endpoints/"
-        return {"endpoints": [self.endpoint_view(e) for k, e in sorted(self.state["endpoints"].items())
-                              if k.startswith(prefix)]}
+        return {
+            "endpoints": [
+                self.endpoint_view(e) for k, e in sorted(self.state["endpoints"].items()) if k.startswith(prefix)
+            ]
+        }
 
     def delete_endpoint(self, name: str) -> dict:
         endpoint = self._endpoint(name)
         if endpoint["deployedModels"]:
-            raise ApiError("FAILED_PRECONDITION", f"Endpoint {endpoint['name']} has deployed models "
-                                                  f"{[d['id'] for d in endpoint['deployedModels']]}; undeploy them "
-                                                  "first")
+            raise ApiError(
+                "FAILED_PRECONDITION",
+                f"Endpoint {endpoint['name']} has deployed models "
+                f"{[d['id'] for d in endpoint['deployedModels']]}; undeploy them "
+                "first",
+            )
         del self.state["endpoints"][endpoint["name"]]
         self.count("deleteEndpoint", endpoint["name"])
         return self.operation(endpoint["name"], "Delete", lambda: {}, "google.protobuf.Empty")
@@ -95,18 +112,25 @@ class EndpointsApi(Host):
         endpoint = self._endpoint(name)
         if not mask:
             raise ApiError("INVALID_ARGUMENT", "update_mask is required.")
-        keys = {"display_name": "displayName", "description": "description", "labels": "labels",
-                "traffic_split": "trafficSplit",
-                "predict_request_response_logging_config": "predictRequestResponseLoggingConfig"}
+        keys = {
+            "display_name": "displayName",
+            "description": "description",
+            "labels": "labels",
+            "traffic_split": "trafficSplit",
+            "predict_request_response_logging_config": "predictRequestResponseLoggingConfig",
+        }
         wrong = sorted(set(mask) - set(keys))
         if wrong:
-            raise ApiError("INVALID_ARGUMENT", f"update_mask paths {wrong} cannot be updated here; allowed: "
-                                               f"{', '.join(sorted(keys))}")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"update_mask paths {wrong} cannot be updated here; allowed: {', '.join(sorted(keys))}",
+            )
         if "display_name" in mask and not body.get("displayName"):
             raise ApiError("INVALID_ARGUMENT", "endpoint.display_name is required.")
         if "traffic_split" in mask:
-            split = check_split(body.get("trafficSplit"), {d["id"] for d in endpoint["deployedModels"]},
-                                "endpoint.traffic_split")
+            split = check_split(
+                body.get("trafficSplit"), {d["id"] for d in endpoint["deployedModels"]}, "endpoint.traffic_split"
+            )
         for path in mask:
             key = keys[path]
             if path == "traffic_split":
@@ -133,8 +157,10 @@ class EndpointsApi(Host):
             raise ApiError("INVALID_ARGUMENT", "deployed_model.dedicated_resources.min_replica_count must be >= 1.")
         high = int(resources.get("maxReplicaCount") or low)
         if high < low:
-            raise ApiError("INVALID_ARGUMENT", f"dedicated_resources.max_replica_count ({high}) must be >= "
-                                               f"min_replica_count ({low}).")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"dedicated_resources.max_replica_count ({high}) must be >= min_replica_count ({low}).",
+            )
         resources["minReplicaCount"], resources["maxReplicaCount"] = low, high
 
     def _shared_pool(self, endpoint_name: str, version: dict, pool_name: str) -> str:
@@ -143,14 +169,20 @@ class EndpointsApi(Host):
         containers are not supported", CO_HOSTING_DOC)."""
         pool = self._pool(pool_name)
         if pool["name"].split("/deploymentResourcePools/")[0] != endpoint_name.split("/endpoints/")[0]:
-            raise ApiError("INVALID_ARGUMENT", f"deployed_model.shared_resources {pool_name} is not in the "
-                                               f"endpoint's project and location ({endpoint_name})")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"deployed_model.shared_resources {pool_name} is not in the "
+                f"endpoint's project and location ({endpoint_name})",
+            )
         image = (version.get("containerSpec") or {}).get("imageUri", "")
         release = prebuilt(image)
         if release is None or release.family not in ("tf2", "pytorch"):
-            raise ApiError("INVALID_ARGUMENT", f"Model {version['name']} runs {image!r}, a custom container: model "
-                                               "co-hosting supports only Vertex AI's prebuilt TensorFlow and PyTorch "
-                                               f"containers ({CO_HOSTING_DOC})")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"Model {version['name']} runs {image!r}, a custom container: model "
+                "co-hosting supports only Vertex AI's prebuilt TensorFlow and PyTorch "
+                f"containers ({CO_HOSTING_DOC})",
+            )
         return pool["name"]
 
     def _logging_config(self, endpoint: dict, config: dict) -> dict:
@@ -171,30 +203,45 @@ class EndpointsApi(Host):
             rate = None
         config["samplingRate"] = rate
         if rate is None or not 0 < rate <= 1:
-            raise ApiError("INVALID_ARGUMENT", f"predict_request_response_logging_config.sampling_rate {rate!r} must "
-                                               "be in (0, 1]")
+            raise ApiError(
+                "INVALID_ARGUMENT", f"predict_request_response_logging_config.sampling_rate {rate!r} must be in (0, 1]"
+            )
         uri = (config.get("bigqueryDestination") or {}).get("outputUri") or ""
         match = BQ_URI.fullmatch(uri)
         if len(uri) > 2000 or not match:
-            raise ApiError("INVALID_ARGUMENT", f"bigquery_destination.output_uri {uri!r}: allowed: bq://projectId, "
-                                               "bq://projectId.datasetId or bq://projectId.datasetId.tableId")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"bigquery_destination.output_uri {uri!r}: allowed: bq://projectId, "
+                "bq://projectId.datasetId or bq://projectId.datasetId.tableId",
+            )
         project, dataset, table = match.groups()
         endpoint_id = endpoint["name"].rsplit("/", 1)[1]
         table = table or "request_response_logging"
         if dataset is None:
             dataset = re.sub(r"[^A-Za-z0-9_]", "_", f"logging_{endpoint.get('displayName', '')}_{endpoint_id}")
             if f"{project}:{dataset}" not in self.bigquery_api.datasets:
-                self.bigquery_api.create(project, {"datasetReference": {"datasetId": dataset, "projectId": project},
-                                                   "location": endpoint["name"].split("/")[3]})
+                self.bigquery_api.create(
+                    project,
+                    {
+                        "datasetReference": {"datasetId": dataset, "projectId": project},
+                        "location": endpoint["name"].split("/")[3],
+                    },
+                )
         try:
             found = self.bigquery_api.dataset(project, dataset)
         except ApiError:
-            raise ApiError("FAILED_PRECONDITION", f"bigquery_destination.output_uri {uri}: dataset {project}:{dataset} "
-                                                  "does not exist; it must exist (Vertex AI creates only the table)")
+            raise ApiError(
+                "FAILED_PRECONDITION",
+                f"bigquery_destination.output_uri {uri}: dataset {project}:{dataset} "
+                "does not exist; it must exist (Vertex AI creates only the table)",
+            )
         existing = found["_tables"].get(table)
         if existing is not None and existing.get("_owner") != endpoint["name"]:
-            raise ApiError("FAILED_PRECONDITION", f"bigquery_destination.output_uri {uri}: table {table} exists "
-                                                  "already; name a table that does not exist (Vertex AI creates it)")
+            raise ApiError(
+                "FAILED_PRECONDITION",
+                f"bigquery_destination.output_uri {uri}: table {table} exists "
+                "already; name a table that does not exist (Vertex AI creates it)",
+            )
         if existing is None:
             self.bigquery_api.create_table(project, dataset, table, LOGGING_SCHEMA, owner=endpoint["name"])
         return config
@@ -208,11 +255,16 @@ class EndpointsApi(Host):
         version = self._resolve(deployed["model"])
         kinds = [k for k in ("dedicatedResources", "automaticResources", "sharedResources") if deployed.get(k)]
         if len(kinds) > 1:
-            raise ApiError("INVALID_ARGUMENT", f"deployed_model sets {' and '.join(kinds)}; prediction_resources is "
-                                               "a oneof: give one")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"deployed_model sets {' and '.join(kinds)}; prediction_resources is a oneof: give one",
+            )
         if deployed.get("automaticResources"):
-            raise ApiError("INVALID_ARGUMENT", f"Model {version['name']} supports only dedicated or shared resources; "
-                                               "set deployed_model.dedicated_resources")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"Model {version['name']} supports only dedicated or shared resources; "
+                "set deployed_model.dedicated_resources",
+            )
         if deployed.get("sharedResources"):
             deployed["sharedResources"] = self._shared_pool(name, version, deployed["sharedResources"])
         resources = deployed.get("dedicatedResources")
@@ -231,8 +283,9 @@ class EndpointsApi(Host):
         if deployed.get("id") not in (None, ""):
             deployed_id = str(deployed["id"])
             if not DEPLOYED_MODEL_ID.fullmatch(deployed_id):
-                raise ApiError("INVALID_ARGUMENT", f"deployed_model.id {deployed_id!r} is invalid; allowed: 1-10 "
-                                                   "digits")
+                raise ApiError(
+                    "INVALID_ARGUMENT", f"deployed_model.id {deployed_id!r} is invalid; allowed: 1-10 digits"
+                )
         else:
             deployed_id = self._generated_id()
         if any(d["id"] == deployed_id for d in endpoint["deployedModels"]):
@@ -240,8 +293,9 @@ class EndpointsApi(Host):
         requested = {(deployed_id if k == "0" else k): v for k, v in (body.get("trafficSplit") or {}).items()}
         split = None
         if requested:
-            split = check_split(requested, {d["id"] for d in endpoint["deployedModels"]} | {deployed_id},
-                                "traffic_split")
+            split = check_split(
+                requested, {d["id"] for d in endpoint["deployedModels"]} | {deployed_id}, "traffic_split"
+            )
         for output_only in ("createTime", "modelVersionId"):
             deployed.pop(output_only, None)
         record = {
@@ -280,8 +334,11 @@ class EndpointsApi(Host):
         elif not rest:
             split = {}
         elif endpoint["trafficSplit"].get(deployed_id):
-            raise ApiError("FAILED_PRECONDITION", f"DeployedModel {deployed_id} has {endpoint['trafficSplit'][deployed_id]}"
-                                                  "% of the traffic; give traffic_split for the remaining models")
+            raise ApiError(
+                "FAILED_PRECONDITION",
+                f"DeployedModel {deployed_id} has {endpoint['trafficSplit'][deployed_id]}"
+                "% of the traffic; give traffic_split for the remaining models",
+            )
         else:
             split = {k: v for k, v in endpoint["trafficSplit"].items() if k != deployed_id}
         endpoint["deployedModels"] = rest
@@ -305,18 +362,27 @@ class EndpointsApi(Host):
             raise ApiError("INVALID_ARGUMENT", "update_mask is required.")
         wrong = sorted(set(mask) - MUTABLE_DEPLOYED)
         if wrong:
-            raise ApiError("INVALID_ARGUMENT", f"update_mask paths {wrong} cannot be mutated; allowed: "
-                                               f"{', '.join(sorted(MUTABLE_DEPLOYED))}")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"update_mask paths {wrong} cannot be mutated; allowed: {', '.join(sorted(MUTABLE_DEPLOYED))}",
+            )
         if record.get("sharedResources") and any(p.startswith("dedicated_resources.") for p in mask):
-            raise ApiError("INVALID_ARGUMENT", f"DeployedModel {record['id']} runs in the shared pool "
-                                               f"{record['sharedResources']}: its dedicated_resources cannot be mutated")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"DeployedModel {record['id']} runs in the shared pool "
+                f"{record['sharedResources']}: its dedicated_resources cannot be mutated",
+            )
         if record.get("sharedResources"):
             if "disable_container_logging" in mask:
                 record["disableContainerLogging"] = bool(wanted.get("disableContainerLogging"))
             self._touch(endpoint)
             self.count("mutateDeployedModel", endpoint["name"], record["id"])
-            return self.operation(endpoint["name"], "MutateDeployedModel",
-                                  lambda: {"deployedModel": copy.deepcopy(record)}, "MutateDeployedModelResponse")
+            return self.operation(
+                endpoint["name"],
+                "MutateDeployedModel",
+                lambda: {"deployedModel": copy.deepcopy(record)},
+                "MutateDeployedModelResponse",
+            )
         resources = copy.deepcopy(record.get("dedicatedResources") or {})
         given = wanted.get("dedicatedResources") or {}
         for path in mask:
@@ -328,8 +394,9 @@ class EndpointsApi(Host):
                     resources.pop(key, None)
         low, high = int(resources.get("minReplicaCount") or 0), int(resources.get("maxReplicaCount") or 0)
         if low < 1 or high < low:
-            raise ApiError("INVALID_ARGUMENT", f"replica counts {low}-{high}: allowed: 1 <= min_replica_count <= "
-                                               "max_replica_count")
+            raise ApiError(
+                "INVALID_ARGUMENT", f"replica counts {low}-{high}: allowed: 1 <= min_replica_count <= max_replica_count"
+            )
         check_dedicated(resources, "deployed_model.dedicated_resources")
         record["dedicatedResources"] = resources
         if "disable_container_logging" in mask:
@@ -339,5 +406,9 @@ class EndpointsApi(Host):
                 record.pop("disableContainerLogging", None)
         self._touch(endpoint)
         self.count("mutateDeployedModel", endpoint["name"], record["id"])
-        return self.operation(endpoint["name"], "MutateDeployedModel",
-                              lambda: {"deployedModel": copy.deepcopy(record)}, "MutateDeployedModelResponse")
+        return self.operation(
+            endpoint["name"],
+            "MutateDeployedModel",
+            lambda: {"deployedModel": copy.deepcopy(record)},
+            "MutateDeployedModelResponse",
+        )

@@ -74,8 +74,10 @@ class ModelsApi(Host):
             raise ApiError("INVALID_ARGUMENT", f"{field} must be a list of strings")
         for alias in aliases:
             if not isinstance(alias, str) or not pattern.fullmatch(alias):
-                raise ApiError("INVALID_ARGUMENT", f"{field}: {alias!r} is not a valid version alias; allowed: "
-                                                   f"{pattern.pattern} (2-128 characters)")
+                raise ApiError(
+                    "INVALID_ARGUMENT",
+                    f"{field}: {alias!r} is not a valid version alias; allowed: {pattern.pattern} (2-128 characters)",
+                )
         if len(set(aliases)) != len(aliases):
             raise ApiError("INVALID_ARGUMENT", f"{field} repeats an alias: {aliases}")
         return list(aliases)
@@ -93,24 +95,38 @@ class ModelsApi(Host):
         if artifact is not None and not re.fullmatch(r"gs://[^/]+(/.*)?", artifact):
             raise ApiError("INVALID_ARGUMENT", f"model.artifact_uri {artifact!r}: allowed: a gs://bucket/path URI")
         aliases = self._check_aliases(model.pop("versionAliases", []), "model.version_aliases")
-        for output_only in ("name", "versionId", "createTime", "updateTime", "versionCreateTime",
-                            "versionUpdateTime", "deployedModels", "etag", "supportedDeploymentResourcesTypes"):
+        for output_only in (
+            "name",
+            "versionId",
+            "createTime",
+            "updateTime",
+            "versionCreateTime",
+            "versionUpdateTime",
+            "deployedModels",
+            "etag",
+            "supportedDeploymentResourcesTypes",
+        ):
             model.pop(output_only, None)
         created = now()
         parent_model = body.get("parentModel")
         if parent_model:
             base = self.canon(parent_model)
             if "@" in base or not base.startswith(parent + "/models/"):
-                raise ApiError("INVALID_ARGUMENT", f"parent_model {parent_model!r}: allowed: "
-                                                   f"{parent}/models/<model ID>, without a version")
+                raise ApiError(
+                    "INVALID_ARGUMENT",
+                    f"parent_model {parent_model!r}: allowed: {parent}/models/<model ID>, without a version",
+                )
             if body.get("modelId") and base.rsplit("/", 1)[1] != body["modelId"]:
                 raise ApiError("INVALID_ARGUMENT", "model_id and parent_model name different models.")
             record = self._model(base)
             taken = {a: v["versionId"] for v in record["versions"] for a in v["versionAliases"] if a != "default"}
             clash = sorted(set(aliases) & set(taken))
             if clash:
-                raise ApiError("ALREADY_EXISTS", f"version aliases {clash} are already used by another version of "
-                                                 f"{base}; move them with mergeVersionAliases")
+                raise ApiError(
+                    "ALREADY_EXISTS",
+                    f"version aliases {clash} are already used by another version of "
+                    f"{base}; move them with mergeVersionAliases",
+                )
             version_id = str(max(int(v["versionId"]) for v in record["versions"]) + 1)
             if "default" in aliases:
                 for v in record["versions"]:
@@ -120,8 +136,10 @@ class ModelsApi(Host):
             if model_id is None:
                 model_id = self._generated_id()
             elif not MODEL_ID.fullmatch(model_id):
-                raise ApiError("INVALID_ARGUMENT", f"model_id {model_id!r} is invalid; allowed: up to 63 of "
-                                                   "[a-z0-9_-], the first not a digit or '-'")
+                raise ApiError(
+                    "INVALID_ARGUMENT",
+                    f"model_id {model_id!r} is invalid; allowed: up to 63 of [a-z0-9_-], the first not a digit or '-'",
+                )
             base = f"{parent}/models/{model_id}"
             if base in self.state["models"]:
                 raise ApiError("ALREADY_EXISTS", f"Model {base} already exists.")
@@ -151,8 +169,9 @@ class ModelsApi(Host):
         }
         record["versions"].append(version)
         self.count("uploadModel", f"{base}@{version_id}")
-        return self.operation(base, "UploadModel", lambda: {"model": base, "modelVersionId": version_id},
-                              "UploadModelResponse")
+        return self.operation(
+            base, "UploadModel", lambda: {"model": base, "modelVersionId": version_id}, "UploadModelResponse"
+        )
 
     def list_versions(self, name: str) -> dict:
         base = self.canon(name)
@@ -162,8 +181,11 @@ class ModelsApi(Host):
 
     def list_models(self, parent: str) -> dict:
         parent = self.canon(parent) + "/models/"
-        return {"models": [self.model_view(self._resolve(base)) for base in sorted(self.state["models"])
-                           if base.startswith(parent)]}
+        return {
+            "models": [
+                self.model_view(self._resolve(base)) for base in sorted(self.state["models"]) if base.startswith(parent)
+            ]
+        }
 
     def update_model(self, name: str, mask: list[str], body: dict) -> dict:
         base, _, version_id = self.canon(name).partition("@")
@@ -174,12 +196,18 @@ class ModelsApi(Host):
         allowed = {"version_description", "labels"} if version_level else {"display_name", "description", "labels"}
         wrong = sorted(set(mask) - {"version_description", "labels", "display_name", "description"})
         if wrong:
-            raise ApiError("INVALID_ARGUMENT", f"update_mask paths {wrong} cannot be updated; allowed: "
-                                               "display_name, description, labels (model), version_description, "
-                                               "labels (version)")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"update_mask paths {wrong} cannot be updated; allowed: "
+                "display_name, description, labels (model), version_description, "
+                "labels (version)",
+            )
         if set(mask) - allowed:
-            raise ApiError("FAILED_PRECONDITION", f"update_mask {mask} mixes model and version fields for {name}: "
-                                                  "update the model (M or M@-) and a version (M@V) separately")
+            raise ApiError(
+                "FAILED_PRECONDITION",
+                f"update_mask {mask} mixes model and version fields for {name}: "
+                "update the model (M or M@-) and a version (M@V) separately",
+            )
         updated = now()
         if version_level:
             target = self._resolve(name)
@@ -218,8 +246,11 @@ class ModelsApi(Host):
         self._check_aliases(adds, "version_aliases", MERGE_ALIAS)
         self._check_aliases(removes, "version_aliases", MERGE_ALIAS)
         if "default" in removes and "default" not in adds:
-            raise ApiError("INVALID_ARGUMENT", "the default alias cannot be removed: a model has exactly one default "
-                                               "version; add 'default' to another version instead")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                "the default alias cannot be removed: a model has exactly one default "
+                "version; add 'default' to another version instead",
+            )
         versions = self._model(base)["versions"]
         for alias in set(adds) - set(removes):
             for v in versions:
@@ -239,14 +270,18 @@ class ModelsApi(Host):
     def delete_model(self, name: str) -> dict:
         base = self.canon(name)
         if "@" in base:
-            raise ApiError("INVALID_ARGUMENT", f"{name}: deleteModel takes a model name; use deleteVersion for one "
-                                               "version")
+            raise ApiError(
+                "INVALID_ARGUMENT", f"{name}: deleteModel takes a model name; use deleteVersion for one version"
+            )
         self._model(base)
         deployed = self._deployments_of(base)
         if deployed:
-            raise ApiError("FAILED_PRECONDITION", f"Model {base} is deployed on {deployed[0]['endpoint']} "
-                                                  f"(deployed model {deployed[0]['deployedModelId']}); undeploy it "
-                                                  "first")
+            raise ApiError(
+                "FAILED_PRECONDITION",
+                f"Model {base} is deployed on {deployed[0]['endpoint']} "
+                f"(deployed model {deployed[0]['deployedModelId']}); undeploy it "
+                "first",
+            )
         del self.state["models"][base]
         self.count("deleteModel", base)
         return self.operation(base, "Delete", lambda: {}, "google.protobuf.Empty")
@@ -254,21 +289,27 @@ class ModelsApi(Host):
     def delete_version(self, name: str) -> dict:
         base, _, version_id = self.canon(name).partition("@")
         if not version_id.isdigit():
-            raise ApiError("INVALID_ARGUMENT", f"{name}: deleteVersion needs the version ID explicitly "
-                                               "(projects/.../models/M@1234), not an alias")
+            raise ApiError(
+                "INVALID_ARGUMENT",
+                f"{name}: deleteVersion needs the version ID explicitly (projects/.../models/M@1234), not an alias",
+            )
         target = self._resolve(name)
         versions = self._model(base)["versions"]
         deployed = self._deployments_of(base, version_id)
         if deployed:
-            raise ApiError("FAILED_PRECONDITION", f"Model version {base}@{version_id} is deployed on "
-                                                  f"{deployed[0]['endpoint']}; undeploy it first")
+            raise ApiError(
+                "FAILED_PRECONDITION",
+                f"Model version {base}@{version_id} is deployed on {deployed[0]['endpoint']}; undeploy it first",
+            )
         if len(versions) == 1:
-            raise ApiError("FAILED_PRECONDITION", f"{base}@{version_id} is the only version; delete the model "
-                                                  "instead")
+            raise ApiError("FAILED_PRECONDITION", f"{base}@{version_id} is the only version; delete the model instead")
         if "default" in target["versionAliases"]:
-            raise ApiError("FAILED_PRECONDITION", f"{base}@{version_id} holds the default alias and cannot be "
-                                                  "deleted; move 'default' to another version first "
-                                                  "(mergeVersionAliases)")
+            raise ApiError(
+                "FAILED_PRECONDITION",
+                f"{base}@{version_id} holds the default alias and cannot be "
+                "deleted; move 'default' to another version first "
+                "(mergeVersionAliases)",
+            )
         versions.remove(target)
         self.count("deleteModelVersion", f"{base}@{version_id}")
         return self.operation(base, "Delete", lambda: {}, "google.protobuf.Empty")

@@ -27,8 +27,17 @@ class ContainerServer:
     """The model's own container image (serving.local.Container), fetching the artifacts
     from AIP_STORAGE_URI itself."""
 
-    def __init__(self, version: dict, storage_uri: str, deployed_id: str, endpoint_id: str, *,
-                 storage_host: str | None, registries_conf: Path | None, log: Path):
+    def __init__(
+        self,
+        version: dict,
+        storage_uri: str,
+        deployed_id: str,
+        endpoint_id: str,
+        *,
+        storage_host: str | None,
+        registries_conf: Path | None,
+        log: Path,
+    ):
         spec = version["containerSpec"]
         # ModelContainerSpec.predict_route / health_route defaults (model.py field docs).
         default = f"/v1/endpoints/{endpoint_id}/deployedModels/{deployed_id}"
@@ -37,9 +46,15 @@ class ContainerServer:
         # honours STORAGE_EMULATOR_HOST; on Vertex AI it uses the deployment's credentials).
         env["STORAGE_EMULATOR_HOST"] = storage_host
         self.container = Container(
-            spec["imageUri"], storage_uri=storage_uri, predict_route=spec.get("predictRoute") or f"{default}:predict",
-            health_route=spec.get("healthRoute") or default, env=env, registries_conf=registries_conf, log=log,
-            deployed_model_id=deployed_id, endpoint_id=endpoint_id,
+            spec["imageUri"],
+            storage_uri=storage_uri,
+            predict_route=spec.get("predictRoute") or f"{default}:predict",
+            health_route=spec.get("healthRoute") or default,
+            env=env,
+            registries_conf=registries_conf,
+            log=log,
+            deployed_model_id=deployed_id,
+            endpoint_id=endpoint_id,
         ).__enter__()
 
     def predict(self, body: bytes):
@@ -60,9 +75,17 @@ class TensorFlowServer:
         if not (base / "1").exists():
             (base / "1").symlink_to(path.resolve())
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "serving.tf_serving", f"--port={free_port()}", f"--rest_api_port={self.port}",
-             "--model_name=model", f"--model_base_path={base}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "serving.tf_serving",
+                f"--port={free_port()}",
+                f"--rest_api_port={self.port}",
+                "--model_name=model",
+                f"--model_base_path={base}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""},
         )
         deadline = time.monotonic() + 120
@@ -124,20 +147,23 @@ class PredictApi(Host):
         bucket, prefix = match.group(1), match.group(2).rstrip("/") + "/"
         if not self.storage_host:
             raise ApiError("FAILED_PRECONDITION", f"cannot read {uri}: the emulator runs without --storage")
-        client = storage.Client(project="emulator", credentials=AnonymousCredentials(),
-                                client_options={"api_endpoint": self.storage_host})
+        client = storage.Client(
+            project="emulator", credentials=AnonymousCredentials(), client_options={"api_endpoint": self.storage_host}
+        )
         blobs = list(client.list_blobs(bucket, prefix=prefix))
         if not blobs:
             raise ApiError("FAILED_PRECONDITION", f"no artifact files under {uri}")
         return prefix, blobs
 
     def _fetch_artifact(self, version: dict) -> Path:
-        local = self.data_dir / "artifacts" / re.sub(r"[^A-Za-z0-9_.-]", "_", f"{version['name']}@{version['versionId']}")
+        local = (
+            self.data_dir / "artifacts" / re.sub(r"[^A-Za-z0-9_.-]", "_", f"{version['name']}@{version['versionId']}")
+        )
         if (local / ".complete").exists():
             return local
         prefix, blobs = self._artifact_blobs(version)
         for blob in blobs:
-            target = local / blob.name[len(prefix):]
+            target = local / blob.name[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             blob.download_to_filename(str(target))
         (local / ".complete").write_text(version["artifactUri"])
@@ -153,7 +179,7 @@ class PredictApi(Host):
         model_id = version["name"].rsplit("/", 1)[1]
         copy = f"{model_id}/{version['versionId']}/"
         for blob in blobs:
-            blob.bucket.copy_blob(blob, managed, copy + blob.name[len(prefix):])
+            blob.bucket.copy_blob(blob, managed, copy + blob.name[len(prefix) :])
         return f"gs://{MANAGED_BUCKET}/{copy}"
 
     def _serve(self, endpoint_name: str, deployed: dict) -> None:
@@ -167,9 +193,15 @@ class PredictApi(Host):
         image = version["containerSpec"]["imageUri"]
         if prebuilt(image) is None:
             log = self.data_dir / "containers" / f"{endpoint_name.rsplit('/', 1)[1]}-{deployed['id']}.log"
-            server: ModelServer = ContainerServer(version, self._storage_copy(version), deployed["id"],
-                                     endpoint_name.rsplit("/", 1)[1], storage_host=self.storage_host,
-                                     registries_conf=self.registries_conf, log=log)
+            server: ModelServer = ContainerServer(
+                version,
+                self._storage_copy(version),
+                deployed["id"],
+                endpoint_name.rsplit("/", 1)[1],
+                storage_host=self.storage_host,
+                registries_conf=self.registries_conf,
+                log=log,
+            )
         else:
             artifact = self._fetch_artifact(version)
             if (artifact / "model.mar").exists():
@@ -177,8 +209,10 @@ class PredictApi(Host):
             elif (artifact / "saved_model.pb").exists():
                 server = TensorFlowServer(artifact)
             else:
-                raise ApiError("FAILED_PRECONDITION", f"{version['artifactUri']} holds neither model.mar nor a "
-                                                      f"saved_model.pb, which {image} serves")
+                raise ApiError(
+                    "FAILED_PRECONDITION",
+                    f"{version['artifactUri']} holds neither model.mar nor a saved_model.pb, which {image} serves",
+                )
         self.servers[key] = server
 
     def _unserve(self, endpoint_name: str, deployed_id: str) -> None:
@@ -193,8 +227,7 @@ class PredictApi(Host):
         """Smooth weighted round robin over the traffic split: exact shares over time."""
         split = {k: v for k, v in endpoint["trafficSplit"].items() if v > 0}
         if not split:
-            raise ApiError("FAILED_PRECONDITION", f"Endpoint {endpoint['name']} has no deployed model taking "
-                                                  "traffic")
+            raise ApiError("FAILED_PRECONDITION", f"Endpoint {endpoint['name']} has no deployed model taking traffic")
         state = self.rr.setdefault(endpoint["name"], {})
         for k, v in split.items():
             state[k] = state.get(k, 0) + v
@@ -204,8 +237,9 @@ class PredictApi(Host):
 
     def predict(self, name: str, raw: bytes) -> tuple[int, dict]:
         if len(raw) > PREDICT_LIMIT:
-            raise ApiError("INVALID_ARGUMENT", f"Request payload size exceeds the limit: {PREDICT_LIMIT} bytes "
-                                               f"(got {len(raw)}).")
+            raise ApiError(
+                "INVALID_ARGUMENT", f"Request payload size exceeds the limit: {PREDICT_LIMIT} bytes (got {len(raw)})."
+            )
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
@@ -233,8 +267,9 @@ class PredictApi(Host):
                 self.drained.notify_all()
         if status != 200:
             message = (answer.get("message") or answer.get("error")) if isinstance(answer, dict) else str(answer)
-            raise ApiError("INVALID_ARGUMENT" if 400 <= status < 500 else "INTERNAL",
-                           f"model server answered {status}: {message}")
+            raise ApiError(
+                "INVALID_ARGUMENT" if 400 <= status < 500 else "INTERNAL", f"model server answered {status}: {message}"
+            )
         return 200, {
             "predictions": answer["predictions"],
             "deployedModelId": deployed_id,

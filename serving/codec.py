@@ -131,8 +131,10 @@ class Contract:
         """What one instance must be, for messages."""
         side = self.instance_size
         overlap = f" + 2 x inputOverlapSize {self.input_overlap}" if self.input_overlap else ""
-        return (f"{side}x{side} pixels (inputTileSize {self.tile_size}{overlap}) of "
-                f"{len(self.input_bands)} bands ({', '.join(self.input_bands)})")
+        return (
+            f"{side}x{side} pixels (inputTileSize {self.tile_size}{overlap}) of "
+            f"{len(self.input_bands)} bands ({', '.join(self.input_bands)})"
+        )
 
 
 def _json_array_len(shape: tuple[int, ...], item: int) -> int:
@@ -178,8 +180,9 @@ def instances_of(body) -> list:
 def _kind(value) -> str:
     if value is None:
         return "null"
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
-            float: "number"}.get(type(value), type(value).__name__)
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _describe(value) -> str:
@@ -218,8 +221,10 @@ def _tile(contract: Contract, instance, index: int) -> np.ndarray:
     side, names = contract.instance_size, contract.input_bands
     if contract.payload_format == "RAW_JSON":
         if not isinstance(instance, dict):
-            raise RequestError(f"instance {index}: RAW_JSON sends an object keyed by band "
-                               f"({', '.join(names)}); got {_describe(instance)}")
+            raise RequestError(
+                f"instance {index}: RAW_JSON sends an object keyed by band "
+                f"({', '.join(names)}); got {_describe(instance)}"
+            )
         missing = [b for b in names if b not in instance]
         extra = sorted(set(instance) - set(names))
         if missing or extra:
@@ -229,13 +234,15 @@ def _tile(contract: Contract, instance, index: int) -> np.ndarray:
         arrays = [_numbers(instance[b], index, f"band {b}", strings=True) for b in names]
         if len({a.shape for a in arrays}) > 1:
             shapes = {b: list(a.shape) for b, a in zip(names, arrays)}
-            raise RequestError(f"instance {index}: the bands differ in shape ({shapes}); this model takes "
-                               f"{contract.takes()}")
+            raise RequestError(
+                f"instance {index}: the bands differ in shape ({shapes}); this model takes {contract.takes()}"
+            )
         tile = np.stack(arrays)
     else:
         if not isinstance(instance, list):
-            raise RequestError(f"instance {index}: ND_ARRAYS sends nested lists [bands][y][x]; "
-                               f"got {_describe(instance)}")
+            raise RequestError(
+                f"instance {index}: ND_ARRAYS sends nested lists [bands][y][x]; got {_describe(instance)}"
+            )
         tile = _numbers(instance, index, "the tile", strings=False)
     if tile.ndim != 3 or tile.shape != (len(names), side, side):
         shown = "x".join(str(d) for d in tile.shape) if tile.ndim else "a single number"

@@ -88,8 +88,9 @@ def _run(argv: list[str], log_file: Path, *, timeout: float | None = None, env: 
         log.write(f"\n$ {' '.join(argv)}\n")
         log.flush()
         try:
-            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=log, text=True, timeout=timeout,
-                                  env={**os.environ, **(env or {})})
+            done = subprocess.run(
+                argv, stdout=subprocess.PIPE, stderr=log, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+            )
         except subprocess.TimeoutExpired:
             raise ImageError(f"{argv[0]} {argv[1]} did not finish in {timeout:.0f}s; see {log_file}") from None
         log.write(done.stdout)
@@ -132,12 +133,24 @@ def local_debian_base(tool: Builder, log_file: Path, log=print) -> str:
     if not tarball.exists():
         mmdebstrap = shutil.which("mmdebstrap")
         if not mmdebstrap:
-            raise ImageError("the pinned base image cannot be pulled here, and mmdebstrap is not on PATH to make a "
-                             "Debian base locally (`sudo apt-get install mmdebstrap`)")
+            raise ImageError(
+                "the pinned base image cannot be pulled here, and mmdebstrap is not on PATH to make a "
+                "Debian base locally (`sudo apt-get install mmdebstrap`)"
+            )
         log(f"build: making a Debian {DEBIAN_SUITE} base with mmdebstrap (once; about a minute) ...")
         partial = tarball.with_suffix(".partial")
-        _run([mmdebstrap, "--format=tar", "--variant=minbase", "--include=python3,python3-venv,ca-certificates", DEBIAN_SUITE,
-              str(partial)], log_file, env={"SOURCE_DATE_EPOCH": "0"})
+        _run(
+            [
+                mmdebstrap,
+                "--format=tar",
+                "--variant=minbase",
+                "--include=python3,python3-venv,ca-certificates",
+                DEBIAN_SUITE,
+                str(partial),
+            ],
+            log_file,
+            env={"SOURCE_DATE_EPOCH": "0"},
+        )
         partial.rename(tarball)
     digest = _file_sha256(tarball)
     name = f"localhost/ee-serving-base:{DEBIAN_SUITE}-{digest[:12]}"
@@ -145,14 +158,17 @@ def local_debian_base(tool: Builder, log_file: Path, log=print) -> str:
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             context = Path(tmp)
             os.link(tarball, context / "base.tar")
-            (context / "Containerfile").write_text("FROM scratch\nADD base.tar /\nCMD [\"/usr/bin/python3\"]\n")
+            (context / "Containerfile").write_text('FROM scratch\nADD base.tar /\nCMD ["/usr/bin/python3"]\n')
             _build(tool, context, name, {}, log_file)
     return name
 
 
 def _image_exists(tool: Builder, name: str) -> bool:
-    argv = [tool.path, "image", "inspect", name] if tool.name == "docker" else [tool.path, "inspect", "--type",
-                                                                                  "image", name]
+    argv = (
+        [tool.path, "image", "inspect", name]
+        if tool.name == "docker"
+        else [tool.path, "inspect", "--type", "image", name]
+    )
     return subprocess.run(argv, capture_output=True).returncode == 0
 
 
@@ -175,8 +191,10 @@ def resolve_base(tool: Builder, image, log_file: Path, log=print) -> tuple[str, 
                 pinned = f"{pinned}@{digest}"
         if "@sha256:" in pinned and _pullable(tool, pinned, log_file):
             return pinned, None
-    note = (f"build: {image.base.split('@')[0]} cannot be pulled here (see {_relative(log_file)}); building on a "
-            "local stand-in base instead, so the digest differs from an image built on the production base")
+    note = (
+        f"build: {image.base.split('@')[0]} cannot be pulled here (see {_relative(log_file)}); building on a "
+        "local stand-in base instead, so the digest differs from an image built on the production base"
+    )
     if image.framework == "tensorflow":
         return local_tf_serving_base(tool, log_file, log), note
     return local_debian_base(tool, log_file, log), note
@@ -186,8 +204,11 @@ def _base_identity(tool: Builder, base: str) -> str:
     """What the base is, for the inputs hash: its pinned digest, or a local image's ID."""
     if "@sha256:" in base:
         return base
-    argv = ([tool.path, "image", "inspect", "--format", "{{.Id}}", base] if tool.name == "docker"
-            else [tool.path, "inspect", "--type", "image", "--format", "{{.FromImageID}}", base])
+    argv = (
+        [tool.path, "image", "inspect", "--format", "{{.Id}}", base]
+        if tool.name == "docker"
+        else [tool.path, "inspect", "--type", "image", "--format", "{{.FromImageID}}", base]
+    )
     done = subprocess.run(argv, capture_output=True, text=True)
     return f"{base}@{done.stdout.strip()}"
 
@@ -215,7 +236,10 @@ def lock_file(image) -> Path:
 def locked_wheels(lock: Path) -> dict[tuple[str, str], str]:
     """(name, version) -> sha256 of every package a lock pins."""
     text = lock.read_text()
-    return {(_canonical(n), v): h for n, v, h in re.findall(r"(?m)^([A-Za-z0-9_.-]+)==(\S+) \\\n\s+--hash=sha256:([0-9a-f]{64})", text)}
+    return {
+        (_canonical(n), v): h
+        for n, v, h in re.findall(r"(?m)^([A-Za-z0-9_.-]+)==(\S+) \\\n\s+--hash=sha256:([0-9a-f]{64})", text)
+    }
 
 
 def fill_wheelhouse(lock: Path, log_file: Path, log=print) -> list[Path]:
@@ -227,10 +251,26 @@ def fill_wheelhouse(lock: Path, log_file: Path, log=print) -> list[Path]:
     wanted = locked_wheels(lock)
     found = _wheels_in(house, wanted)
     if len(found) < len(wanted):
-        log(f"build: downloading the {len(wanted) - len(found)} wheels {lock.name} pins that are not in {house} yet "
-            "(checked by sha256) ...")
-        argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--require-hashes",
-                "--disable-pip-version-check", "--progress-bar", "off", "-d", str(house), "-r", str(lock)]
+        log(
+            f"build: downloading the {len(wanted) - len(found)} wheels {lock.name} pins that are not in {house} yet "
+            "(checked by sha256) ..."
+        )
+        argv = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--require-hashes",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+            "-d",
+            str(house),
+            "-r",
+            str(lock),
+        ]
         try:
             _run(argv, log_file)
         except ImageError:
@@ -308,12 +348,37 @@ def local_tf_serving_base(tool: Builder, log_file: Path, log=print) -> str:
 def _build(tool: Builder, context: Path, tag: str, args: dict[str, str], log_file: Path) -> None:
     build_args = [x for key, value in sorted(args.items()) for x in ("--build-arg", f"{key}={value}")]
     if tool.name == "docker":
-        argv = [tool.path, "buildx", "build", "--load", "--build-arg", "SOURCE_DATE_EPOCH=0", *build_args,
-                "-t", tag, "-f", str(context / "Containerfile"), str(context)]
+        argv = [
+            tool.path,
+            "buildx",
+            "build",
+            "--load",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=0",
+            *build_args,
+            "-t",
+            tag,
+            "-f",
+            str(context / "Containerfile"),
+            str(context),
+        ]
     else:
         pull = ["--pull-never"] if any(v.startswith("localhost/") for v in args.values()) else []
-        argv = [tool.path, "build", "--isolation=chroot", "--timestamp", "0", "--layers=false", *pull, *build_args,
-                "-t", tag, "-f", str(context / "Containerfile"), str(context)]
+        argv = [
+            tool.path,
+            "build",
+            "--isolation=chroot",
+            "--timestamp",
+            "0",
+            "--layers=false",
+            *pull,
+            *build_args,
+            "-t",
+            tag,
+            "-f",
+            str(context / "Containerfile"),
+            str(context),
+        ]
     _run(argv, log_file, env={"SOURCE_DATE_EPOCH": "0"})
 
 
@@ -361,15 +426,20 @@ def build_image(image, *, log=print):
             if note:
                 log(note)
             started = time.monotonic()
-            log(f"build: image {image.name}: building with {tool.name} on {base.split('@')[0]} (first time: a few "
-                f"minutes; log: {_relative(log_file)}) ...")
+            log(
+                f"build: image {image.name}: building with {tool.name} on {base.split('@')[0]} (first time: a few "
+                f"minutes; log: {_relative(log_file)}) ..."
+            )
             tag = f"localhost/{image.name}:{inputs[:16]}"
             _build(tool, context, tag, {**image.build_args, "BASE": base}, log_file)
             digest = _save_layout(tool, tag, layout, ref, log_file)
-            log(f"build: image {image.name} {digest[:19]} built in {time.monotonic() - started:.0f}s "
-                f"({_size(layout) / 1e6:.0f} MB compressed)")
-    return ServingImage(name=image.name, digest=digest, tag=f"sha256-{digest[7:19]}", base=base,
-                        layout=_relative(layout))
+            log(
+                f"build: image {image.name} {digest[:19]} built in {time.monotonic() - started:.0f}s "
+                f"({_size(layout) / 1e6:.0f} MB compressed)"
+            )
+    return ServingImage(
+        name=image.name, digest=digest, tag=f"sha256-{digest[7:19]}", base=base, layout=_relative(layout)
+    )
 
 
 def _relative(path: Path) -> str:
@@ -389,13 +459,16 @@ def _size(layout: Path) -> int:
 def _skopeo() -> str:
     found = shutil.which("skopeo")
     if not found:
-        raise ImageError("pushing an image by digest needs skopeo (`sudo apt-get install skopeo`), which copies "
-                         "the built layout's bytes unchanged")
+        raise ImageError(
+            "pushing an image by digest needs skopeo (`sudo apt-get install skopeo`), which copies "
+            "the built layout's bytes unchanged"
+        )
     return found
 
 
-def push(layout: Path, repository: str, tag: str, digest: str, *, token: str | None = None,
-         tls_verify: bool = True) -> str:
+def push(
+    layout: Path, repository: str, tag: str, digest: str, *, token: str | None = None, tls_verify: bool = True
+) -> str:
     """Copy an image's OCI layout to `repository:tag`, blobs unchanged (skopeo
     --preserve-digests), as one pushes by hand; returns `repository@digest`, read back from the
     registry. The stacks push with our provider's `eevertex_image` instead."""
@@ -406,11 +479,23 @@ def push(layout: Path, repository: str, tag: str, digest: str, *, token: str | N
         raise ImageError(f"{layout}: the built image is not here; build it again (`nox -s build`)")
     tls = [] if tls_verify else ["--dest-tls-verify=false"]
     creds = ["--dest-creds", f"oauth2accesstoken:{token}"] if token else []
-    _run([skopeo, "copy", "--quiet", "--preserve-digests", *tls, *creds, f"oci:{layout}:image",
-          f"docker://{repository}:{tag}"], log_file)
+    _run(
+        [
+            skopeo,
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            *tls,
+            *creds,
+            f"oci:{layout}:image",
+            f"docker://{repository}:{tag}",
+        ],
+        log_file,
+    )
     inspect_tls = [] if tls_verify else ["--tls-verify=false"]
     inspect_creds = ["--creds", f"oauth2accesstoken:{token}"] if token else []
-    if not _run([skopeo, "inspect", "--raw", *inspect_tls, *inspect_creds, f"docker://{repository}@{digest}"],
-                log_file).strip():
+    if not _run(
+        [skopeo, "inspect", "--raw", *inspect_tls, *inspect_creds, f"docker://{repository}@{digest}"], log_file
+    ).strip():
         raise ImageError(f"{repository}@{digest}: not found after the push; see {log_file}")
     return f"{repository}@{digest}"

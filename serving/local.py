@@ -57,13 +57,16 @@ def send_json(handler, status: int, body) -> None:
     handler.wfile.write(data)
 
 
-def http_json(url: str, body: dict | bytes | None = None, timeout: float = 60.0, *,
-              method: str | None = None) -> tuple[int, dict | str]:
+def http_json(
+    url: str, body: dict | bytes | None = None, timeout: float = 60.0, *, method: str | None = None
+) -> tuple[int, dict | str]:
     """One call: `body` is JSON to encode, or the exact bytes to send; POST with a body, GET
     without, unless `method` says otherwise. The answer as JSON, or its text."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        url, data=data, headers={"Content-Type": "application/json"},
+        url,
+        data=data,
+        headers={"Content-Type": "application/json"},
         method=method or ("POST" if data is not None else "GET"),
     )
     try:
@@ -80,8 +83,15 @@ def http_json(url: str, body: dict | bytes | None = None, timeout: float = 60.0,
 class TorchServe:
     """A TorchServe process serving one .mar; use as a context manager."""
 
-    def __init__(self, mar: Path, *, workers: int = 1, batch_size: int = 1, startup_timeout: float = 120.0,
-                 properties: dict[str, str] | None = None):
+    def __init__(
+        self,
+        mar: Path,
+        *,
+        workers: int = 1,
+        batch_size: int = 1,
+        startup_timeout: float = 120.0,
+        properties: dict[str, str] | None = None,
+    ):
         self.mar = Path(mar)
         self.properties = properties or {}
         """Extra config.properties entries (e.g. decode_input_request=false)."""
@@ -129,10 +139,20 @@ class TorchServe:
                     "max_response_size=104857600",
                     f"model_store={store}",
                     "job_queue_size=1000",
-                    "models=" + json.dumps(
-                        {"model": {"1.0": {"marName": "model.mar", "minWorkers": self.workers,
-                                           "maxWorkers": self.workers, "batchSize": self.batch_size,
-                                           "maxBatchDelay": 5, "responseTimeout": 120}}}
+                    "models="
+                    + json.dumps(
+                        {
+                            "model": {
+                                "1.0": {
+                                    "marName": "model.mar",
+                                    "minWorkers": self.workers,
+                                    "maxWorkers": self.workers,
+                                    "batchSize": self.batch_size,
+                                    "maxBatchDelay": 5,
+                                    "responseTimeout": 120,
+                                }
+                            }
+                        }
                     ),
                     "load_models=model.mar",
                 ]
@@ -143,13 +163,30 @@ class TorchServe:
         (self.home / "tmp").mkdir()
         # TMPDIR of its own: torchserve keeps its pid file there and refuses to start
         # while another instance's pid file exists.
-        env = {**os.environ, "LOG_LOCATION": str(self.home / "logs"), "METRICS_LOCATION": str(self.home / "logs"),
-               "TS_DISABLE_SYSTEM_METRICS": "true", "TMPDIR": str(self.home / "tmp")}
+        env = {
+            **os.environ,
+            "LOG_LOCATION": str(self.home / "logs"),
+            "METRICS_LOCATION": str(self.home / "logs"),
+            "TS_DISABLE_SYSTEM_METRICS": "true",
+            "TMPDIR": str(self.home / "tmp"),
+        }
         self.log = open(self.home / "torchserve.out", "w")
         self.process = process = subprocess.Popen(
-            [torchserve_command(), "--start", "--foreground", "--ncs", "--ts-config", str(config),
-             "--model-store", str(store), "--disable-token-auth"],
-            cwd=self.home, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                torchserve_command(),
+                "--start",
+                "--foreground",
+                "--ncs",
+                "--ts-config",
+                str(config),
+                "--model-store",
+                str(store),
+                "--disable-token-auth",
+            ],
+            cwd=self.home,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             # Its own process group: the Java frontend and the Python workers stop together.
             start_new_session=True,
         )
@@ -226,10 +263,21 @@ def _group_alive(pgid: int) -> bool:
 class Container:
     """A serving image running as a Vertex AI deployment's container; a context manager."""
 
-    def __init__(self, image: str, *, storage_uri: str, predict_route: str, health_route: str,
-                 env: dict[str, str] | None = None, mounts: dict[str, str] | None = None,
-                 registries_conf: Path | None = None, startup_timeout: float = 300.0,
-                 log: Path | None = None, deployed_model_id: str = "1", endpoint_id: str = "1"):
+    def __init__(
+        self,
+        image: str,
+        *,
+        storage_uri: str,
+        predict_route: str,
+        health_route: str,
+        env: dict[str, str] | None = None,
+        mounts: dict[str, str] | None = None,
+        registries_conf: Path | None = None,
+        startup_timeout: float = 300.0,
+        log: Path | None = None,
+        deployed_model_id: str = "1",
+        endpoint_id: str = "1",
+    ):
         self.image = image
         self.port = free_port()
         self.predict_route, self.health_route = predict_route, health_route
@@ -285,22 +333,45 @@ class Container:
         env_args = [x for key, value in sorted(self.env.items()) for x in ("-e", f"{key}={value}")]
         mount_args = [x for src, dst in sorted(self.mounts.items()) for x in ("-v", f"{src}:{dst}:ro")]
         if tool.name == "buildah":
-            created = subprocess.run([tool.path, "from", "--quiet", self.image], capture_output=True, text=True,
-                                     env=self._tool_env())
+            created = subprocess.run(
+                [tool.path, "from", "--quiet", self.image], capture_output=True, text=True, env=self._tool_env()
+            )
             if created.returncode:
                 raise ImageError(f"buildah from {self.image} failed: {created.stderr.strip()[-1500:]}")
             self.container = created.stdout.strip().splitlines()[-1]
-            config = json.loads(subprocess.run([tool.path, "inspect", self.container], capture_output=True,
-                                               text=True, check=True).stdout)["OCIv1"]["config"]
+            config = json.loads(
+                subprocess.run(
+                    [tool.path, "inspect", self.container], capture_output=True, text=True, check=True
+                ).stdout
+            )["OCIv1"]["config"]
             command = (config.get("Entrypoint") or []) + (config.get("Cmd") or [])
-            argv = [tool.path, "run", "--isolation=chroot", "--network=host", *env_args, *mount_args,
-                    self.container, "--", *command]
+            argv = [
+                tool.path,
+                "run",
+                "--isolation=chroot",
+                "--network=host",
+                *env_args,
+                *mount_args,
+                self.container,
+                "--",
+                *command,
+            ]
         else:
             self.container = f"ee-serving-{self.port}"
-            argv = [tool.path, "run", "--rm", "--name", self.container, "--network=host", *env_args, *mount_args,
-                    self.image]
-        self.process = process = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                                  start_new_session=True, env=self._tool_env())
+            argv = [
+                tool.path,
+                "run",
+                "--rm",
+                "--name",
+                self.container,
+                "--network=host",
+                *env_args,
+                *mount_args,
+                self.image,
+            ]
+        self.process = process = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, env=self._tool_env()
+        )
         try:
             self._wait_ready(process)
         except BaseException:
@@ -312,8 +383,10 @@ class Container:
         deadline = self.started_at + self.startup_timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise ImageError(f"the container of {self.image} exited ({process.returncode}) before it was "
-                                 f"healthy:\n{self.output()}")
+                raise ImageError(
+                    f"the container of {self.image} exited ({process.returncode}) before it was "
+                    f"healthy:\n{self.output()}"
+                )
             try:
                 if http_json(self.url + self.health_route, timeout=5)[0] == 200:
                     self.ready_at = time.monotonic()
@@ -392,10 +465,18 @@ def _descendants(pid: int) -> list[int]:
 def registry_mirror_conf(folder: Path, mirrors: dict[str, str]) -> Path:
     """A containers-registries.conf(5) that pulls `host` from `mirror` (insecure loopback),
     for running images by their Artifact Registry names against a local registry."""
-    lines = ['unqualified-search-registries = []', ""]
+    lines = ["unqualified-search-registries = []", ""]
     for host, mirror in sorted(mirrors.items()):
-        lines += ["[[registry]]", f'prefix = "{host}"', f'location = "{host}"', "", "[[registry.mirror]]",
-                  f'location = "{mirror}"', "insecure = true", ""]
+        lines += [
+            "[[registry]]",
+            f'prefix = "{host}"',
+            f'location = "{host}"',
+            "",
+            "[[registry.mirror]]",
+            f'location = "{mirror}"',
+            "insecure = true",
+            "",
+        ]
     path = folder / "registries.conf"
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
@@ -405,8 +486,9 @@ def registry_mirror_conf(folder: Path, mirrors: dict[str, str]) -> Path:
 def remove_stale(prefix: str = "ee-serving") -> None:
     """Working containers of ours left by a killed run (buildah only)."""
     if shutil.which("buildah"):
-        listed = subprocess.run(["buildah", "containers", "--format", "{{.ContainerName}}"], capture_output=True,
-                                text=True)
+        listed = subprocess.run(
+            ["buildah", "containers", "--format", "{{.ContainerName}}"], capture_output=True, text=True
+        )
         for name in listed.stdout.split():
             if name.startswith(prefix):
                 subprocess.run(["buildah", "rm", name], capture_output=True)

@@ -39,8 +39,9 @@ NO_DEPS = {"tf-serving-standin": ["tensorflow-serving-api==2.21.0"]}
 
 def project_versions() -> dict[str, str]:
     """name -> version in the running environment (the project's)."""
-    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--all"], capture_output=True, text=True,
-                            check=True).stdout
+    frozen = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True
+    ).stdout
     versions = {}
     for line in frozen.splitlines():
         if "==" in line:
@@ -64,9 +65,25 @@ def resolve(source: Path, options: list[str], device: str) -> list[tuple[str, st
         constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(versions.items())))
         report = Path(tmp) / "report.json"
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--only-binary=:all:",
-             "--report", str(report), "-r", str(source), "-c", str(constraints), *options],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "--quiet",
+                "--only-binary=:all:",
+                "--report",
+                str(report),
+                "-r",
+                str(source),
+                "-c",
+                str(constraints),
+                *options,
+            ],
+            capture_output=True,
+            text=True,
         )
         if done.returncode:
             raise SystemExit(f"pip could not resolve {source.name} for {device}:\n{done.stderr[-3000:]}")

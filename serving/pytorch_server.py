@@ -122,8 +122,10 @@ def fetch_artifacts(uri: str, into: Path) -> Path:
         os.chdir(here)
     missing = [name for name in (PROGRAM_FILE, codec.CONTRACT_FILE) if not (into / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"AIP_STORAGE_URI {uri} holds no {', '.join(missing)}: it is not an artifact "
-                                "built for this image (nox -s build)")
+        raise FileNotFoundError(
+            f"AIP_STORAGE_URI {uri} holds no {', '.join(missing)}: it is not an artifact "
+            "built for this image (nox -s build)"
+        )
     return into
 
 
@@ -140,8 +142,10 @@ class EarthEngineHandler(Handler):
 
     def __init__(self, artifacts_uri: str | None, predictor=None):
         if not artifacts_uri:
-            raise ValueError("AIP_STORAGE_URI is not set: Vertex AI sets it to the model's artifacts; "
-                             "set it to a folder or gs:// URI holding model.pt2 and ee_contract.json")
+            raise ValueError(
+                "AIP_STORAGE_URI is not set: Vertex AI sets it to the model's artifacts; "
+                "set it to a folder or gs:// URI holding model.pt2 and ee_contract.json"
+            )
         started = time.monotonic()
         folder = fetch_artifacts(artifacts_uri, Path(tempfile.mkdtemp(prefix="ee-model-")))
         self.model = Model(folder)
@@ -149,9 +153,16 @@ class EarthEngineHandler(Handler):
         warm = self.model.warm_up()
         logger.warning(
             "ee-serving: %s loaded from %s on %s in %.1fs (warm-up tile %.3fs); %s tiles of %dx%d, "
-            "up to %d per request", contract.payload_format, artifacts_uri, self.model.device,
-            time.monotonic() - started, warm, ", ".join(contract.input_bands), contract.instance_size,
-            contract.instance_size, contract.max_instances,
+            "up to %d per request",
+            contract.payload_format,
+            artifacts_uri,
+            self.model.device,
+            time.monotonic() - started,
+            warm,
+            ", ".join(contract.input_bands),
+            contract.instance_size,
+            contract.instance_size,
+            contract.max_instances,
         )
 
     async def handle(self, request: Request) -> Response:
@@ -161,12 +172,14 @@ class EarthEngineHandler(Handler):
             if int(declared) <= DRAIN_BYTES:
                 async for _ in request.stream():  # read, not kept: the client then reads the answer
                     pass
-            return _refusal(codec.RequestError(f"the request body has {int(declared):,} bytes, over "
-                                               f"maxPayloadBytes {limit:,}", 413))
+            return _refusal(
+                codec.RequestError(f"the request body has {int(declared):,} bytes, over maxPayloadBytes {limit:,}", 413)
+            )
         body = await request.body()
         if len(body) > limit:
-            return _refusal(codec.RequestError(f"the request body has {len(body):,} bytes, over "
-                                               f"maxPayloadBytes {limit:,}", 413))
+            return _refusal(
+                codec.RequestError(f"the request body has {len(body):,} bytes, over maxPayloadBytes {limit:,}", 413)
+            )
         from starlette.concurrency import run_in_threadpool
 
         try:
@@ -181,5 +194,4 @@ DRAIN_BYTES = 10_000_000
 
 
 def _refusal(error: codec.RequestError) -> Response:
-    return Response(content=codec.error_body(error.message), status_code=error.status,
-                    media_type="application/json")
+    return Response(content=codec.error_body(error.message), status_code=error.status, media_type="application/json")

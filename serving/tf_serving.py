@@ -74,7 +74,7 @@ class SavedModel:
     def _signature(self, name: str | None):
         name = name or SIGNATURE
         if name not in self.signatures:
-            raise ServingError(400, f"Serving signature name: \"{name}\" not found in signature def")
+            raise ServingError(400, f'Serving signature name: "{name}" not found in signature def')
         return self.signatures[name]
 
     def call(self, inputs: dict, signature_name: str | None = None) -> dict[str, np.ndarray]:
@@ -85,8 +85,11 @@ class SavedModel:
         missing = sorted(set(specs) - set(inputs))
         extra = sorted(set(inputs) - set(specs))
         if missing or extra:
-            raise ServingError(400, f"input size does not match signature: {len(inputs)}!={len(specs)} len({sorted(inputs)}) "
-                               f"!= len({sorted(specs)}); missing {missing}, unexpected {extra}")
+            raise ServingError(
+                400,
+                f"input size does not match signature: {len(inputs)}!={len(specs)} len({sorted(inputs)}) "
+                f"!= len({sorted(specs)}); missing {missing}, unexpected {extra}",
+            )
         try:
             tensors = {name: tf.constant(value, dtype=specs[name].dtype) for name, value in inputs.items()}
             return {k: v.numpy() for k, v in signature(**tensors).items()}
@@ -107,8 +110,11 @@ class SavedModel:
             if all(isinstance(r, dict) for r in rows):
                 inputs = {n: [_rest_value(r.get(n)) for r in rows] for n in names}
                 if any(n not in r for r in rows for n in names):
-                    raise ServingError(400, f"Failed to process element: 0 key: {names} of 'instances' list. Error: "
-                                            "Invalid argument: JSON object: does not have named input")
+                    raise ServingError(
+                        400,
+                        f"Failed to process element: 0 key: {names} of 'instances' list. Error: "
+                        "Invalid argument: JSON object: does not have named input",
+                    )
             elif len(names) == 1:
                 inputs = {names[0]: [_rest_value(r) for r in rows]}
             else:
@@ -117,8 +123,11 @@ class SavedModel:
             return {"predictions": _rows(outputs, len(rows))}
         if "inputs" in body:
             given = body["inputs"]
-            inputs = ({n: _rest_value(v) for n, v in given.items()} if isinstance(given, dict)
-                      else {names[0]: _rest_value(given)})
+            inputs = (
+                {n: _rest_value(v) for n, v in given.items()}
+                if isinstance(given, dict)
+                else {names[0]: _rest_value(given)}
+            )
             outputs = self.call(inputs, signature_name)
             plain = {k: _plain(v) for k, v in outputs.items()}
             return {"outputs": next(iter(plain.values())) if len(plain) == 1 else plain}
@@ -198,12 +207,12 @@ def fetch(base_path: str) -> Path:
         return Path(base_path)
     from google.cloud import storage
 
-    bucket_name, _, prefix = base_path[len("gs://"):].partition("/")
+    bucket_name, _, prefix = base_path[len("gs://") :].partition("/")
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     local = Path(tempfile.mkdtemp(prefix="tf-serving-model-"))
     client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT") or None)
     for blob in client.list_blobs(bucket_name, prefix=prefix):
-        relative = blob.name[len(prefix):]
+        relative = blob.name[len(prefix) :]
         if relative and not relative.endswith("/"):
             target = local / relative
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -212,10 +221,15 @@ def fetch(base_path: str) -> Path:
 
 
 def latest_version(base: Path, model_name: str, shown: str) -> tuple[int, Path]:
-    versions = sorted((int(p.name), p) for p in base.iterdir() if p.is_dir() and p.name.isdigit()) if base.is_dir() else []
+    versions = (
+        sorted((int(p.name), p) for p in base.iterdir() if p.is_dir() and p.name.isdigit()) if base.is_dir() else []
+    )
     if not versions:
-        raise ServingError(404, f"No versions of servable {model_name} found under base path {shown}. Did you "
-                                "forget to name your leaf directory as a number (eg. '/1/')?")
+        raise ServingError(
+            404,
+            f"No versions of servable {model_name} found under base path {shown}. Did you "
+            "forget to name your leaf directory as a number (eg. '/1/')?",
+        )
     return versions[-1]
 
 
@@ -229,8 +243,15 @@ class ModelServer:
         self.warmed = self.model.warm_up()
 
     def status(self) -> dict:
-        return {"model_version_status": [{"version": str(self.version), "state": "AVAILABLE",
-                                          "status": {"error_code": "OK", "error_message": ""}}]}
+        return {
+            "model_version_status": [
+                {
+                    "version": str(self.version),
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        }
 
     def route(self, method: str, path: str, body: bytes) -> tuple[int, dict]:
         match = re.fullmatch(r"/v1/models/([^/:]+)(?:/versions/([0-9]+)|/labels/([^/:]+))?(:predict)?", path)
@@ -238,8 +259,11 @@ class ModelServer:
             return 404, {"error": f"Malformed request: {method} {path}"}
         name, version, _, predict = match.groups()
         if name != self.model_name or (version and int(version) != self.version):
-            return 404, {"error": f"Servable not found for request: Specific({name}, {version})" if version else
-                         f"Servable not found for request: Latest({name})"}
+            return 404, {
+                "error": f"Servable not found for request: Specific({name}, {version})"
+                if version
+                else f"Servable not found for request: Latest({name})"
+            }
         if not predict:
             if method != "GET":
                 return 404, {"error": f"Malformed request: {method} {path}"}
@@ -293,8 +317,9 @@ class ModelServer:
         class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
             def Predict(self, request, context):
                 if request.model_spec.name != server.model_name:
-                    context.abort(grpc.StatusCode.NOT_FOUND,
-                                  f"Servable not found for request: Latest({request.model_spec.name})")
+                    context.abort(
+                        grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({request.model_spec.name})"
+                    )
                 try:
                     return server.model.predict_proto(request)
                 except ServingError as error:
@@ -308,8 +333,9 @@ class ModelServer:
                 status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
                 return response
 
-        grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
-                                  options=[("grpc.max_receive_message_length", 64 << 20)])
+        grpc_server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.max_receive_message_length", 64 << 20)]
+        )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Prediction(), grpc_server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(Models(), grpc_server)
         if not grpc_server.add_insecure_port(f"{host}:{port}"):
@@ -331,8 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     except ServingError as error:
         print(f"tensorflow_model_server (stand-in): {error.message}", file=sys.stderr)
         return 1
-    print(f"Successfully loaded servable version {{name: {args.model_name} version: {server.version}}} "
-          f"({server.warmed} warm-up requests)", flush=True)
+    print(
+        f"Successfully loaded servable version {{name: {args.model_name} version: {server.version}}} "
+        f"({server.warmed} warm-up requests)",
+        flush=True,
+    )
     try:
         grpc_server = server.grpc(args.port)
     except ServingError as error:

@@ -100,8 +100,11 @@ def _parse_body(data):
     TorchServe's own JSONEnvelope indexes `["instances"][0]` unchecked, so an empty list, a
     body without `instances`, or a body that is not JSON (the worker then passes the raw
     bytes) would end as 503 "Prediction failed"."""
-    body = data.get("data") if isinstance(data, dict) and data.get("data") is not None else (
-        data.get("body") if isinstance(data, dict) and "body" in data else data)
+    body = (
+        data.get("data")
+        if isinstance(data, dict) and data.get("data") is not None
+        else (data.get("body") if isinstance(data, dict) and "body" in data else data)
+    )
     try:
         if isinstance(body, str):
             # TorchServe's worker decoded a JSON string; a body that is not JSON stays bytes.
@@ -120,12 +123,7 @@ def _strict_envelope():
 
 
 def _is_raw_request(data):
-    return (
-        isinstance(data, list)
-        and bool(data)
-        and isinstance(data[0], dict)
-        and set(data[0]) <= {"body", "data"}
-    )
+    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and set(data[0]) <= {"body", "data"}
 
 
 def _instances(row):

@@ -135,13 +135,17 @@ def _drop_stale_working_files(stack_dir: Path) -> None:
     if not config_file.exists():
         return
     terraform = json.loads(config_file.read_text()).get("terraform", {})
-    required = {provider_address(p.get("source", name)): str(p.get("version", "")).replace(" ", "")
-                for name, p in terraform.get("required_providers", {}).items()}
+    required = {
+        provider_address(p.get("source", name)): str(p.get("version", "")).replace(" ", "")
+        for name, p in terraform.get("required_providers", {}).items()
+    }
     lock, working = stack_dir / ".terraform.lock.hcl", stack_dir / ".terraform"
     if lock.exists():
         text = lock.read_text()
-        locked = {address.lower(): _constraints(body) for address, body in
-                  re.findall(r'provider "([^"]+)" \{(.*?)\n\}', text, re.S)}
+        locked = {
+            address.lower(): _constraints(body)
+            for address, body in re.findall(r'provider "([^"]+)" \{(.*?)\n\}', text, re.S)
+        }
         if locked != required:
             lock.unlink()
             shutil.rmtree(working, ignore_errors=True)
@@ -152,7 +156,7 @@ def _drop_stale_working_files(stack_dir: Path) -> None:
     backend_file = working / "terraform.tfstate"
     if working.is_dir() and backend_file.exists():
         initialized = json.loads(backend_file.read_text()).get("backend") or {}
-        (kind, wanted), = (terraform.get("backend") or {"local": {}}).items()
+        ((kind, wanted),) = (terraform.get("backend") or {"local": {}}).items()
         have = initialized.get("config") or {}
         if initialized.get("type") != kind or any(have.get(k) != v for k, v in wanted.items()):
             shutil.rmtree(working)

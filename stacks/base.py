@@ -19,6 +19,12 @@ class BaseStack(TerraformStack):
 
 
 def vertex_provider(stack: TerraformStack, config: VertexProviderConfig) -> EeVertexProvider:
-    return EeVertexProvider(stack, "eevertex", api_endpoint=config.api_endpoint, credentials=config.credentials,
-                            allow_unlisted_regions=config.allow_unlisted_regions,
-                            registry_endpoint=config.registry_endpoint, storage_endpoint=config.storage_endpoint)
+    return EeVertexProvider(
+        stack,
+        "eevertex",
+        api_endpoint=config.api_endpoint,
+        credentials=config.credentials,
+        allow_unlisted_regions=config.allow_unlisted_regions,
+        registry_endpoint=config.registry_endpoint,
+        storage_endpoint=config.storage_endpoint,
+    )

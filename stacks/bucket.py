@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from cdktn import TerraformOutput
-from constructs import Construct
 from cdktn_provider_google.provider import GoogleProvider
 from cdktn_provider_google.storage_bucket import StorageBucket
 from cdktn_provider_google.storage_bucket_object import StorageBucketObject
+from constructs import Construct
 
 from stacks.base import BaseStack
 from stacks.wiring import BucketConfig

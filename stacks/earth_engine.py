@@ -27,8 +27,9 @@ def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_nam
         # A custom source without input_bands: the bands are known only now, from the build.
         lengths = {b: model.input_shapes.get(b, 1) for b in manifest.input_bands}
         try:
-            payload.check_budget(model.payload_format.value, lengths, model.tile_size, model.input_overlap,
-                                 model.max_payload_bytes)
+            payload.check_budget(
+                model.payload_format.value, lengths, model.tile_size, model.input_overlap, model.max_payload_bytes
+            )
         except payload.PayloadTooLarge as error:
             raise ManifestError(
                 f"model: {error} (set model.input_bands to have this checked before the build)"
@@ -56,9 +57,14 @@ def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_nam
 def _python(key: str, value) -> str:
     """One argument's value as Python: outputBands' types as ee.PixelType, proj as ee.Projection."""
     if key == "outputBands":
-        return "{" + ", ".join(
-            f"{name!r}: {{'type': ee.PixelType.{band['type']}(), 'dimensions': {band['dimensions']}}}"
-            for name, band in value.items()) + "}"
+        return (
+            "{"
+            + ", ".join(
+                f"{name!r}: {{'type': ee.PixelType.{band['type']}(), 'dimensions': {band['dimensions']}}}"
+                for name, band in value.items()
+            )
+            + "}"
+        )
     if key == "proj":
         return f"ee.Projection({value['crs']!r}).atScale({value['scale']!r})"
     return repr(value)
@@ -75,5 +81,7 @@ def from_vertex_ai_snippet(args: dict, input_bands) -> str:
     """The call as Python to paste after `import ee` and `ee.Initialize(...)`, `image` being the
     image to predict: one line, since `cdktf synth --hcl` writes a string's newlines into HCL,
     which Terraform refuses."""
-    return (f"model = {from_vertex_ai_call(args)}; "
-            f"predictions = model.predictImage(image.select({list(input_bands)!r}).float())")
+    return (
+        f"model = {from_vertex_ai_call(args)}; "
+        f"predictions = model.predictImage(image.select({list(input_bands)!r}).float())"
+    )

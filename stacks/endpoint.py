@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from cdktn import TerraformOutput
-from constructs import Construct
 from cdktn_provider_google.bigquery_dataset import BigqueryDataset
 from cdktn_provider_google.monitoring_alert_policy import (
     MonitoringAlertPolicy,
     MonitoringAlertPolicyConditions,
+)
+from cdktn_provider_google.monitoring_alert_policy import (
     MonitoringAlertPolicyConditionsConditionThreshold as Threshold,
+)
+from cdktn_provider_google.monitoring_alert_policy import (
     MonitoringAlertPolicyConditionsConditionThresholdAggregations as Aggregation,
+)
+from cdktn_provider_google.monitoring_alert_policy import (
     MonitoringAlertPolicyConditionsConditionThresholdDenominatorAggregations as DenominatorAggregation,
 )
 from cdktn_provider_google.project_iam_custom_role import ProjectIamCustomRole
@@ -19,10 +24,10 @@ from cdktn_provider_google.vertex_ai_deployment_resource_pool import VertexAiDep
 from cdktn_provider_google.vertex_ai_endpoint import VertexAiEndpoint
 from cdktn_provider_google_beta.google_vertex_ai_endpoint_iam_member import GoogleVertexAiEndpointIamMember
 from cdktn_provider_google_beta.provider import GoogleBetaProvider
+from constructs import Construct
 
 from stacks.base import BaseStack
 from stacks.wiring import AlertPolicy, EndpointConfig
-
 
 # Earth Engine calls the endpoint with the credentials of whoever runs the computation,
 # so those principals need exactly this permission: on this endpoint (predict_scope
@@ -42,12 +47,18 @@ def alert_conditions(policy: AlertPolicy, endpoint_id: str) -> list[MonitoringAl
     "5xx", matched by prefix), and the p99 of the total latency per deployed model
     (prediction_latencies is a distribution in ms, which ALIGN_PERCENTILE_99 takes)."""
     window = f"{policy.window_seconds}s"
-    responses = (f'metric.type="{RESPONSE_COUNT}" AND resource.type="{ENDPOINT_RESOURCE}" AND '
-                 f'resource.label.endpoint_id="{endpoint_id}"')
+    responses = (
+        f'metric.type="{RESPONSE_COUNT}" AND resource.type="{ENDPOINT_RESOURCE}" AND '
+        f'resource.label.endpoint_id="{endpoint_id}"'
+    )
     # Numerator and denominator grouped alike ("the same periodicity and labels": MetricThreshold
     # .denominator_aggregations, monitoring_v3_messages.py).
-    per_endpoint = {"alignment_period": window, "per_series_aligner": "ALIGN_RATE",
-                    "cross_series_reducer": "REDUCE_SUM", "group_by_fields": ["resource.label.endpoint_id"]}
+    per_endpoint = {
+        "alignment_period": window,
+        "per_series_aligner": "ALIGN_RATE",
+        "cross_series_reducer": "REDUCE_SUM",
+        "group_by_fields": ["resource.label.endpoint_id"],
+    }
     return [
         MonitoringAlertPolicyConditions(
             display_name=f"5xx responses above {policy.error_rate:.2%}",
@@ -59,19 +70,28 @@ def alert_conditions(policy: AlertPolicy, endpoint_id: str) -> list[MonitoringAl
                 comparison="COMPARISON_GT",
                 threshold_value=policy.error_rate,
                 duration=window,
-            )),
+            ),
+        ),
         MonitoringAlertPolicyConditions(
             display_name=f"p99 latency above {policy.p99_latency_ms} ms",
             condition_threshold=Threshold(
-                filter=(f'metric.type="{LATENCIES}" AND resource.type="{ENDPOINT_RESOURCE}" AND '
-                        f'resource.label.endpoint_id="{endpoint_id}" AND metric.label.latency_type="total"'),
-                aggregations=[Aggregation(alignment_period=window, per_series_aligner="ALIGN_PERCENTILE_99",
-                                          cross_series_reducer="REDUCE_MAX",
-                                          group_by_fields=["metric.label.deployed_model_id"])],
+                filter=(
+                    f'metric.type="{LATENCIES}" AND resource.type="{ENDPOINT_RESOURCE}" AND '
+                    f'resource.label.endpoint_id="{endpoint_id}" AND metric.label.latency_type="total"'
+                ),
+                aggregations=[
+                    Aggregation(
+                        alignment_period=window,
+                        per_series_aligner="ALIGN_PERCENTILE_99",
+                        cross_series_reducer="REDUCE_MAX",
+                        group_by_fields=["metric.label.deployed_model_id"],
+                    )
+                ],
                 comparison="COMPARISON_GT",
                 threshold_value=policy.p99_latency_ms,
                 duration=window,
-            )),
+            ),
+        ),
     ]
 
 
@@ -96,8 +116,11 @@ class EndpointStack(BaseStack):
                 # (which BigQuery would refuse anyway while Vertex AI's table is in it).
                 deletion_policy="ABANDON",
             )
-            logging = {"enabled": True, "sampling_rate": config.request_logging.sampling_rate,
-                       "bigquery_destination": {"output_uri": config.request_logging.output_uri(config.project)}}
+            logging = {
+                "enabled": True,
+                "sampling_rate": config.request_logging.sampling_rate,
+                "bigquery_destination": {"output_uri": config.request_logging.output_uri(config.project)},
+            }
         endpoint = VertexAiEndpoint(
             self,
             "endpoint",
@@ -159,8 +182,11 @@ class EndpointStack(BaseStack):
                 name=pool.pool_id,
                 project=config.project,
                 region=config.region,
-                dedicated_resources={"machine_spec": machine, "min_replica_count": pool.min_replica_count,
-                                     "max_replica_count": pool.max_replica_count},
+                dedicated_resources={
+                    "machine_spec": machine,
+                    "min_replica_count": pool.min_replica_count,
+                    "max_replica_count": pool.max_replica_count,
+                },
             )
         if config.alert_policy:
             MonitoringAlertPolicy(
@@ -173,9 +199,13 @@ class EndpointStack(BaseStack):
                 conditions=alert_conditions(config.alert_policy, config.endpoint_id),
                 notification_channels=list(config.alert_policy.notification_channels) or None,
                 user_labels=config.labels,
-                documentation={"mime_type": "text/markdown", "content": (
-                    f"Vertex AI endpoint `{config.endpoint_id}` ({config.display_name}), called by Earth Engine: "
-                    "5xx responses or p99 latency above the rollout config's `monitoring` thresholds.")},
+                documentation={
+                    "mime_type": "text/markdown",
+                    "content": (
+                        f"Vertex AI endpoint `{config.endpoint_id}` ({config.display_name}), called by Earth Engine: "
+                        "5xx responses or p99 latency above the rollout config's `monitoring` thresholds."
+                    ),
+                },
             )
         TerraformOutput(
             self,
@@ -188,7 +218,7 @@ class EndpointStack(BaseStack):
             "earth_engine_model",
             value=config.earth_engine,
             description="ee.Model.fromVertexAi arguments for this endpoint (outputBands types are ee.PixelType "
-                        "names; proj {crs, scale} is ee.Projection(crs).atScale(scale)).",
+            "names; proj {crs, scale} is ee.Projection(crs).atScale(scale)).",
         )
         TerraformOutput(
             self,

@@ -19,8 +19,14 @@ from __future__ import annotations
 from cdktn import TerraformOutput
 from cdktn_provider_google.artifact_registry_repository import (
     ArtifactRegistryRepository,
+)
+from cdktn_provider_google.artifact_registry_repository import (
     ArtifactRegistryRepositoryCleanupPolicies as Policy,
+)
+from cdktn_provider_google.artifact_registry_repository import (
     ArtifactRegistryRepositoryCleanupPoliciesCondition as Condition,
+)
+from cdktn_provider_google.artifact_registry_repository import (
     ArtifactRegistryRepositoryCleanupPoliciesMostRecentVersions as MostRecent,
 )
 from cdktn_provider_google.artifact_registry_repository_iam_member import ArtifactRegistryRepositoryIamMember
@@ -52,11 +58,19 @@ class RegistryStack(BaseStack):
             docker_config={"immutable_tags": True},
             cleanup_policy_dry_run=False,
             cleanup_policies=[
-                Policy(id="keep-served-images", action="KEEP",
-                       condition=Condition(tag_state="TAGGED", tag_prefixes=list(config.keep_tags))),
-                Policy(id="keep-most-recent", action="KEEP", most_recent_versions=MostRecent(keep_count=KEEP_MOST_RECENT)),
-                Policy(id="delete-older-than-90-days", action="DELETE",
-                       condition=Condition(tag_state="ANY", older_than=CLEANUP_AFTER)),
+                Policy(
+                    id="keep-served-images",
+                    action="KEEP",
+                    condition=Condition(tag_state="TAGGED", tag_prefixes=list(config.keep_tags)),
+                ),
+                Policy(
+                    id="keep-most-recent", action="KEEP", most_recent_versions=MostRecent(keep_count=KEEP_MOST_RECENT)
+                ),
+                Policy(
+                    id="delete-older-than-90-days",
+                    action="DELETE",
+                    condition=Condition(tag_state="ANY", older_than=CLEANUP_AFTER),
+                ),
             ],
             deletion_policy="ABANDON",
         )
@@ -70,7 +84,15 @@ class RegistryStack(BaseStack):
             role="roles/artifactregistry.reader",
             member=f"serviceAccount:service-{project.number}@gcp-sa-aiplatform.iam.gserviceaccount.com",
         )
-        TerraformOutput(self, "repository", value=config.uri,
-                        description="Push our serving images here (`nox -s push -- CONFIG TARGET`).")
-        TerraformOutput(self, "images", value=list(config.images),
-                        description="The serving images the model versions use, by digest.")
+        TerraformOutput(
+            self,
+            "repository",
+            value=config.uri,
+            description="Push our serving images here (`nox -s push -- CONFIG TARGET`).",
+        )
+        TerraformOutput(
+            self,
+            "images",
+            value=list(config.images),
+            description="The serving images the model versions use, by digest.",
+        )

@@ -132,14 +132,17 @@ def _images_of(rollout: RolloutConfig, manifest: Manifest, sha256: str) -> tuple
     except ManifestError:
         import sys
 
-        print(f"synth: model.previous: {sha256[:12]} is not built in {rollout.artifact_dir}; its model version is "
-              "taken to run the current artifact's image (set model.previous.serving_image if it does not)",
-              file=sys.stderr)
+        print(
+            f"synth: model.previous: {sha256[:12]} is not built in {rollout.artifact_dir}; its model version is "
+            "taken to run the current artifact's image (set model.previous.serving_image if it does not)",
+            file=sys.stderr,
+        )
         return manifest.serving_images
 
 
-def _container_image(rollout: RolloutConfig, manifest: Manifest, target: TargetConfig, sha256: str,
-                     prior: PreviousArtifact | None) -> tuple[str, ServingImage | None]:
+def _container_image(
+    rollout: RolloutConfig, manifest: Manifest, target: TargetConfig, sha256: str, prior: PreviousArtifact | None
+) -> tuple[str, ServingImage | None]:
     """(image URI, our image or None) that serves artifact `sha256` on this target."""
     if prior and prior.serving_image:
         return prior.serving_image, None
@@ -167,7 +170,12 @@ def serving_image_uri(rollout: RolloutConfig, manifest: Manifest, target: Target
 
 
 def model_version(
-    rollout: RolloutConfig, manifest: Manifest, target: TargetConfig, labels: dict[str, str], sha256: str, *,
+    rollout: RolloutConfig,
+    manifest: Manifest,
+    target: TargetConfig,
+    labels: dict[str, str],
+    sha256: str,
+    *,
     previous: bool,
 ) -> tuple[ModelVersion, ServingImage | None]:
     model = rollout.model
@@ -227,7 +235,9 @@ def image_spec(image: ServingImage, target: TargetConfig, stack: str, layout: St
     return ImageSpec(
         resource_id=image_resource_id(image),
         repository=f"{registry_host(target.region)}/{target.project}/{target.image_repository}",
-        name=image.name, digest=image.digest, tag=image.tag,
+        name=image.name,
+        digest=image.digest,
+        tag=image.tag,
         source=layout.relative(stack, PROJECT_ROOT / image.layout),
     )
 
@@ -235,8 +245,11 @@ def image_spec(image: ServingImage, target: TargetConfig, stack: str, layout: St
 def deployment_spec(model_name: str, target: TargetConfig, version: ModelVersion, endpoint_id: str) -> DeploymentSpec:
     endpoint_name = f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}"
     machine_spec = [target.machine_type, target.accelerator_type, target.accelerator_count]
-    pool = (naming.resource_pool_name(target.project, target.region, target.resource_pool.id)
-            if target.resource_pool else None)
+    pool = (
+        naming.resource_pool_name(target.project, target.region, target.resource_pool.id)
+        if target.resource_pool
+        else None
+    )
     if pool:
         machine_spec = ["shared", pool]  # another deployment than one on machines of its own
     adopted_id = target.adopt.deployed_model_id if target.adopt and version.import_id is not None else None

@@ -9,7 +9,8 @@ show in the plan as such.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cdktn import (
     ITerraformDependable,
@@ -51,8 +52,9 @@ def _hcl(values: Mapping[str, Any], schema: Mapping[str, str]) -> dict[str, Any]
 
 def _keyword_values(arguments: Mapping[str, Any]) -> dict[str, Any]:
     """A constructor's `locals()` less what is not a resource attribute."""
-    return {k: v for k, v in arguments.items()
-            if k not in ("self", "scope", "id", "create_before_destroy", "__class__")}
+    return {
+        k: v for k, v in arguments.items() if k not in ("self", "scope", "id", "create_before_destroy", "__class__")
+    }
 
 
 def _lifecycle(create_before_destroy: bool) -> TerraformResourceLifecycle | None:
@@ -64,8 +66,14 @@ class EeVertexProvider(TerraformProvider):
     (regional endpoints, Application Default Credentials); the rehearsal points them at
     the local emulator."""
 
-    SCHEMA = {"api_endpoint": "string", "credentials": "string", "operation_timeout_seconds": "number",
-              "allow_unlisted_regions": "bool", "registry_endpoint": "string", "storage_endpoint": "string"}
+    SCHEMA = {
+        "api_endpoint": "string",
+        "credentials": "string",
+        "operation_timeout_seconds": "number",
+        "allow_unlisted_regions": "bool",
+        "registry_endpoint": "string",
+        "storage_endpoint": "string",
+    }
 
     def __init__(
         self,
@@ -151,8 +159,9 @@ class Image(_EeVertexResource):
     TYPE = "eevertex_image"
     SCHEMA = {"repository": "string", "name": "string", "digest": "string", "tag": "string", "source": "string"}
 
-    def __init__(self, scope: Construct, id: str, *, repository: str, name: str, digest: str, tag: str,
-                 source: str) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, repository: str, name: str, digest: str, tag: str, source: str
+    ) -> None:
         super().__init__(scope, id, _keyword_values(locals()))
 
 
@@ -305,8 +314,13 @@ class TrafficSplit(_EeVertexResource):
     a deployment must answer right when it takes traffic, or the provider puts the split back."""
 
     TYPE = "eevertex_traffic_split"
-    SCHEMA = {"project": "string", "region": "string", "endpoint_id": "string", "split": "map(number)",
-              "verification": "map(string)"}
+    SCHEMA = {
+        "project": "string",
+        "region": "string",
+        "endpoint_id": "string",
+        "split": "map(number)",
+        "verification": "map(string)",
+    }
 
     def __init__(
         self,
@@ -320,6 +334,11 @@ class TrafficSplit(_EeVertexResource):
         verification: Mapping[str, str] | None = None,
         depends_on: Sequence[ITerraformDependable] | None = None,
     ) -> None:
-        values = {"project": project, "region": region, "endpoint_id": endpoint_id, "split": dict(split),
-                  "verification": dict(verification) if verification else None}
+        values = {
+            "project": project,
+            "region": region,
+            "endpoint_id": endpoint_id,
+            "split": dict(split),
+            "verification": dict(verification) if verification else None,
+        }
         super().__init__(scope, id, values, depends_on=depends_on)

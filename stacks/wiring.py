@@ -223,20 +223,27 @@ def target_stacks(
         earth_engine=earth_engine,
         earth_engine_snippet=from_vertex_ai_snippet(earth_engine, manifest.input_bands),
         predict_scope=target.predict_scope,
-        import_id=(f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}"
-                   if target.adopt and target.adopt.endpoint else None),
+        import_id=(
+            f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}"
+            if target.adopt and target.adopt.endpoint
+            else None
+        ),
         request_logging=RequestLogging(
             dataset_id=target.request_logging.dataset or naming.request_log_dataset(model.name),
             table_id=target.request_logging.table,
             sampling_rate=float(target.request_logging.sampling_rate),
-        ) if target.request_logging else None,
+        )
+        if target.request_logging
+        else None,
         alert_policy=AlertPolicy(
             display_name=naming.alert_policy_name(model.name, target.name),
             error_rate=float(target.monitoring.error_rate),
             p99_latency_ms=target.monitoring.p99_latency_ms,
             window_seconds=target.monitoring.window_seconds,
             notification_channels=target.monitoring.notification_channels,
-        ) if target.monitoring.enabled else None,
+        )
+        if target.monitoring.enabled
+        else None,
         resource_pool=ResourcePool(
             pool_id=target.resource_pool.id,
             machine_type=target.machine_type,
@@ -244,7 +251,9 @@ def target_stacks(
             accelerator_count=target.accelerator_count or None,
             min_replica_count=target.min_replicas,
             max_replica_count=target.max_replicas,
-        ) if target.resource_pool and target.resource_pool.create else None,
+        )
+        if target.resource_pool and target.resource_pool.create
+        else None,
     )
 
     # Both versions stay uploaded while `model.previous` is set, whatever the split: the
@@ -276,8 +285,9 @@ def target_stacks(
             keep_tags=tuple(dict.fromkeys(i.tag for _, i in served)),
             backend=_backend(rollout, target, names["registry"], layout),
         )
-    deployments = [(deployment_spec(model.name, target, version, endpoint_id), percent)
-                   for version, percent in versions if percent]
+    deployments = [
+        (deployment_spec(model.name, target, version, endpoint_id), percent) for version, percent in versions if percent
+    ]
     pushed = {i.digest: i for _, i in served}
     model_stack = ModelStackConfig(
         stack=names["model"],
@@ -297,12 +307,14 @@ def target_stacks(
         verification={
             d.deployed_model_id: f"gs://{target.bucket}/{prefix}/{GOLDEN_NAME}#sha256={manifest.golden_sha256}"
             for d, _ in deployments
-            if target.verify_promotion and d.artifact_sha256 == manifest.sha256 and not d.import_id},
+            if target.verify_promotion and d.artifact_sha256 == manifest.sha256 and not d.import_id
+        },
         traffic_import_id=(
             f"projects/{target.project}/locations/{target.region}/endpoints/{endpoint_id}" if adopted else None
         ),
         provider=provider,
         backend=_backend(rollout, target, names["deployment"], layout),
     )
-    return TargetStacks(target=target, bucket=bucket, registry=registry, model=model_stack, endpoint=endpoint,
-                        deployment=deployment)
+    return TargetStacks(
+        target=target, bucket=bucket, registry=registry, model=model_stack, endpoint=endpoint, deployment=deployment
+    )

@@ -32,20 +32,19 @@ def traced_only() -> ModelSpec:
 def fixed_batch() -> ModelSpec:
     """A model that reshapes with a batch of 1 written out: torch.export cannot make its
     batch dynamic, so it is exported for one tile per call."""
-    import torch
     from torch import nn
 
     class OneTile(nn.Module):
         def forward(self, x):
             return x.sum(dim=1).reshape(1, 1, x.shape[2], x.shape[3])
 
-    return ModelSpec(model=OneTile().eval(), framework="pytorch", input_bands=("red", "nir"),
-                     output_bands=(Band(name="sum"),))
+    return ModelSpec(
+        model=OneTile().eval(), framework="pytorch", input_bands=("red", "nir"), output_bands=(Band(name="sum"),)
+    )
 
 
 def data_dependent() -> ModelSpec:
     """Python control flow on the input's values: torch.export cannot capture it."""
-    import torch
     from torch import nn
 
     class Branchy(nn.Module):
@@ -54,8 +53,9 @@ def data_dependent() -> ModelSpec:
                 return x[:, :1] * 2
             return x[:, :1]
 
-    return ModelSpec(model=Branchy().eval(), framework="pytorch", input_bands=("red", "nir"),
-                     output_bands=(Band(name="score"),))
+    return ModelSpec(
+        model=Branchy().eval(), framework="pytorch", input_bands=("red", "nir"), output_bands=(Band(name="score"),)
+    )
 
 
 def keras_two_outputs() -> ModelSpec:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
 from plan.terraform import run
 from rehearsal.rollout import provider_python
 
@@ -42,15 +41,26 @@ class Workspace:
         self.vertex_url = vertex_url
         path.mkdir(parents=True, exist_ok=True)
 
-    def write(self, resources: dict, imports: list[dict] | None = None, *, provider: dict | None = None,
-              data: dict | None = None, outputs: dict | None = None) -> None:
+    def write(
+        self,
+        resources: dict,
+        imports: list[dict] | None = None,
+        *,
+        provider: dict | None = None,
+        data: dict | None = None,
+        outputs: dict | None = None,
+    ) -> None:
         """main.tf.json with our provider (pointed at the emulator unless `provider` is given) and
         `resources` ({type: {name: body}}), import blocks, data sources and outputs."""
         config = {
-            "terraform": {"required_providers": {"eevertex": {"source": "ee-vertex.local/ee/eevertex",
-                                                              "version": "0.1.0"}}},
-            "provider": {"eevertex": provider if provider is not None else {
-                "api_endpoint": self.vertex_url, "credentials": "none", "operation_timeout_seconds": 300}},
+            "terraform": {
+                "required_providers": {"eevertex": {"source": "ee-vertex.local/ee/eevertex", "version": "0.1.0"}}
+            },
+            "provider": {
+                "eevertex": provider
+                if provider is not None
+                else {"api_endpoint": self.vertex_url, "credentials": "none", "operation_timeout_seconds": 300}
+            },
         }
         if resources:
             config["resource"] = resources
@@ -75,7 +85,9 @@ class Workspace:
             else:
                 os.environ["EEV_TERRAFORM"] = saved
         if ok and not result.ok:
-            raise AssertionError(f"terraform {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+            raise AssertionError(
+                f"terraform {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+            )
         return result
 
     def init(self) -> None:
@@ -92,8 +104,11 @@ class Workspace:
         plus the raw plan under '_raw'."""
         self.tf("plan", "-input=false", "-no-color", "-lock=false", "-out=plan.tfplan")
         raw = json.loads(self.tf("show", "-json", "plan.tfplan").stdout)
-        changes = {rc["address"]: rc["change"]["actions"] for rc in raw.get("resource_changes", [])
-                   if rc["change"]["actions"] != ["no-op"]}
+        changes = {
+            rc["address"]: rc["change"]["actions"]
+            for rc in raw.get("resource_changes", [])
+            if rc["change"]["actions"] != ["no-op"]
+        }
         return {"_raw": raw, **changes}
 
     def plan_error(self) -> str:
@@ -151,8 +166,9 @@ def _storage(emulators):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    return storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
-                          client_options={"api_endpoint": emulators.gcs_url})
+    return storage.Client(
+        project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": emulators.gcs_url}
+    )
 
 
 def put_artifact(emulators, uri: str) -> None:

@@ -35,9 +35,13 @@ class ArgMax(nn.Module):
 
 def contract(**overrides) -> dict:
     return {
-        "payload_format": "ND_ARRAYS", "input_bands": list(BANDS),
+        "payload_format": "ND_ARRAYS",
+        "input_bands": list(BANDS),
         "output_bands": [{"name": "sum", "dimensions": 0, "length": 1, "type": "float"}],
-        "tile_size": 8, "input_overlap": 0, "output_tile_size": None, "max_payload_bytes": 1_500_000,
+        "tile_size": 8,
+        "input_overlap": 0,
+        "output_tile_size": None,
+        "max_payload_bytes": 1_500_000,
         **overrides,
     }
 
@@ -45,8 +49,12 @@ def contract(**overrides) -> dict:
 def export(folder: Path, model: nn.Module | None = None, *, mar: bool = False, **overrides) -> Path:
     """model.pt2 (and model.mar) with its ee_contract.json in folder, as the build writes them."""
     data = contract(**overrides)
-    spec = ModelSpec(model=model or PixelSum(), framework="pytorch", input_bands=tuple(data["input_bands"]),
-                     output_bands=tuple(Band(**b) for b in data["output_bands"]))
+    spec = ModelSpec(
+        model=model or PixelSum(),
+        framework="pytorch",
+        input_bands=tuple(data["input_bands"]),
+        output_bands=tuple(Band(**b) for b in data["output_bands"]),
+    )
     export_program(spec, data, folder)
     if mar:
         export_mar(spec, data, folder)
@@ -67,9 +75,14 @@ def cpr_app(folder: Path):
     this process, behind starlette's TestClient."""
     from starlette.testclient import TestClient
 
-    env = {"HANDLER_MODULE": "serving.pytorch_server", "HANDLER_CLASS": "EarthEngineHandler",
-           "AIP_HTTP_PORT": "8080", "AIP_HEALTH_ROUTE": "/health", "AIP_PREDICT_ROUTE": "/predict",
-           "AIP_STORAGE_URI": str(folder)}
+    env = {
+        "HANDLER_MODULE": "serving.pytorch_server",
+        "HANDLER_CLASS": "EarthEngineHandler",
+        "AIP_HTTP_PORT": "8080",
+        "AIP_HEALTH_ROUTE": "/health",
+        "AIP_PREDICT_ROUTE": "/predict",
+        "AIP_STORAGE_URI": str(folder),
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

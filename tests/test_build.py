@@ -7,12 +7,12 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import config_in, example_data
 
 from build_hooks import earth_engine as ee
 from build_hooks.build import build
 from build_hooks.manifest import read_manifest, verify_artifact
 from build_hooks.verify import reference
-from conftest import config_in, example_data
 
 
 def test_pytorch_artifact_is_byte_identical_across_builds(torch_build, tmp_path):
@@ -73,8 +73,13 @@ def test_artifact_does_not_depend_on_the_checkout_path(framework, torch_build, t
     shutil.copy(ROOT / config, elsewhere / config)
     from serving.image import images_dir
 
-    subprocess.run([sys.executable, "-m", "build_hooks", config], cwd=elsewhere, check=True, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": str(elsewhere), "EEV_IMAGES_DIR": str(images_dir())})
+    subprocess.run(
+        [sys.executable, "-m", "build_hooks", config],
+        cwd=elsewhere,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(elsewhere), "EEV_IMAGES_DIR": str(images_dir())},
+    )
     here = (torch_build if framework == "pytorch" else tf_build)[1]
     there = read_manifest(elsewhere / ("build/landcover-torch" if framework == "pytorch" else "build/landcover-keras"))
     assert there.sha256 == here.sha256
@@ -118,8 +123,12 @@ def test_savedmodel_is_byte_identical_across_builds(tf_build, tmp_path):
     assert second.sha256 == first.sha256
     # TensorFlow Serving's layout, <base>/<version>/, with its warm-up request.
     assert [f.path for f in second.files] == [
-        "1/assets.extra/tf_serving_warmup_requests", "1/fingerprint.pb", "1/saved_model.pb",
-        "1/variables/variables.data-00000-of-00001", "1/variables/variables.index", "golden.json",
+        "1/assets.extra/tf_serving_warmup_requests",
+        "1/fingerprint.pb",
+        "1/saved_model.pb",
+        "1/variables/variables.data-00000-of-00001",
+        "1/variables/variables.index",
+        "golden.json",
     ]
     assert second.golden_sha256 == first.golden_sha256
 
@@ -127,8 +136,11 @@ def test_savedmodel_is_byte_identical_across_builds(tf_build, tmp_path):
 def test_rebuild_with_unchanged_inputs_rewrites_nothing(torch_build):
     """Nothing changed: the export runs, gives the same hash, and no file is written."""
     config, first = torch_build
-    files = [config.artifact_dir / "manifest.json", config.artifact_dir / first.sha256 / "manifest.json",
-             config.artifact_dir / first.artifact_root / "model.pt2"]
+    files = [
+        config.artifact_dir / "manifest.json",
+        config.artifact_dir / first.sha256 / "manifest.json",
+        config.artifact_dir / first.artifact_root / "model.pt2",
+    ]
     mtimes = [f.stat().st_mtime_ns for f in files]
     messages = []
     assert build(config, log=messages.append) == first
@@ -170,8 +182,11 @@ def test_a_model_whose_batch_cannot_vary_is_served_one_tile_at_a_time(tmp_path, 
 def test_a_model_export_cannot_capture_is_refused_with_the_reason(tmp_path):
     data = example_data("pytorch")
     data["model"].update(source="tests.fixture_models:data_dependent", name="branchy", tile_size=16)
-    with pytest.raises(RuntimeError, match=r"model.source: torch.export cannot capture the model on a "
-                                           r"\[N, 2, 16, 16\] tile .*make forward\(\) traceable"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"model.source: torch.export cannot capture the model on a "
+        r"\[N, 2, 16, 16\] tile .*make forward\(\) traceable",
+    ):
         build(config_in(tmp_path, data), log=lambda *_: None)
 
 

@@ -21,12 +21,13 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not os.environ.get("CDKTF_CLI"), reason="set $CDKTF_CLI to cdktf-cli 0.21.0 (nox -s tests does)"),
+    pytest.mark.skipif(
+        not os.environ.get("CDKTF_CLI"), reason="set $CDKTF_CLI to cdktf-cli 0.21.0 (nox -s tests does)"
+    ),
 ]
 
 STACKS = ["dev-bucket", "dev-registry", "dev-model", "dev-endpoint", "dev-deployment"]
@@ -36,11 +37,12 @@ def config_text(artifact_dir, **model) -> str:
     """rollout.toml's dev target alone, without predict members (no IAM to grant in here) and
     access logs, its artifact built already."""
     text = (ROOT / "rollout.toml").read_text().split("[[targets]]")
-    target = "\n".join(line for line in text[1].splitlines()
-                       if not line.startswith(("predict_members", "access_log_bucket")))
+    target = "\n".join(
+        line for line in text[1].splitlines() if not line.startswith(("predict_members", "access_log_bucket"))
+    )
     # Nothing serves here (an emulator without model servers): no golden tile to answer.
     target += "\nverify_promotion = false\n"
-    head = re.sub(r"(?m)^artifact_dir = .*$", f"artifact_dir = \"{artifact_dir}\"", text[0])
+    head = re.sub(r"(?m)^artifact_dir = .*$", f'artifact_dir = "{artifact_dir}"', text[0])
     extra = "".join(f"{key} = {value}\n" for key, value in model.items() if not key.startswith("["))
     tables = "".join(value for key, value in model.items() if key.startswith("["))
     return head.replace("[model]\n", "[model]\n" + extra, 1) + tables + "[[targets]]" + target
@@ -57,18 +59,28 @@ def cdktf(torch_build, provider_cli_config, tmp_path_factory):
     install_with_eevertex(tmp / "mirror", tmp / "terraform.rc", str(provider_python()))
     shim = install_shim(tmp / "bin" / "terraform", sys.executable)
     with Emulators(tmp / "emulators", serving=False) as emulators:
-        env = {**os.environ,
-               # cdktf.json runs `python3 main.py`: this interpreter's, as in an activated virtualenv.
-               "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
-               "TERRAFORM_BINARY_NAME": str(shim), "TF_CLI_CONFIG_FILE": str(tmp / "terraform.rc"),
-               "EEV_STATE_DIR": str(tmp / "state"), "CHECKPOINT_DISABLE": "1",
-               "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", **emulators.environment()}
+        env = {
+            **os.environ,
+            # cdktf.json runs `python3 main.py`: this interpreter's, as in an activated virtualenv.
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+            "TERRAFORM_BINARY_NAME": str(shim),
+            "TF_CLI_CONFIG_FILE": str(tmp / "terraform.rc"),
+            "EEV_STATE_DIR": str(tmp / "state"),
+            "CHECKPOINT_DISABLE": "1",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            **emulators.environment(),
+        }
         env.pop("EEV_TERRAFORM", None)
 
         def run(*args: str, config, ok: bool = True) -> subprocess.CompletedProcess:
-            done = subprocess.run([os.environ["CDKTF_CLI"], *args, "--output", str(tmp / "cdktf.out")], cwd=ROOT,
-                                  env={**env, "ROLLOUT_CONFIG": str(config)}, capture_output=True, text=True,
-                                  timeout=900)
+            done = subprocess.run(
+                [os.environ["CDKTF_CLI"], *args, "--output", str(tmp / "cdktf.out")],
+                cwd=ROOT,
+                env={**env, "ROLLOUT_CONFIG": str(config)},
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             if ok:
                 assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
             return done
@@ -105,12 +117,15 @@ def test_deploy_then_a_canary_then_destroy(cdktf, torch_build):
     assert order.index("uploadModel") < order.index("deployModel")
     endpoint = next(c["resource"] for c in journal if c["method"] == "createEndpoint")
     state = emulators.state()["endpoints"][endpoint]
-    assert [d["id"] for d in state["deployedModels"]] == list(state["trafficSplit"]) and \
-        list(state["trafficSplit"].values()) == [100]
+    assert [d["id"] for d in state["deployedModels"]] == list(state["trafficSplit"]) and list(
+        state["trafficSplit"].values()
+    ) == [100]
 
     canary = tmp / "canary.toml"
-    canary.write_text(config_text(artifact_dir, version_label='"next"').replace(
-        "traffic_percent = 100", "traffic_percent = 10") + f"\n[model.previous]\nsha256 = \"{manifest.sha256}\"\n")
+    canary.write_text(
+        config_text(artifact_dir, version_label='"next"').replace("traffic_percent = 100", "traffic_percent = 10")
+        + f'\n[model.previous]\nsha256 = "{manifest.sha256}"\n'
+    )
     second = build(load_config(canary), log=lambda *_: None)
     before = len(journal)
     run("deploy", "--skip-provider-lock", "--auto-approve", *STACKS, config=canary)
@@ -137,7 +152,8 @@ def test_deploy_then_a_canary_then_destroy(cdktf, torch_build):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    client = storage.Client(project="acme-geo-dev", credentials=AnonymousCredentials(),
-                            client_options={"api_endpoint": emulators.gcs_url})
+    client = storage.Client(
+        project="acme-geo-dev", credentials=AnonymousCredentials(), client_options={"api_endpoint": emulators.gcs_url}
+    )
     names = {b.name for b in client.list_blobs("acme-geo-dev-ee-models")}
     assert any(manifest.sha256 in n for n in names) and any(second.sha256 in n for n in names)

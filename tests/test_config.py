@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from conftest import ROOT, example_data
+
 from config.checks import check_bucket_name
 from config.rollout import ConfigError, load_config, parse_config
 from config.rules import ACCELERATOR_TYPES
@@ -43,20 +43,54 @@ BAD_VALUES = [
     # (example, section, key, value, fragment of the location, fragment of the allowed values)
     ("pytorch", "target", "region", "us_central", "targets.0.region", "'us-central1'"),
     ("pytorch", "target", "region", "uscentral1", "targets.0.region", "'<area>-<direction><n>'"),
-    ("pytorch", "target", "min_replicas", 5, "targets.0.min_replicas", "5 is greater than the maximum, 2; allowed: 1 <= minimum <= maximum"),
+    (
+        "pytorch",
+        "target",
+        "min_replicas",
+        5,
+        "targets.0.min_replicas",
+        "5 is greater than the maximum, 2; allowed: 1 <= minimum <= maximum",
+    ),
     ("pytorch", "target", "region", "mars-north1", "targets.0.region", "allowed: africa-south1, asia-east1"),
     ("pytorch", "target", "min_replicas", 0, "targets.0.min_replicas", "allowed: a whole number from 1 to 1000"),
     ("pytorch", "target", "max_replicas", 2.5, "targets.0.max_replicas", "allowed: a whole number from 1 to 1000"),
     ("pytorch", "target", "max_replicas", "many", "targets.0.max_replicas", "allowed: a whole number from 1 to 1000"),
-    ("pytorch", "target", "accelerator_count", 17, "targets.0.accelerator_count", "allowed: a whole number from 0 to 16"),
+    (
+        "pytorch",
+        "target",
+        "accelerator_count",
+        17,
+        "targets.0.accelerator_count",
+        "allowed: a whole number from 0 to 16",
+    ),
     ("pytorch", "target", "traffic_percent", 101, "targets.0.traffic_percent", "allowed: a whole number from 0 to 100"),
     ("pytorch", "target", "verify_promotion", "yes", "targets.0.verify_promotion", "allowed: true or false"),
     ("pytorch", "target", "traffic_percent", -1, "targets.0.traffic_percent", "allowed: a whole number from 0 to 100"),
-    ("pytorch", "target", "traffic_percent", 12.5, "targets.0.traffic_percent", "allowed: a whole number from 0 to 100"),
-    ("pytorch", "target", "serving_image", "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
-     "(top level)", "targets.0.serving_image 'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest' is not a "
-     "Vertex AI prebuilt pytorch image"),
-    ("pytorch", "target", "accelerator_count", 2, "targets.0.accelerator_count", "allowed: accelerator_count = 0, or an accelerator_type (NVIDIA_TESLA_P100"),
+    (
+        "pytorch",
+        "target",
+        "traffic_percent",
+        12.5,
+        "targets.0.traffic_percent",
+        "allowed: a whole number from 0 to 100",
+    ),
+    (
+        "pytorch",
+        "target",
+        "serving_image",
+        "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
+        "(top level)",
+        "targets.0.serving_image 'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest' is not a "
+        "Vertex AI prebuilt pytorch image",
+    ),
+    (
+        "pytorch",
+        "target",
+        "accelerator_count",
+        2,
+        "targets.0.accelerator_count",
+        "allowed: accelerator_count = 0, or an accelerator_type (NVIDIA_TESLA_P100",
+    ),
     ("pytorch", "target", "accelerator_type", "NVIDIA_GTX_1080", "targets.0.accelerator_type", "NVIDIA_TESLA_T4"),
     ("pytorch", "target", "bucket", "My_Bucket", "targets.0.bucket", "3-63 characters of a-z"),
     ("pytorch", "target", "bucket", "ab", "targets.0.bucket", "3-63 characters"),
@@ -72,8 +106,12 @@ BAD_VALUES = [
     ("pytorch", "target", "labels", {"env": "Dev!"}, "targets.0.labels", "a-z, 0-9, '_', '-'"),
     ("pytorch", "target", "kms_key", "my-key", "targets.0.kms_key", "projects/<p>/locations/<region>"),
     (
-        "pytorch", "target", "kms_key",
-        "projects/p/locations/europe-west4/keyRings/r/cryptoKeys/k", "targets.0", "same region",
+        "pytorch",
+        "target",
+        "kms_key",
+        "projects/p/locations/europe-west4/keyRings/r/cryptoKeys/k",
+        "targets.0",
+        "same region",
     ),
     ("pytorch", "target", "predict_members", ["alice@example.com"], "targets.0.predict_members", "'user:<email>'"),
     ("pytorch", "target", "predict_scope", "folder", "targets.0.predict_scope", "'endpoint' or 'project'"),
@@ -81,31 +119,73 @@ BAD_VALUES = [
     ("pytorch", "target", "colour", "blue", "targets.0.colour", "unknown field"),
     ("pytorch", "target", "spot", 1, "targets.0.spot", "true or false"),
     ("pytorch", "target", "required_replicas", 3, "targets.0.required_replicas", "allowed: 1 to 1, or unset (all 1)"),
-    ("pytorch", "target", "autoscaling", {"cpu_utilization": 0}, "targets.0.autoscaling.cpu_utilization",
-     "allowed: a whole number from 1 to 100 (percent; Vertex AI's default 60)"),
-    ("pytorch", "target", "autoscaling", {"requests_per_minute": 2.5}, "targets.0.autoscaling.requests_per_minute",
-     "allowed: a whole number of requests per minute per replica"),
-    ("pytorch", "target", "autoscaling", {"accelerator_duty_cycle": 50}, "targets.0.autoscaling.accelerator_duty_cycle",
-     "allowed: unset, or an accelerator_type with accelerator_count >= 1"),
+    (
+        "pytorch",
+        "target",
+        "autoscaling",
+        {"cpu_utilization": 0},
+        "targets.0.autoscaling.cpu_utilization",
+        "allowed: a whole number from 1 to 100 (percent; Vertex AI's default 60)",
+    ),
+    (
+        "pytorch",
+        "target",
+        "autoscaling",
+        {"requests_per_minute": 2.5},
+        "targets.0.autoscaling.requests_per_minute",
+        "allowed: a whole number of requests per minute per replica",
+    ),
+    (
+        "pytorch",
+        "target",
+        "autoscaling",
+        {"accelerator_duty_cycle": 50},
+        "targets.0.autoscaling.accelerator_duty_cycle",
+        "allowed: unset, or an accelerator_type with accelerator_count >= 1",
+    ),
     ("pytorch", "target", "container_logging", "no", "targets.0.container_logging", "true or false"),
     ("pytorch", "target", "access_logging", "yes", "targets.0.access_logging", "true or false"),
     ("pytorch", "target", "env", {"1X": "1"}, "targets.0.env", "not starting with a digit"),
-    ("pytorch", "target", "dedicated_endpoint_enabled", True, "targets.0.dedicated_endpoint_enabled",
-     "Endpoint.dedicated_endpoint_enabled; https://cloud.google.com/vertex-ai/docs/predictions/choose-endpoint-type"),
-    ("pytorch", "target", "private_service_connect_config", {"enable_private_service_connect": True},
-     "targets.0.private_service_connect_config", "allowed: leave it out (the stacks create a shared public endpoint)"),
+    (
+        "pytorch",
+        "target",
+        "dedicated_endpoint_enabled",
+        True,
+        "targets.0.dedicated_endpoint_enabled",
+        "Endpoint.dedicated_endpoint_enabled; https://cloud.google.com/vertex-ai/docs/predictions/choose-endpoint-type",
+    ),
+    (
+        "pytorch",
+        "target",
+        "private_service_connect_config",
+        {"enable_private_service_connect": True},
+        "targets.0.private_service_connect_config",
+        "allowed: leave it out (the stacks create a shared public endpoint)",
+    ),
     ("pytorch", "target", "network", "projects/1/global/networks/v", "targets.0.network", "Endpoint.network"),
-    ("pytorch", "model", "max_payload_bytes", 1_500_001, "model.max_payload_bytes",
-     "over the 1.5 MB a shared public Vertex AI endpoint accepts (https://cloud.google.com/vertex-ai/docs/predictions/"
-     "choose-endpoint-type"),
+    (
+        "pytorch",
+        "model",
+        "max_payload_bytes",
+        1_500_001,
+        "model.max_payload_bytes",
+        "over the 1.5 MB a shared public Vertex AI endpoint accepts (https://cloud.google.com/vertex-ai/docs/predictions/"
+        "choose-endpoint-type",
+    ),
     ("pytorch", "model", "payload_format", "GRPC_TF_TENSORS", "model", "allowed: ND_ARRAYS, RAW_JSON"),
     ("pytorch", "model", "payload_format", "SERIALIZED_TF_TENSORS", "model", "allowed: ND_ARRAYS, RAW_JSON"),
     ("pytorch", "model", "payload_format", "PICKLE", "model.payload_format", "'SERIALIZED_TF_TENSORS'"),
     ("pytorch", "model", "framework", "jax", "model.framework", "'tensorflow' or 'pytorch'"),
     ("tensorflow", "model", "grpc", False, "model", "set grpc = true"),
     ("tensorflow", "model", "payload_format", "ND_ARRAYS", "model", "allowed: SERIALIZED_TF_TENSORS"),
-    ("pytorch", "model", "serving_image", "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
-     "model", "allowed: unset (our own image, built from serving/)"),
+    (
+        "pytorch",
+        "model",
+        "serving_image",
+        "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
+        "model",
+        "allowed: unset (our own image, built from serving/)",
+    ),
     ("pytorch", "model", "serving_image", "nginx:latest", "model", "or any image with custom_image = true"),
     ("pytorch", "model", "predict_route", "/predict", "model", "only with custom_image = true"),
     ("pytorch", "model", "env", {"AIP_HTTP_PORT": "1"}, "model.env", "reserved by Vertex AI"),
@@ -147,8 +227,10 @@ def test_projection_and_scale_are_optional_with_a_warning():
     config = parse_config(data)
     assert config.model.projection is None and config.model.scale is None
     (warning,) = config.warnings
-    assert warning.startswith("model.projection and model.scale are unset: Earth Engine then feeds the model at "
-                              "the first input band's default projection")
+    assert warning.startswith(
+        "model.projection and model.scale are unset: Earth Engine then feeds the model at "
+        "the first input band's default projection"
+    )
     assert "WGS84 at 1 degree" in warning and "ImageCollection.median()" in warning
     config = parse_config(with_change("pytorch", "model", "scale", 10))
     assert config.model.scale == 10.0 and config.warnings == []
@@ -178,7 +260,10 @@ def test_images_default_to_ours_for_framework_and_accelerator():
     assert [config.own_image(t).name for t in config.targets] == ["ee-serving-pytorch-cpu", "ee-serving-pytorch-gpu"]
     assert [config.serving_image(t) for t in config.targets] == [None, None]
     config = parse_config(gpu_prod(framework="tensorflow", payload_format="SERIALIZED_TF_TENSORS"))
-    assert [config.own_image(t).name for t in config.targets] == ["ee-serving-tensorflow-cpu", "ee-serving-tensorflow-gpu"]
+    assert [config.own_image(t).name for t in config.targets] == [
+        "ee-serving-tensorflow-cpu",
+        "ee-serving-tensorflow-gpu",
+    ]
 
 
 def test_a_target_overrides_the_image(before_the_prebuilt_images_end):
@@ -191,7 +276,10 @@ def test_a_target_overrides_the_image(before_the_prebuilt_images_end):
 
 def test_gpu_target_with_a_cpu_image_is_an_error(before_the_prebuilt_images_end):
     message = error_for(gpu_prod(serving_image=CPU_TORCH))
-    assert "model.serving_image: '" + CPU_TORCH + "' is a CPU image but targets.1 has accelerator_type NVIDIA_TESLA_T4" in message
+    assert (
+        "model.serving_image: '" + CPU_TORCH + "' is a CPU image but targets.1 has accelerator_type NVIDIA_TESLA_T4"
+        in message
+    )
     assert "allowed: a 'pytorch-gpu.' prebuilt image, or leave serving_image unset for our own GPU image" in message
     data = gpu_prod()
     data["targets"][1]["serving_image"] = CPU_TORCH
@@ -236,8 +324,9 @@ def test_region_list_is_gclouds():
     gcloud = shutil.which("gcloud")
     if not gcloud:
         pytest.skip("gcloud is not installed")
-    root = subprocess.run([gcloud, "info", "--format=value(installation.sdk_root)"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    root = subprocess.run(
+        [gcloud, "info", "--format=value(installation.sdk_root)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     constants = (ROOT.__class__(root) / "lib/googlecloudsdk/command_lib/ai/constants.py").read_text()
     listed = constants.split("SUPPORTED_OP_REGIONS = (", 1)[1].split(")", 1)[0]
     assert tuple(r.strip().strip("'\"") for r in listed.split(",") if r.strip()) == PREDICTION_REGIONS
@@ -269,7 +358,9 @@ def test_access_log_bucket_is_another_valid_bucket():
     data = with_change("pytorch", "target", "access_log_bucket", "Logs!")
     assert "targets.0.access_log_bucket" in error_for(data)
     data = with_change("pytorch", "target", "access_log_bucket", data["targets"][0]["bucket"])
-    assert "access_log_bucket is the artifact bucket" in error_for(data) and "allowed: another bucket" in error_for(data)
+    assert "access_log_bucket is the artifact bucket" in error_for(data) and "allowed: another bucket" in error_for(
+        data
+    )
 
 
 def test_every_error_is_reported_at_once():
@@ -326,17 +417,30 @@ def test_unreadable_config(tmp_path):
 def test_deploy_options_default_to_vertex_ais():
     target = load_config(ROOT / "rollout.toml").targets[0]
     assert (target.spot, target.required_replicas, target.container_logging, target.access_logging, target.env) == (
-        False, None, True, False, {})
+        False,
+        None,
+        True,
+        False,
+        {},
+    )
     assert target.autoscaling.targets(accelerators=False) == {
-        "autoscaling_cpu_utilization_target": 60, "autoscaling_accelerator_duty_cycle_target": None,
-        "autoscaling_request_count_per_minute_target": None}
+        "autoscaling_cpu_utilization_target": 60,
+        "autoscaling_accelerator_duty_cycle_target": None,
+        "autoscaling_request_count_per_minute_target": None,
+    }
     assert target.autoscaling.targets(accelerators=True)["autoscaling_accelerator_duty_cycle_target"] == 60
 
 
 def test_duty_cycle_target_with_an_accelerator():
     data = gpu_prod()
-    data["targets"][1]["autoscaling"] = {"accelerator_duty_cycle": 80, "cpu_utilization": 70, "requests_per_minute": 900}
+    data["targets"][1]["autoscaling"] = {
+        "accelerator_duty_cycle": 80,
+        "cpu_utilization": 70,
+        "requests_per_minute": 900,
+    }
     autoscaling = parse_config(data).targets[1].autoscaling
     assert autoscaling.targets(accelerators=True) == {
-        "autoscaling_cpu_utilization_target": 70, "autoscaling_accelerator_duty_cycle_target": 80,
-        "autoscaling_request_count_per_minute_target": 900}
+        "autoscaling_cpu_utilization_target": 70,
+        "autoscaling_accelerator_duty_cycle_target": 80,
+        "autoscaling_request_count_per_minute_target": 900,
+    }

@@ -8,26 +8,37 @@ import json
 import subprocess
 
 import pytest
-
 from provider_support import PROVIDER_PYTHON
+
 from stacks import vertex
 
 ROOT = vertex.__file__.rsplit("/stacks/", 1)[0]
-pytestmark = pytest.mark.skipif(not PROVIDER_PYTHON.exists(),
-                                reason=f"no provider virtualenv at {PROVIDER_PYTHON} (set EEV_PROVIDER_PYTHON)")
+pytestmark = pytest.mark.skipif(
+    not PROVIDER_PYTHON.exists(), reason=f"no provider virtualenv at {PROVIDER_PYTHON} (set EEV_PROVIDER_PYTHON)"
+)
 
 
 def test_the_generated_pages_are_current_and_every_attribute_is_described():
-    done = subprocess.run([str(PROVIDER_PYTHON), "-m", "docs.generate", "--check"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(PROVIDER_PYTHON), "-m", "docs.generate", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")
 def schema() -> dict:
-    done = subprocess.run([str(PROVIDER_PYTHON), "-c", "import json; from docs.generate import schema_summary; "
-                           "print(json.dumps(schema_summary()))"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, check=True)
+    done = subprocess.run(
+        [
+            str(PROVIDER_PYTHON),
+            "-c",
+            "import json; from docs.generate import schema_summary; print(json.dumps(schema_summary()))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
@@ -40,9 +51,12 @@ def test_each_construct_takes_exactly_the_providers_arguments(schema, construct)
     name = "provider" if construct is vertex.EeVertexProvider else construct.TYPE
     attributes = schema[name]
     arguments = {a: spec["type"] for a, spec in attributes.items() if spec["required"] or spec["optional"]}
-    assert construct.SCHEMA == arguments
-    parameters = {p.name: p for p in inspect.signature(construct.__init__).parameters.values()
-                  if p.name not in NOT_ATTRIBUTES and p.kind is p.KEYWORD_ONLY}
+    assert arguments == construct.SCHEMA
+    parameters = {
+        p.name: p
+        for p in inspect.signature(construct.__init__).parameters.values()
+        if p.name not in NOT_ATTRIBUTES and p.kind is p.KEYWORD_ONLY
+    }
     assert set(parameters) == set(arguments)
     required = {a for a, spec in attributes.items() if spec["required"]}
     assert {p for p, param in parameters.items() if param.default is inspect.Parameter.empty} == required
@@ -79,7 +93,9 @@ def test_every_link_between_the_pages_resolves():
     broken = []
     for page in pages:
         text = page.read_text()
-        for target in re.findall(r"\]\(([^)\s]+)\)", re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", text, flags=re.S))):
+        for target in re.findall(
+            r"\]\(([^)\s]+)\)", re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", text, flags=re.S))
+        ):
             if re.match(r"[a-z]+:", target):
                 continue
             path, _, anchor = target.partition("#")

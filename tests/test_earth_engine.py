@@ -64,8 +64,16 @@ OUT = ({"name": "probabilities", "dimensions": 1, "length": 3},)
 BANDS6 = ("B2", "B3", "B4", "B5", "B6", "B7")
 
 
-@pytest.mark.parametrize("fmt,tile", [("ND_ARRAYS", 40), ("RAW_JSON", 40), ("SERIALIZED_TF_TENSORS", 64),
-                                      ("GRPC_TF_TENSORS", 64), ("GRPC_SERIALIZED_TF_TENSORS", 64)])
+@pytest.mark.parametrize(
+    "fmt,tile",
+    [
+        ("ND_ARRAYS", 40),
+        ("RAW_JSON", 40),
+        ("SERIALIZED_TF_TENSORS", 64),
+        ("GRPC_TF_TENSORS", 64),
+        ("GRPC_SERIALIZED_TF_TENSORS", 64),
+    ],
+)
 def test_request_batches_stay_within_max_payload_bytes(fmt, tile):
     contract = ee.Contract(fmt, BANDS6, (1,) * 6, OUT, tile, max_payload_bytes=300_000)
     batches = contract.requests(contract.example_tiles(count=25, seed=1))

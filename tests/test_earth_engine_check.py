@@ -19,9 +19,12 @@ def _check(outdir, *args, home, extra_env=None, without_ee=False):
     argv = ["-m", "plan.earth_engine", *args, "--outdir", str(outdir)]
     if without_ee:
         # earthengine-api not importable: the module is run as `python -m` would, `ee` blocked.
-        argv = ["-c", "import runpy, sys; sys.modules['ee'] = None; "
-                      f"sys.argv = ['plan.earth_engine', *{argv[2:]!r}]; "
-                      "runpy.run_module('plan.earth_engine', run_name='__main__', alter_sys=True)"]
+        argv = [
+            "-c",
+            "import runpy, sys; sys.modules['ee'] = None; "
+            f"sys.argv = ['plan.earth_engine', *{argv[2:]!r}]; "
+            "runpy.run_module('plan.earth_engine', run_name='__main__', alter_sys=True)",
+        ]
     return subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -41,14 +44,14 @@ def test_without_earthengine_api_it_skips(torch_synth, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == (
         "SKIPPED: earthengine-api is not installed here (`nox -s earth-engine-check -- TARGET` installs the "
-        "version pyproject.toml pins)")
+        "version pyproject.toml pins)"
+    )
 
 
 def test_an_unknown_target_is_an_error_even_when_skipping(torch_synth, tmp_path):
     done = _check(torch_synth, "qa", home=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip() == (f"error: target 'qa' is not in the last synth ({torch_synth}); "
-                                   "allowed: dev, prod")
+    assert done.stderr.strip() == (f"error: target 'qa' is not in the last synth ({torch_synth}); allowed: dev, prod")
 
 
 def test_without_a_synth_it_still_skips_with_the_reason(tmp_path):
@@ -62,8 +65,11 @@ def test_credentials_earth_engine_cannot_use_fail_naming_the_target(torch_synth,
     never issued (and no network here): the check runs the call and reports the failure."""
     credentials = tmp_path / ".config" / "earthengine" / "credentials"
     credentials.parent.mkdir(parents=True)
-    credentials.write_text(json.dumps({"refresh_token": "not-a-real-token", "client_id": "c", "client_secret": "s",
-                                       "project": "acme-geo-dev"}))
+    credentials.write_text(
+        json.dumps(
+            {"refresh_token": "not-a-real-token", "client_id": "c", "client_secret": "s", "project": "acme-geo-dev"}
+        )
+    )
     done = _check(torch_synth, "dev", home=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     endpoint = stack_json(torch_synth, "dev-endpoint")["output"]["endpoint_name"]["value"]

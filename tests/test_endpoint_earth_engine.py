@@ -8,7 +8,6 @@ import inspect
 import types
 
 import pytest
-
 from conftest import stack_json
 
 
@@ -59,8 +58,11 @@ def test_every_target_has_the_from_vertex_ai_arguments(fixture, request):
         ee, image = FakeEE(), FakeImage()
         exec(outputs["earth_engine_snippet"]["value"], {"ee": ee, "image": image})
         (call,) = ee.calls
-        assert call == {**args, "outputBands": {"probabilities": {"type": "float", "dimensions": 1}},
-                        "proj": ("projection", model.projection, 30.0)}
+        assert call == {
+            **args,
+            "outputBands": {"probabilities": {"type": "float", "dimensions": 1}},
+            "proj": ("projection", model.projection, 30.0),
+        }
         assert image.bands == list(manifest.input_bands)
 
 
@@ -93,8 +95,11 @@ def test_the_call_binds_to_earthengine_apis_own_signature(fixture, request):
     assert found
     for call in found:
         signature.bind(**call.args)
-        nodes = [n for n in ast.walk(ast.parse(call.snippet))
-                 if isinstance(n, ast.Call) and ast.unparse(n.func) == "ee.Model.fromVertexAi"]
+        nodes = [
+            n
+            for n in ast.walk(ast.parse(call.snippet))
+            if isinstance(n, ast.Call) and ast.unparse(n.func) == "ee.Model.fromVertexAi"
+        ]
         (node,) = nodes
         assert node.args == []
         assert sorted(k.arg for k in node.keywords) == sorted(call.args)  # synth sorts the JSON's keys
@@ -113,13 +118,19 @@ def test_the_call_binds_to_earthengine_apis_own_signature(fixture, request):
 
 
 def test_array_bands_and_overlap_reach_the_arguments(tf_build):
-    from stacks.earth_engine import from_vertex_ai_args, from_vertex_ai_snippet
     from conftest import example_data
+
     from config.rollout import parse_config
+    from stacks.earth_engine import from_vertex_ai_args, from_vertex_ai_snippet
 
     data = example_data("tensorflow")
-    data["model"].update(input_bands=["array_image"], input_shapes={"array_image": 3}, tile_size=128,
-                         input_overlap=64, output_tile_size=128)
+    data["model"].update(
+        input_bands=["array_image"],
+        input_shapes={"array_image": 3},
+        tile_size=128,
+        input_overlap=64,
+        output_tile_size=128,
+    )
     config = parse_config(data)
     manifest = tf_build[1].model_copy(update={"input_bands": ("array_image",), "tile_size": 128})
     args = from_vertex_ai_args(config, manifest, "projects/p/locations/r/endpoints/1")
@@ -131,9 +142,10 @@ def test_array_bands_and_overlap_reach_the_arguments(tf_build):
 
 
 def test_custom_source_without_input_bands_is_checked_at_synth(tf_build):
+    from conftest import example_data
+
     from build_hooks.manifest import ManifestError
     from config.rollout import parse_config
-    from conftest import example_data
     from stacks.earth_engine import from_vertex_ai_args
 
     data = example_data("tensorflow")
@@ -145,9 +157,10 @@ def test_custom_source_without_input_bands_is_checked_at_synth(tf_build):
 
 
 def test_input_bands_must_match_the_built_model(torch_build):
+    from conftest import example_data
+
     from build_hooks.manifest import ManifestError
     from config.rollout import parse_config
-    from conftest import example_data
     from stacks.earth_engine import from_vertex_ai_args
 
     data = example_data("pytorch")
@@ -158,9 +171,10 @@ def test_input_bands_must_match_the_built_model(torch_build):
 
 
 def test_tile_size_must_be_the_one_built(torch_build):
+    from conftest import example_data
+
     from build_hooks.manifest import ManifestError
     from config.rollout import parse_config
-    from conftest import example_data
     from stacks.earth_engine import from_vertex_ai_args
 
     data = example_data("pytorch")

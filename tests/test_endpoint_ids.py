@@ -8,8 +8,8 @@ import json
 import re
 
 import pytest
-
 from conftest import ROOT, config_in, example_data, synth
+
 from config.rollout import ConfigError, parse_config
 from config.rules import NEW_ENDPOINT_ID
 from stacks import naming
@@ -31,7 +31,9 @@ def test_derived_endpoint_ids_have_at_most_9_digits():
     for index in range(2000):
         endpoint_id = naming.endpoint_id(f"project-{index}", "us-central1", f"model-{index % 7}")
         assert valid(endpoint_id) and len(endpoint_id) == 9, endpoint_id
-    assert naming.endpoint_id("acme-geo-dev", "us-central1", "m") == naming.endpoint_id("acme-geo-dev", "us-central1", "m")
+    assert naming.endpoint_id("acme-geo-dev", "us-central1", "m") == naming.endpoint_id(
+        "acme-geo-dev", "us-central1", "m"
+    )
 
 
 @pytest.mark.parametrize("config_path", CONFIGS, ids=lambda p: p.name)
@@ -88,7 +90,8 @@ def test_an_existing_endpoints_generated_id_is_adopted():
     assert parse_config(data).targets[0].endpoint_id == generated
     data["targets"][0]["endpoint_id"] = "12345678901234567890"  # 20 digits: no ID Vertex AI gives
     assert "targets.0.endpoint_id: '12345678901234567890' is not a Vertex AI endpoint ID" in str(
-        pytest.raises(ConfigError, parse_config, data).value)
+        pytest.raises(ConfigError, parse_config, data).value
+    )
 
 
 def test_pinned_endpoint_id_wired_into_the_stacks(torch_build, tmp_path):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from conftest import ROOT
+
 from rehearsal.gcloud import deployments, gcloud_missing, parity, rehearse_gcloud
 
 MODEL = "projects/p/locations/us-central1/models/m"
@@ -19,19 +19,46 @@ def state(*, machine_type="n1-standard-2", grpc=True, percent=100, model=MODEL, 
     if grpc:
         container["grpcPorts"] = [{"containerPort": 8500}]
     return {
-        "models": {model: {"model": {"displayName": "x"}, "versions": [
-            {"name": model, "versionId": "1", "versionAliases": ["default"], "containerSpec": container,
-             "artifactUri": "gs://b/models/x/abc/"}]}},
-        "endpoints": {endpoint: {"name": endpoint, "trafficSplit": {"7": percent, "8": 100 - percent} if percent < 100
-                                 else {"7": 100}, "deployedModels": [
-            {"id": "7", "model": model, "modelVersionId": "1", "displayName": "d",
-             "dedicatedResources": {"machineSpec": {"machineType": machine_type}, "minReplicaCount": 1,
-                                    "maxReplicaCount": 3}}]}},
+        "models": {
+            model: {
+                "model": {"displayName": "x"},
+                "versions": [
+                    {
+                        "name": model,
+                        "versionId": "1",
+                        "versionAliases": ["default"],
+                        "containerSpec": container,
+                        "artifactUri": "gs://b/models/x/abc/",
+                    }
+                ],
+            }
+        },
+        "endpoints": {
+            endpoint: {
+                "name": endpoint,
+                "trafficSplit": {"7": percent, "8": 100 - percent} if percent < 100 else {"7": 100},
+                "deployedModels": [
+                    {
+                        "id": "7",
+                        "model": model,
+                        "modelVersionId": "1",
+                        "displayName": "d",
+                        "dedicatedResources": {
+                            "machineSpec": {"machineType": machine_type},
+                            "minReplicaCount": 1,
+                            "maxReplicaCount": 3,
+                        },
+                    }
+                ],
+            }
+        },
     }
 
 
 def test_parity_ignores_names_and_ids():
-    other = state(model="projects/123/locations/us-central1/models/9999", endpoint="projects/123/locations/x/endpoints/5")
+    other = state(
+        model="projects/123/locations/us-central1/models/9999", endpoint="projects/123/locations/x/endpoints/5"
+    )
     assert parity(state(), other) == []
     assert deployments(state())[0]["model.containerSpec"]["grpcPorts"] == [{"containerPort": 8500}]
 
@@ -39,9 +66,11 @@ def test_parity_ignores_names_and_ids():
 def test_parity_names_each_differing_field():
     assert parity(state(), state(machine_type="n1-standard-4")) == [
         "deployment 0: deployedModel.dedicatedResources.machineSpec.machineType: "
-        "gcloud 'n1-standard-2', stacks 'n1-standard-4'"]
+        "gcloud 'n1-standard-2', stacks 'n1-standard-4'"
+    ]
     assert parity(state(), state(grpc=False)) == [
-        "deployment 0: model.containerSpec.grpcPorts: gcloud [{'containerPort': 8500}], stacks None"]
+        "deployment 0: model.containerSpec.grpcPorts: gcloud [{'containerPort': 8500}], stacks None"
+    ]
     assert parity(state(), state(percent=70)) == ["deployment 0: endpoint.trafficSplit: gcloud 100, stacks 70"]
     empty = copy.deepcopy(state())
     empty["endpoints"][ENDPOINT]["deployedModels"] = []
@@ -58,7 +87,8 @@ def test_parity_takes_a_target_at_vertex_ais_default_for_none():
     resources["autoscalingMetricSpecs"] = [{"metricName": cpu, "target": 70}]
     assert parity(state(), stacks) == [
         "deployment 0: deployedModel.dedicatedResources.autoscalingMetricSpecs: gcloud None, stacks "
-        f"[{{'metricName': '{cpu}', 'target': 70}}]"]
+        f"[{{'metricName': '{cpu}', 'target': 70}}]"
+    ]
 
 
 @pytest.mark.slow
@@ -69,14 +99,24 @@ def test_gcloud_commands_and_parity(tmp_path, monkeypatch):
     assert report.differences == []
     assert all(status == 0 for _, status, _ in report.commands)
     seed = [" ".join(c.split()[:4]) for c, _, _ in report.commands if c.startswith("gcloud ai ")]
-    assert seed == ["gcloud ai models upload", "gcloud ai models list", "gcloud ai endpoints create",
-                    "gcloud ai endpoints deploy-model", "gcloud ai endpoints predict",
-                    "gcloud ai endpoints undeploy-model", "gcloud ai endpoints delete", "gcloud ai models delete"]
+    assert seed == [
+        "gcloud ai models upload",
+        "gcloud ai models list",
+        "gcloud ai endpoints create",
+        "gcloud ai endpoints deploy-model",
+        "gcloud ai endpoints predict",
+        "gcloud ai endpoints undeploy-model",
+        "gcloud ai endpoints delete",
+        "gcloud ai models delete",
+    ]
     assert "--container-grpc-ports=8500" in report.commands[6][0]
     (compared,) = report.compared
     assert compared["model.containerSpec"]["grpcPorts"] == [{"containerPort": 8500}]
     assert compared["deployedModel.dedicatedResources"] == {
-        "machineSpec": {"machineType": "n1-standard-2"}, "minReplicaCount": 1, "maxReplicaCount": 3}
+        "machineSpec": {"machineType": "n1-standard-2"},
+        "minReplicaCount": 1,
+        "maxReplicaCount": 3,
+    }
     assert compared["endpoint.trafficSplit"] == 100
 
 

@@ -11,13 +11,13 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from serving_support import PixelSum, body, export, tile
 from torch import nn
 from ts.context import Context
 from ts.torch_handler.base_handler import BaseHandler
 
 from serving.pytorch_server import Model
 from serving.torchserve_handler import EarthEngineHandler
-from serving_support import PixelSum, body, export, tile
 
 
 class OnDevice(nn.Module):
@@ -67,8 +67,10 @@ def test_our_server_answers_the_same_on_any_device_it_is_given(tmp_path):
     this machine the CPU (the GPU run is in the README)."""
     folder = export(tmp_path)
     tiles = tile(3, seed=2)
-    answers = [np.asarray(json.loads(Model(folder, device=torch.device(d)).predict(body(tiles.tolist())))["predictions"])
-               for d in ["cpu"] + (["cuda:0"] if torch.cuda.is_available() else [])]
+    answers = [
+        np.asarray(json.loads(Model(folder, device=torch.device(d)).predict(body(tiles.tolist())))["predictions"])
+        for d in ["cpu"] + (["cuda:0"] if torch.cuda.is_available() else [])
+    ]
     for answer in answers:
         np.testing.assert_allclose(answer, tiles.sum(axis=1), rtol=1e-6)
 

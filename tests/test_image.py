@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from serving_support import body, export, tile
+from test_requests import MALFORMED, check_refusal
 
 from build_hooks import earth_engine as ee
 from config.images import OWN_IMAGES
 from serving import image as images
 from serving.local import Container, http_json
-from serving_support import body, export, tile
-from test_requests import MALFORMED, check_refusal
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,9 @@ def upload(storage, folder: Path, prefix: str) -> str:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage as gcs
 
-    client = gcs.Client(project="p", credentials=AnonymousCredentials(), client_options={"api_endpoint": storage.gcs_url})
+    client = gcs.Client(
+        project="p", credentials=AnonymousCredentials(), client_options={"api_endpoint": storage.gcs_url}
+    )
     bucket = client.lookup_bucket("images-test") or client.create_bucket("images-test")
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         bucket.blob(f"{prefix}/{path.relative_to(folder).as_posix()}").upload_from_filename(str(path))
@@ -74,8 +76,13 @@ def served(pytorch_image, storage, tmp_path_factory):
     """Our PyTorch image serving a small model from AIP_STORAGE_URI (gs://, the GCS emulator)."""
     folder = export(tmp_path_factory.mktemp("artifact"))
     uri = upload(storage, folder, "pixel-sum")
-    with Container(layout_ref(pytorch_image), storage_uri=uri, predict_route="/predict", health_route="/health",
-                   env={"STORAGE_EMULATOR_HOST": storage.gcs_url}) as container:
+    with Container(
+        layout_ref(pytorch_image),
+        storage_uri=uri,
+        predict_route="/predict",
+        health_route="/health",
+        env={"STORAGE_EMULATOR_HOST": storage.gcs_url},
+    ) as container:
         yield container
 
 
@@ -99,8 +106,11 @@ def test_the_image_runs_as_a_non_root_user(pytorch_image):
     config = json.loads((images.ROOT / pytorch_image.layout / "index.json").read_text())
     manifest_digest = config["manifests"][0]["digest"].split(":")[1]
     manifest = json.loads((images.ROOT / pytorch_image.layout / "blobs" / "sha256" / manifest_digest).read_text())
-    image_config = json.loads((images.ROOT / pytorch_image.layout / "blobs" / "sha256" /
-                               manifest["config"]["digest"].split(":")[1]).read_text())
+    image_config = json.loads(
+        (
+            images.ROOT / pytorch_image.layout / "blobs" / "sha256" / manifest["config"]["digest"].split(":")[1]
+        ).read_text()
+    )
     assert image_config["config"]["User"] == "10001:10001"
     assert image_config["created"].startswith("1970-01-01")  # buildah --timestamp 0
 
@@ -138,8 +148,9 @@ def test_earth_engine_tiles_are_answered(served):
 def test_the_malformed_requests_get_a_4xx_from_the_image(served, case, request_body, status, message):
     import urllib.request
 
-    request = urllib.request.Request(served.url + "/predict", data=request_body,
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        served.url + "/predict", data=request_body, headers={"Content-Type": "application/json"}, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             got_status, text = response.status, response.read().decode()
@@ -172,19 +183,29 @@ def test_a_model_that_fails_its_warm_up_is_never_healthy(pytorch_image, tmp_path
     folder.chmod(0o755)  # the container's user (10001) reads the mounted folder
     # One worker process: its failed start ends the server (with several, uvicorn restarts
     # each failed worker, and the container is never healthy either).
-    with pytest.raises(images.ImageError, match="exited .* before it was healthy") as refused:
-        with Container(layout_ref(pytorch_image), storage_uri="/artifact", mounts={str(folder): "/artifact"},
-                       predict_route="/predict", health_route="/health", env={"VERTEX_CPR_WEB_CONCURRENCY": "1"}):
-            pass
+    with pytest.raises(images.ImageError, match="exited .* before it was healthy") as refused, Container(
+        layout_ref(pytorch_image),
+        storage_uri="/artifact",
+        mounts={str(folder): "/artifact"},
+        predict_route="/predict",
+        health_route="/health",
+        env={"VERTEX_CPR_WEB_CONCURRENCY": "1"},
+    ):
+        pass
     assert "the model answered shape [1, 1, 2, 8]; the artifact declares [N, 1, 8, 8]" in str(refused.value)
 
 
 def test_an_empty_storage_uri_is_never_healthy(pytorch_image, tmp_path):
     tmp_path.chmod(0o755)
-    with pytest.raises(images.ImageError, match="holds no model.pt2, ee_contract.json"):
-        with Container(layout_ref(pytorch_image), storage_uri="/artifact", mounts={str(tmp_path): "/artifact"},
-                       predict_route="/predict", health_route="/health", env={"VERTEX_CPR_WEB_CONCURRENCY": "1"}):
-            pass
+    with pytest.raises(images.ImageError, match="holds no model.pt2, ee_contract.json"), Container(
+        layout_ref(pytorch_image),
+        storage_uri="/artifact",
+        mounts={str(tmp_path): "/artifact"},
+        predict_route="/predict",
+        health_route="/health",
+        env={"VERTEX_CPR_WEB_CONCURRENCY": "1"},
+    ):
+        pass
 
 
 # -- the TensorFlow image: TensorFlow Serving (here its stand-in base) -------------------
@@ -194,8 +215,13 @@ def test_an_empty_storage_uri_is_never_healthy(pytorch_image, tmp_path):
 def tf_served(tf_image, tf_build, storage):
     config, manifest = tf_build
     uri = upload(storage, config.artifact_dir / manifest.artifact_root, "keras")
-    with Container(layout_ref(tf_image), storage_uri=uri, predict_route="/v1/models/model:predict",
-                   health_route="/v1/models/model", env={"STORAGE_EMULATOR_HOST": storage.gcs_url}) as container:
+    with Container(
+        layout_ref(tf_image),
+        storage_uri=uri,
+        predict_route="/v1/models/model:predict",
+        health_route="/v1/models/model",
+        env={"STORAGE_EMULATOR_HOST": storage.gcs_url},
+    ) as container:
         yield config, manifest, container
 
 

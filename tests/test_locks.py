@@ -7,15 +7,16 @@ import re
 import tomllib
 
 import pytest
-
 from conftest import ROOT
+
 from serving.image import locked_wheels
 from serving.lock import read_lock
 
 PINS = {
     re.split(r"[=\[]", r)[0].lower(): r.split("==")[1]
     for extra in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"].values()
-    for r in extra if "==" in r
+    for r in extra
+    if "==" in r
 }
 
 
@@ -45,5 +46,7 @@ def test_tensorflow_servings_image_is_the_exports_version():
     from config.images import TF_SERVING_BASE
 
     version = PINS["tensorflow-cpu"]
-    assert TF_SERVING_BASE == {"cpu": f"docker.io/tensorflow/serving:{version}",
-                               "gpu": f"docker.io/tensorflow/serving:{version}-gpu"}
+    assert {
+        "cpu": f"docker.io/tensorflow/serving:{version}",
+        "gpu": f"docker.io/tensorflow/serving:{version}-gpu",
+    } == TF_SERVING_BASE

@@ -9,14 +9,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from build_hooks.build import BuildError, build
 from build_hooks.manifest import ManifestError, built_versions, read_manifest, resolve_sha
-from conftest import ROOT
 from config.rollout import load_config
 
 HELPERS = """
@@ -100,10 +99,10 @@ def quiet(*_):
     pass
 
 
-def write_project(folder: Path, *, classes: int = 3, declared: int = 3, seed: int = 0, nan: bool = False,
-                  extra: str = "") -> Path:
+def write_project(
+    folder: Path, *, classes: int = 3, declared: int = 3, seed: int = 0, nan: bool = False, extra: str = ""
+) -> Path:
     """A user's project: seg/unet.py (the factory), seg/helpers.py, seg/weights.pt, rollout.toml."""
-    import torch
 
     package = folder / "seg"
     package.mkdir(parents=True, exist_ok=True)
@@ -165,7 +164,9 @@ def test_a_stale_pyc_of_a_helper_is_not_used(tmp_path):
     config = load_config(write_project(tmp_path))
     first = build(config, log=quiet)
     helpers = tmp_path / "seg" / "helpers.py"
-    py_compile.compile(str(helpers), cfile=str(tmp_path / "seg" / "__pycache__" / f"helpers.{sys.implementation.cache_tag}.pyc"))
+    py_compile.compile(
+        str(helpers), cfile=str(tmp_path / "seg" / "__pycache__" / f"helpers.{sys.implementation.cache_tag}.pyc")
+    )
     stat = helpers.stat()
     helpers.write_text(helpers.read_text().replace("nn.ReLU()", "nn.GELU()"))
     os.utime(helpers, ns=(stat.st_atime_ns, stat.st_mtime_ns))
@@ -198,8 +199,10 @@ def test_output_channels_must_match_the_declared_bands(tmp_path):
     with pytest.raises(BuildError) as caught:
         build(config, log=quiet)
     message = str(caught.value)
-    assert ("model.pt2, tile 32x32: the declared output bands (class_probs length 3) add up to 3 values per "
-            "pixel, but the model returns 5 (output [N, values, y, x] of shape [1, 5, 32, 32])") in message
+    assert (
+        "model.pt2, tile 32x32: the declared output bands (class_probs length 3) add up to 3 values per "
+        "pixel, but the model returns 5 (output [N, values, y, x] of shape [1, 5, 32, 32])"
+    ) in message
     assert "model.pt2, edge tile 32x32" in message
     assert not (config.artifact_dir / "manifest.json").exists()
 
@@ -219,8 +222,10 @@ def test_output_channels_must_match_the_declared_bands_with_overlap(tmp_path):
     config = load_config(write_project(tmp_path, classes=5, declared=3, extra=OVERLAP))
     with pytest.raises(BuildError) as caught:
         build(config, log=quiet)
-    assert ("model.pt2, tile 48x48 -> 32x32: the declared output bands (class_probs length 3) add up to 3 values per "
-            "pixel, but the model returns 5 (output [N, values, y, x] of shape [1, 5, 48, 48])") in str(caught.value)
+    assert (
+        "model.pt2, tile 48x48 -> 32x32: the declared output bands (class_probs length 3) add up to 3 values per "
+        "pixel, but the model returns 5 (output [N, values, y, x] of shape [1, 5, 48, 48])"
+    ) in str(caught.value)
 
 
 def test_keras_output_channels_must_match_the_declared_bands(tmp_path):
@@ -228,8 +233,11 @@ def test_keras_output_channels_must_match_the_declared_bands(tmp_path):
 
     data = example_data("tensorflow")
     data["model"].update(source="tests.fixture_models:keras_too_many_outputs", tile_size=16)
-    with pytest.raises(BuildError, match=r"\(classes length 3, score length 1\) add up to 4 values per pixel, "
-                                         r"but the model returns 6"):
+    with pytest.raises(
+        BuildError,
+        match=r"\(classes length 3, score length 1\) add up to 4 values per pixel, "
+        r"but the model returns 6",
+    ):
         build(config_in(tmp_path, data), log=quiet)
 
 
@@ -241,8 +249,9 @@ def test_nan_outputs_are_reported(tmp_path):
 
 def run_build(config: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run([sys.executable, "-m", "build_hooks", str(config)], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "build_hooks", str(config)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
 
 
 def test_missing_module_names_the_folders_searched(tmp_path):
@@ -263,17 +272,26 @@ def test_missing_factory_and_framework_mismatch_have_no_traceback(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "model.source: 'seg.unet' (" in result.stderr
     assert "has no function 'build_model'; functions it defines: make_model" in result.stderr
-    config.write_text(text.replace('framework = "pytorch"', 'framework = "tensorflow"')
-                      .replace('"ND_ARRAYS"', '"SERIALIZED_TF_TENSORS"'))
+    config.write_text(
+        text.replace('framework = "pytorch"', 'framework = "tensorflow"').replace(
+            '"ND_ARRAYS"', '"SERIALIZED_TF_TENSORS"'
+        )
+    )
     result = run_build(config)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "model.framework: the config says 'tensorflow' but seg.unet:make_model builds a 'pytorch' model" in result.stderr
+    assert (
+        "model.framework: the config says 'tensorflow' but seg.unet:make_model builds a 'pytorch' model"
+        in result.stderr
+    )
 
 
-@pytest.mark.parametrize("body,raised", [
-    ("raise RuntimeError('weights.pt is for another head')", "RuntimeError: weights.pt is for another head"),
-    ("import segmentation_models_pytorch", "ModuleNotFoundError: No module named 'segmentation_models_pytorch'"),
-])
+@pytest.mark.parametrize(
+    "body,raised",
+    [
+        ("raise RuntimeError('weights.pt is for another head')", "RuntimeError: weights.pt is for another head"),
+        ("import segmentation_models_pytorch", "ModuleNotFoundError: No module named 'segmentation_models_pytorch'"),
+    ],
+)
 def test_a_factory_that_raises_gives_one_line_and_its_traceback_in_a_file(tmp_path, body, raised):
     config = write_project(tmp_path)
     unet = tmp_path / "seg" / "unet.py"
@@ -294,13 +312,15 @@ def test_a_model_reading_other_bands_than_declared_stops_synth_without_a_traceba
     """main.py (cdktf synth) with input_bands that are not the built model's: one error line."""
     config = write_project(tmp_path)
     assert run_build(config).returncode == 0
-    config.write_text(config.read_text().replace('tile_size = 32', 'tile_size = 32\ninput_bands = ["B2", "B3", "B4"]'))
+    config.write_text(config.read_text().replace("tile_size = 32", 'tile_size = 32\ninput_bands = ["B2", "B3", "B4"]'))
     env = {**os.environ, "ROLLOUT_CONFIG": str(config), "CDKTF_OUTDIR": str(tmp_path / "cdktf.out")}
     result = subprocess.run([sys.executable, str(ROOT / "main.py")], env=env, capture_output=True, text=True)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    assert "model.input_bands: the config says ['B2', 'B3', 'B4'] but the built model reads ['B2', 'B3', 'B4', 'B8']" \
+    assert (
+        "model.input_bands: the config says ['B2', 'B3', 'B4'] but the built model reads ['B2', 'B3', 'B4', 'B8']"
         in result.stderr
+    )
 
 
 def test_short_artifact_references(tmp_path):
@@ -328,13 +348,17 @@ def test_canary_with_a_short_reference_synthesizes_the_full_sha(tmp_path):
     first = build(load_config(path), log=quiet)
     save_weights(tmp_path / "seg", classes=3, seed=1)
     second = build(load_config(path), log=quiet)
-    path.write_text(path.read_text().replace('tile_size = 32', f'tile_size = 32\n[model.previous]\nsha256 = "{first.sha256[:7]}"')
-                    .replace('bucket = "acme-geo-dev-unet"', 'bucket = "acme-geo-dev-unet"\ntraffic_percent = 10'))
+    path.write_text(
+        path.read_text()
+        .replace("tile_size = 32", f'tile_size = 32\n[model.previous]\nsha256 = "{first.sha256[:7]}"')
+        .replace('bucket = "acme-geo-dev-unet"', 'bucket = "acme-geo-dev-unet"\ntraffic_percent = 10')
+    )
     config = load_config(path)
     outdir = synth(config, second, tmp_path / "cdktf.out", tmp_path / "state")
     models = list(stack_json(outdir, "dev-model")["resource"]["eevertex_model"].values())
     assert sorted(m["artifact_uri"].rstrip("/").rsplit("/", 1)[1] for m in models) == sorted(
-        [first.sha256, second.sha256])
+        [first.sha256, second.sha256]
+    )
     image = second.serving_image("ee-serving-pytorch-cpu")
     images = {m["container_image_uri"] for m in models}
     assert images == {f"us-central1-docker.pkg.dev/acme-geo-dev/ee-serving/ee-serving-pytorch-cpu@{image.digest}"}
@@ -359,7 +383,11 @@ def test_starter_config_builds(tmp_path):
         sys.path.remove(str(tmp_path))
     assert 'payload_format = "ND_ARRAYS"' in text and "B2, B3, B4, B8" in text
     config = load_config(out)
-    assert (config.model.name, config.model.framework, config.model.source) == ("my-unet", "pytorch", "seg.unet:make_model")
+    assert (config.model.name, config.model.framework, config.model.source) == (
+        "my-unet",
+        "pytorch",
+        "seg.unet:make_model",
+    )
     # The largest multiple of 16 whose ND_ARRAYS request of 4 bands fits in 1.5 MB (153 fits);
     # the bands written out, so the budget is checked before the build.
     assert (config.model.tile_size, config.model.input_bands) == (144, ("B2", "B3", "B4", "B8"))

@@ -6,15 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT, example_data
 
 from build_hooks import earth_engine as ee
 from config import payload
 from config.rollout import ConfigError, load_config, parse_config
-from conftest import ROOT, example_data
 
 BANDS = ("B2", "B3", "B4", "B5", "B6", "B7")
 
@@ -24,7 +23,10 @@ def test_256_tile_nd_arrays_config_fails_before_building(tmp_path):
     config.write_text((ROOT / "rollout.toml").read_text().replace("tile_size = 120", "tile_size = 256"))
     artifact = tmp_path / "build"
     result = subprocess.run(
-        [sys.executable, "main.py"], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "main.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={**os.environ, "ROLLOUT_CONFIG": str(config), "CDKTF_OUTDIR": str(tmp_path / "out")},
     )
     assert result.returncode == 2
@@ -37,8 +39,9 @@ def test_256_tile_nd_arrays_config_fails_before_building(tmp_path):
 @pytest.mark.parametrize("path", ["rollout.toml", "examples/tensorflow.toml"])
 def test_builtin_configs_fit(path):
     model = load_config(ROOT / path).model
-    size = payload.check_budget(model.payload_format.value, model.band_lengths, model.tile_size,
-                                model.input_overlap, model.max_payload_bytes)
+    size = payload.check_budget(
+        model.payload_format.value, model.band_lengths, model.tile_size, model.input_overlap, model.max_payload_bytes
+    )
     assert size <= 1_500_000
 
 
@@ -49,9 +52,12 @@ def test_more_than_a_shared_endpoint_takes_is_refused_naming_the_source():
     data["model"]["max_payload_bytes"] = 1_500_000
     assert parse_config(data).model.max_payload_bytes == 1_500_000
     data["model"].update(tile_size=256, max_payload_bytes=10_000_000)
-    with pytest.raises(ConfigError, match=r"model.max_payload_bytes: 10,000,000 is over the 1.5 MB a shared public "
-                                          r"Vertex AI endpoint accepts \(https://cloud.google.com/vertex-ai/docs/"
-                                          r"predictions/choose-endpoint-type"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model.max_payload_bytes: 10,000,000 is over the 1.5 MB a shared public "
+        r"Vertex AI endpoint accepts \(https://cloud.google.com/vertex-ai/docs/"
+        r"predictions/choose-endpoint-type",
+    ):
         parse_config(data)
 
 
@@ -66,15 +72,26 @@ def test_overlap_counts_in_the_budget():
     "fields,message",
     [
         ({"input_overlap": -1}, "model.input_overlap: -1; allowed: a whole number from 0 to 1024"),
-            ({"payload_format": "SERIALIZED_TF_TENSORS", "input_shapes": {"B2": 0}},
-             "model.input_shapes.B2: 0; allowed: a whole number from 1 to 4096"),
-        ({"tile_size": 64, "input_overlap": 8, "output_tile_size": 81},
-         "output_tile_size 81 is larger than the tile sent (64 + 2 x input_overlap 8 = 80)"),
+        (
+            {"payload_format": "SERIALIZED_TF_TENSORS", "input_shapes": {"B2": 0}},
+            "model.input_shapes.B2: 0; allowed: a whole number from 1 to 4096",
+        ),
+        (
+            {"tile_size": 64, "input_overlap": 8, "output_tile_size": 81},
+            "output_tile_size 81 is larger than the tile sent (64 + 2 x input_overlap 8 = 80)",
+        ),
         ({"tile_size": 64, "output_tile_size": 63}, "64 - output_tile_size must be even"),
         ({"input_shapes": {"B2": 3}}, "input_shapes (array bands) with payload_format 'ND_ARRAYS'"),
         ({"input_shapes": {"NIR": 3}}, "input_shapes names NIR, not in input_bands"),
     ],
-    ids=["negative-overlap", "zero-array-length", "output-larger-than-input", "odd-margin", "array-band-json", "unknown-array-band"],
+    ids=[
+        "negative-overlap",
+        "zero-array-length",
+        "output-larger-than-input",
+        "odd-margin",
+        "array-band-json",
+        "unknown-array-band",
+    ],
 )
 def test_tile_fields_are_validated(fields, message):
     data = example_data("pytorch")
@@ -106,8 +123,14 @@ def test_budget_bounds_the_real_bodies(fmt):
 def test_array_bands_in_the_budget():
     bands = {"array_image": 3}
     assert payload.largest_tile("SERIALIZED_TF_TENSORS", bands, 0, 1_500_000) > payload.largest_tile(
-        "SERIALIZED_TF_TENSORS", {"array_image": 6}, 0, 1_500_000)
+        "SERIALIZED_TF_TENSORS", {"array_image": 6}, 0, 1_500_000
+    )
     data = example_data("tensorflow")
-    data["model"].update(input_bands=["array_image"], input_shapes={"array_image": 3}, tile_size=128,
-                         input_overlap=64, source="tests.contract_models:keras_array_band")
+    data["model"].update(
+        input_bands=["array_image"],
+        input_shapes={"array_image": 3},
+        tile_size=128,
+        input_overlap=64,
+        source="tests.contract_models:keras_array_band",
+    )
     assert parse_config(data).model.band_lengths == {"array_image": 3}

@@ -8,12 +8,12 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from conftest import config_in, example_data
+from test_own_model import quiet, write_project
 
 from build_hooks.build import build
 from config import images
 from config.rollout import ConfigError, load_config, parse_config
-from conftest import config_in, example_data
-from test_own_model import quiet, write_project
 
 PYTORCH_2_4 = "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest"
 TF_2_15 = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
@@ -33,8 +33,10 @@ def test_a_unet_with_bilinear_upsampling_is_refused_for_pytorch_2_4(tmp_path):
     with pytest.raises(ValueError) as refused:
         build(config, log=quiet)
     message = str(refused.value)
-    assert message.startswith("model.serving_image: pytorch-*.2-4 runs torch==2.4.1, and the artifact built with "
-                              "the project's versions fails there (targets.0, targets.1): torch 2.4.1")
+    assert message.startswith(
+        "model.serving_image: pytorch-*.2-4 runs torch==2.4.1, and the artifact built with "
+        "the project's versions fails there (targets.0, targets.1): torch 2.4.1"
+    )
     assert "cannot load the TorchScript: RuntimeError: Unknown builtin op: aten::_upsample" in message
     assert "leave serving_image unset for our own image" in message
     assert not (config.artifact_dir / "manifest.json").exists()
@@ -101,9 +103,14 @@ def test_the_default_is_our_own_image():
     config = parse_config(example_data("pytorch"))
     assert [config.image_kind(t) for t in config.targets] == ["own", "own"]
     assert config.own_image(config.targets[0]).name == "ee-serving-pytorch-cpu"
-    gpu = parse_config({**example_data("pytorch"), "targets": [{**example_data("pytorch")["targets"][0],
-                                                                 "accelerator_type": "NVIDIA_TESLA_T4",
-                                                                 "accelerator_count": 1}]})
+    gpu = parse_config(
+        {
+            **example_data("pytorch"),
+            "targets": [
+                {**example_data("pytorch")["targets"][0], "accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 1}
+            ],
+        }
+    )
     assert gpu.own_image(gpu.targets[0]).name == "ee-serving-pytorch-gpu"
 
 
@@ -119,10 +126,15 @@ def test_review_warns_of_the_end_of_availability(tmp_path):
 
     from plan.review import availability_warnings
 
-    for stack, image in (("dev-model", PYTORCH_2_4), ("prod-model", "europe-west4-docker.pkg.dev/p/r/i@sha256:" + "0" * 64)):
+    for stack, image in (
+        ("dev-model", PYTORCH_2_4),
+        ("prod-model", "europe-west4-docker.pkg.dev/p/r/i@sha256:" + "0" * 64),
+    ):
         folder = tmp_path / "stacks" / stack
         folder.mkdir(parents=True)
-        (folder / "cdk.tf.json").write_text(json.dumps({"resource": {"eevertex_model": {"m": {"container_image_uri": image}}}}))
+        (folder / "cdk.tf.json").write_text(
+            json.dumps({"resource": {"eevertex_model": {"m": {"container_image_uri": image}}}})
+        )
     warnings = availability_warnings(tmp_path, ["dev-model", "prod-model", "dev-deployment"])
     assert warnings == [f"dev: {images.availability_warning(images.prebuilt(PYTORCH_2_4), date(2026, 12, 1))}"]
 

@@ -7,10 +7,19 @@ create adopted, destroy (undeploy first, artifact kept).
 from __future__ import annotations
 
 import pytest
+from provider_support import (
+    ARTIFACT,
+    PROJECT,
+    REGION,
+    Workspace,
+    artifact_objects,
+    changes,  # noqa: F401
+    model_config,
+    planned_after,
+    put_artifact,
+)
 
 from serving.local import http_json
-from provider_support import (ARTIFACT, PROJECT, REGION, Workspace, artifact_objects, changes,  # noqa: F401
-                              emulators, model_config, planned_after, put_artifact)
 
 pytestmark = pytest.mark.slow
 
@@ -37,10 +46,15 @@ def wait_operation(emulators, op: dict) -> None:
 
 def deployment(model_ref: str, deployed_id: str, **overrides) -> dict:
     body = {
-        "project": PROJECT, "region": REGION, "endpoint_id": ENDPOINT_ID,
-        "model": model_ref, "deployed_model_id": deployed_id,
-        "display_name": "landcover", "machine_type": "n1-standard-4",
-        "min_replica_count": 1, "max_replica_count": 2,
+        "project": PROJECT,
+        "region": REGION,
+        "endpoint_id": ENDPOINT_ID,
+        "model": model_ref,
+        "deployed_model_id": deployed_id,
+        "display_name": "landcover",
+        "machine_type": "n1-standard-4",
+        "min_replica_count": 1,
+        "max_replica_count": 2,
         "lifecycle": {"create_before_destroy": True},
     }
     body.update(overrides)
@@ -48,22 +62,32 @@ def deployment(model_ref: str, deployed_id: str, **overrides) -> dict:
 
 
 def split(**shares: int) -> dict:
-    return {"project": PROJECT, "region": REGION, "endpoint_id": ENDPOINT_ID,
-            "split": {k.removeprefix("d"): v for k, v in shares.items()}}
+    return {
+        "project": PROJECT,
+        "region": REGION,
+        "endpoint_id": ENDPOINT_ID,
+        "split": {k.removeprefix("d"): v for k, v in shares.items()},
+    }
 
 
 def config(*, models: dict, deployments: dict, traffic: dict | None) -> dict:
     resources = {"eevertex_model": models, "eevertex_deployment": deployments}
     if traffic is not None:
         # The split names deployments: it changes after they exist and before they go.
-        resources["eevertex_traffic_split"] = {"t": {**traffic, "depends_on": [
-            f"eevertex_deployment.{name}" for name in deployments]}}
+        resources["eevertex_traffic_split"] = {
+            "t": {**traffic, "depends_on": [f"eevertex_deployment.{name}" for name in deployments]}
+        }
     return resources
 
 
 FIRST = {"first": {**model_config(), "lifecycle": {"create_before_destroy": True}}}
-BOTH = {**FIRST, "next": {**model_config(container_image_uri=IMAGE_2, version_alias="a-0123abcd-c-7a8b"),
-                          "lifecycle": {"create_before_destroy": True}}}
+BOTH = {
+    **FIRST,
+    "next": {
+        **model_config(container_image_uri=IMAGE_2, version_alias="a-0123abcd-c-7a8b"),
+        "lifecycle": {"create_before_destroy": True},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +95,8 @@ def workspace(emulators, provider_cli_config, tmp_path_factory):
     put_artifact(emulators, ARTIFACT)
     status, body = http_json(
         f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints?endpointId={ENDPOINT_ID}",
-        {"displayName": "landcover"})
+        {"displayName": "landcover"},
+    )
     assert status == 200, body
     wait_operation(emulators, body)
     ws = Workspace(tmp_path_factory.mktemp("deployment"), provider_cli_config, emulators.vertex_url)
@@ -87,12 +112,17 @@ def apply_config(ws: Workspace, **kw) -> None:
 
 
 def test_create_then_plan_is_empty(workspace, emulators):
-    apply_config(workspace, models=FIRST,
-                 deployments={"first": deployment("${eevertex_model.first.id}", "101")},
-                 traffic=split(d101=100))
+    apply_config(
+        workspace,
+        models=FIRST,
+        deployments={"first": deployment("${eevertex_model.first.id}", "101")},
+        traffic=split(d101=100),
+    )
     assert changes(workspace.plan()) == {
-        "eevertex_model.first": ["create"], "eevertex_deployment.first": ["create"],
-        "eevertex_traffic_split.t": ["create"]}
+        "eevertex_model.first": ["create"],
+        "eevertex_deployment.first": ["create"],
+        "eevertex_traffic_split.t": ["create"],
+    }
     workspace.apply()
     assert changes(workspace.plan()) == {}
     state = workspace.state("eevertex_deployment.first")
@@ -103,23 +133,34 @@ def test_create_then_plan_is_empty(workspace, emulators):
 
 
 def test_replicas_update_in_place(workspace, emulators):
-    apply_config(workspace, models=FIRST,
-                 deployments={"first": deployment("${eevertex_model.first.id}", "101", max_replica_count=3,
-                                                  autoscaling_cpu_utilization_target=75)},
-                 traffic=split(d101=100))
+    apply_config(
+        workspace,
+        models=FIRST,
+        deployments={
+            "first": deployment(
+                "${eevertex_model.first.id}", "101", max_replica_count=3, autoscaling_cpu_utilization_target=75
+            )
+        },
+        traffic=split(d101=100),
+    )
     assert changes(workspace.plan()) == {"eevertex_deployment.first": ["update"]}
     workspace.apply()
     deployed = get(emulators, ENDPOINT)["deployedModels"][0]["dedicatedResources"]
     assert deployed["maxReplicaCount"] == 3
     assert deployed["autoscalingMetricSpecs"] == [
-        {"metricName": "aiplatform.googleapis.com/prediction/online/cpu/utilization", "target": 75}]
+        {"metricName": "aiplatform.googleapis.com/prediction/online/cpu/utilization", "target": 75}
+    ]
     assert changes(workspace.plan()) == {}
 
 
 def test_drift_manual_replica_change_plans_update(workspace, emulators):
-    status, op = http_json(f"{emulators.vertex_url}/v1/{ENDPOINT}:mutateDeployedModel", {
-        "deployedModel": {"id": "101", "dedicatedResources": {"minReplicaCount": 2, "maxReplicaCount": 5}},
-        "updateMask": "dedicatedResources.minReplicaCount,dedicatedResources.maxReplicaCount"})
+    status, op = http_json(
+        f"{emulators.vertex_url}/v1/{ENDPOINT}:mutateDeployedModel",
+        {
+            "deployedModel": {"id": "101", "dedicatedResources": {"minReplicaCount": 2, "maxReplicaCount": 5}},
+            "updateMask": "dedicatedResources.minReplicaCount,dedicatedResources.maxReplicaCount",
+        },
+    )
     assert status == 200, op
     wait_operation(emulators, op)
     plan = workspace.plan()
@@ -142,11 +183,17 @@ def test_drift_manual_undeploy_plans_create(workspace, emulators):
 
 def test_import_then_plan_is_empty(workspace):
     workspace.forget()
-    workspace.write(config(
-        models=FIRST,
-        deployments={"first": deployment("${eevertex_model.first.id}", "101", max_replica_count=3,
-                                         autoscaling_cpu_utilization_target=75)},
-        traffic=split(d101=100)))
+    workspace.write(
+        config(
+            models=FIRST,
+            deployments={
+                "first": deployment(
+                    "${eevertex_model.first.id}", "101", max_replica_count=3, autoscaling_cpu_utilization_target=75
+                )
+            },
+            traffic=split(d101=100),
+        )
+    )
     main = workspace.path / "main.tf.json"
     import json
 
@@ -165,10 +212,18 @@ def test_import_then_plan_is_empty(workspace):
 
 
 def test_split_not_summing_to_100_is_a_plan_error(workspace):
-    workspace.write(config(models=BOTH, deployments={
-        "first": deployment("${eevertex_model.first.id}", "101", max_replica_count=3,
-                            autoscaling_cpu_utilization_target=75),
-        "next": deployment("${eevertex_model.next.id}", "102")}, traffic=split(d101=80, d102=10)))
+    workspace.write(
+        config(
+            models=BOTH,
+            deployments={
+                "first": deployment(
+                    "${eevertex_model.first.id}", "101", max_replica_count=3, autoscaling_cpu_utilization_target=75
+                ),
+                "next": deployment("${eevertex_model.next.id}", "102"),
+            },
+            traffic=split(d101=80, d102=10),
+        )
+    )
     error = workspace.plan_error()
     assert "split must sum to 100, got 90 (101 = 80, 102 = 10)" in error
 
@@ -179,8 +234,11 @@ def test_canary_promote_rollback(workspace, emulators):
     nxt = deployment(f"{MODELS}/landcover@a-0123abcd-c-7a8b", "102", depends_on=["eevertex_model.next"])
     # Canary: the next model at 10%.
     apply_config(workspace, models=BOTH, deployments={"first": first, "next": nxt}, traffic=split(d101=90, d102=10))
-    assert changes(workspace.plan()) == {"eevertex_model.next": ["create"], "eevertex_deployment.next": ["create"],
-                                         "eevertex_traffic_split.t": ["update"]}
+    assert changes(workspace.plan()) == {
+        "eevertex_model.next": ["create"],
+        "eevertex_deployment.next": ["create"],
+        "eevertex_traffic_split.t": ["update"],
+    }
     workspace.apply()
     assert get(emulators, ENDPOINT)["trafficSplit"] == {"101": 90, "102": 10}
     assert changes(workspace.plan()) == {}
@@ -204,15 +262,30 @@ def test_canary_promote_rollback(workspace, emulators):
 
 def test_interrupted_deploy_is_adopted(workspace, emulators):
     """A deployment that finished after Terraform lost track of it: adopted, not redeployed."""
-    status, op = http_json(f"{emulators.vertex_url}/v1/{ENDPOINT}:deployModel", {
-        "deployedModel": {"id": "103", "displayName": "landcover", "model": f"projects/{PROJECT}/locations/{REGION}/models/landcover@2",
-                          "dedicatedResources": {"machineSpec": {"machineType": "n1-standard-4"},
-                                                 "minReplicaCount": 1, "maxReplicaCount": 2}}})
+    status, op = http_json(
+        f"{emulators.vertex_url}/v1/{ENDPOINT}:deployModel",
+        {
+            "deployedModel": {
+                "id": "103",
+                "displayName": "landcover",
+                "model": f"projects/{PROJECT}/locations/{REGION}/models/landcover@2",
+                "dedicatedResources": {
+                    "machineSpec": {"machineType": "n1-standard-4"},
+                    "minReplicaCount": 1,
+                    "maxReplicaCount": 2,
+                },
+            }
+        },
+    )
     assert status == 200, op
     wait_operation(emulators, op)
     first = deployment("${eevertex_model.first.id}", "101", max_replica_count=3, autoscaling_cpu_utilization_target=75)
-    apply_config(workspace, models=BOTH, deployments={
-        "first": first, "next": deployment("${eevertex_model.next.id}", "103")}, traffic=split(d101=100, d103=0))
+    apply_config(
+        workspace,
+        models=BOTH,
+        deployments={"first": first, "next": deployment("${eevertex_model.next.id}", "103")},
+        traffic=split(d101=100, d103=0),
+    )
     before = len(emulators.journal())
     workspace.apply()
     assert "deployModel" not in [c["method"] for c in emulators.journal()[before:]]
@@ -228,16 +301,20 @@ def test_alias_moved_by_hand_is_refused_at_plan(workspace, emulators):
     apply_config(workspace, models=BOTH, deployments={"first": first, "next": nxt}, traffic=split(d101=100, d104=0))
     workspace.apply()
     assert changes(workspace.plan()) == {}
-    status, body = http_json(f"{emulators.vertex_url}/v1/{MODELS}/landcover@1:mergeVersionAliases",
-                             {"versionAliases": ["a-0123abcd-c-7a8b"]})
+    status, body = http_json(
+        f"{emulators.vertex_url}/v1/{MODELS}/landcover@1:mergeVersionAliases", {"versionAliases": ["a-0123abcd-c-7a8b"]}
+    )
     assert status == 200, body
     error = " ".join(workspace.plan_error().split())
-    assert (f"deployed model 104 on {ENDPOINT} would be replaced under the same ID (model '{MODELS}/landcover@2' -> "
-            f"'{MODELS}/landcover@a-0123abcd-c-7a8b')") in error
+    assert (
+        f"deployed model 104 on {ENDPOINT} would be replaced under the same ID (model '{MODELS}/landcover@2' -> "
+        f"'{MODELS}/landcover@a-0123abcd-c-7a8b')"
+    ) in error
     assert "give the new deployment another deployed_model_id" in error
     # Put it back.
-    status, body = http_json(f"{emulators.vertex_url}/v1/{MODELS}/landcover@2:mergeVersionAliases",
-                             {"versionAliases": ["a-0123abcd-c-7a8b"]})
+    status, body = http_json(
+        f"{emulators.vertex_url}/v1/{MODELS}/landcover@2:mergeVersionAliases", {"versionAliases": ["a-0123abcd-c-7a8b"]}
+    )
     assert status == 200, body
     assert changes(workspace.plan()) == {}
 
@@ -247,8 +324,9 @@ def test_vertex_error_names_the_attribute(emulators, provider_cli_config, tmp_pa
     Vertex AI's message, on the attribute it is about; nothing is left deployed."""
     ws = Workspace(tmp_path / "ws", provider_cli_config, emulators.vertex_url)
     missing = model_config(model_id="missing", artifact_uri="gs://acme-dev-models/missing/sha256-0/")
-    ws.write({"eevertex_model": {"m": missing},
-              "eevertex_deployment": {"d": deployment("${eevertex_model.m.id}", "199")}})
+    ws.write(
+        {"eevertex_model": {"m": missing}, "eevertex_deployment": {"d": deployment("${eevertex_model.m.id}", "199")}}
+    )
     ws.init()
     result = ws.tf("apply", "-input=false", "-no-color", "-auto-approve", ok=False)
     assert not result.ok
@@ -266,8 +344,12 @@ def test_deleting_a_deployed_model_version_is_refused(workspace, emulators, prov
     ws.init()
     ws.apply()
     # Replacing the deployed version (another image, same alias key) warns in the plan.
-    ws.write({"eevertex_model": {"m": model_config(model_id="kept", container_image_uri=IMAGE_2)},
-              "eevertex_deployment": {"d": kept}})
+    ws.write(
+        {
+            "eevertex_model": {"m": model_config(model_id="kept", container_image_uri=IMAGE_2)},
+            "eevertex_deployment": {"d": kept},
+        }
+    )
     warned = " ".join(ws.tf("plan", "-input=false", "-no-color", "-lock=false").stdout.split())
     assert f"Warning: {MODELS}/kept@1 is deployed: replacing it (container_image_uri) deletes it" in warned
     kept.pop("depends_on")
@@ -279,8 +361,12 @@ def test_deleting_a_deployed_model_version_is_refused(workspace, emulators, prov
     assert "deployedModels/198" in text
     assert get(emulators, f"{MODELS}/kept@1")["versionId"] == "1"
     # Back in the config, with the dependency: destroy undeploys first.
-    ws.write({"eevertex_model": {"m": model_config(model_id="kept")},
-              "eevertex_deployment": {"d": {**kept, "depends_on": ["eevertex_model.m"]}}})
+    ws.write(
+        {
+            "eevertex_model": {"m": model_config(model_id="kept")},
+            "eevertex_deployment": {"d": {**kept, "depends_on": ["eevertex_model.m"]}},
+        }
+    )
     ws.destroy()
 
 
@@ -304,8 +390,10 @@ REQUESTS = "aiplatform.googleapis.com/prediction/online/request_count"
 
 def with_options(deployed_id: str = "301", **options) -> dict:
     body = deployment("${eevertex_model.m.id}", deployed_id, endpoint_id=OPTIONS_ENDPOINT_ID, **options)
-    return {"eevertex_model": {"m": {**model_config(model_id="opts"), "lifecycle": {"create_before_destroy": True}}},
-            "eevertex_deployment": {"d": body}}
+    return {
+        "eevertex_model": {"m": {**model_config(model_id="opts"), "lifecycle": {"create_before_destroy": True}}},
+        "eevertex_deployment": {"d": body},
+    }
 
 
 def deployed_on_options(emulators) -> dict:
@@ -316,8 +404,10 @@ def deployed_on_options(emulators) -> dict:
 @pytest.fixture(scope="module")
 def options(emulators, provider_cli_config, tmp_path_factory):
     put_artifact(emulators, ARTIFACT)
-    status, body = http_json(f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints?endpointId="
-                             f"{OPTIONS_ENDPOINT_ID}", {"displayName": "options"})
+    status, body = http_json(
+        f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints?endpointId={OPTIONS_ENDPOINT_ID}",
+        {"displayName": "options"},
+    )
     assert status == 200, body
     wait_operation(emulators, body)
     ws = Workspace(tmp_path_factory.mktemp("options"), provider_cli_config, emulators.vertex_url)
@@ -330,9 +420,16 @@ def options(emulators, provider_cli_config, tmp_path_factory):
 def test_options_change_in_place(options, emulators):
     """Required replicas, autoscaling targets and container logging: mutateDeployedModel, same
     deployed model; then an empty plan."""
-    options.write(with_options(min_replica_count=2, max_replica_count=3, required_replica_count=1,
-                               autoscaling_cpu_utilization_target=70, autoscaling_request_count_per_minute_target=600,
-                               disable_container_logging=True))
+    options.write(
+        with_options(
+            min_replica_count=2,
+            max_replica_count=3,
+            required_replica_count=1,
+            autoscaling_cpu_utilization_target=70,
+            autoscaling_request_count_per_minute_target=600,
+            disable_container_logging=True,
+        )
+    )
     assert changes(options.plan()) == {"eevertex_deployment.d": ["update"]}
     before = len(emulators.journal())
     options.apply()
@@ -341,31 +438,53 @@ def test_options_change_in_place(options, emulators):
     assert deployed["id"] == "301" and deployed["disableContainerLogging"] is True
     assert deployed["dedicatedResources"]["requiredReplicaCount"] == 1
     assert deployed["dedicatedResources"]["autoscalingMetricSpecs"] == [
-        {"metricName": CPU, "target": 70}, {"metricName": REQUESTS, "target": 600}]
+        {"metricName": CPU, "target": 70},
+        {"metricName": REQUESTS, "target": 600},
+    ]
     assert changes(options.plan()) == {}
 
 
 def test_options_drift_is_planned_back(options, emulators):
-    status, op = http_json(f"{emulators.vertex_url}/v1/{OPTIONS_ENDPOINT}:mutateDeployedModel", {
-        "deployedModel": {"id": "301", "disableContainerLogging": False, "dedicatedResources": {
-            "requiredReplicaCount": 2, "autoscalingMetricSpecs": [{"metricName": CPU, "target": 50}]}},
-        "updateMask": "dedicatedResources.requiredReplicaCount,dedicatedResources.autoscalingMetricSpecs,"
-                      "disableContainerLogging"})
+    status, op = http_json(
+        f"{emulators.vertex_url}/v1/{OPTIONS_ENDPOINT}:mutateDeployedModel",
+        {
+            "deployedModel": {
+                "id": "301",
+                "disableContainerLogging": False,
+                "dedicatedResources": {
+                    "requiredReplicaCount": 2,
+                    "autoscalingMetricSpecs": [{"metricName": CPU, "target": 50}],
+                },
+            },
+            "updateMask": "dedicatedResources.requiredReplicaCount,dedicatedResources.autoscalingMetricSpecs,"
+            "disableContainerLogging",
+        },
+    )
     assert status == 200, op
     wait_operation(emulators, op)
     plan = options.plan()
     assert changes(plan) == {"eevertex_deployment.d": ["update"]}
     after = planned_after(plan, "eevertex_deployment.d")
-    assert (after["required_replica_count"], after["autoscaling_cpu_utilization_target"],
-            after["autoscaling_request_count_per_minute_target"], after["disable_container_logging"]) == (1, 70, 600, True)
+    assert (
+        after["required_replica_count"],
+        after["autoscaling_cpu_utilization_target"],
+        after["autoscaling_request_count_per_minute_target"],
+        after["disable_container_logging"],
+    ) == (1, 70, 600, True)
     options.apply()
     assert deployed_on_options(emulators)["dedicatedResources"]["requiredReplicaCount"] == 1
     assert changes(options.plan()) == {}
 
 
 def test_a_removed_request_target_and_required_count_are_cleared(options, emulators):
-    options.write(with_options(min_replica_count=2, max_replica_count=3, autoscaling_cpu_utilization_target=70,
-                               disable_container_logging=True))
+    options.write(
+        with_options(
+            min_replica_count=2,
+            max_replica_count=3,
+            autoscaling_cpu_utilization_target=70,
+            disable_container_logging=True,
+        )
+    )
     assert changes(options.plan()) == {"eevertex_deployment.d": ["update"]}
     options.apply()
     resources = deployed_on_options(emulators)["dedicatedResources"]
@@ -376,8 +495,15 @@ def test_a_removed_request_target_and_required_count_are_cleared(options, emulat
 
 @pytest.mark.parametrize("attribute", ["spot", "enable_access_logging"])
 def test_spot_and_access_logging_cannot_change_under_the_same_id(options, attribute):
-    options.write(with_options(min_replica_count=2, max_replica_count=3, autoscaling_cpu_utilization_target=70,
-                               disable_container_logging=True, **{attribute: True}))
+    options.write(
+        with_options(
+            min_replica_count=2,
+            max_replica_count=3,
+            autoscaling_cpu_utilization_target=70,
+            disable_container_logging=True,
+            **{attribute: True},
+        )
+    )
     error = " ".join(options.plan_error().split())
     assert f"deployed model 301 on {OPTIONS_ENDPOINT} would be replaced under the same ID ({attribute}" in error
 
@@ -385,28 +511,54 @@ def test_spot_and_access_logging_cannot_change_under_the_same_id(options, attrib
 def test_spot_and_access_logging_deploy_anew(options, emulators):
     """Vertex AI cannot mutate spot or access logging: a new deployment (another ID), created
     before the old one is undeployed; the new one takes the traffic."""
-    options.write(with_options("302", min_replica_count=2, max_replica_count=3, autoscaling_cpu_utilization_target=70,
-                               disable_container_logging=True, spot=True, enable_access_logging=True))
+    options.write(
+        with_options(
+            "302",
+            min_replica_count=2,
+            max_replica_count=3,
+            autoscaling_cpu_utilization_target=70,
+            disable_container_logging=True,
+            spot=True,
+            enable_access_logging=True,
+        )
+    )
     plan = options.plan()
     assert changes(plan) == {"eevertex_deployment.d": ["create", "delete"]}
     options.apply()
     deployed = deployed_on_options(emulators)
-    assert (deployed["id"], deployed["dedicatedResources"]["spot"], deployed["enableAccessLogging"]) == ("302", True, True)
+    assert (deployed["id"], deployed["dedicatedResources"]["spot"], deployed["enableAccessLogging"]) == (
+        "302",
+        True,
+        True,
+    )
     assert get(emulators, OPTIONS_ENDPOINT)["trafficSplit"] == {"302": 100}
     assert changes(options.plan()) == {}
     state = options.state("eevertex_deployment.d")
     assert (state["spot"], state["enable_access_logging"]) == (True, True)
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"required_replica_count": 3}, "required_replica_count: 3 is more than the minimum replica count, 2; allowed: 1 to 2"),
-    ({"autoscaling_cpu_utilization_target": 0}, "autoscaling_cpu_utilization_target: 0; allowed: a whole number from 1 "
-                                                "to 100"),
-    ({"autoscaling_accelerator_duty_cycle_target": 70}, "autoscaling_accelerator_duty_cycle_target: 70 without "
-                                                        "accelerators"),
-    ({"autoscaling_request_count_per_minute_target": 0}, "autoscaling_request_count_per_minute_target: 0; allowed: a "
-                                                         "whole number of requests per minute per replica"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (
+            {"required_replica_count": 3},
+            "required_replica_count: 3 is more than the minimum replica count, 2; allowed: 1 to 2",
+        ),
+        (
+            {"autoscaling_cpu_utilization_target": 0},
+            "autoscaling_cpu_utilization_target: 0; allowed: a whole number from 1 to 100",
+        ),
+        (
+            {"autoscaling_accelerator_duty_cycle_target": 70},
+            "autoscaling_accelerator_duty_cycle_target: 70 without accelerators",
+        ),
+        (
+            {"autoscaling_request_count_per_minute_target": 0},
+            "autoscaling_request_count_per_minute_target: 0; allowed: a "
+            "whole number of requests per minute per replica",
+        ),
+    ],
+)
 def test_options_refused_at_plan_with_the_configs_message(options, settings, message):
     options.write(with_options("302", min_replica_count=2, max_replica_count=3, **settings))
     assert message in " ".join(options.plan_error().split())

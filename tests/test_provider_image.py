@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
-from typing import ClassVar
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from provider_support import Workspace, changes, emulators  # noqa: F401
@@ -32,8 +32,11 @@ def image():
 
 
 def manifest_in(registry_host: str, name: str, reference: str) -> int:
-    request = urllib.request.Request(f"http://{registry_host}/v2/acme-dev/ee-serving/{name}/manifests/{reference}",
-                                     method="HEAD", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    request = urllib.request.Request(
+        f"http://{registry_host}/v2/acme-dev/ee-serving/{name}/manifests/{reference}",
+        method="HEAD",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status
@@ -48,11 +51,21 @@ def workspace(emulators, provider_cli_config, image, tmp_path_factory):  # noqa:
     if emulators.registry is None:
         pytest.skip("SKIPPED: docker-registry is not installed (the loopback registry)")
     ws = Workspace(tmp_path_factory.mktemp("image"), provider_cli_config, emulators.vertex_url)
-    body = {"repository": REPOSITORY, "name": image.name, "digest": image.digest, "tag": image.tag,
-            "source": str(ROOT / image.layout)}
-    ws.write({"eevertex_image": {"image": body}}, provider={
-        "api_endpoint": emulators.vertex_url, "credentials": "none",
-        "registry_endpoint": f"http://{emulators.registry_host}"})
+    body = {
+        "repository": REPOSITORY,
+        "name": image.name,
+        "digest": image.digest,
+        "tag": image.tag,
+        "source": str(ROOT / image.layout),
+    }
+    ws.write(
+        {"eevertex_image": {"image": body}},
+        provider={
+            "api_endpoint": emulators.vertex_url,
+            "credentials": "none",
+            "registry_endpoint": f"http://{emulators.registry_host}",
+        },
+    )
     ws.init()
     return ws, body
 
@@ -73,12 +86,16 @@ def test_a_moved_layout_is_an_in_place_change_that_pushes_nothing(workspace, ima
 
     moved = tmp_path / "layout"
     shutil.copytree(body["source"], moved)
-    ws.write({"eevertex_image": {"image": {**body, "source": str(moved)}}}, provider=json.loads(
-        (ws.path / "main.tf.json").read_text())["provider"]["eevertex"])
+    ws.write(
+        {"eevertex_image": {"image": {**body, "source": str(moved)}}},
+        provider=json.loads((ws.path / "main.tf.json").read_text())["provider"]["eevertex"],
+    )
     assert changes(ws.plan()) == {"eevertex_image.image": ["update"]}
     ws.apply()
-    ws.write({"eevertex_image": {"image": body}}, provider=json.loads(
-        (ws.path / "main.tf.json").read_text())["provider"]["eevertex"])
+    ws.write(
+        {"eevertex_image": {"image": body}},
+        provider=json.loads((ws.path / "main.tf.json").read_text())["provider"]["eevertex"],
+    )
     ws.apply()
 
 
@@ -122,8 +139,10 @@ class TokenRegistry(BaseHTTPRequestHandler):
             return self.send_response(405)
         if self.headers.get("Authorization") != "Bearer registry-token":
             self.send_response(401)
-            self.send_header("WWW-Authenticate", f'Bearer realm="http://127.0.0.1:{self.server.server_port}/token",'
-                                                 'service="us-central1-docker.pkg.dev"')
+            self.send_header(
+                "WWW-Authenticate",
+                f'Bearer realm="http://127.0.0.1:{self.server.server_port}/token",service="us-central1-docker.pkg.dev"',
+            )
             self.end_headers()
             return
         self.send_response(200)
@@ -149,8 +168,9 @@ def test_artifact_registrys_token_exchange():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         registry = Registry(f"http://127.0.0.1:{server.server_port}", lambda: "adc-access-token")
-        assert registry.exists("us-central1-docker.pkg.dev", "acme-dev/ee-serving/ee-serving-pytorch-cpu",
-                               "sha256:" + "a" * 64)
+        assert registry.exists(
+            "us-central1-docker.pkg.dev", "acme-dev/ee-serving/ee-serving-pytorch-cpu", "sha256:" + "a" * 64
+        )
     finally:
         server.shutdown()
     token_call = next(path for path, _ in TokenRegistry.seen if path.startswith("/token"))

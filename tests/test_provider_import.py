@@ -13,11 +13,19 @@ import json
 import re
 
 import pytest
+from provider_support import (
+    ARTIFACT,
+    PROJECT,
+    REGION,
+    Workspace,
+    changes,
+    emulators,  # noqa: F401
+    model_config,
+    put_artifact,
+)
 
-from serving.local import http_json
-from provider_support import (ARTIFACT, PROJECT, REGION, Workspace, changes, emulators,  # noqa: F401
-                              model_config, put_artifact)
 from rehearsal.vertex_emulator import project_number
+from serving.local import http_json
 
 pytestmark = pytest.mark.slow
 
@@ -49,14 +57,31 @@ def resources(endpoint_id: str, **deployment) -> dict:
     model = model_config(version_alias=ALIAS)
     return {
         "eevertex_model": {"m": {**model, "lifecycle": {"create_before_destroy": True}}},
-        "eevertex_deployment": {"d": {
-            "project": PROJECT, "region": REGION, "endpoint_id": endpoint_id,
-            "model": f"{PARENT}/models/landcover@{ALIAS}", "deployed_model_id": DEPLOYED,
-            "display_name": "landcover", "machine_type": "n1-standard-4", "min_replica_count": 1,
-            "max_replica_count": 2, "lifecycle": {"create_before_destroy": True},
-            "depends_on": ["eevertex_model.m"], **deployment}},
-        "eevertex_traffic_split": {"t": {"project": PROJECT, "region": REGION, "endpoint_id": endpoint_id,
-                                         "split": {DEPLOYED: 100}, "depends_on": ["eevertex_deployment.d"]}},
+        "eevertex_deployment": {
+            "d": {
+                "project": PROJECT,
+                "region": REGION,
+                "endpoint_id": endpoint_id,
+                "model": f"{PARENT}/models/landcover@{ALIAS}",
+                "deployed_model_id": DEPLOYED,
+                "display_name": "landcover",
+                "machine_type": "n1-standard-4",
+                "min_replica_count": 1,
+                "max_replica_count": 2,
+                "lifecycle": {"create_before_destroy": True},
+                "depends_on": ["eevertex_model.m"],
+                **deployment,
+            }
+        },
+        "eevertex_traffic_split": {
+            "t": {
+                "project": PROJECT,
+                "region": REGION,
+                "endpoint_id": endpoint_id,
+                "split": {DEPLOYED: 100},
+                "depends_on": ["eevertex_deployment.d"],
+            }
+        },
     }
 
 
@@ -79,14 +104,26 @@ def forms(endpoint_id: str) -> dict[str, list[str]]:
     """Import IDs for model, deployment and split, as gcloud prints names and the short forms."""
     endpoint = f"endpoints/{endpoint_id}"
     return {
-        "documented": [f"{PARENT}/models/landcover@1", f"{PARENT}/{endpoint}/deployedModels/{DEPLOYED}",
-                       f"{PARENT}/{endpoint}"],
-        "project number": [f"{NUMBERED}/models/landcover@1", f"{NUMBERED}/{endpoint}/deployedModels/{DEPLOYED}",
-                           f"{NUMBERED}/{endpoint}"],
-        "alias": [f"{PARENT}/models/landcover@{ALIAS}", f"{PARENT}/{endpoint}/deployedModels/{DEPLOYED}",
-                  f"{PARENT}/{endpoint}"],
-        "short": [f"{PROJECT}/{REGION}/landcover@1", f"{PROJECT}/{REGION}/{endpoint_id}/{DEPLOYED}",
-                  f"{PROJECT}/{REGION}/{endpoint_id}"],
+        "documented": [
+            f"{PARENT}/models/landcover@1",
+            f"{PARENT}/{endpoint}/deployedModels/{DEPLOYED}",
+            f"{PARENT}/{endpoint}",
+        ],
+        "project number": [
+            f"{NUMBERED}/models/landcover@1",
+            f"{NUMBERED}/{endpoint}/deployedModels/{DEPLOYED}",
+            f"{NUMBERED}/{endpoint}",
+        ],
+        "alias": [
+            f"{PARENT}/models/landcover@{ALIAS}",
+            f"{PARENT}/{endpoint}/deployedModels/{DEPLOYED}",
+            f"{PARENT}/{endpoint}",
+        ],
+        "short": [
+            f"{PROJECT}/{REGION}/landcover@1",
+            f"{PROJECT}/{REGION}/{endpoint_id}/{DEPLOYED}",
+            f"{PROJECT}/{REGION}/{endpoint_id}",
+        ],
     }
 
 
@@ -132,15 +169,24 @@ def test_a_replacement_under_the_same_deployed_id_is_refused_at_plan(workspace, 
     the deployment and then undeploy it. The plan refuses, and nothing changes."""
     workspace.write(resources(endpoint_id, machine_type="n1-standard-8"))
     error = " ".join(workspace.plan_error().split())
-    assert f"deployed model {DEPLOYED} on {PARENT}/endpoints/{endpoint_id} would be replaced under the same ID " \
-           "(machine_type 'n1-standard-4' -> 'n1-standard-8')" in error
+    assert (
+        f"deployed model {DEPLOYED} on {PARENT}/endpoints/{endpoint_id} would be replaced under the same ID "
+        "(machine_type 'n1-standard-4' -> 'n1-standard-8')" in error
+    )
     assert serving(emulators, endpoint_id) == {DEPLOYED: 100}
     # Under a new ID, with create_before_destroy, the same change serves throughout.
-    workspace.write(resources(endpoint_id, machine_type="n1-standard-8", deployed_model_id="1234567891")
-                    | {"eevertex_traffic_split": {"t": {**resources(endpoint_id)["eevertex_traffic_split"]["t"],
-                                                        "split": {"1234567891": 100}}}})
-    assert changes(workspace.plan()) == {"eevertex_deployment.d": ["create", "delete"],
-                                         "eevertex_traffic_split.t": ["update"]}
+    workspace.write(
+        resources(endpoint_id, machine_type="n1-standard-8", deployed_model_id="1234567891")
+        | {
+            "eevertex_traffic_split": {
+                "t": {**resources(endpoint_id)["eevertex_traffic_split"]["t"], "split": {"1234567891": 100}}
+            }
+        }
+    )
+    assert changes(workspace.plan()) == {
+        "eevertex_deployment.d": ["create", "delete"],
+        "eevertex_traffic_split.t": ["update"],
+    }
     workspace.apply()
     assert serving(emulators, endpoint_id) == {"1234567891": 100}
     workspace.write(resources(endpoint_id))
@@ -163,13 +209,25 @@ def test_after_a_manual_undeploy_the_split_shows_what_vertex_ai_has(workspace, e
 def test_importing_a_gcloud_upload_plans_its_aliases(emulators, provider_cli_config, tmp_path):
     """A version uploaded without an alias (gcloud ai models upload) holds only `default`: the
     import plans our alias in place, and the plan shows exactly the aliases it will hold."""
-    uploaded = call(emulators, "POST", f"{PARENT}/models:upload", {"model": {
-        "displayName": "made-by-gcloud", "artifactUri": ARTIFACT,
-        "containerSpec": {"imageUri": model_config()["container_image_uri"]}}})
+    uploaded = call(
+        emulators,
+        "POST",
+        f"{PARENT}/models:upload",
+        {
+            "model": {
+                "displayName": "made-by-gcloud",
+                "artifactUri": ARTIFACT,
+                "containerSpec": {"imageUri": model_config()["container_image_uri"]},
+            }
+        },
+    )
     model_id = uploaded["model"].rsplit("/", 1)[1]
     ws = Workspace(tmp_path / "ws", provider_cli_config, emulators.vertex_url)
-    body = {k: v for k, v in model_config(model_id=model_id, version_alias=ALIAS).items()
-            if not k.startswith("container_") or k == "container_image_uri"}
+    body = {
+        k: v
+        for k, v in model_config(model_id=model_id, version_alias=ALIAS).items()
+        if not k.startswith("container_") or k == "container_image_uri"
+    }
     ws.write({"eevertex_model": {"m": body}}, imports=[{"to": "eevertex_model.m", "id": f"{uploaded['model']}@1"}])
     ws.init()
     plan = ws.plan()

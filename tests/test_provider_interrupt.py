@@ -20,13 +20,22 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from provider_support import (
+    ARTIFACT,
+    PROJECT,
+    REGION,
+    Workspace,
+    emulators,  # noqa: F401
+    model_config,
+    put_artifact,
+)
 
 from serving.local import http_json
-from provider_support import (ARTIFACT, PROJECT, REGION, Workspace, changes, emulators,  # noqa: F401
-                              model_config, put_artifact)
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not shutil.which("terraform"),
-                                                   reason="needs a Terraform CLI on PATH to interrupt")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not shutil.which("terraform"), reason="needs a Terraform CLI on PATH to interrupt"),
+]
 
 SLOW_SECONDS = 6.0
 ENDPOINT_ID = "512345678"
@@ -47,8 +56,9 @@ class SlowOperations:
 
             def _forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
-                request = urllib.request.Request(target + self.path, data=body, method=self.command,
-                                                 headers={"Content-Type": "application/json"})
+                request = urllib.request.Request(
+                    target + self.path, data=body, method=self.command, headers={"Content-Type": "application/json"}
+                )
                 try:
                     with urllib.request.urlopen(request, timeout=60) as response:
                         status, data = response.status, response.read()
@@ -78,26 +88,45 @@ class SlowOperations:
 
 def test_interrupted_apply_converges_on_retry(emulators, provider_cli_config, tmp_path):
     put_artifact(emulators, ARTIFACT)
-    status, op = http_json(f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints"
-                           f"?endpointId={ENDPOINT_ID}", {"displayName": "landcover"})
+    status, op = http_json(
+        f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints?endpointId={ENDPOINT_ID}",
+        {"displayName": "landcover"},
+    )
     assert status == 200, op
     proxy = SlowOperations(emulators.vertex_url)
     try:
         ws = Workspace(tmp_path / "ws", provider_cli_config, proxy.url)
-        ws.write({
-            "eevertex_model": {"m": model_config(model_id="interrupted")},
-            "eevertex_deployment": {"d": {
-                "project": PROJECT, "region": REGION, "endpoint_id": ENDPOINT_ID,
-                "model": "${eevertex_model.m.id}", "deployed_model_id": "301", "machine_type": "n1-standard-4",
-                "min_replica_count": 1, "max_replica_count": 1}},
-        })
+        ws.write(
+            {
+                "eevertex_model": {"m": model_config(model_id="interrupted")},
+                "eevertex_deployment": {
+                    "d": {
+                        "project": PROJECT,
+                        "region": REGION,
+                        "endpoint_id": ENDPOINT_ID,
+                        "model": "${eevertex_model.m.id}",
+                        "deployed_model_id": "301",
+                        "machine_type": "n1-standard-4",
+                        "min_replica_count": 1,
+                        "max_replica_count": 1,
+                    }
+                },
+            }
+        )
         env = {**os.environ, "TF_CLI_CONFIG_FILE": str(provider_cli_config), "TF_IN_AUTOMATION": "1"}
-        subprocess.run(["terraform", "init", "-no-color", "-input=false"], cwd=ws.path, env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["terraform", "init", "-no-color", "-input=false"], cwd=ws.path, env=env, check=True, capture_output=True
+        )
         # Interrupt while the upload's operation runs: Ctrl-C reaches the whole process group.
-        process = subprocess.Popen(["terraform", "apply", "-no-color", "-input=false", "-auto-approve"],
-                                   cwd=ws.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, start_new_session=True)
+        process = subprocess.Popen(
+            ["terraform", "apply", "-no-color", "-input=false", "-auto-approve"],
+            cwd=ws.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         time.sleep(3)
         os.killpg(process.pid, signal.SIGINT)
         out, err = process.communicate(timeout=60)
@@ -107,13 +136,25 @@ def test_interrupted_apply_converges_on_retry(emulators, provider_cli_config, tm
         assert calls.count("uploadModel") == 1 and "deployModel" not in calls
         time.sleep(SLOW_SECONDS)  # the upload finishes in Vertex AI meanwhile
         # The retry adopts the upload, then deploys once.
-        done = subprocess.run(["terraform", "apply", "-no-color", "-input=false", "-auto-approve"],
-                              cwd=ws.path, env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            ["terraform", "apply", "-no-color", "-input=false", "-auto-approve"],
+            cwd=ws.path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         calls = [c["method"] for c in emulators.journal()]
         assert calls.count("uploadModel") == 1 and calls.count("deployModel") == 1
-        plan = subprocess.run(["terraform", "plan", "-no-color", "-input=false", "-detailed-exitcode"],
-                              cwd=ws.path, env=env, capture_output=True, text=True, timeout=120)
+        plan = subprocess.run(
+            ["terraform", "plan", "-no-color", "-input=false", "-detailed-exitcode"],
+            cwd=ws.path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert plan.returncode == 0, plan.stdout
     finally:
         proxy.close()

@@ -8,10 +8,19 @@ rollback, interrupted create adopted, destroy with several versions; bucket obje
 from __future__ import annotations
 
 import pytest
+from provider_support import (
+    ARTIFACT,
+    PROJECT,
+    REGION,
+    Workspace,
+    artifact_objects,
+    changes,  # noqa: F401
+    model_config,
+    planned_after,
+    put_artifact,
+)
 
 from serving.local import http_json
-from provider_support import (ARTIFACT, PROJECT, REGION, Workspace, artifact_objects, changes,  # noqa: F401
-                              emulators, model_config, planned_after, put_artifact)
 
 pytestmark = pytest.mark.slow
 
@@ -57,9 +66,13 @@ def test_create_then_plan_is_empty(workspace, emulators):
 
 
 def test_in_place_update_reaches_vertex(workspace, emulators):
-    workspace.write({"eevertex_model": {"m": model_config(
-        labels=LABELS_2,
-        description="Land cover, 9 classes", display_name="Land cover")}})
+    workspace.write(
+        {
+            "eevertex_model": {
+                "m": model_config(labels=LABELS_2, description="Land cover, 9 classes", display_name="Land cover")
+            }
+        }
+    )
     assert changes(workspace.plan()) == {"eevertex_model.m": ["update"]}
     workspace.apply()
     version = get(emulators, f"{MODEL}@1")
@@ -72,24 +85,33 @@ def test_in_place_update_reaches_vertex(workspace, emulators):
 
 def test_import_then_plan_is_empty(workspace):
     workspace.forget()
-    workspace.write({"eevertex_model": {"m": model_config(
-        labels=LABELS_2,
-        description="Land cover, 9 classes", display_name="Land cover")}},
-        imports=[{"to": "eevertex_model.m", "id": f"{MODEL}@1"}])
+    workspace.write(
+        {
+            "eevertex_model": {
+                "m": model_config(labels=LABELS_2, description="Land cover, 9 classes", display_name="Land cover")
+            }
+        },
+        imports=[{"to": "eevertex_model.m", "id": f"{MODEL}@1"}],
+    )
     plan = workspace.plan()
     assert changes(plan) == {}  # an import with nothing to change
-    assert [rc["address"] for rc in plan["_raw"]["resource_changes"] if rc["change"].get("importing")] == \
-        ["eevertex_model.m"]
+    assert [rc["address"] for rc in plan["_raw"]["resource_changes"] if rc["change"].get("importing")] == [
+        "eevertex_model.m"
+    ]
     workspace.apply()
     assert changes(workspace.plan()) == {}
 
 
 def test_import_by_alias(workspace, tmp_path, provider_cli_config, emulators):
     ws = Workspace(tmp_path / "alias", provider_cli_config, emulators.vertex_url)
-    ws.write({"eevertex_model": {"m": model_config(
-        labels=LABELS_2,
-        description="Land cover, 9 classes", display_name="Land cover")}},
-        imports=[{"to": "eevertex_model.m", "id": f"{MODEL}@a-0123abcd-c-5e6f"}])
+    ws.write(
+        {
+            "eevertex_model": {
+                "m": model_config(labels=LABELS_2, description="Land cover, 9 classes", display_name="Land cover")
+            }
+        },
+        imports=[{"to": "eevertex_model.m", "id": f"{MODEL}@a-0123abcd-c-5e6f"}],
+    )
     ws.init()
     assert changes(ws.plan()) == {}
 
@@ -97,9 +119,13 @@ def test_import_by_alias(workspace, tmp_path, provider_cli_config, emulators):
 def test_new_image_is_a_new_version_and_default_moves_first(workspace, emulators):
     """Same artifact, another serving image: a new version of the same model; the old one
     (holding `default`) is deleted after `default` moved to the new one."""
-    config = model_config(container_image_uri=IMAGE_2, version_alias="a-0123abcd-c-7a8b",
-                          labels=LABELS_2,
-                          description="Land cover, 9 classes", display_name="Land cover")
+    config = model_config(
+        container_image_uri=IMAGE_2,
+        version_alias="a-0123abcd-c-7a8b",
+        labels=LABELS_2,
+        description="Land cover, 9 classes",
+        display_name="Land cover",
+    )
     workspace.write({"eevertex_model": {"m": {**config, "lifecycle": {"create_before_destroy": True}}}})
     assert changes(workspace.plan()) == {"eevertex_model.m": ["create", "delete"]}
     before = len(emulators.journal())
@@ -117,11 +143,11 @@ def test_new_image_is_a_new_version_and_default_moves_first(workspace, emulators
 def test_rollback_and_destroy_with_several_versions(workspace, emulators):
     """Back to the previous image while keeping the current one declared (as a canary
     rollback does); then destroy: every version and the model go, the artifact stays."""
-    previous = model_config(description="Land cover, 9 classes", display_name="Land cover",
-                            labels=LABELS_2)
+    previous = model_config(description="Land cover, 9 classes", display_name="Land cover", labels=LABELS_2)
     current = {**previous, "container_image_uri": IMAGE_2, "version_alias": "a-0123abcd-c-7a8b"}
-    workspace.write({"eevertex_model": {"m": {**current, "lifecycle": {"create_before_destroy": True}},
-                                        "previous": previous}})
+    workspace.write(
+        {"eevertex_model": {"m": {**current, "lifecycle": {"create_before_destroy": True}}, "previous": previous}}
+    )
     assert changes(workspace.plan()) == {"eevertex_model.previous": ["create"]}
     workspace.apply()
     assert workspace.state("eevertex_model.previous")["id"] == f"{MODEL}@3"
@@ -136,15 +162,25 @@ def test_rollback_and_destroy_with_several_versions(workspace, emulators):
 def test_interrupted_create_is_adopted(workspace, emulators):
     """An upload that finished after Terraform lost track of it (interrupted apply): the next
     apply finds the version by its alias and adopts it, uploading nothing."""
-    status, body = http_json(f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/models:upload", {
-        "modelId": "landcover",
-        "model": {"displayName": "landcover", "description": "Land cover segmentation",
-                  "labels": {"team": "geo", "artifact": "sha256-0123abcd"},
-                  "artifactUri": ARTIFACT, "versionAliases": ["a-0123abcd-c-5e6f"],
-                  "containerSpec": {"imageUri": model_config()["container_image_uri"],
-                                    "grpcPorts": [{"containerPort": 8500}],
-                                    "predictRoute": "/predictions/model", "healthRoute": "/ping"}},
-    })
+    status, body = http_json(
+        f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/models:upload",
+        {
+            "modelId": "landcover",
+            "model": {
+                "displayName": "landcover",
+                "description": "Land cover segmentation",
+                "labels": {"team": "geo", "artifact": "sha256-0123abcd"},
+                "artifactUri": ARTIFACT,
+                "versionAliases": ["a-0123abcd-c-5e6f"],
+                "containerSpec": {
+                    "imageUri": model_config()["container_image_uri"],
+                    "grpcPorts": [{"containerPort": 8500}],
+                    "predictRoute": "/predictions/model",
+                    "healthRoute": "/ping",
+                },
+            },
+        },
+    )
     assert status == 200, body
     workspace.forget()
     workspace.write({"eevertex_model": {"m": model_config()}})
@@ -158,14 +194,24 @@ def test_interrupted_create_is_adopted(workspace, emulators):
 def test_imported_seed_version_takes_our_alias_in_place(workspace, emulators):
     """A version uploaded by the seed's gcloud commands holds only `default`: imported, it gets
     our alias in place (mergeVersionAliases), no new upload."""
-    status, body = http_json(f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/models:upload", {
-        "modelId": "landcover",
-        "model": {"displayName": "landcover", "description": "Land cover segmentation",
-                  "labels": {"team": "geo", "artifact": "sha256-0123abcd"}, "artifactUri": ARTIFACT,
-                  "containerSpec": {"imageUri": model_config()["container_image_uri"],
-                                    "grpcPorts": [{"containerPort": 8500}],
-                                    "predictRoute": "/predictions/model", "healthRoute": "/ping"}},
-    })
+    status, body = http_json(
+        f"{emulators.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/models:upload",
+        {
+            "modelId": "landcover",
+            "model": {
+                "displayName": "landcover",
+                "description": "Land cover segmentation",
+                "labels": {"team": "geo", "artifact": "sha256-0123abcd"},
+                "artifactUri": ARTIFACT,
+                "containerSpec": {
+                    "imageUri": model_config()["container_image_uri"],
+                    "grpcPorts": [{"containerPort": 8500}],
+                    "predictRoute": "/predictions/model",
+                    "healthRoute": "/ping",
+                },
+            },
+        },
+    )
     assert status == 200, body
     workspace.forget()
     # Empty lists and maps written out in the config: the same as the imported version's

@@ -11,27 +11,45 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import ROOT
 from provider_support import PROVIDER_PYTHON, Workspace, model_config  # noqa: F401
 
-pytestmark = pytest.mark.skipif(not PROVIDER_PYTHON.exists(),
-                                reason=f"no provider virtualenv at {PROVIDER_PYTHON} (set EEV_PROVIDER_PYTHON)")
+pytestmark = pytest.mark.skipif(
+    not PROVIDER_PYTHON.exists(), reason=f"no provider virtualenv at {PROVIDER_PYTHON} (set EEV_PROVIDER_PYTHON)"
+)
 
 LAUNCHER = "ee-vertex.local/ee/eevertex/0.1.0/linux_amd64/terraform-provider-eevertex_v0.1.0"
 
 
 def provider_python(code: str) -> str:
-    done = subprocess.run([str(PROVIDER_PYTHON), "-P", "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [str(PROVIDER_PYTHON), "-P", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def test_install_writes_mirror_and_cli_config(tmp_path):
-    done = subprocess.run([str(PROVIDER_PYTHON), "-m", "provider.install", "--mirror", str(tmp_path / "m"),
-                           "--cli-config", str(tmp_path / "tf.rc"), "--python", str(PROVIDER_PYTHON)],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(PROVIDER_PYTHON),
+            "-m",
+            "provider.install",
+            "--mirror",
+            str(tmp_path / "m"),
+            "--cli-config",
+            str(tmp_path / "tf.rc"),
+            "--python",
+            str(PROVIDER_PYTHON),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     launcher = tmp_path / "m" / LAUNCHER
     assert launcher.stat().st_mode & 0o111
@@ -44,9 +62,22 @@ def test_install_writes_mirror_and_cli_config(tmp_path):
 
 
 def test_install_refuses_a_missing_python(tmp_path):
-    done = subprocess.run([str(PROVIDER_PYTHON), "-m", "provider.install", "--mirror", str(tmp_path / "m"),
-                           "--cli-config", str(tmp_path / "tf.rc"), "--python", str(tmp_path / "nope")],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(PROVIDER_PYTHON),
+            "-m",
+            "provider.install",
+            "--mirror",
+            str(tmp_path / "m"),
+            "--cli-config",
+            str(tmp_path / "tf.rc"),
+            "--python",
+            str(tmp_path / "nope"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert "--python" in done.stderr and "no such file" in done.stderr
 
@@ -84,7 +115,8 @@ def test_redistribute_gives_the_leaving_share_in_proportion():
     out = provider_python(
         "import json; from provider.deployment import redistribute as r;"
         "print(json.dumps([r({'1': 50, '2': 30, '3': 20}, '1', ['2', '3']), r({'1': 100, '2': 0, '3': 0}, '1', ['2', '3']),"
-        " r({'1': 10, '2': 45, '3': 45}, '1', ['2', '3'])]))")
+        " r({'1': 10, '2': 45, '3': 45}, '1', ['2', '3'])]))"
+    )
     assert json.loads(out) == [{"2": 60, "3": 40}, {"2": 50, "3": 50}, {"2": 50, "3": 50}]
 
 
@@ -92,7 +124,8 @@ def test_split_errors_name_the_values():
     out = provider_python(
         "import json; from provider.traffic_split import split_errors as e;"
         "print(json.dumps([e({'101': 90, '102': 20}), e({'101': 100}), e({'101': 50.5, '102': 49.5}), e({}),"
-        " e({'abc': 100})]))")
+        " e({'abc': 100})]))"
+    )
     assert json.loads(out) == [
         "split must sum to 100, got 110 (101 = 90, 102 = 20)",
         None,
@@ -105,7 +138,7 @@ def test_split_errors_name_the_values():
 def test_operation_timeout_and_progress_lines():
     """A long-running operation that never finishes: progress lines on stderr, then an error
     naming operation_timeout_seconds once the limit passes."""
-    code = r'''
+    code = r"""
 import json, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import provider.client as client
@@ -127,9 +160,14 @@ try:
     c.operation("POST", "projects/p/locations/r/endpoints/1:deployModel", "deploy x", body={})
 except client.VertexError as error:
     print(json.dumps({"status": error.status, "message": error.message, "took": time.monotonic() - started}))
-'''
-    done = subprocess.run([str(PROVIDER_PYTHON), "-P", "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT)})
+"""
+    done = subprocess.run(
+        [str(PROVIDER_PYTHON), "-P", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT)},
+    )
     result = json.loads(done.stdout)
     assert result["status"] == "DEADLINE_EXCEEDED"
     assert "operation_timeout_seconds" in result["message"]
@@ -141,7 +179,7 @@ def test_stop_provider_ends_operation_waits_and_keeps_serving():
     """Terraform's StopProvider (after Ctrl-C): a wait for an operation ends with a diagnostic
     saying it goes on and the next apply adopts it; the server is not stopped (tf's own
     interceptor would drop every answer in flight); the plugin's Shutdown still stops it."""
-    code = r'''
+    code = r"""
 import json, threading, time, types
 import provider.client as client
 from provider.__main__ import graceful_stop_interceptor
@@ -167,9 +205,14 @@ result["server_stopped_on_stop"] = Server.stopped_with is not None
 interceptor.intercept_service(lambda d: "handler", types.SimpleNamespace(method="/plugin.GRPCController/Shutdown"))
 result["server_stopped_on_shutdown"] = Server.stopped_with is not None
 print(json.dumps(result))
-'''
-    done = subprocess.run([str(PROVIDER_PYTHON), "-P", "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT)})
+"""
+    done = subprocess.run(
+        [str(PROVIDER_PYTHON), "-P", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["status"] == "CANCELLED" and result["took"] < 3
@@ -182,13 +225,33 @@ def test_terraform_shim_runs_the_embedded_terraform(tmp_path):
     """The `terraform` shim cdktf can use where no Terraform CLI is installed."""
     import sys
 
-    done = subprocess.run([str(PROVIDER_PYTHON), "-m", "provider.install", "--mirror", str(tmp_path / "m"),
-                           "--cli-config", str(tmp_path / "tf.rc"), "--terraform-shim", str(tmp_path / "bin/terraform"),
-                           "--shim-python", sys.executable], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(PROVIDER_PYTHON),
+            "-m",
+            "provider.install",
+            "--mirror",
+            str(tmp_path / "m"),
+            "--cli-config",
+            str(tmp_path / "tf.rc"),
+            "--terraform-shim",
+            str(tmp_path / "bin/terraform"),
+            "--shim-python",
+            sys.executable,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert f"TERRAFORM_BINARY_NAME={tmp_path / 'bin/terraform'}" in done.stdout
-    version = subprocess.run([str(tmp_path / "bin/terraform"), "version"], cwd=tmp_path, capture_output=True,
-                             text=True, env={**os.environ, "TF_CLI_CONFIG_FILE": str(tmp_path / "tf.rc")})
+    version = subprocess.run(
+        [str(tmp_path / "bin/terraform"), "version"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CLI_CONFIG_FILE": str(tmp_path / "tf.rc")},
+    )
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith("Terraform v1.15")
 
@@ -200,7 +263,8 @@ def test_missing_credentials_is_a_clear_error():
         "try:\n"
         "    Client(None, 'application-default', 10).get('projects/p/locations/us-central1/models/m')\n"
         "except VertexError as error:\n"
-        "    print(json.dumps([error.status, error.message]))\n")
+        "    print(json.dumps([error.status, error.message]))\n"
+    )
     status, message = json.loads(out)
     assert status == "UNAUTHENTICATED"
     assert "gcloud auth application-default login" in message

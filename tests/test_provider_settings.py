@@ -7,13 +7,21 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import example_data
+from provider_support import (
+    ARTIFACT,
+    PROJECT,
+    REGION,
+    Workspace,
+    changes,
+    emulators,  # noqa: F401
+    model_config,
+    put_artifact,
+)
 
-from serving.local import http_json
 from config import rules
 from config.rollout import ConfigError, parse_config
-from conftest import example_data
-from provider_support import (ARTIFACT, PROJECT, REGION, Workspace, changes, emulators,  # noqa: F401
-                              model_config, put_artifact)
+from serving.local import http_json
 
 pytestmark = pytest.mark.slow
 
@@ -24,35 +32,67 @@ PARENT = f"projects/{PROJECT}/locations/{REGION}"
 @pytest.fixture(scope="module")
 def endpoint(emulators) -> str:
     put_artifact(emulators, ARTIFACT)
-    status, op = http_json(f"{emulators.vertex_url}/v1/{PARENT}/endpoints?endpointId={ENDPOINT_ID}",
-                           {"displayName": "settings"})
+    status, op = http_json(
+        f"{emulators.vertex_url}/v1/{PARENT}/endpoints?endpointId={ENDPOINT_ID}", {"displayName": "settings"}
+    )
     assert status == 200, op
     return f"{PARENT}/endpoints/{ENDPOINT_ID}"
 
 
 def deployment(model: str, deployed_id: str, **overrides) -> dict:
-    return {"project": PROJECT, "region": REGION, "endpoint_id": ENDPOINT_ID, "model": model,
-            "deployed_model_id": deployed_id, "machine_type": "n1-standard-4", "min_replica_count": 1,
-            "max_replica_count": 1, **overrides}
+    return {
+        "project": PROJECT,
+        "region": REGION,
+        "endpoint_id": ENDPOINT_ID,
+        "model": model,
+        "deployed_model_id": deployed_id,
+        "machine_type": "n1-standard-4",
+        "min_replica_count": 1,
+        "max_replica_count": 1,
+        **overrides,
+    }
 
 
 # (what is wrong, the deployment's attributes, the attribute, the target's config fields, its config field)
 BAD = [
     ("empty machine type", {"machine_type": ""}, "machine_type", {"machine_type": ""}, "machine_type"),
-    ("e2 + T4", {"machine_type": "e2-standard-4", "accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 1},
-     "accelerator_type", {"machine_type": "e2-standard-4", "accelerator_type": "NVIDIA_TESLA_T4",
-                          "accelerator_count": 1}, "accelerator_type"),
-    ("n1-8 + A100", {"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_A100", "accelerator_count": 1},
-     "accelerator_type", {"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_A100",
-                          "accelerator_count": 1}, "accelerator_type"),
-    ("3 x T4", {"accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 3}, "accelerator_count",
-     {"accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 3}, "accelerator_count"),
+    (
+        "e2 + T4",
+        {"machine_type": "e2-standard-4", "accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 1},
+        "accelerator_type",
+        {"machine_type": "e2-standard-4", "accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 1},
+        "accelerator_type",
+    ),
+    (
+        "n1-8 + A100",
+        {"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_A100", "accelerator_count": 1},
+        "accelerator_type",
+        {"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_A100", "accelerator_count": 1},
+        "accelerator_type",
+    ),
+    (
+        "3 x T4",
+        {"accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 3},
+        "accelerator_count",
+        {"accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 3},
+        "accelerator_count",
+    ),
     ("bad region", {"region": "mars-north1"}, "region", {"region": "mars-north1"}, "region"),
     ("region form", {"region": "us_central"}, "region", {"region": "us_central"}, "region"),
-    ("min > max", {"min_replica_count": 3, "max_replica_count": 2}, "min_replica_count",
-     {"min_replicas": 3, "max_replicas": 2}, "min_replicas"),
-    ("endpoint path", {"endpoint_id": f"{PARENT}/endpoints/{ENDPOINT_ID}"}, "endpoint_id",
-     {"endpoint_id": f"{PARENT}/endpoints/{ENDPOINT_ID}", "adopt": {"endpoint": True}}, "endpoint_id"),
+    (
+        "min > max",
+        {"min_replica_count": 3, "max_replica_count": 2},
+        "min_replica_count",
+        {"min_replicas": 3, "max_replicas": 2},
+        "min_replicas",
+    ),
+    (
+        "endpoint path",
+        {"endpoint_id": f"{PARENT}/endpoints/{ENDPOINT_ID}"},
+        "endpoint_id",
+        {"endpoint_id": f"{PARENT}/endpoints/{ENDPOINT_ID}", "adopt": {"endpoint": True}},
+        "endpoint_id",
+    ),
 ]
 
 
@@ -70,8 +110,13 @@ def test_bad_values_are_refused_at_plan_with_the_configs_messages(emulators, end
     once, with the message the rollout config gives for the same value (config/rules.py)."""
     ws = Workspace(tmp_path / "ws", provider_cli_config, emulators.vertex_url)
     model = f"{PARENT}/models/landcover@1"
-    ws.write({"eevertex_deployment": {f"bad_{i}": deployment(model, str(100 + i), **attrs)
-                                      for i, (_, attrs, _, _, _) in enumerate(BAD)}})
+    ws.write(
+        {
+            "eevertex_deployment": {
+                f"bad_{i}": deployment(model, str(100 + i), **attrs) for i, (_, attrs, _, _, _) in enumerate(BAD)
+            }
+        }
+    )
     ws.init()
     before = len(emulators.journal())
     output = " ".join(ws.plan_error().split())
@@ -86,8 +131,12 @@ def test_an_empty_machine_type_never_reaches_vertex_ai(emulators, endpoint, prov
     """The finding: `machine_type = ""` passed plan, Vertex AI deployed n1-standard-2, and the apply
     ended in "Provider produced inconsistent result"; now the plan stops and nothing is deployed."""
     ws = Workspace(tmp_path / "ws", provider_cli_config, emulators.vertex_url)
-    ws.write({"eevertex_model": {"m": model_config(model_id="empty-machine")},
-              "eevertex_deployment": {"d": deployment("${eevertex_model.m.id}", "301", machine_type="")}})
+    ws.write(
+        {
+            "eevertex_model": {"m": model_config(model_id="empty-machine")},
+            "eevertex_deployment": {"d": deployment("${eevertex_model.m.id}", "301", machine_type="")},
+        }
+    )
     ws.init()
     result = ws.tf("apply", "-input=false", "-no-color", "-auto-approve", ok=False)
     assert not result.ok
@@ -103,16 +152,28 @@ def test_timeouts_blocks(emulators, endpoint, provider_cli_config, tmp_path):
     ws.write({"eevertex_model": {"m": {**model_config(model_id="timeouts"), "timeouts": {"create": "soon"}}}})
     ws.init()
     assert "timeouts.create: 'soon'; allowed: a duration such as '30m', '1h30m' or '90s'" in " ".join(
-        ws.plan_error().split())
+        ws.plan_error().split()
+    )
     ws.write({"eevertex_model": {"m": {**model_config(model_id="timeouts"), "timeouts": {"create": "1us"}}}})
     result = ws.tf("apply", "-input=false", "-no-color", "-auto-approve", ok=False)
     assert "timeouts.create ran out of time" in " ".join(result.stderr.split())
     timeouts = {"create": "30m", "update": "10m", "delete": "1h30m"}
-    ws.write({"eevertex_model": {"m": {**model_config(model_id="timeouts"), "timeouts": timeouts}},
-              "eevertex_deployment": {"d": {**deployment("${eevertex_model.m.id}", "302"), "timeouts": timeouts}},
-              "eevertex_traffic_split": {"t": {"project": PROJECT, "region": REGION, "endpoint_id": ENDPOINT_ID,
-                                               "split": {"302": 100}, "timeouts": timeouts,
-                                               "depends_on": ["eevertex_deployment.d"]}}})
+    ws.write(
+        {
+            "eevertex_model": {"m": {**model_config(model_id="timeouts"), "timeouts": timeouts}},
+            "eevertex_deployment": {"d": {**deployment("${eevertex_model.m.id}", "302"), "timeouts": timeouts}},
+            "eevertex_traffic_split": {
+                "t": {
+                    "project": PROJECT,
+                    "region": REGION,
+                    "endpoint_id": ENDPOINT_ID,
+                    "split": {"302": 100},
+                    "timeouts": timeouts,
+                    "depends_on": ["eevertex_deployment.d"],
+                }
+            },
+        }
+    )
     ws.apply()
     assert changes(ws.plan()) == {}
     assert ws.state("eevertex_deployment.d")["timeouts"] == timeouts
@@ -132,8 +193,9 @@ def test_settings_from_the_environment(emulators, endpoint, provider_cli_config,
     assert ws.tf("plan", "-input=false", "-no-color", "-detailed-exitcode", env=env).returncode == 0
     bad = ws.tf("plan", "-input=false", "-no-color", env={**env, "EEVERTEX_CREDENTIALS": "/no/such/key.json"}, ok=False)
     assert "$EEVERTEX_CREDENTIALS = '/no/such/key.json' is not allowed" in bad.stderr
-    remote = ws.tf("plan", "-input=false", "-no-color", env={**env, "EEVERTEX_API_ENDPOINT": "https://example.com"},
-                   ok=False)
+    remote = ws.tf(
+        "plan", "-input=false", "-no-color", env={**env, "EEVERTEX_API_ENDPOINT": "https://example.com"}, ok=False
+    )
     assert '$EEVERTEX_CREDENTIALS = "none" needs a loopback api_endpoint' in remote.stderr
     ws.tf("apply", "-destroy", "-input=false", "-no-color", "-auto-approve", env=env)
 
@@ -141,17 +203,32 @@ def test_settings_from_the_environment(emulators, endpoint, provider_cli_config,
 def test_data_sources(emulators, endpoint, provider_cli_config, tmp_path):
     """`eevertex_model_version` by alias, `eevertex_traffic_split` of the endpoint as it is now."""
     ws = Workspace(tmp_path / "ws", provider_cli_config, emulators.vertex_url)
-    ws.write({"eevertex_model": {"m": model_config(model_id="looked-up")},
-              "eevertex_deployment": {"d": deployment("${eevertex_model.m.id}", "303")}})
+    ws.write(
+        {
+            "eevertex_model": {"m": model_config(model_id="looked-up")},
+            "eevertex_deployment": {"d": deployment("${eevertex_model.m.id}", "303")},
+        }
+    )
     ws.init()
     ws.apply()
-    ws.write({"eevertex_model": {"m": model_config(model_id="looked-up")},
-              "eevertex_deployment": {"d": deployment("${eevertex_model.m.id}", "303")}},
-             data={"eevertex_model_version": {"v": {"project": PROJECT, "region": REGION, "model_id": "looked-up",
-                                                    "version": model_config()["version_alias"]}},
-                   "eevertex_traffic_split": {"now": {"project": PROJECT, "region": REGION,
-                                                      "endpoint_id": ENDPOINT_ID}}},
-             outputs={"version": "${data.eevertex_model_version.v}", "split": "${data.eevertex_traffic_split.now}"})
+    ws.write(
+        {
+            "eevertex_model": {"m": model_config(model_id="looked-up")},
+            "eevertex_deployment": {"d": deployment("${eevertex_model.m.id}", "303")},
+        },
+        data={
+            "eevertex_model_version": {
+                "v": {
+                    "project": PROJECT,
+                    "region": REGION,
+                    "model_id": "looked-up",
+                    "version": model_config()["version_alias"],
+                }
+            },
+            "eevertex_traffic_split": {"now": {"project": PROJECT, "region": REGION, "endpoint_id": ENDPOINT_ID}},
+        },
+        outputs={"version": "${data.eevertex_model_version.v}", "split": "${data.eevertex_traffic_split.now}"},
+    )
     ws.apply()
     outputs = json.loads(ws.tf("output", "-json").stdout)
     version, split = outputs["version"]["value"], outputs["split"]["value"]
@@ -160,6 +237,10 @@ def test_data_sources(emulators, endpoint, provider_cli_config, tmp_path):
     assert version["deployed_models"] == [f"{endpoint}/deployedModels/303"]
     assert split["split"]["303"] == 100
     assert split["deployed_models"]["303"] == f"{PARENT}/models/looked-up@1"
-    ws.write({"eevertex_model": {"m": model_config(model_id="looked-up")},
-              "eevertex_deployment": {"d": deployment("${eevertex_model.m.id}", "303")}})
+    ws.write(
+        {
+            "eevertex_model": {"m": model_config(model_id="looked-up")},
+            "eevertex_deployment": {"d": deployment("${eevertex_model.m.id}", "303")},
+        }
+    )
     ws.destroy()

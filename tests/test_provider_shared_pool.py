@@ -8,10 +8,18 @@ from __future__ import annotations
 import time
 
 import pytest
+from provider_support import (
+    ARTIFACT,
+    PROJECT,
+    REGION,
+    Workspace,
+    changes,
+    emulators,  # noqa: F401
+    model_config,
+    put_artifact,
+)
 
 from serving.local import http_json
-from provider_support import (ARTIFACT, PROJECT, REGION, Workspace, changes, emulators,  # noqa: F401
-                              model_config, put_artifact)
 
 pytestmark = pytest.mark.slow
 
@@ -32,11 +40,25 @@ def _done(emulators, path: str, body: dict) -> None:
 @pytest.fixture(scope="module")
 def workspace(emulators, provider_cli_config, tmp_path_factory):
     put_artifact(emulators, ARTIFACT)
-    _done(emulators, f"projects/{PROJECT}/locations/{REGION}/endpoints?endpointId={ENDPOINT_ID}",
-          {"displayName": "landcover"})
-    _done(emulators, f"projects/{PROJECT}/locations/{REGION}/deploymentResourcePools", {
-        "deploymentResourcePoolId": "ee-shared", "deploymentResourcePool": {"dedicatedResources": {
-            "machineSpec": {"machineType": "n1-standard-4"}, "minReplicaCount": 1, "maxReplicaCount": 2}}})
+    _done(
+        emulators,
+        f"projects/{PROJECT}/locations/{REGION}/endpoints?endpointId={ENDPOINT_ID}",
+        {"displayName": "landcover"},
+    )
+    _done(
+        emulators,
+        f"projects/{PROJECT}/locations/{REGION}/deploymentResourcePools",
+        {
+            "deploymentResourcePoolId": "ee-shared",
+            "deploymentResourcePool": {
+                "dedicatedResources": {
+                    "machineSpec": {"machineType": "n1-standard-4"},
+                    "minReplicaCount": 1,
+                    "maxReplicaCount": 2,
+                }
+            },
+        },
+    )
     ws = Workspace(tmp_path_factory.mktemp("shared-pool"), provider_cli_config, emulators.vertex_url)
     ws.write({})
     ws.init()
@@ -46,12 +68,28 @@ def workspace(emulators, provider_cli_config, tmp_path_factory):
 def _config(**deployment) -> dict:
     return {
         "eevertex_model": {"first": {**model_config(), "lifecycle": {"create_before_destroy": True}}},
-        "eevertex_deployment": {"first": {
-            "project": PROJECT, "region": REGION, "endpoint_id": ENDPOINT_ID, "model": "${eevertex_model.first.id}",
-            "deployed_model_id": "201", "display_name": "landcover", "shared_resources": POOL,
-            "lifecycle": {"create_before_destroy": True}, **deployment}},
-        "eevertex_traffic_split": {"t": {"project": PROJECT, "region": REGION, "endpoint_id": ENDPOINT_ID,
-                                         "split": {"201": 100}, "depends_on": ["eevertex_deployment.first"]}},
+        "eevertex_deployment": {
+            "first": {
+                "project": PROJECT,
+                "region": REGION,
+                "endpoint_id": ENDPOINT_ID,
+                "model": "${eevertex_model.first.id}",
+                "deployed_model_id": "201",
+                "display_name": "landcover",
+                "shared_resources": POOL,
+                "lifecycle": {"create_before_destroy": True},
+                **deployment,
+            }
+        },
+        "eevertex_traffic_split": {
+            "t": {
+                "project": PROJECT,
+                "region": REGION,
+                "endpoint_id": ENDPOINT_ID,
+                "split": {"201": 100},
+                "depends_on": ["eevertex_deployment.first"],
+            }
+        },
     }
 
 
@@ -72,7 +110,10 @@ def test_deploy_into_the_pool_then_plan_is_empty(workspace, emulators):
     state = workspace.state("eevertex_deployment.first")
     assert state["shared_resources"] == POOL
     assert (state["machine_type"], state["min_replica_count"], state["autoscaling_cpu_utilization_target"]) == (
-        None, None, None)
+        None,
+        None,
+        None,
+    )
     (deployed,) = http_json(f"{emulators.vertex_url}/v1/{ENDPOINT}")[1]["deployedModels"]
     assert deployed["sharedResources"].endswith("/deploymentResourcePools/ee-shared")
     assert "dedicatedResources" not in deployed

@@ -12,8 +12,8 @@ import hashlib
 import json
 
 import pytest
-
 from provider_support import PROJECT, REGION, Workspace, _storage, changes, model_config
+
 from serving.local import http_json
 
 pytestmark = pytest.mark.slow
@@ -60,15 +60,21 @@ def golden(served, tf_build):
     row[5] = (row[5][0] + 0.5, *row[5][1:]) if isinstance(row[5], list) else row[5] + 0.5
     wrong = json.dumps(tile).encode()
     upload(served, "wrong", {"golden.json": wrong})
-    return {"artifact": uri, "good": reference(f"{uri}golden.json", good),
-            "wrong": reference(f"gs://{BUCKET}/wrong/golden.json", wrong), "band": band,
-            "stale": f"{uri}golden.json#sha256={'0' * 64}"}
+    return {
+        "artifact": uri,
+        "good": reference(f"{uri}golden.json", good),
+        "wrong": reference(f"gs://{BUCKET}/wrong/golden.json", wrong),
+        "band": band,
+        "stale": f"{uri}golden.json#sha256={'0' * 64}",
+    }
 
 
 @pytest.fixture(scope="module")
 def workspace(served, golden, provider_cli_config, tmp_path_factory):
-    status, body = http_json(f"{served.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints"
-                             f"?endpointId={ENDPOINT_ID}", {"displayName": "keras"})
+    status, body = http_json(
+        f"{served.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints?endpointId={ENDPOINT_ID}",
+        {"displayName": "keras"},
+    )
     assert status == 200, body
     ws = Workspace(tmp_path_factory.mktemp("verification"), provider_cli_config, served.vertex_url)
     ws.written = False
@@ -76,26 +82,60 @@ def workspace(served, golden, provider_cli_config, tmp_path_factory):
 
 
 def model(alias: str, artifact: str) -> dict:
-    return {**model_config(model_id="keras", version_alias=alias, artifact_uri=artifact, container_image_uri=IMAGE,
-                           container_grpc_ports=None, container_predict_route=None, container_health_route=None),
-            "lifecycle": {"create_before_destroy": True}}
+    return {
+        **model_config(
+            model_id="keras",
+            version_alias=alias,
+            artifact_uri=artifact,
+            container_image_uri=IMAGE,
+            container_grpc_ports=None,
+            container_predict_route=None,
+            container_health_route=None,
+        ),
+        "lifecycle": {"create_before_destroy": True},
+    }
 
 
-def apply_config(ws: Workspace, served, golden, *, split: dict, verification: dict, ok: bool = True,
-                 endpoint_id: str = ENDPOINT_ID):
-    deployments = {f"d{d}": {"project": PROJECT, "region": REGION, "endpoint_id": endpoint_id,
-                             "model": f"${{eevertex_model.m{d}.id}}", "deployed_model_id": d,
-                             "machine_type": "n1-standard-4", "min_replica_count": 1, "max_replica_count": 1,
-                             "lifecycle": {"create_before_destroy": True}} for d in split}
+def apply_config(
+    ws: Workspace, served, golden, *, split: dict, verification: dict, ok: bool = True, endpoint_id: str = ENDPOINT_ID
+):
+    deployments = {
+        f"d{d}": {
+            "project": PROJECT,
+            "region": REGION,
+            "endpoint_id": endpoint_id,
+            "model": f"${{eevertex_model.m{d}.id}}",
+            "deployed_model_id": d,
+            "machine_type": "n1-standard-4",
+            "min_replica_count": 1,
+            "max_replica_count": 1,
+            "lifecycle": {"create_before_destroy": True},
+        }
+        for d in split
+    }
     resources = {
         "eevertex_model": {f"m{d}": model(f"a-keras-{d}", golden["artifact"]) for d in split},
         "eevertex_deployment": deployments,
-        "eevertex_traffic_split": {"t": {
-            "project": PROJECT, "region": REGION, "endpoint_id": endpoint_id, "split": split,
-            "verification": verification, "depends_on": [f"eevertex_deployment.{name}" for name in deployments]}},
+        "eevertex_traffic_split": {
+            "t": {
+                "project": PROJECT,
+                "region": REGION,
+                "endpoint_id": endpoint_id,
+                "split": split,
+                "verification": verification,
+                "depends_on": [f"eevertex_deployment.{name}" for name in deployments],
+            }
+        },
     }
-    ws.write(resources, provider={"api_endpoint": served.vertex_url, "credentials": "none",
-                                  "storage_endpoint": served.gcs_url, "operation_timeout_seconds": 300})
+    ws.write(
+        resources,
+        provider={
+            "api_endpoint": served.vertex_url,
+            "credentials": "none",
+            "storage_endpoint": served.gcs_url,
+            "operation_timeout_seconds": 300,
+        },
+    )
     if not ws.written:
         ws.init()
         ws.written = True
@@ -117,8 +157,14 @@ def test_first_deployment_answers_its_golden_tile(workspace, served, golden):
 
 
 def test_canary_answering_wrongly_is_put_back(workspace, served, golden):
-    result = apply_config(workspace, served, golden, split={"301": 90, "302": 10},
-                          verification={"301": golden["good"], "302": golden["wrong"]}, ok=False)
+    result = apply_config(
+        workspace,
+        served,
+        golden,
+        split={"301": 90, "302": 10},
+        verification={"301": golden["good"], "302": golden["wrong"]},
+        ok=False,
+    )
     error = " ".join((result.stderr + result.stdout).split())
     assert f"Verification failed: deployed model 302 (projects/{PROJECT}/locations/{REGION}/models/keras@" in error
     assert f"on {ENDPOINT} does not answer its golden tile" in error
@@ -130,8 +176,14 @@ def test_canary_answering_wrongly_is_put_back(workspace, served, golden):
 
 
 def test_golden_tile_not_the_manifests_is_refused(workspace, served, golden):
-    result = apply_config(workspace, served, golden, split={"301": 90, "302": 10},
-                          verification={"301": golden["good"], "302": golden["stale"]}, ok=False)
+    result = apply_config(
+        workspace,
+        served,
+        golden,
+        split={"301": 90, "302": 10},
+        verification={"301": golden["good"], "302": golden["stale"]},
+        ok=False,
+    )
     error = " ".join((result.stderr + result.stdout).split())
     assert "golden tile gs://acme-dev-golden/keras/golden.json has sha256" in error
     assert "the manifest says 000000000000" in error
@@ -139,8 +191,13 @@ def test_golden_tile_not_the_manifests_is_refused(workspace, served, golden):
 
 
 def test_canary_answering_right_is_promoted(workspace, served, golden):
-    apply_config(workspace, served, golden, split={"301": 90, "302": 10},
-                 verification={"301": golden["good"], "302": golden["good"]})
+    apply_config(
+        workspace,
+        served,
+        golden,
+        split={"301": 90, "302": 10},
+        verification={"301": golden["good"], "302": golden["good"]},
+    )
     assert served_split(served) == {"301": 90, "302": 10}
     sha = golden["good"].rsplit("=", 1)[1]
     assert workspace.state("eevertex_traffic_split.t")["verified"] == {"301": sha, "302": sha}
@@ -148,26 +205,41 @@ def test_canary_answering_right_is_promoted(workspace, served, golden):
 
 
 def test_malformed_reference_is_a_plan_error(workspace, served, golden):
-    workspace.write({"eevertex_traffic_split": {"t": {
-        "project": PROJECT, "region": REGION, "endpoint_id": ENDPOINT_ID, "split": {"301": 100},
-        "verification": {"301": "gs://acme-dev-golden/keras/golden.json"}}}},
-        provider={"api_endpoint": served.vertex_url, "credentials": "none"})
+    workspace.write(
+        {
+            "eevertex_traffic_split": {
+                "t": {
+                    "project": PROJECT,
+                    "region": REGION,
+                    "endpoint_id": ENDPOINT_ID,
+                    "split": {"301": 100},
+                    "verification": {"301": "gs://acme-dev-golden/keras/golden.json"},
+                }
+            }
+        },
+        provider={"api_endpoint": served.vertex_url, "credentials": "none"},
+    )
     error = workspace.plan_error()
-    assert ("verification: 301 = 'gs://acme-dev-golden/keras/golden.json'; allowed: gs://BUCKET/OBJECT#sha256="
-            in " ".join(error.split()))
+    assert (
+        "verification: 301 = 'gs://acme-dev-golden/keras/golden.json'; allowed: gs://BUCKET/OBJECT#sha256="
+        in " ".join(error.split())
+    )
 
 
 def test_first_deployment_answering_wrongly_is_not_promoted(served, golden, provider_cli_config, tmp_path):
     """The only deployment of an endpoint serves all of it as it is deployed (Vertex AI): there
     is nothing to go back to, so the apply fails and says so; the split resource is not created."""
     endpoint_id = "612345678"
-    status, body = http_json(f"{served.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints"
-                             f"?endpointId={endpoint_id}", {"displayName": "keras-first"})
+    status, body = http_json(
+        f"{served.vertex_url}/v1/projects/{PROJECT}/locations/{REGION}/endpoints?endpointId={endpoint_id}",
+        {"displayName": "keras-first"},
+    )
     assert status == 200, body
     ws = Workspace(tmp_path / "first", provider_cli_config, served.vertex_url)
     ws.written = False
-    result = apply_config(ws, served, golden, split={"401": 100}, verification={"401": golden["wrong"]}, ok=False,
-                          endpoint_id=endpoint_id)
+    result = apply_config(
+        ws, served, golden, split={"401": 100}, verification={"401": golden["wrong"]}, ok=False, endpoint_id=endpoint_id
+    )
     error = " ".join((result.stderr + result.stdout).split())
     assert "Verification failed: deployed model 401" in error
     assert "the traffic split stays {'401': 100}: nothing else was serving to go back to" in error

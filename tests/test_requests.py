@@ -10,9 +10,9 @@ import json
 
 import numpy as np
 import pytest
+from serving_support import BANDS, ArgMax, body, cpr_app, export, tile
 
 from serving import codec
-from serving_support import BANDS, ArgMax, body, cpr_app, export, tile
 
 GOOD = tile(1).tolist()
 SIDE = 8
@@ -57,8 +57,12 @@ MALFORMED = [
     ("scalar-instance-list", body([[1.0]]), 400, "a 1 array"),
     ("empty-tile", body([[]]), 400, "a 0 array"),
     ("empty-bands", body([[[], [], []]]), 400, "a 3x0 array"),
-    ("ragged-rows", body([[row if i else row[:5] for i, row in enumerate(band)] for band in GOOD[0]]), 400,
-     "instance 0: the tile is not a rectangular array of numbers"),
+    (
+        "ragged-rows",
+        body([[row if i else row[:5] for i, row in enumerate(band)] for band in GOOD[0]]),
+        400,
+        "instance 0: the tile is not a rectangular array of numbers",
+    ),
     ("ragged-bands", body([GOOD[0][:2] + [GOOD[0][2][:4]]]), 400, "not a rectangular array of numbers"),
     ("text-values", body([_with("0.1")]), 400, "not a rectangular array of numbers"),
     ("boolean-values", body([[[[True] * SIDE] * SIDE] * 3]), 400, "not a rectangular array of numbers"),
@@ -71,8 +75,7 @@ MALFORMED = [
     ("beyond-float32", body([_with(3.5e38)]), 400, "not finite float32 numbers (first: band B2 at y=2, x=3)"),
     ("second-instance-bad", body([GOOD[0], _with("x")]), 400, "instance 1:"),
     ("instance-boolean", body([True]), 400, "got a JSON boolean"),
-    ("over-max-payload-bytes", b'{"instances": [' + b"0," * 800_000 + b"0]}", 413,
-     "over maxPayloadBytes 1,500,000"),
+    ("over-max-payload-bytes", b'{"instances": [' + b"0," * 800_000 + b"0]}", 413, "over maxPayloadBytes 1,500,000"),
 ]
 assert len(MALFORMED) == 40
 
@@ -100,7 +103,9 @@ def app(program):
 
 @pytest.mark.parametrize("json_library", ["orjson", "stdlib-json"])
 @pytest.mark.parametrize("case,request_body,status,message", MALFORMED, ids=[m[0] for m in MALFORMED])
-def test_malformed_requests_get_a_4xx_that_says_why(app, monkeypatch, json_library, case, request_body, status, message):
+def test_malformed_requests_get_a_4xx_that_says_why(
+    app, monkeypatch, json_library, case, request_body, status, message
+):
     if json_library == "stdlib-json":
         monkeypatch.setattr(codec, "orjson", None)
     answer = app.post("/predict", content=request_body, headers={"Content-Type": "application/json"})

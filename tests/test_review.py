@@ -9,9 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, example_data, synth
-from plan import terraform
+
 from plan.review import input_diff, review_stack, summarize_plan
 
 pytestmark = pytest.mark.slow
@@ -36,7 +35,9 @@ def test_review_shows_what_a_change_does(torch_build, tmp_path, monkeypatch):
     # Nothing serves here: the golden tile could not be answered.
     data["targets"][0]["verify_promotion"] = False
     with Emulators(tmp_path / "emulators", serving=False) as emulators:
-        rollout = Rollout(data, tmp_path, emulators, Progress(out=lambda *_: None), config_path=tmp_path / "rollout.toml")
+        rollout = Rollout(
+            data, tmp_path, emulators, Progress(out=lambda *_: None), config_path=tmp_path / "rollout.toml"
+        )
         rollout.synth(data)
         rollout.provision("dev")
         rollout.apply("dev")
@@ -71,11 +72,19 @@ def test_deploy_options_rehearsed_and_reviewed(torch_build, tmp_path, monkeypatc
     data = example_data("pytorch")
     data["model"]["artifact_dir"] = str(torch_build[0].artifact_dir)
     data["targets"] = data["targets"][:1]
-    data["targets"][0].update(min_replicas=2, max_replicas=3, required_replicas=1, spot=True, container_logging=False,
-                              autoscaling={"cpu_utilization": 70, "requests_per_minute": 600})
+    data["targets"][0].update(
+        min_replicas=2,
+        max_replicas=3,
+        required_replicas=1,
+        spot=True,
+        container_logging=False,
+        autoscaling={"cpu_utilization": 70, "requests_per_minute": 600},
+    )
     cpu = "aiplatform.googleapis.com/prediction/online/cpu/utilization"
     with Emulators(tmp_path / "emulators", serving=False) as emulators:
-        rollout = Rollout(data, tmp_path, emulators, Progress(out=lambda *_: None), config_path=tmp_path / "rollout.toml")
+        rollout = Rollout(
+            data, tmp_path, emulators, Progress(out=lambda *_: None), config_path=tmp_path / "rollout.toml"
+        )
         rollout.synth(data)
         rollout.provision("dev")
         rollout.apply("dev")
@@ -85,12 +94,14 @@ def test_deploy_options_rehearsed_and_reviewed(torch_build, tmp_path, monkeypatc
         assert deployed["dedicatedResources"]["requiredReplicaCount"] == 1
         assert deployed["dedicatedResources"]["autoscalingMetricSpecs"] == [
             {"metricName": cpu, "target": 70},
-            {"metricName": "aiplatform.googleapis.com/prediction/online/request_count", "target": 600}]
+            {"metricName": "aiplatform.googleapis.com/prediction/online/request_count", "target": 600},
+        ]
         assert deployed["disableContainerLogging"] is True and "enableAccessLogging" not in deployed
         monkeypatch.setenv("TF_CLI_CONFIG_FILE", rollout.terraform.env["TF_CLI_CONFIG_FILE"])
         stack_dir = rollout.stack_dir("dev-deployment")
         assert review_stack(stack_dir, tmp_path / "review" / "applied").lines == [
-            "No changes: the deployed state matches this config."]
+            "No changes: the deployed state matches this config."
+        ]
 
         data["targets"][0].update(access_logging=True, autoscaling={"cpu_utilization": 80, "requests_per_minute": 600})
         rollout.synth(data)
@@ -99,8 +110,9 @@ def test_deploy_options_rehearsed_and_reviewed(torch_build, tmp_path, monkeypatc
         assert review.lines[0] == "Plan: 1 to update in place, 1 to replace."
         assert "    - autoscaling_cpu_utilization_target: 70 -> 80" in text
         assert "    - enable_access_logging: false -> true" in text
-        assert ("enable_access_logging (Vertex AI changes access logging only by undeploying and deploying again)"
-                in text)
+        assert (
+            "enable_access_logging (Vertex AI changes access logging only by undeploying and deploying again)" in text
+        )
         rollout.apply("dev")
         (endpoint,) = emulators.state()["endpoints"].values()
         (deployed,) = endpoint["deployedModels"]
@@ -108,7 +120,8 @@ def test_deploy_options_rehearsed_and_reviewed(torch_build, tmp_path, monkeypatc
         assert deployed["dedicatedResources"]["autoscalingMetricSpecs"][0] == {"metricName": cpu, "target": 80}
         assert endpoint["trafficSplit"] == {deployed["id"]: 100}
         assert review_stack(stack_dir, tmp_path / "review" / "again").lines == [
-            "No changes: the deployed state matches this config."]
+            "No changes: the deployed state matches this config."
+        ]
 
 
 def parse(data, tmp_path):
@@ -120,9 +133,12 @@ def parse(data, tmp_path):
 def test_stacks_terraform_cannot_plan_list_what_they_declare(torch_synth, tmp_path):
     review = review_stack(torch_synth / "stacks" / "dev-bucket", tmp_path / "dev-bucket")
     assert not review.planned
-    assert review.lines[0] == "not planned here: terraform init could not install the google provider; it declares 4 resource(s)"  # the bucket, ee_contract.json, golden.json, model.pt2
+    assert (
+        review.lines[0]
+        == "not planned here: terraform init could not install the google provider; it declares 4 resource(s)"
+    )  # the bucket, ee_contract.json, golden.json, model.pt2
     assert "registry.terraform.io" in review.reason  # Terraform's own message, whole
-    assert "    - public_access_prevention: \"enforced\"" in review.lines
+    assert '    - public_access_prevention: "enforced"' in review.lines
     assert "    - versioning.enabled: true" in review.lines
 
 
@@ -134,39 +150,79 @@ def test_input_diff_names_each_changed_setting():
 
 def test_summary_is_the_same_for_any_resource_type():
     """Our provider's resources (eevertex_*) and google's get the same treatment as terraform_data."""
-    plan = {"resource_changes": [
-        {"address": "eevertex_deployment.current", "type": "eevertex_deployment", "change": {
-            "actions": ["update"],
-            "before": {"id": "123", "min_replica_count": 1, "max_replica_count": 2, "machine_type": "n1-standard-4"},
-            "after": {"id": "123", "min_replica_count": 1, "max_replica_count": 5, "machine_type": "n1-standard-4"},
-            "after_unknown": {}}},
-        {"address": "eevertex_model.v2", "type": "eevertex_model", "change": {
-            "actions": ["create", "delete"], "before": {"artifact_uri": "gs://b/old/", "name": "m-1"},
-            "after": {"artifact_uri": "gs://b/new/"}, "after_unknown": {"name": True}},
-            "replace_paths": [["artifact_uri"]]},
-        {"address": "eevertex_traffic_split.traffic", "type": "eevertex_traffic_split", "change": {
-            "actions": ["delete"], "before": {"endpoint": "projects/p/locations/r/endpoints/1", "split": {"1": 100}},
-            "after": None}},
-        {"address": "google_vertex_ai_endpoint.endpoint", "type": "google_vertex_ai_endpoint", "change": {
-            "actions": ["create"], "before": None, "after": {"display_name": "m-dev", "labels": {"env": "dev"}},
-            "after_unknown": {"effective_labels": True, "id": True}}},
-        {"address": "google_storage_bucket.artifacts", "type": "google_storage_bucket", "change": {
-            "actions": ["no-op"], "before": {}, "after": {}}},
-    ]}
+    plan = {
+        "resource_changes": [
+            {
+                "address": "eevertex_deployment.current",
+                "type": "eevertex_deployment",
+                "change": {
+                    "actions": ["update"],
+                    "before": {
+                        "id": "123",
+                        "min_replica_count": 1,
+                        "max_replica_count": 2,
+                        "machine_type": "n1-standard-4",
+                    },
+                    "after": {
+                        "id": "123",
+                        "min_replica_count": 1,
+                        "max_replica_count": 5,
+                        "machine_type": "n1-standard-4",
+                    },
+                    "after_unknown": {},
+                },
+            },
+            {
+                "address": "eevertex_model.v2",
+                "type": "eevertex_model",
+                "change": {
+                    "actions": ["create", "delete"],
+                    "before": {"artifact_uri": "gs://b/old/", "name": "m-1"},
+                    "after": {"artifact_uri": "gs://b/new/"},
+                    "after_unknown": {"name": True},
+                },
+                "replace_paths": [["artifact_uri"]],
+            },
+            {
+                "address": "eevertex_traffic_split.traffic",
+                "type": "eevertex_traffic_split",
+                "change": {
+                    "actions": ["delete"],
+                    "before": {"endpoint": "projects/p/locations/r/endpoints/1", "split": {"1": 100}},
+                    "after": None,
+                },
+            },
+            {
+                "address": "google_vertex_ai_endpoint.endpoint",
+                "type": "google_vertex_ai_endpoint",
+                "change": {
+                    "actions": ["create"],
+                    "before": None,
+                    "after": {"display_name": "m-dev", "labels": {"env": "dev"}},
+                    "after_unknown": {"effective_labels": True, "id": True},
+                },
+            },
+            {
+                "address": "google_storage_bucket.artifacts",
+                "type": "google_storage_bucket",
+                "change": {"actions": ["no-op"], "before": {}, "after": {}},
+            },
+        ]
+    }
     review = summarize_plan("dev-deployment", plan)
     assert review.lines == [
         "Plan: 1 to create, 1 to update in place, 1 to replace, 1 to destroy.",
         "- create: `google_vertex_ai_endpoint.endpoint`",
-        "    - display_name: \"m-dev\"",
-        "    - labels.env: \"dev\"",
+        '    - display_name: "m-dev"',
+        '    - labels.env: "dev"',
         "- update in place: `eevertex_deployment.current`",
         "    - max_replica_count: 2 -> 5",
         "- replace (create, then destroy): `eevertex_model.v2`",
-        "    - artifact_uri: \"gs://b/old/\" -> \"gs://b/new/\"",
-        "    - name: \"m-1\" -> (known after apply)",
+        '    - artifact_uri: "gs://b/old/" -> "gs://b/new/"',
+        '    - name: "m-1" -> (known after apply)',
         "    - replaced because of: artifact_uri",
         "- destroy: `eevertex_traffic_split.traffic`",
-        "    - endpoint: \"projects/p/locations/r/endpoints/1\"",
+        '    - endpoint: "projects/p/locations/r/endpoints/1"',
     ]
     # The printed form: new resources by address, the others with what changes.
     assert review.render(limit=8)[1:4] == [
@@ -177,17 +233,20 @@ def test_summary_is_the_same_for_any_resource_type():
 
 
 def test_review_lists_each_targets_earth_engine_call(torch_build, torch_synth, tmp_path):
+    from conftest import stack_json
+
     from config.model import PROJECTION_WARNING
     from config.rollout import parse_config
-    from conftest import stack_json
     from plan.earth_engine import review_lines, warnings
 
     lines = review_lines(torch_synth)
     assert lines == ["Earth Engine (each endpoint stack's earth_engine_snippet; `image` is yours):"] + [
         f"  {t}: {stack_json(torch_synth, f'{t}-endpoint')['output']['earth_engine_snippet']['value']}"
-        for t in ("dev", "prod")]
-    assert lines[1].startswith("  dev: model = ee.Model.fromVertexAi(endpoint='projects/acme-geo-dev/locations/"
-                               "us-central1/endpoints/")
+        for t in ("dev", "prod")
+    ]
+    assert lines[1].startswith(
+        "  dev: model = ee.Model.fromVertexAi(endpoint='projects/acme-geo-dev/locations/us-central1/endpoints/"
+    )
     assert "proj=ee.Projection('EPSG:4326').atScale(30.0), fixInputProj=True)" in lines[1]
     assert warnings(torch_synth) == []
 
@@ -201,19 +260,39 @@ def test_review_lists_each_targets_earth_engine_call(torch_build, torch_synth, t
 def test_a_replacement_vertex_ai_forces_says_why():
     """Spot and access logging cannot change on a deployed model: the replacement says so; the
     in-place options show as changed settings."""
-    plan = {"resource_changes": [
-        {"address": "eevertex_deployment.current", "type": "eevertex_deployment", "change": {
-            "actions": ["create", "delete"],
-            "before": {"deployed_model_id": "1", "spot": None, "enable_access_logging": False},
-            "after": {"deployed_model_id": "2", "spot": True, "enable_access_logging": True}, "after_unknown": {}},
-         "replace_paths": [["deployed_model_id"], ["enable_access_logging"], ["spot"]]},
-        {"address": "eevertex_deployment.other", "type": "eevertex_deployment", "change": {
-            "actions": ["update"],
-            "before": {"required_replica_count": None, "autoscaling_cpu_utilization_target": 60,
-                       "disable_container_logging": False},
-            "after": {"required_replica_count": 1, "autoscaling_cpu_utilization_target": 75,
-                      "disable_container_logging": True}, "after_unknown": {}}},
-    ]}
+    plan = {
+        "resource_changes": [
+            {
+                "address": "eevertex_deployment.current",
+                "type": "eevertex_deployment",
+                "change": {
+                    "actions": ["create", "delete"],
+                    "before": {"deployed_model_id": "1", "spot": None, "enable_access_logging": False},
+                    "after": {"deployed_model_id": "2", "spot": True, "enable_access_logging": True},
+                    "after_unknown": {},
+                },
+                "replace_paths": [["deployed_model_id"], ["enable_access_logging"], ["spot"]],
+            },
+            {
+                "address": "eevertex_deployment.other",
+                "type": "eevertex_deployment",
+                "change": {
+                    "actions": ["update"],
+                    "before": {
+                        "required_replica_count": None,
+                        "autoscaling_cpu_utilization_target": 60,
+                        "disable_container_logging": False,
+                    },
+                    "after": {
+                        "required_replica_count": 1,
+                        "autoscaling_cpu_utilization_target": 75,
+                        "disable_container_logging": True,
+                    },
+                    "after_unknown": {},
+                },
+            },
+        ]
+    }
     lines = summarize_plan("dev-deployment", plan).lines
     assert lines[1:] == [
         "- update in place: `eevertex_deployment.other`",
@@ -221,7 +300,7 @@ def test_a_replacement_vertex_ai_forces_says_why():
         "    - disable_container_logging: false -> true",
         "    - required_replica_count: 1",
         "- replace (create, then destroy): `eevertex_deployment.current`",
-        "    - deployed_model_id: \"1\" -> \"2\"",
+        '    - deployed_model_id: "1" -> "2"',
         "    - enable_access_logging: false -> true",
         "    - spot: true",
         "    - replaced because of: deployed_model_id, enable_access_logging (Vertex AI changes access logging only by "
@@ -233,7 +312,8 @@ def test_a_replacement_vertex_ai_forces_says_why():
     plan["resource_changes"][0]["change"]["after"]["enable_access_logging"] = False
     assert summarize_plan("dev-deployment", plan).lines[-1] == (
         "    - replaced because of: a changed setting cannot be updated in place, spot (Vertex AI cannot change spot "
-        "on a deployed model: it deploys anew)")
+        "on a deployed model: it deploys anew)"
+    )
 
 
 def _other_config(torch_build, tmp_path, **target):
@@ -244,10 +324,22 @@ def _other_config(torch_build, tmp_path, **target):
     data = config.model_dump(mode="json", exclude={"path"})
     base = {k: v for k, v in data["targets"][0].items() if k not in ("kms_key", "service_account")}
     data["targets"] = [
-        {**base, "name": "qa", "project": "other-geo-qa", "bucket": "other-geo-qa-models",
-         "access_log_bucket": "other-geo-qa-logs", **target},
-        {**base, "name": "live", "project": "other-geo-live", "region": "europe-west1",
-         "bucket": "other-geo-live-models", "access_log_bucket": "other-geo-live-logs"},
+        {
+            **base,
+            "name": "qa",
+            "project": "other-geo-qa",
+            "bucket": "other-geo-qa-models",
+            "access_log_bucket": "other-geo-qa-logs",
+            **target,
+        },
+        {
+            **base,
+            "name": "live",
+            "project": "other-geo-live",
+            "region": "europe-west1",
+            "bucket": "other-geo-live-models",
+            "access_log_bucket": "other-geo-live-logs",
+        },
     ]
     outdir = synth(parse_config(data, config.path), manifest, tmp_path / "cdktf.out", tmp_path / "state")
     return outdir
@@ -256,19 +348,26 @@ def _other_config(torch_build, tmp_path, **target):
 def _review(outdir, out, cli_config, *args, env=None):
     """`python -m plan.review`, our provider installed as `nox -s review` installs it."""
     env = {**(env or os.environ), "TF_CLI_CONFIG_FILE": str(cli_config)}
-    return subprocess.run([sys.executable, "-m", "plan.review", str(outdir), "--out", str(out), *args],
-                          cwd=ROOT, capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "plan.review", str(outdir), "--out", str(out), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
 
 
-@pytest.mark.skipif(not os.environ.get("CHECKOV"),
-                    reason="checkov lives in its own virtualenv: set $CHECKOV (`nox -s tests` does)")
+@pytest.mark.skipif(
+    not os.environ.get("CHECKOV"), reason="checkov lives in its own virtualenv: set $CHECKOV (`nox -s tests` does)"
+)
 def test_review_of_another_config_passes_with_checkov_clean(torch_build, tmp_path, provider_cli_config):
     outdir = _other_config(torch_build, tmp_path)
     done = _review(outdir, tmp_path / "review", provider_cli_config, "--scan")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "checkov: " in done.stdout and " 0 failed, 0 parsing errors" in done.stdout
     assert sorted(p.name for p in (tmp_path / "review").iterdir() if p.is_dir()) == sorted(
-        f"{t}-{k}" for t in ("qa", "live") for k in ("bucket", "registry", "model", "endpoint", "deployment"))
+        f"{t}-{k}" for t in ("qa", "live") for k in ("bucket", "registry", "model", "endpoint", "deployment")
+    )
     comment = (tmp_path / "review" / "PR_COMMENT.md").read_text()
     assert "| qa | `qa-deployment` | 2 | 0 | 0 | 0 |  |" in comment
     assert json.loads((tmp_path / "review" / "checkov.json").read_text())["failed"] == []
@@ -282,17 +381,20 @@ def test_review_with_state_bucket_and_no_credentials_says_so_in_one_line(torch_b
     assert done.returncode == 2
     assert "Traceback" not in done.stderr + done.stdout
     (line,) = done.stderr.strip().splitlines()
-    assert line.startswith("error: review needs Google credentials: target(s) qa keep Terraform state in "
-                           "gs://other-tf-state (state_bucket)")
+    assert line.startswith(
+        "error: review needs Google credentials: target(s) qa keep Terraform state in "
+        "gs://other-tf-state (state_bucket)"
+    )
     assert "--local-state" in line
 
     local = _review(outdir, tmp_path / "review", provider_cli_config, "--local-state", env=env)
     assert local.returncode == 0, local.stderr[-2000:]
     assert "\n  qa: model = ee.Model.fromVertexAi(endpoint='projects/other-geo-qa/locations/" in local.stdout
-    assert "\n  live: model = ee.Model.fromVertexAi(endpoint='projects/other-geo-live/locations/europe-west1/" \
+    assert (
+        "\n  live: model = ee.Model.fromVertexAi(endpoint='projects/other-geo-live/locations/europe-west1/"
         in local.stdout
+    )
     comment = (tmp_path / "review" / "PR_COMMENT.md").read_text()
     assert "<summary>Earth Engine: the <code>ee.Model.fromVertexAi</code> call per target</summary>" in comment
     assert "qa-model: Plan: 2 to create." in local.stdout  # eevertex_image and eevertex_model
     assert not list((outdir / "stacks" / "qa-model").glob("*override*"))
-

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from plan.scan import scan
 
 pytestmark = pytest.mark.skipif(
@@ -50,21 +50,27 @@ def test_built_in_example_has_no_failed_checks(outdir):
     # CMEK is checked where a key is configured (prod), and said not to apply elsewhere.
     assert ("CKV2_GCP_24", "prod-endpoint") in passed and ("CKV_GCP_84", "prod-registry") in passed
     for check, stack in (("CKV2_GCP_24", "dev-endpoint"), ("CKV_GCP_84", "dev-registry")):
-        assert {"check_id": check, "stack": stack, "reason": "no kms_key configured for this target"} in result["not_run"]
+        assert {"check_id": check, "stack": stack, "reason": "no kms_key configured for this target"} in result[
+            "not_run"
+        ]
 
 
 def test_weakened_bucket_and_endpoint_fail(outdir):
     def weaken_bucket(resources):
         bucket = resources["google_storage_bucket"]["artifacts"]
-        bucket.update(uniform_bucket_level_access=False, public_access_prevention="inherited",
-                      versioning={"enabled": False})
+        bucket.update(
+            uniform_bucket_level_access=False, public_access_prevention="inherited", versioning={"enabled": False}
+        )
         del bucket["logging"]
 
     edit(outdir, "dev-bucket", weaken_bucket)
     edit(outdir, "prod-endpoint", lambda r: r["google_vertex_ai_endpoint"]["endpoint"].pop("encryption_spec"))
     assert failed(scan(outdir)) == {
-        ("CKV_GCP_29", "dev-bucket"), ("CKV_GCP_114", "dev-bucket"), ("CKV_GCP_78", "dev-bucket"),
-        ("CKV_GCP_62", "dev-bucket"), ("CKV2_GCP_24", "prod-endpoint"),
+        ("CKV_GCP_29", "dev-bucket"),
+        ("CKV_GCP_114", "dev-bucket"),
+        ("CKV_GCP_78", "dev-bucket"),
+        ("CKV_GCP_62", "dev-bucket"),
+        ("CKV2_GCP_24", "prod-endpoint"),
     }
 
 

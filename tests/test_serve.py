@@ -13,18 +13,23 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import ROOT, rollout_toml
 
 from build_hooks import earth_engine as ee
 from serving.local import http_json
-from conftest import ROOT, rollout_toml
 
 pytestmark = pytest.mark.slow
 
 
 def serve_and_try(config_path, manifest) -> tuple[list[str], dict]:
-    process = subprocess.Popen([sys.executable, "-m", "build_hooks.serve", str(config_path)], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "build_hooks.serve", str(config_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     lines = []
     try:
         for line in process.stdout:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from conftest import ROOT, stack_json, synth
+
 from stacks import naming
 
 
@@ -46,8 +47,17 @@ def test_dependencies_bucket_registry_model_deployment_endpoint(torch_synth):
 
 def test_bucket_secure_defaults(torch_synth):
     bucket = resource(stack_json(torch_synth, "dev-bucket"), "google_storage_bucket", "artifacts")
-    assert {k: bucket[k] for k in ("name", "location", "uniform_bucket_level_access",
-                                   "public_access_prevention", "versioning", "force_destroy")} == {
+    assert {
+        k: bucket[k]
+        for k in (
+            "name",
+            "location",
+            "uniform_bucket_level_access",
+            "public_access_prevention",
+            "versioning",
+            "force_destroy",
+        )
+    } == {
         "name": "acme-geo-dev-ee-models",
         "location": "US-CENTRAL1",
         "uniform_bucket_level_access": True,
@@ -56,7 +66,10 @@ def test_bucket_secure_defaults(torch_synth):
         "force_destroy": False,
     }
     assert "encryption" not in bucket
-    assert bucket["logging"] == {"log_bucket": "acme-geo-dev-gcs-access-logs", "log_object_prefix": "acme-geo-dev-ee-models/"}
+    assert bucket["logging"] == {
+        "log_bucket": "acme-geo-dev-gcs-access-logs",
+        "log_object_prefix": "acme-geo-dev-ee-models/",
+    }
 
 
 def test_bucket_cmek_when_configured(torch_synth):
@@ -74,8 +87,11 @@ def test_bucket_cmek_when_configured(torch_synth):
 def test_bucket_labels_merge_target_and_tool_labels(torch_synth):
     bucket = resource(stack_json(torch_synth, "dev-bucket"), "google_storage_bucket", "artifacts")
     assert bucket["labels"] == {
-        "env": "dev", "team": "geo-ml", "managed-by": "ee-vertex-cdktf",
-        "ee-model": "landcover-torch", "rollout-target": "dev",
+        "env": "dev",
+        "team": "geo-ml",
+        "managed-by": "ee-vertex-cdktf",
+        "ee-model": "landcover-torch",
+        "rollout-target": "dev",
     }
 
 
@@ -122,12 +138,17 @@ def test_model_shows_every_setting(torch_build, torch_synth):
         "version_alias": alias,
         "display_name": "landcover-torch",
         "description": "pytorch model for Earth Engine (ND_ARRAYS)",
-        "labels": {"env": "dev", "team": "geo-ml", "managed-by": "ee-vertex-cdktf",
-                   "ee-model": "landcover-torch", "rollout-target": "dev"},
+        "labels": {
+            "env": "dev",
+            "team": "geo-ml",
+            "managed-by": "ee-vertex-cdktf",
+            "ee-model": "landcover-torch",
+            "rollout-target": "dev",
+        },
         "artifact_uri": f"gs://acme-geo-dev-ee-models/models/landcover-torch/{manifest.sha256}/",
         # Our image in the target's own registry, by digest: the plan names the exact image.
         "container_image_uri": "us-central1-docker.pkg.dev/acme-geo-dev/ee-serving/ee-serving-pytorch-cpu@"
-                               + manifest.serving_image("ee-serving-pytorch-cpu").digest,
+        + manifest.serving_image("ee-serving-pytorch-cpu").digest,
         "container_predict_route": "/predict",
         "container_health_route": "/health",
         "container_env": {"EEV_TORCH_THREADS": "4"},
@@ -138,8 +159,11 @@ def test_model_shows_every_setting(torch_build, torch_synth):
     image = only(config, "eevertex_image")
     built = manifest.serving_image("ee-serving-pytorch-cpu")
     assert {k: image[k] for k in ("repository", "name", "digest", "tag")} == {
-        "repository": "us-central1-docker.pkg.dev/acme-geo-dev/ee-serving", "name": "ee-serving-pytorch-cpu",
-        "digest": built.digest, "tag": built.tag}
+        "repository": "us-central1-docker.pkg.dev/acme-geo-dev/ee-serving",
+        "name": "ee-serving-pytorch-cpu",
+        "digest": built.digest,
+        "tag": built.tag,
+    }
     assert list(config["resource"]["eevertex_model"]) == [f"model_{alias.replace('-', '_')}"]
     assert config["output"]["model_version"]["value"] == f"${{eevertex_model.model_{alias.replace('-', '_')}.id}}"
     assert "earth_engine_bands" not in config["output"]
@@ -150,26 +174,52 @@ def test_registry_per_target_with_cmek_immutable_tags_and_a_safe_cleanup(torch_b
     image = manifest.serving_image("ee-serving-pytorch-cpu")
     prod = stack_json(torch_synth, "prod-registry")
     registry = resource(prod, "google_artifact_registry_repository", "registry")
-    assert {k: registry[k] for k in ("project", "location", "repository_id", "format", "kms_key_name",
-                                     "docker_config", "deletion_policy", "cleanup_policy_dry_run")} == {
-        "project": "acme-geo-prod", "location": "europe-west4", "repository_id": "ee-serving", "format": "DOCKER",
+    assert {
+        k: registry[k]
+        for k in (
+            "project",
+            "location",
+            "repository_id",
+            "format",
+            "kms_key_name",
+            "docker_config",
+            "deletion_policy",
+            "cleanup_policy_dry_run",
+        )
+    } == {
+        "project": "acme-geo-prod",
+        "location": "europe-west4",
+        "repository_id": "ee-serving",
+        "format": "DOCKER",
         "kms_key_name": "projects/acme-geo-prod/locations/europe-west4/keyRings/ml/cryptoKeys/models",
-        "docker_config": {"immutable_tags": True}, "deletion_policy": "ABANDON", "cleanup_policy_dry_run": False,
+        "docker_config": {"immutable_tags": True},
+        "deletion_policy": "ABANDON",
+        "cleanup_policy_dry_run": False,
     }
     assert registry["cleanup_policies"] == [
-        {"id": "keep-served-images", "action": "KEEP", "condition": {"tag_state": "TAGGED", "tag_prefixes": [image.tag]}},
+        {
+            "id": "keep-served-images",
+            "action": "KEEP",
+            "condition": {"tag_state": "TAGGED", "tag_prefixes": [image.tag]},
+        },
         {"id": "keep-most-recent", "action": "KEEP", "most_recent_versions": {"keep_count": 10}},
-        {"id": "delete-older-than-90-days", "action": "DELETE",
-         "condition": {"tag_state": "ANY", "older_than": "7776000s"}},
+        {
+            "id": "delete-older-than-90-days",
+            "action": "DELETE",
+            "condition": {"tag_state": "ANY", "older_than": "7776000s"},
+        },
     ]
     reader = resource(prod, "google_artifact_registry_repository_iam_member", "vertex_ai_reader")
     assert reader["role"] == "roles/artifactregistry.reader"
-    assert reader["member"] == ("serviceAccount:service-${data.google_project.project.number}"
-                                "@gcp-sa-aiplatform.iam.gserviceaccount.com")
+    assert reader["member"] == (
+        "serviceAccount:service-${data.google_project.project.number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
+    )
     assert prod["output"]["images"]["value"] == [
-        f"europe-west4-docker.pkg.dev/acme-geo-prod/ee-serving/ee-serving-pytorch-cpu@{image.digest}"]
-    assert "kms_key_name" not in resource(stack_json(torch_synth, "dev-registry"),
-                                          "google_artifact_registry_repository", "registry")
+        f"europe-west4-docker.pkg.dev/acme-geo-prod/ee-serving/ee-serving-pytorch-cpu@{image.digest}"
+    ]
+    assert "kms_key_name" not in resource(
+        stack_json(torch_synth, "dev-registry"), "google_artifact_registry_repository", "registry"
+    )
 
 
 def test_no_registry_where_a_prebuilt_image_serves(torch_build, tmp_path, monkeypatch):
@@ -183,7 +233,8 @@ def test_no_registry_where_a_prebuilt_image_serves(torch_build, tmp_path, monkey
     stacks = {p.name for p in (out / "stacks").iterdir()}
     assert "dev-registry" in stacks and "prod-registry" not in stacks
     assert only(stack_json(out, "prod-model"), "eevertex_model")["container_image_uri"] == (
-        "europe-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest")
+        "europe-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest"
+    )
 
 
 def test_version_alias_is_deterministic_and_valid(torch_build, torch_synth):
@@ -226,8 +277,7 @@ def test_provider_points_at_an_emulator_only_when_asked(torch_build, tmp_path):
 
     config, manifest = torch_build
     emulator = VertexProviderConfig(api_endpoint="http://127.0.0.1:8123", credentials="none")
-    build_app(config, manifest, outdir=tmp_path / "out", state_dir=tmp_path / "state",
-              vertex_provider=emulator).synth()
+    build_app(config, manifest, outdir=tmp_path / "out", state_dir=tmp_path / "state", vertex_provider=emulator).synth()
     for stack in ("dev-model", "prod-deployment"):
         assert stack_json(tmp_path / "out", stack)["provider"] == {
             "eevertex": [{"api_endpoint": "http://127.0.0.1:8123", "credentials": "none"}]
@@ -267,7 +317,9 @@ def test_deployment_settings_and_in_place_split(torch_build, torch_synth):
     assert deployment["lifecycle"] == {"create_before_destroy": True}
     traffic = resource(config, "eevertex_traffic_split", "traffic")
     assert attributes(traffic) == {
-        "project": "acme-geo-prod", "region": "europe-west4", "endpoint_id": endpoint["name"],
+        "project": "acme-geo-prod",
+        "region": "europe-west4",
+        "endpoint_id": endpoint["name"],
         "split": {deployed_id: 100},
         # The build's golden tile, uploaded with the artifact: checked when the deployment takes traffic.
         "verification": {deployed_id: f"{model['artifact_uri']}golden.json#sha256={manifest.golden_sha256}"},
@@ -292,15 +344,19 @@ def test_predict_members_get_a_predict_only_role_on_the_endpoint(torch_synth):
     role = config["google_project_iam_custom_role"]["predict_role"]
     assert role["permissions"] == ["aiplatform.endpoints.predict"]
     assert "google_project_iam_member" not in config
-    assert list(config["google_vertex_ai_endpoint_iam_member"].values()) == [{
-        "//": {"metadata": {"path": "dev-endpoint/predict_endpoint_member_0", "uniqueId": "predict_endpoint_member_0"}},
-        "provider": "google-beta",
-        "project": "acme-geo-dev",
-        "location": "us-central1",
-        "endpoint": "${google_vertex_ai_endpoint.endpoint.name}",
-        "role": "${google_project_iam_custom_role.predict_role.name}",
-        "member": "group:geo-ml@example.com",
-    }]
+    assert list(config["google_vertex_ai_endpoint_iam_member"].values()) == [
+        {
+            "//": {
+                "metadata": {"path": "dev-endpoint/predict_endpoint_member_0", "uniqueId": "predict_endpoint_member_0"}
+            },
+            "provider": "google-beta",
+            "project": "acme-geo-dev",
+            "location": "us-central1",
+            "endpoint": "${google_vertex_ai_endpoint.endpoint.name}",
+            "role": "${google_project_iam_custom_role.predict_role.name}",
+            "member": "group:geo-ml@example.com",
+        }
+    ]
     assert stack["provider"]["google-beta"] == [{"project": "acme-geo-dev", "region": "us-central1"}]
 
 
@@ -310,14 +366,17 @@ def test_predict_scope_project_grants_the_role_on_the_project(torch_build, tmp_p
     config, manifest = torch_build
     data = config.model_dump(mode="json", exclude={"path"})
     data["targets"][0]["predict_scope"] = "project"
-    stack = stack_json(synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state"),
-                       "dev-endpoint")
+    stack = stack_json(
+        synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state"), "dev-endpoint"
+    )
     members = stack["resource"]["google_project_iam_member"]
-    assert [{k: m[k] for k in ("project", "role", "member")} for m in members.values()] == [{
-        "project": "acme-geo-dev",
-        "role": "${google_project_iam_custom_role.predict_role.name}",
-        "member": "group:geo-ml@example.com",
-    }]
+    assert [{k: m[k] for k in ("project", "role", "member")} for m in members.values()] == [
+        {
+            "project": "acme-geo-dev",
+            "role": "${google_project_iam_custom_role.predict_role.name}",
+            "member": "group:geo-ml@example.com",
+        }
+    ]
     assert "google_vertex_ai_endpoint_iam_member" not in stack["resource"]
     assert "google-beta" not in stack["provider"]
 
@@ -359,7 +418,10 @@ def test_main_reports_missing_artifact(tmp_path):
     config = tmp_path / "rollout.toml"
     config.write_text((ROOT / "rollout.toml").read_text().replace('"build/landcover-torch"', '"nowhere"'))
     result = subprocess.run(
-        [sys.executable, "main.py"], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "main.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={"ROLLOUT_CONFIG": str(config), "CDKTF_OUTDIR": str(tmp_path / "out"), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 2
@@ -368,10 +430,12 @@ def test_main_reports_missing_artifact(tmp_path):
 
 
 def test_main_reports_tampered_artifact(torch_build, tmp_path):
+    import shutil
+
+    import pytest
+
     from build_hooks.manifest import ManifestError
     from stacks.app import load_artifact
-    import pytest
-    import shutil
 
     config, manifest = torch_build
     copy = tmp_path / "artifact"
@@ -443,12 +507,15 @@ def test_promotion_and_rollback_only_change_deployments(torch_build, tmp_path):
     assert [sorted(d["eevertex_deployment"]) for d in deployments] == [sorted([new, old]), [new], [old]]
     ids = {name: d["deployed_model_id"] for name, d in deployments[0]["eevertex_deployment"].items()}
     assert [d["eevertex_traffic_split"]["traffic"]["split"] for d in deployments] == [
-        {ids[new]: 10, ids[old]: 90}, {ids[new]: 100}, {ids[old]: 100}
+        {ids[new]: 10, ids[old]: 90},
+        {ids[new]: 100},
+        {ids[old]: 100},
     ]
 
 
 def test_canary_without_previous_is_an_error(torch_build):
     import pytest
+
     from config.rollout import ConfigError, parse_config
 
     config, _ = torch_build
@@ -483,8 +550,10 @@ def test_adopt_imports_what_gcloud_created(torch_build, tmp_path):
     assert deployment["deployed_model_id"] == "8877665544332211"
     assert deployment["model"] == version
     assert sorted(config["import"], key=lambda i: i["to"]) == [
-        {"id": f"{endpoint}/deployedModels/8877665544332211",
-         "to": f"eevertex_deployment.{next(iter(config['resource']['eevertex_deployment']))}"},
+        {
+            "id": f"{endpoint}/deployedModels/8877665544332211",
+            "to": f"eevertex_deployment.{next(iter(config['resource']['eevertex_deployment']))}",
+        },
         {"id": endpoint, "to": "eevertex_traffic_split.traffic"},
     ]
     assert "import" not in stack_json(out, "prod-model")
@@ -500,9 +569,16 @@ def test_adopt_an_endpoint_gcloud_made_and_keep_display_names(torch_build, tmp_p
     data = config.model_dump(mode="json", exclude={"path"})
     version = "projects/acme-geo-dev/locations/us-central1/models/1234567890123456789@1"
     data["model"]["display_name"] = "Land cover (Sentinel-2)"
-    data["targets"][0].update(endpoint_id="4506198451624263680", endpoint_display_name="landcover-gcloud",
-                              adopt={"endpoint": True, "model_version": version, "artifact_sha256": manifest.sha256,
-                                     "deployed_model_id": "8877665544332211"})
+    data["targets"][0].update(
+        endpoint_id="4506198451624263680",
+        endpoint_display_name="landcover-gcloud",
+        adopt={
+            "endpoint": True,
+            "model_version": version,
+            "artifact_sha256": manifest.sha256,
+            "deployed_model_id": "8877665544332211",
+        },
+    )
     out = synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state")
     endpoint_stack = stack_json(out, "dev-endpoint")
     endpoint = endpoint_stack["resource"]["google_vertex_ai_endpoint"]["endpoint"]
@@ -513,7 +589,9 @@ def test_adopt_an_endpoint_gcloud_made_and_keep_display_names(torch_build, tmp_p
     deployment = only(stack_json(out, "dev-deployment"), "eevertex_deployment")
     assert "display_name" not in deployment and deployment["endpoint_id"] == "4506198451624263680"
     assert "import" not in stack_json(out, "prod-endpoint")
-    assert only(stack_json(out, "prod-deployment"), "eevertex_deployment")["display_name"].startswith("landcover-torch-a")
+    assert only(stack_json(out, "prod-deployment"), "eevertex_deployment")["display_name"].startswith(
+        "landcover-torch-a"
+    )
 
 
 def test_an_unlisted_region_reaches_the_provider_block(torch_build, tmp_path):
@@ -530,9 +608,12 @@ def test_an_unlisted_region_reaches_the_provider_block(torch_build, tmp_path):
 
 def test_adopt_refuses_a_version_elsewhere(torch_build, tmp_path):
     import pytest
+
     from config.rollout import ConfigError
 
-    with pytest.raises(ConfigError, match=r"targets.0.adopt: model_version is in acme-geo-prod/us-central1 but the target"):
+    with pytest.raises(
+        ConfigError, match=r"targets.0.adopt: model_version is in acme-geo-prod/us-central1 but the target"
+    ):
         _adopting(torch_build, tmp_path, model_version="projects/acme-geo-prod/locations/us-central1/models/m@1")
     with pytest.raises(ConfigError, match=r"targets.0.adopt.model_version: 'models/m'; allowed: 'projects/"):
         _adopting(torch_build, tmp_path, model_version="models/m")
@@ -542,12 +623,16 @@ def test_constructs_render_hcl_attributes():
     """`cdktf synth --hcl` renders what `_synthesize_hcl_attributes` returns: every set
     attribute with its Terraform type, nothing for unset ones."""
     from cdktn import App, TerraformStack
+
     from stacks.vertex import TrafficSplit
 
     stack = TerraformStack(App(), "s")
     split = TrafficSplit(stack, "traffic", project="p", region="r", endpoint_id="1", split={"12": 100})
     assert split._synthesize_hcl_attributes()["split"] == {
-        "value": {"12": 100}, "isBlock": False, "type": "map", "storageClassType": "numberMap"
+        "value": {"12": 100},
+        "isBlock": False,
+        "type": "map",
+        "storageClassType": "numberMap",
     }
     assert set(split._synthesize_hcl_attributes()) == {"project", "region", "endpoint_id", "split"}
 
@@ -563,17 +648,40 @@ def _with_target(torch_build, tmp_path, index: int = 0, **settings):
 
 
 def test_deploy_options_reach_the_deployment(torch_build, torch_synth, tmp_path):
-    out = _with_target(torch_build, tmp_path, min_replicas=2, max_replicas=4, required_replicas=1,
-                       autoscaling={"cpu_utilization": 75, "requests_per_minute": 600}, spot=True,
-                       container_logging=False, access_logging=True)
+    out = _with_target(
+        torch_build,
+        tmp_path,
+        min_replicas=2,
+        max_replicas=4,
+        required_replicas=1,
+        autoscaling={"cpu_utilization": 75, "requests_per_minute": 600},
+        spot=True,
+        container_logging=False,
+        access_logging=True,
+    )
     deployment = only(stack_json(out, "dev-deployment"), "eevertex_deployment")
-    assert {k: deployment.get(k) for k in (
-        "min_replica_count", "max_replica_count", "required_replica_count", "spot",
-        "autoscaling_cpu_utilization_target", "autoscaling_accelerator_duty_cycle_target",
-        "autoscaling_request_count_per_minute_target", "disable_container_logging", "enable_access_logging")} == {
-        "min_replica_count": 2, "max_replica_count": 4, "required_replica_count": 1, "spot": True,
-        "autoscaling_cpu_utilization_target": 75, "autoscaling_accelerator_duty_cycle_target": None,
-        "autoscaling_request_count_per_minute_target": 600, "disable_container_logging": True,
+    assert {
+        k: deployment.get(k)
+        for k in (
+            "min_replica_count",
+            "max_replica_count",
+            "required_replica_count",
+            "spot",
+            "autoscaling_cpu_utilization_target",
+            "autoscaling_accelerator_duty_cycle_target",
+            "autoscaling_request_count_per_minute_target",
+            "disable_container_logging",
+            "enable_access_logging",
+        )
+    } == {
+        "min_replica_count": 2,
+        "max_replica_count": 4,
+        "required_replica_count": 1,
+        "spot": True,
+        "autoscaling_cpu_utilization_target": 75,
+        "autoscaling_accelerator_duty_cycle_target": None,
+        "autoscaling_request_count_per_minute_target": 600,
+        "disable_container_logging": True,
         "enable_access_logging": True,
     }
 
@@ -585,25 +693,42 @@ def test_spot_and_access_logging_make_a_new_deployment_the_rest_change_in_place(
     existing deployments stay."""
     before = only(stack_json(torch_synth, "dev-deployment"), "eevertex_deployment")
     assert "spot" not in before and "required_replica_count" not in before
-    in_place = _with_target(torch_build, tmp_path / "in_place", required_replicas=1, container_logging=False,
-                            autoscaling={"cpu_utilization": 80, "requests_per_minute": 100})
+    in_place = _with_target(
+        torch_build,
+        tmp_path / "in_place",
+        required_replicas=1,
+        container_logging=False,
+        autoscaling={"cpu_utilization": 80, "requests_per_minute": 100},
+    )
     spot = _with_target(torch_build, tmp_path / "spot", spot=True)
     logged = _with_target(torch_build, tmp_path / "logged", access_logging=True)
-    ids = [only(stack_json(out, "dev-deployment"), "eevertex_deployment")["deployed_model_id"]
-           for out in (in_place, spot, logged)]
+    ids = [
+        only(stack_json(out, "dev-deployment"), "eevertex_deployment")["deployed_model_id"]
+        for out in (in_place, spot, logged)
+    ]
     assert ids[0] == before["deployed_model_id"]
     assert len({before["deployed_model_id"], *ids}) == 3 and ids[1] != ids[2]
 
 
 def test_duty_cycle_target_with_accelerators(torch_build, tmp_path, monkeypatch):
     monkeypatch.setenv("EEV_TODAY", "2026-12-01")
-    gpu = dict(machine_type="n1-standard-8", accelerator_type="NVIDIA_TESLA_T4", accelerator_count=1,
-               serving_image="europe-docker.pkg.dev/vertex-ai/prediction/pytorch-gpu.2-4:latest")
-    default = only(stack_json(_with_target(torch_build, tmp_path / "default", 1, **gpu), "prod-deployment"),
-                   "eevertex_deployment")
+    gpu = dict(
+        machine_type="n1-standard-8",
+        accelerator_type="NVIDIA_TESLA_T4",
+        accelerator_count=1,
+        serving_image="europe-docker.pkg.dev/vertex-ai/prediction/pytorch-gpu.2-4:latest",
+    )
+    default = only(
+        stack_json(_with_target(torch_build, tmp_path / "default", 1, **gpu), "prod-deployment"), "eevertex_deployment"
+    )
     assert default["autoscaling_accelerator_duty_cycle_target"] == 60
-    set_ = only(stack_json(_with_target(torch_build, tmp_path / "set", 1, autoscaling={"accelerator_duty_cycle": 85},
-                                        **gpu), "prod-deployment"), "eevertex_deployment")
+    set_ = only(
+        stack_json(
+            _with_target(torch_build, tmp_path / "set", 1, autoscaling={"accelerator_duty_cycle": 85}, **gpu),
+            "prod-deployment",
+        ),
+        "eevertex_deployment",
+    )
     assert (set_["autoscaling_accelerator_duty_cycle_target"], set_["autoscaling_cpu_utilization_target"]) == (85, 60)
     assert set_["deployed_model_id"] == default["deployed_model_id"]  # changed in place
 
@@ -616,8 +741,9 @@ def test_target_env_overrides_the_models_on_its_versions(torch_build, torch_synt
     before = only(stack_json(torch_synth, "dev-model"), "eevertex_model")
     assert before["container_env"] == {"EEV_TORCH_THREADS": "4"}
     assert model["version_alias"] != before["version_alias"]
-    assert only(stack_json(out, "prod-model"), "eevertex_model") == only(stack_json(torch_synth, "prod-model"),
-                                                                        "eevertex_model")
+    assert only(stack_json(out, "prod-model"), "eevertex_model") == only(
+        stack_json(torch_synth, "prod-model"), "eevertex_model"
+    )
 
 
 def test_target_env_is_on_the_previous_version_too(torch_build, tmp_path):
@@ -639,17 +765,23 @@ def test_request_logging_creates_the_dataset_not_the_table(torch_build, tmp_path
     stack = stack_json(out, "dev-endpoint")
     dataset = resource(stack, "google_bigquery_dataset", "request_logs")
     assert {k: dataset[k] for k in ("dataset_id", "project", "location", "deletion_policy")} == {
-        "dataset_id": "landcover_torch_requests", "project": "acme-geo-dev", "location": "us-central1",
-        "deletion_policy": "ABANDON"}
+        "dataset_id": "landcover_torch_requests",
+        "project": "acme-geo-dev",
+        "location": "us-central1",
+        "deletion_policy": "ABANDON",
+    }
     assert "default_encryption_configuration" not in dataset
     assert "google_bigquery_table" not in stack["resource"]
     endpoint = resource(stack, "google_vertex_ai_endpoint", "endpoint")
     assert endpoint["predict_request_response_logging_config"] == {
-        "enabled": True, "sampling_rate": 0.25,
-        "bigquery_destination": {"output_uri": "bq://acme-geo-dev.landcover_torch_requests.request_response_logging"}}
+        "enabled": True,
+        "sampling_rate": 0.25,
+        "bigquery_destination": {"output_uri": "bq://acme-geo-dev.landcover_torch_requests.request_response_logging"},
+    }
     assert endpoint["depends_on"] == ["google_bigquery_dataset.request_logs"]
     assert "predict_request_response_logging_config" not in resource(
-        stack_json(out, "prod-endpoint"), "google_vertex_ai_endpoint", "endpoint")
+        stack_json(out, "prod-endpoint"), "google_vertex_ai_endpoint", "endpoint"
+    )
 
 
 def test_request_log_dataset_takes_the_targets_cmek(torch_build, tmp_path):
@@ -662,9 +794,11 @@ def test_request_log_dataset_takes_the_targets_cmek(torch_build, tmp_path):
     stack = stack_json(out, "prod-endpoint")
     dataset = resource(stack, "google_bigquery_dataset", "request_logs")
     assert dataset["default_encryption_configuration"] == {
-        "kms_key_name": "projects/acme-geo-prod/locations/europe-west4/keyRings/ml/cryptoKeys/models"}
+        "kms_key_name": "projects/acme-geo-prod/locations/europe-west4/keyRings/ml/cryptoKeys/models"
+    }
     assert resource(stack, "google_vertex_ai_endpoint", "endpoint")["predict_request_response_logging_config"][
-        "bigquery_destination"] == {"output_uri": "bq://acme-geo-prod.ee_logs.prod_requests"}
+        "bigquery_destination"
+    ] == {"output_uri": "bq://acme-geo-prod.ee_logs.prod_requests"}
 
 
 def test_monitoring_is_off_by_default(torch_synth):
@@ -674,28 +808,54 @@ def test_monitoring_is_off_by_default(torch_synth):
 
 def test_monitoring_one_alert_policy_with_error_ratio_and_p99(torch_build, tmp_path):
     channel = "projects/acme-geo-dev/notificationChannels/123"
-    out = _with_target(torch_build, tmp_path, monitoring={"enabled": True, "error_rate": 0.02, "p99_latency_ms": 800,
-                                                         "notification_channels": [channel]})
+    out = _with_target(
+        torch_build,
+        tmp_path,
+        monitoring={"enabled": True, "error_rate": 0.02, "p99_latency_ms": 800, "notification_channels": [channel]},
+    )
     stack = stack_json(out, "dev-endpoint")
     policy = only(stack, "google_monitoring_alert_policy")
     endpoint_id = resource(stack, "google_vertex_ai_endpoint", "endpoint")["name"]
     assert (policy["display_name"], policy["combiner"], policy["notification_channels"], policy["enabled"]) == (
-        "landcover-torch-dev endpoint errors and latency", "OR", [channel], True)
+        "landcover-torch-dev endpoint errors and latency",
+        "OR",
+        [channel],
+        True,
+    )
     errors, latency = (c["condition_threshold"] for c in policy["conditions"])
-    where = (f'resource.type="aiplatform.googleapis.com/Endpoint" AND resource.label.endpoint_id="{endpoint_id}"')
-    assert errors["filter"] == (f'metric.type="aiplatform.googleapis.com/prediction/online/response_count" AND '
-                                f'{where} AND metric.label.response_code=starts_with("5")')
+    where = f'resource.type="aiplatform.googleapis.com/Endpoint" AND resource.label.endpoint_id="{endpoint_id}"'
+    assert errors["filter"] == (
+        f'metric.type="aiplatform.googleapis.com/prediction/online/response_count" AND '
+        f'{where} AND metric.label.response_code=starts_with("5")'
+    )
     assert errors["denominator_filter"] == (
-        f'metric.type="aiplatform.googleapis.com/prediction/online/response_count" AND {where}')
-    assert errors["aggregations"] == errors["denominator_aggregations"] == [{
-        "alignment_period": "300s", "per_series_aligner": "ALIGN_RATE", "cross_series_reducer": "REDUCE_SUM",
-        "group_by_fields": ["resource.label.endpoint_id"]}]
+        f'metric.type="aiplatform.googleapis.com/prediction/online/response_count" AND {where}'
+    )
+    assert (
+        errors["aggregations"]
+        == errors["denominator_aggregations"]
+        == [
+            {
+                "alignment_period": "300s",
+                "per_series_aligner": "ALIGN_RATE",
+                "cross_series_reducer": "REDUCE_SUM",
+                "group_by_fields": ["resource.label.endpoint_id"],
+            }
+        ]
+    )
     assert (errors["comparison"], errors["threshold_value"], errors["duration"]) == ("COMPARISON_GT", 0.02, "300s")
-    assert latency["filter"] == (f'metric.type="aiplatform.googleapis.com/prediction/online/prediction_latencies" '
-                                 f'AND {where} AND metric.label.latency_type="total"')
-    assert latency["aggregations"] == [{
-        "alignment_period": "300s", "per_series_aligner": "ALIGN_PERCENTILE_99", "cross_series_reducer": "REDUCE_MAX",
-        "group_by_fields": ["metric.label.deployed_model_id"]}]
+    assert latency["filter"] == (
+        f'metric.type="aiplatform.googleapis.com/prediction/online/prediction_latencies" '
+        f'AND {where} AND metric.label.latency_type="total"'
+    )
+    assert latency["aggregations"] == [
+        {
+            "alignment_period": "300s",
+            "per_series_aligner": "ALIGN_PERCENTILE_99",
+            "cross_series_reducer": "REDUCE_MAX",
+            "group_by_fields": ["metric.label.deployed_model_id"],
+        }
+    ]
     assert (latency["threshold_value"], "denominator_filter" in latency) == (800, False)
     assert "condition_monitoring_query_language" not in json.dumps(policy)
     # `review` lists them per target.
@@ -704,26 +864,44 @@ def test_monitoring_one_alert_policy_with_error_ratio_and_p99(torch_build, tmp_p
     assert alert_policies(out, ["dev-endpoint", "dev-model", "prod-endpoint"]) == [
         f"dev: alert policy 'landcover-torch-dev endpoint errors and latency': 5xx responses above 2.00%; "
         f"p99 latency above 800 ms; notifies {channel}",
-        "prod: monitoring off (no alert policy; [targets.monitoring] enabled = true adds one)"]
+        "prod: monitoring off (no alert policy; [targets.monitoring] enabled = true adds one)",
+    ]
 
 
 def test_resource_pool_is_created_and_the_deployment_shares_it(torch_build, tmp_path, monkeypatch):
     monkeypatch.setenv("EEV_TODAY", "2026-12-01")
-    out = _with_target(torch_build, tmp_path, resource_pool={"id": "ee-shared"},
-                      serving_image="us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest")
+    out = _with_target(
+        torch_build,
+        tmp_path,
+        resource_pool={"id": "ee-shared"},
+        serving_image="us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
+    )
     pool = resource(stack_json(out, "dev-endpoint"), "google_vertex_ai_deployment_resource_pool", "resource_pool")
     assert attributes(pool) == {
-        "name": "ee-shared", "project": "acme-geo-dev", "region": "us-central1",
-        "dedicated_resources": {"machine_spec": {"machine_type": "n1-standard-4"}, "min_replica_count": 1,
-                                "max_replica_count": 2}}
+        "name": "ee-shared",
+        "project": "acme-geo-dev",
+        "region": "us-central1",
+        "dedicated_resources": {
+            "machine_spec": {"machine_type": "n1-standard-4"},
+            "min_replica_count": 1,
+            "max_replica_count": 2,
+        },
+    }
     deployment = attributes(only(stack_json(out, "dev-deployment"), "eevertex_deployment"))
-    assert deployment["shared_resources"] == "projects/acme-geo-dev/locations/us-central1/deploymentResourcePools/ee-shared"
+    assert (
+        deployment["shared_resources"]
+        == "projects/acme-geo-dev/locations/us-central1/deploymentResourcePools/ee-shared"
+    )
     assert not {"machine_type", "min_replica_count", "max_replica_count", "accelerator_type"} & set(deployment)
 
 
 def test_an_existing_resource_pool_is_only_named(torch_build, tmp_path, monkeypatch):
     monkeypatch.setenv("EEV_TODAY", "2026-12-01")
-    out = _with_target(torch_build, tmp_path, resource_pool={"id": "ee-shared", "create": False},
-                      serving_image="us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest")
+    out = _with_target(
+        torch_build,
+        tmp_path,
+        resource_pool={"id": "ee-shared", "create": False},
+        serving_image="us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
+    )
     assert "google_vertex_ai_deployment_resource_pool" not in stack_json(out, "dev-endpoint")["resource"]
     assert only(stack_json(out, "dev-deployment"), "eevertex_deployment")["shared_resources"].endswith("/ee-shared")

@@ -46,7 +46,9 @@ def test_resynth_drops_stale_terraform_files_of_kept_stacks(torch_build, tmp_pat
     stack = outdir / "stacks" / "dev-endpoint"
     (stack / ".terraform").mkdir()
     (stack / "plan.tfplan").write_bytes(b"old plan")
-    (stack / ".terraform.lock.hcl").write_text('provider "registry.terraform.io/hashicorp/google" {\n  version = "6.50.0"\n}\n')
+    (stack / ".terraform.lock.hcl").write_text(
+        'provider "registry.terraform.io/hashicorp/google" {\n  version = "6.50.0"\n}\n'
+    )
     (outdir / "stacks" / "notes").mkdir()  # not synth's: left alone
     synth(config, manifest, outdir, tmp_path / "state")
     assert sorted(p.name for p in stack.iterdir()) == ["cdk.tf.json"]
@@ -108,13 +110,18 @@ def test_resynth_keeps_terraform_working_files_that_still_fit(torch_build, tmp_p
 def test_synth_warns_when_the_model_projection_is_unset(torch_build, tmp_path):
     """Usable, but Earth Engine would feed the model the first band's default projection."""
     from conftest import rollout_toml
+
     from config.model import PROJECTION_WARNING
 
     config = rollout_toml(tmp_path / "rollout.toml", torch_build[0].artifact_dir)
     text = config.read_text()
     config.write_text("\n".join(line for line in text.splitlines() if not line.startswith(("projection =", "scale ="))))
-    env = {**os.environ, "ROLLOUT_CONFIG": str(config), "CDKTF_OUTDIR": str(tmp_path / "cdktf.out"),
-           "EEV_STATE_DIR": str(tmp_path / "state")}
+    env = {
+        **os.environ,
+        "ROLLOUT_CONFIG": str(config),
+        "CDKTF_OUTDIR": str(tmp_path / "cdktf.out"),
+        "EEV_STATE_DIR": str(tmp_path / "state"),
+    }
     result = subprocess.run([sys.executable, "main.py"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert f"warning: {PROJECTION_WARNING}" in result.stderr.splitlines()

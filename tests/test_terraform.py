@@ -17,7 +17,9 @@ def embedded(monkeypatch, provider_cli_config):
     assert terraform.binary() is None
 
 
-@pytest.mark.parametrize("stack,adds", [("dev-model", 2), ("dev-deployment", 2)])  # image and model; deployment and split
+@pytest.mark.parametrize(
+    "stack,adds", [("dev-model", 2), ("dev-deployment", 2)]
+)  # image and model; deployment and split
 def test_model_and_deployment_stacks_init_and_plan(embedded, torch_synth, stack, adds):
     stack_dir = torch_synth / "stacks" / stack
     assert terraform.needs_remote_provider(stack_dir) == []
@@ -41,8 +43,11 @@ def test_google_provider_stacks_say_why_they_are_skipped(embedded, torch_synth):
 
 def test_stack_order_puts_dependencies_first(torch_synth):
     order = terraform.stack_order(torch_synth)
-    for before, after in (("dev-bucket", "dev-model"), ("dev-model", "dev-deployment"),
-                          ("dev-endpoint", "dev-deployment")):
+    for before, after in (
+        ("dev-bucket", "dev-model"),
+        ("dev-model", "dev-deployment"),
+        ("dev-endpoint", "dev-deployment"),
+    ):
         assert order.index(before) < order.index(after)
 
 
@@ -60,14 +65,20 @@ def test_plan_command_lists_changes_per_target_and_says_why_it_skips(embedded, t
 
 def test_plan_with_remote_state_and_no_credentials_is_one_line(embedded, torch_build, tmp_path, monkeypatch, capsys):
     from conftest import synth
+
     from config.rollout import parse_config
 
     config, manifest = torch_build
     data = config.model_dump(mode="json", exclude={"path"})
     data["targets"][1]["state_bucket"] = "acme-tf-state"
     outdir = synth(parse_config(data, config.path), manifest, tmp_path / "out", tmp_path / "state")
-    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CREDENTIALS", "GOOGLE_BACKEND_CREDENTIALS",
-                 "GOOGLE_OAUTH_ACCESS_TOKEN", "CLOUDSDK_CONFIG"):
+    for name in (
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_CREDENTIALS",
+        "GOOGLE_BACKEND_CREDENTIALS",
+        "GOOGLE_OAUTH_ACCESS_TOKEN",
+        "CLOUDSDK_CONFIG",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NO_GCE_CHECK", "True")
@@ -75,5 +86,7 @@ def test_plan_with_remote_state_and_no_credentials_is_one_line(embedded, torch_b
     captured = capsys.readouterr()
     assert captured.out == ""
     (line,) = captured.err.strip().splitlines()
-    assert line.startswith("error: terraform plan needs Google credentials: target(s) prod keep Terraform state "
-                           "in gs://acme-tf-state (state_bucket)")
+    assert line.startswith(
+        "error: terraform plan needs Google credentials: target(s) prod keep Terraform state "
+        "in gs://acme-tf-state (state_bucket)"
+    )

@@ -20,10 +20,10 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import config_in, example_data
 
 from build_hooks.build import build
 from build_hooks.spec import load_factory
-from conftest import config_in, example_data
 from serving.local import free_port, http_json
 from serving.tf_serving import ModelServer
 
@@ -63,8 +63,11 @@ class Served:
         request = predict_pb2.PredictRequest()
         request.model_spec.name = "model"
         for name, value in inputs.items():
-            value = [v.encode() if isinstance(v, str) else v for v in value] if getattr(value, "dtype", None) == object \
+            value = (
+                [v.encode() if isinstance(v, str) else v for v in value]
+                if getattr(value, "dtype", None) == object
                 else value
+            )
             request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
         with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
             response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
@@ -88,8 +91,11 @@ def array_band_model(tmp_path_factory):
     """Tree-counting-like: one [y, x, 3] array band, 8x8 tiles with 4 pixels of overlap."""
     data = example_data("tensorflow")
     data["model"].update(
-        source="tests.contract_models:keras_array_band", input_bands=["array_image"],
-        input_shapes={"array_image": 3}, tile_size=8, input_overlap=4,
+        source="tests.contract_models:keras_array_band",
+        input_bands=["array_image"],
+        input_shapes={"array_image": 3},
+        tile_size=8,
+        input_overlap=4,
     )
     config = config_in(tmp_path_factory.mktemp("array-band"), data)
     manifest = build(config, log=lambda *_: None)
@@ -170,8 +176,11 @@ def test_grpc_tf_tensors_accept_y_x_and_y_x_1(tmp_path):
     server.close()
 
 
-@pytest.mark.parametrize("body", [{"instances": []}, {"inputs": []}, {"images": []}, b"{not json", [1]],
-                         ids=["empty", "empty-inputs", "no-instances", "not-json", "not-an-object"])
+@pytest.mark.parametrize(
+    "body",
+    [{"instances": []}, {"inputs": []}, {"images": []}, b"{not json", [1]],
+    ids=["empty", "empty-inputs", "no-instances", "not-json", "not-an-object"],
+)
 def test_malformed_bodies_get_400_with_tensorflow_servings_error(tf_build, body):
     config, manifest = tf_build
     server = served(config, manifest)
@@ -185,8 +194,11 @@ def test_model_status_and_unknown_models_as_tensorflow_serving_answers(tf_build)
     server = served(config, manifest)
     port = server.httpd.server_port
     status, answer = http_json(f"http://127.0.0.1:{port}/v1/models/model")
-    assert status == 200 and answer == {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    assert status == 200 and answer == {
+        "model_version_status": [
+            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
     assert http_json(f"http://127.0.0.1:{port}/v1/models/model/versions/2")[0] == 404
     status, answer = http_json(f"http://127.0.0.1:{port}/v1/models/other:predict", b'{"instances": [1]}')
     server.close()

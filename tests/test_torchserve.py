@@ -9,11 +9,11 @@ import json
 
 import numpy as np
 import pytest
+from serving_support import export
 
 from build_hooks import earth_engine as ee
 from build_hooks.examples import pytorch_landcover
 from serving.local import TorchServe
-from serving_support import export
 
 pytestmark = pytest.mark.slow
 BANDS = ("B2", "B3", "B4", "B5", "B6", "B7")
@@ -21,16 +21,24 @@ SIDE = 16
 
 
 def landcover(folder, **overrides):
-    data = {"input_bands": list(BANDS),
-            "output_bands": [{"name": "probabilities", "dimensions": 1, "length": 3, "type": "float"}],
-            "tile_size": SIDE, **overrides}
+    data = {
+        "input_bands": list(BANDS),
+        "output_bands": [{"name": "probabilities", "dimensions": 1, "length": 3, "type": "float"}],
+        "tile_size": SIDE,
+        **overrides,
+    }
     return export(folder, pytorch_landcover().model, mar=True, **data)
 
 
 def contract(**overrides) -> ee.Contract:
-    fields = {"payload_format": "ND_ARRAYS", "input_bands": BANDS, "band_lengths": (1,) * 6,
-              "output_bands": ({"name": "probabilities", "dimensions": 1, "length": 3},), "tile_size": SIDE,
-              **overrides}
+    fields = {
+        "payload_format": "ND_ARRAYS",
+        "input_bands": BANDS,
+        "band_lengths": (1,) * 6,
+        "output_bands": ({"name": "probabilities", "dimensions": 1, "length": 3},),
+        "tile_size": SIDE,
+        **overrides,
+    }
     return ee.Contract(**fields)
 
 
@@ -86,8 +94,16 @@ def test_concurrent_requests_batched_by_torchserve(served):
         (b"", 400, "the request body is empty"),
         (json.dumps({"instances": [np.full((6, 16, 16), 1e39).tolist()]}).encode(), 400, "not finite float32"),
     ],
-    ids=["wrong-band-count", "130-px", "object-instead-of-array", "empty-instances", "no-instances", "not-json",
-         "empty-body", "beyond-float32"],
+    ids=[
+        "wrong-band-count",
+        "130-px",
+        "object-instead-of-array",
+        "empty-instances",
+        "no-instances",
+        "not-json",
+        "empty-body",
+        "beyond-float32",
+    ],
 )
 def test_malformed_requests_get_4xx_and_the_worker_survives(served, body, status, message):
     pids = served.worker_pids()
@@ -111,8 +127,9 @@ def test_raw_json_payload(tmp_path):
         status, body = server.predict(batch.body)
         assert status == 200, body
         assert set(body["predictions"][0]) == {"probabilities"}
-        np.testing.assert_allclose(c.read_predictions(batch, body["predictions"])["probabilities"],
-                                   reference(tiles, c), atol=1e-5)
+        np.testing.assert_allclose(
+            c.read_predictions(batch, body["predictions"])["probabilities"], reference(tiles, c), atol=1e-5
+        )
         status, body = server.predict({"instances": [{"B2": [["0.1"]]}]})
         assert status == 400 and "missing band(s) B3, B4, B5, B6, B7" in body["message"]
 
@@ -138,7 +155,8 @@ def test_the_handler_parses_the_raw_body_when_torchserve_does_not(tmp_path):
     with TorchServe(folder / "model.mar", properties={"decode_input_request": "false"}) as server:
         status, answer = server.predict(batch.body)
         assert status == 200, answer
-        np.testing.assert_allclose(c.read_predictions(batch, answer["predictions"])["probabilities"],
-                                   reference(tiles, c), atol=1e-5)
+        np.testing.assert_allclose(
+            c.read_predictions(batch, answer["predictions"])["probabilities"], reference(tiles, c), atol=1e-5
+        )
         status, answer = server.predict(b"{not json")
         assert status == 400 and "the request body is not JSON" in answer["message"]

@@ -14,8 +14,8 @@ from http.server import ThreadingHTTPServer
 import pytest
 import requests
 
-from serving.local import free_port
 from rehearsal.vertex_emulator import Emulator, make_handler
+from serving.local import free_port
 
 LOC = "projects/acme-geo-dev/locations/us-central1"
 IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
@@ -53,9 +53,14 @@ class Api:
         return op["response"]
 
     def upload(self, model_id: str | None = "m", aliases: list[str] | None = None, parent: str | None = None) -> dict:
-        body = {"model": {"displayName": "landcover", "artifactUri": "gs://models/m/",
-                          "containerSpec": {"imageUri": IMAGE, "grpcPorts": [{"containerPort": 8500}]},
-                          **({"versionAliases": aliases} if aliases is not None else {})}}
+        body = {
+            "model": {
+                "displayName": "landcover",
+                "artifactUri": "gs://models/m/",
+                "containerSpec": {"imageUri": IMAGE, "grpcPorts": [{"containerPort": 8500}]},
+                **({"versionAliases": aliases} if aliases is not None else {}),
+            }
+        }
         if parent:
             body["parentModel"] = parent
         elif model_id:
@@ -66,11 +71,14 @@ class Api:
         query = {"endpointId": endpoint_id} if endpoint_id else {}
         return self.done("POST", f"{LOC}/endpoints", {"displayName": "ep"}, **query)["name"]
 
-    def deploy(self, endpoint: str, model: str, split: dict | None = None, deployed_id: str | None = None,
-               **resources) -> dict:
-        deployed = {"model": model, "displayName": "d",
-                    "dedicatedResources": {"machineSpec": {"machineType": "n1-standard-4"}, "minReplicaCount": 1,
-                                           **resources}}
+    def deploy(
+        self, endpoint: str, model: str, split: dict | None = None, deployed_id: str | None = None, **resources
+    ) -> dict:
+        deployed = {
+            "model": model,
+            "displayName": "d",
+            "dedicatedResources": {"machineSpec": {"machineType": "n1-standard-4"}, "minReplicaCount": 1, **resources},
+        }
         if deployed_id:
             deployed["id"] = deployed_id
         body = {"deployedModel": deployed, **({"trafficSplit": split} if split is not None else {})}
@@ -128,8 +136,11 @@ def test_generated_ids(api):
 def test_model_id_rule(api):
     for bad in ("1abc", "-a", "Abc", "a" * 64, "a.b"):
         assert "allowed: up to 63 of [a-z0-9_-]" in api.refused(
-            "INVALID_ARGUMENT", "POST", f"{LOC}/models:upload",
-            {"modelId": bad, "model": {"displayName": "x", "containerSpec": {"imageUri": IMAGE}}})
+            "INVALID_ARGUMENT",
+            "POST",
+            f"{LOC}/models:upload",
+            {"modelId": bad, "model": {"displayName": "x", "containerSpec": {"imageUri": IMAGE}}},
+        )
     for good in ("_leading-underscore", "a", "a" * 63, "landcover-torch-59a6b0b56751"):
         assert api.upload(good)["model"] == f"{LOC}/models/{good}"
     api.refused("INVALID_ARGUMENT", "POST", f"{LOC}/models:upload", {"modelId": "x", "model": {"displayName": "x"}})
@@ -138,8 +149,10 @@ def test_model_id_rule(api):
 def test_deployed_model_id_rule(api):
     endpoint, model = api.endpoint(), api.upload()["model"]
     for bad in ("12345678901", "abc"):
-        body = {"deployedModel": {"id": bad, "model": model,
-                                  "dedicatedResources": {"minReplicaCount": 1}}, "trafficSplit": {"0": 100}}
+        body = {
+            "deployedModel": {"id": bad, "model": model, "dedicatedResources": {"minReplicaCount": 1}},
+            "trafficSplit": {"0": 100},
+        }
         api.refused("INVALID_ARGUMENT", "POST", f"{endpoint}:deployModel", body)
     api.deploy(endpoint, model, {"0": 100}, deployed_id="1234567890")
     body = {"deployedModel": {"id": "1234567890", "model": model, "dedicatedResources": {"minReplicaCount": 1}}}
@@ -148,8 +161,11 @@ def test_deployed_model_id_rule(api):
 
 def test_version_aliases(api):
     base = f"{LOC}/models/m"
-    assert api.upload("m", ["spec-a"]) == {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse",
-                                           "model": base, "modelVersionId": "1"}
+    assert api.upload("m", ["spec-a"]) == {
+        "@type": "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse",
+        "model": base,
+        "modelVersionId": "1",
+    }
     assert api.upload(parent=base, aliases=["spec-b"])["modelVersionId"] == "2"
     assert api.ok("GET", base)["versionId"] == "1"
     assert api.ok("GET", f"{base}@default")["versionAliases"] == ["default", "spec-a"]
@@ -157,12 +173,24 @@ def test_version_aliases(api):
     assert api.ok("GET", f"{base}@spec-b")["versionId"] == "2"
     api.refused("NOT_FOUND", "GET", f"{base}@spec-c")
     for bad in (["Spec"], ["s"], ["spec-"], ["1a"]):
-        api.refused("INVALID_ARGUMENT", "POST", f"{LOC}/models:upload",
-                    {"parentModel": base, "model": {"displayName": "x", "containerSpec": {"imageUri": IMAGE},
-                                                    "versionAliases": bad}})
-    api.refused("ALREADY_EXISTS", "POST", f"{LOC}/models:upload",
-                {"parentModel": base, "model": {"displayName": "x", "containerSpec": {"imageUri": IMAGE},
-                                                "versionAliases": ["spec-a"]}})
+        api.refused(
+            "INVALID_ARGUMENT",
+            "POST",
+            f"{LOC}/models:upload",
+            {
+                "parentModel": base,
+                "model": {"displayName": "x", "containerSpec": {"imageUri": IMAGE}, "versionAliases": bad},
+            },
+        )
+    api.refused(
+        "ALREADY_EXISTS",
+        "POST",
+        f"{LOC}/models:upload",
+        {
+            "parentModel": base,
+            "model": {"displayName": "x", "containerSpec": {"imageUri": IMAGE}, "versionAliases": ["spec-a"]},
+        },
+    )
     # An upload carrying `default` takes it (the SDK's is_default_version=True does this).
     api.upload(parent=base, aliases=["default", "spec-c"])
     assert api.ok("GET", base)["versionId"] == "3"
@@ -175,14 +203,26 @@ def test_model_output_fields(api):
     api.upload("m")
     model = api.ok("GET", f"{LOC}/models/m")
     assert model["supportedDeploymentResourcesTypes"] == ["DEDICATED_RESOURCES", "SHARED_RESOURCES"]
-    assert {"name", "versionId", "versionAliases", "versionCreateTime", "versionUpdateTime", "createTime",
-            "updateTime", "etag", "displayName", "artifactUri", "containerSpec"} <= set(model)
+    assert {
+        "name",
+        "versionId",
+        "versionAliases",
+        "versionCreateTime",
+        "versionUpdateTime",
+        "createTime",
+        "updateTime",
+        "etag",
+        "displayName",
+        "artifactUri",
+        "containerSpec",
+    } <= set(model)
     assert model["containerSpec"]["grpcPorts"] == [{"containerPort": 8500}]
     assert "deployedModels" not in model
     endpoint = api.endpoint()
     deployed = api.deploy(endpoint, f"{LOC}/models/m@default", {"0": 100})
-    assert api.ok("GET", f"{LOC}/models/m")["deployedModels"] == [{"endpoint": endpoint,
-                                                                     "deployedModelId": deployed["id"]}]
+    assert api.ok("GET", f"{LOC}/models/m")["deployedModels"] == [
+        {"endpoint": endpoint, "deployedModelId": deployed["id"]}
+    ]
     assert deployed["model"] == f"{LOC}/models/m" and deployed["modelVersionId"] == "1"
 
 
@@ -199,8 +239,9 @@ def test_delete_default_version_refused(api):
     assert "default alias" in api.refused("FAILED_PRECONDITION", "DELETE", f"{base}@1:deleteVersion")
     assert "version ID" in api.refused("INVALID_ARGUMENT", "DELETE", f"{base}@spec-b:deleteVersion")
     # The real client (REST) raises by HTTP code: BadRequest, carrying the canonical status.
-    models = aiplatform_v1.ModelServiceClient(client_options=ClientOptions(api_endpoint=api.url), transport="rest",
-                                              credentials=AnonymousCredentials())
+    models = aiplatform_v1.ModelServiceClient(
+        client_options=ClientOptions(api_endpoint=api.url), transport="rest", credentials=AnonymousCredentials()
+    )
     with pytest.raises(exceptions.BadRequest, match="default alias") as refused:
         models.delete_model_version(name=f"{base}@1").result()
     assert refused.value.response.json()["error"]["status"] == "FAILED_PRECONDITION"
@@ -234,10 +275,12 @@ def test_merge_version_aliases(api):
     base = f"{LOC}/models/m"
     api.upload("m", ["golden"])
     api.upload(parent=base, aliases=["spec-b"])
-    assert "version ID" in api.refused("INVALID_ARGUMENT", "POST", f"{base}@spec-b:mergeVersionAliases",
-                                       {"versionAliases": ["x1"]})
-    assert "cannot be removed" in api.refused("INVALID_ARGUMENT", "POST", f"{base}@1:mergeVersionAliases",
-                                              {"versionAliases": ["-default"]})
+    assert "version ID" in api.refused(
+        "INVALID_ARGUMENT", "POST", f"{base}@spec-b:mergeVersionAliases", {"versionAliases": ["x1"]}
+    )
+    assert "cannot be removed" in api.refused(
+        "INVALID_ARGUMENT", "POST", f"{base}@1:mergeVersionAliases", {"versionAliases": ["-default"]}
+    )
     api.refused("INVALID_ARGUMENT", "POST", f"{base}@1:mergeVersionAliases", {"versionAliases": ["Bad_alias"]})
     merged = api.ok("POST", f"{base}@2:mergeVersionAliases", {"versionAliases": ["golden", "-spec-b"]})
     assert merged["versionAliases"] == ["golden"]
@@ -249,12 +292,21 @@ def test_update_model_mask(api):
     api.upload("m")
     assert "update_mask is required" in api.refused("INVALID_ARGUMENT", "PATCH", base, {"displayName": "n"})
     api.refused("INVALID_ARGUMENT", "PATCH", base, {"artifactUri": "gs://x/y"}, updateMask="artifactUri")
-    assert "separately" in api.refused("FAILED_PRECONDITION", "PATCH", f"{base}@1",
-                                       {"displayName": "n"}, updateMask="displayName")
-    assert api.ok("PATCH", base, {"displayName": "renamed", "labels": {"a": "1"}},
-                  updateMask="displayName,labels")["displayName"] == "renamed"
-    version = api.ok("PATCH", f"{base}@1", {"versionDescription": "v1", "labels": {"b": "2"}},
-                     updateMask="version_description,labels")
+    assert "separately" in api.refused(
+        "FAILED_PRECONDITION", "PATCH", f"{base}@1", {"displayName": "n"}, updateMask="displayName"
+    )
+    assert (
+        api.ok("PATCH", base, {"displayName": "renamed", "labels": {"a": "1"}}, updateMask="displayName,labels")[
+            "displayName"
+        ]
+        == "renamed"
+    )
+    version = api.ok(
+        "PATCH",
+        f"{base}@1",
+        {"versionDescription": "v1", "labels": {"b": "2"}},
+        updateMask="version_description,labels",
+    )
     assert version["versionDescription"] == "v1" and version["labels"] == {"a": "1", "b": "2"}
 
 
@@ -262,24 +314,36 @@ def test_update_endpoint_mask(api):
     endpoint = api.endpoint()
     assert "update_mask is required" in api.refused("INVALID_ARGUMENT", "PATCH", endpoint, {"displayName": "x"})
     api.refused("INVALID_ARGUMENT", "PATCH", endpoint, {"deployedModels": []}, updateMask="deployedModels")
-    assert api.ok("PATCH", endpoint, {"displayName": "new", "labels": {"a": "b"}},
-                  updateMask="display_name,labels")["displayName"] == "new"
+    assert (
+        api.ok("PATCH", endpoint, {"displayName": "new", "labels": {"a": "b"}}, updateMask="display_name,labels")[
+            "displayName"
+        ]
+        == "new"
+    )
 
 
 def test_split_must_sum_to_100(api):
     endpoint, model = api.endpoint(), api.upload()["model"]
     assert "add up to 100" in api.refused(
-        "INVALID_ARGUMENT", "POST", f"{endpoint}:deployModel",
-        {"deployedModel": {"model": model, "dedicatedResources": {"minReplicaCount": 1}}, "trafficSplit": {"0": 50}})
+        "INVALID_ARGUMENT",
+        "POST",
+        f"{endpoint}:deployModel",
+        {"deployedModel": {"model": model, "dedicatedResources": {"minReplicaCount": 1}}, "trafficSplit": {"0": 50}},
+    )
     first = api.deploy(endpoint, model, {"0": 100})["id"]
     second = api.deploy(endpoint, model, {"0": 30, first: 70})["id"]
     assert api.ok("GET", endpoint)["trafficSplit"] == {first: 70, second: 30}
     for split in ({first: 90}, {first: 60, second: 50}, {first: 101, second: -1}, {first: 50, "999": 50}):
         api.refused("INVALID_ARGUMENT", "PATCH", endpoint, {"trafficSplit": split}, updateMask="trafficSplit")
-    api.refused("INVALID_ARGUMENT", "POST", f"{endpoint}:undeployModel",
-                {"deployedModelId": first, "trafficSplit": {second: 90}})
-    assert api.ok("PATCH", endpoint, {"trafficSplit": {first: 0, second: 100}},
-                  updateMask="traffic_split")["trafficSplit"] == {first: 0, second: 100}
+    api.refused(
+        "INVALID_ARGUMENT",
+        "POST",
+        f"{endpoint}:undeployModel",
+        {"deployedModelId": first, "trafficSplit": {second: 90}},
+    )
+    assert api.ok("PATCH", endpoint, {"trafficSplit": {first: 0, second: 100}}, updateMask="traffic_split")[
+        "trafficSplit"
+    ] == {first: 0, second: 100}
 
 
 def test_deploy_without_split_gets_no_traffic(api):
@@ -294,28 +358,54 @@ def test_deploy_without_split_gets_no_traffic(api):
 
 def test_deploy_resources_rules(api):
     endpoint, model = api.endpoint(), api.upload()["model"]
-    bad = [{"automaticResources": {"minReplicaCount": 1}}, {"dedicatedResources": {"minReplicaCount": 0}},
-           {"dedicatedResources": {"minReplicaCount": 3, "maxReplicaCount": 2}}, {}]
+    bad = [
+        {"automaticResources": {"minReplicaCount": 1}},
+        {"dedicatedResources": {"minReplicaCount": 0}},
+        {"dedicatedResources": {"minReplicaCount": 3, "maxReplicaCount": 2}},
+        {},
+    ]
     for resources in bad:
-        api.refused("INVALID_ARGUMENT", "POST", f"{endpoint}:deployModel",
-                    {"deployedModel": {"model": model, **resources}, "trafficSplit": {"0": 100}})
-    deployed = api.done("POST", f"{endpoint}:deployModel",
-                        {"deployedModel": {"model": model, "dedicatedResources": {"minReplicaCount": 2}},
-                         "trafficSplit": {"0": 100}})["deployedModel"]
-    assert deployed["dedicatedResources"] == {"machineSpec": {"machineType": "n1-standard-2"},
-                                              "minReplicaCount": 2, "maxReplicaCount": 2}
-    api.refused("NOT_FOUND", "POST", f"{endpoint}:deployModel",
-                {"deployedModel": {"model": f"{LOC}/models/none", "dedicatedResources": {"minReplicaCount": 1}}})
+        api.refused(
+            "INVALID_ARGUMENT",
+            "POST",
+            f"{endpoint}:deployModel",
+            {"deployedModel": {"model": model, **resources}, "trafficSplit": {"0": 100}},
+        )
+    deployed = api.done(
+        "POST",
+        f"{endpoint}:deployModel",
+        {"deployedModel": {"model": model, "dedicatedResources": {"minReplicaCount": 2}}, "trafficSplit": {"0": 100}},
+    )["deployedModel"]
+    assert deployed["dedicatedResources"] == {
+        "machineSpec": {"machineType": "n1-standard-2"},
+        "minReplicaCount": 2,
+        "maxReplicaCount": 2,
+    }
+    api.refused(
+        "NOT_FOUND",
+        "POST",
+        f"{endpoint}:deployModel",
+        {"deployedModel": {"model": f"{LOC}/models/none", "dedicatedResources": {"minReplicaCount": 1}}},
+    )
 
 
 def test_deploy_without_artifact_fails_the_operation(api):
     endpoint = api.endpoint()
-    body = {"modelId": "empty", "model": {"displayName": "x", "artifactUri": "gs://models/none/",
-                                          "containerSpec": {"imageUri": IMAGE}}}
+    body = {
+        "modelId": "empty",
+        "model": {"displayName": "x", "artifactUri": "gs://models/none/", "containerSpec": {"imageUri": IMAGE}},
+    }
     api.done("POST", f"{LOC}/models:upload", body)
-    op = api.wait(api.ok("POST", f"{endpoint}:deployModel",
-                         {"deployedModel": {"model": f"{LOC}/models/empty", "dedicatedResources": {"minReplicaCount": 1}},
-                          "trafficSplit": {"0": 100}}))
+    op = api.wait(
+        api.ok(
+            "POST",
+            f"{endpoint}:deployModel",
+            {
+                "deployedModel": {"model": f"{LOC}/models/empty", "dedicatedResources": {"minReplicaCount": 1}},
+                "trafficSplit": {"0": 100},
+            },
+        )
+    )
     assert op["error"]["code"] == 9 and "no artifact files" in op["error"]["message"]
     assert "deployedModels" not in api.ok("GET", endpoint)
 
@@ -324,8 +414,9 @@ def test_undeploy_with_traffic_refused(api):
     endpoint, model = api.endpoint(), api.upload()["model"]
     first = api.deploy(endpoint, model, {"0": 100})["id"]
     second = api.deploy(endpoint, model, {"0": 40, first: 60})["id"]
-    assert "traffic" in api.refused("FAILED_PRECONDITION", "POST", f"{endpoint}:undeployModel",
-                                    {"deployedModelId": first})
+    assert "traffic" in api.refused(
+        "FAILED_PRECONDITION", "POST", f"{endpoint}:undeployModel", {"deployedModelId": first}
+    )
     api.done("POST", f"{endpoint}:undeployModel", {"deployedModelId": first, "trafficSplit": {second: 100}})
     assert api.ok("GET", endpoint)["trafficSplit"] == {second: 100}
     # The last one goes without a split, and leaves none.
@@ -349,13 +440,22 @@ def test_mutate_mask(api):
     deployed = api.deploy(endpoint, model, {"0": 100})
     body = {"deployedModel": {"id": deployed["id"], "dedicatedResources": {"minReplicaCount": 2, "maxReplicaCount": 4}}}
     api.refused("INVALID_ARGUMENT", "POST", f"{endpoint}:mutateDeployedModel", body)
-    api.refused("INVALID_ARGUMENT", "POST", f"{endpoint}:mutateDeployedModel", body,
-                updateMask="dedicatedResources.machineSpec")
-    api.refused("INVALID_ARGUMENT", "POST", f"{endpoint}:mutateDeployedModel",
-                {"deployedModel": {"id": deployed["id"], "dedicatedResources": {"minReplicaCount": 5}}},
-                updateMask="dedicatedResources.minReplicaCount")
-    mutated = api.done("POST", f"{endpoint}:mutateDeployedModel", body,
-                       updateMask="dedicatedResources.minReplicaCount,dedicatedResources.maxReplicaCount")
+    api.refused(
+        "INVALID_ARGUMENT", "POST", f"{endpoint}:mutateDeployedModel", body, updateMask="dedicatedResources.machineSpec"
+    )
+    api.refused(
+        "INVALID_ARGUMENT",
+        "POST",
+        f"{endpoint}:mutateDeployedModel",
+        {"deployedModel": {"id": deployed["id"], "dedicatedResources": {"minReplicaCount": 5}}},
+        updateMask="dedicatedResources.minReplicaCount",
+    )
+    mutated = api.done(
+        "POST",
+        f"{endpoint}:mutateDeployedModel",
+        body,
+        updateMask="dedicatedResources.minReplicaCount,dedicatedResources.maxReplicaCount",
+    )
     assert mutated["deployedModel"]["dedicatedResources"]["maxReplicaCount"] == 4
 
 
@@ -373,8 +473,9 @@ def test_predict_over_1_5_mb_refused(api):
 def test_error_shape(api):
     response = api.call("GET", f"{LOC}/endpoints/404")
     assert response.status_code == 404
-    assert response.json() == {"error": {"code": 404, "status": "NOT_FOUND",
-                                          "message": f"Endpoint {LOC}/endpoints/404 is not found."}}
+    assert response.json() == {
+        "error": {"code": 404, "status": "NOT_FOUND", "message": f"Endpoint {LOC}/endpoints/404 is not found."}
+    }
 
 
 def test_operations_v1_and_v1beta1(api):
@@ -403,8 +504,9 @@ def test_project_numbers(tmp_path, gcs):
 def test_the_rehearsal_guides_rule_table_is_the_emulators():
     import re
 
-    import rehearsal.vertex_emulator as emulator
     from conftest import ROOT
+
+    import rehearsal.vertex_emulator as emulator
 
     table = "\n".join(line for line in emulator.__doc__.splitlines() if line.startswith("|"))
     readme = (ROOT / "docs" / "guides" / "rehearsal.md").read_text()
@@ -416,41 +518,83 @@ def test_the_rehearsal_guides_rule_table_is_the_emulators():
 
 
 def _pool(api, pool_id: str = "ee-pool") -> str:
-    body = {"deploymentResourcePoolId": pool_id, "deploymentResourcePool": {"dedicatedResources": {
-        "machineSpec": {"machineType": "n1-standard-4"}, "minReplicaCount": 1, "maxReplicaCount": 2}}}
+    body = {
+        "deploymentResourcePoolId": pool_id,
+        "deploymentResourcePool": {
+            "dedicatedResources": {
+                "machineSpec": {"machineType": "n1-standard-4"},
+                "minReplicaCount": 1,
+                "maxReplicaCount": 2,
+            }
+        },
+    }
     return api.done("POST", f"{LOC}/deploymentResourcePools", body)["name"]
 
 
 def test_shared_pool_rules(api):
     for bad in ("Pool", "1pool", "pool-", "p" * 64):
-        api.refused("INVALID_ARGUMENT", "POST", f"{LOC}/deploymentResourcePools", {
-            "deploymentResourcePoolId": bad, "deploymentResourcePool": {"dedicatedResources": {
-                "machineSpec": {"machineType": "n1-standard-4"}, "minReplicaCount": 1}}})
-    api.refused("INVALID_ARGUMENT", "POST", f"{LOC}/deploymentResourcePools",
-                {"deploymentResourcePoolId": "no-machine", "deploymentResourcePool": {}})
+        api.refused(
+            "INVALID_ARGUMENT",
+            "POST",
+            f"{LOC}/deploymentResourcePools",
+            {
+                "deploymentResourcePoolId": bad,
+                "deploymentResourcePool": {
+                    "dedicatedResources": {"machineSpec": {"machineType": "n1-standard-4"}, "minReplicaCount": 1}
+                },
+            },
+        )
+    api.refused(
+        "INVALID_ARGUMENT",
+        "POST",
+        f"{LOC}/deploymentResourcePools",
+        {"deploymentResourcePoolId": "no-machine", "deploymentResourcePool": {}},
+    )
     pool = _pool(api)
     assert pool == f"{LOC}/deploymentResourcePools/ee-pool"
-    api.refused("ALREADY_EXISTS", "POST", f"{LOC}/deploymentResourcePools", {
-        "deploymentResourcePoolId": "ee-pool", "deploymentResourcePool": {"dedicatedResources": {
-            "machineSpec": {"machineType": "n1-standard-4"}, "minReplicaCount": 1}}})
+    api.refused(
+        "ALREADY_EXISTS",
+        "POST",
+        f"{LOC}/deploymentResourcePools",
+        {
+            "deploymentResourcePoolId": "ee-pool",
+            "deploymentResourcePool": {
+                "dedicatedResources": {"machineSpec": {"machineType": "n1-standard-4"}, "minReplicaCount": 1}
+            },
+        },
+    )
     endpoint, model = api.endpoint(), api.upload()["model"]
-    deploy = lambda deployed: api.call("POST", f"{endpoint}:deployModel",  # noqa: E731
-                                       {"deployedModel": {"model": model, **deployed}, "trafficSplit": {"0": 100}})
+    deploy = lambda deployed: api.call(
+        "POST",
+        f"{endpoint}:deployModel",  # noqa: E731
+        {"deployedModel": {"model": model, **deployed}, "trafficSplit": {"0": 100}},
+    )
     # A oneof: not both; a pool that exists, in the endpoint's project and region.
     both = deploy({"sharedResources": pool, "dedicatedResources": {"minReplicaCount": 1}}).json()["error"]
     assert both["status"] == "INVALID_ARGUMENT" and "oneof" in both["message"]
     assert deploy({"sharedResources": f"{LOC}/deploymentResourcePools/none"}).json()["error"]["status"] == "NOT_FOUND"
     elsewhere = "projects/acme-geo-dev/locations/europe-west4/deploymentResourcePools/ee-pool"
     assert deploy({"sharedResources": elsewhere}).json()["error"]["status"] == "NOT_FOUND"
-    deployed = api.done("POST", f"{endpoint}:deployModel", {
-        "deployedModel": {"model": model, "sharedResources": pool}, "trafficSplit": {"0": 100}})["deployedModel"]
+    deployed = api.done(
+        "POST",
+        f"{endpoint}:deployModel",
+        {"deployedModel": {"model": model, "sharedResources": pool}, "trafficSplit": {"0": 100}},
+    )["deployedModel"]
     assert deployed["sharedResources"] == pool and "dedicatedResources" not in deployed
     assert api.ok("GET", f"{pool}:queryDeployedModels") == {
         "deployedModelRefs": [{"endpoint": endpoint, "deployedModelId": deployed["id"]}],
-        "totalDeployedModelCount": 1, "totalEndpointCount": 1}
-    api.refused("INVALID_ARGUMENT", "POST", f"{endpoint}:mutateDeployedModel", {
-        "deployedModel": {"id": deployed["id"], "dedicatedResources": {"minReplicaCount": 2}},
-        "updateMask": "dedicatedResources.minReplicaCount"})
+        "totalDeployedModelCount": 1,
+        "totalEndpointCount": 1,
+    }
+    api.refused(
+        "INVALID_ARGUMENT",
+        "POST",
+        f"{endpoint}:mutateDeployedModel",
+        {
+            "deployedModel": {"id": deployed["id"], "dedicatedResources": {"minReplicaCount": 2}},
+            "updateMask": "dedicatedResources.minReplicaCount",
+        },
+    )
     api.refused("FAILED_PRECONDITION", "DELETE", pool)
     api.done("POST", f"{endpoint}:undeployModel", {"deployedModelId": deployed["id"]})
     api.done("DELETE", pool)
@@ -459,11 +603,23 @@ def test_shared_pool_rules(api):
 
 def test_shared_pool_refuses_a_custom_container(api):
     pool, endpoint = _pool(api), api.endpoint()
-    body = {"modelId": "own", "model": {"displayName": "own", "artifactUri": "gs://models/m/", "containerSpec": {
-        "imageUri": "us-central1-docker.pkg.dev/acme-geo-dev/ee-serving/ee-serving-tf-cpu@sha256:" + "a" * 64}}}
+    body = {
+        "modelId": "own",
+        "model": {
+            "displayName": "own",
+            "artifactUri": "gs://models/m/",
+            "containerSpec": {
+                "imageUri": "us-central1-docker.pkg.dev/acme-geo-dev/ee-serving/ee-serving-tf-cpu@sha256:" + "a" * 64
+            },
+        },
+    }
     model = api.done("POST", f"{LOC}/models:upload", body)["model"]
-    message = api.refused("INVALID_ARGUMENT", "POST", f"{endpoint}:deployModel", {
-        "deployedModel": {"model": model, "sharedResources": pool}, "trafficSplit": {"0": 100}})
+    message = api.refused(
+        "INVALID_ARGUMENT",
+        "POST",
+        f"{endpoint}:deployModel",
+        {"deployedModel": {"model": model, "sharedResources": pool}, "trafficSplit": {"0": 100}},
+    )
     assert "custom container" in message and "model-co-hosting" in message
 
 
@@ -472,15 +628,26 @@ def _bigquery(api, method: str, path: str, body: dict | None = None, **query) ->
 
 
 def test_bigquery_dataset_rules(api):
-    make = lambda dataset_id, **extra: _bigquery(api, "POST", "projects/acme-geo-dev/datasets", {  # noqa: E731
-        "datasetReference": {"datasetId": dataset_id, "projectId": "acme-geo-dev"}, "location": "us-central1", **extra})
+    make = lambda dataset_id, **extra: _bigquery(
+        api,
+        "POST",
+        "projects/acme-geo-dev/datasets",
+        {  # noqa: E731
+            "datasetReference": {"datasetId": dataset_id, "projectId": "acme-geo-dev"},
+            "location": "us-central1",
+            **extra,
+        },
+    )
     for bad in ("with-dash", "dot.ted", "", "x" * 1025):
         assert make(bad).status_code == 400, bad
     key = {"kmsKeyName": "projects/acme-geo-dev/locations/europe-west4/keyRings/r/cryptoKeys/k"}
     assert make("elsewhere_key", defaultEncryptionConfiguration=key).status_code == 400
     created = make("ee_logs_1").json()
     assert (created["id"], created["location"], created["datasetReference"]) == (
-        "acme-geo-dev:ee_logs_1", "us-central1", {"datasetId": "ee_logs_1", "projectId": "acme-geo-dev"})
+        "acme-geo-dev:ee_logs_1",
+        "us-central1",
+        {"datasetId": "ee_logs_1", "projectId": "acme-geo-dev"},
+    )
     assert make("ee_logs_1").status_code == 409
     patched = _bigquery(api, "PATCH", "projects/acme-geo-dev/datasets/ee_logs_1", {"labels": {"env": "dev"}}).json()
     assert patched["labels"] == {"env": "dev"} and patched["etag"] != created["etag"]
@@ -490,26 +657,48 @@ def test_bigquery_dataset_rules(api):
 
 
 def test_request_response_logging_rules(api):
-    config = lambda uri, rate=0.5: {"enabled": True, "samplingRate": rate,  # noqa: E731
-                                    "bigqueryDestination": {"outputUri": uri}}
-    create = lambda endpoint_id, logging: api.call("POST", f"{LOC}/endpoints", {  # noqa: E731
-        "displayName": "ep", "predictRequestResponseLoggingConfig": logging}, endpointId=endpoint_id)
+    config = lambda uri, rate=0.5: {
+        "enabled": True,
+        "samplingRate": rate,  # noqa: E731
+        "bigqueryDestination": {"outputUri": uri},
+    }
+    create = lambda endpoint_id, logging: api.call(
+        "POST",
+        f"{LOC}/endpoints",
+        {  # noqa: E731
+            "displayName": "ep",
+            "predictRequestResponseLoggingConfig": logging,
+        },
+        endpointId=endpoint_id,
+    )
     for rate in (0, 1.5, -0.1):
         assert create("1", config("bq://acme-geo-dev.logs.t", rate)).json()["error"]["status"] == "INVALID_ARGUMENT"
     assert create("1", config("gs://bucket/x")).json()["error"]["status"] == "INVALID_ARGUMENT"
     # The dataset must exist.
     assert "does not exist" in create("2", config("bq://acme-geo-dev.logs.requests")).json()["error"]["message"]
-    _bigquery(api, "POST", "projects/acme-geo-dev/datasets", {"datasetReference": {"datasetId": "logs"},
-                                                               "location": "us-central1"})
-    endpoint = api.done("POST", f"{LOC}/endpoints", {"displayName": "ep", "predictRequestResponseLoggingConfig":
-                                                     config("bq://acme-geo-dev.logs.requests")}, endpointId="3")["name"]
+    _bigquery(
+        api,
+        "POST",
+        "projects/acme-geo-dev/datasets",
+        {"datasetReference": {"datasetId": "logs"}, "location": "us-central1"},
+    )
+    endpoint = api.done(
+        "POST",
+        f"{LOC}/endpoints",
+        {"displayName": "ep", "predictRequestResponseLoggingConfig": config("bq://acme-geo-dev.logs.requests")},
+        endpointId="3",
+    )["name"]
     assert api.ok("GET", endpoint)["predictRequestResponseLoggingConfig"] == config("bq://acme-geo-dev.logs.requests")
     # Vertex AI made the table; another endpoint cannot take it, this one may change its rate.
     table = _bigquery(api, "GET", "projects/acme-geo-dev/datasets/logs/tables/requests").json()
     assert table["tableReference"]["tableId"] == "requests" and "_owner" not in table
     assert "exists already" in create("4", config("bq://acme-geo-dev.logs.requests")).json()["error"]["message"]
-    api.ok("PATCH", endpoint, {"predictRequestResponseLoggingConfig": config("bq://acme-geo-dev.logs.requests", 1)},
-           updateMask="predictRequestResponseLoggingConfig")
+    api.ok(
+        "PATCH",
+        endpoint,
+        {"predictRequestResponseLoggingConfig": config("bq://acme-geo-dev.logs.requests", 1)},
+        updateMask="predictRequestResponseLoggingConfig",
+    )
     assert api.ok("GET", endpoint)["predictRequestResponseLoggingConfig"]["samplingRate"] == 1
     # The dataset holds a table now: it goes only with deleteContents.
     assert _bigquery(api, "DELETE", "projects/acme-geo-dev/datasets/logs").status_code == 400
@@ -517,13 +706,26 @@ def test_request_response_logging_rules(api):
 
 
 def _policy(**threshold) -> dict:
-    base = {"filter": 'metric.type="aiplatform.googleapis.com/prediction/online/prediction_latencies" AND '
-                      'resource.type="aiplatform.googleapis.com/Endpoint"',
-            "comparison": "COMPARISON_GT", "thresholdValue": 100, "duration": "300s",
-            "aggregations": [{"alignmentPeriod": "300s", "perSeriesAligner": "ALIGN_PERCENTILE_99",
-                              "crossSeriesReducer": "REDUCE_MAX", "groupByFields": ["metric.label.deployed_model_id"]}]}
-    return {"displayName": "p", "combiner": "OR",
-            "conditions": [{"displayName": "c", "conditionThreshold": {**base, **threshold}}]}
+    base = {
+        "filter": 'metric.type="aiplatform.googleapis.com/prediction/online/prediction_latencies" AND '
+        'resource.type="aiplatform.googleapis.com/Endpoint"',
+        "comparison": "COMPARISON_GT",
+        "thresholdValue": 100,
+        "duration": "300s",
+        "aggregations": [
+            {
+                "alignmentPeriod": "300s",
+                "perSeriesAligner": "ALIGN_PERCENTILE_99",
+                "crossSeriesReducer": "REDUCE_MAX",
+                "groupByFields": ["metric.label.deployed_model_id"],
+            }
+        ],
+    }
+    return {
+        "displayName": "p",
+        "combiner": "OR",
+        "conditions": [{"displayName": "c", "conditionThreshold": {**base, **threshold}}],
+    }
 
 
 def test_alert_policy_rules(api):
@@ -539,19 +741,33 @@ def test_alert_policy_rules(api):
         _policy(aggregations=[{"alignmentPeriod": "30s", "perSeriesAligner": "ALIGN_RATE"}]),
         _policy(aggregations=[{"alignmentPeriod": "300s", "crossSeriesReducer": "REDUCE_SUM"}]),
         _policy(filter=f'{responses} AND resource.type="aiplatform.googleapis.com/Endpoint"'),  # p99 of a count
-        _policy(denominatorFilter=responses, denominatorAggregations=[{  # grouped otherwise than the numerator
-            "alignmentPeriod": "300s", "perSeriesAligner": "ALIGN_RATE", "crossSeriesReducer": "REDUCE_SUM"}]),
+        _policy(
+            denominatorFilter=responses,
+            denominatorAggregations=[
+                {  # grouped otherwise than the numerator
+                    "alignmentPeriod": "300s",
+                    "perSeriesAligner": "ALIGN_RATE",
+                    "crossSeriesReducer": "REDUCE_SUM",
+                }
+            ],
+        ),
         {**_policy(), "conditions": _policy()["conditions"] * 7},
         {**_policy(), "notificationChannels": ["channel-1"]},
     ]
     for body in bad:
         assert post(body).status_code == 400, body
-    unknown = post(_policy(filter='metric.type="aiplatform.googleapis.com/prediction/online/nope" AND resource.type="x"'))
+    unknown = post(
+        _policy(filter='metric.type="aiplatform.googleapis.com/prediction/online/nope" AND resource.type="x"')
+    )
     assert unknown.status_code == 404
     created = post(_policy()).json()
     assert created["name"].startswith("projects/acme-geo-dev/alertPolicies/") and created["enabled"] is True
-    patched = requests.patch(f"{api.url}/monitoring/v3/{created['name']}", json={"displayName": "renamed"},
-                             params={"updateMask": "displayName"}, timeout=30).json()
+    patched = requests.patch(
+        f"{api.url}/monitoring/v3/{created['name']}",
+        json={"displayName": "renamed"},
+        params={"updateMask": "displayName"},
+        timeout=30,
+    ).json()
     assert patched["displayName"] == "renamed" and patched["conditions"] == created["conditions"]
     assert requests.delete(f"{api.url}/monitoring/v3/{created['name']}", timeout=30).status_code == 200
     assert requests.get(f"{api.url}/monitoring/v3/{created['name']}", timeout=30).status_code == 404
@@ -566,35 +782,71 @@ def test_dedicated_resources_rules(api):
         ({"autoscalingMetricSpecs": [{"metricName": "prometheus.googleapis.com/x", "target": 5}]}, "is not supported"),
         ({"autoscalingMetricSpecs": [{"metricName": cpu, "target": 101}]}, "allowed: 1-100"),
         ({"autoscalingMetricSpecs": [{"metricName": cpu, "target": 0}]}, "allowed: 1-100"),
-        ({"autoscalingMetricSpecs": [{"metricName": cpu, "target": 70}, {"metricName": cpu, "target": 80}]},
-         "at most one per metric"),
+        (
+            {"autoscalingMetricSpecs": [{"metricName": cpu, "target": 70}, {"metricName": cpu, "target": 80}]},
+            "at most one per metric",
+        ),
         ({"autoscalingMetricSpecs": [{"metricName": duty, "target": 70}]}, "needs machine_spec.accelerator_count"),
         ({"autoscalingMetricSpecs": [{"metricName": requests_, "target": 0}]}, "requests per minute"),
         ({"requiredReplicaCount": 2}, "must be <= min_replica_count (1)"),
         ({"spot": "yes"}, "is not a bool"),
     ]
     for resources, message in bad:
-        assert message in api.refused("INVALID_ARGUMENT", "POST", f"{endpoint}:deployModel", {
-            "deployedModel": {"model": model, "dedicatedResources": {
-                "machineSpec": {"machineType": "n1-standard-4"}, "minReplicaCount": 1, **resources}}})
-    deployed = api.deploy(endpoint, model, {"0": 100}, minReplicaCount=2, spot=False, requiredReplicaCount=1,
-                          autoscalingMetricSpecs=[{"metricName": requests_, "target": 900},
-                                                  {"metricName": cpu, "target": 70}])
+        assert message in api.refused(
+            "INVALID_ARGUMENT",
+            "POST",
+            f"{endpoint}:deployModel",
+            {
+                "deployedModel": {
+                    "model": model,
+                    "dedicatedResources": {
+                        "machineSpec": {"machineType": "n1-standard-4"},
+                        "minReplicaCount": 1,
+                        **resources,
+                    },
+                }
+            },
+        )
+    deployed = api.deploy(
+        endpoint,
+        model,
+        {"0": 100},
+        minReplicaCount=2,
+        spot=False,
+        requiredReplicaCount=1,
+        autoscalingMetricSpecs=[{"metricName": requests_, "target": 900}, {"metricName": cpu, "target": 70}],
+    )
     # Read back as Vertex AI's JSON has it: a false spot is left out.
     resources = api.ok("GET", endpoint)["deployedModels"][0]["dedicatedResources"]
     assert "spot" not in resources and resources["requiredReplicaCount"] == 1
     # mutateDeployedModel checks the result by the same rules; a masked field left out is cleared.
     mask = "dedicatedResources.requiredReplicaCount,dedicatedResources.autoscalingMetricSpecs"
     assert "must be <= min_replica_count" in api.refused(
-        "INVALID_ARGUMENT", "POST", f"{endpoint}:mutateDeployedModel",
-        {"deployedModel": {"id": deployed["id"], "dedicatedResources": {"requiredReplicaCount": 3}}}, updateMask=mask)
-    api.done("POST", f"{endpoint}:mutateDeployedModel",
-             {"deployedModel": {"id": deployed["id"], "dedicatedResources": {}}}, updateMask=mask)
+        "INVALID_ARGUMENT",
+        "POST",
+        f"{endpoint}:mutateDeployedModel",
+        {"deployedModel": {"id": deployed["id"], "dedicatedResources": {"requiredReplicaCount": 3}}},
+        updateMask=mask,
+    )
+    api.done(
+        "POST",
+        f"{endpoint}:mutateDeployedModel",
+        {"deployedModel": {"id": deployed["id"], "dedicatedResources": {}}},
+        updateMask=mask,
+    )
     resources = api.ok("GET", endpoint)["deployedModels"][0]["dedicatedResources"]
     assert "requiredReplicaCount" not in resources and "autoscalingMetricSpecs" not in resources
     assert "cannot be mutated" in api.refused(
-        "INVALID_ARGUMENT", "POST", f"{endpoint}:mutateDeployedModel",
-        {"deployedModel": {"id": deployed["id"], "dedicatedResources": {"spot": True}}}, updateMask="dedicatedResources.spot")
+        "INVALID_ARGUMENT",
+        "POST",
+        f"{endpoint}:mutateDeployedModel",
+        {"deployedModel": {"id": deployed["id"], "dedicatedResources": {"spot": True}}},
+        updateMask="dedicatedResources.spot",
+    )
     assert "cannot be mutated" in api.refused(
-        "INVALID_ARGUMENT", "POST", f"{endpoint}:mutateDeployedModel",
-        {"deployedModel": {"id": deployed["id"], "enableAccessLogging": True}}, updateMask="enableAccessLogging")
+        "INVALID_ARGUMENT",
+        "POST",
+        f"{endpoint}:mutateDeployedModel",
+        {"deployedModel": {"id": deployed["id"], "enableAccessLogging": True}},
+        updateMask="enableAccessLogging",
+    )

@@ -44,7 +44,8 @@ def install(mirror: Path, python: str) -> Path:
     launcher.write_text(
         "#!/bin/sh\n# stand-in google provider (rehearsal/google_standin)\n"
         f"PYTHONPATH={shlex.quote(str(ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}\nexport PYTHONPATH\n"
-        f"exec {shlex.quote(python)} -P -m rehearsal.google_standin \"$@\"\n")
+        f'exec {shlex.quote(python)} -P -m rehearsal.google_standin "$@"\n'
+    )
     launcher.chmod(0o755)
     return launcher
 
@@ -54,8 +55,8 @@ def cli_config_text(mirror: Path) -> str:
     return (
         "provider_installation {\n"
         "  filesystem_mirror {\n"
-        f"    path    = \"{mirror}\"\n"
-        f"    include = [\"ee-vertex.local/*/*\", \"{SOURCE}\"]\n"
+        f'    path    = "{mirror}"\n'
+        f'    include = ["ee-vertex.local/*/*", "{SOURCE}"]\n'
         "  }\n"
         "}\n"
     )

@@ -57,8 +57,9 @@ class SetBlock(NestedBlock):
         from tf.provider import _decode_state
         from tf.utils import Diagnostics
 
-        return None if value is None else [_decode_state(Diagnostics(), self._amap(), self._bmap(), v)[1]
-                                           for v in value]
+        return (
+            None if value is None else [_decode_state(Diagnostics(), self._amap(), self._bmap(), v)[1] for v in value]
+        )
 
     def semantically_equal(self, a, b) -> bool:
         key = lambda items: sorted(repr(sorted(i.items())) for i in (items or []))  # noqa: E731

@@ -24,18 +24,29 @@ class ProjectData(DataSource):
 
     @classmethod
     def get_schema(cls):
-        return Schema(version=0, attributes=[
-            attr("project_id", _S, kind="optional"), attr("number", _S, kind="computed"),
-            attr("name", _S, kind="computed"), attr("id", _S, kind="computed"),
-        ])
+        return Schema(
+            version=0,
+            attributes=[
+                attr("project_id", _S, kind="optional"),
+                attr("number", _S, kind="computed"),
+                attr("name", _S, kind="computed"),
+                attr("id", _S, kind="computed"),
+            ],
+        )
 
     def read(self, ctx, config):
         project = config.get("project_id") or self.provider.settings["project"]
         try:
-            found = self.provider.call("GET", self.provider.endpoint("resource_manager_custom_endpoint",
-                                                                     f"projects/{project}"))
+            found = self.provider.call(
+                "GET", self.provider.endpoint("resource_manager_custom_endpoint", f"projects/{project}")
+            )
         except Failed as error:
             ctx.diagnostics.add_error(str(error), "")
             return None
-        return {**config, "project_id": project, "number": found["projectNumber"], "name": found.get("name"),
-                "id": f"projects/{project}"}
+        return {
+            **config,
+            "project_id": project,
+            "number": found["projectNumber"],
+            "name": found.get("name"),
+            "id": f"projects/{project}",
+        }

@@ -27,13 +27,17 @@ from rehearsal.google_standin.storage import StorageBucket, StorageBucketObject
 from rehearsal.google_standin.vertex import VertexAiDeploymentResourcePool, VertexAiEndpoint
 
 # The real provider's variables for these settings (registry docs, "Provider Reference").
-ENVIRONMENT = {"storage_custom_endpoint": "GOOGLE_STORAGE_CUSTOM_ENDPOINT",
-               "vertex_ai_custom_endpoint": "GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT",
-               "artifact_registry_custom_endpoint": "GOOGLE_ARTIFACT_REGISTRY_CUSTOM_ENDPOINT",
-               "resource_manager_custom_endpoint": "GOOGLE_RESOURCE_MANAGER_CUSTOM_ENDPOINT",
-               "big_query_custom_endpoint": "GOOGLE_BIG_QUERY_CUSTOM_ENDPOINT",
-               "monitoring_custom_endpoint": "GOOGLE_MONITORING_CUSTOM_ENDPOINT",
-               "project": "GOOGLE_PROJECT", "region": "GOOGLE_REGION", "access_token": "GOOGLE_OAUTH_ACCESS_TOKEN"}
+ENVIRONMENT = {
+    "storage_custom_endpoint": "GOOGLE_STORAGE_CUSTOM_ENDPOINT",
+    "vertex_ai_custom_endpoint": "GOOGLE_VERTEX_AI_CUSTOM_ENDPOINT",
+    "artifact_registry_custom_endpoint": "GOOGLE_ARTIFACT_REGISTRY_CUSTOM_ENDPOINT",
+    "resource_manager_custom_endpoint": "GOOGLE_RESOURCE_MANAGER_CUSTOM_ENDPOINT",
+    "big_query_custom_endpoint": "GOOGLE_BIG_QUERY_CUSTOM_ENDPOINT",
+    "monitoring_custom_endpoint": "GOOGLE_MONITORING_CUSTOM_ENDPOINT",
+    "project": "GOOGLE_PROJECT",
+    "region": "GOOGLE_REGION",
+    "access_token": "GOOGLE_OAUTH_ACCESS_TOKEN",
+}
 
 
 class GoogleStandIn(Provider):
@@ -58,23 +62,33 @@ class GoogleStandIn(Provider):
         self.settings = {k: config.get(k) or os.environ.get(v) for k, v in ENVIRONMENT.items()}
         for key in ("storage_custom_endpoint", "vertex_ai_custom_endpoint"):  # the registry ones: when used
             if not self.settings[key]:
-                diags.add_error(f"the stand-in google provider needs {key} (or ${ENVIRONMENT[key]})",
-                                "It talks to local emulators only.")
+                diags.add_error(
+                    f"the stand-in google provider needs {key} (or ${ENVIRONMENT[key]})",
+                    "It talks to local emulators only.",
+                )
 
     def get_data_sources(self) -> list:
         return [ProjectData]
 
     def get_resources(self) -> list:
-        return [StorageBucket, StorageBucketObject, VertexAiEndpoint, VertexAiDeploymentResourcePool,
-                ArtifactRegistryRepository, ArtifactRegistryRepositoryIamMember, BigqueryDataset,
-                MonitoringAlertPolicy]
+        return [
+            StorageBucket,
+            StorageBucketObject,
+            VertexAiEndpoint,
+            VertexAiDeploymentResourcePool,
+            ArtifactRegistryRepository,
+            ArtifactRegistryRepositoryIamMember,
+            BigqueryDataset,
+            MonitoringAlertPolicy,
+        ]
 
     def call(self, method: str, url: str, *, body=None, data: bytes | None = None, params=None) -> dict | None:
         import requests
 
         headers = {"Authorization": f"Bearer {self.settings.get('access_token') or 'none'}"}
-        response = requests.request(method, url, json=body if data is None else None, data=data, params=params,
-                                    headers=headers, timeout=120)
+        response = requests.request(
+            method, url, json=body if data is None else None, data=data, params=params, headers=headers, timeout=120
+        )
         if response.status_code == 404 and method == "GET":
             return None
         if response.status_code >= 400:

@@ -21,41 +21,66 @@ class StorageBucket(StandInResource):
 
     @classmethod
     def get_schema(cls):
-        return Schema(version=0, attributes=[
-            attr("name", _S, kind="required", replace=True), attr("location", _S, kind="required", replace=True),
-            attr("project", _S, kind="optional+computed", replace=True), attr("force_destroy", _B, kind="optional"),
-            attr("labels", Map(_S), kind="optional"), attr("public_access_prevention", _S, kind="optional+computed"),
-            attr("uniform_bucket_level_access", _B, kind="optional+computed"), attr("id", _S, kind="computed"),
-            attr("url", _S, kind="computed"),
-        ], block_types=[
-            single_block("versioning", attr("enabled", _B, kind="required")),
-            single_block("logging", attr("log_bucket", _S, kind="required"),
-                         attr("log_object_prefix", _S, kind="optional")),
-            single_block("encryption", attr("default_kms_key_name", _S, kind="required")),
-        ])
+        return Schema(
+            version=0,
+            attributes=[
+                attr("name", _S, kind="required", replace=True),
+                attr("location", _S, kind="required", replace=True),
+                attr("project", _S, kind="optional+computed", replace=True),
+                attr("force_destroy", _B, kind="optional"),
+                attr("labels", Map(_S), kind="optional"),
+                attr("public_access_prevention", _S, kind="optional+computed"),
+                attr("uniform_bucket_level_access", _B, kind="optional+computed"),
+                attr("id", _S, kind="computed"),
+                attr("url", _S, kind="computed"),
+            ],
+            block_types=[
+                single_block("versioning", attr("enabled", _B, kind="required")),
+                single_block(
+                    "logging", attr("log_bucket", _S, kind="required"), attr("log_object_prefix", _S, kind="optional")
+                ),
+                single_block("encryption", attr("default_kms_key_name", _S, kind="required")),
+            ],
+        )
 
     def _state(self, found: dict, planned: dict) -> dict:
-        return {**planned, "id": found["name"], "url": f"gs://{found['name']}",
-                "project": planned["project"] if known(planned.get("project")) else self.provider.settings["project"],
-                "location": planned["location"], "labels": found.get("labels") or planned.get("labels"),
-                "public_access_prevention": planned.get("public_access_prevention") or "inherited",
-                "uniform_bucket_level_access": bool(planned.get("uniform_bucket_level_access"))}
+        return {
+            **planned,
+            "id": found["name"],
+            "url": f"gs://{found['name']}",
+            "project": planned["project"] if known(planned.get("project")) else self.provider.settings["project"],
+            "location": planned["location"],
+            "labels": found.get("labels") or planned.get("labels"),
+            "public_access_prevention": planned.get("public_access_prevention") or "inherited",
+            "uniform_bucket_level_access": bool(planned.get("uniform_bucket_level_access")),
+        }
 
     def create(self, ctx, planned):
         def work():
-            body = {"name": planned["name"], "location": planned["location"], "labels": planned.get("labels") or {},
-                    "versioning": {"enabled": bool((planned.get("versioning") or {}).get("enabled"))},
-                    "iamConfiguration": {"uniformBucketLevelAccess": {
-                        "enabled": bool(planned.get("uniform_bucket_level_access"))}}}
-            found = self.provider.call("POST", self.provider.storage("b"), body=body,
-                                       params={"project": planned.get("project") or self.provider.settings["project"]})
+            body = {
+                "name": planned["name"],
+                "location": planned["location"],
+                "labels": planned.get("labels") or {},
+                "versioning": {"enabled": bool((planned.get("versioning") or {}).get("enabled"))},
+                "iamConfiguration": {
+                    "uniformBucketLevelAccess": {"enabled": bool(planned.get("uniform_bucket_level_access"))}
+                },
+            }
+            found = self.provider.call(
+                "POST",
+                self.provider.storage("b"),
+                body=body,
+                params={"project": planned.get("project") or self.provider.settings["project"]},
+            )
             return self._state(found, planned)
+
         return self.run(ctx, work)
 
     def read(self, ctx, current):
         def work():
             found = self.provider.call("GET", self.provider.storage(f"b/{current['name']}"))
             return None if found is None else self._state(found, current)
+
         return self.run(ctx, work)
 
     def delete(self, ctx, current):
@@ -64,9 +89,12 @@ class StorageBucket(StandInResource):
             # go (deletion_policy ABANDON): the artifacts outlive the stack.
             objects = self.provider.call("GET", self.provider.storage(f"b/{current['name']}/o")) or {}
             if objects.get("items") and not current.get("force_destroy"):
-                raise Failed(f"Error trying to delete bucket {current['name']} containing objects without "
-                             "`force_destroy` set to true")
+                raise Failed(
+                    f"Error trying to delete bucket {current['name']} containing objects without "
+                    "`force_destroy` set to true"
+                )
             self.provider.call("DELETE", self.provider.storage(f"b/{current['name']}"))
+
         return self.run(ctx, work)
 
 
@@ -77,18 +105,29 @@ class StorageBucketObject(StandInResource):
 
     @classmethod
     def get_schema(cls):
-        return Schema(version=0, attributes=[
-            attr("name", _S, kind="required", replace=True), attr("bucket", _S, kind="required", replace=True),
-            attr("source", _S, kind="optional", replace=True), attr("deletion_policy", _S, kind="optional"),
-            attr("md5hash", _S, kind="computed"), attr("id", _S, kind="computed"),
-        ])
+        return Schema(
+            version=0,
+            attributes=[
+                attr("name", _S, kind="required", replace=True),
+                attr("bucket", _S, kind="required", replace=True),
+                attr("source", _S, kind="optional", replace=True),
+                attr("deletion_policy", _S, kind="optional"),
+                attr("md5hash", _S, kind="computed"),
+                attr("id", _S, kind="computed"),
+            ],
+        )
 
     def create(self, ctx, planned):
         def work():
             data = Path(planned["source"]).read_bytes()
-            found = self.provider.call("POST", self.provider.upload(f"b/{planned['bucket']}/o"), data=data,
-                                       params={"uploadType": "media", "name": planned["name"]})
+            found = self.provider.call(
+                "POST",
+                self.provider.upload(f"b/{planned['bucket']}/o"),
+                data=data,
+                params={"uploadType": "media", "name": planned["name"]},
+            )
             return {**planned, "md5hash": found.get("md5Hash"), "id": f"{planned['bucket']}-{planned['name']}"}
+
         return self.run(ctx, work)
 
     def _object(self, state: dict) -> str:
@@ -100,6 +139,7 @@ class StorageBucketObject(StandInResource):
         def work():
             found = self.provider.call("GET", self._object(current))
             return None if found is None else {**current, "md5hash": found.get("md5Hash")}
+
         return self.run(ctx, work)
 
     def delete(self, ctx, current):
@@ -108,4 +148,5 @@ class StorageBucketObject(StandInResource):
 
         def work():
             self.provider.call("DELETE", self._object(current))
+
         return self.run(ctx, work)
