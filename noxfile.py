@@ -252,7 +252,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def plan(session: nox.Session) -> None:
-    """Synthesize, then terraform init/validate/plan every stack: per target what is created, changed, replaced, destroyed."""
+    """Synthesize, then terraform init/validate/plan every stack: per target what is created, changed, replaced, destroyed."""  # noqa: E501 - `nox -l` shows a session's docstring up to its first line break
     install(session, "build", "synth", "deploy")
     config = _configs(session)[0]
     _synth(session, config)
@@ -261,7 +261,7 @@ def plan(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def verify(session: nox.Session) -> None:
-    """Serve the built artifacts locally as the first target would (our image, or a prebuilt image's server) and check Earth Engine-shaped requests against the framework model."""
+    """Serve the built artifacts locally as the first target would (our image, or a prebuilt image's server) and check Earth Engine-shaped requests against the framework model."""  # noqa: E501 - `nox -l` shows a session's docstring up to its first line break
     install(session, "build", "serve")
     require_builder(session)
     require(session, "java", "TorchServe needs Java 11+; install a JDK, e.g. openjdk-17")
@@ -272,7 +272,7 @@ def verify(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def serve(session: nox.Session) -> None:
-    """Build, then serve the artifact on 127.0.0.1 as the first target's container would (our image, run here), with a sample Earth Engine request; Ctrl-C stops it."""
+    """Build, then serve the artifact on 127.0.0.1 as the first target's container would (our image, run here), with a sample Earth Engine request; Ctrl-C stops it."""  # noqa: E501 - `nox -l` shows a session's docstring up to its first line break
     install(session, "build", "serve")
     require_builder(session)
     config = _configs(session)[0]
@@ -289,7 +289,7 @@ def starter(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def rehearse(session: nox.Session) -> None:
-    """The whole rollout offline (scenarios 1-8, then the gcloud scenario): emulators, real Terraform, our provider (configs, --max-targets N, --scenario after --)."""
+    """The whole rollout offline (scenarios 1-8, then the gcloud scenario): emulators, real Terraform, our provider (configs, --max-targets N, --scenario after --)."""  # noqa: E501 - `nox -l` shows a session's docstring up to its first line break
     install(session, "build", "synth", "deploy", "serve", "rehearse")
     require_builder(session)
     for program in ("skopeo", "docker-registry"):
@@ -307,7 +307,7 @@ def rehearse(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def emulators(session: nox.Session) -> None:
-    """Start the GCS and Vertex AI emulators and print the variables that point synthesized stacks at them, for a plan or apply by hand (-- --offline-google: and the stand-in google provider); Ctrl-C stops them."""
+    """Start the GCS and Vertex AI emulators and print the variables that point synthesized stacks at them, for a plan or apply by hand (-- --offline-google: and the stand-in google provider); Ctrl-C stops them."""  # noqa: E501 - `nox -l` shows a session's docstring up to its first line break
     install(session, "rehearse")
     provider = provider_env(session)["EEV_PROVIDER_PYTHON"]
     session.run("python", "-m", "rehearsal.emulators", *session.posargs, env={**ENV, "EEV_PROVIDER_PYTHON": provider})
@@ -315,7 +315,7 @@ def emulators(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def review(session: nox.Session) -> None:
-    """Synthesize CONFIG, plan every stack, print a short summary per target, write the detail and PR_COMMENT.md to review/, then checkov (--local-state: no remote state)."""
+    """Synthesize CONFIG, plan every stack, print a short summary per target, write the detail and PR_COMMENT.md to review/, then checkov (--local-state: no remote state)."""  # noqa: E501 - `nox -l` shows a session's docstring up to its first line break
     install(session, "build", "synth", "deploy")
     config = _configs(session)[0]
     flags = [a for a in session.posargs if a.startswith("--")]
@@ -326,7 +326,7 @@ def review(session: nox.Session) -> None:
 
 @nox.session(name="earth-engine-check", default=False)
 def earth_engine_check(session: nox.Session) -> None:
-    """Run the last synth's ee.Model.fromVertexAi call for TARGET against its project (-- TARGET [--point LON,LAT]); SKIPPED, exit 0, without earthengine-api or credentials."""
+    """Run the last synth's ee.Model.fromVertexAi call for TARGET against its project (-- TARGET [--point LON,LAT]); SKIPPED, exit 0, without earthengine-api or credentials."""  # noqa: E501 - `nox -l` shows a session's docstring up to its first line break
     install(session, "earthengine")
     session.run("python", "-m", "plan.earth_engine", *session.posargs, env=ENV)
 
@@ -352,7 +352,7 @@ def scan(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Serving (forward passes, handler overhead, our image vs TorchServe vs Google's example over HTTP, cold start, load), synth time for 1/10/50 targets, unchanged vs first build, our provider's start-up and plan time, as side-by-side ratios (-- --write puts them into docs/guides/benchmarks.md)."""
+    """Serving (forward passes, handler overhead, our image vs TorchServe vs Google's example over HTTP, cold start, load), synth time for 1/10/50 targets, unchanged vs first build, our provider's start-up and plan time, as side-by-side ratios (-- --write puts them into docs/guides/benchmarks.md)."""  # noqa: E501 - `nox -l` shows a session's docstring up to its first line break
     install(session, "build", "synth", "serve")
     session.run("python", "-m", "benchmarks", *session.posargs, env={**ENV, **provider_env(session)})
 

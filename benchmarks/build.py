@@ -57,14 +57,22 @@ def run(repeats: int = 3) -> list[BuildResult]:
             command = [sys.executable, "-m", "build_hooks", str(config_file)]
             for _ in range(repeats):
                 shutil.rmtree(rollout.artifact_dir, ignore_errors=True)
-                full.append(_time(lambda: build(rollout, log=lambda *_: None)))
-                noop.append(_time(lambda: build(rollout, log=lambda *_: None)))
+                full.append(_time(lambda rollout=rollout: build(rollout, log=lambda *_: None)))
+                noop.append(_time(lambda rollout=rollout: build(rollout, log=lambda *_: None)))
                 shutil.rmtree(rollout.artifact_dir)
                 full_cmd.append(
-                    _time(lambda: subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True))
+                    _time(
+                        lambda command=command: subprocess.run(
+                            command, cwd=ROOT, env=env, check=True, capture_output=True
+                        )
+                    )
                 )
                 noop_cmd.append(
-                    _time(lambda: subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True))
+                    _time(
+                        lambda command=command: subprocess.run(
+                            command, cwd=ROOT, env=env, check=True, capture_output=True
+                        )
+                    )
                 )
             results.append(BuildResult(framework, *(statistics.median(v) for v in (full, noop, full_cmd, noop_cmd))))
     return results
@@ -75,6 +83,7 @@ def lines(results: list[BuildResult]) -> list[str]:
     for r in results:
         out.append(
             f"  {r.framework:10} in-process: first {r.full:6.2f} s, unchanged {r.noop:6.2f} s = {r.noop / r.full:6.1%}"
-            f" | command: first {r.full_command:6.2f} s, unchanged {r.noop_command:5.2f} s = {r.noop_command / r.full_command:6.1%}"
+            f" | command: first {r.full_command:6.2f} s, unchanged {r.noop_command:5.2f} s"
+            f" = {r.noop_command / r.full_command:6.1%}"
         )
     return out

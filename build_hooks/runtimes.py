@@ -261,7 +261,10 @@ def _check_tensorflow(contract: ee.Contract, artifact: Path, python: Path, tmp: 
             return f"its answer has no output {name!r}", answer["version"], 0.0
         ours = [v.decode() if isinstance(v, bytes) else v for v in values.tolist()]
         if ours and isinstance(ours[0], str):
-            diff = max(float(np.max(np.abs(ee.decode_tensor(a) - ee.decode_tensor(b)))) for a, b in zip(theirs, ours))
+            diff = max(
+                float(np.max(np.abs(ee.decode_tensor(a) - ee.decode_tensor(b))))
+                for a, b in zip(theirs, ours, strict=False)
+            )
         else:
             diff = float(np.max(np.abs(np.asarray(theirs, np.float64) - np.asarray(ours, np.float64))))
         error = max(error, diff)

@@ -1,8 +1,8 @@
 """Our Terraform provider for Vertex AI model upload, deployment and traffic (`eevertex`).
 
 Runs from its own virtualenv (framework `tf`, protocol 6); see provider/install.py and the
-docs/guides/terraform-provider.md (the reference: docs/provider.md, generated). Imports stay light: Terraform starts the provider
-several times per plan.
+docs/guides/terraform-provider.md (the reference: docs/provider.md, generated). Imports stay light:
+Terraform starts the provider several times per plan.
 """
 
 NAME = "eevertex"

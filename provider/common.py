@@ -108,9 +108,12 @@ class _WithProvider:
         the ID in the config: the same project, so the plan keeps the prior value (Terraform
         lets a provider keep a prior value that is functionally equal to the config's:
         internal/plans/objchange/plan_valid.go AssertPlanValid)."""
-        if known(planned.get("project")) and planned["project"] != current.get("project"):
-            if self.same_project(name_of(planned), name_of(current)):
-                planned["project"] = current["project"]
+        if (
+            known(planned.get("project"))
+            and planned["project"] != current.get("project")
+            and self.same_project(name_of(planned), name_of(current))
+        ):
+            planned["project"] = current["project"]
 
 
 class ProviderResource(_WithProvider, Resource):

@@ -169,7 +169,8 @@ _ATTRIBUTES = [
         _S,
         kind="optional+computed",
         replace=True,
-        doc="DeployedModel.serviceAccount: the service account the container runs as (unset: Vertex AI's own; the caller needs `iam.serviceAccounts.actAs` on it).",
+        doc="DeployedModel.serviceAccount: the service account the container runs as (unset: Vertex AI's own; "
+        "the caller needs `iam.serviceAccounts.actAs` on it).",
     ),
     attr("disable_container_logging", _B, kind="optional+computed", doc="Updated in place."),
     attr(

@@ -107,7 +107,8 @@ _ATTRIBUTES = [
         ListOf(_S),
         kind="optional",
         replace=True,
-        doc="ModelContainerSpec.command: the container's entrypoint, overriding the image's `ENTRYPOINT` (unset: the image's own).",
+        doc="ModelContainerSpec.command: the container's entrypoint, overriding the image's `ENTRYPOINT` (unset: the "
+        "image's own).",
     ),
     attr(
         "container_args",
@@ -121,7 +122,8 @@ _ATTRIBUTES = [
         MapOf(_S),
         kind="optional",
         replace=True,
-        doc="ModelContainerSpec.env: environment variables of the serving container (name -> value; Vertex AI keeps them in order of name here).",
+        doc="ModelContainerSpec.env: environment variables of the serving container (name -> value; Vertex AI keeps "
+        "them in order of name here).",
     ),
     attr(
         "container_ports",
@@ -135,14 +137,16 @@ _ATTRIBUTES = [
         ListOf(_N),
         kind="optional",
         replace=True,
-        doc="ModelContainerSpec.grpcPorts: the container's gRPC port (at most one; Earth Engine's GRPC_* payload formats need 8500, as `--container-grpc-ports=8500`).",
+        doc="ModelContainerSpec.grpcPorts: the container's gRPC port (at most one; Earth Engine's GRPC_* payload "
+        "formats need 8500, as `--container-grpc-ports=8500`).",
     ),
     attr(
         "container_predict_route",
         _S,
         kind="optional",
         replace=True,
-        doc="ModelContainerSpec.predictRoute: the HTTP path Vertex AI forwards predictions to (`AIP_PREDICT_ROUTE` in the container); unset: Vertex AI's default for the image.",
+        doc="ModelContainerSpec.predictRoute: the HTTP path Vertex AI forwards predictions to (`AIP_PREDICT_ROUTE` in "
+        "the container); unset: Vertex AI's default for the image.",
     ),
     attr(
         "container_health_route",
@@ -156,7 +160,8 @@ _ATTRIBUTES = [
         _N,
         kind="optional",
         replace=True,
-        doc="ModelContainerSpec.deploymentTimeout, in seconds: how long a deployment may take before Vertex AI gives up (Vertex AI's default: 20 minutes).",
+        doc="ModelContainerSpec.deploymentTimeout, in seconds: how long a deployment may take before Vertex AI gives "
+        "up (Vertex AI's default: 20 minutes).",
     ),
     attr(
         "container_shared_memory_size_mb",
@@ -170,7 +175,8 @@ _ATTRIBUTES = [
         ListOf(_S),
         kind="optional",
         replace=True,
-        doc="ModelContainerSpec.startupProbe.exec.command: a command whose success tells Vertex AI the container has started.",
+        doc="ModelContainerSpec.startupProbe.exec.command: a command whose success tells Vertex AI the container has "
+        "started.",
     ),
     attr(
         "container_startup_probe_period_seconds",
@@ -191,7 +197,8 @@ _ATTRIBUTES = [
         ListOf(_S),
         kind="optional",
         replace=True,
-        doc="ModelContainerSpec.healthProbe.exec.command: a command whose success tells Vertex AI the container is healthy (instead of the health route).",
+        doc="ModelContainerSpec.healthProbe.exec.command: a command whose success tells Vertex AI the container is "
+        "healthy (instead of the health route).",
     ),
     attr(
         "container_health_probe_period_seconds",

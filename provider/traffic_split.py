@@ -379,7 +379,8 @@ data "eevertex_traffic_split" "now" {
                     "deployed_models",
                     Map(_S),
                     kind="computed",
-                    doc="deployed_model_id -> the model version it serves (`projects/P/locations/R/models/M@VERSION_ID`).",
+                    doc="deployed_model_id -> the model version it serves "
+                    "(`projects/P/locations/R/models/M@VERSION_ID`).",
                 ),
                 attr("display_name", _S, kind="computed", doc="The endpoint's display name."),
                 attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E`."),

@@ -134,14 +134,14 @@ def difference(golden: Golden, predictions) -> str | None:
             got_shape = want_shape
         if got_shape != want_shape:
             return f"band {band!r} has shape {got_shape}, expected {want_shape}"
-        for i, (a, b) in enumerate(zip(got, want)):
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
             diff = math.inf if math.isnan(a) != math.isnan(b) else (0.0 if math.isnan(a) else abs(a - b))
             if worst is None or diff > worst[0]:
                 worst = (diff, band, i, want_shape, a, b)
     if worst is None or worst[0] <= golden.tolerance:
         return None
     diff, band, index, shape, a, b = worst
-    where = ", ".join(f"{axis} {n}" for axis, n in zip(("y", "x", "value"), _unravel(index, shape)))
+    where = ", ".join(f"{axis} {n}" for axis, n in zip(("y", "x", "value"), _unravel(index, shape), strict=False))
     return (
         f"band {band!r} differs by up to {diff:.3g} (tolerance {golden.tolerance:.3g}), at {where}: "
         f"answered {a:.6g}, expected {b:.6g}"

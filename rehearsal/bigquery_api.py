@@ -11,7 +11,7 @@ BigQuery, "Customer-managed Cloud KMS keys" (https://cloud.google.com/bigquery/d
 | delete: a dataset that holds tables only with deleteContents=true ("If False and the dataset contains tables, the request will fail") | [bq] BigqueryDatasetsDeleteRequest.deleteContents |
 | defaultEncryptionConfiguration.kmsKeyName: a key in the dataset's location | [cmek] ("the key ring location must match the dataset location") |
 | location: immutable after creation | [bq] Dataset.location ("The geographic location where the dataset should reside"; no update path) |
-"""
+"""  # noqa: E501 - the rules are a Markdown table: one row per line, however long
 
 from __future__ import annotations
 

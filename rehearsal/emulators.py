@@ -130,9 +130,9 @@ class Emulators:
         self.start_vertex()
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "a")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.workdir / f"{name}.log", "a") as log:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def _wait(self, url: str, process: subprocess.Popen, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -93,7 +93,7 @@ def parity(gcloud_state: dict, stacks_state: dict) -> list[str]:
     if len(ours) != len(theirs):
         return [f"gcloud made {len(theirs)} deployment(s), the stacks {len(ours)}"]
     differences = []
-    for index, (g, s) in enumerate(zip(theirs, ours)):
+    for index, (g, s) in enumerate(zip(theirs, ours, strict=True)):
         flat_g, flat_s = _flatten(g), _flatten(s)
         for key in sorted(set(flat_g) | set(flat_s)):
             if flat_g.get(key) != flat_s.get(key):

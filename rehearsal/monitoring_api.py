@@ -16,7 +16,7 @@ Google Cloud metrics, aiplatform (https://cloud.google.com/monitoring/api/metric
 | aiplatform metric types: those listed, with their kind; ALIGN_PERCENTILE_* only on DELTA or GAUGE distributions | [metrics]; [mon] Aggregation.PerSeriesAlignerValueValuesEnum (ALIGN_PERCENTILE_99: "valid for GAUGE and DELTA metrics with distribution values") |
 | notificationChannels: `projects/P/notificationChannels/ID` (their existence is not emulated) | [mon] AlertPolicy.notificationChannels |
 | userLabels: at most 64 | [mon] AlertPolicy.userLabels |
-"""
+"""  # noqa: E501 - the rules are a Markdown table: one row per line, however long
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ class MonitoringApi:
         record = {"mutateTime": self.emulator.now(), "mutatedBy": "emulator"}
         policy = {k: copy.deepcopy(body[k]) for k in MUTABLE if k in body}
         policy.setdefault("enabled", True)
-        for index, condition in enumerate(policy["conditions"]):
+        for condition in policy["conditions"]:
             condition["name"] = f"{name}/conditions/{self.emulator._generated_id()}"
         policy.update({"name": name, "creationRecord": record, "mutationRecord": record})
         self.policies[name] = policy
@@ -245,14 +245,17 @@ class MonitoringApi:
             others = threshold.get("denominatorAggregations") or []
             for index, aggregation in enumerate(others):
                 self._aggregation(aggregation, None, f"{where}.denominatorAggregations[{index}]")
-            shape = lambda items: [
-                (
-                    a.get("alignmentPeriod"),
-                    a.get("crossSeriesReducer"),  # noqa: E731
-                    sorted(a.get("groupByFields") or []),
-                )
-                for a in items
-            ]
+
+            def shape(items):
+                return [
+                    (
+                        a.get("alignmentPeriod"),
+                        a.get("crossSeriesReducer"),
+                        sorted(a.get("groupByFields") or []),
+                    )
+                    for a in items
+                ]
+
             if shape(aggregations) != shape(others):
                 raise bad(
                     f"{where}: aggregations and denominatorAggregations must use the same alignment period "

@@ -20,7 +20,7 @@ provider's schema of it (magic-modules mmv1/products/artifactregistry/Repository
 | kmsKeyName, format, mode: immutable once created | [mm] kmsKeyName ("may not be changed after the Repository has been created"), immutable fields |
 | cleanupPolicies: at most 10; action DELETE or KEEP; either a condition or mostRecentVersions, the latter with KEEP only; tagState TAGGED, UNTAGGED or ANY; olderThan/newerThan durations `<n>s` | [cleanup] ("at most 10 cleanup policies", "can't use Conditional keep and Keep most recent versions in the same policy"); [mm] mostRecentVersions ("May only be specified with a Keep action"), the duration expander |
 | setIamPolicy: the etag, when given, must be the current one (409 ABORTED) | [iam] SetIamPolicyRequest, Policy.etag |
-"""
+"""  # noqa: E501 - the rules are a Markdown table: one row per line, however long
 
 from __future__ import annotations
 

@@ -246,7 +246,9 @@ class Run:
         self.report.facts["replica_plan"] = plan.updated
 
     def canary_promote_rollback(self, deployed_id: str) -> tuple[dict, Manifest]:
-        """6. Canary, promote, roll back, Earth Engine calling all the time. Returns the canary's config and manifest."""
+        """6. Canary, promote, roll back, Earth Engine calling all the time.
+
+        Returns the canary's config and manifest."""
         canary = next_version(self.data)
         canary["model"]["previous"] = {"sha256": self.first.sha256}
         canary["targets"][0]["traffic_percent"] = CANARY_PERCENT
@@ -401,7 +403,7 @@ def _interrupted(rollout: Rollout, emulators: Emulators, target: str, sha256: st
             )
             rollout.terraform.apply_killed(
                 rollout.stack_dir(f"{target}-{kind}"),
-                lambda: any(
+                lambda method=method, resource=resource, start=start: any(
                     c["method"] == method and resource in c["resource"] for c in journal_since(emulators, start)
                 ),
             )

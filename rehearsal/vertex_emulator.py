@@ -68,7 +68,7 @@ tests/test_vertex_emulator.py unless named.
 | long-running operations: `<resource>/operations/<19 digits>`, metadata `<Kind>OperationMetadata` with genericMetadata; response `@type` in the version polled (v1 or v1beta1); gcloud polls v1beta1 | [types] operation.py GenericOperationMetadata, endpoint_service.py, model_service.py; [gcloud] api_lib/ai/operations.py (OperationsClient defaults to v1beta1) | test_operations_v1_and_v1beta1, rehearsal.gcloud |
 | deployModel of a model on a container image that is not a prebuilt one: the image runs, pulled by `containerSpec.imageUri`, with AIP_HTTP_PORT, AIP_HEALTH_ROUTE / AIP_PREDICT_ROUTE (`containerSpec.healthRoute`/`predictRoute`, else `/v1/endpoints/E/deployedModels/D` and `...:predict`), AIP_STORAGE_URI (a copy of `artifactUri` in a bucket the emulator manages, not `artifactUri` itself), AIP_DEPLOYED_MODEL_ID, AIP_ENDPOINT_ID, AIP_MODE=PREDICTION, `containerSpec.env`; the deployment is done once the health route answers 200, a container that exits first fails it; predict posts the body to the predict route and adds deployedModelId | "Custom container requirements for prediction" (AIP_* variables, model artifacts, health checks); [types] model.py ModelContainerSpec | rehearsal.scenario, rehearsal.gcloud |
 | resource names carry the project number (`--project-numbers`) | observed API behaviour (every Vertex AI resource name is `projects/<number>/...`) | test_project_numbers |
-"""
+"""  # noqa: E501 - the rules are a Markdown table: one row per line, however long
 
 from __future__ import annotations
 
@@ -248,12 +248,10 @@ class Emulator(ModelsApi, EndpointsApi, PoolsApi, PredictApi):
         q = lambda key: (query.get(key) or [None])[0]  # noqa: E731
         if method == "GET" and re.fullmatch(rf"{LOCATION}/(?:[^/]+/[^/]+/)?operations/[^/]+", rest):
             return self.get_operation(rest)
-        if m := re.fullmatch(rf"({LOCATION})/models:upload", rest):
-            if method == "POST":
-                return self.upload(m.group(1), body)
-        if m := re.fullmatch(rf"({LOCATION})/models", rest):
-            if method == "GET":
-                return self.list_models(m.group(1))
+        if (m := re.fullmatch(rf"({LOCATION})/models:upload", rest)) and method == "POST":
+            return self.upload(m.group(1), body)
+        if (m := re.fullmatch(rf"({LOCATION})/models", rest)) and method == "GET":
+            return self.list_models(m.group(1))
         if m := re.fullmatch(rf"({LOCATION}/models/[^/:]+):(\w+)", rest):
             name, verb = m.groups()
             if verb == "listVersions" and method == "GET":

@@ -229,12 +229,12 @@ class EndpointsApi(Host):
                 )
         try:
             found = self.bigquery_api.dataset(project, dataset)
-        except ApiError:
+        except ApiError as error:
             raise ApiError(
                 "FAILED_PRECONDITION",
                 f"bigquery_destination.output_uri {uri}: dataset {project}:{dataset} "
                 "does not exist; it must exist (Vertex AI creates only the table)",
-            )
+            ) from error
         existing = found["_tables"].get(table)
         if existing is not None and existing.get("_owner") != endpoint["name"]:
             raise ApiError(

@@ -233,7 +233,7 @@ def _tile(contract: Contract, instance, index: int) -> np.ndarray:
             raise RequestError(f"instance {index}: {'; '.join(parts)}; this model takes {', '.join(names)}")
         arrays = [_numbers(instance[b], index, f"band {b}", strings=True) for b in names]
         if len({a.shape for a in arrays}) > 1:
-            shapes = {b: list(a.shape) for b, a in zip(names, arrays)}
+            shapes = {b: list(a.shape) for b, a in zip(names, arrays, strict=True)}
             raise RequestError(
                 f"instance {index}: the bands differ in shape ({shapes}); this model takes {contract.takes()}"
             )

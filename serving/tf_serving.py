@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -374,10 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Exporting HTTP/REST API at:localhost:{args.rest_api_port} ...", flush=True)
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)
         thread.start()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         grpc_server.wait_for_termination()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -110,7 +110,7 @@ def test_the_call_binds_to_earthengine_apis_own_signature(fixture, request):
         proj = call.args["proj"]
         assert ast.unparse(values["proj"]) == f"ee.Projection({proj['crs']!r}).atScale({float(proj['scale'])!r})"
         assert call.args["fixInputProj"] is True
-        for band, (name, info) in zip(values["outputBands"].values, call.args["outputBands"].items()):
+        for band, (_name, info) in zip(values["outputBands"].values, call.args["outputBands"].items(), strict=False):
             assert ast.unparse(band) == f"{{'type': ee.PixelType.{info['type']}(), 'dimensions': {info['dimensions']}}}"
         assert "predictImage(image.select(" in call.snippet
     assert all(callable(getattr(ee.PixelType, t)) for t in PIXEL_TYPES)

@@ -183,13 +183,16 @@ def test_a_model_that_fails_its_warm_up_is_never_healthy(pytorch_image, tmp_path
     folder.chmod(0o755)  # the container's user (10001) reads the mounted folder
     # One worker process: its failed start ends the server (with several, uvicorn restarts
     # each failed worker, and the container is never healthy either).
-    with pytest.raises(images.ImageError, match="exited .* before it was healthy") as refused, Container(
-        layout_ref(pytorch_image),
-        storage_uri="/artifact",
-        mounts={str(folder): "/artifact"},
-        predict_route="/predict",
-        health_route="/health",
-        env={"VERTEX_CPR_WEB_CONCURRENCY": "1"},
+    with (
+        pytest.raises(images.ImageError, match="exited .* before it was healthy") as refused,
+        Container(
+            layout_ref(pytorch_image),
+            storage_uri="/artifact",
+            mounts={str(folder): "/artifact"},
+            predict_route="/predict",
+            health_route="/health",
+            env={"VERTEX_CPR_WEB_CONCURRENCY": "1"},
+        ),
     ):
         pass
     assert "the model answered shape [1, 1, 2, 8]; the artifact declares [N, 1, 8, 8]" in str(refused.value)
@@ -197,13 +200,16 @@ def test_a_model_that_fails_its_warm_up_is_never_healthy(pytorch_image, tmp_path
 
 def test_an_empty_storage_uri_is_never_healthy(pytorch_image, tmp_path):
     tmp_path.chmod(0o755)
-    with pytest.raises(images.ImageError, match="holds no model.pt2, ee_contract.json"), Container(
-        layout_ref(pytorch_image),
-        storage_uri="/artifact",
-        mounts={str(tmp_path): "/artifact"},
-        predict_route="/predict",
-        health_route="/health",
-        env={"VERTEX_CPR_WEB_CONCURRENCY": "1"},
+    with (
+        pytest.raises(images.ImageError, match="holds no model.pt2, ee_contract.json"),
+        Container(
+            layout_ref(pytorch_image),
+            storage_uri="/artifact",
+            mounts={str(tmp_path): "/artifact"},
+            predict_route="/predict",
+            health_route="/health",
+            env={"VERTEX_CPR_WEB_CONCURRENCY": "1"},
+        ),
     ):
         pass
 

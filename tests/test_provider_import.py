@@ -134,7 +134,7 @@ ADDRESSES = ["eevertex_model.m", "eevertex_deployment.d", "eevertex_traffic_spli
 def test_reimport_by_any_id_form_plans_nothing_and_keeps_serving(workspace, emulators, endpoint_id, form):
     workspace.forget()
     ids = forms(endpoint_id)[form]
-    workspace.write(resources(endpoint_id), imports=[{"to": a, "id": i} for a, i in zip(ADDRESSES, ids)])
+    workspace.write(resources(endpoint_id), imports=[{"to": a, "id": i} for a, i in zip(ADDRESSES, ids, strict=True)])
     plan = workspace.plan()
     raw = plan["_raw"]["resource_changes"]
     assert changes(plan) == {}, {rc["address"]: rc["change"] for rc in raw if rc["change"]["actions"] != ["no-op"]}
@@ -151,7 +151,7 @@ def test_terraform_import_command_then_plan_is_empty(workspace, emulators, endpo
     """`terraform import` (the CLI, as the issue's platform engineer ran it) of the documented IDs."""
     workspace.forget()
     workspace.write(resources(endpoint_id))
-    for address, id in zip(ADDRESSES, forms(endpoint_id)["documented"]):
+    for address, id in zip(ADDRESSES, forms(endpoint_id)["documented"], strict=True):
         workspace.tf("import", "-input=false", "-no-color", address, id)
     assert changes(workspace.plan()) == {}
     assert serving(emulators, endpoint_id) == {DEPLOYED: 100}

@@ -10,6 +10,7 @@ import shlex
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def serve_and_try(config_path, manifest) -> tuple[list[str], dict]:
         curl = next(line for line in lines if line.strip().startswith("try:"))
         words = shlex.split(curl.split("try:", 1)[1].split("|")[0])
         url, request = words[-1], words[words.index("--data") + 1].lstrip("@")
-        status, body = http_json(url, json.loads(open(request).read()))
+        status, body = http_json(url, json.loads(Path(request).read_text()))
         assert status == 200, body
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0

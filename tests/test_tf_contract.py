@@ -65,7 +65,7 @@ class Served:
         for name, value in inputs.items():
             value = (
                 [v.encode() if isinstance(v, str) else v for v in value]
-                if getattr(value, "dtype", None) == object
+                if getattr(value, "dtype", None) == np.dtype(object)
                 else value
             )
             request.inputs[name].CopyFrom(tf.make_tensor_proto(value))

@@ -78,7 +78,7 @@ def test_concurrent_requests_batched_by_torchserve(served):
     tiles = [c.example_tiles(count=1 + i % 2, seed=10 + i) for i in range(8)]
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda t: predict(served, c, t), tiles))
-    for t, got in zip(tiles, results):
+    for t, got in zip(tiles, results, strict=True):
         np.testing.assert_allclose(got, reference(t, c), atol=1e-5)
 
 

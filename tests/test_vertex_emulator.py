@@ -564,11 +564,14 @@ def test_shared_pool_rules(api):
         },
     )
     endpoint, model = api.endpoint(), api.upload()["model"]
-    deploy = lambda deployed: api.call(
-        "POST",
-        f"{endpoint}:deployModel",  # noqa: E731
-        {"deployedModel": {"model": model, **deployed}, "trafficSplit": {"0": 100}},
-    )
+
+    def deploy(deployed):
+        return api.call(
+            "POST",
+            f"{endpoint}:deployModel",
+            {"deployedModel": {"model": model, **deployed}, "trafficSplit": {"0": 100}},
+        )
+
     # A oneof: not both; a pool that exists, in the endpoint's project and region.
     both = deploy({"sharedResources": pool, "dedicatedResources": {"minReplicaCount": 1}}).json()["error"]
     assert both["status"] == "INVALID_ARGUMENT" and "oneof" in both["message"]
@@ -628,16 +631,18 @@ def _bigquery(api, method: str, path: str, body: dict | None = None, **query) ->
 
 
 def test_bigquery_dataset_rules(api):
-    make = lambda dataset_id, **extra: _bigquery(
-        api,
-        "POST",
-        "projects/acme-geo-dev/datasets",
-        {  # noqa: E731
-            "datasetReference": {"datasetId": dataset_id, "projectId": "acme-geo-dev"},
-            "location": "us-central1",
-            **extra,
-        },
-    )
+    def make(dataset_id, **extra):
+        return _bigquery(
+            api,
+            "POST",
+            "projects/acme-geo-dev/datasets",
+            {
+                "datasetReference": {"datasetId": dataset_id, "projectId": "acme-geo-dev"},
+                "location": "us-central1",
+                **extra,
+            },
+        )
+
     for bad in ("with-dash", "dot.ted", "", "x" * 1025):
         assert make(bad).status_code == 400, bad
     key = {"kmsKeyName": "projects/acme-geo-dev/locations/europe-west4/keyRings/r/cryptoKeys/k"}
@@ -657,20 +662,24 @@ def test_bigquery_dataset_rules(api):
 
 
 def test_request_response_logging_rules(api):
-    config = lambda uri, rate=0.5: {
-        "enabled": True,
-        "samplingRate": rate,  # noqa: E731
-        "bigqueryDestination": {"outputUri": uri},
-    }
-    create = lambda endpoint_id, logging: api.call(
-        "POST",
-        f"{LOC}/endpoints",
-        {  # noqa: E731
-            "displayName": "ep",
-            "predictRequestResponseLoggingConfig": logging,
-        },
-        endpointId=endpoint_id,
-    )
+    def config(uri, rate=0.5):
+        return {
+            "enabled": True,
+            "samplingRate": rate,
+            "bigqueryDestination": {"outputUri": uri},
+        }
+
+    def create(endpoint_id, logging):
+        return api.call(
+            "POST",
+            f"{LOC}/endpoints",
+            {
+                "displayName": "ep",
+                "predictRequestResponseLoggingConfig": logging,
+            },
+            endpointId=endpoint_id,
+        )
+
     for rate in (0, 1.5, -0.1):
         assert create("1", config("bq://acme-geo-dev.logs.t", rate)).json()["error"]["status"] == "INVALID_ARGUMENT"
     assert create("1", config("gs://bucket/x")).json()["error"]["status"] == "INVALID_ARGUMENT"
