@@ -207,7 +207,8 @@ class AutoscalingConfig(Frozen):
     @field_validator("cpu_utilization", "accelerator_duty_cycle", "requests_per_minute", mode="before")
     @classmethod
     def _target(cls, v, info: ValidationInfo):
-        check(None if v is None else rules.autoscaling_target(AUTOSCALING_FIELDS[info.field_name], v))
+        metric = AUTOSCALING_FIELDS[str(info.field_name)]
+        check(None if v is None else rules.autoscaling_target(metric, v))
         return v
 
     def targets(self, accelerators: bool) -> dict[str, int | None]:

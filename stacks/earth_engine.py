@@ -34,7 +34,7 @@ def from_vertex_ai_args(rollout: RolloutConfig, manifest: Manifest, endpoint_nam
             raise ManifestError(
                 f"model: {error} (set model.input_bands to have this checked before the build)"
             ) from None
-    args = {
+    args: dict[str, object] = {
         "endpoint": endpoint_name,
         "payloadFormat": model.payload_format.value,
         "inputTileSize": [model.tile_size, model.tile_size],
