@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, StrictBool, StrictInt, ValidationInfo, field_validator, model_validator
 
-from config import rules
+from config import machines, rules
 from config.checks import FieldError, Frozen, check, check_bucket_name, check_env, check_field
 from config.target_tables import (
     MODEL_VERSION_RE,
@@ -153,13 +153,13 @@ class TargetConfig(Frozen):
     @field_validator("machine_type")
     @classmethod
     def _machine_type(cls, v: str) -> str:
-        check(rules.machine_type(v))
+        check(machines.machine_type(v))
         return v
 
     @field_validator("accelerator_type")
     @classmethod
     def _accelerator_type(cls, v: str | None) -> str | None:
-        check(rules.accelerator_type(v))
+        check(machines.accelerator_type(v))
         return v
 
     @field_validator("endpoint_display_name")
@@ -219,7 +219,7 @@ class TargetConfig(Frozen):
         problem = rules.replicas(self.min_replicas, self.max_replicas)
         if problem:
             raise FieldError(f"{problem[0]}_replicas", problem[1])
-        problem = rules.machine_spec(self.machine_type, self.accelerator_type, self.accelerator_count)
+        problem = machines.machine_spec(self.machine_type, self.accelerator_type, self.accelerator_count)
         if problem:
             raise FieldError(*problem)
         check_field("required_replicas", rules.required_replicas(self.required_replicas, self.min_replicas))

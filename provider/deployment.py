@@ -18,7 +18,7 @@ from tf.schema import Schema
 from tf.types import Bool, Number, String, Unknown
 from tf.utils import Diagnostics
 
-from config import rules
+from config import machines, rules
 from provider.client import VertexError, log, report
 from provider.common import (
     PROJECT_REGION_DOC,
@@ -410,7 +410,7 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
             )
         spec = [config.get(k) for k in ("machine_type", "accelerator_type", "accelerator_count")]
         if all(v is not Unknown for v in spec) and spec[0] is not None:
-            problem = rules.machine_spec(*spec)
+            problem = machines.machine_spec(*spec)
             if problem:
                 rule(diags, *problem)
         low, high = config.get("min_replica_count"), config.get("max_replica_count")

@@ -8,8 +8,8 @@ import pytest
 from conftest import ROOT, example_data
 
 from config.checks import check_bucket_name
+from config.machines import ACCELERATOR_TYPES
 from config.rollout import ConfigError, load_config, parse_config
-from config.rules import ACCELERATOR_TYPES
 
 
 def with_change(example: str, section: str, key: str, value, index: int = 0) -> dict:

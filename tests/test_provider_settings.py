@@ -19,7 +19,7 @@ from provider_support import (
     put_artifact,
 )
 
-from config import rules
+from config import machines
 from config.rollout import ConfigError, parse_config
 from serving.local import http_json
 
@@ -107,7 +107,7 @@ def _rule_message(target_fields: dict, field: str) -> str:
 
 def test_bad_values_are_refused_at_plan_with_the_configs_messages(emulators, endpoint, provider_cli_config, tmp_path):
     """One plan, one deployment per broken value: each is refused before anything reaches Vertex AI,
-    once, with the message the rollout config gives for the same value (config/rules.py)."""
+    once, with the message the rollout config gives for the same value (config/rules.py, config/machines.py)."""
     ws = Workspace(tmp_path / "ws", provider_cli_config, emulators.vertex_url)
     model = f"{PARENT}/models/landcover@1"
     ws.write(
@@ -140,7 +140,7 @@ def test_an_empty_machine_type_never_reaches_vertex_ai(emulators, endpoint, prov
     ws.init()
     result = ws.tf("apply", "-input=false", "-no-color", "-auto-approve", ok=False)
     assert not result.ok
-    assert f"machine_type: {rules.machine_type('')}".split(";")[0] in " ".join(result.stderr.split())
+    assert f"machine_type: {machines.machine_type('')}".split(";")[0] in " ".join(result.stderr.split())
     status, body = http_json(f"{emulators.vertex_url}/v1/{endpoint}")
     assert "301" not in {d["id"] for d in body.get("deployedModels", [])}
 
