@@ -6,15 +6,10 @@ from __future__ import annotations
 
 import copy
 
+from rehearsal.earth_engine_client import EarthEngine, PredictLoop
 from rehearsal.gcloud import GCLOUD_MACHINE_TYPE
-from rehearsal.rollout import (
-    EarthEngine,
-    PredictLoop,
-    Progress,
-    Rollout,
-    check,
-    found,
-)
+from rehearsal.progress import Progress, check, found
+from rehearsal.rollout import Rollout
 from rehearsal.steps import CANARY_PERCENT, SEED_TARGET, Report, next_version
 
 # Display names a user gives gcloud (required by its commands), not the stacks' own.

@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         env = emulators.environment()
         if args.offline_google:
             from rehearsal.google_standin import install_with_eevertex
-            from rehearsal.rollout import provider_python
+            from rehearsal.prerequisites import provider_python
 
             env["TF_CLI_CONFIG_FILE"] = str(
                 install_with_eevertex(

@@ -39,7 +39,8 @@ from build_hooks import earth_engine as ee
 from build_hooks.build import build
 from config.rollout import parse_config
 from rehearsal.emulators import Emulators
-from rehearsal.rollout import Progress, Rollout
+from rehearsal.progress import Progress
+from rehearsal.rollout import Rollout
 from stacks import naming
 from stacks.versions import serving_image_uri
 

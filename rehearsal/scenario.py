@@ -30,8 +30,11 @@ from pathlib import Path
 from build_hooks.manifest import Manifest
 from config.rollout import ConfigError, parse_config
 from rehearsal import adopt, verified
+from rehearsal.earth_engine_client import EarthEngine, PredictLoop
 from rehearsal.emulators import Emulators
-from rehearsal.rollout import EarthEngine, PredictLoop, Progress, RehearsalFailed, Rollout, check, missing_prerequisites
+from rehearsal.prerequisites import missing_prerequisites
+from rehearsal.progress import Progress, RehearsalFailed, check
+from rehearsal.rollout import Rollout
 from rehearsal.steps import (
     CANARY_PERCENT,
     SEED_TARGET,

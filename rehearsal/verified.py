@@ -12,17 +12,11 @@ import tomllib
 from pathlib import Path
 
 from config.rollout import parse_config
+from rehearsal.earth_engine_client import EarthEngine, PredictLoop
 from rehearsal.emulators import Emulators
-from rehearsal.rollout import (
-    EarthEngine,
-    PredictLoop,
-    Progress,
-    RehearsalFailed,
-    Rollout,
-    check,
-    found,
-    missing_prerequisites,
-)
+from rehearsal.prerequisites import missing_prerequisites
+from rehearsal.progress import Progress, RehearsalFailed, check, found
+from rehearsal.rollout import Rollout
 from rehearsal.steps import CANARY_PERCENT, NEXT_VERSION_LABEL, PrerequisiteMissing, Report
 
 FIXED_VERSION_LABEL = "rehearsal-fixed"

@@ -93,7 +93,7 @@ def copy_stack(outdir: Path, stack: str, dest: Path) -> Path:
 def provider_cli_config(tmp_path_factory) -> Path:
     """Our eevertex provider, installed as a user installs it (`python -m provider.install`):
     the Terraform CLI config to assign to TF_CLI_CONFIG_FILE."""
-    from rehearsal.rollout import provider_python
+    from rehearsal.prerequisites import provider_python
 
     if not provider_python().exists():
         pytest.skip("set $EEV_PROVIDER_PYTHON to the provider's virtualenv python (`nox -s tests` does)")

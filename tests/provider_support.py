@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from plan.terraform import run
-from rehearsal.rollout import provider_python
+from rehearsal.prerequisites import provider_python
 
 PROVIDER_PYTHON = provider_python()
 PROJECT, REGION = "acme-dev", "us-central1"

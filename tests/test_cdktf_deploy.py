@@ -53,7 +53,7 @@ def cdktf(torch_build, provider_cli_config, tmp_path_factory):
     from provider.install import install_shim
     from rehearsal.emulators import Emulators
     from rehearsal.google_standin import install_with_eevertex
-    from rehearsal.rollout import provider_python
+    from rehearsal.prerequisites import provider_python
 
     tmp = tmp_path_factory.mktemp("cdktf-deploy")
     install_with_eevertex(tmp / "mirror", tmp / "terraform.rc", str(provider_python()))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from conftest import ROOT
 
-from rehearsal.rollout import PROVIDER_PYTHON_ENV, provider_python
+from rehearsal.prerequisites import PROVIDER_PYTHON_ENV, provider_python
 from rehearsal.scenario import rehearse
 from rehearsal.steps import PrerequisiteMissing, next_version
 from rehearsal.verified import rehearse_verified_canary

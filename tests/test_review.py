@@ -25,7 +25,9 @@ def test_review_shows_what_a_change_does(torch_build, tmp_path, monkeypatch):
     """dev applied for real (our provider, emulated Vertex AI and GCS), then a bigger machine
     (a new deployment, created before the old one goes) and a higher replica ceiling."""
     from rehearsal.emulators import Emulators
-    from rehearsal.rollout import Progress, Rollout, provider_python
+    from rehearsal.prerequisites import provider_python
+    from rehearsal.progress import Progress
+    from rehearsal.rollout import Rollout
 
     if not provider_python().exists():
         pytest.skip("set $EEV_PROVIDER_PYTHON to the provider's virtualenv python (`nox -s tests` does)")
@@ -65,7 +67,9 @@ def test_deploy_options_rehearsed_and_reviewed(torch_build, tmp_path, monkeypatc
     AI; then a changed autoscaling target (in place) and access logging (a new deployment, the
     review says why), applied, and nothing left to change."""
     from rehearsal.emulators import Emulators
-    from rehearsal.rollout import Progress, Rollout, provider_python
+    from rehearsal.prerequisites import provider_python
+    from rehearsal.progress import Progress
+    from rehearsal.rollout import Rollout
 
     if not provider_python().exists():
         pytest.skip("set $EEV_PROVIDER_PYTHON to the provider's virtualenv python (`nox -s tests` does)")

@@ -33,7 +33,7 @@ def emulators(tmp_path_factory):
 @pytest.fixture(scope="module")
 def workspace(emulators, tmp_path_factory):
     from rehearsal.google_standin import VERSION, install_with_eevertex
-    from rehearsal.rollout import provider_python
+    from rehearsal.prerequisites import provider_python
 
     if not provider_python().exists():
         pytest.skip("set $EEV_PROVIDER_PYTHON to the provider's virtualenv python (`nox -s tests` does)")
