@@ -14,6 +14,7 @@ from provider_support import (
     Workspace,
     artifact_objects,
     changes,  # noqa: F401
+    emulators,  # noqa: F401
     model_config,
     planned_after,
     put_artifact,
