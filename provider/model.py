@@ -4,7 +4,8 @@ API (aiplatform_v1 ModelService, REST v1): UploadModel `POST {parent}/models:upl
 GetModel `GET models/M@V|M@alias|M`, ListModelVersions `GET models/M:listVersions`,
 UpdateModel `PATCH models/M[@V]?updateMask=`, MergeVersionAliases `POST models/M@V:mergeVersionAliases`,
 DeleteModelVersion `DELETE models/M@V:deleteVersion` (LRO), DeleteModel `DELETE models/M` (LRO).
-Nothing here touches the bucket: the artifact outlives every version made from it.
+Nothing here touches the bucket: the artifact outlives every version made from it. The request and
+answer JSON: provider/model_api.py.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from provider.common import (
     ProviderResource,
     attr,
     differences,
-    empty_like,
     import_parts,
     keep_timeouts,
     known,
@@ -43,40 +43,7 @@ from provider.common import (
     timeout_of,
     validate_common,
 )
-
-# model_service.py MergeVersionAliasesRequest.version_aliases (also Model.version_aliases)
-ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]")
-# model.py ModelContainerSpec.ports: "If you do not specify this field, it defaults to
-# following value: [{containerPort: 8080}]"
-DEFAULT_PORTS = [8080]
-
-# API field (as error messages name it) -> our attribute
-FIELDS = {
-    "artifactUri": "artifact_uri",
-    "artifact_uri": "artifact_uri",
-    "imageUri": "container_image_uri",
-    "image_uri": "container_image_uri",
-    "grpcPorts": "container_grpc_ports",
-    "grpc_ports": "container_grpc_ports",
-    "ports": "container_ports",
-    "predictRoute": "container_predict_route",
-    "healthRoute": "container_health_route",
-    "env": "container_env",
-    "command": "container_command",
-    "args": "container_args",
-    "deploymentTimeout": "container_deployment_timeout_seconds",
-    "sharedMemorySizeMb": "container_shared_memory_size_mb",
-    "startupProbe": "container_startup_probe_exec",
-    "healthProbe": "container_health_probe_exec",
-    "kmsKeyName": "kms_key_name",
-    "encryptionSpec": "kms_key_name",
-    "versionAliases": "version_alias",
-    "displayName": "display_name",
-    "description": "description",
-    "labels": "labels",
-    "modelId": "model_id",
-    "parentModel": "model_id",
-}
+from provider.model_api import ALIAS, FIELDS, deployed_names, from_api, model_name, model_update, to_api
 
 _S, _N = String(), Number()
 _ATTRIBUTES = [
@@ -220,121 +187,6 @@ _ATTRIBUTES = [
     attr("model_name", _S, kind="computed", doc="`projects/P/locations/R/models/M`."),
     attr("version_aliases", ListOf(_S), kind="computed", doc="Every alias this version holds."),
 ]
-_PROBES = ("startup", "health")
-
-
-def _model_name(state: State) -> str:
-    return f"projects/{state['project']}/locations/{state['region']}/models/{state['model_id']}"
-
-
-def _seconds(duration: str | None) -> float | int | None:
-    """A google.protobuf.Duration in JSON ("600s", "1.5s") as a number of seconds."""
-    if not duration:
-        return None
-    value = float(str(duration).rstrip("s"))
-    return int(value) if value.is_integer() else value
-
-
-def _number(value):
-    """int64 fields arrive as JSON strings."""
-    return None if value in (None, "") else int(value)
-
-
-def _alias(prior, aliases: list[str]) -> str:
-    """Our alias while the version holds it; else (drift, import) its first alias other than
-    `default`, or ""."""
-    if known(prior) and prior in aliases:
-        return prior
-    return next((a for a in aliases if a != "default"), "")
-
-
-def to_api(state: State) -> dict:
-    """The Model message of an upload."""
-    container: dict = {"imageUri": state["container_image_uri"]}
-    if state.get("container_command"):
-        container["command"] = list(state["container_command"])
-    if state.get("container_args"):
-        container["args"] = list(state["container_args"])
-    if state.get("container_env"):
-        container["env"] = [{"name": k, "value": v} for k, v in sorted(state["container_env"].items())]
-    if known(state.get("container_ports")) and state["container_ports"]:
-        container["ports"] = [{"containerPort": int(p)} for p in state["container_ports"]]
-    if state.get("container_grpc_ports"):
-        container["grpcPorts"] = [{"containerPort": int(p)} for p in state["container_grpc_ports"]]
-    for key, api in (("container_predict_route", "predictRoute"), ("container_health_route", "healthRoute")):
-        if state.get(key):
-            container[api] = state[key]
-    if known(state.get("container_deployment_timeout_seconds")):
-        container["deploymentTimeout"] = f"{state['container_deployment_timeout_seconds']}s"
-    if known(state.get("container_shared_memory_size_mb")):
-        container["sharedMemorySizeMb"] = str(int(state["container_shared_memory_size_mb"]))
-    for probe in _PROBES:
-        spec: dict = {}
-        if state.get(f"container_{probe}_probe_exec"):
-            spec["exec"] = {"command": list(state[f"container_{probe}_probe_exec"])}
-        for key, api in (("period_seconds", "periodSeconds"), ("timeout_seconds", "timeoutSeconds")):
-            if known(state.get(f"container_{probe}_probe_{key}")):
-                spec[api] = int(state[f"container_{probe}_probe_{key}"])
-        if spec:
-            container[f"{probe}Probe"] = spec
-    model: dict = {
-        "displayName": state["display_name"],
-        "artifactUri": state["artifact_uri"],
-        "containerSpec": container,
-        "versionAliases": [state["version_alias"]],
-    }
-    if state.get("description"):
-        model["description"] = state["description"]
-    if state.get("labels"):
-        model["labels"] = dict(state["labels"])
-    if state.get("kms_key_name"):
-        model["encryptionSpec"] = {"kmsKeyName": state["kms_key_name"]}
-    return model
-
-
-def from_api(version: dict, prior: State) -> State:
-    """State from a GetModel answer; `prior` supplies the names the caller used and how it wrote
-    empty values (absent == empty)."""
-    container = version.get("containerSpec") or {}
-    env = {e["name"]: e.get("value", "") for e in container.get("env") or []}
-    state = {
-        "project": prior["project"],
-        "region": prior["region"],
-        "model_id": prior["model_id"],
-        "version_alias": _alias(prior.get("version_alias"), version.get("versionAliases") or []),
-        "display_name": version.get("displayName", ""),
-        "description": empty_like(prior.get("description"), version.get("description")),
-        "labels": empty_like(prior.get("labels"), version.get("labels")),
-        "artifact_uri": version.get("artifactUri", ""),
-        "container_image_uri": container.get("imageUri", ""),
-        "container_command": empty_like(prior.get("container_command"), container.get("command")),
-        "container_args": empty_like(prior.get("container_args"), container.get("args")),
-        "container_env": empty_like(prior.get("container_env"), env),
-        "container_ports": [int(p["containerPort"]) for p in container.get("ports") or []] or DEFAULT_PORTS,
-        "container_grpc_ports": empty_like(
-            prior.get("container_grpc_ports"), [int(p["containerPort"]) for p in container.get("grpcPorts") or []]
-        ),
-        "container_predict_route": container.get("predictRoute") or None,
-        "container_health_route": container.get("healthRoute") or None,
-        "container_deployment_timeout_seconds": _seconds(container.get("deploymentTimeout")),
-        "container_shared_memory_size_mb": _number(container.get("sharedMemorySizeMb")),
-        "kms_key_name": (version.get("encryptionSpec") or {}).get("kmsKeyName") or None,
-        "version_id": version["versionId"],
-        "version_aliases": sorted(version.get("versionAliases") or []),
-    }
-    for probe in _PROBES:
-        spec = container.get(f"{probe}Probe") or {}
-        state[f"container_{probe}_probe_exec"] = empty_like(
-            prior.get(f"container_{probe}_probe_exec"), (spec.get("exec") or {}).get("command")
-        )
-        state[f"container_{probe}_probe_period_seconds"] = _number(spec.get("periodSeconds"))
-        state[f"container_{probe}_probe_timeout_seconds"] = _number(spec.get("timeoutSeconds"))
-    # A trailing slash is the same folder.
-    if known(prior.get("artifact_uri")) and prior["artifact_uri"].rstrip("/") == state["artifact_uri"].rstrip("/"):
-        state["artifact_uri"] = prior["artifact_uri"]
-    state["model_name"] = _model_name(state)
-    state["id"] = f"{state['model_name']}@{state['version_id']}"
-    return state
 
 
 class Model(ProviderResource):
@@ -378,7 +230,7 @@ The alias is kept as the config names it, so an import plans no change.
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
         if current is None:
             return planned
-        self.keep_prior_project(current, planned, _model_name)
+        self.keep_prior_project(current, planned, model_name)
         alias, old = planned.get("version_alias"), current.get("version_alias")
         if known(alias) and alias != old and current.get("version_aliases") is not Unknown:
             # mergeVersionAliases adds our alias and removes the one it replaces (never `default`):
@@ -395,14 +247,14 @@ The alias is kept as the config names it, so an import plans no change.
     def _warn_if_deployed(self, ctx: PlanContext, current: State, replaced: list[str]) -> None:
         """A replacement deletes this version; Vertex AI refuses that while it is deployed. Say
         so in the plan (the deployments may move off it earlier in the same apply)."""
-        target = f"{_model_name(current)}@{current['version_id']}"
+        target = f"{model_name(current)}@{current['version_id']}"
         try:
             version = self.client.get(target, what=f"get {target}")
         except VertexError:
             return
         deployed = (version or {}).get("deployedModels") or []
         if deployed:
-            where = ", ".join(f"{d.get('endpoint')}/deployedModels/{d.get('deployedModelId')}" for d in deployed)
+            where = deployed_names(deployed)
             ctx.diagnostics.add_warning(
                 f"{target} is deployed: replacing it ({', '.join(replaced)}) deletes it",
                 f"Deployed as {where}. The delete fails unless those deployments move off it first in the same "
@@ -439,13 +291,13 @@ The alias is kept as the config names it, so an import plans no change.
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
         with (
-            self.provider.lock(_model_name(planned)),
+            self.provider.lock(model_name(planned)),
             self.client.deadline(timeout_of(planned, "create"), "timeouts.create"),
         ):
             return keep_timeouts(self._create(ctx, planned), planned)
 
     def _create(self, ctx: CreateContext, planned: State) -> State | None:
-        name = _model_name(planned)
+        name = model_name(planned)
         try:
             # Read before create: a version holding our alias is ours (an earlier, interrupted
             # apply uploaded it): adopt it instead of uploading a duplicate.
@@ -511,20 +363,9 @@ The alias is kept as the config names it, so an import plans no change.
 
     def _converge_model_fields(self, name: str, planned: State, version: dict) -> None:
         """Model-level fields (shared by all versions) and version labels, as planned."""
-        model_mask = []
-        if version.get("displayName", "") != planned["display_name"]:
-            model_mask.append("displayName")
-        if (version.get("description") or "") != (planned.get("description") or ""):
-            model_mask.append("description")
-        if model_mask:
-            body = {"displayName": planned["display_name"], "description": planned.get("description") or ""}
-            self.client.request(
-                "PATCH",
-                name,
-                body={k: body[k] for k in model_mask},
-                params={"updateMask": ",".join(model_mask)},
-                what=f"update {name}",
-            )
+        body = model_update(planned, version)
+        if body:
+            self.client.request("PATCH", name, body=body, params={"updateMask": ",".join(body)}, what=f"update {name}")
         wanted = dict(planned.get("labels") or {})
         if (version.get("labels") or {}) != wanted:
             # UpdateModel on `M@V` with labels in the mask sets the version's labels; GetModel
@@ -543,7 +384,7 @@ The alias is kept as the config names it, so an import plans no change.
                 )
 
     def read(self, ctx: ReadContext, current: State) -> State | None:
-        name = _model_name(current)
+        name = model_name(current)
         try:
             version = self.client.get(f"{name}@{current['version_id']}", what=f"get {name}")
         except VertexError as error:
@@ -558,7 +399,7 @@ The alias is kept as the config names it, so an import plans no change.
             return keep_timeouts(self._update(ctx, current, planned), planned)
 
     def _update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        name = _model_name(current)
+        name = model_name(current)
         try:
             version = self.client.get(f"{name}@{current['version_id']}", what=f"get {name}")
             if version is None:
@@ -575,13 +416,13 @@ The alias is kept as the config names it, so an import plans no change.
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         with (
-            self.provider.lock(_model_name(current)),
+            self.provider.lock(model_name(current)),
             self.client.deadline(timeout_of(current, "delete"), "timeouts.delete"),
         ):
             self._delete(ctx, current)
 
     def _delete(self, ctx: DeleteContext, current: State) -> None:
-        name = _model_name(current)
+        name = model_name(current)
         target = f"{name}@{current['version_id']}"
         try:
             version = self.client.get(target, what=f"get {target}")
@@ -590,7 +431,7 @@ The alias is kept as the config names it, so an import plans no change.
                 return None
             deployed = version.get("deployedModels") or []
             if deployed:
-                where = ", ".join(f"{d.get('endpoint')}/deployedModels/{d.get('deployedModelId')}" for d in deployed)
+                where = deployed_names(deployed)
                 ctx.diagnostics.add_error(
                     f"{target} is still deployed",
                     f"Undeploy it first (delete those deployments): {where}.",
@@ -646,7 +487,7 @@ The alias is kept as the config names it, so an import plans no change.
         model_id, _, version = model.partition("@")
         prior = {"project": project, "region": region, "model_id": model_id}
         try:
-            found = self.client.get(f"{_model_name(prior)}@{version or 'default'}", what=f"get {id}")
+            found = self.client.get(f"{model_name(prior)}@{version or 'default'}", what=f"get {id}")
         except VertexError as error:
             report(ctx.diagnostics, error, FIELDS, "id")
             return None

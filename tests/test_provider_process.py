@@ -113,7 +113,7 @@ def test_credentials_none_needs_a_loopback_endpoint(provider_cli_config, tmp_pat
 
 def test_redistribute_gives_the_leaving_share_in_proportion():
     out = provider_python(
-        "import json; from provider.deployment import redistribute as r;"
+        "import json; from provider.deployment_api import redistribute as r;"
         "print(json.dumps([r({'1': 50, '2': 30, '3': 20}, '1', ['2', '3']),"
         " r({'1': 100, '2': 0, '3': 0}, '1', ['2', '3']),"
         " r({'1': 10, '2': 45, '3': 45}, '1', ['2', '3'])]))"
