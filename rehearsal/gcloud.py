@@ -242,12 +242,12 @@ def _gcloud_commands(
     own = config.own_image(target)
     routes = []
     if own is not None:
-        image = manifest.serving_image(own.name)
+        built = manifest.serving_image(own.name)
         with progress.step(f"push {own.name} by hand (skopeo copy, by digest)"):
             from serving.image import ROOT, push
 
-            repository = f"{emulators.registry_host}/{target.project}/{target.image_repository}/{image.name}"
-            progress.note(f"pushed {push(ROOT / image.layout, repository, image.tag, image.digest, tls_verify=False)}")
+            repository = f"{emulators.registry_host}/{target.project}/{target.image_repository}/{built.name}"
+            progress.note(f"pushed {push(ROOT / built.layout, repository, built.tag, built.digest, tls_verify=False)}")
         routes = [f"--container-predict-route={own.predict_route}", f"--container-health-route={own.health_route}"]
     gcloud(
         "ai",
