@@ -36,7 +36,7 @@ gcloud 528's `googlecloudsdk/generated_clients/apis/aiplatform/v1/aiplatform_v1_
 [client] = `aiplatform_v1/services/<service>/client.py` method docs; [sdk] =
 `google/cloud/aiplatform/models.py`; [code] = `google/rpc/code.proto` (HTTP mapping of
 each canonical code); [gcloud] = gcloud 528's `googlecloudsdk/...` sources. Tests are in
-tests/test_vertex_emulator.py unless named.
+tests/test_vertex_emulator_*.py unless named.
 
 | rule | source | test |
 |---|---|---|

@@ -1,7 +1,7 @@
 """The endpoint stack's request-response logging, deployment resource pool and alert policy on
 the stand-in google provider (rehearsal/google_standin) against the Vertex AI, BigQuery and
 Cloud Monitoring emulators, through real Terraform: apply, empty plan, in-place updates, drift,
-destroy. The resources are written as the endpoint stack synthesizes them (tests/test_stacks.py).
+destroy. The resources are written as the endpoint stack synthesizes them (tests/test_stacks_*.py).
 """
 
 from __future__ import annotations
