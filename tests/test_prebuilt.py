@@ -46,7 +46,7 @@ def test_a_unet_with_bilinear_upsampling_is_refused_for_pytorch_2_4(tmp_path):
 def test_the_same_unet_is_accepted_on_our_image(tmp_path):
     config = load_config(write_project(tmp_path))
     manifest = build(config, log=quiet)
-    assert [f.path for f in manifest.files] == ["ee_contract.json", "model.pt2"]
+    assert [f.path for f in manifest.files] == ["ee_contract.json", "golden.json", "model.pt2"]
 
 
 @pytest.mark.slow

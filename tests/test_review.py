@@ -83,6 +83,7 @@ def test_deploy_options_rehearsed_and_reviewed(torch_build, tmp_path, monkeypatc
         spot=True,
         container_logging=False,
         autoscaling={"cpu_utilization": 70, "requests_per_minute": 600},
+        verify_promotion=False,  # an emulator that serves nothing cannot answer the golden tile
     )
     cpu = "aiplatform.googleapis.com/prediction/online/cpu/utilization"
     with Emulators(tmp_path / "emulators", serving=False) as emulators:
