@@ -312,7 +312,7 @@ def run(repeats: int = 9, requests: int = 20, load: bool = True) -> Report:
     from build_hooks.pytorch import export_mar, export_program
     from build_hooks.spec import ModelSpec
     from serving import codec
-    from serving.image import ROOT, build_image
+    from serving.image import ROOT, build_image, local_image
     from serving.local import Container, TorchServe
     from serving.pytorch_server import Model
 
@@ -364,7 +364,7 @@ def run(repeats: int = 9, requests: int = 20, load: bool = True) -> Report:
         image = build_image(OWN_IMAGES[("pytorch", "cpu")], log=lambda *_: None)
         report.image_bytes = sum(p.stat().st_size for p in (ROOT / image.layout / "blobs").rglob("*") if p.is_file())
         with Container(
-            f"oci:{ROOT / image.layout}:image",
+            local_image(image),
             storage_uri="/artifact",
             mounts={str(artifact): "/artifact"},
             predict_route="/predict",

@@ -73,7 +73,7 @@ class Band(BaseModel):
 
 class ServingImage(BaseModel):
     """One of our serving images, as built for this artifact: what the stacks upload (by
-    digest) and `nox -s push` copies into each target's registry."""
+    digest) and our provider's `eevertex_image` pushes into each target's registry."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

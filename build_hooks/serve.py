@@ -28,7 +28,7 @@ from pathlib import Path
 from build_hooks import earth_engine as ee
 from build_hooks.manifest import SHORT_SHA, Manifest, ManifestError, read_manifest, verify_artifact
 from config.rollout import ConfigError, RolloutConfig, load_config
-from serving.image import ROOT, ImageError
+from serving.image import ImageError, local_image
 from serving.local import Container, TorchServe, free_port, http_json
 
 
@@ -57,7 +57,7 @@ def served(rollout: RolloutConfig, manifest: Manifest, target_index: int = 0):
                 f"model.artifact_dir: no {own.name} image recorded in the manifest; build again (`nox -s build`)"
             )
         with Container(
-            f"oci:{ROOT / image.layout}:image",
+            local_image(image),
             storage_uri="/artifact",
             mounts={str(artifact): "/artifact"},
             predict_route=own.predict_route,

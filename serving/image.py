@@ -442,6 +442,31 @@ def build_image(image, *, log=print):
     )
 
 
+def in_store(tool: Builder, name: str) -> bool:
+    """Whether the builder's own store holds an image by this name."""
+    inspect = [tool.path, "inspect", "--type", "image"] if tool.name == "buildah" else [tool.path, "image", "inspect"]
+    return subprocess.run([*inspect, name], capture_output=True).returncode == 0
+
+
+def local_image(image) -> str:
+    """A built image (a ServingImage) in the builder's own store, as `localhost/<name>:<digest>`:
+    what `serving.local.Container` runs. Running `oci:<layout>` directly would make buildah and
+    podman name the image after the layout's path, which containers/image refuses ("repository
+    name must be lowercase") wherever the checkout's path has an upper-case letter."""
+    tool = builder()
+    name = f"localhost/{image.name}:{image.digest.removeprefix('sha256:')[:32]}"
+    if in_store(tool, name):
+        return name
+    layout = ROOT / image.layout
+    if not (layout / "index.json").exists():
+        raise ImageError(f"{layout}: the built image is not here; build it again (`nox -s build`)")
+    store = "docker-daemon" if tool.name == "docker" else "containers-storage"
+    log_file = images_dir() / f"{image.name}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    _run([_skopeo(), "copy", "--quiet", f"oci:{layout}:image", f"{store}:{name}"], log_file)
+    return name
+
+
 def _relative(path: Path) -> str:
     try:
         return path.resolve().relative_to(ROOT).as_posix()
@@ -460,8 +485,8 @@ def _skopeo() -> str:
     found = shutil.which("skopeo")
     if not found:
         raise ImageError(
-            "pushing an image by digest needs skopeo (`sudo apt-get install skopeo`), which copies "
-            "the built layout's bytes unchanged"
+            "copying a built image (its OCI layout) needs skopeo (`sudo apt-get install skopeo`), which "
+            "copies the layout's bytes unchanged"
         )
     return found
 

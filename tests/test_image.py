@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 def _require_builder():
     try:
-        images.builder()
+        images.builder(), images._skopeo()
     except images.ImageError as error:
         pytest.skip(f"SKIPPED: {error}")
 
@@ -46,7 +47,7 @@ def tf_image():
 
 
 def layout_ref(image) -> str:
-    return f"oci:{images.ROOT / image.layout}:image"
+    return images.local_image(image)
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,23 @@ def test_the_same_inputs_give_the_same_digest(pytorch_image, tmp_path, monkeypat
     again = images.build_image(OWN_IMAGES[("pytorch", "cpu")], log=lambda *_: None)
     assert again.digest == pytorch_image.digest
     assert again.layout != pytorch_image.layout  # really built again, not found
+
+
+def test_a_layout_under_a_path_with_capitals_runs(pytorch_image, tmp_path):
+    """A checkout at /tmp/tmp.AbC/ (mktemp's names) keeps its layouts there: the image is copied
+    into the builder's store under our own lower-case name, since `oci:<path>` would be named
+    after the path, which containers/image refuses ("repository name must be lowercase")."""
+    layout = tmp_path / "Checkout.AbC" / "build" / "Images"
+    shutil.copytree(images.ROOT / pytorch_image.layout, layout, copy_function=os.link)
+    moved = pytorch_image.model_copy(update={"name": "ee-serving-case-check", "layout": str(layout)})
+    name = images.local_image(moved)
+    tool = images.builder()
+    try:
+        assert name == f"localhost/ee-serving-case-check:{pytorch_image.digest[7:39]}"
+        assert images.in_store(tool, name)
+        assert images.local_image(moved) == name  # found, not copied again
+    finally:
+        subprocess.run([tool.path, "rmi", name], capture_output=True)
 
 
 def test_the_image_runs_as_a_non_root_user(pytorch_image):
