@@ -3,11 +3,12 @@ validation (config/rules.py, the table the rollout config uses too) and Read nor
 
 from __future__ import annotations
 
+import contextlib
 import re
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from tf.iface import DataSource, Resource
-from tf.schema import Attribute, Block, NestedBlock, NestMode
+from tf.schema import Attribute, Block, NestedBlock, NestMode, Schema
 from tf.types import List, Map, String, Unknown
 from typing_extensions import TypeIs
 
@@ -79,16 +80,41 @@ def with_project(name: str, project: str) -> str:
 
 
 class _WithProvider:
-    """The provider (for its client and settings) at hand."""
+    """The provider (for its client and settings) at hand, and the schema each resource and data
+    source declares: its NAME (after the `eevertex_` prefix), DESCRIPTION, ATTRIBUTES, BLOCKS."""
+
+    NAME: ClassVar[str]
+    DESCRIPTION: ClassVar[str]
+    ATTRIBUTES: ClassVar[list[Attribute]]
+    BLOCKS: ClassVar[list[NestedBlock]] = []
 
     def __init__(self, provider):
         self.provider = provider
+
+    @classmethod
+    def get_name(cls) -> str:
+        return cls.NAME
+
+    @classmethod
+    def get_schema(cls) -> Schema:
+        return Schema(version=0, attributes=cls.ATTRIBUTES, block_types=cls.BLOCKS, description=cls.DESCRIPTION)
 
     @property
     def client(self):
         if self.provider.client is None:
             raise RuntimeError("the eevertex provider was not configured")
         return self.provider.client
+
+    @contextlib.contextmanager
+    def change(self, state: dict, kind: str, *, locked: str | None = None):
+        """One `kind` of change (create, update, delete) within the deadline of the state's
+        `timeouts` block; holding the provider's lock on the resource named `locked`, so that
+        the changes to one Vertex AI resource in one apply go one at a time."""
+        with contextlib.ExitStack() as held:
+            if locked is not None:
+                held.enter_context(self.provider.lock(locked))
+            held.enter_context(self.client.deadline(timeout_of(state, kind), f"timeouts.{kind}"))
+            yield
 
     def same_project(self, name_as_configured: str, name_in_state: str) -> bool:
         """Whether two names of one resource differ only in how the project is written (ID or

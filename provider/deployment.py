@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 
 from tf.iface import CreateContext, DeleteContext, ImportContext, PlanContext, ReadContext, State, UpdateContext
-from tf.schema import Schema
 from tf.types import Bool, Number, String, Unknown
 from tf.utils import Diagnostics
 
@@ -32,7 +31,6 @@ from provider.common import (
     replaced_attributes,
     rule,
     same_resource,
-    timeout_of,
     validate_common,
     with_project,
 )
@@ -197,21 +195,13 @@ resource "eevertex_deployment" "deployment_v1a2b3c" {
 gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it adopted.
 """
 
-    @classmethod
-    def get_name(cls) -> str:
-        return "deployment"
-
-    @classmethod
-    def get_schema(cls) -> Schema:
-        return Schema(
-            version=0,
-            attributes=_ATTRIBUTES,
-            block_types=[TIMEOUTS],
-            description=(
-                "One model version deployed on a Vertex AI endpoint. Replicas, autoscaling and container "
-                "logging change in place; anything else deploys anew (use create_before_destroy)."
-            ),
-        )
+    NAME = "deployment"
+    DESCRIPTION = (
+        "One model version deployed on a Vertex AI endpoint. Replicas, autoscaling and container "
+        "logging change in place; anything else deploys anew (use create_before_destroy)."
+    )
+    ATTRIBUTES = _ATTRIBUTES
+    BLOCKS = [TIMEOUTS]
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
@@ -355,10 +345,7 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
         # One change at a time per endpoint: each computes the split from what the endpoint holds.
-        with (
-            self.provider.lock(endpoint_name(planned)),
-            self.client.deadline(timeout_of(planned, "create"), "timeouts.create"),
-        ):
+        with self.change(planned, "create", locked=endpoint_name(planned)):
             return keep_timeouts(self._create(ctx, planned), planned)
 
     def _create(self, ctx: CreateContext, planned: State) -> State | None:
@@ -418,10 +405,7 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
         # One change at a time per endpoint: each computes the split from what the endpoint holds.
-        with (
-            self.provider.lock(endpoint_name(current)),
-            self.client.deadline(timeout_of(planned, "update"), "timeouts.update"),
-        ):
+        with self.change(planned, "update", locked=endpoint_name(current)):
             return keep_timeouts(self._update(ctx, current, planned), planned)
 
     def _update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
@@ -446,10 +430,7 @@ gcloud prints them), or the short `P/R/E/D`. An import never undeploys what it a
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
         # One change at a time per endpoint: each computes the split from what the endpoint holds.
-        with (
-            self.provider.lock(endpoint_name(current)),
-            self.client.deadline(timeout_of(current, "delete"), "timeouts.delete"),
-        ):
+        with self.change(current, "delete", locked=endpoint_name(current)):
             return self._delete(ctx, current)
 
     def _delete(self, ctx: DeleteContext, current: State) -> None:

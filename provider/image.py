@@ -22,7 +22,6 @@ from tf.iface import (
     State,
     UpdateContext,
 )
-from tf.schema import Schema
 from tf.types import String
 from tf.utils import Diagnostics
 
@@ -86,20 +85,12 @@ us-central1-docker.pkg.dev/acme-geo-dev/ee-serving/ee-serving-pytorch-cpu@sha256
 `import` block with that `id`). Delete never removes an image from the registry.
 """
 
-    @classmethod
-    def get_name(cls) -> str:
-        return "image"
-
-    @classmethod
-    def get_schema(cls) -> Schema:
-        return Schema(
-            version=0,
-            attributes=_ATTRIBUTES,
-            description=(
-                "A serving image pushed by digest from the build's OCI image layout into a registry (Artifact "
-                "Registry). Deleting it only forgets it: images are never deleted by Terraform."
-            ),
-        )
+    NAME = "image"
+    DESCRIPTION = (
+        "A serving image pushed by digest from the build's OCI image layout into a registry (Artifact "
+        "Registry). Deleting it only forgets it: images are never deleted by Terraform."
+    )
+    ATTRIBUTES = _ATTRIBUTES
 
     @property
     def registry(self) -> Registry:

@@ -21,7 +21,6 @@ from tf.iface import (
     State,
     UpdateContext,
 )
-from tf.schema import Schema
 from tf.types import Number, String, Unknown
 from tf.utils import Diagnostics
 
@@ -40,7 +39,6 @@ from provider.common import (
     known,
     replaced_attributes,
     rule,
-    timeout_of,
     validate_common,
 )
 from provider.model_api import ALIAS, FIELDS, deployed_names, from_api, model_name, model_update, to_api
@@ -211,21 +209,13 @@ version), as gcloud prints them (the project as ID or number), or the short `P/R
 The alias is kept as the config names it, so an import plans no change.
 """
 
-    @classmethod
-    def get_name(cls) -> str:
-        return "model"
-
-    @classmethod
-    def get_schema(cls) -> Schema:
-        return Schema(
-            version=0,
-            attributes=_ATTRIBUTES,
-            block_types=[TIMEOUTS],
-            description=(
-                "One version of a Vertex AI Model uploaded from a bucket artifact. Artifact or container "
-                "changes make a new version of the same model; deleting never touches the bucket."
-            ),
-        )
+    NAME = "model"
+    DESCRIPTION = (
+        "One version of a Vertex AI Model uploaded from a bucket artifact. Artifact or container "
+        "changes make a new version of the same model; deleting never touches the bucket."
+    )
+    ATTRIBUTES = _ATTRIBUTES
+    BLOCKS = [TIMEOUTS]
 
     def plan(self, ctx: PlanContext, current: State | None, planned: State) -> State:
         if current is None:
@@ -290,10 +280,7 @@ The alias is kept as the config names it, so an import plans no change.
     # -- CRUD ---------------------------------------------------------------------------------
 
     def create(self, ctx: CreateContext, planned: State) -> State | None:
-        with (
-            self.provider.lock(model_name(planned)),
-            self.client.deadline(timeout_of(planned, "create"), "timeouts.create"),
-        ):
+        with self.change(planned, "create", locked=model_name(planned)):
             return keep_timeouts(self._create(ctx, planned), planned)
 
     def _create(self, ctx: CreateContext, planned: State) -> State | None:
@@ -395,7 +382,7 @@ The alias is kept as the config names it, so an import plans no change.
         return keep_timeouts(from_api(version, current), current)
 
     def update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
-        with self.client.deadline(timeout_of(planned, "update"), "timeouts.update"):
+        with self.change(planned, "update"):
             return keep_timeouts(self._update(ctx, current, planned), planned)
 
     def _update(self, ctx: UpdateContext, current: State, planned: State) -> State | None:
@@ -415,10 +402,7 @@ The alias is kept as the config names it, so an import plans no change.
         return from_api(version, planned)
 
     def delete(self, ctx: DeleteContext, current: State) -> None:
-        with (
-            self.provider.lock(model_name(current)),
-            self.client.deadline(timeout_of(current, "delete"), "timeouts.delete"),
-        ):
+        with self.change(current, "delete", locked=model_name(current)):
             self._delete(ctx, current)
 
     def _delete(self, ctx: DeleteContext, current: State) -> None:

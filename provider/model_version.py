@@ -7,7 +7,6 @@ API: GetModel `GET models/M@ALIAS|M@VERSION` ([types] model_service.py GetModelR
 from __future__ import annotations
 
 from tf.iface import ReadDataContext, State
-from tf.schema import Schema
 from tf.types import List, Map, String
 from tf.utils import Diagnostics
 
@@ -28,54 +27,44 @@ data "eevertex_model_version" "serving" {
 }
 """
 
-    @classmethod
-    def get_name(cls) -> str:
-        return "model_version"
-
-    @classmethod
-    def get_schema(cls) -> Schema:
-        return Schema(
-            version=0,
-            description="A Vertex AI model version, looked up by alias or version ID.",
-            attributes=[
-                attr("project", _S, kind="required", doc=PROJECT_REGION_DOC["project"]),
-                attr("region", _S, kind="required", doc=PROJECT_REGION_DOC["region"]),
-                attr(
-                    "model_id", _S, kind="required", doc="The parent model's ID (as gcloud prints it, e.g. 19 digits)."
-                ),
-                attr(
-                    "version",
-                    _S,
-                    kind="optional",
-                    doc="A version alias (e.g. `default`, or the one an eevertex_model holds) or a version ID; "
-                    "default: `default`.",
-                ),
-                attr("id", _S, kind="computed", doc="`projects/P/locations/R/models/M@VERSION_ID`."),
-                attr("version_id", _S, kind="computed", doc="The version's ID (`1`, `2`, ...)."),
-                attr(
-                    "version_aliases",
-                    List(_S),
-                    kind="computed",
-                    doc="The version's aliases (`default` marks the model's default version).",
-                ),
-                attr("display_name", _S, kind="computed", doc="The model's display name."),
-                attr("description", _S, kind="computed", doc="The version's description."),
-                attr("labels", Map(_S), kind="computed", doc="The version's labels."),
-                attr(
-                    "artifact_uri",
-                    _S,
-                    kind="computed",
-                    doc="The gs:// folder the version's artifact was uploaded from.",
-                ),
-                attr("container_image_uri", _S, kind="computed", doc="The serving image the version runs."),
-                attr(
-                    "deployed_models",
-                    List(_S),
-                    kind="computed",
-                    doc="Where it is deployed: `projects/P/locations/R/endpoints/E/deployedModels/D`.",
-                ),
-            ],
-        )
+    NAME = "model_version"
+    DESCRIPTION = "A Vertex AI model version, looked up by alias or version ID."
+    ATTRIBUTES = [
+        attr("project", _S, kind="required", doc=PROJECT_REGION_DOC["project"]),
+        attr("region", _S, kind="required", doc=PROJECT_REGION_DOC["region"]),
+        attr("model_id", _S, kind="required", doc="The parent model's ID (as gcloud prints it, e.g. 19 digits)."),
+        attr(
+            "version",
+            _S,
+            kind="optional",
+            doc="A version alias (e.g. `default`, or the one an eevertex_model holds) or a version ID; "
+            "default: `default`.",
+        ),
+        attr("id", _S, kind="computed", doc="`projects/P/locations/R/models/M@VERSION_ID`."),
+        attr("version_id", _S, kind="computed", doc="The version's ID (`1`, `2`, ...)."),
+        attr(
+            "version_aliases",
+            List(_S),
+            kind="computed",
+            doc="The version's aliases (`default` marks the model's default version).",
+        ),
+        attr("display_name", _S, kind="computed", doc="The model's display name."),
+        attr("description", _S, kind="computed", doc="The version's description."),
+        attr("labels", Map(_S), kind="computed", doc="The version's labels."),
+        attr(
+            "artifact_uri",
+            _S,
+            kind="computed",
+            doc="The gs:// folder the version's artifact was uploaded from.",
+        ),
+        attr("container_image_uri", _S, kind="computed", doc="The serving image the version runs."),
+        attr(
+            "deployed_models",
+            List(_S),
+            kind="computed",
+            doc="Where it is deployed: `projects/P/locations/R/endpoints/E/deployedModels/D`.",
+        ),
+    ]
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)

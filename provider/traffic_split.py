@@ -21,7 +21,6 @@ from tf.iface import (
     State,
     UpdateContext,
 )
-from tf.schema import Schema
 from tf.types import Map, Number, String, Unknown
 from tf.utils import Diagnostics
 
@@ -38,7 +37,6 @@ from provider.common import (
     keep_timeouts,
     known,
     rule,
-    timeout_of,
     validate_common,
     with_project,
 )
@@ -123,21 +121,13 @@ resource "eevertex_traffic_split" "traffic" {
 `projects/P/locations/R/endpoints/E` (the project as ID or number), or the short `P/R/E`.
 """
 
-    @classmethod
-    def get_name(cls) -> str:
-        return "traffic_split"
-
-    @classmethod
-    def get_schema(cls) -> Schema:
-        return Schema(
-            version=0,
-            attributes=_ATTRIBUTES,
-            block_types=[TIMEOUTS],
-            description=(
-                "The traffic split of a Vertex AI endpoint across its deployments (in place). "
-                "Deleting it only forgets it: deleting a deployment undeploys it."
-            ),
-        )
+    NAME = "traffic_split"
+    DESCRIPTION = (
+        "The traffic split of a Vertex AI endpoint across its deployments (in place). "
+        "Deleting it only forgets it: deleting a deployment undeploys it."
+    )
+    ATTRIBUTES = _ATTRIBUTES
+    BLOCKS = [TIMEOUTS]
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
@@ -164,10 +154,7 @@ resource "eevertex_traffic_split" "traffic" {
         return planned
 
     def _apply(self, ctx, planned: State, kind: str, current: State | None = None) -> State | None:
-        with (
-            self.provider.lock(endpoint_name(planned)),
-            self.client.deadline(timeout_of(planned, kind), f"timeouts.{kind}"),
-        ):
+        with self.change(planned, kind, locked=endpoint_name(planned)):
             return keep_timeouts(self._set(ctx, planned, (current or {}).get("verified") or {}), planned)
 
     def _set(self, ctx, planned: State, verified_before: dict) -> State | None:
@@ -356,36 +343,27 @@ data "eevertex_traffic_split" "now" {
 }
 """
 
-    @classmethod
-    def get_name(cls) -> str:
-        return "traffic_split"
-
-    @classmethod
-    def get_schema(cls) -> Schema:
-        return Schema(
-            version=0,
-            description="An endpoint's current traffic split and deployed models.",
-            attributes=[
-                attr("project", _S, kind="required", doc=PROJECT_REGION_DOC["project"]),
-                attr("region", _S, kind="required", doc=PROJECT_REGION_DOC["region"]),
-                attr("endpoint_id", _S, kind="required", doc="The endpoint's ID (any Vertex AI gave it)."),
-                attr(
-                    "split",
-                    Map(Number()),
-                    kind="computed",
-                    doc="deployed_model_id -> percent, every deployed model included (empty: nothing deployed).",
-                ),
-                attr(
-                    "deployed_models",
-                    Map(_S),
-                    kind="computed",
-                    doc="deployed_model_id -> the model version it serves "
-                    "(`projects/P/locations/R/models/M@VERSION_ID`).",
-                ),
-                attr("display_name", _S, kind="computed", doc="The endpoint's display name."),
-                attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E`."),
-            ],
-        )
+    NAME = "traffic_split"
+    DESCRIPTION = "An endpoint's current traffic split and deployed models."
+    ATTRIBUTES = [
+        attr("project", _S, kind="required", doc=PROJECT_REGION_DOC["project"]),
+        attr("region", _S, kind="required", doc=PROJECT_REGION_DOC["region"]),
+        attr("endpoint_id", _S, kind="required", doc="The endpoint's ID (any Vertex AI gave it)."),
+        attr(
+            "split",
+            Map(Number()),
+            kind="computed",
+            doc="deployed_model_id -> percent, every deployed model included (empty: nothing deployed).",
+        ),
+        attr(
+            "deployed_models",
+            Map(_S),
+            kind="computed",
+            doc="deployed_model_id -> the model version it serves (`projects/P/locations/R/models/M@VERSION_ID`).",
+        ),
+        attr("display_name", _S, kind="computed", doc="The endpoint's display name."),
+        attr("id", _S, kind="computed", doc="`projects/P/locations/R/endpoints/E`."),
+    ]
 
     def validate(self, diags: Diagnostics, type_name: str, config: State) -> None:
         super().validate(diags, type_name, config)
