@@ -247,7 +247,17 @@ def tests(session: nox.Session) -> None:
         env["CDKTF_CLI"] = str(cli)
     else:
         session.log("npm not found: tests/test_hcl.py (cdktf synth --hcl) will be skipped")
-    session.run("python", "-m", "pytest", *session.posargs, env=env)
+    session.run("python", "-m", "pytest", *_workers(session.posargs), *session.posargs, env=env)
+
+
+def _workers(args: list[str]) -> list[str]:
+    """pytest-xdist workers, unless the arguments choose (`-n 0` runs in this process). A test
+    mostly waits on a container, Terraform or an emulator, so the workers outnumber the cores.
+    The longest tests come first, and the tests sharing a module's fixture stay together on one
+    worker, in order (tests/conftest.py)."""
+    if any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in args):
+        return []
+    return ["-n", str(max(2, (os.cpu_count() or 1) + 1)), "--dist", "loadgroup"]
 
 
 @nox.session(default=False)

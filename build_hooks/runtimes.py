@@ -30,6 +30,7 @@ from build_hooks import earth_engine as ee
 from config import images
 from config.rollout import RolloutConfig
 from config.target import TargetConfig
+from serving.image import exclusive
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-4
@@ -101,8 +102,14 @@ def runtime_python(release: images.PrebuiltRelease, log=print) -> Path:
     python = env / "bin" / "python"
     stamp = env / ".pins"
     wanted = "\n".join(release.runtime) + "\n"
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
-        return python
+    with exclusive(runtimes_dir() / f".{name}.lock"):
+        if not (python.exists() and stamp.exists() and stamp.read_text() == wanted):
+            _make_runtime(release, env, wanted, log)
+    return python
+
+
+def _make_runtime(release: images.PrebuiltRelease, env: Path, wanted: str, log) -> None:
+    python = env / "bin" / "python"
     log(
         f"build: making the {', '.join(release.runtime)} runtime of {release.label} in {env} "
         "(once; torch's CUDA build is several GB, a few minutes)"
@@ -127,8 +134,7 @@ def runtime_python(release: images.PrebuiltRelease, log=print) -> Path:
         raise ValueError(
             f"could not make the {release.label} runtime ({', '.join(release.runtime)}): {done.stderr.strip()[-1500:]}"
         )
-    stamp.write_text(wanted)
-    return python
+    (env / ".pins").write_text(wanted)
 
 
 def release_of(rollout: RolloutConfig, target: TargetConfig) -> images.PrebuiltRelease | None:

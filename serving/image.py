@@ -22,6 +22,8 @@ output; the image's digest then differs from one built on the pinned base.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -402,13 +404,31 @@ def layout_digest(layout: Path, ref: str) -> str:
     raise ImageError(f"{layout}: no image tagged {ref}")
 
 
+@contextlib.contextmanager
+def exclusive(lock_file: Path):
+    """Hold an exclusive lock on lock_file: builds sharing a folder (two nox sessions, or pytest
+    workers) wait for each other instead of writing the same layout at once."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build_image(image, *, log=print):
     """Build (or find already built) our image `image` (a config.images.OwnImage); returns
     the build_hooks.manifest.ServingImage to record."""
+    folder = images_dir()
+    with exclusive(folder / ".build.lock"):  # the base and the wheelhouse are shared
+        return _build_image(image, folder, log)
+
+
+def _build_image(image, folder: Path, log):
     from build_hooks.manifest import ServingImage
 
     tool = builder()
-    folder = images_dir()
     folder.mkdir(parents=True, exist_ok=True)
     log_file = folder / f"{image.name}.log"
     base, note = resolve_base(tool, image, log_file, log)

@@ -481,14 +481,3 @@ def registry_mirror_conf(folder: Path, mirrors: dict[str, str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
-
-
-def remove_stale(prefix: str = "ee-serving") -> None:
-    """Working containers of ours left by a killed run (buildah only)."""
-    if shutil.which("buildah"):
-        listed = subprocess.run(
-            ["buildah", "containers", "--format", "{{.ContainerName}}"], capture_output=True, text=True
-        )
-        for name in listed.stdout.split():
-            if name.startswith(prefix):
-                subprocess.run(["buildah", "rm", name], capture_output=True)

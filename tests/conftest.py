@@ -102,3 +102,23 @@ def provider_cli_config(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("provider")
     install(tmp / "mirror", tmp / "terraform.rc", str(provider_python()))
     return tmp / "terraform.rc"
+
+
+# The modules whose tests take minutes (a whole rehearsal, a build from nothing, a runtime of
+# several GB), longest first: run first, so that the workers (noxfile.py) never end on one.
+LONGEST_FIRST = ("test_rehearsal.py", "test_build.py", "test_prebuilt.py", "test_cdktf_deploy.py", "test_image.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each module's own order is kept
+    # Tests sharing a module-scoped fixture (a Terraform workspace each step applies to, a
+    # running container) run in order on one worker (`--dist loadgroup`); the others spread.
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        if fixtures and any(defs[-1].scope == "module" for defs in fixtures.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))

@@ -212,7 +212,7 @@ BAD_VALUES = [
 @pytest.mark.parametrize(
     "example,section,key,value,where,allowed",
     BAD_VALUES,
-    ids=[f"{s}.{k}={str(v)[:24]}" for _, s, k, v, _, _ in BAD_VALUES],
+    ids=[f"{s}.{k}={'(deleted)' if v is _DELETE else str(v)[:24]}" for _, s, k, v, _, _ in BAD_VALUES],
 )
 def test_bad_value_names_field_and_allowed_values(example, section, key, value, where, allowed):
     message = error_for(with_change(example, section, key, value))
