@@ -253,11 +253,14 @@ def tests(session: nox.Session) -> None:
 def _workers(args: list[str]) -> list[str]:
     """pytest-xdist workers, unless the arguments choose (`-n 0` runs in this process). A test
     mostly waits on a container, Terraform or an emulator, so the workers outnumber the cores.
-    The longest tests come first, and the tests sharing a module's fixture stay together on one
-    worker, in order (tests/conftest.py)."""
+    Each worker takes whole modules (their tests share fixtures), the longest first
+    (tests/conftest.py). Not `--dist loadgroup`: pytest-xdist 3.8 renames a grouped test's
+    `_nodeid`, which pytest 9 no longer reads (`Node.nodeid` is `str(self._id)`), so its groups
+    are silently ignored."""
     if any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in args):
         return []
-    return ["-n", str(max(2, (os.cpu_count() or 1) + 1)), "--dist", "loadgroup"]
+    # --no-loadscope-reorder: in our order, not pytest-xdist's (the modules with most tests first).
+    return ["-n", str(max(2, (os.cpu_count() or 1) + 1)), "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 @nox.session(default=False)

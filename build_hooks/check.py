@@ -191,6 +191,20 @@ def _grpc_inputs(batch: ee.Batch) -> dict:
     return batch.inputs
 
 
+def _model_output(captured: list, failure: str | None) -> np.ndarray:
+    """The model's own output for the last request (what a forward hook captured), channels
+    last; CheckError with `failure` where the model never answered."""
+    import torch
+
+    if not captured:
+        raise CheckError(failure)
+    raw = captured[-1]
+    if not isinstance(raw, torch.Tensor):
+        raise CheckError(f"the model returns a {type(raw).__name__}; allowed: one tensor [N, values, y, x]")
+    raw = raw.detach().cpu().numpy()
+    return np.moveaxis(raw, 1, -1) if raw.ndim == 4 else raw
+
+
 def _read(contract: ee.Contract, batch: ee.Batch, predictions) -> dict | str:
     """The answer as Earth Engine reads it (shape and bands checked; NaN/Inf are the
     report's warning, not a failure), or why it cannot be read."""
@@ -225,8 +239,6 @@ class ProgramRunner:
 
     def run(self, tiles: dict[str, np.ndarray]) -> tuple[np.ndarray, dict | str]:
         """(raw output [N, y, x, values], decoded bands or why the server refused)."""
-        import torch
-
         from serving import codec
 
         (batch,) = self.contract.requests(tiles)
@@ -239,13 +251,7 @@ class ProgramRunner:
             failure = f"the server answers HTTP {error.status}: {error.message}"
         except Exception as error:  # noqa: BLE001 - the model failing on a tile is the finding
             failure = f"the model fails: {type(error).__name__}: {str(error).splitlines()[0]}"
-        if not self.captured:
-            raise CheckError(failure)
-        raw = self.captured[-1]
-        if not isinstance(raw, torch.Tensor):
-            raise CheckError(f"the model returns a {type(raw).__name__}; allowed: one tensor [N, values, y, x]")
-        raw = raw.detach().cpu().numpy()
-        raw = np.moveaxis(raw, 1, -1) if raw.ndim == 4 else raw
+        raw = _model_output(self.captured, failure)
         if failure:
             return raw, failure
         return raw, _read(self.contract, batch, json.loads(answer)["predictions"])
@@ -286,7 +292,6 @@ class TorchServeRunner:
 
     def run(self, tiles: dict[str, np.ndarray]) -> tuple[np.ndarray, dict | str]:
         """(raw output [N, y, x, values], decoded bands or why the handler failed)."""
-        import torch
         from ts.service import Service
         from ts.utils.util import PredictionException
 
@@ -306,13 +311,7 @@ class TorchServeRunner:
             failure = f"the handler answers HTTP {error.error_code}: {error.message}"
         except Exception as error:  # noqa: BLE001 - the model failing on a tile is the finding
             failure = f"the model or handler fails: {type(error).__name__}: {str(error).splitlines()[0]}"
-        if not self.captured:
-            raise CheckError(failure)
-        raw = self.captured[-1]
-        if not isinstance(raw, torch.Tensor):
-            raise CheckError(f"the model returns a {type(raw).__name__}; allowed: one tensor [N, values, y, x]")
-        raw = raw.detach().cpu().numpy()
-        raw = np.moveaxis(raw, 1, -1) if raw.ndim == 4 else raw
+        raw = _model_output(self.captured, failure)
         if failure:
             return raw, failure
         try:

@@ -104,21 +104,28 @@ def provider_cli_config(tmp_path_factory) -> Path:
     return tmp / "terraform.rc"
 
 
-# The modules whose tests take minutes (a whole rehearsal, a build from nothing, a runtime of
-# several GB), longest first: run first, so that the workers (noxfile.py) never end on one.
-LONGEST_FIRST = ("test_rehearsal.py", "test_build.py", "test_prebuilt.py", "test_cdktf_deploy.py", "test_image.py")
+# pytest-xdist deals whole modules to its workers (`--dist loadfile`, noxfile.py): a module's
+# tests share its fixtures (a Terraform workspace each step applies to, a running container)
+# and run in order. The modules that take minutes (a rehearsal, a build from nothing, a runtime
+# of several GB), longest first, go first, so that no worker ends on one alone.
+LONGEST_FIRST = (
+    "test_rehearsal.py",
+    "test_rehearsal_own_model.py",
+    "test_rehearsal_tensorflow.py",
+    "test_own_model.py",
+    "test_image.py",
+    "test_review.py",
+    "test_rehearsal_verified.py",
+    "test_build.py",
+    "test_prebuilt.py",
+    "test_cdktf_deploy.py",
+    "test_gcloud.py",
+)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         name = item.path.name
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: each module's own order is kept
-    # Tests sharing a module-scoped fixture (a Terraform workspace each step applies to, a
-    # running container) run in order on one worker (`--dist loadgroup`); the others spread.
-    for item in items:
-        fixtures = getattr(item, "_fixtureinfo", None)
-        if fixtures and any(defs[-1].scope == "module" for defs in fixtures.name2fixturedefs.values()):
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))

