@@ -288,6 +288,12 @@ def serve(session: nox.Session) -> None:
     """Build, then serve the artifact on 127.0.0.1 as the first target's container would (our image, run here), with a sample Earth Engine request; Ctrl-C stops it."""  # noqa: E501 - `nox -l` shows a session's docstring up to its first line break
     install(session, "build", "serve")
     require_builder(session)
+    require(
+        session,
+        "skopeo",
+        "our image runs from the builder's store, copied there from the build's OCI layout "
+        "(Debian/Ubuntu: `sudo apt-get install skopeo`)",
+    )
     config = _configs(session)[0]
     session.run("python", "-m", "build_hooks", config, env=ENV)
     session.run("python", "-m", "build_hooks.serve", config, env=ENV)
