@@ -104,12 +104,12 @@ def runtime_python(release: images.PrebuiltRelease, log=print) -> Path:
     wanted = "\n".join(release.runtime) + "\n"
     with exclusive(runtimes_dir() / f".{name}.lock"):
         if not (python.exists() and stamp.exists() and stamp.read_text() == wanted):
-            _make_runtime(release, env, wanted, log)
+            _make_runtime(release, env, python, log)
+            stamp.write_text(wanted)
     return python
 
 
-def _make_runtime(release: images.PrebuiltRelease, env: Path, wanted: str, log) -> None:
-    python = env / "bin" / "python"
+def _make_runtime(release: images.PrebuiltRelease, env: Path, python: Path, log) -> None:
     log(
         f"build: making the {', '.join(release.runtime)} runtime of {release.label} in {env} "
         "(once; torch's CUDA build is several GB, a few minutes)"
@@ -134,7 +134,6 @@ def _make_runtime(release: images.PrebuiltRelease, env: Path, wanted: str, log) 
         raise ValueError(
             f"could not make the {release.label} runtime ({', '.join(release.runtime)}): {done.stderr.strip()[-1500:]}"
         )
-    (env / ".pins").write_text(wanted)
 
 
 def release_of(rollout: RolloutConfig, target: TargetConfig) -> images.PrebuiltRelease | None:

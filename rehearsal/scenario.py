@@ -481,11 +481,12 @@ def main(argv: list[str]) -> int:
             failed += 1
             continue
         print(report.summary)
+        seed = "" if args.quick else f" (+ {SEED_TARGET})"
+        interrupted = "" if args.quick else f"; interrupted: {report.facts['interrupted']}"
         print(
             f"artifacts {report.first_sha256[:12]} -> {report.next_sha256[:12]} on {', '.join(report.targets)}"
-            f"{'' if args.quick else f' (+ {SEED_TARGET})'}, {report.tile_size}px tiles: canary calls "
-            f"{report.facts['canary_counts']}, no failed request during canary/promote/rollback"
-            + ("" if args.quick else f"; interrupted: {report.facts['interrupted']}")
+            f"{seed}, {report.tile_size}px tiles: canary calls {report.facts['canary_counts']}, "
+            f"no failed request during canary/promote/rollback{interrupted}"
         )
     if args.scenario in ("all", "gcloud"):
         failed += _gcloud(args.configs, args.workdir)

@@ -156,7 +156,7 @@ def local_debian_base(tool: Builder, log_file: Path, log=print) -> str:
         partial.rename(tarball)
     digest = _file_sha256(tarball)
     name = f"localhost/ee-serving-base:{DEBIAN_SUITE}-{digest[:12]}"
-    if not _image_exists(tool, name):
+    if not image_exists(tool, name):
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             context = Path(tmp)
             os.link(tarball, context / "base.tar")
@@ -165,7 +165,8 @@ def local_debian_base(tool: Builder, log_file: Path, log=print) -> str:
     return name
 
 
-def _image_exists(tool: Builder, name: str) -> bool:
+def image_exists(tool: Builder, name: str) -> bool:
+    """Whether the builder's own store holds an image by this name."""
     argv = (
         [tool.path, "image", "inspect", name]
         if tool.name == "docker"
@@ -341,7 +342,7 @@ def local_tf_serving_base(tool: Builder, log_file: Path, log=print) -> str:
         _stage("serving/tf-serving-standin.Containerfile", ("tf_serving.py",), lock, wheels, context)
         inputs = inputs_hash(context, _base_identity(tool, debian), tool, {})
         name = f"localhost/ee-tf-serving-standin:{inputs[:16]}"
-        if not _image_exists(tool, name):
+        if not image_exists(tool, name):
             log("build: building a TensorFlow Serving stand-in base (serving/tf_serving.py; once; a few minutes) ...")
             _build(tool, context, name, {"BASE": debian}, log_file)
     return name
@@ -462,12 +463,6 @@ def _build_image(image, folder: Path, log):
     )
 
 
-def in_store(tool: Builder, name: str) -> bool:
-    """Whether the builder's own store holds an image by this name."""
-    inspect = [tool.path, "inspect", "--type", "image"] if tool.name == "buildah" else [tool.path, "image", "inspect"]
-    return subprocess.run([*inspect, name], capture_output=True).returncode == 0
-
-
 def local_image(image) -> str:
     """A built image (a ServingImage) in the builder's own store, as `localhost/<name>:<digest>`:
     what `serving.local.Container` runs. Running `oci:<layout>` directly would make buildah and
@@ -475,7 +470,7 @@ def local_image(image) -> str:
     name must be lowercase") wherever the checkout's path has an upper-case letter."""
     tool = builder()
     name = f"localhost/{image.name}:{image.digest.removeprefix('sha256:')[:32]}"
-    if in_store(tool, name):
+    if image_exists(tool, name):
         return name
     layout = ROOT / image.layout
     if not (layout / "index.json").exists():

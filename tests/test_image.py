@@ -114,7 +114,7 @@ def test_a_layout_under_a_path_with_capitals_runs(pytorch_image, tmp_path):
     tool = images.builder()
     try:
         assert name == f"localhost/ee-serving-case-check:{pytorch_image.digest[7:39]}"
-        assert images.in_store(tool, name)
+        assert images.image_exists(tool, name)
         assert images.local_image(moved) == name  # found, not copied again
     finally:
         subprocess.run([tool.path, "rmi", name], capture_output=True)
