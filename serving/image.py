@@ -41,7 +41,7 @@ SERVING = ROOT / "serving"
 REQUIREMENTS = SERVING / "requirements"
 # What each framework's image takes from serving/ (besides its Containerfile and lock).
 IMAGE_FILES = {
-    "pytorch": ("__init__.py", "codec.py", "pytorch_server.py"),
+    "pytorch": ("__init__.py", "codec.py", "model_server.py", "pytorch_server.py"),
     "tensorflow": ("tensorflow-entrypoint.sh",),
 }
 DEBIAN_SUITE = "bookworm"

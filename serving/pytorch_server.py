@@ -1,13 +1,14 @@
 """The model server of our PyTorch serving image: Vertex AI's Custom Prediction Routine (CPR)
-server from `google-cloud-aiplatform[prediction]`, run unchanged
-(`python -m google.cloud.aiplatform.prediction.model_server`: FastAPI on uvicorn, one worker
-process per core), with `EarthEngineHandler` below as its handler
-(`HANDLER_MODULE=serving.pytorch_server`, `HANDLER_CLASS=EarthEngineHandler`).
+server from `google-cloud-aiplatform[prediction]` (FastAPI on uvicorn, one worker process per
+core), started by `serving/model_server.py` as CPR's own `__main__` starts it, with
+`EarthEngineHandler` below as its handler (`HANDLER_MODULE=serving.pytorch_server`,
+`HANDLER_CLASS=EarthEngineHandler`).
 
 Vertex AI's custom-container contract ("Custom container requirements for prediction"), and
 where each part is met:
 - listen on `AIP_HTTP_PORT`, answer `AIP_HEALTH_ROUTE` and `AIP_PREDICT_ROUTE`: the CPR server
-  reads all three (model_server.py `CprModelServer.__init__`, `__main__`);
+  reads all three (CPR's model_server.py `CprModelServer.__init__`; the port in
+  serving/model_server.py as in CPR's `__main__`);
 - fetch the artifacts from `AIP_STORAGE_URI` at start: `EarthEngineHandler.__init__`, with
   CPR's own `prediction_utils.download_model_artifacts`;
 - healthy only once the model is loaded and has answered a warm-up tile: uvicorn calls the

@@ -143,7 +143,7 @@ def test_the_server_process_is_not_root(served):
         except OSError:
             continue
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-        if "google.cloud.aiplatform.prediction.model_server" in argv and "buildah" not in argv[0]:
+        if "serving.model_server" in argv and "buildah" not in argv[0]:
             uids.add(next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:")))
     assert uids == {"10001"}
 
