@@ -81,8 +81,10 @@ def load_factory(source: str, base_dir: Path | None = None) -> Callable[[], Mode
     module_name, _, function = source.partition(":")
     if base_dir is not None:
         _fresh_sources_under(Path(base_dir).resolve())
-        if str(base_dir) not in sys.path:
-            sys.path.insert(0, str(base_dir))
+        if str(base_dir) in sys.path:
+            sys.path.remove(str(base_dir))
+        sys.path.insert(0, str(base_dir))
+        _forget_modules_from_elsewhere(module_name.split(".")[0], Path(base_dir).resolve())
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
@@ -140,6 +142,22 @@ def _fresh_sources_under(base: Path) -> None:
     sys.path_hooks.insert(0, hook)
     sys.path_importer_cache.clear()
     _FRESH_BASES.add(base)
+
+
+def _forget_modules_from_elsewhere(top: str, base: Path) -> None:
+    """A package of that name already imported from another folder (an earlier config's, in
+    the same process: the rehearsal's next version, the starter) is forgotten when base
+    has its own, so the import below finds this config's module, not the cached one."""
+    if not ((base / f"{top}.py").is_file() or (base / top).is_dir()):
+        return
+    loaded = sys.modules.get(top)
+    if loaded is None:
+        return
+    origin = getattr(loaded, "__file__", None) or next(iter(getattr(loaded, "__path__", [])), None)
+    if origin and Path(origin).resolve().is_relative_to(base):
+        return
+    for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+        del sys.modules[name]
 
 
 def _not_found(module_name: str, base_dir: Path | None) -> str:

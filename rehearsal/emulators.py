@@ -171,6 +171,19 @@ class Emulators:
         status, body = http_json(f"{self.vertex_url}/emulator/faults", faults)
         assert status == 200, body
 
+    def hold(self, method: str, resource: str) -> None:
+        """Hold the answer to the next `method` call on a resource whose name holds `resource`,
+        once it has taken effect, until `release()`."""
+        status, body = http_json(f"{self.vertex_url}/emulator/hold", {"method": method, "resource": resource})
+        assert status == 200, body
+
+    def held(self) -> bool:
+        return bool(self._emulator_json("hold").get("held"))
+
+    def release(self) -> None:
+        status, body = http_json(f"{self.vertex_url}/emulator/release", {})
+        assert status == 200, body
+
     def _emulator_json(self, what: str) -> dict:
         """GET /emulator/<what> of the Vertex AI emulator: its JSON object."""
         status, body = http_json(f"{self.vertex_url}/emulator/{what}")

@@ -307,11 +307,7 @@ class Run:
                 with PredictLoop(self.earth_engine, endpoint, expected) as loop:
                     start = len(self.emulators.journal())
                     self.rollout.terraform.apply_killed(
-                        self.rollout.stack_dir(f"{self.head}-deployment"),
-                        lambda: any(
-                            c["method"] == kill_after and c["resource"] == endpoint
-                            for c in journal_since(self.emulators, start)
-                        ),
+                        self.rollout.stack_dir(f"{self.head}-deployment"), self.emulators, kill_after, endpoint
                     )
                     self.rollout.settle()
                     self.rollout.check_served_throughout(watch)
@@ -419,12 +415,7 @@ def _interrupted(rollout: Rollout, emulators: Emulators, target: str, sha256: st
             resource = (
                 rollout.endpoint(target) if kind == "deployment" else f"projects/{rollout.target(target)['project']}/"
             )
-            rollout.terraform.apply_killed(
-                rollout.stack_dir(f"{target}-{kind}"),
-                lambda method=method, resource=resource, start=start: any(
-                    c["method"] == method and resource in c["resource"] for c in journal_since(emulators, start)
-                ),
-            )
+            rollout.terraform.apply_killed(rollout.stack_dir(f"{target}-{kind}"), emulators, method, resource)
             rollout.settle()
             rollout.apply_stack(target, kind)
             calls = [c["method"] for c in journal_since(emulators, start)]

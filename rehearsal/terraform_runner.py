@@ -11,10 +11,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plan import terraform
 from rehearsal.prerequisites import provider_python
 from rehearsal.progress import Progress, RehearsalFailed
+
+if TYPE_CHECKING:
+    from rehearsal.emulators import Emulators
 
 
 @dataclass(frozen=True)
@@ -100,10 +104,14 @@ class Terraform:
         ]
         return lines[-1] if lines else "applied"
 
-    def apply_killed(self, stack_dir: Path, when, timeout: float = 300) -> None:
+    def apply_killed(
+        self, stack_dir: Path, emulators: Emulators, method: str, resource: str, timeout: float = 300
+    ) -> None:
         """Start `terraform apply` in a process of its own and kill it (and the provider
-        it started) with SIGKILL as soon as `when()` is true, as a crash or a lost CI
-        runner would."""
+        it started) with SIGKILL once its `method` call on `resource` has taken effect in
+        Vertex AI, before the answer reaches it, as a crash or a lost CI runner would. The
+        emulator holds that answer until the kill (a kill on seeing the call in the journal
+        came too late whenever the apply had nothing left to do)."""
         self.init(stack_dir)
         args = ["apply", "-input=false", "-no-color", "-auto-approve"]
         exe = terraform.binary()
@@ -120,23 +128,25 @@ class Terraform:
             ]
         log = (stack_dir / "killed-apply.log").open("w")
         env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0", **self.env}
+        emulators.hold(method, resource)
         process = subprocess.Popen(
             argv, cwd=stack_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         deadline = time.monotonic() + timeout
         try:
-            while not when():
+            while not emulators.held():
                 if process.poll() is not None:
                     raise RehearsalFailed(
-                        f"{stack_dir.name}: the apply ended (exit {process.returncode}) "
-                        "before the moment to interrupt it"
+                        f"{stack_dir.name}: the apply ended (exit {process.returncode}) without calling "
+                        f"{method} on {resource}"
                     )
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{stack_dir.name}: the moment to interrupt the apply did not come")
+                    raise TimeoutError(f"{stack_dir.name}: the apply did not call {method} on {resource}")
                 time.sleep(0.05)
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=60)
+            emulators.release()
             log.close()
         self.progress.detail((stack_dir / "killed-apply.log").read_text())

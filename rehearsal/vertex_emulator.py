@@ -11,7 +11,10 @@ and Earth Engine use of it, as strict as the API is.
   deploymentResourcePools: create, get, list, queryDeployedModels, delete; operations:
   get, under `/v1`, `/v1beta1` and `/ui`, as the clients poll them.
 - `/emulator/faults` (POST {"deployModel": "fail_after_serving"}) injects a deploy that dies
-  half-way; `/emulator/calls` counts mutating calls, `/emulator/journal` lists them in
+  half-way; `/emulator/hold` (POST {"method": "deployModel", "resource": "<part of a name>"})
+  holds the answer to the next such call, once it has taken effect, until
+  `/emulator/release`: the client can be killed before it learns the outcome, whatever its
+  speed (GET `/emulator/hold`: {"held": true} once a call is held); `/emulator/calls` counts mutating calls, `/emulator/journal` lists them in
   order; `/emulator/traffic` lists, after every change of an endpoint, which deployed models
   take its traffic (an empty list: an instant when nothing served); `/emulator/state` is the
   whole state (see `rehearsal.gcloud.parity`).
@@ -74,6 +77,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import copy
 import hashlib
 import json
@@ -129,6 +133,10 @@ class Emulator(ModelsApi, EndpointsApi, PoolsApi, PredictApi):
         self.drained = threading.Condition()
         self.rr: dict[str, dict[str, float]] = {}
         self.faults: dict[str, str] = {}
+        # /emulator/hold: the call whose answer waits for /emulator/release.
+        self.hold: dict | None = None
+        self.released = threading.Event()
+        self.request = threading.local()  # .held: the hold this request's call matched
         self.storage_host = storage_host
         self.project_numbers = project_numbers
         self.serving = serving
@@ -155,6 +163,20 @@ class Emulator(ModelsApi, EndpointsApi, PoolsApi, PredictApi):
         """Count a mutating call and append it to the journal (what was called, in order)."""
         self.state["calls"][method] = self.state["calls"].get(method, 0) + 1
         self.state.setdefault("journal", []).append({"method": method, "resource": resource, "detail": detail})
+        hold = self.hold
+        if hold and not hold["matched"] and hold["method"] == method and hold["resource"] in resource:
+            hold["matched"] = True
+            self.request.held = hold
+
+    def held(self, answer) -> None:
+        """After a call has taken effect: if it is the one to hold, wait for /emulator/release
+        (at most 10 minutes) before `answer()` sends its answer."""
+        hold = getattr(self.request, "held", None)
+        if hold:
+            self.request.held = None
+            hold["held"] = True
+            self.released.wait(600)
+        answer()
 
     def canon(self, name: str) -> str:
         """A resource name as this emulator stores it: with the project number when
@@ -331,6 +353,18 @@ class Emulator(ModelsApi, EndpointsApi, PoolsApi, PredictApi):
         if path == "/emulator/faults" and method == "POST":
             self.faults.update(body)
             return 200, {"faults": self.faults}
+        if path == "/emulator/hold" and method == "POST":
+            if not isinstance(body.get("method"), str) or not isinstance(body.get("resource"), str):
+                raise ApiError("INVALID_ARGUMENT", 'hold needs {"method": "<a mutating call>", "resource": "<text>"}')
+            self.released.clear()
+            self.hold = {"method": body["method"], "resource": body["resource"], "matched": False, "held": False}
+            return 200, self.hold
+        if path == "/emulator/hold":
+            return 200, self.hold or {"held": False}
+        if path == "/emulator/release" and method == "POST":
+            self.hold = None
+            self.released.set()
+            return 200, {}
         if path == "/emulator/calls":
             return 200, dict(self.state["calls"])
         if path == "/emulator/journal":
@@ -359,6 +393,7 @@ def make_handler(emulator: Emulator):
         def _dispatch(self):
             url = urlparse(self.path)
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            emulator.request.held = None
             try:
                 status, body = emulator.handle(self.command, unquote(url.path), parse_qs(url.query), raw)
             except ApiError as error:
@@ -366,7 +401,9 @@ def make_handler(emulator: Emulator):
             except (ValueError, KeyError, TypeError, AttributeError) as error:
                 error = ApiError("INVALID_ARGUMENT", f"{type(error).__name__}: {error}")
                 status, body = error.http, error.rest()
-            send_json(self, status, body)
+            # A client killed while its answer was held is gone when the answer goes out.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                emulator.held(lambda: send_json(self, status, body))
 
         do_GET = do_POST = do_PATCH = do_DELETE = _dispatch
 

@@ -136,6 +136,21 @@ def test_module_beside_the_config_needs_no_pythonpath(tmp_path):
     assert (config.artifact_dir / manifest.artifact_root / "model.pt2").is_file()
 
 
+def test_two_configs_with_a_package_of_the_same_name_each_get_their_own(tmp_path):
+    """In one process (the starter, the build check), a second folder's `seg` is not the
+    first folder's, which stays in sys.modules, even once that folder is gone."""
+    import shutil
+
+    from build_hooks.spec import load_spec
+
+    write_project(tmp_path / "first", classes=3, declared=3)
+    write_project(tmp_path / "second", classes=5, declared=5)
+    assert load_spec("seg.unet:make_model", tmp_path / "first").output_values == 3
+    shutil.rmtree(tmp_path / "first")
+    assert load_spec("seg.unet:make_model", tmp_path / "second").output_values == 5
+    assert sys.modules["seg.unet"].__file__ == str(tmp_path / "second" / "seg" / "unet.py")
+
+
 def test_new_weights_give_a_new_artifact_and_keep_the_old(tmp_path):
     config = load_config(write_project(tmp_path))
     first = build(config, log=quiet)

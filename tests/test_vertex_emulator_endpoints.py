@@ -7,6 +7,8 @@ these tests take seconds; the rehearsals exercise serving.
 
 from __future__ import annotations
 
+import time
+
 from vertex_emulator_support import (
     IMAGE,
     LOC,
@@ -350,3 +352,35 @@ def test_dedicated_resources_rules(api):
         {"deployedModel": {"id": deployed["id"], "enableAccessLogging": True}},
         updateMask="enableAccessLogging",
     )
+
+
+def test_a_held_call_takes_effect_and_its_answer_waits_for_the_release(api):
+    """/emulator/hold: the rehearsal kills an apply between a call's effect and its answer."""
+    import threading
+
+    import requests
+
+    endpoint, model = api.endpoint(), api.upload()["model"]
+    first = api.deploy(endpoint, model, {"0": 100})["id"]
+    admin = api.url + "/emulator"
+    assert requests.post(f"{admin}/hold", json={"method": "updateEndpoint"}, timeout=10).status_code == 400
+    requests.post(f"{admin}/hold", json={"method": "updateEndpoint", "resource": endpoint}, timeout=10)
+    answers: list[int] = []
+    patch = threading.Thread(
+        target=lambda: answers.append(
+            api.call("PATCH", endpoint, {"displayName": "held"}, updateMask="display_name").status_code
+        )
+    )
+    patch.start()
+    for _ in range(200):
+        if requests.get(f"{admin}/hold", timeout=10).json()["held"]:
+            break
+        time.sleep(0.02)
+    assert requests.get(f"{admin}/hold", timeout=10).json()["held"]
+    assert api.ok("GET", endpoint)["displayName"] == "held"  # in effect, others answered
+    assert not answers  # its own answer still held
+    requests.post(f"{admin}/release", json={}, timeout=10)
+    patch.join(10)
+    assert answers == [200]
+    # Released: the next such call is answered at once.
+    api.ok("PATCH", endpoint, {"trafficSplit": {first: 100}}, updateMask="traffic_split")
