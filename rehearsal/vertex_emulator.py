@@ -14,7 +14,8 @@ and Earth Engine use of it, as strict as the API is.
   half-way; `/emulator/hold` (POST {"method": "deployModel", "resource": "<part of a name>"})
   holds the answer to the next such call, once it has taken effect, until
   `/emulator/release`: the client can be killed before it learns the outcome, whatever its
-  speed (GET `/emulator/hold`: {"held": true} once a call is held); `/emulator/calls` counts mutating calls, `/emulator/journal` lists them in
+  speed (GET `/emulator/hold`: {"held": true} once a call is held); `/emulator/calls`
+  counts mutating calls, `/emulator/journal` lists them in
   order; `/emulator/traffic` lists, after every change of an endpoint, which deployed models
   take its traffic (an empty list: an instant when nothing served); `/emulator/state` is the
   whole state (see `rehearsal.gcloud.parity`).
